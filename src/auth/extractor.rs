@@ -1,0 +1,133 @@
+//! The authenticated caller, extracted from `Authorization: Bearer` (RFC 6750), the
+//! `vigil_token` cookie, or — for `/ws` only — the `token` query parameter.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::Method;
+use actix_web::{FromRequest, HttpRequest, web};
+
+use crate::domain::{PatientId, Role};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Name of the session cookie set by `POST /api/v1/session`.
+pub const COOKIE_NAME: &str = "vigil_token";
+
+/// Where the token came from; cookie-authenticated writes must pass the Origin check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// `Authorization: Bearer`.
+    Bearer,
+    /// `vigil_token` cookie.
+    Cookie,
+    /// `?token=` (only `/ws`).
+    Query,
+}
+
+/// A verified caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// `sub`.
+    pub user_id: String,
+    /// `role`.
+    pub role: Role,
+    /// `patient_id` claim (always present for role `patient`).
+    pub patient_id: Option<PatientId>,
+    /// `exp`, seconds since the epoch.
+    pub expires_at: i64,
+    /// Credential source.
+    pub credential: Credential,
+}
+
+/// Authenticates a request. `allow_query` admits `?token=` (the `/ws` exception for
+/// browsers that cannot set headers); elsewhere it is ignored and, alone, yields 401.
+pub fn authenticate(req: &HttpRequest, state: &AppState, allow_query: bool) -> Result<Principal, ApiError> {
+    let (token, credential) = find_token(req, allow_query)?;
+    let claims = state
+        .verifier
+        .verify(&token)
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    let role: Role = claims
+        .role
+        .parse()
+        .map_err(|_| ApiError::Unauthorized("token role is not one of Vigil's roles".to_owned()))?;
+    if claims.sub.is_empty() || claims.sub.len() > 128 {
+        return Err(ApiError::Unauthorized("token `sub` must be 1-128 characters".to_owned()));
+    }
+    let patient_id = match claims.patient_id.as_deref() {
+        Some(raw) => Some(
+            PatientId::parse(raw)
+                .map_err(|_| ApiError::Unauthorized("token `patient_id` claim is malformed".to_owned()))?,
+        ),
+        None => None,
+    };
+    if role == Role::Patient && patient_id.is_none() {
+        return Err(ApiError::Unauthorized("a patient token needs a `patient_id` claim".to_owned()));
+    }
+    let principal = Principal {
+        user_id: claims.sub,
+        role,
+        patient_id,
+        expires_at: claims.exp,
+        credential,
+    };
+    let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if principal.credential == Credential::Cookie && changes_state {
+        super::origin::check(req, &state.config.cors_origins)?;
+    }
+    Ok(principal)
+}
+
+fn find_token(req: &HttpRequest, allow_query: bool) -> Result<(String, Credential), ApiError> {
+    if let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::Unauthorized("Authorization header is not ASCII".to_owned()))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Unauthorized("expected `Authorization: Bearer <token>`".to_owned()))?;
+        return Ok((token.to_owned(), Credential::Bearer));
+    }
+    if let Some(cookie) = req.cookie(COOKIE_NAME) {
+        if !cookie.value().is_empty() {
+            return Ok((cookie.value().to_owned(), Credential::Cookie));
+        }
+    }
+    let query_token = query_token(req);
+    match (query_token, allow_query) {
+        (Some(token), true) => Ok((token, Credential::Query)),
+        (Some(_), false) => Err(ApiError::Unauthorized(
+            "the `token` query parameter is only accepted on /ws; use Authorization: Bearer or the session cookie"
+                .to_owned(),
+        )),
+        (None, _) => Err(ApiError::Unauthorized(
+            "missing credentials: send Authorization: Bearer <token> or the vigil_token cookie".to_owned(),
+        )),
+    }
+}
+
+fn query_token(req: &HttpRequest) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+impl FromRequest for Principal {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let result = match req.app_data::<web::Data<AppState>>() {
+            Some(state) => authenticate(req, state, false),
+            None => Err(ApiError::Internal("application state missing".to_owned())),
+        };
+        ready(result.map_err(Into::into))
+    }
+}

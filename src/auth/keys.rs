@@ -1,0 +1,146 @@
+//! Token verification and signing with a pinned algorithm.
+
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation, decode, encode};
+
+use super::Claims;
+use crate::config::{JwtConfig, JwtKey};
+
+/// Why a token was refused; the text is safe to show (it never contains the token).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The key could not be loaded.
+    #[error("invalid key: {0}")]
+    Key(String),
+    /// The token did not verify.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Verifies tokens: pinned algorithm, `exp` required, `iss`/`aud` when configured,
+/// no leeway (expiry is exact, which is what streams enforce too).
+#[derive(Clone)]
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").field("algorithms", &self.validation.algorithms).finish()
+    }
+}
+
+impl Verifier {
+    /// Builds a verifier; fails if the key does not parse.
+    pub fn new(config: &JwtConfig) -> Result<Self, TokenError> {
+        let key = match &config.key {
+            JwtKey::Secret(secret) => DecodingKey::from_secret(secret.expose().as_bytes()),
+            JwtKey::PublicPem(pem) => match config.algorithm {
+                jsonwebtoken::Algorithm::ES256 => DecodingKey::from_ec_pem(pem),
+                _ => DecodingKey::from_rsa_pem(pem),
+            }
+            .map_err(|e| TokenError::Key(e.to_string()))?,
+        };
+        let mut validation = Validation::new(config.algorithm);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        if let Some(issuer) = &config.issuer {
+            validation.set_issuer(&[issuer]);
+            validation.required_spec_claims.insert("iss".to_owned());
+        }
+        match &config.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                validation.required_spec_claims.insert("aud".to_owned());
+            }
+            None => validation.validate_aud = false,
+        }
+        Ok(Self { key, validation })
+    }
+
+    /// Verifies a token and returns its claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        decode::<Claims>(token, &self.key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                let why = match e.kind() {
+                    ErrorKind::ExpiredSignature => "token expired".to_owned(),
+                    ErrorKind::InvalidAlgorithm => "token algorithm not accepted".to_owned(),
+                    ErrorKind::InvalidSignature => "token signature invalid".to_owned(),
+                    ErrorKind::InvalidIssuer => "token issuer not accepted".to_owned(),
+                    ErrorKind::InvalidAudience => "token audience not accepted".to_owned(),
+                    ErrorKind::MissingRequiredClaim(claim) => format!("token lacks the `{claim}` claim"),
+                    ErrorKind::Json(_) => "token claims malformed (sub, role and exp are required)".to_owned(),
+                    _ => "token malformed".to_owned(),
+                };
+                TokenError::Invalid(why)
+            })
+    }
+}
+
+/// Signs tokens for `vigil token`, `--dev` and tests.
+pub struct Signer {
+    key: EncodingKey,
+    header: Header,
+}
+
+impl Signer {
+    /// HS256 signer from the shared secret.
+    pub fn hs256(secret: &str) -> Self {
+        Self {
+            key: EncodingKey::from_secret(secret.as_bytes()),
+            header: Header::new(jsonwebtoken::Algorithm::HS256),
+        }
+    }
+
+    /// RS256/ES256 signer from a PEM private key.
+    pub fn from_private_pem(algorithm: jsonwebtoken::Algorithm, pem: &[u8]) -> Result<Self, TokenError> {
+        let key = match algorithm {
+            jsonwebtoken::Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
+            _ => EncodingKey::from_rsa_pem(pem),
+        }
+        .map_err(|e| TokenError::Key(e.to_string()))?;
+        Ok(Self { key, header: Header::new(algorithm) })
+    }
+
+    /// Signs claims.
+    pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+        encode(&self.header, claims, &self.key).map_err(|e| TokenError::Key(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn config() -> JwtConfig {
+        JwtConfig {
+            key: JwtKey::Secret(Secret::new("0123456789abcdef0123456789abcdef")),
+            algorithm: jsonwebtoken::Algorithm::HS256,
+            issuer: None,
+            audience: None,
+        }
+    }
+
+    fn claims(exp: i64) -> Claims {
+        Claims { sub: "alice".into(), role: "nurse".into(), patient_id: None, exp, iat: None, iss: None, aud: None }
+    }
+
+    /// One encode and one decode: proves exactly one jsonwebtoken crypto backend is
+    /// enabled (none or both compile but panic at runtime).
+    #[test]
+    fn a_signed_token_verifies() {
+        let verifier = Verifier::new(&config()).expect("verifier");
+        let token = Signer::hs256("0123456789abcdef0123456789abcdef").sign(&claims(i64::MAX / 2)).expect("sign");
+        assert_eq!(verifier.verify(&token).expect("verifies").sub, "alice");
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let verifier = Verifier::new(&config()).expect("verifier");
+        let token = Signer::hs256("0123456789abcdef0123456789abcdef").sign(&claims(1)).expect("sign");
+        assert!(matches!(verifier.verify(&token), Err(TokenError::Invalid(m)) if m == "token expired"));
+    }
+}

@@ -1,0 +1,147 @@
+//! Command line: every `serve` flag doubles as a `VIGIL_*` environment variable, so
+//! `vigil serve --help` is the configuration reference (DESIGN.md, "Configuration").
+
+use clap::{Args, Parser, Subcommand};
+
+/// Vigil: real-time clinical alert hub.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The binary's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP/SSE/WebSocket server (the default).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Mint a JWT for development and tests; prints it on stdout.
+    Token(TokenArgs),
+    /// Terminal client: stream alerts and optionally acknowledge them.
+    Watch(WatchArgs),
+}
+
+/// Where the database is; shared by `serve` and `migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite://vigil.db` (default; created if missing) or `postgres://user@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://vigil.db")]
+    pub database_url: String,
+    /// `normal` (survives a process crash) or `full` (survives power loss; slower).
+    #[arg(long, env = "VIGIL_SQLITE_SYNC", default_value = "normal")]
+    pub sqlite_sync: String,
+    /// Connections in the database pool.
+    #[arg(long, env = "VIGIL_DB_POOL_SIZE", default_value = "8")]
+    pub db_pool_size: String,
+}
+
+/// How tokens are verified (and, for `token`, signed).
+#[derive(Debug, Clone, Args)]
+pub struct JwtArgs {
+    /// Shared secret for HS256. Never printed or logged.
+    #[arg(long, env = "VIGIL_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM public key file for RS256/ES256 verification.
+    #[arg(long, env = "VIGIL_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<String>,
+    /// Pinned algorithm: HS256, RS256 or ES256 (HS256 when a secret is given).
+    #[arg(long, env = "VIGIL_JWT_ALG")]
+    pub jwt_alg: Option<String>,
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "VIGIL_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "VIGIL_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+}
+
+/// Flags of `vigil serve`; all validated into a [`crate::config::Config`].
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "VIGIL_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+    /// Seconds between SSE heartbeats.
+    #[arg(long, env = "VIGIL_HEARTBEAT_SECS", default_value = "30")]
+    pub heartbeat_secs: String,
+    /// Events buffered per client before a slow client is cut off (it then resumes).
+    #[arg(long, env = "VIGIL_CLIENT_QUEUE", default_value = "100")]
+    pub client_queue: String,
+    /// Redis URL for several instances; unset means one instance, in-process broker.
+    #[arg(long, env = "VIGIL_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Legacy WebSocket phase: `on`, `deprecated` or `off`.
+    #[arg(long, env = "VIGIL_WS_MODE", default_value = "on")]
+    pub ws_mode: String,
+    /// Sunset date announced while `VIGIL_WS_MODE=deprecated` (YYYY-MM-DD).
+    #[arg(long, env = "VIGIL_WS_SUNSET", default_value = "2027-06-30")]
+    pub ws_sunset: String,
+    /// Seconds between WebSocket pings.
+    #[arg(long, env = "VIGIL_WS_PING_SECS", default_value = "30")]
+    pub ws_ping_secs: String,
+    /// Seconds of silence after which a WebSocket session is closed.
+    #[arg(long, env = "VIGIL_WS_TIMEOUT_SECS", default_value = "60")]
+    pub ws_timeout_secs: String,
+    /// Comma-separated origins allowed for CORS and cookie-authenticated writes.
+    #[arg(long, env = "VIGIL_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
+    /// Open streams (SSE + WebSocket) one user may hold.
+    #[arg(long, env = "VIGIL_MAX_STREAMS_PER_USER", default_value = "10")]
+    pub max_streams_per_user: String,
+    /// Open streams one instance accepts; unset means unlimited.
+    #[arg(long, env = "VIGIL_MAX_CONNECTIONS")]
+    pub max_connections: Option<String>,
+    /// Development mode: invent a secret if none is set, print an admin token and the console URL.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+/// Flags of `vigil token`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The user id (`sub` claim).
+    #[arg(long)]
+    pub sub: String,
+    /// One of admin, doctor, nurse, caregiver, dispatcher, patient, service.
+    #[arg(long)]
+    pub role: String,
+    /// The `patient_id` claim (required for role `patient`).
+    #[arg(long)]
+    pub patient: Option<String>,
+    /// Lifetime, e.g. `30m`, `8h`, `2d`, or plain seconds.
+    #[arg(long, default_value = "8h")]
+    pub ttl: String,
+    /// PEM private key for RS256/ES256 signing (HS256 uses the secret).
+    #[arg(long, env = "VIGIL_JWT_PRIVATE_KEY_FILE")]
+    pub private_key_file: Option<String>,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+}
+
+/// Flags of `vigil watch`.
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// Base URL of a running Vigil.
+    #[arg(long, env = "VIGIL_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Bearer token to authenticate with.
+    #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Patients to watch (repeatable); all in scope when omitted.
+    #[arg(long = "patient")]
+    pub patients: Vec<String>,
+    /// Read alert short ids from stdin and acknowledge them.
+    #[arg(long)]
+    pub ack: bool,
+    /// Disable ANSI colours.
+    #[arg(long)]
+    pub no_color: bool,
+}

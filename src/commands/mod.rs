@@ -1,0 +1,5 @@
+//! Subcommands other than `serve`: each a small program over the library.
+
+pub mod serve;
+pub mod token;
+pub mod watch;

@@ -1,0 +1,85 @@
+//! `vigil serve`: validate configuration, print the dev banner, run until a signal.
+
+use rand::Rng;
+
+use crate::auth::{Claims, Signer};
+use crate::cli::ServeArgs;
+use crate::config::Config;
+use crate::startup::Application;
+
+/// Why `serve` stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A configuration value is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Startup failed.
+    #[error(transparent)]
+    Startup(#[from] crate::startup::StartupError),
+    /// The server failed while running.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Validates the configuration; in `--dev` mode invents a secret when none is set.
+pub fn config_from(args: &ServeArgs) -> Result<(Config, Option<String>), ServeError> {
+    let needs_dev_secret = args.dev
+        && args.jwt.jwt_secret.as_deref().is_none_or(str::is_empty)
+        && args.jwt.jwt_public_key_file.as_deref().is_none_or(str::is_empty);
+    let dev_secret = needs_dev_secret.then(random_secret);
+    let config = Config::from_args(args, dev_secret.as_deref())?;
+    Ok((config, dev_secret))
+}
+
+/// Runs the server.
+pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
+    let (config, dev_secret) = config_from(&args)?;
+    let secret_for_banner = match (&config.jwt.key, args.dev) {
+        (crate::config::JwtKey::Secret(s), true) => Some(s.expose().to_owned()),
+        _ => None,
+    };
+    let host = config.bind.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default();
+    let app = Application::build(config).await?;
+    let url_host = if host == "0.0.0.0" || host.is_empty() { "127.0.0.1".to_owned() } else { host };
+    let url = format!("http://{url_host}:{}", app.port());
+    log::info!("vigil listening on {url}");
+    if let Some(secret) = secret_for_banner {
+        print_dev_banner(&url, &secret, dev_secret.is_some());
+    }
+    app.run_until_stopped().await?;
+    log::info!("vigil stopped");
+    Ok(())
+}
+
+fn random_secret() -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[allow(clippy::print_stdout)]
+fn print_dev_banner(url: &str, secret: &str, generated: bool) {
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: "dev-admin".to_owned(),
+        role: "admin".to_owned(),
+        patient_id: None,
+        exp: now + 12 * 3600,
+        iat: Some(now),
+        iss: None,
+        aud: None,
+    };
+    let token = match Signer::hs256(secret).sign(&claims) {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("cannot mint the development token: {e}");
+            return;
+        }
+    };
+    println!("Vigil is running in development mode.");
+    println!("  console (signs in as admin): {url}/#token={token}");
+    println!("  admin token (12 h):          {token}");
+    if generated {
+        println!("  JWT secret (this run only):  {secret}");
+        println!("  mint more tokens with:       VIGIL_JWT_SECRET={secret} vigil token --sub alice --role nurse");
+    }
+}

@@ -1,0 +1,151 @@
+//! `vigil watch`: a terminal SSE client. Prints one line per alert (coloured by
+//! severity), resumes from the last id after a dropped connection, and with `--ack`
+//! acknowledges alerts whose short id (first 8 characters) is typed on stdin.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
+
+use crate::cli::WatchArgs;
+
+/// Why watching stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// Credentials refused, scope forbidden and other final answers.
+    #[error("{0}")]
+    Refused(String),
+    /// Client setup.
+    #[error("http client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+type Known = Arc<Mutex<HashMap<String, String>>>;
+
+/// Streams until interrupted or refused.
+pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
+    let client = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
+    let base = args.url.trim_end_matches('/').to_owned();
+    let known: Known = Arc::default();
+    if args.ack {
+        tokio::spawn(ack_loop(client.clone(), base.clone(), args.token.clone(), Arc::clone(&known), !args.no_color));
+    }
+    let mut last_id: Option<String> = None;
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let mut url = format!("{base}/api/v1/alerts/stream");
+        let query: Vec<String> = args.patients.iter().map(|p| format!("patient_id={p}")).collect();
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&query.join("&"));
+        }
+        let mut request = client.get(&url).bearer_auth(&args.token);
+        if let Some(id) = &last_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        match request.send().await {
+            Ok(resp) if resp.status().is_success() => {
+                delay = Duration::from_secs(1);
+                let mut events = resp.bytes_stream().eventsource();
+                while let Some(Ok(event)) = events.next().await {
+                    if !event.id.is_empty() {
+                        last_id = Some(event.id.clone());
+                    }
+                    if event.event == "auth_expired" {
+                        return Err(WatchError::Refused("token expired; mint a new one".to_owned()));
+                    }
+                    print_event(&event.event, &event.data, &known, !args.no_color);
+                }
+                status_line("stream ended; reconnecting");
+            }
+            Ok(resp) if resp.status().is_client_error() => {
+                let status = resp.status();
+                let body: Value = resp.json().await.unwrap_or_default();
+                let detail = body.get("detail").and_then(Value::as_str).unwrap_or("refused");
+                return Err(WatchError::Refused(format!("{status}: {detail}")));
+            }
+            Ok(resp) => status_line(&format!("server answered {}; retrying in {}s", resp.status(), delay.as_secs())),
+            Err(e) => status_line(&format!("cannot connect ({e}); retrying in {}s", delay.as_secs())),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn status_line(text: &str) {
+    eprintln!("vigil watch: {text}");
+}
+
+fn colour(severity: &str) -> &'static str {
+    match severity {
+        "critical" => "\x1b[1;41;97m",
+        "high" => "\x1b[1;31m",
+        "medium" => "\x1b[33m",
+        "low" => "\x1b[36m",
+        _ => "\x1b[2m",
+    }
+}
+
+/// Formats one alert line: `seq short-id SEVERITY patient title [status]`.
+pub fn format_alert(alert: &Value, seq: &str, colours: bool) -> String {
+    let text = |k: &str| alert.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let id = text("id");
+    let short: String = id.chars().take(8).collect();
+    let severity = text("severity");
+    let label = format!("{:<8}", severity.to_uppercase());
+    let label = if colours { format!("{}{label}\x1b[0m", colour(&severity)) } else { label };
+    format!("#{seq} {short} {label} patient={} {} [{}]", text("patient_id"), text("title"), text("status"))
+}
+
+#[allow(clippy::print_stdout)]
+fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
+    let Ok(value) = serde_json::from_str::<Value>(data) else { return };
+    let (alert, prefix) = match kind {
+        "alert" => (value.clone(), ""),
+        "alert_updated" => (value.get("alert").cloned().unwrap_or_default(), "updated "),
+        "connected" => {
+            println!("connected as {} ({}), patients {}", value["user_id"], value["role"], value["patients"]);
+            return;
+        }
+        "reset" => {
+            println!("the server could not replay from the last id; showing live alerts from now");
+            return;
+        }
+        _ => return,
+    };
+    let seq = alert.get("last_seq").map(ToString::to_string).unwrap_or_default();
+    if let (Some(id), Ok(mut map)) = (alert.get("id").and_then(Value::as_str), known.lock()) {
+        map.insert(id.chars().take(8).collect(), id.to_owned());
+    }
+    println!("{prefix}{}", format_alert(&alert, &seq, colours));
+    let _ = std::io::stdout().flush();
+}
+
+#[allow(clippy::print_stdout)]
+async fn ack_loop(client: reqwest::Client, base: String, token: String, known: Known, _colours: bool) {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut parts = line.split_whitespace();
+        let Some(short) = parts.next() else { continue };
+        let status = parts.next().unwrap_or("acknowledged").to_owned();
+        let full = known.lock().ok().and_then(|m| m.get(short).cloned()).unwrap_or_else(|| short.to_owned());
+        let url = format!("{base}/api/v1/alerts/{full}/acknowledge");
+        let body = serde_json::json!({ "status": status });
+        match client.post(&url).bearer_auth(&token).json(&body).send().await {
+            Ok(resp) if resp.status().is_success() => println!("ack ok {short} {status}"),
+            Ok(resp) => {
+                let code = resp.status();
+                let v: Value = resp.json().await.unwrap_or_default();
+                println!("ack failed {short}: {code} {}", v.get("detail").and_then(Value::as_str).unwrap_or_default());
+            }
+            Err(e) => println!("ack failed {short}: {e}"),
+        }
+        let _ = std::io::stdout().flush();
+    }
+}

@@ -1,0 +1,389 @@
+//! Validated configuration. Raw strings from the CLI/environment become typed values
+//! here, once; a bad value is a [`ConfigError`] naming the variable, never a panic.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+
+use crate::cli::{DatabaseArgs, JwtArgs, ServeArgs};
+
+/// A configuration value that cannot be used; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    /// The environment variable (or flag) at fault.
+    pub variable: &'static str,
+    /// What was expected.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            variable,
+            message: message.into(),
+        }
+    }
+}
+
+/// A secret whose `Debug`/`Display` never show the value, so `{:?}` cannot leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The value, for the few places that must use it (signing, verifying).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Verification key material; the algorithm is pinned alongside it.
+#[derive(Debug, Clone)]
+pub enum JwtKey {
+    /// HS256 shared secret.
+    Secret(Secret),
+    /// PEM public key (RS256 or ES256).
+    PublicPem(Vec<u8>),
+}
+
+/// Everything needed to verify a token.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// The key.
+    pub key: JwtKey,
+    /// The only algorithm accepted (prevents algorithm confusion).
+    pub algorithm: Algorithm,
+    /// Required `iss`, when configured.
+    pub issuer: Option<String>,
+    /// Required `aud`, when configured.
+    pub audience: Option<String>,
+}
+
+/// Phase of the WebSocket migration (DESIGN.md, "Migration phases").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsMode {
+    /// Phase 1: both transports.
+    On,
+    /// Phase 2: still served, with deprecation headers, frame and metrics.
+    Deprecated,
+    /// Phase 3: `/ws` answers 410 Gone.
+    Off,
+}
+
+/// SQLite durability level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSync {
+    /// `synchronous=NORMAL`: survives a process crash.
+    Normal,
+    /// `synchronous=FULL`: survives power loss.
+    Full,
+}
+
+/// Database settings shared by `serve` and `migrate`.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`.
+    pub url: String,
+    /// SQLite durability.
+    pub sqlite_sync: SqliteSync,
+    /// Pool size.
+    pub pool_size: u32,
+}
+
+/// The whole validated server configuration. Tests build it with [`Config::new`] and
+/// adjust fields directly.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address; port 0 picks a free port.
+    pub bind: String,
+    /// Database.
+    pub database: DatabaseConfig,
+    /// Token verification.
+    pub jwt: JwtConfig,
+    /// SSE heartbeat period.
+    pub heartbeat: Duration,
+    /// Bounded per-client queue length.
+    pub client_queue: NonZeroUsize,
+    /// Redis for multi-instance fan-out.
+    pub redis_url: Option<String>,
+    /// WebSocket phase.
+    pub ws_mode: WsMode,
+    /// Sunset date (YYYY-MM-DD) announced in deprecated mode.
+    pub ws_sunset: chrono::NaiveDate,
+    /// WebSocket ping period.
+    pub ws_ping: Duration,
+    /// WebSocket silence limit.
+    pub ws_timeout: Duration,
+    /// Extra allowed origins (CORS and cookie Origin check).
+    pub cors_origins: Vec<String>,
+    /// Streams per user.
+    pub max_streams_per_user: usize,
+    /// Streams per instance.
+    pub max_connections: Option<usize>,
+    /// How often the manager checks the event log for events it did not hear about.
+    pub tail_poll: Duration,
+}
+
+impl Config {
+    /// Defaults from DESIGN.md with the given database and HS256 secret; binds an
+    /// ephemeral port on loopback. Used by tests and by `--dev`.
+    pub fn new(database_url: impl Into<String>, jwt_secret: impl Into<String>) -> Self {
+        Self {
+            bind: "127.0.0.1:0".to_owned(),
+            database: DatabaseConfig {
+                url: database_url.into(),
+                sqlite_sync: SqliteSync::Normal,
+                pool_size: 8,
+            },
+            jwt: JwtConfig {
+                key: JwtKey::Secret(Secret::new(jwt_secret)),
+                algorithm: Algorithm::HS256,
+                issuer: None,
+                audience: None,
+            },
+            heartbeat: Duration::from_secs(30),
+            client_queue: NonZeroUsize::new(100).unwrap_or(NonZeroUsize::MIN),
+            redis_url: None,
+            ws_mode: WsMode::On,
+            ws_sunset: chrono::NaiveDate::from_ymd_opt(2027, 6, 30).unwrap_or_default(),
+            ws_ping: Duration::from_secs(30),
+            ws_timeout: Duration::from_secs(60),
+            cors_origins: Vec::new(),
+            max_streams_per_user: 10,
+            max_connections: None,
+            tail_poll: Duration::from_secs(1),
+        }
+    }
+
+    /// Validates `serve` flags. `dev_secret` is used when no key is configured (`--dev`).
+    pub fn from_args(args: &ServeArgs, dev_secret: Option<&str>) -> Result<Self, ConfigError> {
+        let jwt = jwt_config(&args.jwt, dev_secret)?;
+        let database = database_config(&args.database)?;
+        let mut config = Config::new(database.url.clone(), "");
+        config.database = database;
+        config.jwt = jwt;
+        config.bind = parse_bind(&args.bind)?;
+        config.heartbeat = Duration::from_secs(positive(&args.heartbeat_secs, "VIGIL_HEARTBEAT_SECS")?);
+        config.client_queue = non_zero(&args.client_queue, "VIGIL_CLIENT_QUEUE")?;
+        config.redis_url = match args.redis_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => Some(url.to_owned()),
+            Some(_) => return Err(ConfigError::new("VIGIL_REDIS_URL", "expected a redis:// URL")),
+        };
+        config.ws_mode = parse_ws_mode(&args.ws_mode)?;
+        config.ws_sunset = chrono::NaiveDate::parse_from_str(args.ws_sunset.trim(), "%Y-%m-%d")
+            .map_err(|_| ConfigError::new("VIGIL_WS_SUNSET", "expected a date YYYY-MM-DD"))?;
+        config.ws_ping = Duration::from_secs(positive(&args.ws_ping_secs, "VIGIL_WS_PING_SECS")?);
+        config.ws_timeout = Duration::from_secs(positive(&args.ws_timeout_secs, "VIGIL_WS_TIMEOUT_SECS")?);
+        config.cors_origins = parse_origins(&args.cors_origins)?;
+        config.max_streams_per_user =
+            non_zero(&args.max_streams_per_user, "VIGIL_MAX_STREAMS_PER_USER")?.get();
+        config.max_connections = match args.max_connections.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(non_zero(raw, "VIGIL_MAX_CONNECTIONS")?.get()),
+        };
+        Ok(config)
+    }
+}
+
+/// Validates the database flags (also used by `vigil migrate`).
+pub fn database_config(args: &DatabaseArgs) -> Result<DatabaseConfig, ConfigError> {
+    let url = args.database_url.trim();
+    if url.is_empty() {
+        return Err(ConfigError::new("DATABASE_URL", "must not be empty"));
+    }
+    let sqlite_sync = match args.sqlite_sync.trim().to_ascii_lowercase().as_str() {
+        "normal" => SqliteSync::Normal,
+        "full" => SqliteSync::Full,
+        _ => return Err(ConfigError::new("VIGIL_SQLITE_SYNC", "expected `normal` or `full`")),
+    };
+    let pool_size = non_zero(&args.db_pool_size, "VIGIL_DB_POOL_SIZE")?.get();
+    let pool_size = u32::try_from(pool_size)
+        .map_err(|_| ConfigError::new("VIGIL_DB_POOL_SIZE", "too large"))?;
+    Ok(DatabaseConfig {
+        url: url.to_owned(),
+        sqlite_sync,
+        pool_size,
+    })
+}
+
+/// Validates the JWT flags. Exactly one key source; the algorithm must fit the key.
+pub fn jwt_config(args: &JwtArgs, dev_secret: Option<&str>) -> Result<JwtConfig, ConfigError> {
+    let secret = args.jwt_secret.as_deref().filter(|s| !s.is_empty());
+    let key_file = args.jwt_public_key_file.as_deref().filter(|s| !s.is_empty());
+    let alg = match args.jwt_alg.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => Some(match raw.to_ascii_uppercase().as_str() {
+            "HS256" => Algorithm::HS256,
+            "RS256" => Algorithm::RS256,
+            "ES256" => Algorithm::ES256,
+            _ => return Err(ConfigError::new("VIGIL_JWT_ALG", "expected HS256, RS256 or ES256")),
+        }),
+    };
+    let (key, algorithm) = match (secret, key_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "VIGIL_JWT_SECRET",
+                "set either VIGIL_JWT_SECRET or VIGIL_JWT_PUBLIC_KEY_FILE, not both",
+            ));
+        }
+        (Some(secret), None) => {
+            if secret.len() < 32 {
+                return Err(ConfigError::new("VIGIL_JWT_SECRET", "expected at least 32 characters"));
+            }
+            match alg {
+                None | Some(Algorithm::HS256) => {}
+                Some(_) => {
+                    return Err(ConfigError::new("VIGIL_JWT_ALG", "a shared secret only works with HS256"));
+                }
+            }
+            (JwtKey::Secret(Secret::new(secret)), Algorithm::HS256)
+        }
+        (None, Some(path)) => {
+            let pem = std::fs::read(path).map_err(|e| {
+                ConfigError::new("VIGIL_JWT_PUBLIC_KEY_FILE", format!("cannot read {path}: {e}"))
+            })?;
+            let algorithm = match alg {
+                Some(a @ (Algorithm::RS256 | Algorithm::ES256)) => a,
+                _ => {
+                    return Err(ConfigError::new(
+                        "VIGIL_JWT_ALG",
+                        "a public key needs VIGIL_JWT_ALG=RS256 or ES256",
+                    ));
+                }
+            };
+            (JwtKey::PublicPem(pem), algorithm)
+        }
+        (None, None) => match dev_secret {
+            Some(secret) => (JwtKey::Secret(Secret::new(secret)), Algorithm::HS256),
+            None => {
+                return Err(ConfigError::new(
+                    "VIGIL_JWT_SECRET",
+                    "set VIGIL_JWT_SECRET (or VIGIL_JWT_PUBLIC_KEY_FILE), or run `vigil serve --dev`",
+                ));
+            }
+        },
+    };
+    let config = JwtConfig {
+        key,
+        algorithm,
+        issuer: args.jwt_issuer.clone().filter(|s| !s.is_empty()),
+        audience: args.jwt_audience.clone().filter(|s| !s.is_empty()),
+    };
+    crate::auth::keys::Verifier::new(&config)
+        .map_err(|e| ConfigError::new("VIGIL_JWT_PUBLIC_KEY_FILE", e.to_string()))?;
+    Ok(config)
+}
+
+fn parse_bind(raw: &str) -> Result<String, ConfigError> {
+    let raw = raw.trim();
+    match raw.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(raw.to_owned()),
+        _ => Err(ConfigError::new("VIGIL_BIND", "expected host:port, e.g. 127.0.0.1:8080")),
+    }
+}
+
+fn positive(raw: &str, variable: &'static str) -> Result<u64, ConfigError> {
+    match raw.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ConfigError::new(variable, "expected a positive integer")),
+    }
+}
+
+fn non_zero(raw: &str, variable: &'static str) -> Result<NonZeroUsize, ConfigError> {
+    raw.trim()
+        .parse::<NonZeroUsize>()
+        .map_err(|_| ConfigError::new(variable, "expected a positive integer"))
+}
+
+fn parse_ws_mode(raw: &str) -> Result<WsMode, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "on" => Ok(WsMode::On),
+        "deprecated" => Ok(WsMode::Deprecated),
+        "off" => Ok(WsMode::Off),
+        _ => Err(ConfigError::new("VIGIL_WS_MODE", "expected on, deprecated or off")),
+    }
+}
+
+fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|origin| {
+            let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.ends_with('/');
+            if ok {
+                Ok(origin.to_owned())
+            } else {
+                Err(ConfigError::new(
+                    "VIGIL_CORS_ORIGINS",
+                    format!("`{origin}` is not an origin like https://host[:port]"),
+                ))
+            }
+        })
+        .collect()
+}
+
+/// Parses a lifetime such as `90`, `30m`, `8h`, `2d` (used by `vigil token --ttl`).
+pub fn parse_ttl(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let (digits, unit) = match raw.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (raw.get(..i)?, c),
+        _ => (raw, 's'),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let secs = match unit {
+        's' => n,
+        'm' => n.checked_mul(60)?,
+        'h' => n.checked_mul(3600)?,
+        'd' => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_units_are_understood() {
+        assert_eq!(parse_ttl("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_ttl("30m"), Some(Duration::from_secs(1800)));
+        assert_eq!(parse_ttl("8h"), Some(Duration::from_secs(28_800)));
+        assert_eq!(parse_ttl("2d"), Some(Duration::from_secs(172_800)));
+        assert_eq!(parse_ttl("0"), None, "a zero lifetime is useless");
+        assert_eq!(parse_ttl("h"), None, "a unit without a number");
+        assert_eq!(parse_ttl("5y"), None, "unknown unit");
+    }
+
+    #[test]
+    fn a_secret_never_prints() {
+        let s = Secret::new("super-secret-value");
+        assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
+    }
+
+    #[test]
+    fn bad_numbers_name_their_variable() {
+        let e = positive("0", "VIGIL_HEARTBEAT_SECS").err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("VIGIL_HEARTBEAT_SECS: expected a positive integer"));
+    }
+}

@@ -1,0 +1,56 @@
+//! Persistence: the pool, embedded migrations, and composable query functions that take
+//! `&mut AnyConnection` so a service can run several inside one transaction.
+//! All calls go through [`run`], which moves them off the actix worker threads.
+
+pub mod acks;
+pub mod alerts;
+pub mod care_team;
+pub mod events;
+pub mod migrate;
+pub mod models;
+pub mod pool;
+pub mod schema;
+
+pub use pool::{AnyConnection, DbPool};
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::error::ApiError;
+
+/// Runs blocking database work on actix's blocking pool. A pool timeout (database
+/// unreachable) becomes 503; the closure's own errors pass through.
+pub async fn run<F, T>(pool: &DbPool, work: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool
+            .get()
+            .map_err(|e| ApiError::DatabaseUnavailable(Box::new(e)))?;
+        work(&mut conn)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+}
+
+impl From<DieselError> for ApiError {
+    fn from(err: DieselError) -> Self {
+        let unavailable = match &err {
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => true,
+            DieselError::DatabaseError(_, info) => {
+                let msg = info.message();
+                msg.contains("database is locked") || msg.contains("terminating connection")
+            }
+            DieselError::BrokenTransactionManager => true,
+            _ => false,
+        };
+        if unavailable {
+            ApiError::DatabaseUnavailable(Box::new(err))
+        } else {
+            ApiError::Database(Box::new(err))
+        }
+    }
+}

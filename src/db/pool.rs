@@ -1,0 +1,105 @@
+//! The connection pool over either backend. The backend is chosen from the URL scheme
+//! explicitly: diesel's derived `establish` would try each backend in turn and hide the
+//! real error (and SQLite accepts any string as a path).
+
+use std::time::Duration;
+
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
+
+use crate::config::{DatabaseConfig, SqliteSync};
+
+/// Either backend, behind one type so queries are written once.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    /// PostgreSQL (production, several instances).
+    Postgresql(PgConnection),
+    /// SQLite (default, embedded).
+    Sqlite(SqliteConnection),
+}
+
+/// The shared pool.
+pub type DbPool = Pool<AnyManager>;
+/// One checked-out connection.
+pub type DbConn = PooledConnection<AnyManager>;
+
+/// Whether a URL names PostgreSQL.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The SQLite filename for a `sqlite://` URL (`sqlite://vigil.db` is relative,
+/// `sqlite:///abs/vigil.db` absolute); other strings pass through unchanged.
+pub fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+}
+
+/// r2d2 manager that keeps the real connection error and sets SQLite pragmas.
+#[derive(Debug, Clone)]
+pub struct AnyManager {
+    url: String,
+    sqlite_sync: SqliteSync,
+}
+
+impl AnyManager {
+    /// A manager for the configured database.
+    pub fn new(config: &DatabaseConfig) -> Self {
+        Self {
+            url: config.url.clone(),
+            sqlite_sync: config.sqlite_sync,
+        }
+    }
+}
+
+impl ManageConnection for AnyManager {
+    type Connection = AnyConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+        if is_postgres(&self.url) {
+            PgConnection::establish(&self.url)
+                .map(AnyConnection::Postgresql)
+                .map_err(diesel::r2d2::Error::ConnectionError)
+        } else {
+            let mut conn = SqliteConnection::establish(sqlite_path(&self.url))
+                .map_err(diesel::r2d2::Error::ConnectionError)?;
+            let sync = match self.sqlite_sync {
+                SqliteSync::Normal => "NORMAL",
+                SqliteSync::Full => "FULL",
+            };
+            // busy_timeout first: the pool opens connections in parallel and the WAL
+            // switch itself needs the lock.
+            for pragma in [
+                "PRAGMA busy_timeout = 10000".to_owned(),
+                "PRAGMA journal_mode = WAL".to_owned(),
+                format!("PRAGMA synchronous = {sync}"),
+                "PRAGMA foreign_keys = ON".to_owned(),
+            ] {
+                diesel::sql_query(pragma)
+                    .execute(&mut conn)
+                    .map_err(diesel::r2d2::Error::QueryError)?;
+            }
+            Ok(AnyConnection::Sqlite(conn))
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Builds the pool; fails at once (with the real cause) if the database is unreachable.
+pub fn build_pool(config: &DatabaseConfig) -> Result<DbPool, r2d2::Error> {
+    Pool::builder()
+        .max_size(config.pool_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(5))
+        .test_on_check_out(is_postgres(&config.url))
+        .build(AnyManager::new(config))
+}

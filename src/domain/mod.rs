@@ -1,0 +1,26 @@
+//! Validated domain types. Request data is parsed into these at the edge; after that,
+//! services and queries only see values that already obey DESIGN.md's rules.
+
+pub mod alert;
+mod patient_id;
+mod role;
+mod severity;
+mod status;
+
+pub use alert::{Acknowledgment, Alert, NewAlert};
+pub use patient_id::PatientId;
+pub use role::Role;
+pub use severity::Severity;
+pub use status::{AckStatus, AlertStatus};
+
+/// Milliseconds since the Unix epoch, as stored; rendered as RFC 3339 UTC.
+pub fn format_millis(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The current time in epoch milliseconds.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

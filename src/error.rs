@@ -1,0 +1,320 @@
+//! One error type for the HTTP layer and the one place it becomes a response.
+//!
+//! Policy: handlers and services return [`ApiError`]. Client variants carry only text
+//! that is safe to show; internal variants (database, pool, manager) are logged with
+//! their source chain and answered with an opaque body, so internal text never reaches
+//! a client. Every error body is RFC 9457 `application/problem+json`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// One invalid field in a 422 answer.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON field (or query parameter) name.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not JSON, or a parameter cannot be parsed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no credentials, or credentials that do not verify.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the caller's role or scope does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such resource (or not in the caller's scope).
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the path exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the change conflicts with the current state (e.g. ack after resolve).
+    #[error("{0}")]
+    Conflict(String),
+    /// 410: the resource is retired (WebSocket phase 3).
+    #[error("{0}")]
+    Gone(String),
+    /// 413: body over the limit.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// 415: the body is not `application/json`.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// 422: well-formed but invalid; names the fields.
+    #[error("{detail}")]
+    Validation {
+        /// Summary.
+        detail: String,
+        /// Each offending field.
+        errors: Vec<FieldError>,
+    },
+    /// 429: too many streams or requests.
+    #[error("{detail}")]
+    TooManyRequests {
+        /// Which limit.
+        detail: String,
+        /// Seconds to wait, when known.
+        retry_after: Option<u64>,
+    },
+    /// 503: the instance is at capacity.
+    #[error("{detail}")]
+    Unavailable {
+        /// Why.
+        detail: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// 503: the database cannot be reached (pool timeout, connection refused).
+    #[error("database unavailable")]
+    DatabaseUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// 500: a database error that is not the client's fault.
+    #[error("database error")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// 503: the connection manager did not answer.
+    #[error("connection manager unavailable")]
+    ManagerUnavailable,
+    /// 500: anything else internal.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 422 for one field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::Validation {
+            detail: format!("{field}: {message}"),
+            errors: vec![FieldError {
+                field: field.to_owned(),
+                message,
+            }],
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "Bad Request",
+            ApiError::Unauthorized(_) => "Unauthorized",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::NotFound(_) => "Not Found",
+            ApiError::MethodNotAllowed => "Method Not Allowed",
+            ApiError::Conflict(_) => "Conflict",
+            ApiError::Gone(_) => "Gone",
+            ApiError::PayloadTooLarge { .. } => "Payload Too Large",
+            ApiError::UnsupportedMediaType => "Unsupported Media Type",
+            ApiError::Validation { .. } => "Unprocessable Content",
+            ApiError::TooManyRequests { .. } => "Too Many Requests",
+            ApiError::Unavailable { .. }
+            | ApiError::DatabaseUnavailable(_)
+            | ApiError::ManagerUnavailable => "Service Unavailable",
+            ApiError::Database(_) | ApiError::Internal(_) => "Internal Server Error",
+        }
+    }
+
+    /// A stable machine-readable code, also used in WebSocket `error` frames.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Gone(_) => "gone",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Validation { .. } => "invalid",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::Unavailable { .. }
+            | ApiError::DatabaseUnavailable(_)
+            | ApiError::ManagerUnavailable => "unavailable",
+            ApiError::Database(_) | ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// Text safe to show a client: internal causes are replaced by a generic sentence.
+    pub fn client_detail(&self) -> String {
+        match self {
+            ApiError::DatabaseUnavailable(_) => {
+                "the database is unreachable; nothing was stored, retry later".to_owned()
+            }
+            ApiError::ManagerUnavailable => "the connection manager is not available".to_owned(),
+            ApiError::Database(_) | ApiError::Internal(_) => {
+                "an internal error occurred; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    fn log(&self) {
+        if self.status_code().is_server_error() {
+            let mut chain = self.to_string();
+            if let ApiError::Internal(detail) = self {
+                chain.push_str(": ");
+                chain.push_str(detail);
+            }
+            let mut source = std::error::Error::source(self);
+            while let Some(cause) = source {
+                chain.push_str(": ");
+                chain.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            log::error!("request failed: {chain}");
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable { .. }
+            | ApiError::DatabaseUnavailable(_)
+            | ApiError::ManagerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Database(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.log();
+        let status = self.status_code();
+        let problem = Problem {
+            kind: "about:blank",
+            title: self.title(),
+            status: status.as_u16(),
+            detail: self.client_detail(),
+            code: self.code(),
+            errors: match self {
+                ApiError::Validation { errors, .. } => Some(errors),
+                _ => None,
+            },
+        };
+        let mut response = HttpResponse::build(status);
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
+        match self {
+            ApiError::Unauthorized(_) => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"vigil\""));
+            }
+            ApiError::TooManyRequests {
+                retry_after: Some(secs),
+                ..
+            }
+            | ApiError::Unavailable {
+                retry_after: secs, ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, secs.to_string()));
+            }
+            ApiError::DatabaseUnavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            _ => {}
+        }
+        response.body(serde_json::to_string(&problem).unwrap_or_default())
+    }
+}
+
+/// Turns actix's own extractor and routing errors into problem+json.
+pub mod handlers {
+    use actix_web::dev::ServiceResponse;
+    use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+    use actix_web::http::StatusCode;
+    use actix_web::middleware::ErrorHandlerResponse;
+    use actix_web::{HttpRequest, ResponseError};
+
+    use super::ApiError;
+
+    /// Maps JSON body errors: 413 size, 415 content type, 400 syntax, 422 shape.
+    pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+        let api = match &err {
+            JsonPayloadError::OverflowKnownLength { limit, .. }
+            | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit: *limit },
+            JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+            JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::Validation {
+                detail: e.to_string(),
+                errors: Vec::new(),
+            },
+            JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
+            other => ApiError::BadRequest(other.to_string()),
+        };
+        api.into()
+    }
+
+    /// Maps query-string errors to 400.
+    pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+        ApiError::BadRequest(format!("bad query string: {err}")).into()
+    }
+
+    /// Maps path-segment errors to 404 (a path that does not parse names nothing).
+    pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+        ApiError::NotFound(format!("no such resource: {err}")).into()
+    }
+
+    /// Rewrites actix's plain-text 4xx/5xx (unknown route, 405, …) as problem+json.
+    pub fn plain_to_problem<B>(
+        res: ServiceResponse<B>,
+    ) -> actix_web::Result<ErrorHandlerResponse<B>> {
+        let is_problem = res
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/problem+json"));
+        if is_problem {
+            return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+        }
+        let status = res.status();
+        let api = match status {
+            StatusCode::NOT_FOUND => ApiError::NotFound("no such resource".to_owned()),
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+                limit: crate::routes::MAX_BODY_BYTES,
+            },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+            s if s.is_client_error() => ApiError::BadRequest(
+                s.canonical_reason().unwrap_or("bad request").to_owned(),
+            ),
+            _ => ApiError::Internal(format!("unhandled {status}")),
+        };
+        let (req, _) = res.into_parts();
+        let response = api.error_response();
+        Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(req, response).map_into_right_body(),
+        ))
+    }
+}

@@ -1,0 +1,71 @@
+//! What travels from a committed write to the clients.
+
+use serde::{Deserialize, Serialize};
+
+/// The two kinds of fan-out event (the SSE `event:` name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// An alert was raised.
+    Alert,
+    /// An alert changed (acknowledged, escalated, resolved).
+    AlertUpdated,
+}
+
+impl EventKind {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Alert => "alert",
+            EventKind::AlertUpdated => "alert_updated",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "alert" => Some(EventKind::Alert),
+            "alert_updated" => Some(EventKind::AlertUpdated),
+            _ => None,
+        }
+    }
+}
+
+/// A committed event-log row, as published and replayed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Sequence number (SSE `id:`).
+    pub seq: i64,
+    /// Kind.
+    pub kind: EventKind,
+    /// Alert concerned.
+    pub alert_id: String,
+    /// Its patient, for scope matching.
+    pub patient_id: String,
+    /// The `data:` JSON, frozen at commit.
+    pub payload: String,
+}
+
+impl StoredEvent {
+    /// From a database row; `None` for an unknown kind.
+    pub fn from_row(row: crate::db::models::EventRow) -> Option<Self> {
+        Some(Self {
+            seq: row.seq,
+            kind: EventKind::parse(&row.kind)?,
+            alert_id: row.alert_id,
+            patient_id: row.patient_id,
+            payload: row.payload,
+        })
+    }
+}
+
+/// A care-team assignment changed; open streams of that user rescope at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CareTeamChange {
+    /// User.
+    pub user_id: String,
+    /// Patient.
+    pub patient_id: String,
+    /// Added (`true`) or removed.
+    pub assigned: bool,
+}

@@ -1,0 +1,328 @@
+//! `AlertConnectionManager`: one actor per instance that owns the subscription table
+//! and the client queues, and delivers every committed event exactly once, in sequence
+//! order, to exactly the matching clients. It never awaits a client: queues are bounded
+//! and a full one cuts that client off (it resumes with `Last-Event-ID`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::event::StoredEvent;
+use super::messages::*;
+use super::subscriptions::{ConnId, Entry, Subscriptions};
+use crate::db::{self, DbPool, events};
+use crate::domain::Role;
+use crate::metrics::Metrics;
+use crate::transport::frames::{EncodedEvent, sse_control};
+
+/// How long an out-of-order event waits for its predecessors before the gap is read
+/// from the event log (in-process publishers are microseconds apart).
+const GAP_WAIT: Duration = Duration::from_millis(25);
+/// Largest batch read from the log at once.
+const LOG_BATCH: i64 = 1000;
+/// How often token expiry is checked.
+const EXPIRY_TICK: Duration = Duration::from_secs(1);
+
+struct Client {
+    tx: ClientTx,
+    transport: Transport,
+    role: Role,
+    user_id: String,
+    expires_at: i64,
+}
+
+/// Limits and periods the manager enforces.
+#[derive(Debug, Clone)]
+pub struct ManagerSettings {
+    /// SSE heartbeat period.
+    pub heartbeat: Duration,
+    /// Event-log poll period (catches events a broker lost).
+    pub tail_poll: Duration,
+    /// Streams per user.
+    pub max_streams_per_user: usize,
+    /// Streams per instance.
+    pub max_connections: Option<usize>,
+}
+
+/// The fan-out actor.
+pub struct AlertConnectionManager {
+    subscriptions: Subscriptions,
+    clients: HashMap<ConnId, Client>,
+    next_id: ConnId,
+    head: i64,
+    pending: BTreeMap<i64, (StoredEvent, Instant)>,
+    reading_log: bool,
+    shutting_down: bool,
+    pool: DbPool,
+    metrics: Arc<Metrics>,
+    settings: ManagerSettings,
+}
+
+impl AlertConnectionManager {
+    /// A manager that starts delivering after `head` (the log's head at startup).
+    pub fn new(pool: DbPool, metrics: Arc<Metrics>, settings: ManagerSettings, head: i64) -> Self {
+        Self {
+            subscriptions: Subscriptions::default(),
+            clients: HashMap::new(),
+            next_id: 1,
+            head,
+            pending: BTreeMap::new(),
+            reading_log: false,
+            shutting_down: false,
+            pool,
+            metrics,
+            settings,
+        }
+    }
+
+    fn connect(&mut self, msg: Connect) -> Result<Connected, ConnectRefused> {
+        if self.shutting_down {
+            return Err(ConnectRefused::ShuttingDown);
+        }
+        if let Some(max) = self.settings.max_connections {
+            if self.clients.len() >= max {
+                return Err(ConnectRefused::InstanceLimit(max));
+            }
+        }
+        let per_user = self.clients.values().filter(|c| c.user_id == msg.user_id).count();
+        if per_user >= self.settings.max_streams_per_user {
+            return Err(ConnectRefused::PerUserLimit(self.settings.max_streams_per_user));
+        }
+        let conn_id = self.next_id;
+        self.next_id += 1;
+        let entry = Entry { user_id: msg.user_id.clone(), role: msg.role, requested: msg.requested, allowed: msg.allowed };
+        let patients = entry.effective().map(|s| s.into_iter().collect());
+        self.subscriptions.insert(conn_id, entry);
+        self.metrics.connections.with_label_values(&[msg.transport.as_str(), msg.role.as_str()]).inc();
+        self.clients.insert(
+            conn_id,
+            Client { tx: msg.tx, transport: msg.transport, role: msg.role, user_id: msg.user_id, expires_at: msg.expires_at },
+        );
+        Ok(Connected { conn_id, head: self.head, patients })
+    }
+
+    fn remove(&mut self, conn_id: ConnId) {
+        self.subscriptions.remove(conn_id);
+        if let Some(client) = self.clients.remove(&conn_id) {
+            self.metrics.connections.with_label_values(&[client.transport.as_str(), client.role.as_str()]).dec();
+        }
+    }
+
+    /// Accepts an event from any source; delivers whatever is now contiguous.
+    fn accept(&mut self, event: StoredEvent, ctx: &mut Context<Self>) {
+        if event.seq <= self.head || self.pending.contains_key(&event.seq) {
+            return;
+        }
+        self.pending.insert(event.seq, (event, Instant::now()));
+        self.drain();
+        if !self.pending.is_empty() {
+            ctx.run_later(GAP_WAIT, |act, ctx| act.fill_gap(ctx));
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() != self.head + 1 {
+                break;
+            }
+            let (event, received) = entry.remove();
+            self.head = event.seq;
+            self.deliver(event, received);
+        }
+    }
+
+    fn deliver(&mut self, event: StoredEvent, received: Instant) {
+        let encoded = Arc::new(EncodedEvent::new(event));
+        let mut cut_off = Vec::new();
+        let mut delivered = 0u64;
+        for conn_id in self.subscriptions.matching(&encoded.event.patient_id) {
+            let Some(client) = self.clients.get(&conn_id) else { continue };
+            match client.tx.try_send(Outbound::Event(Arc::clone(&encoded))) {
+                Ok(()) => delivered += 1,
+                Err(TrySendError::Full(_)) => {
+                    log::warn!("client queue full, cutting off connection_id={conn_id} seq={}", encoded.seq());
+                    self.metrics.queue_overflows.inc();
+                    cut_off.push(conn_id);
+                }
+                Err(TrySendError::Closed(_)) => cut_off.push(conn_id),
+            }
+        }
+        for conn_id in cut_off {
+            self.remove(conn_id);
+        }
+        self.metrics.events_published.inc();
+        self.metrics.deliveries.inc_by(delivered);
+        self.metrics.fanout_seconds.observe(received.elapsed().as_secs_f64());
+        log::debug!("event delivered seq={} alert_id={} recipients={delivered}", encoded.seq(), encoded.event.alert_id);
+    }
+
+    /// A gap that outlived [`GAP_WAIT`]: read it from the event log.
+    fn fill_gap(&mut self, ctx: &mut Context<Self>) {
+        let Some((&first, (_, since))) = self.pending.first_key_value() else { return };
+        if first == self.head + 1 {
+            self.drain();
+            return;
+        }
+        if since.elapsed() < GAP_WAIT {
+            return;
+        }
+        self.read_log(self.head, first - 1, ctx);
+    }
+
+    /// Reads `(after, upto]` from the log and feeds it through [`Self::accept`]. Under
+    /// the write lock every number up to a committed one is committed too, so what the
+    /// read does not find never will exist: the manager then skips it.
+    fn read_log(&mut self, after: i64, upto: i64, ctx: &mut Context<Self>) {
+        if self.reading_log {
+            return;
+        }
+        self.reading_log = true;
+        let pool = self.pool.clone();
+        let read = async move {
+            db::run(&pool, move |c| Ok(events::range(c, after, upto, None, LOG_BATCH)?)).await
+        };
+        ctx.spawn(read.into_actor(self).map(move |result, act, ctx| {
+            act.reading_log = false;
+            match result {
+                Ok(rows) => {
+                    let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= LOG_BATCH;
+                    for row in rows {
+                        if let Some(event) = StoredEvent::from_row(row) {
+                            act.accept(event, ctx);
+                        }
+                    }
+                    if !full && upto != i64::MAX && act.head < upto {
+                        log::warn!("event log has no rows in ({}, {upto}]; skipping", act.head);
+                        act.head = upto;
+                        act.drain();
+                    }
+                    if full || !act.pending.is_empty() {
+                        ctx.run_later(GAP_WAIT, |act, ctx| act.poll_log(ctx));
+                    }
+                }
+                Err(e) => log::warn!("reading the event log failed: {e}"),
+            }
+        }));
+    }
+
+    /// Catches up with events no broker message announced (e.g. Redis was down).
+    fn poll_log(&mut self, ctx: &mut Context<Self>) {
+        match self.pending.first_key_value() {
+            Some((&first, _)) if first > self.head + 1 => self.read_log(self.head, first - 1, ctx),
+            _ => self.read_log(self.head, i64::MAX, ctx),
+        }
+    }
+
+    fn heartbeat(&mut self) {
+        let frame = sse_control("heartbeat", &serde_json::json!({ "timestamp": crate::domain::format_millis(crate::domain::now_millis()) }));
+        let mut gone = Vec::new();
+        for (id, client) in &self.clients {
+            if client.transport == Transport::Sse {
+                if let Err(TrySendError::Closed(_)) = client.tx.try_send(Outbound::Heartbeat(frame.clone())) {
+                    gone.push(*id);
+                }
+            }
+        }
+        for id in gone {
+            self.remove(id);
+        }
+    }
+
+    fn expire_tokens(&mut self) {
+        let now = chrono::Utc::now().timestamp();
+        let expired: Vec<ConnId> = self.clients.iter().filter(|(_, c)| c.expires_at <= now).map(|(id, _)| *id).collect();
+        for id in expired {
+            if let Some(client) = self.clients.get(&id) {
+                log::info!("token expired, ending stream connection_id={id} user_id={}", client.user_id);
+                let _ = client.tx.try_send(Outbound::Close(CloseReason::AuthExpired));
+            }
+            self.remove(id);
+        }
+    }
+
+    fn snapshot(&self) -> StatsSnapshot {
+        let mut snapshot = StatsSnapshot { head: self.head, ..StatsSnapshot::default() };
+        let mut by_role: BTreeMap<Role, usize> = Role::all().into_iter().map(|r| (r, 0)).collect();
+        for client in self.clients.values() {
+            match client.transport {
+                Transport::Sse => snapshot.sse += 1,
+                Transport::Ws => snapshot.ws += 1,
+            }
+            *by_role.entry(client.role).or_default() += 1;
+        }
+        snapshot.by_role = by_role.into_iter().collect();
+        snapshot
+    }
+}
+
+impl Actor for AlertConnectionManager {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        ctx.run_interval(self.settings.heartbeat, |act, _| act.heartbeat());
+        ctx.run_interval(EXPIRY_TICK, |act, _| act.expire_tokens());
+        ctx.run_interval(self.settings.tail_poll, |act, ctx| act.poll_log(ctx));
+    }
+}
+
+impl Handler<Connect> for AlertConnectionManager {
+    type Result = Result<Connected, ConnectRefused>;
+    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
+        self.connect(msg)
+    }
+}
+
+impl Handler<Disconnect> for AlertConnectionManager {
+    type Result = ();
+    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
+        self.remove(msg.conn_id);
+    }
+}
+
+impl Handler<Publish> for AlertConnectionManager {
+    type Result = ();
+    fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) {
+        self.accept(msg.0, ctx);
+    }
+}
+
+impl Handler<CareTeamChanged> for AlertConnectionManager {
+    type Result = ();
+    fn handle(&mut self, msg: CareTeamChanged, _: &mut Context<Self>) {
+        let change = msg.0;
+        self.subscriptions.care_team_changed(&change.user_id, &change.patient_id, change.assigned);
+    }
+}
+
+impl Handler<Resubscribe> for AlertConnectionManager {
+    type Result = Option<Vec<String>>;
+    fn handle(&mut self, msg: Resubscribe, _: &mut Context<Self>) -> Self::Result {
+        self.subscriptions.resubscribe(msg.conn_id, msg.requested, msg.allowed);
+        self.subscriptions.get(msg.conn_id).and_then(|e| e.effective()).map(|s| s.into_iter().collect())
+    }
+}
+
+impl Handler<GetStats> for AlertConnectionManager {
+    type Result = MessageResult<GetStats>;
+    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.snapshot())
+    }
+}
+
+impl Handler<Shutdown> for AlertConnectionManager {
+    type Result = ();
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
+        self.shutting_down = true;
+        let ids: Vec<ConnId> = self.clients.keys().copied().collect();
+        for id in ids {
+            if let Some(client) = self.clients.get(&id) {
+                let _ = client.tx.try_send(Outbound::Close(CloseReason::Shutdown));
+            }
+            self.remove(id);
+        }
+    }
+}

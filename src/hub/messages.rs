@@ -1,0 +1,157 @@
+//! The manager's protocol: one message per operation, each saying who sends it, what it
+//! answers, and what ordering it guarantees.
+
+use std::sync::Arc;
+
+use actix::Message;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::event::{CareTeamChange, StoredEvent};
+use super::subscriptions::ConnId;
+use crate::domain::Role;
+use crate::scope::{Allowed, Requested};
+use crate::transport::frames::EncodedEvent;
+
+/// Which transport a client uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Server-Sent Events.
+    Sse,
+    /// Legacy WebSocket.
+    Ws,
+}
+
+impl Transport {
+    /// Label used in stats and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Sse => "sse",
+            Transport::Ws => "ws",
+        }
+    }
+}
+
+/// Why the manager ends a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The token's `exp` passed.
+    AuthExpired,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// What the manager pushes into a client's bounded queue.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// An event, encoded once and shared.
+    Event(Arc<EncodedEvent>),
+    /// An SSE heartbeat frame (shared bytes; WebSocket sessions ignore it).
+    Heartbeat(Bytes),
+    /// The last item: end the stream for this reason.
+    Close(CloseReason),
+}
+
+/// A client's queue; the manager only ever uses `try_send` on it.
+pub type ClientTx = mpsc::Sender<Outbound>;
+
+/// Sent by a transport after authentication and scope checks. Answers the connection
+/// id and the sequence number of the last event delivered before registration: every
+/// later event in scope will arrive through the queue, in order, so the transport
+/// replays `(Last-Event-ID, head]` from the database and the seam has no gap.
+#[derive(Message)]
+#[rtype(result = "Result<Connected, ConnectRefused>")]
+pub struct Connect {
+    /// User (`sub`).
+    pub user_id: String,
+    /// Role.
+    pub role: Role,
+    /// What the client asked for.
+    pub requested: Requested,
+    /// What it may see now.
+    pub allowed: Allowed,
+    /// Transport.
+    pub transport: Transport,
+    /// Token expiry (seconds since the epoch); the stream ends with `auth_expired` then.
+    pub expires_at: i64,
+    /// The client's queue.
+    pub tx: ClientTx,
+}
+
+/// Registration result.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    /// Id for later messages.
+    pub conn_id: ConnId,
+    /// Last event delivered before this client was registered.
+    pub head: i64,
+    /// Effective patients (`None` = every patient).
+    pub patients: Option<Vec<String>>,
+}
+
+/// Why a registration was refused (issue limits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectRefused {
+    /// This user already holds the maximum number of streams.
+    PerUserLimit(usize),
+    /// The instance holds the maximum number of streams.
+    InstanceLimit(usize),
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+/// Sent by a transport when its client goes away (SSE stream dropped, WS `stopping`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    /// Connection.
+    pub conn_id: ConnId,
+}
+
+/// Sent by the broker for each committed event. Events may arrive out of order or
+/// twice; the manager delivers each exactly once, in sequence order, filling gaps from
+/// the event log.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Publish(pub StoredEvent);
+
+/// Sent by the broker when a care-team assignment changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CareTeamChanged(pub CareTeamChange);
+
+/// Sent by a WebSocket session on `subscribe`, after checking the request against a
+/// fresh allowed set. Answers the effective patients (`None` = every patient).
+#[derive(Message)]
+#[rtype(result = "Option<Vec<String>>")]
+pub struct Resubscribe {
+    /// Connection.
+    pub conn_id: ConnId,
+    /// New request.
+    pub requested: Requested,
+    /// Fresh allowed set.
+    pub allowed: Allowed,
+}
+
+/// Sent by the stats endpoint.
+#[derive(Message)]
+#[rtype(result = "StatsSnapshot")]
+pub struct GetStats;
+
+/// Live connection counts.
+#[derive(Debug, Clone, Default)]
+pub struct StatsSnapshot {
+    /// SSE streams.
+    pub sse: usize,
+    /// WebSocket sessions.
+    pub ws: usize,
+    /// Streams per role.
+    pub by_role: Vec<(Role, usize)>,
+    /// Last event delivered.
+    pub head: i64,
+}
+
+/// Sent once at shutdown: every stream gets a final close, new ones are refused.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;

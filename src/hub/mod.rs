@@ -1,0 +1,49 @@
+//! Real-time fan-out: the broker seam (where committed events enter), the manager actor
+//! and its pure subscription table.
+
+pub mod event;
+pub mod manager;
+pub mod messages;
+pub mod redis;
+pub mod subscriptions;
+
+use actix::Addr;
+
+use event::{CareTeamChange, StoredEvent};
+use manager::AlertConnectionManager;
+use messages::{CareTeamChanged, Publish};
+
+/// Where services hand committed events and care-team changes. The in-process broker
+/// delivers to this instance's manager; the Redis broker also reaches other instances.
+pub trait Broker: Send + Sync + 'static {
+    /// Called after the event's transaction committed.
+    fn publish_event(&self, event: StoredEvent);
+    /// Called after a care-team change committed.
+    fn publish_care_team(&self, change: CareTeamChange);
+}
+
+/// Single-instance broker: straight to the local manager.
+pub struct InProcessBroker {
+    manager: Addr<AlertConnectionManager>,
+}
+
+impl InProcessBroker {
+    /// A broker for one manager.
+    pub fn new(manager: Addr<AlertConnectionManager>) -> Self {
+        Self { manager }
+    }
+}
+
+impl Broker for InProcessBroker {
+    fn publish_event(&self, event: StoredEvent) {
+        // The manager's mailbox is unbounded by design: it must never refuse a committed
+        // event. (Sessions are never sent to this way; see clippy.toml.)
+        #[allow(clippy::disallowed_methods)]
+        self.manager.do_send(Publish(event));
+    }
+
+    fn publish_care_team(&self, change: CareTeamChange) {
+        #[allow(clippy::disallowed_methods)]
+        self.manager.do_send(CareTeamChanged(change));
+    }
+}

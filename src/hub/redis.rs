@@ -1,0 +1,140 @@
+//! Redis pub/sub broker for several instances (issue: scale out). Each committed event
+//! is delivered locally at once and published to Redis for the other instances; a
+//! bridge task forwards what Redis delivers to the local manager, reconnecting with
+//! backoff. Pub/sub is at-most-once: the manager's event-log poll fills any loss.
+
+use std::time::Duration;
+
+use actix::Addr;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::event::{CareTeamChange, StoredEvent};
+use super::manager::AlertConnectionManager;
+use super::messages::{CareTeamChanged, Publish};
+use super::{Broker, InProcessBroker};
+
+/// The Redis channel all instances share.
+pub const CHANNEL: &str = "vigil:events";
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireMessage {
+    Event(StoredEvent),
+    CareTeam(CareTeamChange),
+}
+
+/// Publishes to Redis (through a queue drained by one task) and delivers locally.
+pub struct RedisBroker {
+    local: InProcessBroker,
+    outbox: mpsc::UnboundedSender<String>,
+}
+
+impl RedisBroker {
+    /// Starts the publisher and subscriber tasks on the current actix runtime.
+    pub fn start(url: &str, manager: Addr<AlertConnectionManager>) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let (outbox, inbox) = mpsc::unbounded_channel();
+        actix_web::rt::spawn(publisher(client.clone(), inbox));
+        actix_web::rt::spawn(subscriber(client, manager.clone()));
+        Ok(Self { local: InProcessBroker::new(manager), outbox })
+    }
+
+    fn send(&self, message: &WireMessage) {
+        match serde_json::to_string(message) {
+            Ok(text) => {
+                if self.outbox.send(text).is_err() {
+                    log::error!("redis publisher task is gone; other instances rely on the event-log poll");
+                }
+            }
+            Err(e) => log::error!("cannot encode broker message: {e}"),
+        }
+    }
+}
+
+impl Broker for RedisBroker {
+    fn publish_event(&self, event: StoredEvent) {
+        self.send(&WireMessage::Event(event.clone()));
+        self.local.publish_event(event);
+    }
+
+    fn publish_care_team(&self, change: CareTeamChange) {
+        self.send(&WireMessage::CareTeam(change.clone()));
+        self.local.publish_care_team(change);
+    }
+}
+
+async fn publisher(client: redis::Client, mut inbox: mpsc::UnboundedReceiver<String>) {
+    let mut backoff = Backoff::default();
+    'connect: loop {
+        let mut conn = match client.get_connection_manager().await {
+            Ok(conn) => {
+                backoff.reset();
+                conn
+            }
+            Err(e) => {
+                log::warn!("redis publisher cannot connect: {e}");
+                backoff.wait().await;
+                continue;
+            }
+        };
+        while let Some(text) = inbox.recv().await {
+            let result: redis::RedisResult<i64> = redis::cmd("PUBLISH").arg(CHANNEL).arg(&text).query_async(&mut conn).await;
+            if let Err(e) = result {
+                // Lost for Redis; the other instances' event-log poll delivers it.
+                log::warn!("redis publish failed: {e}");
+                continue 'connect;
+            }
+        }
+        return;
+    }
+}
+
+async fn subscriber(client: redis::Client, manager: Addr<AlertConnectionManager>) {
+    let mut backoff = Backoff::default();
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => {
+                if let Err(e) = pubsub.subscribe(CHANNEL).await {
+                    log::warn!("redis subscribe failed: {e}");
+                    backoff.wait().await;
+                    continue;
+                }
+                log::info!("redis subscriber connected");
+                backoff.reset();
+                let mut messages = pubsub.into_on_message();
+                while let Some(msg) = messages.next().await {
+                    let Ok(text) = msg.get_payload::<String>() else { continue };
+                    #[allow(clippy::disallowed_methods)]
+                    match serde_json::from_str::<WireMessage>(&text) {
+                        Ok(WireMessage::Event(event)) => manager.do_send(Publish(event)),
+                        Ok(WireMessage::CareTeam(change)) => manager.do_send(CareTeamChanged(change)),
+                        Err(e) => log::warn!("ignoring malformed broker message: {e}"),
+                    }
+                }
+                log::warn!("redis subscription ended; reconnecting");
+            }
+            Err(e) => {
+                log::warn!("redis subscriber cannot connect: {e}");
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    async fn wait(&mut self) {
+        let secs = 1u64 << self.attempt.min(4);
+        self.attempt += 1;
+        tokio::time::sleep(Duration::from_millis(secs * 250)).await;
+    }
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}

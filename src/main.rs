@@ -1,0 +1,47 @@
+//! The `vigil` binary: parse the command line, initialise logging, dispatch.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use vigil::cli::{Cli, Command, ServeArgs};
+use vigil::commands::{serve, token, watch};
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let command = cli.command.unwrap_or_else(|| {
+        use clap::FromArgMatches;
+        let matches = <ServeArgs as clap::Args>::augment_args(clap::Command::new("vigil")).get_matches_from(["vigil"]);
+        Command::Serve(ServeArgs::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
+    });
+    let result: Result<(), String> = match command {
+        Command::Serve(args) => serve::run(args).await.map_err(|e| e.to_string()),
+        Command::Migrate(args) => migrate(args).await,
+        Command::Token(args) => token::mint(&args).map(|t| print_line(&t)),
+        Command::Watch(args) => watch::run(args).await.map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("vigil: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_line(text: &str) {
+    println!("{text}");
+}
+
+async fn migrate(args: vigil::cli::DatabaseArgs) -> Result<(), String> {
+    let config = vigil::config::database_config(&args).map_err(|e| e.to_string())?;
+    let (_, applied) = vigil::startup::open_database(&config).await.map_err(|e| e.to_string())?;
+    if applied.is_empty() {
+        print_line("no pending migrations");
+    }
+    for version in applied {
+        print_line(&format!("applied {version}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Prometheus metrics, one registry per application instance (no process-global state,
+//! so several servers can run in one test binary).
+
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+/// Every metric Vigil exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Open streams by transport (`sse`, `ws`) and role.
+    pub connections: IntGaugeVec,
+    /// Events the manager fanned out.
+    pub events_published: IntCounter,
+    /// Event frames queued to clients.
+    pub deliveries: IntCounter,
+    /// Clients cut off because their queue was full.
+    pub queue_overflows: IntCounter,
+    /// Streams opened with a `Last-Event-ID`.
+    pub resumes: IntCounter,
+    /// Events sent from the database on resume.
+    pub replayed_events: IntCounter,
+    /// Streams refused by a limit, by limit name.
+    pub limit_rejections: IntCounterVec,
+    /// WebSocket connections accepted while the transport is deprecated.
+    pub ws_deprecated_connections: IntCounter,
+    /// WebSocket frames received, by type.
+    pub ws_frames: IntCounterVec,
+    /// Commit-to-enqueue latency of fan-out, seconds.
+    pub fanout_seconds: Histogram,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("vigil".to_owned()), None)?;
+        let connections = IntGaugeVec::new(Opts::new("connections", "Open streams"), &["transport", "role"])?;
+        let events_published = IntCounter::new("events_published_total", "Events fanned out")?;
+        let deliveries = IntCounter::new("deliveries_total", "Event frames queued to clients")?;
+        let queue_overflows = IntCounter::new("queue_overflows_total", "Clients cut off with a full queue")?;
+        let resumes = IntCounter::new("resumes_total", "Streams resumed with Last-Event-ID")?;
+        let replayed_events = IntCounter::new("replayed_events_total", "Events replayed from the database")?;
+        let limit_rejections =
+            IntCounterVec::new(Opts::new("limit_rejections_total", "Requests refused by a limit"), &["limit"])?;
+        let ws_deprecated_connections =
+            IntCounter::new("ws_deprecated_connections_total", "WebSocket connections while deprecated")?;
+        let ws_frames = IntCounterVec::new(Opts::new("ws_frames_total", "WebSocket frames received"), &["type"])?;
+        let fanout_seconds = Histogram::with_opts(
+            HistogramOpts::new("fanout_seconds", "Publish to client-queue latency")
+                .buckets(vec![0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5]),
+        )?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(events_published.clone()))?;
+        registry.register(Box::new(deliveries.clone()))?;
+        registry.register(Box::new(queue_overflows.clone()))?;
+        registry.register(Box::new(resumes.clone()))?;
+        registry.register(Box::new(replayed_events.clone()))?;
+        registry.register(Box::new(limit_rejections.clone()))?;
+        registry.register(Box::new(ws_deprecated_connections.clone()))?;
+        registry.register(Box::new(ws_frames.clone()))?;
+        registry.register(Box::new(fanout_seconds.clone()))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        Ok(Self {
+            registry,
+            connections,
+            events_published,
+            deliveries,
+            queue_overflows,
+            resumes,
+            replayed_events,
+            limit_rejections,
+            ws_deprecated_connections,
+            ws_frames,
+            fanout_seconds,
+        })
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            log::error!("metrics encoding failed: {e}");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}

@@ -1,0 +1,80 @@
+//! `GET/PUT/DELETE /api/v1/patients/{patient_id}/care-team[/{user_id}]` (admin only).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::Value;
+
+use super::json_body;
+use crate::auth::Principal;
+use crate::domain::PatientId;
+use crate::error::ApiError;
+use crate::service::care_team::{self as service, parse_user_id};
+use crate::state::AppState;
+
+fn patient(raw: &str) -> Result<PatientId, ApiError> {
+    PatientId::parse(raw).map_err(|m| ApiError::invalid("patient_id", m))
+}
+
+fn require_admin(principal: &Principal) -> Result<(), ApiError> {
+    if principal.role.may_administer() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("role {} may not manage care teams", principal.role)))
+    }
+}
+
+/// The team.
+pub async fn get(principal: Principal, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&principal)?;
+    Ok(HttpResponse::Ok().json(service::get(&state, &principal, patient(&path)?).await?))
+}
+
+/// Replace the team: body `{"user_ids": ["alice", …]}`.
+pub async fn replace(req: HttpRequest, principal: Principal, path: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&principal)?;
+    let patient = patient(&path)?;
+    let value = json_body(&req, &body, None)?;
+    let users = value
+        .get("user_ids")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::invalid("user_ids", "must be an array of user ids"))?
+        .iter()
+        .map(|v| v.as_str().ok_or_else(|| ApiError::invalid("user_ids", "must contain strings")).and_then(parse_user_id))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(service::replace(&state, &principal, patient, users).await?))
+}
+
+/// Remove every member.
+pub async fn clear(principal: Principal, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&principal)?;
+    service::replace(&state, &principal, patient(&path)?, Vec::new()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// One member, or 404.
+pub async fn get_member(principal: Principal, path: web::Path<(String, String)>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&principal)?;
+    let (patient_raw, user_raw) = path.into_inner();
+    let user = parse_user_id(&user_raw)?;
+    let team = service::get(&state, &principal, patient(&patient_raw)?).await?;
+    match team.members.into_iter().find(|m| m.user_id == user) {
+        Some(member) => Ok(HttpResponse::Ok().json(member)),
+        None => Err(ApiError::NotFound(format!("{user} is not on the care team of patient {patient_raw}"))),
+    }
+}
+
+/// Add a member: 201 when added, 200 when already there.
+pub async fn assign(principal: Principal, path: web::Path<(String, String)>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&principal)?;
+    let (patient_raw, user_raw) = path.into_inner();
+    let (member, created) = service::assign(&state, &principal, patient(&patient_raw)?, parse_user_id(&user_raw)?).await?;
+    let body = serde_json::json!({"patient_id": patient_raw, "user_id": member.user_id, "created_at": member.created_at});
+    Ok(if created { HttpResponse::Created().json(body) } else { HttpResponse::Ok().json(body) })
+}
+
+/// Remove a member: 204, or 404 when not a member.
+pub async fn unassign(principal: Principal, path: web::Path<(String, String)>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&principal)?;
+    let (patient_raw, user_raw) = path.into_inner();
+    service::unassign(&state, &principal, patient(&patient_raw)?, parse_user_id(&user_raw)?).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,31 @@
+//! The embedded browser pages and the migration guide (no CDN, no build step).
+
+use actix_web::HttpResponse;
+
+const CONSOLE: &str = include_str!("../../static/console.html");
+const LEGACY: &str = include_str!("../../static/legacy.html");
+const MIGRATION: &str = include_str!("../../docs/migration.md");
+
+/// `GET /`: the SSE alert console.
+pub async fn console() -> HttpResponse {
+    page(CONSOLE)
+}
+
+/// `GET /legacy`: the WebSocket dashboard (phase 1 demonstration).
+pub async fn legacy() -> HttpResponse {
+    page(LEGACY)
+}
+
+/// `GET /docs/migration`: the WebSocket → SSE guide, linked from 410 and deprecation headers.
+pub async fn migration_guide() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/markdown; charset=utf-8").body(MIGRATION)
+}
+
+fn page(html: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .body(html)
+}

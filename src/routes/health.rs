@@ -1,0 +1,32 @@
+//! Liveness, readiness (the database answers) and Prometheus metrics.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::db::{self, events};
+use crate::state::AppState;
+
+/// The process is up.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// The database answers; 503 otherwise.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match db::run(&state.pool, |c| Ok(events::head(c)?)).await {
+        Ok(head) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok", "head": head})),
+        Err(e) => {
+            log::warn!("readiness check failed: {e}");
+            HttpResponse::ServiceUnavailable()
+                .content_type("application/problem+json")
+                .json(json!({"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": "the database is unreachable", "database": "unreachable"}))
+        }
+    }
+}
+
+/// Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}

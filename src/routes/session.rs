@@ -1,0 +1,49 @@
+//! `POST/DELETE /api/v1/session`: the console trades a token for the HttpOnly,
+//! `SameSite=Strict` `vigil_token` cookie (browsers' EventSource cannot send headers).
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use crate::auth::Principal;
+use crate::auth::extractor::COOKIE_NAME;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn cookie<'a>(req: &HttpRequest, value: String, max_age: i64) -> Cookie<'a> {
+    let mut cookie = Cookie::new(COOKIE_NAME, value);
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Strict);
+    cookie.set_path("/");
+    cookie.set_secure(req.connection_info().scheme() == "https");
+    cookie.set_max_age(CookieDuration::seconds(max_age.max(0)));
+    cookie
+}
+
+/// Sets the cookie from the bearer token; answers who the token is for.
+pub async fn create(req: HttpRequest, principal: Principal, _state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let token = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|t| t.trim().to_owned());
+    let mut response = HttpResponse::Ok();
+    if let Some(token) = token {
+        let max_age = principal.expires_at - chrono::Utc::now().timestamp();
+        response.cookie(cookie(&req, token, max_age));
+    }
+    Ok(response.json(json!({
+        "user_id": principal.user_id,
+        "role": principal.role.as_str(),
+        "patient_id": principal.patient_id.as_ref().map(|p| p.as_str()),
+        "expires_at": crate::domain::format_millis(principal.expires_at.saturating_mul(1000)),
+    })))
+}
+
+/// Clears the cookie.
+pub async fn delete(req: HttpRequest, _principal: Principal) -> HttpResponse {
+    let mut expired = cookie(&req, String::new(), 0);
+    expired.make_removal();
+    HttpResponse::NoContent().cookie(expired).finish()
+}

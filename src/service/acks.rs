@@ -1,0 +1,119 @@
+//! Acknowledging an alert — the one rule set shared by HTTP and the in-socket ack.
+
+use diesel::Connection;
+use serde::Serialize;
+
+use super::alerts::load_alert;
+use super::scope::allowed_in;
+use crate::auth::Principal;
+use crate::db::models::{NewAckRow, NewEventRow};
+use crate::db::{self, acks, alerts, events};
+use crate::domain::alert::{check_ack_permission, check_transition};
+use crate::domain::{AckStatus, Acknowledgment, Alert, AlertStatus, PatientId, now_millis};
+use crate::error::ApiError;
+use crate::hub::event::{EventKind, StoredEvent};
+use crate::state::AppState;
+
+/// The result of an acknowledgment; also the `data:` of the `alert_updated` event.
+#[derive(Debug, Clone, Serialize)]
+pub struct AckOutcome {
+    /// The alert's state after the acknowledgment.
+    pub alert: Alert,
+    /// The acknowledgment just recorded.
+    pub acknowledgment: Acknowledgment,
+}
+
+/// What is being acknowledged.
+#[derive(Debug, Clone)]
+pub struct AckRequest {
+    /// Alert id.
+    pub alert_id: String,
+    /// New status.
+    pub status: AckStatus,
+    /// Optional note (never logged).
+    pub note: Option<String>,
+    /// Seed-era `?patient_id=`: must match the alert's patient.
+    pub expected_patient: Option<PatientId>,
+}
+
+/// Records an acknowledgment and its `alert_updated` event in one transaction, then
+/// publishes. Order of checks: role (403), alert in scope (404), resolve right (403),
+/// `resolved` is final (409).
+pub async fn acknowledge(state: &AppState, principal: &Principal, request: AckRequest) -> Result<AckOutcome, ApiError> {
+    if !principal.role.may_acknowledge() {
+        return Err(ApiError::Forbidden(format!("role {} may not acknowledge alerts", principal.role)));
+    }
+    let who = principal.clone();
+    let req = request.clone();
+    let (outcome, payload) = db::run(&state.pool, move |conn| {
+        conn.transaction::<_, ApiError, _>(|c| {
+            let seq = events::next_seq(c)?;
+            let allowed = allowed_in(c, &who)?;
+            let not_found = || ApiError::NotFound(format!("no alert {}", req.alert_id));
+            let row = alerts::get(c, &req.alert_id)?.ok_or_else(not_found)?;
+            if !allowed.contains(&row.patient_id) {
+                return Err(not_found());
+            }
+            if let Some(expected) = &req.expected_patient {
+                if expected.as_str() != row.patient_id {
+                    return Err(ApiError::NotFound(format!(
+                        "alert {} does not belong to patient {expected}",
+                        req.alert_id
+                    )));
+                }
+            }
+            check_ack_permission(who.role, req.status)?;
+            let current: AlertStatus = row.status.parse().map_err(ApiError::Internal)?;
+            check_transition(current)?;
+            let now = now_millis();
+            acks::insert(
+                c,
+                &NewAckRow {
+                    seq,
+                    alert_id: &row.id,
+                    user_id: &who.user_id,
+                    role: who.role.as_str(),
+                    status: req.status.as_str(),
+                    note: req.note.as_deref(),
+                    created_at: now,
+                },
+            )?;
+            alerts::set_status(c, &row.id, req.status.as_str(), seq, now)?;
+            let alert = load_alert(c, &row.id)?.ok_or_else(not_found)?;
+            let acknowledgment = Acknowledgment::from_parts(
+                who.user_id.clone(),
+                who.role.as_str().to_owned(),
+                req.status.as_str().to_owned(),
+                req.note.clone(),
+                now,
+            );
+            let outcome = AckOutcome { alert, acknowledgment };
+            let payload = serde_json::to_string(&outcome).map_err(|e| ApiError::Internal(e.to_string()))?;
+            events::insert(
+                c,
+                &NewEventRow {
+                    seq,
+                    kind: EventKind::AlertUpdated.as_str(),
+                    alert_id: &row.id,
+                    patient_id: &row.patient_id,
+                    payload: &payload,
+                    created_at: now,
+                },
+            )?;
+            Ok((outcome, payload))
+        })
+    })
+    .await?;
+    log::info!(
+        "alert acknowledged alert_id={} patient_id={} status={} user_id={} seq={}",
+        outcome.alert.id, outcome.alert.patient_id, outcome.alert.status, principal.user_id, outcome.alert.last_seq
+    );
+    state.broker.publish_event(StoredEvent {
+        seq: outcome.alert.last_seq,
+        kind: EventKind::AlertUpdated,
+        alert_id: outcome.alert.id.clone(),
+        patient_id: outcome.alert.patient_id.clone(),
+        payload,
+    });
+    Ok(outcome)
+}

@@ -1,0 +1,252 @@
+//! Raising, reading and listing alerts.
+
+use std::collections::HashMap;
+
+use diesel::Connection;
+use serde::Serialize;
+
+use super::scope::allowed_in;
+use crate::auth::Principal;
+use crate::db::models::{AckRow, AlertRow, NewAlertRow, NewEventRow};
+use crate::db::{self, AnyConnection, acks, alerts, events};
+use crate::domain::{Acknowledgment, Alert, AlertStatus, NewAlert, format_millis, now_millis};
+use crate::error::ApiError;
+use crate::hub::event::{EventKind, StoredEvent};
+use crate::scope::Requested;
+use crate::state::AppState;
+
+/// Largest `limit` on list.
+pub const MAX_LIST_LIMIT: i64 = 500;
+/// `limit` when none is given.
+pub const DEFAULT_LIST_LIMIT: i64 = 100;
+/// Longest accepted `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The answer of `GET /api/v1/alerts`.
+#[derive(Debug, Serialize)]
+pub struct AlertList {
+    /// Matching alerts.
+    pub alerts: Vec<Alert>,
+    /// Head of the event log when the query ran.
+    pub last_seq: i64,
+}
+
+/// Validated list parameters.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    /// Requested patients.
+    pub requested: Requested,
+    /// Status filter.
+    pub status: Option<AlertStatus>,
+    /// Severity filter.
+    pub severity: Option<crate::domain::Severity>,
+    /// Only changes after this sequence number.
+    pub after: Option<i64>,
+    /// Page size.
+    pub limit: i64,
+}
+
+enum RaiseError {
+    Api(ApiError),
+    Replay(String),
+}
+
+impl From<diesel::result::Error> for RaiseError {
+    fn from(err: diesel::result::Error) -> Self {
+        RaiseError::Api(err.into())
+    }
+}
+
+/// Persists a new alert and its `alert` event in one transaction, then publishes.
+/// Returns the alert and whether it is an idempotent replay of an earlier request.
+pub async fn raise_alert(
+    state: &AppState,
+    principal: &Principal,
+    new: NewAlert,
+    idempotency_key: Option<String>,
+    request_id: Option<String>,
+) -> Result<(Alert, bool), ApiError> {
+    if !principal.role.may_create() {
+        return Err(ApiError::Forbidden(format!("role {} may not raise alerts", principal.role)));
+    }
+    let creator = principal.user_id.clone();
+    let outcome = db::run(&state.pool, move |conn| {
+        let result = conn.transaction::<_, RaiseError, _>(|c| {
+            let seq = events::next_seq(c)?;
+            if let Some(key) = &idempotency_key {
+                if let Some(existing) = alerts::find_idempotent(c, &creator, key)? {
+                    return Err(RaiseError::Replay(existing));
+                }
+            }
+            let now = now_millis();
+            let id = uuid::Uuid::now_v7().to_string();
+            let row = NewAlertRow {
+                id: &id,
+                seq,
+                last_seq: seq,
+                patient_id: new.patient_id.as_str(),
+                severity: new.severity.as_str(),
+                kind: &new.kind,
+                title: &new.title,
+                message: &new.message,
+                data: &new.data,
+                source: &new.source,
+                status: AlertStatus::Open.as_str(),
+                created_by: &creator,
+                request_id: request_id.as_deref(),
+                created_at: now,
+                updated_at: now,
+            };
+            alerts::insert(c, &row)?;
+            if let Some(key) = &idempotency_key {
+                alerts::remember_idempotent(c, &creator, key, &id, now)?;
+            }
+            let alert = to_alert(&stored_row(&row), Vec::new());
+            let payload = serde_json::to_string(&alert).map_err(|e| RaiseError::Api(ApiError::Internal(e.to_string())))?;
+            events::insert(
+                c,
+                &NewEventRow {
+                    seq,
+                    kind: EventKind::Alert.as_str(),
+                    alert_id: &id,
+                    patient_id: new.patient_id.as_str(),
+                    payload: &payload,
+                    created_at: now,
+                },
+            )?;
+            Ok((alert, payload))
+        });
+        match result {
+            Ok((alert, payload)) => Ok(Ok((alert, payload))),
+            Err(RaiseError::Replay(existing)) => Ok(Err(load_alert(conn, &existing)?)),
+            Err(RaiseError::Api(e)) => Err(e),
+        }
+    })
+    .await?;
+    match outcome {
+        Ok((alert, payload)) => {
+            log::info!(
+                "alert raised alert_id={} patient_id={} severity={} seq={}",
+                alert.id, alert.patient_id, alert.severity, alert.seq
+            );
+            state.broker.publish_event(StoredEvent {
+                seq: alert.seq,
+                kind: EventKind::Alert,
+                alert_id: alert.id.clone(),
+                patient_id: alert.patient_id.clone(),
+                payload,
+            });
+            Ok((alert, false))
+        }
+        Err(Some(existing)) => Ok((existing, true)),
+        Err(None) => Err(ApiError::Internal("idempotency key points at a missing alert".to_owned())),
+    }
+}
+
+/// One alert, if it exists and is in the caller's scope (otherwise 404, so ids outside
+/// one's scope are indistinguishable from unknown ones).
+pub async fn get_alert(state: &AppState, principal: &Principal, id: String) -> Result<Alert, ApiError> {
+    if !principal.role.may_subscribe() {
+        return Err(ApiError::Forbidden(format!("role {} may not read alerts", principal.role)));
+    }
+    let principal = principal.clone();
+    db::run(&state.pool, move |conn| {
+        let allowed = allowed_in(conn, &principal)?;
+        match load_alert(conn, &id)? {
+            Some(alert) if allowed.contains(&alert.patient_id) => Ok(alert),
+            _ => Err(ApiError::NotFound(format!("no alert {id}"))),
+        }
+    })
+    .await
+}
+
+/// Alerts in the caller's scope matching the filters.
+pub async fn list_alerts(state: &AppState, principal: &Principal, query: ListQuery) -> Result<AlertList, ApiError> {
+    if !principal.role.may_subscribe() {
+        return Err(ApiError::Forbidden(format!("role {} may not read alerts", principal.role)));
+    }
+    let principal = principal.clone();
+    db::run(&state.pool, move |conn| {
+        let allowed = allowed_in(conn, &principal)?;
+        query.requested.authorize(principal.role, &allowed)?;
+        let head = events::head(conn)?;
+        let filter = alerts::ListFilter {
+            patients: query.requested.effective(&allowed).map(|s| s.into_iter().collect()),
+            status: query.status.map(|s| s.as_str().to_owned()),
+            severity: query.severity.map(|s| s.as_str().to_owned()),
+            after: query.after,
+            limit: query.limit,
+        };
+        let rows = alerts::list(conn, &filter)?;
+        Ok(AlertList { alerts: with_acks(conn, rows)?, last_seq: head })
+    })
+    .await
+}
+
+/// Loads one alert with its acknowledgments.
+pub fn load_alert(conn: &mut AnyConnection, id: &str) -> Result<Option<Alert>, ApiError> {
+    let Some(row) = alerts::get(conn, id)? else {
+        return Ok(None);
+    };
+    Ok(with_acks(conn, vec![row])?.pop())
+}
+
+/// Attaches acknowledgments to rows (one query for all of them).
+pub fn with_acks(conn: &mut AnyConnection, rows: Vec<AlertRow>) -> Result<Vec<Alert>, ApiError> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let mut by_alert: HashMap<String, Vec<Acknowledgment>> = HashMap::new();
+    for ack in acks::for_alerts(conn, &ids)? {
+        let AckRow { alert_id, user_id, role, status, note, created_at, .. } = ack;
+        by_alert
+            .entry(alert_id)
+            .or_default()
+            .push(Acknowledgment::from_parts(user_id, role, status, note, created_at));
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let acks = by_alert.remove(&row.id).unwrap_or_default();
+            to_alert(&row, acks)
+        })
+        .collect())
+}
+
+/// The wire form of a stored alert.
+pub fn to_alert(row: &AlertRow, acknowledgments: Vec<Acknowledgment>) -> Alert {
+    Alert {
+        id: row.id.clone(),
+        seq: row.seq,
+        last_seq: row.last_seq,
+        patient_id: row.patient_id.clone(),
+        severity: row.severity.clone(),
+        kind: row.kind.clone(),
+        title: row.title.clone(),
+        message: row.message.clone(),
+        data: serde_json::from_str(&row.data).unwrap_or_else(|_| serde_json::json!({})),
+        source: row.source.clone(),
+        status: row.status.clone(),
+        created_at: format_millis(row.created_at),
+        updated_at: format_millis(row.updated_at),
+        acknowledgments,
+    }
+}
+
+fn stored_row(row: &NewAlertRow<'_>) -> AlertRow {
+    AlertRow {
+        id: row.id.to_owned(),
+        seq: row.seq,
+        last_seq: row.last_seq,
+        patient_id: row.patient_id.to_owned(),
+        severity: row.severity.to_owned(),
+        kind: row.kind.to_owned(),
+        title: row.title.to_owned(),
+        message: row.message.to_owned(),
+        data: row.data.to_owned(),
+        source: row.source.to_owned(),
+        status: row.status.to_owned(),
+        created_by: row.created_by.to_owned(),
+        request_id: row.request_id.map(str::to_owned),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    }
+}

@@ -1,0 +1,192 @@
+//! The one startup seam: builds the pool, migrates, starts the manager and binds the
+//! listener (port 0 works, and [`Application::port`] tells which port was chosen).
+
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{ErrorHandlers, Logger, from_fn};
+use actix_web::{App, HttpServer, web};
+
+use crate::auth::Verifier;
+use crate::config::Config;
+use crate::db::{self, events, migrate, pool};
+use crate::error::handlers;
+use crate::hub::manager::{AlertConnectionManager, ManagerSettings};
+use crate::hub::messages::Shutdown;
+use crate::hub::redis::RedisBroker;
+use crate::hub::{Broker, InProcessBroker};
+use crate::metrics::Metrics;
+use crate::routes::{self, MAX_BODY_BYTES};
+use crate::state::AppState;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be reached or opened.
+    #[error("database: {0}")]
+    Database(String),
+    /// Migrations failed.
+    #[error("migrations: {0}")]
+    Migrations(String),
+    /// The JWT key did not load.
+    #[error("JWT key: {0}")]
+    Key(String),
+    /// Redis URL unusable.
+    #[error("VIGIL_REDIS_URL: {0}")]
+    Redis(String),
+    /// Metrics registry.
+    #[error("metrics: {0}")]
+    Metrics(String),
+    /// Binding failed.
+    #[error("VIGIL_BIND: {0}")]
+    Bind(#[from] io::Error),
+}
+
+/// A built, bound, not yet awaited server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    stopper: Stopper,
+}
+
+/// Stops an application gracefully: streams get their final frame, in-flight requests
+/// finish, then the server exits.
+#[derive(Clone)]
+pub struct Stopper {
+    manager: Addr<AlertConnectionManager>,
+    server: ServerHandle,
+}
+
+impl Stopper {
+    /// Ends every stream, then stops the server (gracefully, or at once).
+    pub async fn stop(&self, graceful: bool) {
+        if self.manager.send(Shutdown).await.is_err() {
+            log::warn!("connection manager already stopped");
+        }
+        self.server.stop(graceful).await;
+    }
+}
+
+/// Opens the pool and applies migrations (also used by `vigil migrate`).
+pub async fn open_database(config: &crate::config::DatabaseConfig) -> Result<(db::DbPool, Vec<String>), StartupError> {
+    let config = config.clone();
+    web::block(move || {
+        let pool = pool::build_pool(&config).map_err(|e| StartupError::Database(e.to_string()))?;
+        let mut conn = pool.get().map_err(|e| StartupError::Database(e.to_string()))?;
+        let applied = migrate::run_pending(&mut conn).map_err(|e| StartupError::Migrations(e.to_string()))?;
+        drop(conn);
+        Ok((pool, applied))
+    })
+    .await
+    .map_err(|e| StartupError::Database(e.to_string()))?
+}
+
+impl Application {
+    /// Builds everything; must run inside an actix system (`#[actix_web::main]` or
+    /// `#[actix_web::test]`), because the manager is an actor.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let (pool, applied) = open_database(&config.database).await?;
+        for version in applied {
+            log::info!("migration applied version={version}");
+        }
+        let head_pool = pool.clone();
+        let head = web::block(move || head_pool.get().map_err(|e| e.to_string()).and_then(|mut c| events::head(&mut c).map_err(|e| e.to_string())))
+            .await
+            .map_err(|e| StartupError::Database(e.to_string()))?
+            .map_err(StartupError::Database)?;
+        let metrics = Arc::new(Metrics::new().map_err(|e| StartupError::Metrics(e.to_string()))?);
+        let settings = ManagerSettings {
+            heartbeat: config.heartbeat,
+            tail_poll: config.tail_poll,
+            max_streams_per_user: config.max_streams_per_user,
+            max_connections: config.max_connections,
+        };
+        let manager = AlertConnectionManager::new(pool.clone(), Arc::clone(&metrics), settings, head).start();
+        let broker: Arc<dyn Broker> = match &config.redis_url {
+            Some(url) => Arc::new(RedisBroker::start(url, manager.clone()).map_err(|e| StartupError::Redis(e.to_string()))?),
+            None => Arc::new(InProcessBroker::new(manager.clone())),
+        };
+        let verifier = Verifier::new(&config.jwt).map_err(|e| StartupError::Key(e.to_string()))?;
+        let listener = TcpListener::bind(&config.bind)?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            config: Arc::new(config),
+            pool,
+            verifier,
+            manager: manager.clone(),
+            broker,
+            metrics,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(handlers::json_error))
+                .app_data(web::QueryConfig::default().error_handler(handlers::query_error))
+                .app_data(web::PathConfig::default().error_handler(handlers::path_error))
+                .wrap(ErrorHandlers::new().default_handler(handlers::plain_to_problem))
+                .wrap(Logger::new("%a %{method}xi %U %s %b %Dms request_id=%{x-request-id}o").custom_request_replace("method", |req| req.method().to_string()))
+                .wrap(from_fn(crate::request_id::middleware))
+                .configure(routes::configure)
+        })
+        .listen(listener)?
+        .disable_signals()
+        .client_request_timeout(Duration::from_secs(10))
+        .shutdown_timeout(10)
+        .run();
+        let stopper = Stopper { manager, server: server.handle() };
+        Ok(Self { port, server, stopper })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops this instance (tests, signals).
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Serves until stopped; SIGINT/SIGTERM stop gracefully.
+    pub async fn run_until_stopped(self) -> io::Result<()> {
+        let stopper = self.stopper.clone();
+        actix_web::rt::spawn(async move {
+            wait_for_signal().await;
+            log::info!("shutdown signal received; closing streams and finishing requests");
+            stopper.stop(true).await;
+        });
+        self.server.await
+    }
+
+    /// Serves until stopped, without installing signal handlers (tests).
+    pub async fn run_without_signals(self) -> io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,160 @@
+//! Transports: thin adapters that authenticate, register with the manager, and write
+//! frames. Both share [`open_subscription`], so SSE and WebSocket apply the same rules.
+
+pub mod frames;
+pub mod replay;
+pub mod sse;
+pub mod ws;
+
+use actix_web::HttpRequest;
+use tokio::sync::mpsc;
+
+use crate::auth::{Credential, Principal, authenticate, origin};
+use crate::db::{self, events};
+use crate::domain::Role;
+use crate::error::ApiError;
+use crate::hub::messages::{Connect, ConnectRefused, Connected, Outbound, Transport};
+use crate::scope::{Allowed, Requested};
+use crate::service::scope::allowed_in;
+use crate::state::AppState;
+
+/// Stream query parameters shared by `/api/v1/alerts/stream` and `/ws`.
+#[derive(Debug, Clone)]
+pub struct StreamParams {
+    /// `patient_id` (repeatable, comma lists, `*`).
+    pub requested: Requested,
+    /// Seed-era `role`: may only name the token's own role.
+    pub role: Option<String>,
+    /// `last_event_id` query (the header wins when both are present).
+    pub last_event_id: Option<String>,
+}
+
+impl StreamParams {
+    /// Parses a query string.
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+        let requested = Requested::parse(pairs.iter().filter(|(k, _)| k == "patient_id").map(|(_, v)| v.as_str()))?;
+        let find = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        Ok(Self { requested, role: find("role"), last_event_id: find("last_event_id") })
+    }
+}
+
+/// A registered subscription, ready for a transport to serve.
+pub struct Subscription {
+    /// Who.
+    pub principal: Principal,
+    /// Registration (id, seam head, patients).
+    pub connected: Connected,
+    /// The client's queue.
+    pub rx: mpsc::Receiver<Outbound>,
+    /// Head of the event log when checked (for resume validation).
+    pub log_head: i64,
+    /// Oldest event still held.
+    pub oldest: Option<i64>,
+}
+
+/// Authenticates, checks role and scope, and registers with the manager.
+pub async fn open_subscription(
+    req: &HttpRequest,
+    state: &AppState,
+    transport: Transport,
+    params: &StreamParams,
+) -> Result<Subscription, ApiError> {
+    let principal = authenticate(req, state, transport == Transport::Ws)?;
+    if transport == Transport::Ws && principal.credential == Credential::Cookie {
+        origin::check(req, &state.config.cors_origins)?;
+    }
+    if !principal.role.may_subscribe() {
+        return Err(ApiError::Forbidden(format!("role {} may not subscribe to alerts", principal.role)));
+    }
+    if let Some(role) = params.role.as_deref().filter(|r| !r.is_empty()) {
+        let asked: Role = role.parse().map_err(|m: String| ApiError::invalid("role", m))?;
+        if asked != principal.role {
+            return Err(ApiError::Forbidden(format!("your token holds role {}, not {asked}", principal.role)));
+        }
+    }
+    let who = principal.clone();
+    let (allowed, log_head, oldest): (Allowed, i64, Option<i64>) = db::run(&state.pool, move |c| {
+        Ok((allowed_in(c, &who)?, events::head(c)?, events::oldest(c)?))
+    })
+    .await?;
+    params.requested.authorize(principal.role, &allowed)?;
+    let (tx, rx) = mpsc::channel(state.config.client_queue.get());
+    let connected = state
+        .manager
+        .send(Connect {
+            user_id: principal.user_id.clone(),
+            role: principal.role,
+            requested: params.requested.clone(),
+            allowed,
+            transport,
+            expires_at: principal.expires_at,
+            tx,
+        })
+        .await
+        .map_err(|_| ApiError::ManagerUnavailable)?
+        .map_err(|refused| refused_error(state, refused))?;
+    log::info!(
+        "stream opened transport={} connection_id={} user_id={} role={}",
+        transport.as_str(), connected.conn_id, principal.user_id, principal.role
+    );
+    Ok(Subscription { principal, connected, rx, log_head, oldest })
+}
+
+fn refused_error(state: &AppState, refused: ConnectRefused) -> ApiError {
+    let label = match refused {
+        ConnectRefused::PerUserLimit(_) => "per_user",
+        ConnectRefused::InstanceLimit(_) => "instance",
+        ConnectRefused::ShuttingDown => "shutdown",
+    };
+    state.metrics.limit_rejections.with_label_values(&[label]).inc();
+    match refused {
+        ConnectRefused::PerUserLimit(n) => ApiError::TooManyRequests {
+            detail: format!("at most {n} open streams per user (VIGIL_MAX_STREAMS_PER_USER); close one first"),
+            retry_after: None,
+        },
+        ConnectRefused::InstanceLimit(n) => ApiError::Unavailable {
+            detail: format!("this instance holds its maximum of {n} streams (VIGIL_MAX_CONNECTIONS)"),
+            retry_after: 5,
+        },
+        ConnectRefused::ShuttingDown => ApiError::Unavailable {
+            detail: "the server is shutting down".to_owned(),
+            retry_after: 3,
+        },
+    }
+}
+
+/// The `connected` payload shared by both transports.
+pub fn connected_payload(sub: &Subscription, heartbeat_secs: u64) -> serde_json::Value {
+    let patients = sub.connected.patients.clone().unwrap_or_else(|| vec!["*".to_owned()]);
+    serde_json::json!({
+        "connection_id": sub.connected.conn_id.to_string(),
+        "user_id": sub.principal.user_id,
+        "role": sub.principal.role.as_str(),
+        "patients": patients,
+        "heartbeat_seconds": heartbeat_secs,
+        "server_time": crate::domain::format_millis(crate::domain::now_millis()),
+    })
+}
+
+/// Tells the manager a connection is gone when its stream or session is dropped.
+pub struct ConnectionGuard {
+    conn_id: u64,
+    manager: actix::Addr<crate::hub::manager::AlertConnectionManager>,
+}
+
+impl ConnectionGuard {
+    /// Guards one registration.
+    pub fn new(conn_id: u64, manager: actix::Addr<crate::hub::manager::AlertConnectionManager>) -> Self {
+        Self { conn_id, manager }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        log::info!("stream closed connection_id={}", self.conn_id);
+        #[allow(clippy::disallowed_methods)]
+        self.manager.do_send(crate::hub::messages::Disconnect { conn_id: self.conn_id });
+    }
+}

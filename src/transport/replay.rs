@@ -1,0 +1,70 @@
+//! Resume decisions: what a `Last-Event-ID` means for a new stream (DESIGN.md,
+//! "Resume edge cases"). Never a partial replay: anything doubtful is a `reset`.
+
+/// What to do before going live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// No `Last-Event-ID`: live only.
+    Live,
+    /// Replay events with `after < seq <= seam` from the log.
+    Replay {
+        /// Last id the client saw.
+        after: i64,
+    },
+    /// Tell the client to reload; then live.
+    Reset {
+        /// Why (for the `reset` data).
+        reason: &'static str,
+    },
+}
+
+/// Decides how to treat a `Last-Event-ID` given the log's head and oldest held id.
+pub fn decide(last_event_id: Option<&str>, log_head: i64, oldest: Option<i64>) -> Resume {
+    let Some(raw) = last_event_id.map(str::trim) else {
+        return Resume::Live;
+    };
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Resume::Reset { reason: "Last-Event-ID is not a decimal integer" };
+    }
+    let Ok(after) = raw.parse::<i64>() else {
+        return Resume::Reset { reason: "Last-Event-ID is out of range" };
+    };
+    if after > log_head {
+        return Resume::Reset { reason: "Last-Event-ID is ahead of this server's event log" };
+    }
+    if let Some(oldest) = oldest {
+        if after != 0 && after < oldest - 1 {
+            return Resume::Reset { reason: "Last-Event-ID is older than the retained history" };
+        }
+    }
+    Resume::Replay { after }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_edge_cases() {
+        let cases: [(Option<&str>, i64, Option<i64>, bool, &str); 9] = [
+            (None, 10, Some(1), false, "no id: live"),
+            (Some("5"), 10, Some(1), true, "an id in range replays"),
+            (Some("0"), 10, Some(1), true, "0 means from the beginning"),
+            (Some("10"), 10, Some(1), true, "the head itself replays nothing"),
+            (Some("11"), 10, Some(1), false, "ahead of the head"),
+            (Some("abc"), 10, Some(1), false, "not a number"),
+            (Some("-1"), 10, Some(1), false, "negative"),
+            (Some("99999999999999999999"), 10, Some(1), false, "overflow"),
+            (Some("3"), 10, Some(8), false, "older than retained"),
+        ];
+        for (id, head, oldest, replays, why) in cases {
+            let decision = decide(id, head, oldest);
+            let is_replay = matches!(decision, Resume::Replay { .. });
+            let is_live = decision == Resume::Live;
+            assert_eq!(is_replay, replays, "{why}: {decision:?}");
+            if id.is_none() {
+                assert!(is_live, "{why}");
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! `GET /api/v1/alerts/stream`: authenticate → scope → register (the manager buffers
+//! live events in the client's queue) → replay `(Last-Event-ID, seam]` from the log →
+//! live, skipping anything already sent → heartbeats from the manager's shared tick.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use futures_util::stream;
+use tokio::sync::mpsc;
+
+use super::frames::{sse_control, sse_frame};
+use super::replay::{Resume, decide};
+use super::{ConnectionGuard, StreamParams, connected_payload, open_subscription};
+use crate::db::{self, DbPool, events};
+use crate::error::ApiError;
+use crate::hub::event::StoredEvent;
+use crate::hub::messages::{CloseReason, Outbound, Transport};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::transport::frames::EncodedEvent;
+
+/// Replay batch size.
+const REPLAY_BATCH: i64 = 500;
+/// Client reconnection delay announced with `retry:`.
+const RETRY_MS: u32 = 3000;
+
+struct ReplayCursor {
+    after: i64,
+    upto: i64,
+    patients: Option<Vec<String>>,
+}
+
+struct StreamState {
+    prelude: VecDeque<Bytes>,
+    replay: Option<ReplayCursor>,
+    rx: mpsc::Receiver<Outbound>,
+    last_sent: i64,
+    finished: bool,
+    pool: DbPool,
+    metrics: Arc<Metrics>,
+    _guard: ConnectionGuard,
+}
+
+/// The SSE endpoint.
+pub async fn stream_alerts(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let params = StreamParams::parse(req.query_string())?;
+    let header_id = match req.headers().get("Last-Event-ID") {
+        Some(v) => Some(v.to_str().map(str::to_owned).unwrap_or_else(|_| "invalid".to_owned())),
+        None => None,
+    };
+    let last_event_id = header_id.or_else(|| params.last_event_id.clone());
+    let sub = open_subscription(&req, &state, Transport::Sse, &params).await?;
+    let guard = ConnectionGuard::new(sub.connected.conn_id, state.manager.clone());
+    let seam = sub.connected.head;
+
+    let mut prelude = VecDeque::new();
+    let connected = connected_payload(&sub, state.config.heartbeat.as_secs());
+    let mut opening = format!("retry: {RETRY_MS}\n\n");
+    opening.push_str(&sse_frame(None, Some("connected"), &connected.to_string()));
+    prelude.push_back(Bytes::from(opening));
+
+    let mut replay = None;
+    let mut last_sent = seam;
+    if last_event_id.is_some() {
+        state.metrics.resumes.inc();
+    }
+    match decide(last_event_id.as_deref(), sub.log_head, sub.oldest) {
+        Resume::Live => {}
+        Resume::Replay { after } => {
+            // Live events up to `after` were already seen (also when `after` is past the
+            // seam because an event was committed but not yet delivered).
+            last_sent = after;
+            if after < seam {
+                replay = Some(ReplayCursor { after, upto: seam, patients: sub.connected.patients.clone() });
+            }
+        }
+        Resume::Reset { reason } => {
+            let data = serde_json::json!({
+                "reason": reason,
+                "oldest_id": sub.oldest.unwrap_or(0),
+                "head": seam,
+                "reload": "/api/v1/alerts",
+            });
+            let seam_id = seam.to_string();
+            prelude.push_back(Bytes::from(sse_frame(Some(&seam_id), Some("reset"), &data.to_string())));
+        }
+    }
+
+    let state_machine = StreamState {
+        prelude,
+        replay,
+        rx: sub.rx,
+        last_sent,
+        finished: false,
+        pool: state.pool.clone(),
+        metrics: Arc::clone(&state.metrics),
+        _guard: guard,
+    };
+    let body = stream::unfold(state_machine, next_chunk);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}
+
+async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Error>, StreamState)> {
+    if let Some(chunk) = st.prelude.pop_front() {
+        return Some((Ok(chunk), st));
+    }
+    if st.finished {
+        return None;
+    }
+    if let Some(cursor) = st.replay.take() {
+        match replay_batch(&st.pool, &cursor).await {
+            Ok(batch) => {
+                let count = batch.len();
+                let mut chunk = String::new();
+                let mut last = cursor.after;
+                for event in batch {
+                    last = event.seq;
+                    chunk.push_str(std::str::from_utf8(EncodedEvent::new(event).sse()).unwrap_or_default());
+                }
+                st.metrics.replayed_events.inc_by(u64::try_from(count).unwrap_or(0));
+                st.last_sent = st.last_sent.max(last);
+                if i64::try_from(count).unwrap_or(0) >= REPLAY_BATCH {
+                    st.replay = Some(ReplayCursor { after: last, ..cursor });
+                }
+                if !chunk.is_empty() {
+                    return Some((Ok(Bytes::from(chunk)), st));
+                }
+            }
+            Err(e) => {
+                // Ending the stream makes the client reconnect and resume: nothing lost.
+                log::warn!("replay failed, ending stream: {e}");
+                return None;
+            }
+        }
+    }
+    loop {
+        match st.rx.recv().await? {
+            Outbound::Event(event) if event.seq() <= st.last_sent => continue,
+            Outbound::Event(event) => {
+                st.last_sent = event.seq();
+                return Some((Ok(event.sse().clone()), st));
+            }
+            Outbound::Heartbeat(frame) => return Some((Ok(frame), st)),
+            Outbound::Close(CloseReason::AuthExpired) => {
+                st.finished = true;
+                let frame = sse_control("auth_expired", &serde_json::json!({"reason": "token expired; sign in again"}));
+                return Some((Ok(frame), st));
+            }
+            Outbound::Close(CloseReason::Shutdown) => return None,
+        }
+    }
+}
+
+async fn replay_batch(pool: &DbPool, cursor: &ReplayCursor) -> Result<Vec<StoredEvent>, ApiError> {
+    let (after, upto, patients) = (cursor.after, cursor.upto, cursor.patients.clone());
+    db::run(pool, move |c| {
+        let rows = events::range(c, after, upto, patients.as_deref(), REPLAY_BATCH)?;
+        Ok(rows.into_iter().filter_map(StoredEvent::from_row).collect())
+    })
+    .await
+}

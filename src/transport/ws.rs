@@ -1,0 +1,315 @@
+//! Legacy WebSocket transport (`GET /ws`), phase-gated by `VIGIL_WS_MODE`. Everything
+//! deprecated lives in this module so phase 3 can delete it. The session actor writes
+//! the manager's events, answers `subscribe` and in-socket `ack` (through the same
+//! service as HTTP), pings, and closes sessions silent for too long. A bad frame gets
+//! an `error` frame; the session stays up.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web_actors::ws;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::{ConnectionGuard, StreamParams, connected_payload, open_subscription};
+use crate::auth::Principal;
+use crate::config::WsMode;
+use crate::db;
+use crate::domain::AckStatus;
+use crate::domain::alert::parse_ack_body;
+use crate::error::ApiError;
+use crate::hub::messages::{CloseReason, Outbound, Resubscribe, Transport};
+use crate::scope::Requested;
+use crate::service::acks::{AckRequest, acknowledge};
+use crate::service::scope::allowed_in;
+use crate::state::AppState;
+
+/// Largest text frame the protocol accepts; larger ones get an `error` frame.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Largest frame the codec reads at all (beyond it the connection is closed, 1009).
+const CODEC_MAX_FRAME: usize = 1024 * 1024;
+/// Where dashboard owners read about the move to SSE.
+pub const MIGRATION_GUIDE: &str = "/docs/migration";
+
+/// The `/ws` endpoint.
+pub async fn ws_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.config.ws_mode == WsMode::Off {
+        let mut response = ApiError::Gone(format!(
+            "the WebSocket transport has been retired; use the SSE stream /api/v1/alerts/stream (guide: {MIGRATION_GUIDE})"
+        ))
+        .error_response();
+        response.headers_mut().insert(
+            header::LINK,
+            HeaderValue::from_static("</docs/migration>; rel=\"help\", </api/v1/alerts/stream>; rel=\"successor-version\""),
+        );
+        return Ok(response);
+    }
+    ws::handshake(&req).map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
+    let params = StreamParams::parse(req.query_string())?;
+    let sub = open_subscription(&req, &state, Transport::Ws, &params).await?;
+    let deprecated = state.config.ws_mode == WsMode::Deprecated;
+    let mut hello = vec![json!({"type": "connected"}).to_string()];
+    if let Value::Object(mut fields) = connected_payload(&sub, state.config.heartbeat.as_secs()) {
+        fields.insert("type".to_owned(), json!("connected"));
+        hello = vec![Value::Object(fields).to_string()];
+    }
+    if deprecated {
+        state.metrics.ws_deprecated_connections.inc();
+        hello.push(
+            json!({
+                "type": "deprecation",
+                "message": "The WebSocket alert feed is deprecated; move to Server-Sent Events.",
+                "sunset": state.config.ws_sunset.to_string(),
+                "migrate_to": "/api/v1/alerts/stream",
+            })
+            .to_string(),
+        );
+    }
+    let session = WsSession {
+        guard: Some(ConnectionGuard::new(sub.connected.conn_id, state.manager.clone())),
+        conn_id: sub.connected.conn_id,
+        principal: sub.principal,
+        state: state.clone(),
+        rx: Some(sub.rx),
+        hello,
+        last_heard: Instant::now(),
+    };
+    let mut response = ws::WsResponseBuilder::new(session, &req, payload)
+        .frame_size(CODEC_MAX_FRAME)
+        .start()
+        .map_err(|e| ApiError::BadRequest(format!("WebSocket handshake failed: {e}")))?;
+    if deprecated {
+        let sunset = state
+            .config
+            .ws_sunset
+            .and_hms_opt(0, 0, 0)
+            .map(|d| d.and_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+            .unwrap_or_default();
+        let headers = response.headers_mut();
+        headers.insert(header::HeaderName::from_static("deprecation"), HeaderValue::from_static("true"));
+        if let Ok(value) = HeaderValue::from_str(&sunset) {
+            headers.insert(header::HeaderName::from_static("sunset"), value);
+        }
+        headers.insert(
+            header::LINK,
+            HeaderValue::from_static("</docs/migration>; rel=\"deprecation\", </api/v1/alerts/stream>; rel=\"successor-version\""),
+        );
+    }
+    Ok(response)
+}
+
+/// One legacy dashboard connection.
+pub struct WsSession {
+    guard: Option<ConnectionGuard>,
+    conn_id: u64,
+    principal: Principal,
+    state: web::Data<AppState>,
+    rx: Option<mpsc::Receiver<Outbound>>,
+    hello: Vec<String>,
+    last_heard: Instant,
+}
+
+fn error_frame(code: &str, message: &str) -> String {
+    json!({"type": "error", "code": code, "message": message}).to_string()
+}
+
+impl WsSession {
+    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        if text.len() > MAX_FRAME_BYTES {
+            self.count("oversize");
+            ctx.text(error_frame("too_large", &format!("frames are limited to {MAX_FRAME_BYTES} bytes")));
+            return;
+        }
+        let value: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(_) => {
+                self.count("malformed");
+                ctx.text(error_frame("bad_json", "the frame is not valid JSON"));
+                return;
+            }
+        };
+        let kind = value.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
+        self.count(match kind.as_str() {
+            "subscribe" | "ack" | "ping" => kind.as_str(),
+            _ => "unknown",
+        });
+        match kind.as_str() {
+            "subscribe" => self.on_subscribe(&value, ctx),
+            "ack" => self.on_ack(&value, ctx),
+            "ping" => ctx.text(json!({"type": "pong"}).to_string()),
+            "" => ctx.text(error_frame("invalid", "every frame needs a string `type`")),
+            other => ctx.text(error_frame("unknown_type", &format!("unknown frame type `{other}`; expected subscribe or ack"))),
+        }
+    }
+
+    fn count(&self, kind: &str) {
+        self.state.metrics.ws_frames.with_label_values(&[kind]).inc();
+    }
+
+    fn on_subscribe(&mut self, value: &Value, ctx: &mut ws::WebsocketContext<Self>) {
+        let ids: Option<Vec<&str>> = value
+            .get("patient_ids")
+            .and_then(Value::as_array)
+            .and_then(|items| items.iter().map(Value::as_str).collect());
+        let Some(ids) = ids else {
+            ctx.text(error_frame("invalid", "`patient_ids` must be an array of strings"));
+            return;
+        };
+        let requested = match Requested::parse(ids) {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.text(error_frame(e.code(), &e.client_detail()));
+                return;
+            }
+        };
+        let state = self.state.clone();
+        let principal = self.principal.clone();
+        let conn_id = self.conn_id;
+        let work = async move {
+            let who = principal.clone();
+            let allowed = db::run(&state.pool, move |c| Ok(allowed_in(c, &who)?)).await?;
+            requested.authorize(principal.role, &allowed)?;
+            state
+                .manager
+                .send(Resubscribe { conn_id, requested, allowed })
+                .await
+                .map_err(|_| ApiError::ManagerUnavailable)
+        };
+        ctx.spawn(work.into_actor(self).map(|result, _, ctx| match result {
+            Ok(patients) => {
+                let patients = patients.unwrap_or_else(|| vec!["*".to_owned()]);
+                ctx.text(json!({"type": "subscribed", "patient_ids": patients}).to_string());
+            }
+            Err(e) => ctx.text(error_frame(e.code(), &e.client_detail())),
+        }));
+    }
+
+    fn on_ack(&mut self, value: &Value, ctx: &mut ws::WebsocketContext<Self>) {
+        let alert_id = value.get("alert_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        if alert_id.is_empty() {
+            ctx.text(error_frame("invalid", "`alert_id` is required"));
+            return;
+        }
+        let mut body = value.clone();
+        if let Some(obj) = body.as_object_mut() {
+            obj.remove("type");
+            obj.remove("alert_id");
+        }
+        let (status, note): (AckStatus, Option<String>) = match parse_ack_body(&body) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                ctx.text(ack_failure(&alert_id, &e));
+                return;
+            }
+        };
+        let state = self.state.clone();
+        let principal = self.principal.clone();
+        let request = AckRequest { alert_id: alert_id.clone(), status, note, expected_patient: None };
+        let work = async move { acknowledge(&state, &principal, request).await };
+        ctx.spawn(work.into_actor(self).map(move |result, _, ctx| match result {
+            Ok(outcome) => ctx.text(json!({"type": "ack_result", "alert_id": alert_id, "ok": true, "alert": outcome.alert}).to_string()),
+            Err(e) => ctx.text(ack_failure(&alert_id, &e)),
+        }));
+    }
+}
+
+fn ack_failure(alert_id: &str, e: &ApiError) -> String {
+    json!({
+        "type": "ack_result",
+        "alert_id": alert_id,
+        "ok": false,
+        "status": e.status_code().as_u16(),
+        "code": e.code(),
+        "message": e.client_detail(),
+    })
+    .to_string()
+}
+
+impl Actor for WsSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        for frame in std::mem::take(&mut self.hello) {
+            ctx.text(frame);
+        }
+        if let Some(mut rx) = self.rx.take() {
+            ctx.add_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        }
+        let ping = self.state.config.ws_ping;
+        let timeout = self.state.config.ws_timeout;
+        ctx.run_interval(ping, |_, ctx| ctx.ping(b"vigil"));
+        let check = (timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
+        ctx.run_interval(check, move |act, ctx| {
+            if act.last_heard.elapsed() > timeout {
+                log::info!("websocket silent too long, closing connection_id={}", act.conn_id);
+                ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Policy, description: Some("no traffic for too long".to_owned()) }));
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        self.guard.take();
+        Running::Stop
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match msg {
+            Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
+            Ok(ws::Message::Binary(_)) => {
+                self.count("binary");
+                ctx.text(error_frame("unsupported", "binary frames are not supported; send JSON text frames"));
+            }
+            Ok(ws::Message::Continuation(_)) => {
+                self.count("fragment");
+                ctx.text(error_frame("unsupported", "fragmented frames are not supported"));
+            }
+            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
+            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Err(e) => {
+                log::info!("websocket protocol error connection_id={}: {e}", self.conn_id);
+                ctx.text(error_frame("protocol", &format!("protocol error: {e}")));
+                ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Size, description: Some("protocol error".to_owned()) }));
+                ctx.stop();
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl StreamHandler<Outbound> for WsSession {
+    fn handle(&mut self, item: Outbound, ctx: &mut Self::Context) {
+        match item {
+            Outbound::Event(event) => ctx.text(event.ws().clone()),
+            Outbound::Heartbeat(_) => {}
+            Outbound::Close(CloseReason::AuthExpired) => {
+                ctx.text(error_frame("auth_expired", "your token expired; reconnect with a new one"));
+                ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Policy, description: Some("token expired".to_owned()) }));
+                ctx.stop();
+            }
+            Outbound::Close(CloseReason::Shutdown) => {
+                ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Away, description: Some("server shutting down".to_owned()) }));
+                ctx.stop();
+            }
+        }
+    }
+
+    /// The manager dropped our queue: it overflowed (we were too slow) or was removed.
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.text(error_frame("overflow", "you fell too far behind; reconnect and reload /api/v1/alerts?after=<last id>"));
+        ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Again, description: Some("queue overflow".to_owned()) }));
+        ctx.stop();
+    }
+}
