@@ -1,0 +1,390 @@
+//! Test harness: starts the real server on port 0 against a fresh database and talks
+//! to it over real HTTP, SSE and WebSocket.
+//!
+//! Rule: every test is `#[actix_web::test]` — the server's manager is an actix actor
+//! and needs an actix `System`; a bare `#[tokio::test]` panics when the app starts.
+//!
+//! Backends: SQLite in a temporary directory by default. When `VIGIL_TEST_DATABASE_URL`
+//! is set (a PostgreSQL server URL), each test gets its own freshly created database on
+//! that server, so the same suite runs against PostgreSQL.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use eventsource_stream::{Event, Eventsource};
+use futures_util::stream::BoxStream;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use vigil::auth::{Claims, Signer};
+use vigil::config::Config;
+use vigil::startup::{Application, Stopper};
+
+/// The HS256 secret every test server uses unless a test changes it.
+pub const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
+/// Default wait for something that should happen promptly.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// Bound port.
+    pub port: u16,
+    /// HTTP client (no cookies stored unless a test builds its own).
+    pub client: reqwest::Client,
+    /// Stops the server.
+    pub stopper: Stopper,
+    /// Database URL the server uses.
+    pub database_url: String,
+    /// Keeps the SQLite directory alive.
+    pub dir: tempfile::TempDir,
+}
+
+/// A server with default settings (heartbeat 1 s for tests).
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// A server with settings adjusted by `tweak`.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database_url = test_database_url(&dir);
+    let mut config = Config::new(database_url.clone(), SECRET);
+    config.heartbeat = Duration::from_secs(1);
+    config.tail_poll = Duration::from_millis(500);
+    tweak(&mut config);
+    start(config, dir).await
+}
+
+/// Starts another server on the same database (multi-instance and restart tests).
+pub async fn spawn_app_on(database_url: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::new(database_url.to_owned(), SECRET);
+    config.heartbeat = Duration::from_secs(1);
+    config.tail_poll = Duration::from_millis(500);
+    tweak(&mut config);
+    start(config, dir).await
+}
+
+async fn start(config: Config, dir: tempfile::TempDir) -> TestApp {
+    let database_url = config.database.url.clone();
+    let app = Application::build(config).await.expect("application builds");
+    let port = app.port();
+    let stopper = app.stopper();
+    actix_web::rt::spawn(app.run_without_signals());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+        stopper,
+        database_url,
+        dir,
+    }
+}
+
+fn test_database_url(dir: &tempfile::TempDir) -> String {
+    match std::env::var("VIGIL_TEST_DATABASE_URL") {
+        Ok(server) if !server.is_empty() => fresh_postgres_database(&server),
+        _ => format!("sqlite://{}", dir.path().join("vigil-test.db").display()),
+    }
+}
+
+/// Creates an empty database on the PostgreSQL server and returns its URL.
+pub fn fresh_postgres_database(server_url: &str) -> String {
+    let name = format!("vigil_test_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = PgConnection::establish(server_url).expect("connect to the PostgreSQL test server");
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create test database");
+    let base = server_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(server_url);
+    format!("{base}/{name}")
+}
+
+/// Whether the suite runs against PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("VIGIL_TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty())
+}
+
+/// Signs any claims with the test secret.
+pub fn sign(claims: &Claims) -> String {
+    Signer::hs256(SECRET).sign(claims).expect("sign")
+}
+
+/// A valid token for `sub` with `role` (and `patient_id` claim), one hour.
+pub fn token(sub: &str, role: &str, patient: Option<&str>) -> String {
+    token_expiring(sub, role, patient, chrono::Utc::now().timestamp() + 3600)
+}
+
+/// A token with an explicit `exp`.
+pub fn token_expiring(sub: &str, role: &str, patient: Option<&str>, exp: i64) -> String {
+    sign(&Claims {
+        sub: sub.to_owned(),
+        role: role.to_owned(),
+        patient_id: patient.map(str::to_owned),
+        exp,
+        iat: Some(chrono::Utc::now().timestamp()),
+        iss: None,
+        aud: None,
+    })
+}
+
+/// Admin token.
+pub fn admin() -> String {
+    token("root", "admin", None)
+}
+
+/// Service (producer) token.
+pub fn service() -> String {
+    token("analyser-1", "service", None)
+}
+
+/// A minimal valid alert body.
+pub fn alert_body(patient: &str, severity: &str) -> Value {
+    json!({"patient_id": patient, "severity": severity, "kind": "heart_rate_high", "title": format!("HR high for {patient}"), "message": "heart rate 148", "data": {"hr": 148}, "source": "monitor-7"})
+}
+
+impl TestApp {
+    /// Absolute URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// GET with a bearer token.
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("GET")
+    }
+
+    /// POST JSON with a bearer token.
+    pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.client.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("POST")
+    }
+
+    /// Raise an alert as the service user; panics unless 201. Returns the alert JSON.
+    pub async fn raise(&self, patient: &str, severity: &str) -> Value {
+        let resp = self.post_json("/api/v1/alerts", &service(), &alert_body(patient, severity)).await;
+        assert_eq!(resp.status(), 201, "raising an alert for {patient}");
+        resp.json().await.expect("alert JSON")
+    }
+
+    /// Acknowledge over HTTP.
+    pub async fn ack(&self, token: &str, alert_id: &str, status: &str, note: Option<&str>) -> reqwest::Response {
+        let mut body = json!({"status": status});
+        if let Some(note) = note {
+            body["note"] = json!(note);
+        }
+        self.post_json(&format!("/api/v1/alerts/{alert_id}/acknowledge"), token, &body).await
+    }
+
+    /// Put a user on a patient's care team (as admin); panics on failure.
+    pub async fn assign(&self, patient: &str, user: &str) {
+        let resp = self
+            .client
+            .put(self.url(&format!("/api/v1/patients/{patient}/care-team/{user}")))
+            .bearer_auth(admin())
+            .send()
+            .await
+            .expect("PUT care team");
+        assert!(resp.status().is_success(), "assigning {user} to {patient}: {}", resp.status());
+    }
+
+    /// Remove a user from a patient's care team (as admin).
+    pub async fn unassign(&self, patient: &str, user: &str) {
+        let resp = self
+            .client
+            .delete(self.url(&format!("/api/v1/patients/{patient}/care-team/{user}")))
+            .bearer_auth(admin())
+            .send()
+            .await
+            .expect("DELETE care team");
+        assert_eq!(resp.status(), 204, "removing {user} from {patient}");
+    }
+
+    /// Stream stats as admin.
+    pub async fn stats(&self) -> Value {
+        self.get("/api/v1/alerts/stream/stats", &admin()).await.json().await.expect("stats JSON")
+    }
+
+    /// Waits until the stats satisfy `pred` (bounded; never a fixed sleep).
+    pub async fn wait_for_stats(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let stats = self.stats().await;
+            if pred(&stats) {
+                return stats;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for stats: {what}; last {stats}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Opens an SSE stream; `query` is appended after `?`.
+    pub async fn sse(&self, token: &str, query: &str) -> SseClient {
+        SseClient::open(self, token, query, None).await
+    }
+
+    /// Opens a legacy WebSocket with `?token=` and extra query.
+    pub async fn ws(&self, token: &str, query: &str) -> WsClient {
+        let url = format!("ws://127.0.0.1:{}/ws?token={token}{}{query}", self.port, if query.is_empty() { "" } else { "&" });
+        WsClient::connect(&url).await
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `WAIT`.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A parsed SSE stream.
+pub struct SseClient {
+    /// Response status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+    events: Option<BoxStream<'static, Result<Event, String>>>,
+    /// Last `id:` seen.
+    pub last_id: Option<String>,
+}
+
+impl SseClient {
+    /// Opens a stream; reads nothing yet.
+    pub async fn open(app: &TestApp, token: &str, query: &str, last_event_id: Option<&str>) -> SseClient {
+        let mut req = app.client.get(app.url(&format!("/api/v1/alerts/stream?{query}"))).timeout(Duration::from_secs(3600));
+        if !token.is_empty() {
+            req = req.bearer_auth(token);
+        }
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.send().await.expect("open SSE");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let events = (status == 200).then(|| resp.bytes_stream().eventsource().map(|r| r.map_err(|e| e.to_string())).boxed());
+        SseClient { status, headers, events, last_id: last_event_id.map(str::to_owned) }
+    }
+
+    /// The next event, or `None` when the stream ended; panics on timeout.
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<Event> {
+        let events = self.events.as_mut().expect("stream is open (status 200)");
+        match tokio::time::timeout(timeout, events.next()).await {
+            Ok(Some(Ok(event))) => {
+                if !event.id.is_empty() {
+                    self.last_id = Some(event.id.clone());
+                }
+                Some(event)
+            }
+            Ok(Some(Err(_))) | Ok(None) => None,
+            Err(_) => panic!("no SSE event within {timeout:?}"),
+        }
+    }
+
+    /// Reads events until one satisfies `pred`; panics if the stream ends first.
+    pub async fn until(&mut self, timeout: Duration, pred: impl Fn(&Event) -> bool) -> Event {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = self.next_event(left).await.expect("stream ended before the awaited event");
+            if pred(&event) {
+                return event;
+            }
+        }
+    }
+
+    /// Waits for the `connected` event (the readiness barrier) and returns its data.
+    pub async fn connected(&mut self) -> Value {
+        let event = self.until(WAIT, |e| e.event == "connected").await;
+        serde_json::from_str(&event.data).expect("connected JSON")
+    }
+
+    /// The next `alert`/`alert_updated` event (skipping heartbeats).
+    pub async fn next_alert_event(&mut self) -> Event {
+        self.until(WAIT, |e| e.event == "alert" || e.event == "alert_updated").await
+    }
+
+    /// Stops reading and closes the connection.
+    pub fn close(&mut self) {
+        self.events = None;
+    }
+}
+
+/// A legacy WebSocket client.
+pub struct WsClient {
+    /// Handshake response headers.
+    pub headers: tokio_tungstenite::tungstenite::http::HeaderMap,
+    stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl WsClient {
+    /// Connects (panics if the handshake fails).
+    pub async fn connect(url: &str) -> WsClient {
+        let (stream, resp) = tokio_tungstenite::connect_async(url).await.expect("WebSocket handshake");
+        WsClient { headers: resp.headers().clone(), stream }
+    }
+
+    /// Sends a text frame.
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream.send(Message::text(text)).await.expect("send");
+    }
+
+    /// Sends a JSON frame.
+    pub async fn send_json(&mut self, value: &Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    /// Sends a raw message.
+    pub async fn send(&mut self, message: Message) {
+        self.stream.send(message).await.expect("send");
+    }
+
+    /// The next JSON text frame (pings/pongs skipped); `None` on close.
+    pub async fn next_json(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).expect("server frames are JSON")),
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return None,
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => panic!("no WebSocket frame within {timeout:?}"),
+            }
+        }
+    }
+
+    /// Reads frames until one has `"type": kind`.
+    pub async fn until_type(&mut self, kind: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let frame = self.next_json(left).await.unwrap_or_else(|| panic!("socket closed before a {kind} frame"));
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Waits for the socket to close (answering nothing); panics on timeout.
+    pub async fn closed(&mut self, timeout: Duration) -> Option<tokio_tungstenite::tungstenite::protocol::CloseFrame> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame,
+                Ok(None) | Ok(Some(Err(_))) => return None,
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => panic!("socket still open after {timeout:?}"),
+            }
+        }
+    }
+}
