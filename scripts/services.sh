@@ -1,0 +1,34 @@
+# Starts throwaway PostgreSQL and Redis servers on loopback for the test suite.
+# Source it (`. scripts/services.sh`): it exports VIGIL_TEST_DATABASE_URL and
+# VIGIL_TEST_REDIS_URL and installs an EXIT trap that stops both servers.
+# Installs the Debian packages first if they are missing (needs root, as in CI).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+need=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v redis-server >/dev/null || need+=(redis-server)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}"
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+VIGIL_SVC_ROOT=$(mktemp -d)
+chown postgres:postgres "$VIGIL_SVC_ROOT"
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+PGPORT_TEST=${PGPORT_TEST:-55432}
+REDIS_PORT_TEST=${REDIS_PORT_TEST:-56379}
+runuser -u postgres -- "$PGBIN/initdb" -D "$VIGIL_SVC_ROOT/pg" -A trust -U postgres -E UTF8 --no-sync >/dev/null
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$VIGIL_SVC_ROOT/pg" -l "$VIGIL_SVC_ROOT/pg.log" -w -t 60 \
+  -o "-c listen_addresses=127.0.0.1 -p $PGPORT_TEST -k $VIGIL_SVC_ROOT -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" start >/dev/null
+export VIGIL_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT_TEST/postgres"
+export VIGIL_PG_BIN="$PGBIN" VIGIL_PG_DATA="$VIGIL_SVC_ROOT/pg" VIGIL_PG_PORT="$PGPORT_TEST"
+redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT_TEST" --save "" --appendonly no \
+  --dir "$VIGIL_SVC_ROOT" --pidfile "$VIGIL_SVC_ROOT/redis.pid" --logfile "$VIGIL_SVC_ROOT/redis.log"
+for _ in $(seq 1 100); do redis-cli -p "$REDIS_PORT_TEST" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+export VIGIL_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT_TEST/"
+export VIGIL_REDIS_PORT="$REDIS_PORT_TEST" VIGIL_SVC_ROOT
+vigil_services_stop() {
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$VIGIL_SVC_ROOT/pg" -m fast -w stop >/dev/null 2>&1 || true
+  [ -f "$VIGIL_SVC_ROOT/redis.pid" ] && kill "$(cat "$VIGIL_SVC_ROOT/redis.pid")" 2>/dev/null || true
+}
+trap vigil_services_stop EXIT

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The README's test command: the whole suite on SQLite, then again on PostgreSQL,
+# with real PostgreSQL and Redis servers started (and installed if missing) here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/services.sh
+echo "== unit tests and API tests on SQLite"
+VIGIL_TEST_DATABASE_URL= cargo test --all-targets
+echo "== API tests on PostgreSQL"
+cargo test --test api
