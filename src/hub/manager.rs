@@ -3,19 +3,20 @@
 //! order, to exactly the matching clients. It never awaits a client: queues are bounded
 //! and a full one cuts that client off (it resumes with `Last-Event-ID`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::event::StoredEvent;
+use super::event::{CareTeamChange, StoredEvent};
 use super::messages::*;
 use super::subscriptions::{ConnId, Entry, Subscriptions};
 use crate::db::{self, DbPool, events};
 use crate::domain::Role;
 use crate::metrics::Metrics;
+use crate::scope::Allowed;
 use crate::transport::frames::{EncodedEvent, sse_control};
 
 /// How long an out-of-order event waits for its predecessors before the gap is read
@@ -25,6 +26,9 @@ const GAP_WAIT: Duration = Duration::from_millis(25);
 const LOG_BATCH: i64 = 1000;
 /// How often token expiry is checked.
 const EXPIRY_TICK: Duration = Duration::from_secs(1);
+/// How long care-team changes are remembered for registrations whose scope was read
+/// before the change was applied (far longer than reading a scope ever takes).
+const CARE_TEAM_MEMORY: Duration = Duration::from_secs(300);
 
 struct Client {
     tx: ClientTx,
@@ -54,6 +58,7 @@ pub struct AlertConnectionManager {
     next_id: ConnId,
     head: i64,
     pending: BTreeMap<i64, (StoredEvent, Instant)>,
+    recent_care_team: VecDeque<(Instant, CareTeamChange)>,
     reading_log: bool,
     shutting_down: bool,
     pool: DbPool,
@@ -70,6 +75,7 @@ impl AlertConnectionManager {
             next_id: 1,
             head,
             pending: BTreeMap::new(),
+            recent_care_team: VecDeque::new(),
             reading_log: false,
             shutting_down: false,
             pool,
@@ -93,7 +99,9 @@ impl AlertConnectionManager {
         }
         let conn_id = self.next_id;
         self.next_id += 1;
-        let entry = Entry { user_id: msg.user_id.clone(), role: msg.role, requested: msg.requested, allowed: msg.allowed };
+        let mut allowed = msg.allowed;
+        self.catch_up(&msg.user_id, msg.role, &mut allowed, msg.allowed_at);
+        let entry = Entry { user_id: msg.user_id.clone(), role: msg.role, requested: msg.requested, allowed };
         let patients = entry.effective().map(|s| s.into_iter().collect());
         self.subscriptions.insert(conn_id, entry);
         self.metrics.connections.with_label_values(&[msg.transport.as_str(), msg.role.as_str()]).inc();
@@ -102,6 +110,23 @@ impl AlertConnectionManager {
             Client { tx: msg.tx, transport: msg.transport, role: msg.role, user_id: msg.user_id, expires_at: msg.expires_at },
         );
         Ok(Connected { conn_id, head: self.head, patients })
+    }
+
+    /// Applies the care-team changes received since `since` to a scope read from the
+    /// database at `since`: a change that committed after that read was already applied
+    /// to the open streams and would otherwise never reach this one.
+    fn catch_up(&self, user_id: &str, role: Role, allowed: &mut Allowed, since: Instant) {
+        let Allowed::Patients(set) = allowed else { return };
+        if !role.uses_care_team() {
+            return;
+        }
+        for (_, change) in self.recent_care_team.iter().filter(|(at, c)| *at >= since && c.user_id == user_id) {
+            if change.assigned {
+                set.insert(change.patient_id.clone());
+            } else {
+                set.remove(&change.patient_id);
+            }
+        }
     }
 
     fn remove(&mut self, conn_id: ConnId) {
@@ -295,13 +320,23 @@ impl Handler<CareTeamChanged> for AlertConnectionManager {
     fn handle(&mut self, msg: CareTeamChanged, _: &mut Context<Self>) {
         let change = msg.0;
         self.subscriptions.care_team_changed(&change.user_id, &change.patient_id, change.assigned);
+        let now = Instant::now();
+        while self.recent_care_team.front().is_some_and(|(at, _)| now.duration_since(*at) > CARE_TEAM_MEMORY) {
+            self.recent_care_team.pop_front();
+        }
+        self.recent_care_team.push_back((now, change));
     }
 }
 
 impl Handler<Resubscribe> for AlertConnectionManager {
     type Result = Option<Vec<String>>;
     fn handle(&mut self, msg: Resubscribe, _: &mut Context<Self>) -> Self::Result {
-        self.subscriptions.resubscribe(msg.conn_id, msg.requested, msg.allowed);
+        let mut allowed = msg.allowed;
+        if let Some(entry) = self.subscriptions.get(msg.conn_id) {
+            let (user_id, role) = (entry.user_id.clone(), entry.role);
+            self.catch_up(&user_id, role, &mut allowed, msg.allowed_at);
+        }
+        self.subscriptions.resubscribe(msg.conn_id, msg.requested, allowed);
         self.subscriptions.get(msg.conn_id).and_then(|e| e.effective()).map(|s| s.into_iter().collect())
     }
 }

@@ -2,6 +2,7 @@
 //! answers, and what ordering it guarantees.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::Message;
 use bytes::Bytes;
@@ -70,6 +71,9 @@ pub struct Connect {
     pub requested: Requested,
     /// What it may see now.
     pub allowed: Allowed,
+    /// When the transport started reading `allowed`: care-team changes the manager
+    /// received since then are applied on top, so one racing the registration is not lost.
+    pub allowed_at: Instant,
     /// Transport.
     pub transport: Transport,
     /// Token expiry (seconds since the epoch); the stream ends with `auth_expired` then.
@@ -131,6 +135,8 @@ pub struct Resubscribe {
     pub requested: Requested,
     /// Fresh allowed set.
     pub allowed: Allowed,
+    /// When the session started reading `allowed` (see [`Connect::allowed_at`]).
+    pub allowed_at: Instant,
 }
 
 /// Sent by the stats endpoint.

@@ -20,6 +20,10 @@ pub trait Broker: Send + Sync + 'static {
     fn publish_event(&self, event: StoredEvent);
     /// Called after a care-team change committed.
     fn publish_care_team(&self, change: CareTeamChange);
+    /// Whether the link to other instances is up (`None`: single instance, no link).
+    fn connected(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// Single-instance broker: straight to the local manager.

@@ -3,6 +3,8 @@
 //! bridge task forwards what Redis delivers to the local manager, reconnecting with
 //! backoff. Pub/sub is at-most-once: the manager's event-log poll fills any loss.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix::Addr;
@@ -29,6 +31,7 @@ enum WireMessage {
 pub struct RedisBroker {
     local: InProcessBroker,
     outbox: mpsc::UnboundedSender<String>,
+    subscribed: Arc<AtomicBool>,
 }
 
 impl RedisBroker {
@@ -37,8 +40,9 @@ impl RedisBroker {
         let client = redis::Client::open(url)?;
         let (outbox, inbox) = mpsc::unbounded_channel();
         actix_web::rt::spawn(publisher(client.clone(), inbox));
-        actix_web::rt::spawn(subscriber(client, manager.clone()));
-        Ok(Self { local: InProcessBroker::new(manager), outbox })
+        let subscribed = Arc::new(AtomicBool::new(false));
+        actix_web::rt::spawn(subscriber(client, manager.clone(), Arc::clone(&subscribed)));
+        Ok(Self { local: InProcessBroker::new(manager), outbox, subscribed })
     }
 
     fn send(&self, message: &WireMessage) {
@@ -62,6 +66,10 @@ impl Broker for RedisBroker {
     fn publish_care_team(&self, change: CareTeamChange) {
         self.send(&WireMessage::CareTeam(change.clone()));
         self.local.publish_care_team(change);
+    }
+
+    fn connected(&self) -> Option<bool> {
+        Some(self.subscribed.load(Ordering::Relaxed))
     }
 }
 
@@ -91,7 +99,7 @@ async fn publisher(client: redis::Client, mut inbox: mpsc::UnboundedReceiver<Str
     }
 }
 
-async fn subscriber(client: redis::Client, manager: Addr<AlertConnectionManager>) {
+async fn subscriber(client: redis::Client, manager: Addr<AlertConnectionManager>, subscribed: Arc<AtomicBool>) {
     let mut backoff = Backoff::default();
     loop {
         match client.get_async_pubsub().await {
@@ -102,6 +110,7 @@ async fn subscriber(client: redis::Client, manager: Addr<AlertConnectionManager>
                     continue;
                 }
                 log::info!("redis subscriber connected");
+                subscribed.store(true, Ordering::Relaxed);
                 backoff.reset();
                 let mut messages = pubsub.into_on_message();
                 while let Some(msg) = messages.next().await {
@@ -113,6 +122,7 @@ async fn subscriber(client: redis::Client, manager: Addr<AlertConnectionManager>
                         Err(e) => log::warn!("ignoring malformed broker message: {e}"),
                     }
                 }
+                subscribed.store(false, Ordering::Relaxed);
                 log::warn!("redis subscription ended; reconnecting");
             }
             Err(e) => {

@@ -14,7 +14,14 @@ pub async fn healthz() -> HttpResponse {
 /// The database answers; 503 otherwise.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match db::run(&state.pool, |c| Ok(events::head(c)?)).await {
-        Ok(head) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok", "head": head})),
+        Ok(head) => {
+            let broker = match state.broker.connected() {
+                None => "in-process",
+                Some(true) => "connected",
+                Some(false) => "reconnecting",
+            };
+            HttpResponse::Ok().json(json!({"status": "ready", "database": "ok", "broker": broker, "head": head}))
+        }
         Err(e) => {
             log::warn!("readiness check failed: {e}");
             HttpResponse::ServiceUnavailable()

@@ -1,0 +1,219 @@
+//! Several instances: one database, events exchanged over Redis, clients free to land
+//! on any instance. Needs real Redis (and, for the outage test, PostgreSQL) servers,
+//! started by `scripts/test.sh`; without them these tests fail — they never skip.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::servers::{OwnPostgres, OwnRedis, shared_redis_url};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Three instances on one database and one Redis. The event-log poll is switched off
+/// (one hour) so that delivery across instances can only come from Redis.
+async fn three_instances(redis: &str) -> (TestApp, TestApp, TestApp) {
+    let a = spawn_app_with(|c| {
+        c.redis_url = Some(redis.to_owned());
+        c.tail_poll = HOUR;
+    })
+    .await;
+    let b = spawn_app_on(&a.database_url, |c| {
+        c.redis_url = Some(redis.to_owned());
+        c.tail_poll = HOUR;
+    })
+    .await;
+    let c = spawn_app_on(&a.database_url, |c| {
+        c.redis_url = Some(redis.to_owned());
+        c.tail_poll = HOUR;
+    })
+    .await;
+    (a, b, c)
+}
+
+/// Waits until an instance's Redis subscription is up (it subscribes asynchronously).
+async fn broker_connected(app: &TestApp) {
+    eventually("the Redis subscription", || async {
+        let ready: Value = app.get("/readyz", "").await.json().await.ok()?;
+        (ready["broker"] == "connected").then_some(())
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn an_alert_raised_on_one_instance_reaches_sse_and_ws_clients_on_the_others() {
+    let redis = shared_redis_url();
+    let (a, b, c) = three_instances(&redis).await;
+    a.assign("p1", "alice").await;
+    let nurse = token("alice", "nurse", None);
+    let mut sse_b = b.sse(&nurse, "patient_id=p1").await;
+    sse_b.connected().await;
+    let mut ws_c = c.ws(&nurse, "patient_id=p1").await;
+    ws_c.until_type("connected").await;
+    let mut sse_a = a.sse(&nurse, "patient_id=p1").await;
+    sse_a.connected().await;
+
+    for app in [&a, &b, &c] {
+        broker_connected(app).await;
+    }
+    let alert = a.raise("p1", "critical").await;
+    let on_b = sse_b.until(WAIT, |e| e.event == "alert" && e.data.contains(alert["id"].as_str().unwrap_or("-"))).await;
+    assert_eq!(on_b.id, alert["seq"].to_string());
+    let on_c = loop {
+        let frame = ws_c.until_type("alert").await;
+        if frame["alert"]["id"] == alert["id"] {
+            break frame;
+        }
+    };
+    assert_eq!(on_c["id"], alert["seq"]);
+
+    // An acknowledgment on C reaches the SSE client on A.
+    let id = alert["id"].as_str().expect("id");
+    ws_c.send_json(&json!({"type": "ack", "alert_id": id, "status": "acknowledged"})).await;
+    let result = ws_c.until_type("ack_result").await;
+    assert_eq!(result["ok"], true, "in-socket ack on C: {result}");
+    let updated = sse_a
+        .until(WAIT, |e| e.event == "alert_updated" && e.data.contains(id))
+        .await;
+    let data: Value = serde_json::from_str(&updated.data).expect("json");
+    assert_eq!(data["alert"]["status"], "acknowledged");
+    assert_eq!(data["acknowledgment"]["user_id"], "alice");
+}
+
+/// Reads a stream until `want` more alerts (at most `total` in all) were seen or the
+/// stream ends; returns whether it ended. Panics if no alert comes for [`WAIT`].
+async fn read_some(sse: &mut SseClient, seen: &mut Vec<(i64, String)>, want: usize, total: usize) -> bool {
+    let target = (seen.len() + want).min(total);
+    let mut last_alert = std::time::Instant::now();
+    while seen.len() < target {
+        assert!(last_alert.elapsed() < WAIT, "no alert for {WAIT:?}; have {} of {total}", seen.len());
+        match sse.next_event(WAIT).await {
+            Some(event) if event.event == "alert" => {
+                let data: Value = serde_json::from_str(&event.data).expect("json");
+                seen.push((event.id.parse().expect("numeric id"), data["id"].as_str().unwrap_or_default().to_owned()));
+                last_alert = std::time::Instant::now();
+            }
+            Some(_) => {}
+            None => return true,
+        }
+    }
+    false
+}
+
+#[actix_web::test]
+async fn concurrent_publishers_on_two_instances_lose_nothing_for_clients_resuming_on_a_third() {
+    let redis = shared_redis_url();
+    let a = spawn_app_with(|c| c.redis_url = Some(redis.clone())).await;
+    let b = spawn_app_on(&a.database_url, |c| c.redis_url = Some(redis.clone())).await;
+    let c = spawn_app_on(&a.database_url, |c| c.redis_url = Some(redis.clone())).await;
+    const PER_PUBLISHER: usize = 250;
+    let publishers = [&a, &a, &b, &b].into_iter().enumerate().map(|(n, app)| async move {
+        let mut ids = Vec::new();
+        for i in 0..PER_PUBLISHER {
+            let patient = format!("ward{}", (n + i) % 3);
+            ids.push(app.raise(&patient, "medium").await["id"].as_str().expect("id").to_owned());
+        }
+        ids
+    });
+    let admin_token = admin();
+    let reader = async {
+        let mut seen: Vec<(i64, String)> = Vec::new();
+        let mut sse = c.sse(&admin_token, "patient_id=*").await;
+        sse.connected().await;
+        let mut round = 0;
+        while seen.len() < 4 * PER_PUBLISHER {
+            round += 1;
+            read_some(&mut sse, &mut seen, 37 + round * 13, 4 * PER_PUBLISHER).await;
+            let last = sse.last_id.clone();
+            sse.close();
+            sse = SseClient::open(&c, &admin_token, "patient_id=*", last.as_deref()).await;
+            assert_eq!(sse.status, 200);
+        }
+        (seen, round)
+    };
+    let (published, (seen, rounds)) = tokio::join!(join_all(publishers), reader);
+    assert!(rounds >= 10, "the client resumed {rounds} times");
+    let seqs: Vec<i64> = seen.iter().map(|(s, _)| *s).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "ids strictly increase: nothing twice, in order");
+    let got: BTreeSet<&str> = seen.iter().map(|(_, id)| id.as_str()).collect();
+    let expected: BTreeSet<&str> = published.iter().flatten().map(String::as_str).collect();
+    assert_eq!(got.len(), seen.len(), "no alert twice");
+    assert_eq!(got, expected, "every alert raised on A and B reached the client on C");
+}
+
+#[actix_web::test]
+async fn a_redis_outage_loses_nothing_and_local_clients_keep_receiving() {
+    let mut redis = OwnRedis::start();
+    let a = spawn_app_with(|c| c.redis_url = Some(redis.url())).await;
+    let b = spawn_app_on(&a.database_url, |c| c.redis_url = Some(redis.url())).await;
+    let admin_token = admin();
+    let mut on_a = a.sse(&admin_token, "patient_id=*").await;
+    on_a.connected().await;
+    let mut on_b = b.sse(&admin_token, "patient_id=*").await;
+    on_b.connected().await;
+
+    redis.stop();
+    let during = a.raise("p9", "high").await;
+    let local = on_a.next_alert_event().await;
+    assert_eq!(local.id, during["seq"].to_string(), "A's own client is served without Redis");
+    let remote = on_b.next_alert_event().await;
+    assert_eq!(remote.id, during["seq"].to_string(), "B recovers the event from the shared log");
+
+    redis.resume();
+    let after = a.raise("p9", "high").await;
+    assert_eq!(on_a.next_alert_event().await.id, after["seq"].to_string());
+    assert_eq!(on_b.next_alert_event().await.id, after["seq"].to_string());
+}
+
+#[actix_web::test]
+async fn a_killed_instance_s_clients_resume_on_another_and_miss_nothing() {
+    let redis = shared_redis_url();
+    let a = spawn_app_with(|c| c.redis_url = Some(redis.clone())).await;
+    let b = spawn_app_on(&a.database_url, |c| c.redis_url = Some(redis.clone())).await;
+    let admin_token = admin();
+    let mut sse = a.sse(&admin_token, "patient_id=*").await;
+    sse.connected().await;
+    let first = b.raise("p1", "low").await;
+    assert_eq!(sse.next_alert_event().await.id, first["seq"].to_string());
+
+    a.stopper.stop(false).await;
+    while sse.next_event(WAIT).await.is_some() {}
+    let missed = [b.raise("p1", "low").await, b.raise("p2", "high").await];
+
+    let mut resumed = SseClient::open(&b, &admin_token, "patient_id=*", sse.last_id.as_deref()).await;
+    assert_eq!(resumed.status, 200);
+    for alert in &missed {
+        assert_eq!(resumed.next_alert_event().await.id, alert["seq"].to_string());
+    }
+}
+
+#[actix_web::test]
+async fn a_postgres_outage_answers_503_never_201_and_streams_recover() {
+    let pg = OwnPostgres::start();
+    let url = fresh_postgres_database(&pg.url());
+    let app = spawn_app_on(&url, |_| {}).await;
+    let admin_token = admin();
+    let mut sse = app.sse(&admin_token, "patient_id=*").await;
+    sse.connected().await;
+
+    pg.stop();
+    let resp = app.post_json("/api/v1/alerts", &service(), &alert_body("p1", "critical")).await;
+    assert_eq!(resp.status(), 503, "nothing stored, so never 201");
+    let problem: Value = resp.json().await.expect("problem");
+    assert_eq!(problem["status"], 503);
+    assert_eq!(app.get("/readyz", "").await.status(), 503, "readiness reports the outage");
+    // The stream stays open: heartbeats keep coming.
+    sse.until(WAIT, |e| e.event == "heartbeat").await;
+
+    pg.resume();
+    let alert = eventually("the database to come back", || async {
+        let resp = app.post_json("/api/v1/alerts", &service(), &alert_body("p1", "critical")).await;
+        if resp.status() == 201 { resp.json::<Value>().await.ok() } else { None }
+    })
+    .await;
+    assert_eq!(sse.next_alert_event().await.id, alert["seq"].to_string());
+    assert_eq!(app.get("/readyz", "").await.status(), 200);
+}
