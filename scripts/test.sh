@@ -8,3 +8,5 @@ echo "== unit tests and API tests on SQLite"
 VIGIL_TEST_DATABASE_URL= cargo test --all-targets
 echo "== API tests on PostgreSQL"
 cargo test --test api
+echo "== browser tests (console, legacy dashboard) and vigil watch"
+bash scripts/browser-test.sh

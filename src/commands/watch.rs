@@ -1,6 +1,8 @@
 //! `vigil watch`: a terminal SSE client. Prints one line per alert (coloured by
 //! severity), resumes from the last id after a dropped connection, and with `--ack`
-//! acknowledges alerts whose short id (first 8 characters) is typed on stdin.
+//! acknowledges alerts whose short id is typed on stdin. The short id is the *last* 8
+//! characters of the UUID: a v7 UUID starts with its timestamp, so prefixes collide for
+//! alerts raised close together, while the tail is random.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -92,11 +94,33 @@ fn colour(severity: &str) -> &'static str {
     }
 }
 
+/// The last 8 characters of an alert id (the random part of a UUID v7).
+pub fn short_id(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    chars.get(chars.len().saturating_sub(8)..).unwrap_or_default().iter().collect()
+}
+
+/// Finds the one known alert a typed id names (a full id, or a unique tail of at least
+/// 6 characters); an ambiguous or unknown short id names nothing.
+pub fn resolve_typed_id(typed: &str, known: &HashMap<String, String>) -> Result<String, String> {
+    if typed.len() == 36 {
+        return Ok(typed.to_owned());
+    }
+    if typed.len() < 6 {
+        return Err(format!("`{typed}` is too short; type the 8-character id shown"));
+    }
+    let matches: Vec<&String> = known.values().filter(|full| full.ends_with(typed)).collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(format!("no alert shown with id `{typed}`")),
+        _ => Err(format!("`{typed}` matches several alerts; type more characters")),
+    }
+}
+
 /// Formats one alert line: `seq short-id SEVERITY patient title [status]`.
 pub fn format_alert(alert: &Value, seq: &str, colours: bool) -> String {
     let text = |k: &str| alert.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-    let id = text("id");
-    let short: String = id.chars().take(8).collect();
+    let short = short_id(&text("id"));
     let severity = text("severity");
     let label = format!("{:<8}", severity.to_uppercase());
     let label = if colours { format!("{}{label}\x1b[0m", colour(&severity)) } else { label };
@@ -110,7 +134,13 @@ fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
         "alert" => (value.clone(), ""),
         "alert_updated" => (value.get("alert").cloned().unwrap_or_default(), "updated "),
         "connected" => {
-            println!("connected as {} ({}), patients {}", value["user_id"], value["role"], value["patients"]);
+            let text = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let patients: Vec<&str> = value
+                .get("patients")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            println!("connected as {} ({}), patients {}", text("user_id"), text("role"), patients.join(","));
             return;
         }
         "reset" => {
@@ -121,7 +151,7 @@ fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
     };
     let seq = alert.get("last_seq").map(ToString::to_string).unwrap_or_default();
     if let (Some(id), Ok(mut map)) = (alert.get("id").and_then(Value::as_str), known.lock()) {
-        map.insert(id.chars().take(8).collect(), id.to_owned());
+        map.insert(id.to_owned(), id.to_owned());
     }
     println!("{prefix}{}", format_alert(&alert, &seq, colours));
     let _ = std::io::stdout().flush();
@@ -134,7 +164,18 @@ async fn ack_loop(client: reqwest::Client, base: String, token: String, known: K
         let mut parts = line.split_whitespace();
         let Some(short) = parts.next() else { continue };
         let status = parts.next().unwrap_or("acknowledged").to_owned();
-        let full = known.lock().ok().and_then(|m| m.get(short).cloned()).unwrap_or_else(|| short.to_owned());
+        let resolved = match known.lock() {
+            Ok(map) => resolve_typed_id(short, &map),
+            Err(_) => Err("internal error".to_owned()),
+        };
+        let full = match resolved {
+            Ok(full) => full,
+            Err(why) => {
+                println!("ack failed {short}: {why}");
+                let _ = std::io::stdout().flush();
+                continue;
+            }
+        };
         let url = format!("{base}/api/v1/alerts/{full}/acknowledge");
         let body = serde_json::json!({ "status": status });
         match client.post(&url).bearer_auth(&token).json(&body).send().await {
@@ -147,5 +188,27 @@ async fn ack_loop(client: reqwest::Client, base: String, token: String, known: K
             Err(e) => println!("ack failed {short}: {e}"),
         }
         let _ = std::io::stdout().flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_ids_come_from_the_random_tail() {
+        assert_eq!(short_id("01a207f5-0000-7000-8000-00000000abcd"), "0000abcd");
+    }
+
+    #[test]
+    fn a_typed_id_must_name_exactly_one_alert() {
+        let known: HashMap<String, String> = ["01a207f5-1111-7000-8000-000000001234", "01a207f5-2222-7000-8000-000000005678"]
+            .iter()
+            .map(|id| ((*id).to_owned(), (*id).to_owned()))
+            .collect();
+        assert_eq!(resolve_typed_id("00001234", &known).ok().as_deref(), Some("01a207f5-1111-7000-8000-000000001234"));
+        assert!(resolve_typed_id("01a207f5", &known).is_err(), "a shared prefix names nothing");
+        assert!(resolve_typed_id("000000", &known).is_err(), "an ambiguous tail names nothing");
+        assert!(resolve_typed_id("12", &known).is_err(), "too short");
     }
 }

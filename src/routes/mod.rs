@@ -18,32 +18,51 @@ use crate::transport::{sse, ws};
 /// Largest request body (DESIGN.md: 413 over 64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Registers every route.
+/// Registers every route. Each path is one `web::resource` holding all its methods, so
+/// a known path asked with another method answers 405 (with `Allow`), not 404.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/", web::get().to(console::console))
-        .route("/legacy", web::get().to(console::legacy))
-        .route("/docs/migration", web::get().to(console::migration_guide))
-        .route("/ws", web::get().to(ws::ws_endpoint))
+    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .service(web::resource("/metrics").route(web::get().to(health::metrics)))
+        .service(web::resource("/").route(web::get().to(console::console)))
+        .service(web::resource("/legacy").route(web::get().to(console::legacy)))
+        .service(web::resource("/docs/migration").route(web::get().to(console::migration_guide)))
+        .service(web::resource("/ws").route(web::get().to(ws::ws_endpoint)))
         .service(
             web::scope("/api/v1")
-                .route("/session", web::post().to(session::create))
-                .route("/session", web::delete().to(session::delete))
-                .route("/alerts", web::post().to(alerts::create))
-                .route("/alerts", web::get().to(alerts::list))
-                .route("/alerts/stream", web::get().to(sse::stream_alerts))
-                .route("/alerts/stream/stats", web::get().to(stats::stats))
-                .route("/alerts/{alert_id}", web::get().to(alerts::get))
-                .route("/alerts/{alert_id}/acknowledge", web::post().to(acknowledge::acknowledge))
-                .route("/alerts/alerts/{alert_id}/acknowledge", web::post().to(acknowledge::acknowledge_seed_alias))
-                .route("/patients/{patient_id}/care-team", web::get().to(care_team::get))
-                .route("/patients/{patient_id}/care-team", web::put().to(care_team::replace))
-                .route("/patients/{patient_id}/care-team", web::delete().to(care_team::clear))
-                .route("/patients/{patient_id}/care-team/{user_id}", web::get().to(care_team::get_member))
-                .route("/patients/{patient_id}/care-team/{user_id}", web::put().to(care_team::assign))
-                .route("/patients/{patient_id}/care-team/{user_id}", web::delete().to(care_team::unassign)),
+                .service(
+                    web::resource("/session")
+                        .route(web::post().to(session::create))
+                        .route(web::delete().to(session::delete)),
+                )
+                .service(
+                    web::resource("/alerts")
+                        .route(web::post().to(alerts::create))
+                        .route(web::get().to(alerts::list)),
+                )
+                .service(web::resource("/alerts/stream").route(web::get().to(sse::stream_alerts)))
+                .service(web::resource("/alerts/stream/stats").route(web::get().to(stats::stats)))
+                .service(web::resource("/alerts/{alert_id}").route(web::get().to(alerts::get)))
+                .service(
+                    web::resource("/alerts/{alert_id}/acknowledge")
+                        .route(web::post().to(acknowledge::acknowledge)),
+                )
+                .service(
+                    web::resource("/alerts/alerts/{alert_id}/acknowledge")
+                        .route(web::post().to(acknowledge::acknowledge_seed_alias)),
+                )
+                .service(
+                    web::resource("/patients/{patient_id}/care-team")
+                        .route(web::get().to(care_team::get))
+                        .route(web::put().to(care_team::replace))
+                        .route(web::delete().to(care_team::clear)),
+                )
+                .service(
+                    web::resource("/patients/{patient_id}/care-team/{user_id}")
+                        .route(web::get().to(care_team::get_member))
+                        .route(web::put().to(care_team::assign))
+                        .route(web::delete().to(care_team::unassign)),
+                ),
         );
 }
 

@@ -1,0 +1,96 @@
+// Scenarios 1 and 2: the SSE console in a real browser.
+//  1. a nurse signs in (paste token, click sign in); an alert raised through the API appears
+//     within 2 s;
+//  2. she acknowledges it in the page; another nurse on the same care team, in a second
+//     browser context, sees the status change without reloading.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Vigil, launchBrowser, newPage, signInConsole, screenshot, rowSel, rowCount, waitUntil,
+} from './harness.mjs';
+
+const PATIENT = 'p-101';
+let vigil;
+let browser;
+let alice; // page of nurse alice
+let bob;   // page of nurse bob, same care team
+let alert; // the alert raised in scenario 1
+
+before(async () => {
+  vigil = await Vigil.start('console');
+  await vigil.assignCareTeam(PATIENT, 'alice');
+  await vigil.assignCareTeam(PATIENT, 'bob');
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await vigil?.dispose();
+});
+
+test('1. a nurse signs in and sees an alert raised through the API within 2 s', async () => {
+  alice = await newPage(browser);
+  await alice.goto(`${vigil.baseUrl}/`);
+  await alice.waitForSelector('#signin-view', { state: 'visible' });
+  await screenshot(alice, '1-console-sign-in');
+
+  await signInConsole(alice, vigil, await vigil.token('alice', 'nurse'));
+  assert.match(await alice.textContent('#who'), /alice \(nurse\)/);
+  assert.equal(await alice.textContent('#open-count'), '0');
+
+  const t0 = Date.now();
+  alert = await vigil.raiseAlert({
+    patient_id: PATIENT, severity: 'critical', title: 'Heart rate 152', message: 'HR 152 bpm for 3 min',
+  });
+  await alice.waitForSelector(rowSel(alert.id), { timeout: 2000 });
+  const elapsed = Date.now() - t0;
+  assert.ok(elapsed < 2000, `alert shown after ${elapsed} ms`);
+
+  const row = alice.locator(rowSel(alert.id));
+  assert.equal(await rowCount(alice, alert.id), 1);
+  assert.equal(await row.getAttribute('data-status'), 'open');
+  assert.match(await row.locator('.title').textContent(), /Heart rate 152/);
+  assert.match(await row.locator('.patient').textContent(), new RegExp(PATIENT));
+  assert.equal(await alice.textContent('#open-count'), '1');
+  await screenshot(alice, '1-console-alert-shown');
+  assert.deepEqual(alice.problems, []);
+});
+
+test('2. acknowledging in the page reaches a second nurse without a reload', async () => {
+  assert.ok(alert, 'scenario 1 raised the alert');
+  bob = await newPage(browser);
+  await signInConsole(bob, vigil, await vigil.token('bob', 'nurse'));
+  await bob.waitForSelector(`${rowSel(alert.id)}[data-status="open"]`);
+  // A marker that a reload would wipe: proves bob's page is updated in place.
+  await bob.evaluate(() => { window.__vigilNoReload = 'still here'; });
+
+  const row = alice.locator(rowSel(alert.id));
+  await row.locator('.note-input').fill('on my way');
+  await row.locator('button[data-action="acknowledged"]').click();
+  await alice.waitForSelector(`${rowSel(alert.id)}[data-status="acknowledged"]`, { timeout: 5000 });
+  await bob.waitForSelector(`${rowSel(alert.id)}[data-status="acknowledged"]`, { timeout: 5000 });
+
+  assert.equal(await bob.evaluate(() => window.__vigilNoReload), 'still here', 'bob\'s page was reloaded');
+  assert.equal(await rowCount(bob, alert.id), 1);
+  assert.equal(await bob.textContent('#open-count'), '0');
+  assert.equal(await alice.textContent('#open-count'), '0');
+  assert.equal(await row.locator('.row-error').textContent(), '');
+  // The audit trail in bob's row names who acknowledged, with the note.
+  assert.match(await bob.locator(`${rowSel(alert.id)} details.trail summary`).textContent(), /Acknowledged by alice \(nurse\)/);
+
+  // And the server stored it: by alice, with her note.
+  const stored = await waitUntil(async () => {
+    const a = await vigil.getAlert(await vigil.token('bob', 'nurse'), alert.id);
+    return a.status === 'acknowledged' && a;
+  }, { message: 'acknowledged status via the API' });
+  const ack = stored.acknowledgments.at(-1);
+  assert.equal(ack.user_id, 'alice');
+  assert.equal(ack.role, 'nurse');
+  assert.equal(ack.note, 'on my way');
+
+  await screenshot(alice, '2-console-acknowledged-alice');
+  await screenshot(bob, '2-console-acknowledged-bob');
+  assert.deepEqual(alice.problems, []);
+  assert.deepEqual(bob.problems, []);
+});

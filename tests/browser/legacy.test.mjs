@@ -1,0 +1,88 @@
+// Scenario 4: the legacy WebSocket dashboard (/legacy) receives the same alert as the SSE
+// console and acknowledges it in-socket; the console reflects the change without a reload.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Vigil, launchBrowser, newPage, signInConsole, connectLegacy, screenshot, rowSel, rowCount, waitUntil,
+} from './harness.mjs';
+
+const PATIENT = 'p-404';
+let vigil;
+let browser;
+
+before(async () => {
+  vigil = await Vigil.start('legacy');
+  await vigil.assignCareTeam(PATIENT, 'dave');
+  await vigil.assignCareTeam(PATIENT, 'erin');
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await vigil?.dispose();
+});
+
+test('4. the legacy dashboard gets the alert, acknowledges it in-socket, and the console follows', async () => {
+  const legacy = await newPage(browser);
+  const wsFrames = [];
+  legacy.on('websocket', (ws) => {
+    ws.on('framesent', (f) => wsFrames.push({ dir: 'out', data: String(f.payload) }));
+    ws.on('framereceived', (f) => wsFrames.push({ dir: 'in', data: String(f.payload) }));
+  });
+  await connectLegacy(legacy, vigil, await vigil.token('dave', 'nurse'));
+  assert.match(await legacy.textContent('#who'), /dave \(nurse\)/);
+  await legacy.fill('#patient-ids', PATIENT);
+  await legacy.click('#subscribe');
+  await legacy.waitForFunction(
+    (p) => document.getElementById('subscribed-to').textContent === `Subscribed to: ${p}`, PATIENT,
+  );
+
+  const consolePage = await newPage(browser);
+  await signInConsole(consolePage, vigil, await vigil.token('erin', 'nurse'));
+  await consolePage.evaluate(() => { window.__vigilNoReload = 'still here'; });
+
+  const t0 = Date.now();
+  const alert = await vigil.raiseAlert({ patient_id: PATIENT, severity: 'high', title: 'Respiratory rate 32' });
+  await Promise.all([
+    legacy.waitForSelector(`${rowSel(alert.id)}[data-status="open"]`, { timeout: 2000 }),
+    consolePage.waitForSelector(`${rowSel(alert.id)}[data-status="open"]`, { timeout: 2000 }),
+  ]);
+  assert.ok(Date.now() - t0 < 2000);
+  assert.equal(await rowCount(legacy, alert.id), 1);
+  assert.equal(await legacy.textContent('#open-count'), '1');
+  await screenshot(legacy, '4-legacy-alert-shown');
+
+  // Acknowledge in the legacy page: an in-socket `ack` frame, answered by `ack_result`.
+  const row = legacy.locator(rowSel(alert.id));
+  await row.locator('.note-input').fill('seen on the ward dashboard');
+  await row.locator('button[data-action="acknowledged"]').click();
+  await legacy.waitForSelector(`${rowSel(alert.id)}[data-status="acknowledged"]`, { timeout: 5000 });
+  await consolePage.waitForSelector(`${rowSel(alert.id)}[data-status="acknowledged"]`, { timeout: 5000 });
+
+  const sent = wsFrames.filter((f) => f.dir === 'out').map((f) => JSON.parse(f.data));
+  assert.ok(sent.some((f) => f.type === 'ack' && f.alert_id === alert.id && f.status === 'acknowledged'),
+    `an in-socket ack frame was sent: ${JSON.stringify(sent)}`);
+  const received = wsFrames.filter((f) => f.dir === 'in').map((f) => JSON.parse(f.data));
+  assert.ok(received.some((f) => f.type === 'ack_result' && f.alert_id === alert.id && f.ok === true),
+    'the server answered ack_result ok');
+  assert.equal(await row.locator('.row-error').textContent(), '');
+  assert.equal(await legacy.textContent('#ws-errors'), '');
+
+  assert.equal(await consolePage.evaluate(() => window.__vigilNoReload), 'still here', 'the console was reloaded');
+  assert.equal(await rowCount(consolePage, alert.id), 1);
+  assert.equal(await consolePage.textContent('#open-count'), '0');
+  assert.match(await consolePage.locator(`${rowSel(alert.id)} details.trail summary`).textContent(), /Acknowledged by dave \(nurse\)/);
+
+  const stored = await waitUntil(async () => {
+    const a = await vigil.getAlert(await vigil.token('erin', 'nurse'), alert.id);
+    return a.status === 'acknowledged' && a;
+  }, { message: 'acknowledged status via the API' });
+  assert.equal(stored.acknowledgments.at(-1).user_id, 'dave');
+  assert.equal(stored.acknowledgments.at(-1).note, 'seen on the ward dashboard');
+
+  await screenshot(legacy, '4-legacy-acknowledged');
+  await screenshot(consolePage, '4-console-sees-legacy-ack');
+  assert.deepEqual(legacy.problems, []);
+  assert.deepEqual(consolePage.problems, []);
+});

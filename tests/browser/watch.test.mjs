@@ -1,0 +1,130 @@
+// `vigil watch`, the terminal client, against a real server: one line per alert, each once;
+// with --ack, a short id typed on stdin acknowledges the alert over HTTP.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Vigil, spawnWatch, waitUntil, reEscape } from './harness.mjs';
+
+const PATIENT = 'p-700';
+let vigil;
+const watchers = [];
+
+before(async () => {
+  vigil = await Vigil.start('watch');
+  await vigil.assignCareTeam(PATIENT, 'frank');
+});
+
+after(async () => {
+  for (const w of watchers) await w.stop();
+  await vigil?.dispose();
+});
+
+// The short id is the last 8 characters: the random tail of a UUID v7.
+const short = (a) => a.id.slice(-8);
+/** The line `vigil watch` prints for a newly raised alert. */
+const alertLine = (a) => new RegExp(
+  `^#${a.last_seq} ${reEscape(short(a))} ${a.severity.toUpperCase()}\\s+patient=${reEscape(a.patient_id)} ${reEscape(a.title)} \\[open\\]$`,
+);
+
+test('watch prints each raised alert exactly once', async () => {
+  const token = await vigil.token('frank', 'nurse');
+  const w = spawnWatch(vigil, token);
+  watchers.push(w);
+  const connected = await w.waitForLine(/^connected as /, 10000);
+  assert.match(connected, /^connected as frank \(nurse\), patients p-700$/);
+
+  const raised = [];
+  for (const [severity, title] of [['critical', 'Heart rate 160'], ['high', 'SpO2 88%'], ['low', 'Battery low on monitor']]) {
+    raised.push(await vigil.raiseAlert({ patient_id: PATIENT, severity, title }));
+  }
+  for (const a of raised) await w.waitForLine(alertLine(a), 5000);
+
+  // Each once. The last one has arrived and events arrive in order, so nothing earlier can
+  // still be on its way. (Lines are told apart by seq, short id and title.)
+  for (const a of raised) {
+    const matching = w.lines.filter((l) => alertLine(a).test(l));
+    assert.equal(matching.length, 1, `lines for #${a.last_seq} ${a.title}: ${JSON.stringify(w.lines)}`);
+  }
+  const alertLines = w.lines.filter((l) => /^(updated )?#\d+ /.test(l));
+  assert.equal(alertLines.length, 3, `alert lines: ${JSON.stringify(alertLines)}`);
+  // In raise order.
+  const idx = raised.map((a) => w.lines.findIndex((l) => alertLine(a).test(l)));
+  assert.deepEqual([...idx].sort((x, y) => x - y), idx);
+  assert.equal(w.proc.exitCode, null, 'watch is still running');
+});
+
+test('watch --ack acknowledges the alert whose short id is typed on stdin', async () => {
+  const token = await vigil.token('frank', 'nurse');
+  const w = spawnWatch(vigil, token, { patients: [PATIENT], ack: true });
+  watchers.push(w);
+  await w.waitForLine(/^connected as /, 10000);
+
+  const a = await vigil.raiseAlert({ patient_id: PATIENT, severity: 'critical', title: 'Apnoea 20 s' });
+  await w.waitForLine(alertLine(a), 5000);
+
+  w.send(short(a));
+  await w.waitForLine(new RegExp(`^ack ok ${reEscape(short(a))} acknowledged$`), 5000);
+  // The stream shows the change too.
+  await w.waitForLine(new RegExp(`^updated #\\d+ ${reEscape(short(a))} .*\\[acknowledged\\]$`), 5000);
+
+  const stored = await waitUntil(async () => {
+    const got = await vigil.getAlert(token, a.id);
+    return got.status === 'acknowledged' && got;
+  }, { message: 'acknowledged via the API' });
+  assert.equal(stored.acknowledgments.at(-1).user_id, 'frank');
+  assert.equal(stored.acknowledgments.at(-1).role, 'nurse');
+
+  // An explicit status, and an unknown id, are answered too.
+  w.send(`${short(a)} escalated`);
+  await w.waitForLine(new RegExp(`^ack ok ${reEscape(short(a))} escalated$`), 5000);
+  w.send('zzzzzzzz');
+  await w.waitForLine(/^ack failed zzzzzzzz/, 5000);
+  assert.equal((await vigil.getAlert(token, a.id)).status, 'escalated');
+});
+
+// Short ids must never make --ack touch another alert than the one shown (UUID v7
+// prefixes are timestamps and collide; the tail is random).
+test('watch --ack never acknowledges a different alert than the short id printed for it', async () => {
+  const token = await vigil.token('frank', 'nurse');
+  const w = spawnWatch(vigil, token, { patients: [PATIENT], ack: true });
+  watchers.push(w);
+  await w.waitForLine(/^connected as /, 10000);
+
+  const first = await vigil.raiseAlert({ patient_id: PATIENT, severity: 'high', title: 'First of two' });
+  const second = await vigil.raiseAlert({ patient_id: PATIENT, severity: 'high', title: 'Second of two' });
+  await w.waitForLine(alertLine(first), 5000);
+  await w.waitForLine(alertLine(second), 5000);
+
+  // The nurse types the short id shown on the line of the *first* alert.
+  w.send(short(first));
+  const answer = await w.waitForLine(new RegExp(`^ack (ok|failed) ${reEscape(short(first))}\\b`), 5000);
+  // Either the first alert is acknowledged, or the ambiguous id is refused; the second
+  // alert must never be touched.
+  assert.equal((await vigil.getAlert(token, second.id)).status, 'open',
+    `typing ${short(first)} (shown for "${first.title}") changed "${second.title}"; watch said: ${answer}`);
+  if (answer.startsWith('ack ok')) assert.equal((await vigil.getAlert(token, first.id)).status, 'acknowledged');
+});
+
+test('watch resumes after a server restart (Last-Event-ID): nothing repeated, nothing lost', async () => {
+  const token = await vigil.token('frank', 'nurse');
+  const w = spawnWatch(vigil, token, { patients: [PATIENT] });
+  watchers.push(w);
+  await w.waitForLine(/^connected as /, 10000);
+  const seen = await vigil.raiseAlert({ patient_id: PATIENT, severity: 'medium', title: 'Before the restart' });
+  await w.waitForLine(alertLine(seen), 5000);
+
+  const beforeStop = await vigil.raiseAlert({ patient_id: PATIENT, severity: 'high', title: 'Right before the stop' });
+  await vigil.stop({ signal: 'SIGTERM' });
+  await vigil.restart();
+  const after1 = await vigil.raiseAlert({ patient_id: PATIENT, severity: 'critical', title: 'After the restart (1)' });
+  const after2 = await vigil.raiseAlert({ patient_id: PATIENT, severity: 'low', title: 'After the restart (2)' });
+
+  await waitUntil(() => w.lines.filter((l) => l.startsWith('connected as ')).length >= 2,
+    { timeout: 20000, message: 'watch to reconnect' });
+  for (const a of [beforeStop, after1, after2]) await w.waitForLine(alertLine(a), 10000);
+  for (const a of [seen, beforeStop, after1, after2]) {
+    assert.equal(w.lines.filter((l) => alertLine(a).test(l)).length, 1, `lines for "${a.title}": ${JSON.stringify(w.lines)}`);
+  }
+  assert.equal(w.lines.some((l) => l.includes('could not replay')), false, `no reset: ${JSON.stringify(w.lines)}`);
+  assert.equal(w.proc.exitCode, null, 'watch is still running');
+});
