@@ -140,6 +140,10 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// How often the manager checks the event log for events it did not hear about.
     pub tail_poll: Duration,
+    /// Writes (raise, acknowledge) per second per token subject.
+    pub rate_limit: std::num::NonZeroU32,
+    /// Time a client has to send a complete request head (slowloris defence).
+    pub request_timeout: Duration,
 }
 
 impl Config {
@@ -170,6 +174,8 @@ impl Config {
             max_streams_per_user: 10,
             max_connections: None,
             tail_poll: Duration::from_secs(1),
+            rate_limit: std::num::NonZeroU32::new(200).unwrap_or(std::num::NonZeroU32::MIN),
+            request_timeout: Duration::from_secs(10),
         }
     }
 
@@ -200,6 +206,13 @@ impl Config {
             None | Some("") => None,
             Some(raw) => Some(non_zero(raw, "VIGIL_MAX_CONNECTIONS")?.get()),
         };
+        config.rate_limit = args
+            .rate_limit
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::new("VIGIL_RATE_LIMIT", "expected a positive integer"))?;
+        config.request_timeout =
+            Duration::from_secs(positive(&args.request_timeout_secs, "VIGIL_REQUEST_TIMEOUT_SECS")?);
         Ok(config)
     }
 }

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 pub mod scope;

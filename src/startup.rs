@@ -20,6 +20,7 @@ use crate::hub::messages::Shutdown;
 use crate::hub::redis::RedisBroker;
 use crate::hub::{Broker, InProcessBroker};
 use crate::metrics::Metrics;
+use crate::rate_limit::WriteLimiter;
 use crate::routes::{self, MAX_BODY_BYTES};
 use crate::state::AppState;
 
@@ -113,6 +114,17 @@ impl Application {
         let verifier = Verifier::new(&config.jwt).map_err(|e| StartupError::Key(e.to_string()))?;
         let listener = TcpListener::bind(&config.bind)?;
         let port = listener.local_addr()?.port();
+        let write_limiter = WriteLimiter::new(config.rate_limit);
+        let idle_keys = write_limiter.clone();
+        actix_web::rt::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                idle_keys.shrink();
+            }
+        });
+        let request_timeout = config.request_timeout;
+        let cors_origins = config.cors_origins.clone();
         let state = web::Data::new(AppState {
             config: Arc::new(config),
             pool,
@@ -120,6 +132,7 @@ impl Application {
             manager: manager.clone(),
             broker,
             metrics,
+            write_limiter,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -129,13 +142,15 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(handlers::query_error))
                 .app_data(web::PathConfig::default().error_handler(handlers::path_error))
                 .wrap(ErrorHandlers::new().default_handler(handlers::plain_to_problem))
+                .wrap(cors(&cors_origins))
                 .wrap(Logger::new("%a %{method}xi %U %s %b %Dms request_id=%{x-request-id}o").custom_request_replace("method", |req| req.method().to_string()))
                 .wrap(from_fn(crate::request_id::middleware))
                 .configure(routes::configure)
         })
         .listen(listener)?
         .disable_signals()
-        .client_request_timeout(Duration::from_secs(10))
+        .client_request_timeout(request_timeout)
+        .client_disconnect_timeout(Duration::from_secs(2))
         .shutdown_timeout(10)
         .run();
         let stopper = Stopper { manager, server: server.handle() };
@@ -167,6 +182,32 @@ impl Application {
     pub async fn run_without_signals(self) -> io::Result<()> {
         self.server.await
     }
+}
+
+/// CORS for the listed origins only: credentials allowed for them, nothing for others
+/// (same-origin pages need no CORS at all).
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header;
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("last-event-id"),
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("idempotent-replayed"),
+        ])
+        .supports_credentials()
+        .max_age(600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }
 
 async fn wait_for_signal() {

@@ -11,6 +11,7 @@ use crate::db::DbPool;
 use crate::hub::Broker;
 use crate::hub::manager::AlertConnectionManager;
 use crate::metrics::Metrics;
+use crate::rate_limit::WriteLimiter;
 
 /// Shared application state.
 pub struct AppState {
@@ -26,4 +27,6 @@ pub struct AppState {
     pub broker: Arc<dyn Broker>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
+    /// Per-subject write rate.
+    pub write_limiter: WriteLimiter,
 }

@@ -38,6 +38,7 @@ async fn handle(
     if !principal.role.may_acknowledge() {
         return Err(ApiError::Forbidden(format!("role {} may not acknowledge alerts", principal.role)));
     }
+    state.write_limiter.check(principal)?;
     let value = json_body(req, body, Some(json!({})))?;
     let (status, note) = parse_ack_body(&value)?;
     let outcome = service_ack(state, principal, AckRequest { alert_id, status, note, expected_patient }).await?;

@@ -16,6 +16,7 @@ pub async fn create(req: HttpRequest, principal: Principal, body: web::Bytes, st
     if !principal.role.may_create() {
         return Err(ApiError::Forbidden(format!("role {} may not raise alerts", principal.role)));
     }
+    state.write_limiter.check(&principal)?;
     let key = idempotency_key(&req)?;
     let value = json_body(&req, &body, None)?;
     let new = NewAlert::from_json(&value, &principal.user_id)?;

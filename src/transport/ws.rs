@@ -169,11 +169,12 @@ impl WsSession {
         let conn_id = self.conn_id;
         let work = async move {
             let who = principal.clone();
+            let allowed_at = Instant::now();
             let allowed = db::run(&state.pool, move |c| Ok(allowed_in(c, &who)?)).await?;
             requested.authorize(principal.role, &allowed)?;
             state
                 .manager
-                .send(Resubscribe { conn_id, requested, allowed })
+                .send(Resubscribe { conn_id, requested, allowed, allowed_at })
                 .await
                 .map_err(|_| ApiError::ManagerUnavailable)
         };
@@ -196,6 +197,10 @@ impl WsSession {
         if let Some(obj) = body.as_object_mut() {
             obj.remove("type");
             obj.remove("alert_id");
+        }
+        if let Err(e) = self.state.write_limiter.check(&self.principal) {
+            ctx.text(ack_failure(&alert_id, &e));
+            return;
         }
         let (status, note): (AckStatus, Option<String>) = match parse_ack_body(&body) {
             Ok(parsed) => parsed,
