@@ -23,6 +23,8 @@ pub enum Command {
     Token(TokenArgs),
     /// Terminal client: stream alerts and optionally acknowledge them.
     Watch(WatchArgs),
+    /// Load generator: N subscribers, K alerts at R/s; reports loss, duplicates, latency.
+    Bench(BenchArgs),
 }
 
 /// Where the database is; shared by `serve` and `migrate`.
@@ -150,4 +152,45 @@ pub struct WatchArgs {
     /// Disable ANSI colours.
     #[arg(long)]
     pub no_color: bool,
+}
+
+/// Flags of `vigil bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Base URL of a running Vigil.
+    #[arg(long, env = "VIGIL_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The server's HS256 secret; the bench mints its own tokens with it.
+    #[arg(long, env = "VIGIL_JWT_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// Number of subscribers.
+    #[arg(long, default_value = "200")]
+    pub subscribers: usize,
+    /// `sse`, `ws`, or `mix` (half each).
+    #[arg(long, default_value = "sse")]
+    pub transport: String,
+    /// Number of patients; subscribers are spread evenly over them (N/P each).
+    #[arg(long, default_value = "1")]
+    pub patients: usize,
+    /// Alerts to raise (spread round-robin over the patients).
+    #[arg(long, default_value = "50")]
+    pub alerts: usize,
+    /// Alerts per second.
+    #[arg(long, default_value = "20")]
+    pub rate: f64,
+    /// Concurrent producers.
+    #[arg(long, default_value = "4")]
+    pub producers: usize,
+    /// Subscribers connecting at once.
+    #[arg(long, default_value = "256")]
+    pub connect_concurrency: usize,
+    /// Seconds to wait for stragglers after the last alert.
+    #[arg(long, default_value = "10")]
+    pub drain_secs: u64,
+    /// Hold the connections this many seconds after connecting, raising nothing (B5).
+    #[arg(long, default_value = "0")]
+    pub hold_secs: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vigil::cli::{Cli, Command, ServeArgs};
-use vigil::commands::{serve, token, watch};
+use vigil::commands::{bench, serve, token, watch};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
@@ -20,6 +20,7 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => migrate(args).await,
         Command::Token(args) => token::mint(&args).map(|t| print_line(&t)),
         Command::Watch(args) => watch::run(args).await.map_err(|e| e.to_string()),
+        Command::Bench(args) => bench::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,6 +34,7 @@ pub fn config_from(args: &ServeArgs) -> Result<(Config, Option<String>), ServeEr
 /// Runs the server.
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let (config, dev_secret) = config_from(&args)?;
+    raise_open_file_limit();
     let secret_for_banner = match (&config.jwt.key, args.dev) {
         (crate::config::JwtKey::Secret(s), true) => Some(s.expose().to_owned()),
         _ => None,
@@ -49,6 +50,14 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     app.run_until_stopped().await?;
     log::info!("vigil stopped");
     Ok(())
+}
+
+/// Every stream is a socket: lift the soft open-file limit to the hard one.
+pub fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => log::info!("open-file limit {limit}"),
+        Err(e) => log::warn!("cannot raise the open-file limit: {e}"),
+    }
 }
 
 fn random_secret() -> String {
