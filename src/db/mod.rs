@@ -5,6 +5,7 @@
 pub mod acks;
 pub mod alerts;
 pub mod care_team;
+pub mod deployment;
 pub mod events;
 pub mod migrate;
 pub mod models;

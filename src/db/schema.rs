@@ -69,4 +69,19 @@ diesel::table! {
 }
 
 diesel::joinable!(acknowledgments -> alerts (alert_id));
-diesel::allow_tables_to_appear_in_same_query!(event_head, events, alerts, acknowledgments, care_team, idempotency_keys);
+diesel::allow_tables_to_appear_in_same_query!(
+    event_head,
+    events,
+    alerts,
+    acknowledgments,
+    care_team,
+    idempotency_keys,
+    deployment
+);
+
+diesel::table! {
+    deployment (id) {
+        id -> Integer,
+        deployment_id -> Text,
+    }
+}

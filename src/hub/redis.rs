@@ -17,8 +17,11 @@ use super::manager::AlertConnectionManager;
 use super::messages::{CareTeamChanged, Publish};
 use super::{Broker, InProcessBroker};
 
-/// The Redis channel all instances share.
-pub const CHANNEL: &str = "vigil:events";
+/// The Redis channel of one deployment: instances of the same database share it; other
+/// deployments on the same Redis server use their own.
+pub fn channel(deployment_id: &str) -> String {
+    format!("vigil:events:{deployment_id}")
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -36,20 +39,36 @@ pub struct RedisBroker {
 
 impl RedisBroker {
     /// Starts the publisher and subscriber tasks on the current actix runtime.
-    pub fn start(url: &str, manager: Addr<AlertConnectionManager>) -> Result<Self, redis::RedisError> {
+    pub fn start(
+        url: &str,
+        deployment_id: &str,
+        manager: Addr<AlertConnectionManager>,
+    ) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let (outbox, inbox) = mpsc::unbounded_channel();
-        actix_web::rt::spawn(publisher(client.clone(), inbox));
+        let channel = channel(deployment_id);
+        actix_web::rt::spawn(publisher(client.clone(), channel.clone(), inbox));
         let subscribed = Arc::new(AtomicBool::new(false));
-        actix_web::rt::spawn(subscriber(client, manager.clone(), Arc::clone(&subscribed)));
-        Ok(Self { local: InProcessBroker::new(manager), outbox, subscribed })
+        actix_web::rt::spawn(subscriber(
+            client,
+            channel,
+            manager.clone(),
+            Arc::clone(&subscribed),
+        ));
+        Ok(Self {
+            local: InProcessBroker::new(manager),
+            outbox,
+            subscribed,
+        })
     }
 
     fn send(&self, message: &WireMessage) {
         match serde_json::to_string(message) {
             Ok(text) => {
                 if self.outbox.send(text).is_err() {
-                    log::error!("redis publisher task is gone; other instances rely on the event-log poll");
+                    log::error!(
+                        "redis publisher task is gone; other instances rely on the event-log poll"
+                    );
                 }
             }
             Err(e) => log::error!("cannot encode broker message: {e}"),
@@ -73,7 +92,11 @@ impl Broker for RedisBroker {
     }
 }
 
-async fn publisher(client: redis::Client, mut inbox: mpsc::UnboundedReceiver<String>) {
+async fn publisher(
+    client: redis::Client,
+    channel: String,
+    mut inbox: mpsc::UnboundedReceiver<String>,
+) {
     let mut backoff = Backoff::default();
     'connect: loop {
         let mut conn = match client.get_connection_manager().await {
@@ -88,7 +111,11 @@ async fn publisher(client: redis::Client, mut inbox: mpsc::UnboundedReceiver<Str
             }
         };
         while let Some(text) = inbox.recv().await {
-            let result: redis::RedisResult<i64> = redis::cmd("PUBLISH").arg(CHANNEL).arg(&text).query_async(&mut conn).await;
+            let result: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(&text)
+                .query_async(&mut conn)
+                .await;
             if let Err(e) = result {
                 // Lost for Redis; the other instances' event-log poll delivers it.
                 log::warn!("redis publish failed: {e}");
@@ -99,12 +126,17 @@ async fn publisher(client: redis::Client, mut inbox: mpsc::UnboundedReceiver<Str
     }
 }
 
-async fn subscriber(client: redis::Client, manager: Addr<AlertConnectionManager>, subscribed: Arc<AtomicBool>) {
+async fn subscriber(
+    client: redis::Client,
+    channel: String,
+    manager: Addr<AlertConnectionManager>,
+    subscribed: Arc<AtomicBool>,
+) {
     let mut backoff = Backoff::default();
     loop {
         match client.get_async_pubsub().await {
             Ok(mut pubsub) => {
-                if let Err(e) = pubsub.subscribe(CHANNEL).await {
+                if let Err(e) = pubsub.subscribe(&channel).await {
                     log::warn!("redis subscribe failed: {e}");
                     backoff.wait().await;
                     continue;
@@ -114,11 +146,15 @@ async fn subscriber(client: redis::Client, manager: Addr<AlertConnectionManager>
                 backoff.reset();
                 let mut messages = pubsub.into_on_message();
                 while let Some(msg) = messages.next().await {
-                    let Ok(text) = msg.get_payload::<String>() else { continue };
+                    let Ok(text) = msg.get_payload::<String>() else {
+                        continue;
+                    };
                     #[allow(clippy::disallowed_methods)]
                     match serde_json::from_str::<WireMessage>(&text) {
                         Ok(WireMessage::Event(event)) => manager.do_send(Publish(event)),
-                        Ok(WireMessage::CareTeam(change)) => manager.do_send(CareTeamChanged(change)),
+                        Ok(WireMessage::CareTeam(change)) => {
+                            manager.do_send(CareTeamChanged(change))
+                        }
                         Err(e) => log::warn!("ignoring malformed broker message: {e}"),
                     }
                 }
