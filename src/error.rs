@@ -270,7 +270,9 @@ pub mod handlers {
                 detail: e.to_string(),
                 errors: Vec::new(),
             },
-            JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
+            JsonPayloadError::Deserialize(e) => {
+                ApiError::BadRequest(format!("malformed JSON: {e}"))
+            }
             other => ApiError::BadRequest(other.to_string()),
         };
         api.into()
@@ -299,6 +301,8 @@ pub mod handlers {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }
         let status = res.status();
+        // RFC 9110 §15.5.6: a 405 names the allowed methods; keep actix's `Allow`.
+        let allow = res.headers().get(actix_web::http::header::ALLOW).cloned();
         let api = match status {
             StatusCode::NOT_FOUND => ApiError::NotFound("no such resource".to_owned()),
             StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
@@ -306,13 +310,18 @@ pub mod handlers {
                 limit: crate::routes::MAX_BODY_BYTES,
             },
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
-            s if s.is_client_error() => ApiError::BadRequest(
-                s.canonical_reason().unwrap_or("bad request").to_owned(),
-            ),
+            s if s.is_client_error() => {
+                ApiError::BadRequest(s.canonical_reason().unwrap_or("bad request").to_owned())
+            }
             _ => ApiError::Internal(format!("unhandled {status}")),
         };
         let (req, _) = res.into_parts();
-        let response = api.error_response();
+        let mut response = api.error_response();
+        if let Some(allow) = allow {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::ALLOW, allow);
+        }
         Ok(ErrorHandlerResponse::Response(
             ServiceResponse::new(req, response).map_into_right_body(),
         ))

@@ -5,6 +5,7 @@
 //! to a [`hub::Broker`]; the [`hub::manager::AlertConnectionManager`] actor fans them out
 //! to [`transport::sse`] streams and [`transport::ws`] sessions. [`auth`] verifies JWTs,
 //! [`domain`] holds validated types and the role table, [`scope`] the patient scoping.
+//! [`openapi`] is the generated OpenAPI 3.1 document of the HTTP API.
 
 pub mod auth;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod openapi;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;

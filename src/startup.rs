@@ -73,12 +73,17 @@ impl Stopper {
 }
 
 /// Opens the pool and applies migrations (also used by `vigil migrate`).
-pub async fn open_database(config: &crate::config::DatabaseConfig) -> Result<(db::DbPool, Vec<String>), StartupError> {
+pub async fn open_database(
+    config: &crate::config::DatabaseConfig,
+) -> Result<(db::DbPool, Vec<String>), StartupError> {
     let config = config.clone();
     web::block(move || {
         let pool = pool::build_pool(&config).map_err(|e| StartupError::Database(e.to_string()))?;
-        let mut conn = pool.get().map_err(|e| StartupError::Database(e.to_string()))?;
-        let applied = migrate::run_pending(&mut conn).map_err(|e| StartupError::Migrations(e.to_string()))?;
+        let mut conn = pool
+            .get()
+            .map_err(|e| StartupError::Database(e.to_string()))?;
+        let applied =
+            migrate::run_pending(&mut conn).map_err(|e| StartupError::Migrations(e.to_string()))?;
         drop(conn);
         Ok((pool, applied))
     })
@@ -95,10 +100,15 @@ impl Application {
             log::info!("migration applied version={version}");
         }
         let head_pool = pool.clone();
-        let head = web::block(move || head_pool.get().map_err(|e| e.to_string()).and_then(|mut c| events::head(&mut c).map_err(|e| e.to_string())))
-            .await
-            .map_err(|e| StartupError::Database(e.to_string()))?
-            .map_err(StartupError::Database)?;
+        let (head, deployment_id) = web::block(move || {
+            let mut c = head_pool.get().map_err(|e| e.to_string())?;
+            let head = events::head(&mut c).map_err(|e| e.to_string())?;
+            let deployment = db::deployment::get_or_create(&mut c).map_err(|e| e.to_string())?;
+            Ok::<_, String>((head, deployment))
+        })
+        .await
+        .map_err(|e| StartupError::Database(e.to_string()))?
+        .map_err(StartupError::Database)?;
         let metrics = Arc::new(Metrics::new().map_err(|e| StartupError::Metrics(e.to_string()))?);
         let settings = ManagerSettings {
             heartbeat: config.heartbeat,
@@ -106,15 +116,22 @@ impl Application {
             max_streams_per_user: config.max_streams_per_user,
             max_connections: config.max_connections,
         };
-        let manager = AlertConnectionManager::new(pool.clone(), Arc::clone(&metrics), settings, head).start();
+        let manager =
+            AlertConnectionManager::new(pool.clone(), Arc::clone(&metrics), settings, head).start();
         let broker: Arc<dyn Broker> = match &config.redis_url {
-            Some(url) => Arc::new(RedisBroker::start(url, manager.clone()).map_err(|e| StartupError::Redis(e.to_string()))?),
+            Some(url) => Arc::new(
+                RedisBroker::start(url, &deployment_id, manager.clone())
+                    .map_err(|e| StartupError::Redis(e.to_string()))?,
+            ),
             None => Arc::new(InProcessBroker::new(manager.clone())),
         };
         let verifier = Verifier::new(&config.jwt).map_err(|e| StartupError::Key(e.to_string()))?;
         let listener = TcpListener::bind(&config.bind)?;
         let port = listener.local_addr()?.port();
-        let write_limiter = WriteLimiter::new(config.rate_limit);
+        let write_limiter = WriteLimiter::new(
+            config.rate_limit,
+            metrics.limit_rejections.with_label_values(&["write_rate"]),
+        );
         let idle_keys = write_limiter.clone();
         actix_web::rt::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
@@ -138,12 +155,19 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-                .app_data(web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(handlers::json_error))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(MAX_BODY_BYTES)
+                        .error_handler(handlers::json_error),
+                )
                 .app_data(web::QueryConfig::default().error_handler(handlers::query_error))
                 .app_data(web::PathConfig::default().error_handler(handlers::path_error))
                 .wrap(ErrorHandlers::new().default_handler(handlers::plain_to_problem))
                 .wrap(cors(&cors_origins))
-                .wrap(Logger::new("%a %{method}xi %U %s %b %Dms request_id=%{x-request-id}o").custom_request_replace("method", |req| req.method().to_string()))
+                .wrap(
+                    Logger::new("%a %{method}xi %U %s %b %Dms request_id=%{x-request-id}o")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
                 .wrap(from_fn(crate::request_id::middleware))
                 .configure(routes::configure)
         })
@@ -153,8 +177,15 @@ impl Application {
         .client_disconnect_timeout(Duration::from_secs(2))
         .shutdown_timeout(10)
         .run();
-        let stopper = Stopper { manager, server: server.handle() };
-        Ok(Self { port, server, stopper })
+        let stopper = Stopper {
+            manager,
+            server: server.handle(),
+        };
+        Ok(Self {
+            port,
+            server,
+            stopper,
+        })
     }
 
     /// The bound port.

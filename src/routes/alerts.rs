@@ -8,19 +8,59 @@ use crate::auth::Principal;
 use crate::domain::{AlertStatus, NewAlert, Severity};
 use crate::error::ApiError;
 use crate::scope::Requested;
-use crate::service::alerts::{self as service, DEFAULT_LIST_LIMIT, ListQuery, MAX_IDEMPOTENCY_KEY, MAX_LIST_LIMIT};
+use crate::service::alerts::{
+    self as service, DEFAULT_LIST_LIMIT, ListQuery, MAX_IDEMPOTENCY_KEY, MAX_LIST_LIMIT,
+};
 use crate::state::AppState;
 
 /// Raise an alert → 201 (or the original alert again for a repeated `Idempotency-Key`).
-pub async fn create(req: HttpRequest, principal: Principal, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts",
+    tag = "alerts",
+    request_body(content = crate::openapi::NewAlert, content_type = "application/json",
+        description = "Roles service, dispatcher, admin. Unknown fields are refused.",
+        example = json!({"patient_id": "123", "severity": "critical", "kind": "heart_rate_high",
+            "title": "Heart rate 148 bpm", "message": "Sustained tachycardia for 5 minutes",
+            "data": {"hr": 148, "unit": "bpm"}, "source": "monitor-7"})),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1-255 characters, scoped to the caller's `sub`: a repeat returns the original alert (201, `Idempotent-Replayed: true`)"),
+    ),
+    responses(
+        (status = 201, description = "Committed, then fanned out (or the original alert for a repeated Idempotency-Key)", body = crate::openapi::Alert,
+            headers(("Location" = String, description = "`/api/v1/alerts/{id}`"),
+                ("Idempotent-Replayed" = String, description = "`true` when this is a repeat"))),
+        (status = 400, description = "Malformed JSON or empty body", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not raise alerts", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not `application/json`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Well-formed but invalid; every bad field is named in `errors`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "More writes per second than VIGIL_RATE_LIMIT for this token subject", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        (status = 503, description = "The database is unreachable; nothing was stored", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn create(
+    req: HttpRequest,
+    principal: Principal,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     if !principal.role.may_create() {
-        return Err(ApiError::Forbidden(format!("role {} may not raise alerts", principal.role)));
+        return Err(ApiError::Forbidden(format!(
+            "role {} may not raise alerts",
+            principal.role
+        )));
     }
     state.write_limiter.check(&principal)?;
     let key = idempotency_key(&req)?;
     let value = json_body(&req, &body, None)?;
     let new = NewAlert::from_json(&value, &principal.user_id)?;
-    let request_id = req.extensions().get::<crate::request_id::RequestId>().map(|r| r.0.clone());
+    let request_id = req
+        .extensions()
+        .get::<crate::request_id::RequestId>()
+        .map(|r| r.0.clone());
     let (alert, replayed) = service::raise_alert(&state, &principal, new, key, request_id).await?;
     let mut response = HttpResponse::Created();
     response.insert_header((header::LOCATION, format!("/api/v1/alerts/{}", alert.id)));
@@ -31,33 +71,85 @@ pub async fn create(req: HttpRequest, principal: Principal, body: web::Bytes, st
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get("Idempotency-Key") else { return Ok(None) };
+    let Some(value) = req.headers().get("Idempotency-Key") else {
+        return Ok(None);
+    };
     let key = value
         .to_str()
         .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?
         .trim();
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
-        return Err(ApiError::invalid("Idempotency-Key", format!("must be 1-{MAX_IDEMPOTENCY_KEY} characters")));
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            format!("must be 1-{MAX_IDEMPOTENCY_KEY} characters"),
+        ));
     }
     Ok(Some(key.to_owned()))
 }
 
 /// List alerts in scope.
-pub async fn list(req: HttpRequest, principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(req.query_string()).map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
-    let requested = Requested::parse(pairs.iter().filter(|(k, _)| k == "patient_id").map(|(_, v)| v.as_str()))?;
-    let find = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    tag = "alerts",
+    params(
+        ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, description = "Repeatable or comma list; `*` (admin) for all; default: every patient in scope"),
+        ("status" = Option<crate::openapi::AlertStatus>, Query, description = "Only alerts with this status"),
+        ("severity" = Option<crate::openapi::Severity>, Query, description = "Only alerts with this severity"),
+        ("after" = Option<i64>, Query, description = "Every alert whose `last_seq` is greater, oldest change first (polling fallback)", minimum = 0),
+        ("limit" = Option<i64>, Query, description = "1-500, default 100", minimum = 1, maximum = 500),
+    ),
+    responses(
+        (status = 200, description = "Alerts in scope", body = crate::openapi::AlertList),
+        (status = 400, description = "Unparseable query string", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A requested patient is outside the caller's scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter, named in `errors`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable; nothing was stored", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn list(
+    req: HttpRequest,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
+    let requested = Requested::parse(
+        pairs
+            .iter()
+            .filter(|(k, _)| k == "patient_id")
+            .map(|(_, v)| v.as_str()),
+    )?;
+    let find = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
     let status = match find("status") {
-        Some(s) => Some(s.parse::<AlertStatus>().map_err(|m| ApiError::invalid("status", m))?),
+        Some(s) => Some(
+            s.parse::<AlertStatus>()
+                .map_err(|m| ApiError::invalid("status", m))?,
+        ),
         None => None,
     };
     let severity = match find("severity") {
-        Some(s) => Some(s.parse::<Severity>().map_err(|m| ApiError::invalid("severity", m))?),
+        Some(s) => Some(
+            s.parse::<Severity>()
+                .map_err(|m| ApiError::invalid("severity", m))?,
+        ),
         None => None,
     };
     let after = match find("after") {
-        Some(s) => Some(s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| ApiError::invalid("after", "must be a non-negative integer"))?),
+        Some(s) => Some(
+            s.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| ApiError::invalid("after", "must be a non-negative integer"))?,
+        ),
         None => None,
     };
     let limit = match find("limit") {
@@ -65,15 +157,45 @@ pub async fn list(req: HttpRequest, principal: Principal, state: web::Data<AppSt
             .parse::<i64>()
             .ok()
             .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::invalid("limit", format!("must be an integer from 1 to {MAX_LIST_LIMIT}")))?,
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_LIST_LIMIT}"),
+                )
+            })?,
         None => DEFAULT_LIST_LIMIT,
     };
-    let query = ListQuery { requested, status, severity, after, limit };
+    let query = ListQuery {
+        requested,
+        status,
+        severity,
+        after,
+        limit,
+    };
     Ok(HttpResponse::Ok().json(service::list_alerts(&state, &principal, query).await?))
 }
 
 /// One alert with its acknowledgments.
-pub async fn get(principal: Principal, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts/{alert_id}",
+    tag = "alerts",
+    params(
+        ("alert_id" = String, Path, description = "The alert's id (UUID v7)", example = "019a8f3e-5b1c-7d2e-9f00-1a2b3c4d5e6f"),
+    ),
+    responses(
+        (status = 200, description = "The alert with its acknowledgments", body = crate::openapi::Alert),
+        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such alert, or not in the caller's scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable; nothing was stored", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn get(
+    principal: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let alert = service::get_alert(&state, &principal, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(alert))
 }

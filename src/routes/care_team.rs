@@ -18,18 +18,66 @@ fn require_admin(principal: &Principal) -> Result<(), ApiError> {
     if principal.role.may_administer() {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(format!("role {} may not manage care teams", principal.role)))
+        Err(ApiError::Forbidden(format!(
+            "role {} may not manage care teams",
+            principal.role
+        )))
     }
 }
 
 /// The team.
-pub async fn get(principal: Principal, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/patients/{patient_id}/care-team",
+    tag = "care-team",
+    params(
+        ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+    ),
+    responses(
+        (status = 200, description = "The team (possibly empty)", body = crate::openapi::CareTeam),
+        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admin only (and an allowed Origin for cookie writes)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed `patient_id` or `user_id`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn get(
+    principal: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&principal)?;
     Ok(HttpResponse::Ok().json(service::get(&state, &principal, patient(&path)?).await?))
 }
 
 /// Replace the team: body `{"user_ids": ["alice", …]}`.
-pub async fn replace(req: HttpRequest, principal: Principal, path: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    put,
+    path = "/api/v1/patients/{patient_id}/care-team",
+    tag = "care-team",
+    params(
+        ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+    ),
+    request_body(content = crate::openapi::ReplaceCareTeam, content_type = "application/json",
+        description = "The whole new team; open streams rescope at once",
+        example = json!({"user_ids": ["alice", "bob"]})),
+    responses(
+        (status = 200, description = "The new team", body = crate::openapi::CareTeam),
+        (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not `application/json`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admin only (and an allowed Origin for cookie writes)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed `patient_id` or `user_id`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn replace(
+    req: HttpRequest,
+    principal: Principal,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&principal)?;
     let patient = patient(&path)?;
     let value = json_body(&req, &body, None)?;
@@ -38,43 +86,147 @@ pub async fn replace(req: HttpRequest, principal: Principal, path: web::Path<Str
         .and_then(Value::as_array)
         .ok_or_else(|| ApiError::invalid("user_ids", "must be an array of user ids"))?
         .iter()
-        .map(|v| v.as_str().ok_or_else(|| ApiError::invalid("user_ids", "must contain strings")).and_then(parse_user_id))
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| ApiError::invalid("user_ids", "must contain strings"))
+                .and_then(parse_user_id)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(service::replace(&state, &principal, patient, users).await?))
 }
 
 /// Remove every member.
-pub async fn clear(principal: Principal, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    delete,
+    path = "/api/v1/patients/{patient_id}/care-team",
+    tag = "care-team",
+    params(
+        ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+    ),
+    responses(
+        (status = 204, description = "The team is empty"),
+        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admin only (and an allowed Origin for cookie writes)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed `patient_id` or `user_id`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn clear(
+    principal: Principal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&principal)?;
     service::replace(&state, &principal, patient(&path)?, Vec::new()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// One member, or 404.
-pub async fn get_member(principal: Principal, path: web::Path<(String, String)>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/patients/{patient_id}/care-team/{user_id}",
+    tag = "care-team",
+    params(
+        ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("user_id" = String, Path, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+    ),
+    responses(
+        (status = 200, description = "The member", body = crate::openapi::CareTeamMember),
+        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admin only (and an allowed Origin for cookie writes)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed `patient_id` or `user_id`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not a member", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn get_member(
+    principal: Principal,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&principal)?;
     let (patient_raw, user_raw) = path.into_inner();
     let user = parse_user_id(&user_raw)?;
     let team = service::get(&state, &principal, patient(&patient_raw)?).await?;
     match team.members.into_iter().find(|m| m.user_id == user) {
         Some(member) => Ok(HttpResponse::Ok().json(member)),
-        None => Err(ApiError::NotFound(format!("{user} is not on the care team of patient {patient_raw}"))),
+        None => Err(ApiError::NotFound(format!(
+            "{user} is not on the care team of patient {patient_raw}"
+        ))),
     }
 }
 
 /// Add a member: 201 when added, 200 when already there.
-pub async fn assign(principal: Principal, path: web::Path<(String, String)>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    put,
+    path = "/api/v1/patients/{patient_id}/care-team/{user_id}",
+    tag = "care-team",
+    params(
+        ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("user_id" = String, Path, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+    ),
+    responses(
+        (status = 201, description = "Added; the user's open streams see the patient at once", body = crate::openapi::CareTeamAssignment),
+        (status = 200, description = "Already a member", body = crate::openapi::CareTeamAssignment),
+        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admin only (and an allowed Origin for cookie writes)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed `patient_id` or `user_id`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn assign(
+    principal: Principal,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&principal)?;
     let (patient_raw, user_raw) = path.into_inner();
-    let (member, created) = service::assign(&state, &principal, patient(&patient_raw)?, parse_user_id(&user_raw)?).await?;
+    let (member, created) = service::assign(
+        &state,
+        &principal,
+        patient(&patient_raw)?,
+        parse_user_id(&user_raw)?,
+    )
+    .await?;
     let body = serde_json::json!({"patient_id": patient_raw, "user_id": member.user_id, "created_at": member.created_at});
-    Ok(if created { HttpResponse::Created().json(body) } else { HttpResponse::Ok().json(body) })
+    Ok(if created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
 }
 
 /// Remove a member: 204, or 404 when not a member.
-pub async fn unassign(principal: Principal, path: web::Path<(String, String)>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    delete,
+    path = "/api/v1/patients/{patient_id}/care-team/{user_id}",
+    tag = "care-team",
+    params(
+        ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("user_id" = String, Path, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+    ),
+    responses(
+        (status = 204, description = "Removed; the user's open streams stop seeing the patient at once"),
+        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admin only (and an allowed Origin for cookie writes)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Malformed `patient_id` or `user_id`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not a member", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn unassign(
+    principal: Principal,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&principal)?;
     let (patient_raw, user_raw) = path.into_inner();
-    service::unassign(&state, &principal, patient(&patient_raw)?, parse_user_id(&user_raw)?).await?;
+    service::unassign(
+        &state,
+        &principal,
+        patient(&patient_raw)?,
+        parse_user_id(&user_raw)?,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

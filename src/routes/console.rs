@@ -7,18 +7,38 @@ const LEGACY: &str = include_str!("../../static/legacy.html");
 const MIGRATION: &str = include_str!("../../docs/migration.md");
 
 /// `GET /`: the SSE alert console.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "pages",
+    responses((status = 200, description = "The SSE alert console (data needs a login)", body = String, content_type = "text/html; charset=utf-8"))
+)]
 pub async fn console() -> HttpResponse {
     page(CONSOLE)
 }
 
 /// `GET /legacy`: the WebSocket dashboard (phase 1 demonstration).
+#[utoipa::path(
+    get,
+    path = "/legacy",
+    tag = "pages",
+    responses((status = 200, description = "The legacy WebSocket dashboard", body = String, content_type = "text/html; charset=utf-8"))
+)]
 pub async fn legacy() -> HttpResponse {
     page(LEGACY)
 }
 
 /// `GET /docs/migration`: the WebSocket → SSE guide, linked from 410 and deprecation headers.
+#[utoipa::path(
+    get,
+    path = "/docs/migration",
+    tag = "pages",
+    responses((status = 200, description = "The WebSocket to SSE migration guide", body = String, content_type = "text/markdown; charset=utf-8"))
+)]
 pub async fn migration_guide() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/markdown; charset=utf-8").body(MIGRATION)
+    HttpResponse::Ok()
+        .content_type("text/markdown; charset=utf-8")
+        .body(MIGRATION)
 }
 
 fn page(html: &'static str) -> HttpResponse {

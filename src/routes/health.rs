@@ -7,11 +7,28 @@ use crate::db::{self, events};
 use crate::state::AppState;
 
 /// The process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process is up", body = crate::openapi::Health,
+        example = json!({"status": "ok"})))
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// The database answers; 503 otherwise.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database answers", body = crate::openapi::Ready,
+            example = json!({"status": "ready", "database": "ok", "broker": "in-process", "head": 42})),
+        (status = 503, description = "The database does not answer", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match db::run(&state.pool, |c| Ok(events::head(c)?)).await {
         Ok(head) => {
@@ -20,7 +37,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 Some(true) => "connected",
                 Some(false) => "reconnecting",
             };
-            HttpResponse::Ok().json(json!({"status": "ready", "database": "ok", "broker": broker, "head": head}))
+            HttpResponse::Ok()
+                .json(json!({"status": "ready", "database": "ok", "broker": broker, "head": head}))
         }
         Err(e) => {
             log::warn!("readiness check failed: {e}");
@@ -32,6 +50,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition (`vigil_*`, including `vigil_limit_rejections_total{limit}`)",
+        body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"))
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -13,13 +13,17 @@ use actix_web::{HttpRequest, web};
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::openapi;
 use crate::transport::{sse, ws};
 
 /// Largest request body (DESIGN.md: 413 over 64 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Registers every route. Each path is one `web::resource` holding all its methods, so
-/// a known path asked with another method answers 405 (with `Allow`), not 404.
+/// a known path asked with another method answers 405 (with `Allow`), not 404. Every
+/// resource here must be described in [`crate::openapi::ApiDoc`] (`tests/api/openapi.rs`
+/// reads this function to check); the Swagger UI's asset tree under `/api/docs/` is the
+/// one service that is not an API route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
@@ -28,8 +32,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/legacy").route(web::get().to(console::legacy)))
         .service(web::resource("/docs/migration").route(web::get().to(console::migration_guide)))
         .service(web::resource("/ws").route(web::get().to(ws::ws_endpoint)))
+        .service(web::resource("/api/docs").route(web::get().to(openapi::swagger_redirect)))
+        .service(openapi::swagger_ui())
         .service(
             web::scope("/api/v1")
+                .service(web::resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
                 .service(
                     web::resource("/session")
                         .route(web::post().to(session::create))
@@ -82,7 +89,9 @@ pub fn json_body(req: &HttpRequest, body: &[u8], empty: Option<Value>) -> Result
         .unwrap_or_default()
         .to_ascii_lowercase();
     let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if essence != "application/json" && !(essence.starts_with("application/") && essence.ends_with("+json")) {
+    if essence != "application/json"
+        && !(essence.starts_with("application/") && essence.ends_with("+json"))
+    {
         return Err(ApiError::UnsupportedMediaType);
     }
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))

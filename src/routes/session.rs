@@ -21,12 +21,31 @@ fn cookie<'a>(req: &HttpRequest, value: String, max_age: i64) -> Cookie<'a> {
 }
 
 /// Sets the cookie from the bearer token; answers who the token is for.
-pub async fn create(req: HttpRequest, principal: Principal, _state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    post,
+    path = "/api/v1/session",
+    tag = "session",
+    responses(
+        (status = 200, description = "Who the token is for; with a Bearer token, also sets the cookie", body = crate::openapi::Session,
+            headers(("Set-Cookie" = String, description = "`vigil_token=…; HttpOnly; SameSite=Strict; Path=/; Max-Age=<token lifetime>` (`Secure` over https)"))),
+        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Cookie-authenticated without an allowed Origin", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn create(
+    req: HttpRequest,
+    principal: Principal,
+    _state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let token = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(|t| t.trim().to_owned());
     let mut response = HttpResponse::Ok();
     if let Some(token) = token {
@@ -42,6 +61,17 @@ pub async fn create(req: HttpRequest, principal: Principal, _state: web::Data<Ap
 }
 
 /// Clears the cookie.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/session",
+    tag = "session",
+    responses(
+        (status = 204, description = "The cookie is cleared", headers(("Set-Cookie" = String, description = "An expired `vigil_token`"))),
+        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Cookie-authenticated without an allowed Origin", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn delete(req: HttpRequest, _principal: Principal) -> HttpResponse {
     let mut expired = cookie(&req, String::new(), 0);
     expired.make_removal();

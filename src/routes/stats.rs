@@ -9,12 +9,37 @@ use crate::hub::messages::GetStats;
 use crate::state::AppState;
 
 /// Stats as DESIGN.md specifies them.
-pub async fn stats(principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts/stream/stats",
+    tag = "streams",
+    responses(
+        (status = 200, description = "Live connections and fan-out counters", body = crate::openapi::StreamStats),
+        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admin only", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn stats(
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     if !principal.role.may_administer() {
-        return Err(ApiError::Forbidden(format!("role {} may not read stream stats", principal.role)));
+        return Err(ApiError::Forbidden(format!(
+            "role {} may not read stream stats",
+            principal.role
+        )));
     }
-    let snapshot = state.manager.send(GetStats).await.map_err(|_| ApiError::ManagerUnavailable)?;
-    let by_role: Map<String, Value> = snapshot.by_role.iter().map(|(role, n)| (role.as_str().to_owned(), json!(n))).collect();
+    let snapshot = state
+        .manager
+        .send(GetStats)
+        .await
+        .map_err(|_| ApiError::ManagerUnavailable)?;
+    let by_role: Map<String, Value> = snapshot
+        .by_role
+        .iter()
+        .map(|(role, n)| (role.as_str().to_owned(), json!(n)))
+        .collect();
     let m = &state.metrics;
     Ok(HttpResponse::Ok().json(json!({
         "connections": {"sse": snapshot.sse, "ws": snapshot.ws, "by_role": by_role},

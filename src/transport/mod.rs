@@ -34,9 +34,23 @@ impl StreamParams {
     pub fn parse(query: &str) -> Result<Self, ApiError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
             .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
-        let requested = Requested::parse(pairs.iter().filter(|(k, _)| k == "patient_id").map(|(_, v)| v.as_str()))?;
-        let find = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        Ok(Self { requested, role: find("role"), last_event_id: find("last_event_id") })
+        let requested = Requested::parse(
+            pairs
+                .iter()
+                .filter(|(k, _)| k == "patient_id")
+                .map(|(_, v)| v.as_str()),
+        )?;
+        let find = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        Ok(Self {
+            requested,
+            role: find("role"),
+            last_event_id: find("last_event_id"),
+        })
     }
 }
 
@@ -66,15 +80,24 @@ pub async fn open_subscription(
         origin::check(req, &state.config.cors_origins)?;
     }
     if !principal.role.may_subscribe() {
-        return Err(ApiError::Forbidden(format!("role {} may not subscribe to alerts", principal.role)));
+        return Err(ApiError::Forbidden(format!(
+            "role {} may not subscribe to alerts",
+            principal.role
+        )));
     }
     if let Some(role) = params.role.as_deref().filter(|r| !r.is_empty()) {
-        let asked: Role = role.parse().map_err(|m: String| ApiError::invalid("role", m))?;
+        let asked: Role = role
+            .parse()
+            .map_err(|m: String| ApiError::invalid("role", m))?;
         if asked != principal.role {
-            return Err(ApiError::Forbidden(format!("your token holds role {}, not {asked}", principal.role)));
+            return Err(ApiError::Forbidden(format!(
+                "your token holds role {}, not {asked}",
+                principal.role
+            )));
         }
     }
     let who = principal.clone();
+    let allowed_at = std::time::Instant::now();
     let (allowed, log_head, oldest): (Allowed, i64, Option<i64>) = db::run(&state.pool, move |c| {
         Ok((allowed_in(c, &who)?, events::head(c)?, events::oldest(c)?))
     })
@@ -88,6 +111,7 @@ pub async fn open_subscription(
             role: principal.role,
             requested: params.requested.clone(),
             allowed,
+            allowed_at,
             transport,
             expires_at: principal.expires_at,
             tx,
@@ -97,9 +121,18 @@ pub async fn open_subscription(
         .map_err(|refused| refused_error(state, refused))?;
     log::info!(
         "stream opened transport={} connection_id={} user_id={} role={}",
-        transport.as_str(), connected.conn_id, principal.user_id, principal.role
+        transport.as_str(),
+        connected.conn_id,
+        principal.user_id,
+        principal.role
     );
-    Ok(Subscription { principal, connected, rx, log_head, oldest })
+    Ok(Subscription {
+        principal,
+        connected,
+        rx,
+        log_head,
+        oldest,
+    })
 }
 
 fn refused_error(state: &AppState, refused: ConnectRefused) -> ApiError {
@@ -108,14 +141,22 @@ fn refused_error(state: &AppState, refused: ConnectRefused) -> ApiError {
         ConnectRefused::InstanceLimit(_) => "instance",
         ConnectRefused::ShuttingDown => "shutdown",
     };
-    state.metrics.limit_rejections.with_label_values(&[label]).inc();
+    state
+        .metrics
+        .limit_rejections
+        .with_label_values(&[label])
+        .inc();
     match refused {
         ConnectRefused::PerUserLimit(n) => ApiError::TooManyRequests {
-            detail: format!("at most {n} open streams per user (VIGIL_MAX_STREAMS_PER_USER); close one first"),
+            detail: format!(
+                "at most {n} open streams per user (VIGIL_MAX_STREAMS_PER_USER); close one first"
+            ),
             retry_after: None,
         },
         ConnectRefused::InstanceLimit(n) => ApiError::Unavailable {
-            detail: format!("this instance holds its maximum of {n} streams (VIGIL_MAX_CONNECTIONS)"),
+            detail: format!(
+                "this instance holds its maximum of {n} streams (VIGIL_MAX_CONNECTIONS)"
+            ),
             retry_after: 5,
         },
         ConnectRefused::ShuttingDown => ApiError::Unavailable {
@@ -127,7 +168,11 @@ fn refused_error(state: &AppState, refused: ConnectRefused) -> ApiError {
 
 /// The `connected` payload shared by both transports.
 pub fn connected_payload(sub: &Subscription, heartbeat_secs: u64) -> serde_json::Value {
-    let patients = sub.connected.patients.clone().unwrap_or_else(|| vec!["*".to_owned()]);
+    let patients = sub
+        .connected
+        .patients
+        .clone()
+        .unwrap_or_else(|| vec!["*".to_owned()]);
     serde_json::json!({
         "connection_id": sub.connected.conn_id.to_string(),
         "user_id": sub.principal.user_id,
@@ -146,7 +191,10 @@ pub struct ConnectionGuard {
 
 impl ConnectionGuard {
     /// Guards one registration.
-    pub fn new(conn_id: u64, manager: actix::Addr<crate::hub::manager::AlertConnectionManager>) -> Self {
+    pub fn new(
+        conn_id: u64,
+        manager: actix::Addr<crate::hub::manager::AlertConnectionManager>,
+    ) -> Self {
         Self { conn_id, manager }
     }
 }
@@ -155,6 +203,8 @@ impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         log::info!("stream closed connection_id={}", self.conn_id);
         #[allow(clippy::disallowed_methods)]
-        self.manager.do_send(crate::hub::messages::Disconnect { conn_id: self.conn_id });
+        self.manager.do_send(crate::hub::messages::Disconnect {
+            conn_id: self.conn_id,
+        });
     }
 }

@@ -45,12 +45,39 @@ struct StreamState {
 }
 
 /// The SSE endpoint.
-pub async fn stream_alerts(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts/stream",
+    tag = "streams",
+    description = "WHATWG Server-Sent Events. Opens with `retry: 3000` and `event: connected`; then `alert` and `alert_updated` events whose `id:` is the event's sequence number, `heartbeat` events, `reset` when a Last-Event-ID cannot be honoured, and a final `auth_expired` when the token expires. Every role but service. See docs/protocol.md.",
+    params(
+        ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, description = "Repeatable or comma list; `*` (admin) for all; default: every patient in scope, following care-team changes"),
+        ("role" = Option<crate::openapi::Role>, Query, description = "Seed-era clients: may only name the token's own role"),
+        ("last_event_id" = Option<String>, Query, description = "For clients that cannot set headers; the header wins"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume: every missed event in scope, exactly once, in order, then live"),
+    ),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String,
+            headers(("Cache-Control" = String, description = "`no-cache`"), ("X-Accel-Buffering" = String, description = "`no`"))),
+        (status = 400, description = "Unparseable query string", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad credentials; `?token=` is refused here", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not subscribe, a requested patient is out of scope, or `role` is not the token's", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid `patient_id` or `role`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The user already holds VIGIL_MAX_STREAMS_PER_USER open streams (SSE and WebSocket together)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The instance holds VIGIL_MAX_CONNECTIONS streams, or is shutting down", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn stream_alerts(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let params = StreamParams::parse(req.query_string())?;
-    let header_id = match req.headers().get("Last-Event-ID") {
-        Some(v) => Some(v.to_str().map(str::to_owned).unwrap_or_else(|_| "invalid".to_owned())),
-        None => None,
-    };
+    let header_id = req.headers().get("Last-Event-ID").map(|v| {
+        v.to_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|_| "invalid".to_owned())
+    });
     let last_event_id = header_id.or_else(|| params.last_event_id.clone());
     let sub = open_subscription(&req, &state, Transport::Sse, &params).await?;
     let guard = ConnectionGuard::new(sub.connected.conn_id, state.manager.clone());
@@ -74,7 +101,11 @@ pub async fn stream_alerts(req: HttpRequest, state: web::Data<AppState>) -> Resu
             // seam because an event was committed but not yet delivered).
             last_sent = after;
             if after < seam {
-                replay = Some(ReplayCursor { after, upto: seam, patients: sub.connected.patients.clone() });
+                replay = Some(ReplayCursor {
+                    after,
+                    upto: seam,
+                    patients: sub.connected.patients.clone(),
+                });
             }
         }
         Resume::Reset { reason } => {
@@ -85,7 +116,11 @@ pub async fn stream_alerts(req: HttpRequest, state: web::Data<AppState>) -> Resu
                 "reload": "/api/v1/alerts",
             });
             let seam_id = seam.to_string();
-            prelude.push_back(Bytes::from(sse_frame(Some(&seam_id), Some("reset"), &data.to_string())));
+            prelude.push_back(Bytes::from(sse_frame(
+                Some(&seam_id),
+                Some("reset"),
+                &data.to_string(),
+            )));
         }
     }
 
@@ -122,12 +157,19 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
                 let mut last = cursor.after;
                 for event in batch {
                     last = event.seq;
-                    chunk.push_str(std::str::from_utf8(EncodedEvent::new(event).sse()).unwrap_or_default());
+                    chunk.push_str(
+                        std::str::from_utf8(EncodedEvent::new(event).sse()).unwrap_or_default(),
+                    );
                 }
-                st.metrics.replayed_events.inc_by(u64::try_from(count).unwrap_or(0));
+                st.metrics
+                    .replayed_events
+                    .inc_by(u64::try_from(count).unwrap_or(0));
                 st.last_sent = st.last_sent.max(last);
                 if i64::try_from(count).unwrap_or(0) >= REPLAY_BATCH {
-                    st.replay = Some(ReplayCursor { after: last, ..cursor });
+                    st.replay = Some(ReplayCursor {
+                        after: last,
+                        ..cursor
+                    });
                 }
                 if !chunk.is_empty() {
                     return Some((Ok(Bytes::from(chunk)), st));
@@ -150,7 +192,10 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
             Outbound::Heartbeat(frame) => return Some((Ok(frame), st)),
             Outbound::Close(CloseReason::AuthExpired) => {
                 st.finished = true;
-                let frame = sse_control("auth_expired", &serde_json::json!({"reason": "token expired; sign in again"}));
+                let frame = sse_control(
+                    "auth_expired",
+                    &serde_json::json!({"reason": "token expired; sign in again"}),
+                );
                 return Some((Ok(frame), st));
             }
             Outbound::Close(CloseReason::Shutdown) => return None,

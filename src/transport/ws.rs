@@ -34,7 +34,31 @@ const CODEC_MAX_FRAME: usize = 1024 * 1024;
 pub const MIGRATION_GUIDE: &str = "/docs/migration";
 
 /// The `/ws` endpoint.
-pub async fn ws_endpoint(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "streams",
+    description = "Legacy WebSocket (JSON text frames; see docs/protocol.md). Phase-gated by VIGIL_WS_MODE: `deprecated` adds `Deprecation`/`Sunset` headers and a `deprecation` frame, `off` answers 410.",
+    params(
+        ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, description = "Repeatable or comma list; `*` (admin) for all"),
+        ("role" = Option<crate::openapi::Role>, Query, description = "May only name the token's own role"),
+    ),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket handshake, or an unparseable query", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Out of scope, or a cookie handshake without an allowed Origin", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 410, description = "VIGIL_WS_MODE=off: use the SSE stream", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Link" = String, description = "The migration guide and the successor"))),
+        (status = 429, description = "The user already holds VIGIL_MAX_STREAMS_PER_USER open streams", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The instance holds VIGIL_MAX_CONNECTIONS streams, or is shutting down", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    ),
+    security(("bearer" = []), ("cookie" = []), ("query_token" = []))
+)]
+pub async fn ws_endpoint(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     if state.config.ws_mode == WsMode::Off {
         let mut response = ApiError::Gone(format!(
             "the WebSocket transport has been retired; use the SSE stream /api/v1/alerts/stream (guide: {MIGRATION_GUIDE})"
@@ -46,7 +70,8 @@ pub async fn ws_endpoint(req: HttpRequest, payload: web::Payload, state: web::Da
         );
         return Ok(response);
     }
-    ws::handshake(&req).map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
+    ws::handshake(&req)
+        .map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
     let params = StreamParams::parse(req.query_string())?;
     let sub = open_subscription(&req, &state, Transport::Ws, &params).await?;
     let deprecated = state.config.ws_mode == WsMode::Deprecated;
@@ -68,7 +93,10 @@ pub async fn ws_endpoint(req: HttpRequest, payload: web::Payload, state: web::Da
         );
     }
     let session = WsSession {
-        guard: Some(ConnectionGuard::new(sub.connected.conn_id, state.manager.clone())),
+        guard: Some(ConnectionGuard::new(
+            sub.connected.conn_id,
+            state.manager.clone(),
+        )),
         conn_id: sub.connected.conn_id,
         principal: sub.principal,
         state: state.clone(),
@@ -88,7 +116,10 @@ pub async fn ws_endpoint(req: HttpRequest, payload: web::Payload, state: web::Da
             .map(|d| d.and_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string())
             .unwrap_or_default();
         let headers = response.headers_mut();
-        headers.insert(header::HeaderName::from_static("deprecation"), HeaderValue::from_static("true"));
+        headers.insert(
+            header::HeaderName::from_static("deprecation"),
+            HeaderValue::from_static("true"),
+        );
         if let Ok(value) = HeaderValue::from_str(&sunset) {
             headers.insert(header::HeaderName::from_static("sunset"), value);
         }
@@ -119,7 +150,10 @@ impl WsSession {
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
         if text.len() > MAX_FRAME_BYTES {
             self.count("oversize");
-            ctx.text(error_frame("too_large", &format!("frames are limited to {MAX_FRAME_BYTES} bytes")));
+            ctx.text(error_frame(
+                "too_large",
+                &format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
+            ));
             return;
         }
         let value: Value = match serde_json::from_str(text) {
@@ -130,7 +164,11 @@ impl WsSession {
                 return;
             }
         };
-        let kind = value.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let kind = value
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         self.count(match kind.as_str() {
             "subscribe" | "ack" | "ping" => kind.as_str(),
             _ => "unknown",
@@ -140,12 +178,19 @@ impl WsSession {
             "ack" => self.on_ack(&value, ctx),
             "ping" => ctx.text(json!({"type": "pong"}).to_string()),
             "" => ctx.text(error_frame("invalid", "every frame needs a string `type`")),
-            other => ctx.text(error_frame("unknown_type", &format!("unknown frame type `{other}`; expected subscribe or ack"))),
+            other => ctx.text(error_frame(
+                "unknown_type",
+                &format!("unknown frame type `{other}`; expected subscribe or ack"),
+            )),
         }
     }
 
     fn count(&self, kind: &str) {
-        self.state.metrics.ws_frames.with_label_values(&[kind]).inc();
+        self.state
+            .metrics
+            .ws_frames
+            .with_label_values(&[kind])
+            .inc();
     }
 
     fn on_subscribe(&mut self, value: &Value, ctx: &mut ws::WebsocketContext<Self>) {
@@ -154,7 +199,10 @@ impl WsSession {
             .and_then(Value::as_array)
             .and_then(|items| items.iter().map(Value::as_str).collect());
         let Some(ids) = ids else {
-            ctx.text(error_frame("invalid", "`patient_ids` must be an array of strings"));
+            ctx.text(error_frame(
+                "invalid",
+                "`patient_ids` must be an array of strings",
+            ));
             return;
         };
         let requested = match Requested::parse(ids) {
@@ -174,7 +222,12 @@ impl WsSession {
             requested.authorize(principal.role, &allowed)?;
             state
                 .manager
-                .send(Resubscribe { conn_id, requested, allowed, allowed_at })
+                .send(Resubscribe {
+                    conn_id,
+                    requested,
+                    allowed,
+                    allowed_at,
+                })
                 .await
                 .map_err(|_| ApiError::ManagerUnavailable)
         };
@@ -188,7 +241,11 @@ impl WsSession {
     }
 
     fn on_ack(&mut self, value: &Value, ctx: &mut ws::WebsocketContext<Self>) {
-        let alert_id = value.get("alert_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let alert_id = value
+            .get("alert_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if alert_id.is_empty() {
             ctx.text(error_frame("invalid", "`alert_id` is required"));
             return;
@@ -211,7 +268,12 @@ impl WsSession {
         };
         let state = self.state.clone();
         let principal = self.principal.clone();
-        let request = AckRequest { alert_id: alert_id.clone(), status, note, expected_patient: None };
+        let request = AckRequest {
+            alert_id: alert_id.clone(),
+            status,
+            note,
+            expected_patient: None,
+        };
         let work = async move { acknowledge(&state, &principal, request).await };
         ctx.spawn(work.into_actor(self).map(move |result, _, ctx| match result {
             Ok(outcome) => ctx.text(json!({"type": "ack_result", "alert_id": alert_id, "ok": true, "alert": outcome.alert}).to_string()),
@@ -248,8 +310,14 @@ impl Actor for WsSession {
         let check = (timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
         ctx.run_interval(check, move |act, ctx| {
             if act.last_heard.elapsed() > timeout {
-                log::info!("websocket silent too long, closing connection_id={}", act.conn_id);
-                ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Policy, description: Some("no traffic for too long".to_owned()) }));
+                log::info!(
+                    "websocket silent too long, closing connection_id={}",
+                    act.conn_id
+                );
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Policy,
+                    description: Some("no traffic for too long".to_owned()),
+                }));
                 ctx.stop();
             }
         });
@@ -268,11 +336,17 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
             Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
             Ok(ws::Message::Binary(_)) => {
                 self.count("binary");
-                ctx.text(error_frame("unsupported", "binary frames are not supported; send JSON text frames"));
+                ctx.text(error_frame(
+                    "unsupported",
+                    "binary frames are not supported; send JSON text frames",
+                ));
             }
             Ok(ws::Message::Continuation(_)) => {
                 self.count("fragment");
-                ctx.text(error_frame("unsupported", "fragmented frames are not supported"));
+                ctx.text(error_frame(
+                    "unsupported",
+                    "fragmented frames are not supported",
+                ));
             }
             Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
@@ -281,9 +355,15 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 ctx.stop();
             }
             Err(e) => {
-                log::info!("websocket protocol error connection_id={}: {e}", self.conn_id);
+                log::info!(
+                    "websocket protocol error connection_id={}: {e}",
+                    self.conn_id
+                );
                 ctx.text(error_frame("protocol", &format!("protocol error: {e}")));
-                ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Size, description: Some("protocol error".to_owned()) }));
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Size,
+                    description: Some("protocol error".to_owned()),
+                }));
                 ctx.stop();
             }
         }
@@ -300,12 +380,21 @@ impl StreamHandler<Outbound> for WsSession {
             Outbound::Event(event) => ctx.text(event.ws().clone()),
             Outbound::Heartbeat(_) => {}
             Outbound::Close(CloseReason::AuthExpired) => {
-                ctx.text(error_frame("auth_expired", "your token expired; reconnect with a new one"));
-                ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Policy, description: Some("token expired".to_owned()) }));
+                ctx.text(error_frame(
+                    "auth_expired",
+                    "your token expired; reconnect with a new one",
+                ));
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Policy,
+                    description: Some("token expired".to_owned()),
+                }));
                 ctx.stop();
             }
             Outbound::Close(CloseReason::Shutdown) => {
-                ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Away, description: Some("server shutting down".to_owned()) }));
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Away,
+                    description: Some("server shutting down".to_owned()),
+                }));
                 ctx.stop();
             }
         }
@@ -313,8 +402,14 @@ impl StreamHandler<Outbound> for WsSession {
 
     /// The manager dropped our queue: it overflowed (we were too slow) or was removed.
     fn finished(&mut self, ctx: &mut Self::Context) {
-        ctx.text(error_frame("overflow", "you fell too far behind; reconnect and reload /api/v1/alerts?after=<last id>"));
-        ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Again, description: Some("queue overflow".to_owned()) }));
+        ctx.text(error_frame(
+            "overflow",
+            "you fell too far behind; reconnect and reload /api/v1/alerts?after=<last id>",
+        ));
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Again,
+            description: Some("queue overflow".to_owned()),
+        }));
         ctx.stop();
     }
 }
