@@ -60,7 +60,11 @@ async fn an_alert_raised_on_one_instance_reaches_sse_and_ws_clients_on_the_other
         broker_connected(app).await;
     }
     let alert = a.raise("p1", "critical").await;
-    let on_b = sse_b.until(WAIT, |e| e.event == "alert" && e.data.contains(alert["id"].as_str().unwrap_or("-"))).await;
+    let on_b = sse_b
+        .until(WAIT, |e| {
+            e.event == "alert" && e.data.contains(alert["id"].as_str().unwrap_or("-"))
+        })
+        .await;
     assert_eq!(on_b.id, alert["seq"].to_string());
     let on_c = loop {
         let frame = ws_c.until_type("alert").await;
@@ -72,7 +76,8 @@ async fn an_alert_raised_on_one_instance_reaches_sse_and_ws_clients_on_the_other
 
     // An acknowledgment on C reaches the SSE client on A.
     let id = alert["id"].as_str().expect("id");
-    ws_c.send_json(&json!({"type": "ack", "alert_id": id, "status": "acknowledged"})).await;
+    ws_c.send_json(&json!({"type": "ack", "alert_id": id, "status": "acknowledged"}))
+        .await;
     let result = ws_c.until_type("ack_result").await;
     assert_eq!(result["ok"], true, "in-socket ack on C: {result}");
     let updated = sse_a
@@ -85,15 +90,33 @@ async fn an_alert_raised_on_one_instance_reaches_sse_and_ws_clients_on_the_other
 
 /// Reads a stream until `want` more alerts (at most `total` in all) were seen or the
 /// stream ends; returns whether it ended. Panics if no alert comes for [`WAIT`].
-async fn read_some(sse: &mut SseClient, seen: &mut Vec<(i64, String)>, want: usize, total: usize) -> bool {
+async fn read_some(
+    sse: &mut SseClient,
+    seen: &mut Vec<(i64, String)>,
+    want: usize,
+    total: usize,
+) -> bool {
     let target = (seen.len() + want).min(total);
     let mut last_alert = std::time::Instant::now();
     while seen.len() < target {
-        assert!(last_alert.elapsed() < WAIT, "no alert for {WAIT:?}; have {} of {total}", seen.len());
+        assert!(
+            last_alert.elapsed() < WAIT,
+            "no alert for {WAIT:?}; have {} of {total}; missing ids {:?}",
+            seen.len(),
+            {
+                let have: BTreeSet<i64> = seen.iter().map(|(s, _)| *s).collect();
+                (1..=have.last().copied().unwrap_or(0))
+                    .filter(|s| !have.contains(s))
+                    .collect::<Vec<_>>()
+            }
+        );
         match sse.next_event(WAIT).await {
             Some(event) if event.event == "alert" => {
                 let data: Value = serde_json::from_str(&event.data).expect("json");
-                seen.push((event.id.parse().expect("numeric id"), data["id"].as_str().unwrap_or_default().to_owned()));
+                seen.push((
+                    event.id.parse().expect("numeric id"),
+                    data["id"].as_str().unwrap_or_default().to_owned(),
+                ));
                 last_alert = std::time::Instant::now();
             }
             Some(_) => {}
@@ -110,18 +133,27 @@ async fn concurrent_publishers_on_two_instances_lose_nothing_for_clients_resumin
     let b = spawn_app_on(&a.database_url, |c| c.redis_url = Some(redis.clone())).await;
     let c = spawn_app_on(&a.database_url, |c| c.redis_url = Some(redis.clone())).await;
     const PER_PUBLISHER: usize = 250;
-    let publishers = [&a, &a, &b, &b].into_iter().enumerate().map(|(n, app)| async move {
-        let mut ids = Vec::new();
-        for i in 0..PER_PUBLISHER {
-            let patient = format!("ward{}", (n + i) % 3);
-            ids.push(app.raise(&patient, "medium").await["id"].as_str().expect("id").to_owned());
-        }
-        ids
-    });
+    let publishers = [&a, &a, &b, &b]
+        .into_iter()
+        .enumerate()
+        .map(|(n, app)| async move {
+            let mut ids = Vec::new();
+            for i in 0..PER_PUBLISHER {
+                let patient = format!("ward{}", (n + i) % 3);
+                ids.push(
+                    app.raise(&patient, "medium").await["id"]
+                        .as_str()
+                        .expect("id")
+                        .to_owned(),
+                );
+            }
+            ids
+        });
     let admin_token = admin();
     let reader = async {
         let mut seen: Vec<(i64, String)> = Vec::new();
-        let mut sse = c.sse(&admin_token, "patient_id=*").await;
+        // From id 0: alerts raised before this stream registered count too.
+        let mut sse = SseClient::open(&c, &admin_token, "patient_id=*", Some("0")).await;
         sse.connected().await;
         let mut round = 0;
         while seen.len() < 4 * PER_PUBLISHER {
@@ -137,11 +169,17 @@ async fn concurrent_publishers_on_two_instances_lose_nothing_for_clients_resumin
     let (published, (seen, rounds)) = tokio::join!(join_all(publishers), reader);
     assert!(rounds >= 10, "the client resumed {rounds} times");
     let seqs: Vec<i64> = seen.iter().map(|(s, _)| *s).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "ids strictly increase: nothing twice, in order");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "ids strictly increase: nothing twice, in order"
+    );
     let got: BTreeSet<&str> = seen.iter().map(|(_, id)| id.as_str()).collect();
     let expected: BTreeSet<&str> = published.iter().flatten().map(String::as_str).collect();
     assert_eq!(got.len(), seen.len(), "no alert twice");
-    assert_eq!(got, expected, "every alert raised on A and B reached the client on C");
+    assert_eq!(
+        got, expected,
+        "every alert raised on A and B reached the client on C"
+    );
 }
 
 #[actix_web::test]
@@ -158,9 +196,17 @@ async fn a_redis_outage_loses_nothing_and_local_clients_keep_receiving() {
     redis.stop();
     let during = a.raise("p9", "high").await;
     let local = on_a.next_alert_event().await;
-    assert_eq!(local.id, during["seq"].to_string(), "A's own client is served without Redis");
+    assert_eq!(
+        local.id,
+        during["seq"].to_string(),
+        "A's own client is served without Redis"
+    );
     let remote = on_b.next_alert_event().await;
-    assert_eq!(remote.id, during["seq"].to_string(), "B recovers the event from the shared log");
+    assert_eq!(
+        remote.id,
+        during["seq"].to_string(),
+        "B recovers the event from the shared log"
+    );
 
     redis.resume();
     let after = a.raise("p9", "high").await;
@@ -183,10 +229,14 @@ async fn a_killed_instance_s_clients_resume_on_another_and_miss_nothing() {
     while sse.next_event(WAIT).await.is_some() {}
     let missed = [b.raise("p1", "low").await, b.raise("p2", "high").await];
 
-    let mut resumed = SseClient::open(&b, &admin_token, "patient_id=*", sse.last_id.as_deref()).await;
+    let mut resumed =
+        SseClient::open(&b, &admin_token, "patient_id=*", sse.last_id.as_deref()).await;
     assert_eq!(resumed.status, 200);
     for alert in &missed {
-        assert_eq!(resumed.next_alert_event().await.id, alert["seq"].to_string());
+        assert_eq!(
+            resumed.next_alert_event().await.id,
+            alert["seq"].to_string()
+        );
     }
 }
 
@@ -200,18 +250,30 @@ async fn a_postgres_outage_answers_503_never_201_and_streams_recover() {
     sse.connected().await;
 
     pg.stop();
-    let resp = app.post_json("/api/v1/alerts", &service(), &alert_body("p1", "critical")).await;
+    let resp = app
+        .post_json("/api/v1/alerts", &service(), &alert_body("p1", "critical"))
+        .await;
     assert_eq!(resp.status(), 503, "nothing stored, so never 201");
     let problem: Value = resp.json().await.expect("problem");
     assert_eq!(problem["status"], 503);
-    assert_eq!(app.get("/readyz", "").await.status(), 503, "readiness reports the outage");
+    assert_eq!(
+        app.get("/readyz", "").await.status(),
+        503,
+        "readiness reports the outage"
+    );
     // The stream stays open: heartbeats keep coming.
     sse.until(WAIT, |e| e.event == "heartbeat").await;
 
     pg.resume();
     let alert = eventually("the database to come back", || async {
-        let resp = app.post_json("/api/v1/alerts", &service(), &alert_body("p1", "critical")).await;
-        if resp.status() == 201 { resp.json::<Value>().await.ok() } else { None }
+        let resp = app
+            .post_json("/api/v1/alerts", &service(), &alert_body("p1", "critical"))
+            .await;
+        if resp.status() == 201 {
+            resp.json::<Value>().await.ok()
+        } else {
+            None
+        }
     })
     .await;
     assert_eq!(sse.next_alert_event().await.id, alert["seq"].to_string());

@@ -51,11 +51,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// A server with settings adjusted by `tweak`.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("off"))
+        .try_init();
     let dir = tempfile::tempdir().expect("tempdir");
     let database_url = test_database_url(&dir);
     let mut config = Config::new(database_url.clone(), SECRET);
     config.heartbeat = Duration::from_secs(1);
     config.tail_poll = Duration::from_millis(500);
+    // Load-style tests raise hundreds of alerts as one subject; rate-limit tests lower it.
+    config.rate_limit = std::num::NonZeroU32::new(1_000_000).expect("non-zero");
     tweak(&mut config);
     start(config, dir).await
 }
@@ -66,20 +70,27 @@ pub async fn spawn_app_on(database_url: &str, tweak: impl FnOnce(&mut Config)) -
     let mut config = Config::new(database_url.to_owned(), SECRET);
     config.heartbeat = Duration::from_secs(1);
     config.tail_poll = Duration::from_millis(500);
+    // Load-style tests raise hundreds of alerts as one subject; rate-limit tests lower it.
+    config.rate_limit = std::num::NonZeroU32::new(1_000_000).expect("non-zero");
     tweak(&mut config);
     start(config, dir).await
 }
 
 async fn start(config: Config, dir: tempfile::TempDir) -> TestApp {
     let database_url = config.database.url.clone();
-    let app = Application::build(config).await.expect("application builds");
+    let app = Application::build(config)
+        .await
+        .expect("application builds");
     let port = app.port();
     let stopper = app.stopper();
     actix_web::rt::spawn(app.run_without_signals());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
-        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
         stopper,
         database_url,
         dir,
@@ -96,9 +107,15 @@ fn test_database_url(dir: &tempfile::TempDir) -> String {
 /// Creates an empty database on the PostgreSQL server and returns its URL.
 pub fn fresh_postgres_database(server_url: &str) -> String {
     let name = format!("vigil_test_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = PgConnection::establish(server_url).expect("connect to the PostgreSQL test server");
-    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create test database");
-    let base = server_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(server_url);
+    let mut admin =
+        PgConnection::establish(server_url).expect("connect to the PostgreSQL test server");
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .expect("create test database");
+    let base = server_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(server_url);
     format!("{base}/{name}")
 }
 
@@ -153,28 +170,52 @@ impl TestApp {
 
     /// GET with a bearer token.
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("GET")
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
     }
 
     /// POST JSON with a bearer token.
     pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
-        self.client.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("POST")
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
     }
 
     /// Raise an alert as the service user; panics unless 201. Returns the alert JSON.
     pub async fn raise(&self, patient: &str, severity: &str) -> Value {
-        let resp = self.post_json("/api/v1/alerts", &service(), &alert_body(patient, severity)).await;
+        let resp = self
+            .post_json("/api/v1/alerts", &service(), &alert_body(patient, severity))
+            .await;
         assert_eq!(resp.status(), 201, "raising an alert for {patient}");
         resp.json().await.expect("alert JSON")
     }
 
     /// Acknowledge over HTTP.
-    pub async fn ack(&self, token: &str, alert_id: &str, status: &str, note: Option<&str>) -> reqwest::Response {
+    pub async fn ack(
+        &self,
+        token: &str,
+        alert_id: &str,
+        status: &str,
+        note: Option<&str>,
+    ) -> reqwest::Response {
         let mut body = json!({"status": status});
         if let Some(note) = note {
             body["note"] = json!(note);
         }
-        self.post_json(&format!("/api/v1/alerts/{alert_id}/acknowledge"), token, &body).await
+        self.post_json(
+            &format!("/api/v1/alerts/{alert_id}/acknowledge"),
+            token,
+            &body,
+        )
+        .await
     }
 
     /// Put a user on a patient's care team (as admin); panics on failure.
@@ -186,7 +227,11 @@ impl TestApp {
             .send()
             .await
             .expect("PUT care team");
-        assert!(resp.status().is_success(), "assigning {user} to {patient}: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "assigning {user} to {patient}: {}",
+            resp.status()
+        );
     }
 
     /// Remove a user from a patient's care team (as admin).
@@ -203,7 +248,11 @@ impl TestApp {
 
     /// Stream stats as admin.
     pub async fn stats(&self) -> Value {
-        self.get("/api/v1/alerts/stream/stats", &admin()).await.json().await.expect("stats JSON")
+        self.get("/api/v1/alerts/stream/stats", &admin())
+            .await
+            .json()
+            .await
+            .expect("stats JSON")
     }
 
     /// Waits until the stats satisfy `pred` (bounded; never a fixed sleep).
@@ -214,7 +263,10 @@ impl TestApp {
             if pred(&stats) {
                 return stats;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for stats: {what}; last {stats}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for stats: {what}; last {stats}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -226,7 +278,11 @@ impl TestApp {
 
     /// Opens a legacy WebSocket with `?token=` and extra query.
     pub async fn ws(&self, token: &str, query: &str) -> WsClient {
-        let url = format!("ws://127.0.0.1:{}/ws?token={token}{}{query}", self.port, if query.is_empty() { "" } else { "&" });
+        let url = format!(
+            "ws://127.0.0.1:{}/ws?token={token}{}{query}",
+            self.port,
+            if query.is_empty() { "" } else { "&" }
+        );
         WsClient::connect(&url).await
     }
 }
@@ -260,8 +316,16 @@ pub struct SseClient {
 
 impl SseClient {
     /// Opens a stream; reads nothing yet.
-    pub async fn open(app: &TestApp, token: &str, query: &str, last_event_id: Option<&str>) -> SseClient {
-        let mut req = app.client.get(app.url(&format!("/api/v1/alerts/stream?{query}"))).timeout(Duration::from_secs(3600));
+    pub async fn open(
+        app: &TestApp,
+        token: &str,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> SseClient {
+        let mut req = app
+            .client
+            .get(app.url(&format!("/api/v1/alerts/stream?{query}")))
+            .timeout(Duration::from_secs(3600));
         if !token.is_empty() {
             req = req.bearer_auth(token);
         }
@@ -271,8 +335,18 @@ impl SseClient {
         let resp = req.send().await.expect("open SSE");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let events = (status == 200).then(|| resp.bytes_stream().eventsource().map(|r| r.map_err(|e| e.to_string())).boxed());
-        SseClient { status, headers, events, last_id: last_event_id.map(str::to_owned) }
+        let events = (status == 200).then(|| {
+            resp.bytes_stream()
+                .eventsource()
+                .map(|r| r.map_err(|e| e.to_string()))
+                .boxed()
+        });
+        SseClient {
+            status,
+            headers,
+            events,
+            last_id: last_event_id.map(str::to_owned),
+        }
     }
 
     /// The next event, or `None` when the stream ended; panics on timeout.
@@ -295,7 +369,10 @@ impl SseClient {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let event = self.next_event(left).await.expect("stream ended before the awaited event");
+            let event = self
+                .next_event(left)
+                .await
+                .expect("stream ended before the awaited event");
             if pred(&event) {
                 return event;
             }
@@ -310,7 +387,8 @@ impl SseClient {
 
     /// The next `alert`/`alert_updated` event (skipping heartbeats).
     pub async fn next_alert_event(&mut self) -> Event {
-        self.until(WAIT, |e| e.event == "alert" || e.event == "alert_updated").await
+        self.until(WAIT, |e| e.event == "alert" || e.event == "alert_updated")
+            .await
     }
 
     /// Stops reading and closes the connection.
@@ -323,14 +401,21 @@ impl SseClient {
 pub struct WsClient {
     /// Handshake response headers.
     pub headers: tokio_tungstenite::tungstenite::http::HeaderMap,
-    stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
 }
 
 impl WsClient {
     /// Connects (panics if the handshake fails).
     pub async fn connect(url: &str) -> WsClient {
-        let (stream, resp) = tokio_tungstenite::connect_async(url).await.expect("WebSocket handshake");
-        WsClient { headers: resp.headers().clone(), stream }
+        let (stream, resp) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("WebSocket handshake");
+        WsClient {
+            headers: resp.headers().clone(),
+            stream,
+        }
     }
 
     /// Sends a text frame.
@@ -354,7 +439,9 @@ impl WsClient {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.stream.next()).await {
-                Ok(Some(Ok(Message::Text(text)))) => return Some(serde_json::from_str(&text).expect("server frames are JSON")),
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    return Some(serde_json::from_str(&text).expect("server frames are JSON"));
+                }
                 Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return None,
                 Ok(Some(Ok(_))) => continue,
                 Err(_) => panic!("no WebSocket frame within {timeout:?}"),
@@ -367,7 +454,10 @@ impl WsClient {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let frame = self.next_json(left).await.unwrap_or_else(|| panic!("socket closed before a {kind} frame"));
+            let frame = self
+                .next_json(left)
+                .await
+                .unwrap_or_else(|| panic!("socket closed before a {kind} frame"));
             if frame["type"] == kind {
                 return frame;
             }
@@ -375,7 +465,10 @@ impl WsClient {
     }
 
     /// Waits for the socket to close (answering nothing); panics on timeout.
-    pub async fn closed(&mut self, timeout: Duration) -> Option<tokio_tungstenite::tungstenite::protocol::CloseFrame> {
+    pub async fn closed(
+        &mut self,
+        timeout: Duration,
+    ) -> Option<tokio_tungstenite::tungstenite::protocol::CloseFrame> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -385,6 +478,112 @@ impl WsClient {
                 Ok(Some(Ok(_))) => continue,
                 Err(_) => panic!("socket still open after {timeout:?}"),
             }
+        }
+    }
+}
+
+/// Asserts an RFC 9457 problem answer (`application/problem+json`, with `type`, `title`,
+/// `status` and `detail`) with the given status, and returns its body.
+pub async fn expect_problem(resp: reqwest::Response, status: u16, what: &str) -> Value {
+    let actual = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = resp
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: reading the body: {e}"));
+    assert_eq!(actual, status, "{what}: status (body {text})");
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "{what}: Content-Type {content_type:?} is not application/problem+json"
+    );
+    let body: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{what}: problem body is not JSON ({e}): {text}"));
+    assert_eq!(
+        body["status"], status,
+        "{what}: problem `status` member: {body}"
+    );
+    for member in ["type", "title", "detail"] {
+        assert!(
+            body[member].is_string(),
+            "{what}: problem lacks `{member}`: {body}"
+        );
+    }
+    body
+}
+
+/// The `field` names listed in a 422 problem's `errors`.
+pub fn error_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl TestApp {
+    /// GET that must answer 200; returns the JSON body.
+    pub async fn get_ok(&self, path: &str, token: &str) -> Value {
+        let resp = self.get(path, token).await;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: reading the body: {e}"));
+        assert_eq!(status, 200, "GET {path}: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {text}"))
+    }
+}
+
+impl TestApp {
+    /// Any method, with a bearer token (none when `token` is empty) and an optional JSON
+    /// body; returns the raw response.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: request failed: {e}"))
+    }
+
+    /// Status of opening `GET /api/v1/alerts/stream?{query}`; the stream is dropped at once.
+    pub async fn stream_status(&self, token: &str, query: &str) -> u16 {
+        let path = format!("/api/v1/alerts/stream?{query}");
+        self.send(reqwest::Method::GET, &path, token, None)
+            .await
+            .status()
+            .as_u16()
+    }
+}
+
+impl WsClient {
+    /// The next raw message, pings and pongs included (reading lets tungstenite queue
+    /// the pong answer); `None` on close or error; panics on timeout.
+    pub async fn next_message(&mut self, timeout: Duration) -> Option<Message> {
+        match tokio::time::timeout(timeout, self.stream.next()).await {
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => None,
+            Ok(Some(Ok(message))) => Some(message),
+            Err(_) => panic!("no WebSocket message within {timeout:?}"),
         }
     }
 }

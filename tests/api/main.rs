@@ -1,5 +1,24 @@
 //! Black-box API tests: one binary, one module per feature area.
 
+// A failed expectation is the test's verdict; helpers panic with a message on purpose.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod helpers;
+mod servers;
+
+mod cluster;
 
 mod smoke;
+
+mod acknowledge;
+mod alerts;
+mod auth;
+mod care_team;
+mod hardening;
+mod health;
+mod roles;
+
+mod replay;
+mod shutdown;
+mod stream_sse;
+mod ws_legacy;

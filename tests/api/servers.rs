@@ -11,13 +11,21 @@ use std::time::{Duration, Instant};
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 fn wait_for_port(port: u16, up: bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() != up {
-        assert!(Instant::now() < deadline, "port {port} did not become {}", if up { "reachable" } else { "closed" });
+        assert!(
+            Instant::now() < deadline,
+            "port {port} did not become {}",
+            if up { "reachable" } else { "closed" }
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -40,7 +48,10 @@ pub struct OwnRedis {
 impl OwnRedis {
     /// Starts one on a free port.
     pub fn start() -> Self {
-        let mut redis = OwnRedis { port: free_port(), child: None };
+        let mut redis = OwnRedis {
+            port: free_port(),
+            child: None,
+        };
         redis.resume();
         redis
     }
@@ -62,7 +73,16 @@ impl OwnRedis {
     /// Starts it again on the same port.
     pub fn resume(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is not installed: run the suite with `bash scripts/test.sh`");
@@ -100,10 +120,28 @@ impl OwnPostgres {
         );
         let dir = std::env::temp_dir().join(format!("vigil-pg-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir).expect("pg dir");
-        run("chown", &["postgres:postgres", dir.to_str().unwrap_or_default()]);
+        run(
+            "chown",
+            &["postgres:postgres", dir.to_str().unwrap_or_default()],
+        );
         let data = dir.join("data");
-        as_postgres(&bin.join("initdb"), &["-D", data.to_str().unwrap_or_default(), "-A", "trust", "-U", "postgres", "--no-sync"]);
-        let pg = OwnPostgres { port: free_port(), dir, bin };
+        as_postgres(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+        );
+        let pg = OwnPostgres {
+            port: free_port(),
+            dir,
+            bin,
+        };
         pg.resume();
         pg
     }
@@ -115,15 +153,36 @@ impl OwnPostgres {
 
     /// Stops the server (fast mode).
     pub fn stop(&self) {
-        as_postgres(&self.bin.join("pg_ctl"), &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+        as_postgres(
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data(), "-m", "fast", "-w", "stop"],
+        );
         wait_for_port(self.port, false);
     }
 
     /// Starts it (again) on the same port.
     pub fn resume(&self) {
-        let opts = format!("-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off", self.port, self.dir.display());
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
         let log = self.dir.join("pg.log");
-        as_postgres(&self.bin.join("pg_ctl"), &["-D", &self.data(), "-l", log.to_str().unwrap_or_default(), "-w", "-t", "60", "-o", &opts, "start"]);
+        as_postgres(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                log.to_str().unwrap_or_default(),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                &opts,
+                "start",
+            ],
+        );
         wait_for_port(self.port, true);
     }
 

@@ -1,0 +1,405 @@
+//! Raising, reading and listing alerts over `POST/GET /api/v1/alerts[/{id}]`.
+
+// Test code: a failed expectation is a test failure. clippy.toml's allow-expect-in-tests
+// covers `#[test]` bodies but not the helpers beside them in an integration-test crate.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// Every member of the alert JSON (DESIGN.md "Domain" and "Fine points").
+const ALERT_MEMBERS: &str = "id seq last_seq patient_id severity kind title message data source \
+                             status created_at updated_at acknowledgments";
+
+fn id(alert: &Value) -> String {
+    alert["id"].as_str().expect("alert id").to_owned()
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list["alerts"]
+        .as_array()
+        .expect("`alerts` is an array")
+        .iter()
+        .map(id)
+        .collect()
+}
+
+fn members(value: &Value) -> BTreeSet<String> {
+    value
+        .as_object()
+        .expect("a JSON object")
+        .keys()
+        .cloned()
+        .collect()
+}
+
+fn rfc3339(value: &Value, what: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("{what} is not a string: {value}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{what} {text:?} is not RFC 3339: {e}"))
+}
+
+async fn create_with_key(app: &TestApp, caller: &str, key: &str) -> reqwest::Response {
+    let request = app
+        .client
+        .post(app.url("/api/v1/alerts"))
+        .bearer_auth(caller);
+    let request = request
+        .header("Idempotency-Key", key)
+        .json(&alert_body("123", "high"));
+    request.send().await.expect("POST")
+}
+
+fn replayed(resp: &reqwest::Response) -> Option<String> {
+    let value = resp.headers().get("idempotent-replayed")?;
+    value.to_str().ok().map(str::to_owned)
+}
+
+#[actix_web::test]
+async fn creating_an_alert_answers_201_with_a_location_and_the_complete_alert() {
+    let app = spawn_app().await;
+    let body = alert_body("123", "critical");
+    let resp = app.post_json("/api/v1/alerts", &service(), &body).await;
+    assert_eq!(resp.status(), 201);
+    let location = resp
+        .headers()
+        .get("location")
+        .expect("Location header")
+        .to_str();
+    let location = location.expect("ASCII").to_owned();
+    assert_eq!(replayed(&resp), None, "a first creation is not a replay");
+    let alert: Value = resp.json().await.expect("alert JSON");
+
+    let expected: BTreeSet<String> = ALERT_MEMBERS
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(members(&alert), expected, "alert JSON members: {alert}");
+    let uuid = uuid::Uuid::parse_str(&id(&alert)).expect("id is a UUID");
+    assert_eq!(uuid.get_version_num(), 7, "id {uuid} must be a UUID v7");
+    assert_eq!(location, format!("/api/v1/alerts/{uuid}"));
+    let seq = alert["seq"].as_i64().expect("seq is an integer");
+    assert!(seq >= 1, "seq {seq} comes from the event log");
+    assert_eq!(
+        alert["last_seq"], seq,
+        "a new alert's latest change is its creation"
+    );
+    for field in "patient_id severity kind title message data source".split_whitespace() {
+        assert_eq!(alert[field], body[field], "{field} is stored as sent");
+    }
+    assert_eq!(alert["status"], "open");
+    assert_eq!(alert["acknowledgments"], json!([]));
+    let created = rfc3339(&alert["created_at"], "created_at");
+    let updated = rfc3339(&alert["updated_at"], "updated_at");
+    assert_eq!(created, updated, "nothing changed since creation");
+    let age = chrono::Utc::now().signed_duration_since(created);
+    assert!(age.num_seconds().abs() < 60, "created_at {created} is now");
+
+    let fetched = app.get_ok(&location, &admin()).await;
+    assert_eq!(fetched, alert, "the Location names the stored alert");
+}
+
+#[actix_web::test]
+async fn omitted_message_data_and_source_take_their_defaults() {
+    let app = spawn_app().await;
+    let body = json!({"patient_id": "p-7", "severity": "low", "kind": "spo2_low", "title": "Low"});
+    let resp = app.post_json("/api/v1/alerts", &service(), &body).await;
+    assert_eq!(resp.status(), 201);
+    let alert: Value = resp.json().await.expect("alert JSON");
+    assert_eq!(alert["message"], "");
+    assert_eq!(alert["data"], json!({}));
+    assert_eq!(
+        alert["source"], "analyser-1",
+        "source defaults to the token's sub"
+    );
+}
+
+#[actix_web::test]
+async fn a_repeated_idempotency_key_from_the_same_caller_returns_the_same_alert() {
+    let app = spawn_app().await;
+    let first = create_with_key(&app, &service(), "retry-42").await;
+    assert_eq!(first.status(), 201);
+    assert_eq!(replayed(&first), None);
+    let first: Value = first.json().await.expect("JSON");
+
+    let second = create_with_key(&app, &service(), "retry-42").await;
+    assert_eq!(second.status(), 201, "a replay answers like the original");
+    assert_eq!(replayed(&second).as_deref(), Some("true"));
+    let second: Value = second.json().await.expect("JSON");
+    assert_eq!(second["id"], first["id"]);
+    assert_eq!(second["seq"], first["seq"]);
+
+    let list = app.get_ok("/api/v1/alerts?patient_id=123", &admin()).await;
+    assert_eq!(ids(&list), vec![id(&first)], "nothing doubled");
+    assert_eq!(list["last_seq"], first["seq"], "the replay wrote no event");
+
+    let other_key = create_with_key(&app, &service(), "retry-43").await;
+    assert_eq!(replayed(&other_key), None, "another key is another alert");
+}
+
+#[actix_web::test]
+async fn the_same_idempotency_key_from_different_callers_creates_two_alerts() {
+    let app = spawn_app().await;
+    let mut created = BTreeSet::new();
+    for caller in [service(), token("gateway-9", "service", None)] {
+        let resp = create_with_key(&app, &caller, "shared-key").await;
+        assert_eq!(resp.status(), 201);
+        assert_eq!(replayed(&resp), None, "keys are per caller");
+        created.insert(id(&resp.json().await.expect("JSON")));
+    }
+    assert_eq!(created.len(), 2);
+    let list = app.get_ok("/api/v1/alerts?patient_id=123", &admin()).await;
+    assert_eq!(ids(&list).into_iter().collect::<BTreeSet<_>>(), created);
+}
+
+#[actix_web::test]
+async fn the_list_is_newest_first_in_an_envelope_whose_last_seq_is_the_log_head() {
+    let app = spawn_app().await;
+    let a = app.raise("1", "low").await;
+    let b = app.raise("2", "high").await;
+    let c = app.raise("3", "critical").await;
+    let ack = app.ack(&admin(), &id(&a), "acknowledged", None).await;
+    assert_eq!(ack.status(), 200);
+    let ack: Value = ack.json().await.expect("JSON");
+    let head = ack["alert"]["last_seq"].as_i64().expect("last_seq");
+
+    let list = app.get_ok("/api/v1/alerts", &admin()).await;
+    assert_eq!(
+        members(&list),
+        BTreeSet::from(["alerts", "last_seq"].map(str::to_owned))
+    );
+    assert_eq!(
+        list["last_seq"], head,
+        "the envelope carries the event-log head"
+    );
+    assert_eq!(
+        ids(&list),
+        [&c, &b, &a].map(id),
+        "newest first, by creation"
+    );
+    assert_eq!(list["alerts"][2]["status"], "acknowledged");
+    assert_eq!(list["alerts"][2]["last_seq"], head);
+}
+
+#[actix_web::test]
+async fn listing_after_a_sequence_returns_every_change_since_oldest_change_first() {
+    let app = spawn_app().await;
+    let a = app.raise("1", "low").await;
+    let _b = app.raise("1", "medium").await;
+    let mark = app.get_ok("/api/v1/alerts", &admin()).await["last_seq"]
+        .as_i64()
+        .expect("head");
+    let ack = app
+        .ack(&admin(), &id(&a), "escalated", Some("call the doctor"))
+        .await;
+    assert_eq!(ack.status(), 200);
+    let d = app.raise("1", "critical").await;
+
+    let since = app
+        .get_ok(&format!("/api/v1/alerts?after={mark}"), &admin())
+        .await;
+    assert_eq!(
+        ids(&since),
+        [id(&a), id(&d)],
+        "the changed alert, then the new one"
+    );
+    let changed = &since["alerts"][0];
+    assert_eq!(
+        changed["status"], "escalated",
+        "the acknowledged alert reappears, updated"
+    );
+    assert_eq!(changed["last_seq"], mark + 1);
+    assert_eq!(changed["acknowledgments"][0]["note"], "call the doctor");
+    assert_eq!(since["alerts"][1]["last_seq"], mark + 2);
+    assert_eq!(since["last_seq"], mark + 2);
+
+    let all = app.get_ok("/api/v1/alerts?after=0", &admin()).await;
+    let seqs: Vec<i64> = all["alerts"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x["last_seq"].as_i64().expect("n"))
+        .collect();
+    assert_eq!(seqs.len(), 3);
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "oldest change first: {seqs:?}"
+    );
+
+    let current = app
+        .get_ok(&format!("/api/v1/alerts?after={}", mark + 2), &admin())
+        .await;
+    assert_eq!(
+        current["alerts"],
+        json!([]),
+        "a poller that is up to date gets nothing"
+    );
+    assert_eq!(current["last_seq"], mark + 2);
+}
+
+#[actix_web::test]
+async fn patient_id_may_be_repeated_or_given_as_a_comma_list() {
+    let app = spawn_app().await;
+    for patient in ["p1", "p2", "p3"] {
+        app.raise(patient, "high").await;
+    }
+    let cases = [
+        ("patient_id=p1&patient_id=p2", vec!["p1", "p2"]),
+        ("patient_id=p1,p3", vec!["p1", "p3"]),
+        ("patient_id=p3,p1&patient_id=p2", vec!["p1", "p2", "p3"]),
+        ("patient_id=p2", vec!["p2"]),
+        ("patient_id=nobody", vec![]),
+    ];
+    for (query, expected) in cases {
+        let list = app
+            .get_ok(&format!("/api/v1/alerts?{query}"), &admin())
+            .await;
+        let alerts = list["alerts"].as_array().expect("array");
+        let mut patients: Vec<&str> = alerts
+            .iter()
+            .map(|a| a["patient_id"].as_str().expect("p"))
+            .collect();
+        patients.sort_unstable();
+        assert_eq!(patients, expected, "{query}");
+    }
+}
+
+#[actix_web::test]
+async fn status_and_severity_filters_narrow_the_list() {
+    let app = spawn_app().await;
+    let low = app.raise("1", "low").await;
+    let high = app.raise("1", "high").await;
+    let crit = app.raise("1", "critical").await;
+    assert_eq!(
+        app.ack(&admin(), &id(&high), "acknowledged", None)
+            .await
+            .status(),
+        200
+    );
+    let cases = [
+        ("status=open", vec![id(&crit), id(&low)]),
+        ("status=acknowledged", vec![id(&high)]),
+        ("status=resolved", vec![]),
+        ("severity=critical", vec![id(&crit)]),
+        ("severity=high&status=open", vec![]),
+        ("severity=low&status=open", vec![id(&low)]),
+    ];
+    for (query, expected) in cases {
+        let list = app
+            .get_ok(&format!("/api/v1/alerts?{query}"), &admin())
+            .await;
+        assert_eq!(ids(&list), expected, "{query}");
+    }
+}
+
+#[actix_web::test]
+async fn limit_pages_the_list_and_must_be_between_1_and_500() {
+    let app = spawn_app().await;
+    let mut raised = Vec::new();
+    for _ in 0..3 {
+        raised.push(id(&app.raise("1", "info").await));
+    }
+    let two = app.get_ok("/api/v1/alerts?limit=2", &admin()).await;
+    assert_eq!(
+        ids(&two),
+        [raised[2].clone(), raised[1].clone()],
+        "the newest two"
+    );
+    let after = app.get_ok("/api/v1/alerts?after=0&limit=2", &admin()).await;
+    assert_eq!(
+        ids(&after),
+        [raised[0].clone(), raised[1].clone()],
+        "the oldest two changes"
+    );
+    for ok in ["1", "500"] {
+        let resp = app
+            .get(&format!("/api/v1/alerts?limit={ok}"), &admin())
+            .await;
+        assert_eq!(resp.status(), 200, "limit={ok}");
+    }
+    for bad in ["0", "501", "-1", "ten"] {
+        let resp = app
+            .get(&format!("/api/v1/alerts?limit={bad}"), &admin())
+            .await;
+        let problem = expect_problem(resp, 422, &format!("limit={bad}")).await;
+        assert_eq!(
+            error_fields(&problem),
+            vec!["limit"],
+            "limit={bad}: {problem}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn malformed_status_severity_and_after_are_422_naming_the_parameter() {
+    let app = spawn_app().await;
+    let cases = [
+        ("status=closed", "status"),
+        ("status=OPEN", "status"),
+        ("severity=urgent", "severity"),
+        ("after=-1", "after"),
+        ("after=abc", "after"),
+        ("after=1.5", "after"),
+        ("patient_id=a%20b", "patient_id"),
+    ];
+    for (query, field) in cases {
+        let resp = app.get(&format!("/api/v1/alerts?{query}"), &admin()).await;
+        let problem = expect_problem(resp, 422, query).await;
+        assert_eq!(error_fields(&problem), vec![field], "{query}: {problem}");
+        let detail = problem["detail"].as_str().expect("detail");
+        assert!(detail.contains(field), "{query}: detail names {field}");
+    }
+}
+
+#[actix_web::test]
+async fn one_alert_is_returned_with_its_acknowledgments() {
+    let app = spawn_app().await;
+    app.assign("123", "alice").await;
+    let alert = app.raise("123", "critical").await;
+    let nurse = token("alice", "nurse", None);
+    let ack = app
+        .ack(&nurse, &id(&alert), "acknowledged", Some("on my way"))
+        .await;
+    assert_eq!(ack.status(), 200);
+
+    let fetched = app
+        .get_ok(&format!("/api/v1/alerts/{}", id(&alert)), &nurse)
+        .await;
+    assert_eq!(fetched["id"], alert["id"]);
+    assert_eq!(fetched["seq"], alert["seq"], "seq is fixed at creation");
+    assert_eq!(fetched["status"], "acknowledged");
+    let acks = fetched["acknowledgments"].as_array().expect("array");
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0]["user_id"], "alice");
+    assert_eq!(acks[0]["role"], "nurse");
+    assert_eq!(acks[0]["status"], "acknowledged");
+    assert_eq!(acks[0]["note"], "on my way");
+    let updated = rfc3339(&fetched["updated_at"], "updated_at");
+    assert!(updated >= rfc3339(&fetched["created_at"], "created_at"));
+}
+
+#[actix_web::test]
+async fn unknown_and_out_of_scope_alert_ids_are_404_problems() {
+    let app = spawn_app().await;
+    app.assign("mine", "alice").await;
+    let theirs = app.raise("theirs", "critical").await;
+    for unknown in [uuid::Uuid::now_v7().to_string(), "not-a-uuid".to_owned()] {
+        let resp = app
+            .get(&format!("/api/v1/alerts/{unknown}"), &admin())
+            .await;
+        expect_problem(resp, 404, &format!("GET /api/v1/alerts/{unknown}")).await;
+    }
+    let nurse = token("alice", "nurse", None);
+    let resp = app
+        .get(&format!("/api/v1/alerts/{}", id(&theirs)), &nurse)
+        .await;
+    let problem = expect_problem(resp, 404, "out-of-scope alert").await;
+    assert!(
+        !problem.to_string().contains("theirs"),
+        "the 404 hides the patient: {problem}"
+    );
+}

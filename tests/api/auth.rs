@@ -1,0 +1,377 @@
+//! Authentication: every way a bearer token can be bad (401 problem), an RS256 server
+//! with a pinned algorithm, and the session cookie with its Origin rule.
+
+// Test code: a failed expectation is a test failure. clippy.toml's allow-expect-in-tests
+// covers `#[test]` bodies but not the helpers beside them in an integration-test crate.
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Value, json};
+use vigil::auth::{Claims, Signer};
+use vigil::config::JwtKey;
+
+use crate::helpers::*;
+
+const RS256_PRIVATE: &[u8] = include_bytes!("keys/rs256_private.pem");
+const RS256_PUBLIC: &[u8] = include_bytes!("keys/rs256_public.pem");
+
+/// Unpadded base64url (RFC 4648 §5), enough to hand-craft a JWT.
+fn b64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let byte = |i: usize| usize::from(chunk.get(i).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) & 63]));
+        }
+    }
+    out
+}
+
+fn hour_from_now() -> i64 {
+    chrono::Utc::now().timestamp() + 3600
+}
+
+/// Claims signed HS256 with the test server's own secret.
+fn hs256(claims: Value) -> String {
+    signed(Algorithm::HS256, &claims, SECRET.as_bytes())
+}
+
+fn signed(algorithm: Algorithm, claims: &Value, secret: &[u8]) -> String {
+    encode(
+        &Header::new(algorithm),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("sign")
+}
+
+async fn expect_401(request: reqwest::RequestBuilder, what: &str) -> Value {
+    let resp = request.send().await.expect("request");
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok());
+    let challenge = challenge.unwrap_or_else(|| panic!("{what}: no WWW-Authenticate header"));
+    assert!(
+        challenge.starts_with("Bearer"),
+        "{what}: WWW-Authenticate {challenge:?} (RFC 6750)"
+    );
+    let problem = expect_problem(resp, 401, what).await;
+    assert_eq!(problem["title"], "Unauthorized", "{what}");
+    problem
+}
+
+#[actix_web::test]
+async fn every_kind_of_bad_credential_is_a_401_problem_with_a_challenge() {
+    let app = spawn_app().await;
+    let exp = hour_from_now();
+    let admin_claims = json!({"sub": "root", "role": "admin", "exp": exp});
+    let header = b64url(br#"{"alg":"none","typ":"JWT"}"#);
+    let alg_none = format!("{header}.{}.", b64url(admin_claims.to_string().as_bytes()));
+    let other_secret = b"some-other-secret-0123456789abcdef";
+    let past = chrono::Utc::now().timestamp() - 60;
+    let cases: Vec<(&str, String)> = vec![
+        ("missing token", String::new()),
+        ("garbage token", "not-a-jwt".to_owned()),
+        ("three garbage segments", "aaa.bbb.ccc".to_owned()),
+        (
+            "wrongly signed",
+            signed(Algorithm::HS256, &admin_claims, other_secret),
+        ),
+        ("expired", token_expiring("alice", "nurse", None, past)),
+        ("alg none", alg_none),
+        (
+            "HS512 against an HS256 server",
+            signed(Algorithm::HS512, &admin_claims, SECRET.as_bytes()),
+        ),
+        (
+            "missing exp",
+            hs256(json!({"sub": "alice", "role": "nurse"})),
+        ),
+        (
+            "exp as text",
+            hs256(json!({"sub": "alice", "role": "nurse", "exp": "tomorrow"})),
+        ),
+        ("missing sub", hs256(json!({"role": "nurse", "exp": exp}))),
+        (
+            "empty sub",
+            hs256(json!({"sub": "", "role": "nurse", "exp": exp})),
+        ),
+        ("missing role", hs256(json!({"sub": "alice", "exp": exp}))),
+        ("unknown role", token("alice", "superuser", None)),
+        ("role in the wrong case", token("alice", "Admin", None)),
+        (
+            "patient token without patient_id",
+            token("pat", "patient", None),
+        ),
+        (
+            "patient token with a malformed patient_id",
+            token("pat", "patient", Some("a b")),
+        ),
+    ];
+    for (what, credential) in cases {
+        let mut request = app.client.get(app.url("/api/v1/alerts"));
+        if !credential.is_empty() {
+            request = request.bearer_auth(&credential);
+        }
+        let problem = expect_401(request, what).await;
+        if !credential.is_empty() {
+            assert!(
+                !problem.to_string().contains(&credential),
+                "{what}: the token is echoed"
+            );
+        }
+    }
+    let alerts = app.url("/api/v1/alerts");
+    let basic = app.client.get(&alerts).basic_auth("root", Some("pw"));
+    expect_401(basic, "Basic credentials").await;
+    expect_401(
+        app.client.get(&alerts).header("Authorization", "Bearer "),
+        "empty bearer",
+    )
+    .await;
+    let post = app.client.post(&alerts).json(&alert_body("1", "high"));
+    expect_401(post, "POST without a token").await;
+}
+
+#[actix_web::test]
+async fn an_rs256_server_accepts_rs256_tokens_and_refuses_algorithm_confusion() {
+    let app = spawn_app_with(|c| {
+        c.jwt.key = JwtKey::PublicPem(RS256_PUBLIC.to_vec());
+        c.jwt.algorithm = Algorithm::RS256;
+    })
+    .await;
+    let claims = Claims {
+        sub: "root".into(),
+        role: "admin".into(),
+        patient_id: None,
+        exp: hour_from_now(),
+        iat: None,
+        iss: None,
+        aud: None,
+    };
+    let rs256 = Signer::from_private_pem(Algorithm::RS256, RS256_PRIVATE)
+        .expect("RS256 signer")
+        .sign(&claims)
+        .expect("sign");
+    let list = app.get_ok("/api/v1/alerts", &rs256).await;
+    assert_eq!(
+        list["alerts"],
+        json!([]),
+        "an RS256 token signed with the private key is accepted"
+    );
+
+    let admin_claims = json!({"sub": "root", "role": "admin", "exp": hour_from_now()});
+    let confused = signed(Algorithm::HS256, &admin_claims, RS256_PUBLIC);
+    expect_401(
+        app.client
+            .get(app.url("/api/v1/alerts"))
+            .bearer_auth(&confused),
+        "HS256 signed with the public key",
+    )
+    .await;
+    let shared = admin();
+    expect_401(
+        app.client
+            .get(app.url("/api/v1/alerts"))
+            .bearer_auth(&shared),
+        "HS256 with the test secret",
+    )
+    .await;
+}
+
+/// Takes `vigil_token=VALUE` out of a Set-Cookie header, with its attributes.
+fn session_cookie(resp: &reqwest::Response) -> (String, String) {
+    let header = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("vigil_token="))
+        .expect("Set-Cookie vigil_token")
+        .to_owned();
+    let value = header
+        .split(';')
+        .next()
+        .and_then(|kv| kv.strip_prefix("vigil_token="))
+        .expect("value")
+        .to_owned();
+    (value, header)
+}
+
+#[actix_web::test]
+async fn a_session_sets_an_httponly_strict_cookie_that_authenticates_reads() {
+    let app = spawn_app().await;
+    app.assign("123", "alice").await;
+    let nurse = token("alice", "nurse", None);
+    let resp = app
+        .client
+        .post(app.url("/api/v1/session"))
+        .bearer_auth(&nurse)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 200);
+    let (value, header) = session_cookie(&resp);
+    assert_eq!(value, nurse, "the cookie carries the token");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(
+            header.split("; ").any(|a| a == attribute),
+            "Set-Cookie {header:?} lacks {attribute}"
+        );
+    }
+    let max_age: i64 = header
+        .split("; ")
+        .find_map(|a| a.strip_prefix("Max-Age="))
+        .and_then(|n| n.parse().ok())
+        .expect("Max-Age");
+    assert!(
+        (3500..=3600).contains(&max_age),
+        "the cookie lives as long as the token: {max_age}"
+    );
+    let body: Value = resp.json().await.expect("JSON");
+    assert_eq!(body["user_id"], "alice");
+    assert_eq!(body["role"], "nurse");
+    assert_eq!(body["patient_id"], Value::Null);
+    chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().expect("expires_at"))
+        .expect("RFC 3339");
+
+    let cookie = format!("vigil_token={value}");
+    let list = app
+        .client
+        .get(app.url("/api/v1/alerts?patient_id=123"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(list.status(), 200, "the cookie alone authenticates a read");
+
+    let patient = token("pat", "patient", Some("123"));
+    let resp = app
+        .client
+        .post(app.url("/api/v1/session"))
+        .bearer_auth(&patient)
+        .send()
+        .await
+        .expect("POST");
+    let body: Value = resp.json().await.expect("JSON");
+    assert_eq!(body["patient_id"], "123");
+}
+
+#[actix_web::test]
+async fn a_cookie_authenticated_write_needs_the_servers_own_or_a_configured_origin() {
+    let app = spawn_app_with(|c| c.cors_origins = vec!["https://console.example".to_owned()]).await;
+    let cookie = format!("vigil_token={}", admin());
+    let own = app.address.clone();
+    let cases: [(Option<&str>, u16); 5] = [
+        (None, 403),
+        (Some(own.as_str()), 201),
+        (Some("https://evil.example"), 403),
+        (Some("https://console.example"), 201),
+        (Some("null"), 403),
+    ];
+    for (origin, want) in cases {
+        let mut request = app
+            .client
+            .post(app.url("/api/v1/alerts"))
+            .header("Cookie", &cookie)
+            .json(&alert_body("1", "high"));
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        let resp = request.send().await.expect("POST");
+        if want == 403 {
+            expect_problem(resp, 403, &format!("cookie POST with Origin {origin:?}")).await;
+        } else {
+            assert_eq!(resp.status(), want, "cookie POST with Origin {origin:?}");
+        }
+    }
+    let list = app.get_ok("/api/v1/alerts", &admin()).await;
+    assert_eq!(
+        list["alerts"].as_array().map(Vec::len),
+        Some(2),
+        "only the allowed origins stored an alert"
+    );
+
+    let bearer = app
+        .client
+        .post(app.url("/api/v1/alerts"))
+        .bearer_auth(admin())
+        .header("Origin", "https://evil.example")
+        .json(&alert_body("1", "high"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        bearer.status(),
+        201,
+        "bearer-authenticated requests are not Origin-checked"
+    );
+}
+
+#[actix_web::test]
+async fn a_token_in_the_query_string_is_refused_outside_the_websocket() {
+    // Threat: tokens in URLs leak into logs, history and Referer headers.
+    let app = spawn_app().await;
+    for path in ["/api/v1/alerts", "/api/v1/alerts/stream"] {
+        let credential = admin();
+        let request = app
+            .client
+            .get(app.url(&format!("{path}?token={credential}")));
+        let problem = expect_401(request, &format!("{path}?token=")).await;
+        assert!(
+            !problem.to_string().contains(&credential),
+            "the token is not echoed"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn deleting_the_session_clears_the_cookie() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .delete(app.url("/api/v1/session"))
+        .bearer_auth(admin())
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(resp.status(), 204);
+    let (value, header) = session_cookie(&resp);
+    assert_eq!(value, "", "the cookie is emptied");
+    assert!(
+        header.split("; ").any(|a| a == "Max-Age=0"),
+        "Set-Cookie {header:?} expires the cookie"
+    );
+    assert!(
+        header.split("; ").any(|a| a == "Path=/"),
+        "same path as the cookie it clears: {header:?}"
+    );
+
+    let cookie = format!("vigil_token={}", admin());
+    let foreign = app
+        .client
+        .delete(app.url("/api/v1/session"))
+        .header("Cookie", &cookie)
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .expect("DELETE");
+    expect_problem(foreign, 403, "cookie DELETE from a foreign origin").await;
+    let own = app
+        .client
+        .delete(app.url("/api/v1/session"))
+        .header("Cookie", &cookie)
+        .header("Origin", &app.address)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(own.status(), 204, "logout from the console's own origin");
+
+    expect_401(
+        app.client.delete(app.url("/api/v1/session")),
+        "DELETE session without a token",
+    )
+    .await;
+}

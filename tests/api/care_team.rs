@@ -1,0 +1,280 @@
+//! Care-team administration over `/api/v1/patients/{patient_id}/care-team[/{user_id}]`.
+
+// Test code: a failed expectation is a test failure. clippy.toml's allow-expect-in-tests
+// covers `#[test]` bodies but not the helpers beside them in an integration-test crate.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn members(team: &Value) -> Vec<String> {
+    team["members"]
+        .as_array()
+        .expect("members is an array")
+        .iter()
+        .map(|m| m["user_id"].as_str().expect("user_id").to_owned())
+        .collect()
+}
+
+async fn put(app: &TestApp, path: &str, who: &str, body: Option<Value>) -> reqwest::Response {
+    let mut request = app.client.put(app.url(path)).bearer_auth(who);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("PUT")
+}
+
+async fn delete(app: &TestApp, path: &str, who: &str) -> reqwest::Response {
+    app.client
+        .delete(app.url(path))
+        .bearer_auth(who)
+        .send()
+        .await
+        .expect("DELETE")
+}
+
+#[actix_web::test]
+async fn a_patient_without_a_team_has_no_members() {
+    let app = spawn_app().await;
+    let team = app.get_ok("/api/v1/patients/123/care-team", &admin()).await;
+    assert_eq!(team, json!({"patient_id": "123", "members": []}));
+}
+
+#[actix_web::test]
+async fn putting_a_member_answers_201_the_first_time_and_200_after() {
+    let app = spawn_app().await;
+    let path = "/api/v1/patients/123/care-team/alice";
+    let first = put(&app, path, &admin(), None).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.expect("JSON");
+    assert_eq!(first["patient_id"], "123");
+    assert_eq!(first["user_id"], "alice");
+    chrono::DateTime::parse_from_rfc3339(first["created_at"].as_str().expect("created_at"))
+        .expect("RFC 3339");
+
+    let again = put(&app, path, &admin(), None).await;
+    assert_eq!(again.status(), 200, "assigning twice is idempotent");
+    let again: Value = again.json().await.expect("JSON");
+    assert_eq!(
+        again["created_at"], first["created_at"],
+        "the original assignment time is kept"
+    );
+
+    let member = app.get_ok(path, &admin()).await;
+    assert_eq!(member["user_id"], "alice");
+    assert_eq!(member["created_at"], first["created_at"]);
+    let team = app.get_ok("/api/v1/patients/123/care-team", &admin()).await;
+    assert_eq!(members(&team), ["alice"]);
+    let other = app.get_ok("/api/v1/patients/456/care-team", &admin()).await;
+    assert_eq!(
+        members(&other),
+        Vec::<String>::new(),
+        "teams are per patient"
+    );
+}
+
+#[actix_web::test]
+async fn deleting_a_member_answers_204_then_404() {
+    let app = spawn_app().await;
+    let path = "/api/v1/patients/123/care-team/alice";
+    app.assign("123", "alice").await;
+    app.assign("123", "bob").await;
+    assert_eq!(delete(&app, path, &admin()).await.status(), 204);
+    expect_problem(delete(&app, path, &admin()).await, 404, "second DELETE").await;
+    expect_problem(app.get(path, &admin()).await, 404, "GET a removed member").await;
+    let team = app.get_ok("/api/v1/patients/123/care-team", &admin()).await;
+    assert_eq!(members(&team), ["bob"], "only alice was removed");
+    expect_problem(
+        app.get("/api/v1/patients/123/care-team/nobody", &admin())
+            .await,
+        404,
+        "GET a non-member",
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn putting_the_collection_replaces_the_whole_team() {
+    let app = spawn_app().await;
+    app.assign("123", "alice").await;
+    app.assign("123", "bob").await;
+    let resp = put(
+        &app,
+        "/api/v1/patients/123/care-team",
+        &admin(),
+        Some(json!({"user_ids": ["carol", "bob"]})),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let team: Value = resp.json().await.expect("JSON");
+    assert_eq!(team["patient_id"], "123");
+    assert_eq!(
+        members(&team),
+        ["bob", "carol"],
+        "members sorted by user id, alice gone"
+    );
+    let fetched = app.get_ok("/api/v1/patients/123/care-team", &admin()).await;
+    assert_eq!(fetched, team);
+
+    let alice = token("alice", "nurse", None);
+    expect_problem(
+        app.get("/api/v1/alerts?patient_id=123", &alice).await,
+        403,
+        "removed by replacement",
+    )
+    .await;
+    let carol = token("carol", "nurse", None);
+    assert_eq!(
+        app.get("/api/v1/alerts?patient_id=123", &carol)
+            .await
+            .status(),
+        200,
+        "added by replacement"
+    );
+
+    let emptied = put(
+        &app,
+        "/api/v1/patients/123/care-team",
+        &admin(),
+        Some(json!({"user_ids": []})),
+    )
+    .await;
+    assert_eq!(emptied.status(), 200);
+    let emptied: Value = emptied.json().await.expect("JSON");
+    assert_eq!(members(&emptied), Vec::<String>::new());
+}
+
+#[actix_web::test]
+async fn deleting_the_collection_empties_the_team() {
+    let app = spawn_app().await;
+    app.assign("123", "alice").await;
+    app.assign("123", "bob").await;
+    app.assign("456", "alice").await;
+    assert_eq!(
+        delete(&app, "/api/v1/patients/123/care-team", &admin())
+            .await
+            .status(),
+        204
+    );
+    let team = app.get_ok("/api/v1/patients/123/care-team", &admin()).await;
+    assert_eq!(team["members"], json!([]));
+    let other = app.get_ok("/api/v1/patients/456/care-team", &admin()).await;
+    assert_eq!(
+        members(&other),
+        ["alice"],
+        "other patients' teams are untouched"
+    );
+    assert_eq!(
+        delete(&app, "/api/v1/patients/123/care-team", &admin())
+            .await
+            .status(),
+        204,
+        "clearing an empty team"
+    );
+}
+
+#[actix_web::test]
+async fn a_malformed_patient_id_in_the_path_is_422_naming_it() {
+    let app = spawn_app().await;
+    let long = "p".repeat(65);
+    for patient in ["a%20b", "semi%3Bcolon", "%2A", long.as_str()] {
+        let team = format!("/api/v1/patients/{patient}/care-team");
+        let member = format!("{team}/alice");
+        let answers = [
+            ("GET team", app.get(&team, &admin()).await),
+            (
+                "PUT team",
+                put(&app, &team, &admin(), Some(json!({"user_ids": ["alice"]}))).await,
+            ),
+            ("DELETE team", delete(&app, &team, &admin()).await),
+            ("GET member", app.get(&member, &admin()).await),
+            ("PUT member", put(&app, &member, &admin(), None).await),
+            ("DELETE member", delete(&app, &member, &admin()).await),
+        ];
+        for (what, resp) in answers {
+            let problem = expect_problem(resp, 422, &format!("{what} for patient {patient}")).await;
+            assert_eq!(
+                error_fields(&problem),
+                vec!["patient_id"],
+                "{what} for {patient}: {problem}"
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_replacement_body_must_list_user_ids() {
+    let app = spawn_app().await;
+    let path = "/api/v1/patients/123/care-team";
+    for body in [
+        json!({}),
+        json!({"user_ids": "alice"}),
+        json!({"user_ids": [1]}),
+        json!({"user_ids": [""]}),
+    ] {
+        let problem = expect_problem(
+            put(&app, path, &admin(), Some(body.clone())).await,
+            422,
+            &body.to_string(),
+        )
+        .await;
+        let fields = error_fields(&problem);
+        assert!(
+            fields == ["user_ids"] || fields == ["user_id"],
+            "{body}: {problem}"
+        );
+    }
+    let no_body = put(&app, path, &admin(), None).await;
+    expect_problem(no_body, 400, "PUT collection without a body").await;
+    let team = app.get_ok(path, &admin()).await;
+    assert_eq!(team["members"], json!([]), "nothing changed");
+}
+
+#[actix_web::test]
+async fn only_admins_may_read_or_change_care_teams() {
+    let app = spawn_app().await;
+    app.assign("123", "alice").await;
+    for (role, who) in [
+        ("nurse", token("alice", "nurse", None)),
+        ("doctor", token("dr", "doctor", None)),
+        ("dispatcher", token("disp", "dispatcher", None)),
+        ("patient", token("pat", "patient", Some("123"))),
+        ("service", service()),
+    ] {
+        let team = "/api/v1/patients/123/care-team";
+        let member = "/api/v1/patients/123/care-team/mallory";
+        expect_problem(app.get(team, &who).await, 403, &format!("{role} GET team")).await;
+        expect_problem(
+            app.get("/api/v1/patients/123/care-team/alice", &who).await,
+            403,
+            &format!("{role} GET member"),
+        )
+        .await;
+        expect_problem(
+            put(&app, member, &who, None).await,
+            403,
+            &format!("{role} PUT member"),
+        )
+        .await;
+        let replace = put(&app, team, &who, Some(json!({"user_ids": ["mallory"]}))).await;
+        expect_problem(replace, 403, &format!("{role} PUT team")).await;
+        expect_problem(
+            delete(&app, "/api/v1/patients/123/care-team/alice", &who).await,
+            403,
+            &format!("{role} DELETE member"),
+        )
+        .await;
+        expect_problem(
+            delete(&app, team, &who).await,
+            403,
+            &format!("{role} DELETE team"),
+        )
+        .await;
+    }
+    let team = app.get_ok("/api/v1/patients/123/care-team", &admin()).await;
+    assert_eq!(
+        members(&team),
+        ["alice"],
+        "no refused request changed the team"
+    );
+}

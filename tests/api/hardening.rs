@@ -1,0 +1,390 @@
+//! Hostile and broken HTTP input: one test per threat. Each answer is a precise
+//! problem+json error, nothing internal leaks, and other clients never notice.
+
+// Test code: a failed expectation is a test failure. clippy.toml's allow-expect-in-tests
+// covers `#[test]` bodies but not the helpers beside them in an integration-test crate.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use futures_util::stream;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// Words that would mean internal error text reached a client (compared lowercased).
+const INTERNAL: [&str; 9] = [
+    "diesel",
+    "sqlite",
+    "select ",
+    "insert ",
+    "postgres",
+    "r2d2",
+    "panicked",
+    "src/",
+    "backtrace",
+];
+
+fn assert_nothing_internal(body: &str, what: &str) {
+    let lower = body.to_lowercase();
+    for word in INTERNAL {
+        assert!(
+            !lower.contains(word),
+            "{what}: error body leaks {word:?}: {body}"
+        );
+    }
+}
+
+/// A problem answer with `status` whose body leaks nothing internal.
+async fn problem(resp: reqwest::Response, status: u16, what: &str) -> Value {
+    let body = expect_problem(resp, status, what).await;
+    assert_nothing_internal(&body.to_string(), what);
+    body
+}
+
+async fn post_raw(
+    app: &TestApp,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    let request = app
+        .client
+        .post(app.url("/api/v1/alerts"))
+        .bearer_auth(service());
+    request
+        .header("Content-Type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("POST")
+}
+
+async fn create(app: &TestApp, body: &Value) -> reqwest::Response {
+    app.post_json("/api/v1/alerts", &service(), body).await
+}
+
+async fn stored_alerts(app: &TestApp) -> usize {
+    let list = app.get_ok("/api/v1/alerts", &admin()).await;
+    list["alerts"].as_array().map_or(0, Vec::len)
+}
+
+#[actix_web::test]
+async fn malformed_json_is_a_400_problem() {
+    // Threat: a parser error turning into a 500 or echoing internals.
+    let app = spawn_app().await;
+    for body in [
+        "{not json",
+        "{\"patient_id\": \"1\",}",
+        "\"unterminated",
+        "{} trailing",
+        "\u{0}",
+    ] {
+        problem(post_raw(&app, "application/json", body).await, 400, body).await;
+    }
+    assert_eq!(stored_alerts(&app).await, 0);
+}
+
+#[actix_web::test]
+async fn deeply_nested_json_is_refused_without_exhausting_the_stack() {
+    // Threat: recursion-depth denial of service through nested arrays in `data`.
+    let app = spawn_app().await;
+    let (open, close) = ("[".repeat(20_000), "]".repeat(20_000));
+    let body = format!("{{\"patient_id\":\"1\",\"data\":{open}{close}}}");
+    assert!(
+        body.len() < 64 * 1024,
+        "under the size limit, so the parser must cope"
+    );
+    problem(
+        post_raw(&app, "application/json", body).await,
+        400,
+        "20 000 nested arrays",
+    )
+    .await;
+    let health = app.get("/healthz", "").await;
+    assert_eq!(health.status(), 200, "the server is still up");
+}
+
+#[actix_web::test]
+async fn a_body_over_64_kib_is_a_413_problem() {
+    // Threat: memory exhaustion through huge request bodies.
+    let app = spawn_app().await;
+    let mut big = alert_body("1", "high");
+    big["message"] = json!("x".repeat(65 * 1024));
+    problem(create(&app, &big).await, 413, "65 KiB body").await;
+
+    let alert = app.raise("1", "high").await;
+    let id = alert["id"].as_str().expect("id");
+    let path = format!("/api/v1/alerts/{id}/acknowledge");
+    let note = json!({"note": "n".repeat(70 * 1024)});
+    let resp = app.send(Method::POST, &path, &admin(), Some(&note)).await;
+    problem(resp, 413, "70 KiB acknowledgment").await;
+    let list = app.get_ok("/api/v1/alerts", &admin()).await;
+    assert_eq!(
+        list["alerts"].as_array().map(Vec::len),
+        Some(1),
+        "no oversize alert"
+    );
+    assert_eq!(list["alerts"][0]["status"], "open", "no oversize ack");
+}
+
+#[actix_web::test]
+async fn a_chunked_body_over_64_kib_is_a_413_problem_too() {
+    // Threat: bypassing the size limit by omitting Content-Length (chunked encoding).
+    let app = spawn_app().await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..80).map(|_| Ok(vec![b' '; 1024])).collect();
+    let body = reqwest::Body::wrap_stream(stream::iter(chunks));
+    let resp = post_raw(&app, "application/json", body).await;
+    problem(resp, 413, "80 KiB chunked body").await;
+}
+
+#[actix_web::test]
+async fn a_body_that_is_not_json_is_415() {
+    // Threat: form posts from other sites (CSRF) and content-type confusion.
+    let app = spawn_app().await;
+    let body = alert_body("1", "high").to_string();
+    let types = [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ];
+    for content_type in types {
+        let resp = post_raw(&app, content_type, body.clone()).await;
+        problem(resp, 415, content_type).await;
+    }
+    let request = app
+        .client
+        .post(app.url("/api/v1/alerts"))
+        .bearer_auth(service());
+    let resp = request.body(body.clone()).send().await.expect("POST");
+    problem(resp, 415, "no Content-Type").await;
+    assert_eq!(stored_alerts(&app).await, 0);
+    let ok = post_raw(&app, "application/json; charset=utf-8", body).await;
+    assert_eq!(ok.status(), 201, "JSON with a charset parameter is JSON");
+}
+
+#[actix_web::test]
+async fn an_unknown_field_in_an_alert_is_422_naming_it() {
+    // Threat: silently dropped fields (a typo like `severty` must not raise a default alert).
+    let app = spawn_app().await;
+    let mut body = alert_body("1", "high");
+    body["severty"] = json!("critical");
+    let answer = problem(create(&app, &body).await, 422, "unknown field").await;
+    assert_eq!(error_fields(&answer), vec!["severty"]);
+    let detail = answer["detail"].as_str().expect("detail");
+    assert!(detail.contains("severty"), "{detail}");
+    assert_eq!(stored_alerts(&app).await, 0);
+}
+
+#[actix_web::test]
+async fn every_invalid_alert_field_is_422_naming_that_field() {
+    // Threat: oversize or malformed values reaching storage and every subscriber's screen.
+    let app = spawn_app().await;
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("patient_id", json!("12 3"), "patient id with a space"),
+        ("patient_id", json!("p".repeat(65)), "65-char patient id"),
+        ("patient_id", json!(""), "empty patient id"),
+        ("patient_id", json!(123), "numeric patient id"),
+        ("severity", json!("urgent"), "unknown severity"),
+        ("severity", json!("CRITICAL"), "severity in capitals"),
+        ("kind", json!("k".repeat(65)), "65-character kind"),
+        ("title", json!(""), "empty title"),
+        ("title", json!("t".repeat(201)), "201-character title"),
+        ("message", json!("m".repeat(2001)), "2001-character message"),
+        ("source", json!("s".repeat(129)), "129-character source"),
+        ("data", json!([1, 2]), "data as an array"),
+        ("data", json!("text"), "data as a string"),
+        (
+            "data",
+            json!({"b": "x".repeat(17 * 1024)}),
+            "data over 16 KiB",
+        ),
+    ];
+    for (field, value, why) in cases {
+        let mut body = alert_body("1", "high");
+        body[field] = value;
+        let answer = problem(create(&app, &body).await, 422, why).await;
+        assert_eq!(error_fields(&answer), vec![field], "{why}: {answer}");
+        let message = answer["errors"][0]["message"].as_str();
+        assert!(
+            message.is_some_and(|m| !m.is_empty()),
+            "{why}: the error says what is wrong"
+        );
+    }
+    for field in ["patient_id", "severity", "kind", "title"] {
+        let mut body = alert_body("1", "high");
+        body.as_object_mut().expect("object").remove(field);
+        let answer = problem(create(&app, &body).await, 422, field).await;
+        assert_eq!(error_fields(&answer), vec![field], "missing {field}");
+    }
+    problem(create(&app, &json!([1])).await, 422, "an array body").await;
+    assert_eq!(stored_alerts(&app).await, 0, "no invalid alert was stored");
+
+    let at_limits = json!({
+        "patient_id": "p".repeat(64), "severity": "info", "kind": "k".repeat(64),
+        "title": "t".repeat(200), "message": "m".repeat(2000), "source": "s".repeat(128),
+        "data": {"blob": "x".repeat(16 * 1024 - 20)},
+    });
+    let resp = create(&app, &at_limits).await;
+    assert_eq!(resp.status(), 201, "values at the limits are accepted");
+}
+
+#[actix_web::test]
+async fn an_unknown_route_is_a_404_problem() {
+    // Threat: framework default pages revealing the stack.
+    let app = spawn_app().await;
+    for path in [
+        "/nope",
+        "/api/v1/nope",
+        "/api/v2/alerts",
+        "/api/v1/alerts/x/y",
+    ] {
+        problem(app.get(path, &admin()).await, 404, path).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_wrong_method_is_a_405_problem_naming_the_allowed_methods() {
+    // Threat: framework default pages revealing the stack; verbs the API never meant to offer.
+    let app = spawn_app().await;
+    let cases = [
+        (Method::PATCH, "/api/v1/alerts", "GET, POST"),
+        (Method::DELETE, "/api/v1/alerts", "GET, POST"),
+        (Method::PUT, "/api/v1/alerts/stream", "GET"),
+        (
+            Method::POST,
+            "/api/v1/alerts/00000000-0000-7000-8000-000000000000",
+            "GET",
+        ),
+        (Method::GET, "/api/v1/alerts/x/acknowledge", "POST"),
+        (Method::GET, "/api/v1/session", "DELETE, POST"),
+        (
+            Method::PATCH,
+            "/api/v1/patients/1/care-team",
+            "DELETE, GET, PUT",
+        ),
+        (Method::POST, "/healthz", "GET"),
+    ];
+    for (method, path, allowed) in cases {
+        let what = format!("{method} {path}");
+        let resp = app.send(method, path, &admin(), None).await;
+        let allow = resp
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let mut methods: Vec<String> = allow.split(',').map(|m| m.trim().to_owned()).collect();
+        methods.sort_unstable();
+        problem(resp, 405, &what).await;
+        assert_eq!(
+            methods.join(", "),
+            allowed,
+            "{what}: the Allow header (RFC 9110)"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn injection_shaped_query_values_are_rejected_as_invalid() {
+    // Threat: SQL injection through list filters, and integer overflow in `after`/`limit`.
+    let app = spawn_app().await;
+    app.raise("1", "high").await;
+    let cases = [
+        ("patient_id=1'%20OR%20'1'='1", "patient_id"),
+        ("status=open'--", "status"),
+        ("severity=high%3B%20DROP%20TABLE%20alerts", "severity"),
+        ("after=99999999999999999999999", "after"),
+        ("limit=99999999999999999999999", "limit"),
+    ];
+    for (query, field) in cases {
+        let answer = problem(
+            app.get(&format!("/api/v1/alerts?{query}"), &admin()).await,
+            422,
+            query,
+        )
+        .await;
+        assert_eq!(error_fields(&answer), vec![field], "{query}");
+    }
+    assert_eq!(stored_alerts(&app).await, 1, "the table is intact");
+}
+
+#[actix_web::test]
+async fn a_barrage_of_bad_requests_goes_unnoticed_by_other_clients_and_leaks_nothing() {
+    // Threat: one misbehaving client degrading service for everyone (or crashing a worker).
+    let app = spawn_app().await;
+    app.assign("123", "alice").await;
+    let mut sse = app
+        .sse(&token("alice", "nurse", None), "patient_id=123")
+        .await;
+    assert_eq!(sse.status, 200);
+    sse.connected().await;
+
+    let (svc, root, nil) = (service(), admin(), String::new());
+    let zero = "/api/v1/alerts/00000000-0000-7000-8000-000000000000";
+    let cases: Vec<(Method, &str, &String, Option<Value>)> = vec![
+        (Method::POST, "/api/v1/alerts", &svc, Some(json!({"x": 1}))),
+        (
+            Method::POST,
+            "/api/v1/alerts",
+            &svc,
+            Some(json!({"data": "x".repeat(70_000)})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/alerts",
+            &nil,
+            Some(alert_body("123", "high")),
+        ),
+        (Method::GET, "/api/v1/alerts?after=-5", &root, None),
+        (Method::GET, zero, &root, None),
+        (
+            Method::POST,
+            "/api/v1/alerts/x/acknowledge",
+            &root,
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/alerts/x/acknowledge",
+            &root,
+            Some(json!({"status": []})),
+        ),
+        (Method::GET, "/api/v1/patients/a%20b/care-team", &root, None),
+        (Method::DELETE, "/api/v1/alerts", &root, None),
+        (Method::GET, "/definitely/not/here", &nil, None),
+    ];
+    let sends = cases
+        .iter()
+        .map(|(method, path, who, body)| app.send(method.clone(), path, who, body.as_ref()));
+    let raws =
+        [("application/json", "{oops"), ("text/plain", "hi")].map(|(ct, b)| post_raw(&app, ct, b));
+    let (mut answers, raw_answers) =
+        futures_util::future::join(join_all(sends), join_all(raws)).await;
+    answers.extend(raw_answers);
+    for (i, resp) in answers.into_iter().enumerate() {
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        assert!(
+            status.is_client_error(),
+            "bad request #{i} answered {status}: {text}"
+        );
+        assert_nothing_internal(&text, &format!("bad request #{i}"));
+    }
+
+    assert_eq!(app.get("/healthz", "").await.status(), 200);
+    let alert = app.raise("123", "critical").await;
+    let event = sse.next_alert_event().await;
+    assert_eq!(event.event, "alert", "the open stream kept working");
+    assert_eq!(event.id, alert["seq"].to_string());
+    let stats = app
+        .wait_for_stats("the stream is still counted", |s| {
+            s["connections"]["sse"] == 1
+        })
+        .await;
+    assert_eq!(stats["queue_overflows"], 0);
+    assert!(
+        sse.next_event(Duration::from_secs(5)).await.is_some(),
+        "heartbeats continue"
+    );
+}

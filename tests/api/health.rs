@@ -1,0 +1,169 @@
+//! Liveness, readiness, metrics, and the embedded migrations run forwards and backwards.
+
+// Test code: a failed expectation is a test failure. clippy.toml's allow-expect-in-tests
+// covers `#[test]` bodies but not the helpers beside them in an integration-test crate.
+
+use diesel::{Connection, RunQueryDsl};
+use serde_json::{Value, json};
+use vigil::config::{DatabaseConfig, SqliteSync};
+use vigil::db::migrate::{revert_all, run_pending};
+use vigil::db::pool::{AnyConnection, build_pool};
+
+use crate::helpers::*;
+
+#[actix_web::test]
+async fn healthz_answers_200_without_credentials() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.expect("JSON"),
+        json!({"status": "ok"})
+    );
+}
+
+#[actix_web::test]
+async fn readyz_reports_the_database_reachable() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("JSON");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["database"], "ok");
+}
+
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[actix_web::test]
+async fn metrics_are_prometheus_text_and_count_published_events() {
+    let app = spawn_app().await;
+    let scrape = || async {
+        let resp = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(resp.status(), 200);
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            content_type.starts_with("text/plain"),
+            "Prometheus text format, not {content_type}"
+        );
+        resp.text().await.expect("text")
+    };
+    let before = scrape().await;
+    assert!(
+        before.contains("# TYPE vigil_events_published_total counter"),
+        "{before}"
+    );
+    assert_eq!(metric(&before, "vigil_events_published_total"), Some(0.0));
+
+    let alert = app.raise("123", "high").await;
+    assert_eq!(
+        app.ack(
+            &admin(),
+            alert["id"].as_str().expect("id"),
+            "acknowledged",
+            None
+        )
+        .await
+        .status(),
+        200
+    );
+    eventually("two events counted as published", || async {
+        (metric(&scrape().await, "vigil_events_published_total") == Some(2.0)).then_some(())
+    })
+    .await;
+}
+
+fn database_config(url: &str) -> DatabaseConfig {
+    DatabaseConfig {
+        url: url.to_owned(),
+        sqlite_sync: SqliteSync::Normal,
+        pool_size: 2,
+    }
+}
+
+/// Whether the `alerts` table answers a query on this connection.
+fn alerts_table_exists(conn: &mut AnyConnection) -> bool {
+    let query = diesel::sql_query("SELECT id FROM alerts");
+    match conn {
+        AnyConnection::Sqlite(c) => query.execute(c).is_ok(),
+        AnyConnection::Postgresql(c) => c.transaction(|t| query.execute(t)).is_ok(),
+    }
+}
+
+#[actix_web::test]
+async fn migrations_run_up_down_and_up_again_on_a_fresh_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = match std::env::var("VIGIL_TEST_DATABASE_URL") {
+        Ok(server) if !server.is_empty() => fresh_postgres_database(&server),
+        _ => format!("sqlite://{}", dir.path().join("migrations.db").display()),
+    };
+    let pool = build_pool(&database_config(&url)).expect("pool");
+    let mut conn = pool.get().expect("connection");
+
+    let applied = run_pending(&mut conn).expect("migrations up");
+    assert!(
+        !applied.is_empty(),
+        "a fresh database has migrations to run"
+    );
+    assert!(alerts_table_exists(&mut conn), "the schema exists after up");
+    assert_eq!(
+        run_pending(&mut conn).expect("up again").len(),
+        0,
+        "nothing left to apply"
+    );
+
+    let mut reverted = revert_all(&mut conn).expect("migrations down");
+    reverted.reverse();
+    assert_eq!(reverted, applied, "every applied migration reverts");
+    assert!(
+        !alerts_table_exists(&mut conn),
+        "the schema is gone after down"
+    );
+
+    let reapplied = run_pending(&mut conn).expect("migrations up again");
+    assert_eq!(
+        reapplied, applied,
+        "down left nothing behind that blocks up"
+    );
+    assert!(alerts_table_exists(&mut conn));
+    drop(conn);
+    drop(pool);
+
+    let app = spawn_app_on(&url, |_| {}).await;
+    let alert = app.raise("123", "critical").await;
+    assert_eq!(
+        alert["seq"], 1,
+        "the re-created event log starts from the beginning"
+    );
+    let fetched = app
+        .get_ok(
+            &format!("/api/v1/alerts/{}", alert["id"].as_str().expect("id")),
+            &admin(),
+        )
+        .await;
+    assert_eq!(fetched["id"], alert["id"]);
+}

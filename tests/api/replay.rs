@@ -1,0 +1,445 @@
+//! Resuming with `Last-Event-ID`: every missed event in scope exactly once, in order,
+//! then live with no gap at the seam — also under concurrent publishers — and slow
+//! clients on either transport cut off at their bounded queue, never fed partial
+//! history (DESIGN.md "Shape", "Resume edge cases").
+
+// Test code: a failed expectation is a test failure. clippy.toml's allow-expect-in-tests
+// covers `#[test]` bodies but not the helpers beside them in an integration-test crate.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn data(event: &eventsource_stream::Event) -> Value {
+    serde_json::from_str(&event.data).expect("event data is JSON")
+}
+
+fn seq_of(event: &eventsource_stream::Event) -> i64 {
+    event
+        .id
+        .parse()
+        .unwrap_or_else(|_| panic!("alert event id is a sequence number: {event:?}"))
+}
+
+/// Reads `n` alert events and returns their data, checking `id:` against `seq`.
+async fn read_alerts(sse: &mut SseClient, n: usize) -> Vec<Value> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let event = sse.next_alert_event().await;
+        assert_eq!(event.event, "alert");
+        let alert = data(&event);
+        assert_eq!(
+            alert["seq"].as_i64(),
+            Some(seq_of(&event)),
+            "id: equals seq"
+        );
+        out.push(alert);
+    }
+    out
+}
+
+fn ids(alerts: &[Value]) -> Vec<String> {
+    alerts
+        .iter()
+        .map(|a| a["id"].as_str().expect("alert id").to_owned())
+        .collect()
+}
+
+/// A nurse on `ward` with an open, ready stream.
+async fn nurse_stream(app: &TestApp, last_event_id: Option<&str>, query: &str) -> SseClient {
+    let mut sse = SseClient::open(app, &token("alice", "nurse", None), query, last_event_id).await;
+    assert_eq!(sse.status, 200);
+    sse.connected().await;
+    sse
+}
+
+#[actix_web::test]
+async fn a_client_that_reconnects_with_last_event_id_gets_exactly_the_missed_events_then_live() {
+    let app = spawn_app().await;
+    app.assign("ward", "alice").await;
+    let mut sse = nurse_stream(&app, None, "").await;
+    let mut raised = Vec::new();
+    for _ in 0..3 {
+        raised.push(app.raise("ward", "high").await);
+    }
+    let seen = read_alerts(&mut sse, 3).await;
+    let last = sse.last_id.clone().expect("an id was seen");
+    sse.close();
+
+    for i in 0..4 {
+        if i == 2 {
+            app.raise("elsewhere", "critical").await; // out of scope: must not be replayed
+        }
+        raised.push(app.raise("ward", "medium").await);
+    }
+    let mut back = nurse_stream(&app, Some(&last), "").await;
+    let missed = read_alerts(&mut back, 4).await;
+    let live = app.raise("ward", "low").await;
+    let next = read_alerts(&mut back, 1).await;
+
+    let mut all = seen;
+    all.extend(missed);
+    all.extend(next);
+    raised.push(live);
+    assert_eq!(
+        ids(&all),
+        ids(&raised),
+        "every in-scope alert once, in order, across the reconnect"
+    );
+    let stats = app.stats().await;
+    assert_eq!(stats["resumes"], 1);
+    assert_eq!(
+        stats["replayed_events"], 4,
+        "the replay sent the four missed events only"
+    );
+}
+
+#[actix_web::test]
+async fn the_last_event_id_query_parameter_resumes_like_the_header() {
+    let app = spawn_app().await;
+    app.assign("ward", "alice").await;
+    let first = app.raise("ward", "high").await;
+    let second = app.raise("ward", "high").await;
+    let query = format!("last_event_id={}", first["seq"]);
+    let mut sse = nurse_stream(&app, None, &query).await;
+    let got = read_alerts(&mut sse, 1).await;
+    assert_eq!(ids(&got), ids(&[second]));
+    let live = app.raise("ward", "low").await;
+    assert_eq!(
+        ids(&read_alerts(&mut sse, 1).await),
+        ids(&[live]),
+        "then live, nothing doubled"
+    );
+}
+
+#[actix_web::test]
+async fn the_last_event_id_header_wins_over_the_query_parameter() {
+    let app = spawn_app().await;
+    app.assign("ward", "alice").await;
+    let raised = [
+        app.raise("ward", "high").await,
+        app.raise("ward", "high").await,
+        app.raise("ward", "high").await,
+    ];
+    let header = raised[1]["seq"].to_string();
+    let mut sse = nurse_stream(&app, Some(&header), "last_event_id=0").await;
+    let got = read_alerts(&mut sse, 1).await;
+    assert_eq!(
+        ids(&got),
+        ids(&raised[2..]),
+        "resumed after the header's id, not from 0"
+    );
+}
+
+#[actix_web::test]
+async fn last_event_id_zero_replays_everything_retained_then_goes_live() {
+    let app = spawn_app().await;
+    app.assign("ward", "alice").await;
+    let mut raised = Vec::new();
+    for _ in 0..3 {
+        raised.push(app.raise("ward", "high").await);
+    }
+    let mut sse = nurse_stream(&app, Some("0"), "").await;
+    let mut got = read_alerts(&mut sse, 3).await;
+    raised.push(app.raise("ward", "critical").await);
+    got.extend(read_alerts(&mut sse, 1).await);
+    assert_eq!(ids(&got), ids(&raised));
+}
+
+#[actix_web::test]
+async fn a_last_event_id_that_is_not_a_number_or_is_ahead_of_the_log_gets_reset_first_then_live() {
+    // Threat: a client resuming from an id this server never issued silently gets a
+    // partial history (and believes it is complete).
+    let app = spawn_app().await;
+    app.assign("ward", "alice").await;
+    let mut head = app.raise("ward", "high").await["seq"]
+        .as_i64()
+        .expect("seq");
+    for (bad, why) in [
+        ("abc", "not a decimal integer"),
+        ("-1", "negative"),
+        ("1.5", "not an integer"),
+        ("999999", "ahead of the head"),
+    ] {
+        let mut sse = nurse_stream(&app, Some(bad), "").await;
+        let reset = sse.until(WAIT, |e| e.event != "heartbeat").await;
+        assert_eq!(
+            reset.event, "reset",
+            "Last-Event-ID {bad:?} ({why}): {reset:?}"
+        );
+        let body = data(&reset);
+        assert!(
+            body["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{why}: {body}"
+        );
+        assert_eq!(
+            body["oldest_id"], 1,
+            "{why}: names the oldest id held: {body}"
+        );
+        assert_eq!(body["head"], head, "{why}: {body}");
+        assert_eq!(body["reload"], "/api/v1/alerts", "{why}: {body}");
+        assert_eq!(
+            reset.id,
+            head.to_string(),
+            "{why}: the reset moves the client's Last-Event-ID to the head"
+        );
+        let live = app.raise("ward", "low").await;
+        let got = read_alerts(&mut sse, 1).await;
+        assert_eq!(
+            ids(&got),
+            ids(std::slice::from_ref(&live)),
+            "{why}: live after the reset, no partial replay"
+        );
+        head = live["seq"].as_i64().expect("seq");
+        sse.close();
+    }
+}
+
+/// Deterministic "random-ish" numbers (no extra crate, reproducible failures).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next_in(&mut self, low: usize, high: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let span = u64::try_from(high - low + 1).expect("span");
+        low + usize::try_from((self.0 >> 33) % span).expect("fits")
+    }
+}
+
+#[actix_web::test]
+async fn a_client_reconnecting_ten_times_during_four_concurrent_publishers_misses_nothing_and_sees_nothing_twice()
+ {
+    const PUBLISHERS: usize = 4;
+    const PER_PUBLISHER: usize = 125;
+    // Streams that were dropped are noticed by the server at its next write; a burst of
+    // reconnects must not trip the per-user limit, which is tested elsewhere.
+    let app = Arc::new(spawn_app_with(|c| c.max_streams_per_user = 100).await);
+    for p in 0..PUBLISHERS {
+        app.assign(&format!("ward-{p}"), "alice").await;
+    }
+    let mut sse = nurse_stream(&app, Some("0"), "").await;
+
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let app = Arc::clone(&app);
+            actix_web::rt::spawn(async move {
+                let mut mine = Vec::new();
+                for i in 0..PER_PUBLISHER {
+                    if i % 10 == 3 {
+                        app.raise("outsider", "critical").await;
+                    }
+                    mine.push(
+                        app.raise(&format!("ward-{p}"), "high").await["id"]
+                            .as_str()
+                            .expect("id")
+                            .to_owned(),
+                    );
+                }
+                mine
+            })
+        })
+        .collect();
+
+    let mut rng = Lcg(0x5eed);
+    let mut seen: Vec<(i64, String)> = Vec::new();
+    let total = PUBLISHERS * PER_PUBLISHER;
+    let mut reconnects_while_publishing = 0;
+    for round in 0..=10 {
+        let want = if round == 10 {
+            total - seen.len()
+        } else {
+            rng.next_in(5, 45)
+        };
+        for _ in 0..want {
+            let event = sse.next_alert_event().await;
+            let alert = data(&event);
+            let seq = seq_of(&event);
+            if let Some((prev, _)) = seen.last() {
+                assert!(
+                    seq > *prev,
+                    "round {round}: id {seq} after {prev} (duplicate or out of order)"
+                );
+            }
+            let patient = alert["patient_id"].as_str().expect("patient");
+            assert!(
+                patient.starts_with("ward-"),
+                "round {round}: out-of-scope alert for {patient}"
+            );
+            seen.push((seq, alert["id"].as_str().expect("id").to_owned()));
+        }
+        if round < 10 {
+            if publishers.iter().any(|h| !h.is_finished()) {
+                reconnects_while_publishing += 1;
+            }
+            let last = sse.last_id.clone().expect("an id was seen");
+            sse.close();
+            sse = nurse_stream(&app, Some(&last), "").await;
+        }
+    }
+
+    assert!(
+        reconnects_while_publishing > 0,
+        "no reconnect overlapped the publishers: the seam went untested"
+    );
+    let mut published = BTreeSet::new();
+    for handle in publishers {
+        published.extend(handle.await.expect("publisher finished"));
+    }
+    let received: BTreeSet<String> = seen.iter().map(|(_, id)| id.clone()).collect();
+    assert_eq!(received.len(), seen.len(), "no alert twice");
+    assert_eq!(received, published, "exactly the {total} in-scope alerts");
+    let live = app.raise("ward-0", "low").await;
+    let next = sse.next_alert_event().await;
+    assert_eq!(
+        data(&next)["id"],
+        live["id"],
+        "nothing else was pending: the next event is live"
+    );
+    let stats = app.stats().await;
+    assert_eq!(
+        stats["resumes"], 11,
+        "the first stream also resumed (from 0)"
+    );
+}
+
+fn id_of(alert: &Value) -> String {
+    alert["id"].as_str().expect("alert id").to_owned()
+}
+
+/// Raises alerts with 8 KiB of `data` each until the server reports a queue overflow
+/// (bounded at 2000, ~16 MiB), then one last alert marked `{"last": true}`. Big payloads
+/// fill the kernel socket buffers of a client that does not read; only then does its
+/// bounded queue fill. Returns the alert ids in order.
+async fn raise_big_until_overflow(app: Arc<TestApp>) -> Vec<String> {
+    let big = "x".repeat(8 * 1024);
+    let mut raised = Vec::new();
+    let mut overflowed = false;
+    while !overflowed && raised.len() < 2000 {
+        let mut body = alert_body("ward", "high");
+        body["data"] = json!({"waveform": big, "n": raised.len()});
+        let resp = app.post_json("/api/v1/alerts", &service(), &body).await;
+        assert_eq!(resp.status(), 201);
+        raised.push(id_of(&resp.json().await.expect("alert")));
+        if raised.len() % 10 == 0 {
+            overflowed = app.stats().await["queue_overflows"].as_u64() > Some(0);
+        }
+    }
+    let mut body = alert_body("ward", "low");
+    body["data"] = json!({"last": true});
+    let resp = app.post_json("/api/v1/alerts", &service(), &body).await;
+    raised.push(id_of(&resp.json().await.expect("alert")));
+    raised
+}
+
+fn small_queue(c: &mut vigil::config::Config) {
+    c.client_queue = NonZeroUsize::new(4).expect("4 > 0");
+}
+
+#[actix_web::test]
+async fn a_slow_client_is_cut_off_when_its_queue_is_full_and_recovers_every_alert_by_resuming() {
+    let app = Arc::new(spawn_app_with(small_queue).await);
+    app.assign("ward", "alice").await;
+    let mut slow = nurse_stream(&app, None, "").await;
+    let mut fast = nurse_stream(&app, None, "").await;
+
+    let raiser = actix_web::rt::spawn(raise_big_until_overflow(Arc::clone(&app)));
+    let mut fast_seen = Vec::new();
+    loop {
+        let alert = data(&fast.next_alert_event().await);
+        fast_seen.push(id_of(&alert));
+        if alert["data"]["last"] == true {
+            break;
+        }
+    }
+    let raised = raiser.await.expect("raiser");
+    let stats = app
+        .wait_for_stats("the slow client overflowed", |s| {
+            s["queue_overflows"].as_u64() >= Some(1)
+        })
+        .await;
+    assert_eq!(
+        stats["queue_overflows"], 1,
+        "only the slow client was cut off"
+    );
+    assert_eq!(
+        fast_seen, raised,
+        "the fast client received every alert, in order"
+    );
+
+    // What was already queued or in flight still arrives; then the stream ends.
+    let mut slow_seen = Vec::new();
+    while let Some(event) = slow.next_event(WAIT).await {
+        if event.event == "alert" {
+            slow_seen.push(id_of(&data(&event)));
+        }
+    }
+    assert!(
+        slow_seen.len() < raised.len(),
+        "the slow stream was closed before the end"
+    );
+    assert_eq!(
+        slow_seen[..],
+        raised[..slow_seen.len()],
+        "no gap before the cut"
+    );
+    let last = slow
+        .last_id
+        .clone()
+        .expect("the slow client saw at least one event");
+    let mut resumed = nurse_stream(&app, Some(&last), "").await;
+    while slow_seen.len() < raised.len() {
+        slow_seen.push(id_of(&data(&resumed.next_alert_event().await)));
+    }
+    assert_eq!(
+        slow_seen, raised,
+        "after resuming the slow client has every alert exactly once, in order"
+    );
+}
+
+#[actix_web::test]
+async fn a_websocket_client_that_stops_reading_is_cut_off_with_an_overflow_error_frame() {
+    // Threat: a stalled dashboard making the server buffer events without bound
+    // (memory exhaustion) instead of cutting it off at its queue limit.
+    let app = Arc::new(spawn_app_with(small_queue).await);
+    let mut ws = app.ws(&admin(), "").await;
+    ws.until_type("connected").await;
+    let raised = raise_big_until_overflow(Arc::clone(&app)).await;
+    let stats = app
+        .wait_for_stats("the session was cut off", |s| s["connections"]["ws"] == 0)
+        .await;
+    assert_eq!(stats["queue_overflows"], 1);
+
+    let mut got = Vec::new();
+    let error = loop {
+        let frame = ws
+            .next_json(WAIT)
+            .await
+            .expect("an overflow error frame before the close");
+        if frame["type"] != "alert" {
+            break frame;
+        }
+        got.push(id_of(&frame["alert"]));
+    };
+    assert_eq!(
+        (&error["type"], &error["code"]),
+        (&json!("error"), &json!("overflow")),
+        "{error}"
+    );
+    assert!(
+        got.len() < raised.len(),
+        "the session was cut off before the end"
+    );
+    assert_eq!(
+        got[..],
+        raised[..got.len()],
+        "in order, no gap, up to the cut"
+    );
+    ws.closed(WAIT).await;
+}

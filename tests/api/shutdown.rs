@@ -1,0 +1,144 @@
+//! Graceful shutdown: open streams get their end (SSE stream closed, WebSocket close
+//! frame) instead of hanging, and a 201 given just before stopping is durable.
+
+// Test code: a failed expectation is a test failure. clippy.toml's allow-expect-in-tests
+// covers `#[test]` bodies but not the helpers beside them in an integration-test crate.
+
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::helpers::*;
+
+#[actix_web::test]
+async fn stopping_ends_open_sse_streams_and_sends_websocket_sessions_a_close_frame() {
+    let app = spawn_app().await;
+    let mut sse = app.sse(&admin(), "patient_id=*").await;
+    sse.connected().await;
+    let mut ws = app.ws(&admin(), "").await;
+    assert_eq!(ws.until_type("connected").await["role"], "admin");
+
+    let stopper = app.stopper.clone();
+    let stopping = actix_web::rt::spawn(async move { stopper.stop(true).await });
+
+    // Heartbeats may still be in flight; after them the stream must end, not hang.
+    loop {
+        match sse.next_event(WAIT).await {
+            None => break,
+            Some(event) => assert_eq!(
+                event.event, "heartbeat",
+                "only heartbeats before the end: {event:?}"
+            ),
+        }
+    }
+    let frame = ws
+        .closed(WAIT)
+        .await
+        .expect("a close frame, not a dropped connection");
+    assert_eq!(
+        frame.code,
+        CloseCode::Away,
+        "1001: the server is going away ({frame:?})"
+    );
+    tokio::time::timeout(WAIT, stopping)
+        .await
+        .expect("stop completes promptly")
+        .expect("stop task");
+    assert!(
+        app.client.get(app.url("/healthz")).send().await.is_err(),
+        "the server no longer answers"
+    );
+}
+
+#[actix_web::test]
+async fn an_alert_accepted_just_before_stopping_is_in_the_database_for_the_next_server() {
+    let app = spawn_app().await;
+    let alert = app.raise("123", "critical").await;
+    app.stopper.stop(true).await;
+
+    let next = spawn_app_on(&app.database_url, |_| {}).await;
+    let listed = next.get_ok("/api/v1/alerts?patient_id=123", &admin()).await;
+    let alerts = listed["alerts"].as_array().expect("alerts");
+    assert_eq!(alerts.len(), 1, "{listed}");
+    assert_eq!(alerts[0]["id"], alert["id"]);
+    assert_eq!(alerts[0]["seq"], alert["seq"]);
+    assert_eq!(
+        listed["last_seq"], alert["seq"],
+        "the event log survived too"
+    );
+
+    // The event is also replayable: a console resuming from just before it gets it.
+    let before = (alert["seq"].as_i64().expect("seq") - 1).to_string();
+    let mut sse = SseClient::open(&next, &admin(), "patient_id=*", Some(&before)).await;
+    sse.connected().await;
+    let event = sse.next_alert_event().await;
+    let data: Value = serde_json::from_str(&event.data).expect("JSON");
+    assert_eq!(data["id"], alert["id"]);
+}
+
+#[actix_web::test]
+async fn every_alert_answered_201_while_the_server_stops_is_in_the_database() {
+    // Threat: a producer told "201 Created" for an alert that a shutdown then loses.
+    let app = spawn_app().await;
+    let producers: Vec<_> = (0..8)
+        .map(|p| {
+            let (client, url) = (app.client.clone(), app.url("/api/v1/alerts"));
+            actix_web::rt::spawn(async move {
+                let mut created = Vec::new();
+                for i in 0..1000 {
+                    let body = alert_body(&format!("p{p}-{i}"), "high");
+                    let sent = client
+                        .post(&url)
+                        .bearer_auth(service())
+                        .json(&body)
+                        .send()
+                        .await;
+                    let Ok(resp) = sent else {
+                        return (created, true);
+                    };
+                    if resp.status() == 201 {
+                        created.push(resp.json::<Value>().await.expect("alert")["id"].clone());
+                    } else {
+                        assert!(resp.status().is_server_error(), "{}", resp.status());
+                    }
+                }
+                (created, false)
+            })
+        })
+        .collect();
+    app.wait_for_stats("producers are busy", |s| s["head"].as_i64() >= Some(20))
+        .await;
+    app.stopper.stop(true).await;
+
+    let mut created = Vec::new();
+    for producer in producers {
+        let (ids, interrupted) = producer.await.expect("producer");
+        assert!(
+            interrupted,
+            "the stop happened while this producer was still sending"
+        );
+        created.extend(ids);
+    }
+    let next = spawn_app_on(&app.database_url, |_| {}).await;
+    let mut lost = Vec::new();
+    for id in &created {
+        let id = id.as_str().expect("id");
+        if next
+            .get(&format!("/api/v1/alerts/{id}"), &admin())
+            .await
+            .status()
+            != 200
+        {
+            lost.push(id);
+        }
+    }
+    assert!(
+        !created.is_empty(),
+        "some alerts were accepted before the stop"
+    );
+    assert!(
+        lost.is_empty(),
+        "{} of {} alerts answered 201 are missing: {lost:?}",
+        lost.len(),
+        created.len()
+    );
+}

@@ -1,0 +1,449 @@
+//! The legacy WebSocket transport (`GET /ws`): the same events as SSE, in-socket acks
+//! through the same rules as HTTP, `subscribe`, bad frames, ping/timeout, and the three
+//! `VIGIL_WS_MODE` phases (DESIGN.md "WebSocket protocol").
+
+// Test code: a failed expectation is a test failure. clippy.toml's allow-expect-in-tests
+// covers `#[test]` bodies but not the helpers beside them in an integration-test crate.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use vigil::config::WsMode;
+
+use crate::helpers::*;
+
+/// A WebSocket session past its `connected` frame, and that frame.
+async fn ws_ready(app: &TestApp, who: &str, query: &str) -> (WsClient, Value) {
+    let mut ws = app.ws(who, query).await;
+    let connected = ws.next_json(WAIT).await.expect("a connected frame");
+    assert_eq!(
+        connected["type"], "connected",
+        "the first frame: {connected}"
+    );
+    (ws, connected)
+}
+
+/// Reads frames until one of each `kinds` arrived; returns them by kind. Any other
+/// frame type in between fails the test.
+async fn frames_of(ws: &mut WsClient, kinds: &[&str]) -> Vec<(String, Value)> {
+    let mut got: Vec<(String, Value)> = Vec::new();
+    while got.len() < kinds.len() {
+        let frame = ws.next_json(WAIT).await.expect("session open");
+        let kind = frame["type"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            kinds.contains(&kind.as_str()) && !got.iter().any(|(k, _)| *k == kind),
+            "unexpected frame {frame}"
+        );
+        got.push((kind, frame));
+    }
+    got
+}
+
+fn frame<'a>(frames: &'a [(String, Value)], kind: &str) -> &'a Value {
+    &frames
+        .iter()
+        .find(|(k, _)| k == kind)
+        .expect("frame present")
+        .1
+}
+
+fn sse_data(event: &eventsource_stream::Event) -> Value {
+    serde_json::from_str(&event.data).expect("data JSON")
+}
+
+async fn nurse_on_ward(app: &TestApp) -> String {
+    app.assign("ward", "alice").await;
+    token("alice", "nurse", None)
+}
+
+#[actix_web::test]
+async fn the_same_alert_reaches_an_sse_client_and_a_websocket_client() {
+    let app = spawn_app().await;
+    let nurse = nurse_on_ward(&app).await;
+    let mut sse = app.sse(&nurse, "patient_id=ward").await;
+    sse.connected().await;
+    let (mut ws, connected) = ws_ready(&app, &nurse, "patient_id=ward").await;
+    assert_eq!(connected["user_id"], "alice");
+    assert_eq!(connected["role"], "nurse");
+    assert_eq!(connected["patients"], json!(["ward"]));
+    assert!(connected["connection_id"].is_string(), "{connected}");
+
+    let alert = app.raise("ward", "critical").await;
+    let over_ws = ws.next_json(WAIT).await.expect("alert frame");
+    assert_eq!(
+        over_ws,
+        json!({"type": "alert", "id": alert["seq"], "alert": alert})
+    );
+    let over_sse = sse.next_alert_event().await;
+    assert_eq!(over_sse.id, alert["seq"].to_string());
+    assert_eq!(sse_data(&over_sse), alert);
+}
+
+#[actix_web::test]
+async fn an_in_socket_ack_answers_ack_result_and_reaches_sse_clients_as_alert_updated() {
+    let app = spawn_app().await;
+    let nurse = nurse_on_ward(&app).await;
+    let mut sse = app.sse(&nurse, "").await;
+    sse.connected().await;
+    let (mut ws, _) = ws_ready(&app, &nurse, "").await;
+    let alert = app.raise("ward", "critical").await;
+    assert_eq!(ws.until_type("alert").await["alert"]["id"], alert["id"]);
+    assert_eq!(sse_data(&sse.next_alert_event().await)["id"], alert["id"]);
+
+    let ack = json!({"type": "ack", "alert_id": alert["id"], "status": "acknowledged", "note": "on my way"});
+    ws.send_json(&ack).await;
+    let frames = frames_of(&mut ws, &["ack_result", "alert_updated"]).await;
+    let result = frame(&frames, "ack_result");
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["alert_id"], alert["id"]);
+    assert_eq!(result["alert"]["status"], "acknowledged");
+
+    let updated = sse.next_alert_event().await;
+    assert_eq!(updated.event, "alert_updated");
+    let body = sse_data(&updated);
+    assert_eq!(
+        updated.id,
+        body["alert"]["last_seq"].to_string(),
+        "id: is the update's sequence number"
+    );
+    assert_eq!(
+        body["alert"], result["alert"],
+        "SSE and the acker see the same state"
+    );
+    let a = &body["acknowledgment"];
+    assert_eq!(
+        (&a["user_id"], &a["role"], &a["status"], &a["note"]),
+        (
+            &json!("alice"),
+            &json!("nurse"),
+            &json!("acknowledged"),
+            &json!("on my way")
+        )
+    );
+    let over_ws = frame(&frames, "alert_updated");
+    assert_eq!(over_ws["alert"], body["alert"]);
+    assert_eq!(over_ws["id"].to_string(), updated.id);
+}
+
+#[actix_web::test]
+async fn an_http_ack_reaches_websocket_clients_as_alert_updated() {
+    let app = spawn_app().await;
+    let nurse = nurse_on_ward(&app).await;
+    let (mut ws, _) = ws_ready(&app, &nurse, "patient_id=ward").await;
+    let alert = app.raise("ward", "high").await;
+    ws.until_type("alert").await;
+    let resp = app
+        .ack(
+            &admin(),
+            alert["id"].as_str().expect("id"),
+            "escalated",
+            Some("paging the doctor"),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.expect("ack JSON");
+    let updated = ws.next_json(WAIT).await.expect("alert_updated frame");
+    let mut expected = answer.clone();
+    expected["type"] = json!("alert_updated");
+    expected["id"] = answer["alert"]["last_seq"].clone();
+    assert_eq!(updated, expected);
+}
+
+#[actix_web::test]
+async fn subscribe_narrows_the_session_and_an_out_of_scope_subscribe_changes_nothing() {
+    // Threat: a dashboard widening its own scope by asking for foreign patients.
+    let app = spawn_app().await;
+    app.assign("ward-a", "alice").await;
+    app.assign("ward-b", "alice").await;
+    let nurse = token("alice", "nurse", None);
+    let (mut ws, connected) = ws_ready(&app, &nurse, "").await;
+    assert_eq!(connected["patients"], json!(["ward-a", "ward-b"]));
+
+    ws.send_json(&json!({"type": "subscribe", "patient_ids": ["ward-a"]}))
+        .await;
+    assert_eq!(
+        ws.next_json(WAIT).await,
+        Some(json!({"type": "subscribed", "patient_ids": ["ward-a"]}))
+    );
+    for foreign in [
+        json!(["elsewhere"]),
+        json!(["ward-b", "elsewhere"]),
+        json!(["*"]),
+    ] {
+        ws.send_json(&json!({"type": "subscribe", "patient_ids": foreign}))
+            .await;
+        let error = ws.next_json(WAIT).await.expect("error frame");
+        assert_eq!(
+            (&error["type"], &error["code"]),
+            (&json!("error"), &json!("forbidden")),
+            "{foreign}: {error}"
+        );
+    }
+    app.raise("elsewhere", "critical").await;
+    app.raise("ward-b", "critical").await;
+    let a = app.raise("ward-a", "low").await;
+    let next = ws.next_json(WAIT).await.expect("alert");
+    assert_eq!(
+        next["alert"]["id"], a["id"],
+        "only ward-a is subscribed: {next}"
+    );
+}
+
+#[actix_web::test]
+async fn malformed_frames_get_error_frames_and_neither_the_session_nor_other_clients_notice() {
+    // Threat: one buggy or hostile dashboard crashing the hub or other sessions.
+    let app = spawn_app().await;
+    let nurse = nurse_on_ward(&app).await;
+    app.assign("ward", "bob").await;
+    let (mut rogue, _) = ws_ready(&app, &nurse, "").await;
+    let (mut bystander, _) = ws_ready(&app, &token("bob", "doctor", None), "").await;
+    let mut sse = app.sse(&token("bob", "doctor", None), "").await;
+    sse.connected().await;
+
+    let cases: Vec<(Message, &str)> = vec![
+        (Message::text("{not json"), "bad_json"),
+        (Message::text("x".repeat(70 * 1024)), "too_large"),
+        (Message::binary(vec![0u8, 159, 146, 150]), "unsupported"),
+        (
+            Message::text(json!({"type": "launch"}).to_string()),
+            "unknown_type",
+        ),
+        (
+            Message::text(json!({"patient_ids": ["ward"]}).to_string()),
+            "invalid",
+        ),
+        (Message::text(json!({"type": 7}).to_string()), "invalid"),
+        (Message::text("[1, 2, 3]"), "invalid"),
+        (
+            Message::text(json!({"type": "subscribe", "patient_ids": "ward"}).to_string()),
+            "invalid",
+        ),
+        (Message::text(json!({"type": "ack"}).to_string()), "invalid"),
+    ];
+    for (message, code) in cases {
+        let shown: String = message.to_string().chars().take(40).collect();
+        rogue.send(message).await;
+        let error = rogue
+            .next_json(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("{shown}: session closed"));
+        assert_eq!(error["type"], "error", "{shown}: {error}");
+        assert_eq!(error["code"], code, "{shown}: {error}");
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{shown}: {error}"
+        );
+    }
+
+    let alert = app.raise("ward", "critical").await;
+    for (who, ws) in [("rogue", &mut rogue), ("bystander", &mut bystander)] {
+        let next = ws.next_json(WAIT).await.expect("still open");
+        assert_eq!(
+            (&next["type"], &next["alert"]["id"]),
+            (&json!("alert"), &alert["id"]),
+            "{who}: {next}"
+        );
+    }
+    assert_eq!(sse_data(&sse.next_alert_event().await)["id"], alert["id"]);
+    let stats = app.stats().await;
+    assert_eq!(
+        (&stats["connections"]["ws"], &stats["connections"]["sse"]),
+        (&json!(2), &json!(1)),
+        "{stats}"
+    );
+}
+
+#[actix_web::test]
+async fn an_in_socket_ack_after_resolve_is_ack_result_409_and_the_session_stays_up() {
+    let app = spawn_app().await;
+    let nurse = nurse_on_ward(&app).await;
+    let (mut ws, _) = ws_ready(&app, &nurse, "").await;
+    let alert = app.raise("ward", "critical").await;
+    let id = alert["id"].as_str().expect("id");
+    assert_eq!(app.ack(&nurse, id, "resolved", None).await.status(), 200);
+    ws.until_type("alert_updated").await;
+
+    ws.send_json(&json!({"type": "ack", "alert_id": id, "status": "acknowledged"}))
+        .await;
+    let result = ws.next_json(WAIT).await.expect("ack_result");
+    assert_eq!(result["type"], "ack_result", "{result}");
+    assert_eq!(
+        (&result["ok"], &result["status"], &result["alert_id"]),
+        (&json!(false), &json!(409), &alert["id"]),
+        "{result}"
+    );
+    assert!(
+        result["code"].is_string() && result["message"].is_string(),
+        "{result}"
+    );
+    let later = app.raise("ward", "low").await;
+    assert_eq!(ws.until_type("alert").await["alert"]["id"], later["id"]);
+}
+
+fn short_timeouts(c: &mut vigil::config::Config) {
+    c.ws_ping = Duration::from_secs(1);
+    c.ws_timeout = Duration::from_secs(2);
+}
+
+#[actix_web::test]
+async fn a_session_that_stays_silent_past_the_timeout_is_closed() {
+    // Threat: dead dashboards (pulled cables, frozen tabs) holding server resources forever.
+    let app = spawn_app_with(short_timeouts).await;
+    let (mut ws, _) = ws_ready(&app, &token("root", "admin", None), "").await;
+    app.wait_for_stats("the session is open", |s| s["connections"]["ws"] == 1)
+        .await;
+    // Neither reading nor writing: the server's pings go unanswered.
+    app.wait_for_stats("the silent session was closed", |s| {
+        s["connections"]["ws"] == 0
+    })
+    .await;
+    ws.closed(WAIT).await;
+}
+
+#[actix_web::test]
+async fn a_session_that_answers_pings_outlives_the_timeout() {
+    let app = spawn_app_with(short_timeouts).await;
+    let (mut ws, _) = ws_ready(&app, &admin(), "").await;
+    // Four pings at 1 s are twice the 2 s timeout; reading answers each with a pong.
+    let mut pings = 0;
+    while pings < 4 {
+        match ws.next_message(WAIT).await {
+            Some(Message::Ping(_)) => pings += 1,
+            Some(other) => panic!("unexpected message {other:?}"),
+            None => panic!("closed after {pings} pings although every ping was answered"),
+        }
+    }
+    assert_eq!(app.stats().await["connections"]["ws"], 1);
+}
+
+#[actix_web::test]
+async fn ws_mode_on_sends_no_deprecation_notice() {
+    let app = spawn_app_with(|c| c.ws_mode = WsMode::On).await;
+    let (mut ws, _) = ws_ready(&app, &admin(), "").await;
+    for name in ["deprecation", "sunset"] {
+        assert!(ws.headers.get(name).is_none(), "{name} header in phase 1");
+    }
+    let alert = app.raise("anyone", "low").await;
+    let next = ws.next_json(WAIT).await.expect("frame");
+    assert_eq!(
+        (&next["type"], &next["alert"]["id"]),
+        (&json!("alert"), &alert["id"]),
+        "{next}"
+    );
+}
+
+#[actix_web::test]
+async fn ws_mode_deprecated_sends_headers_and_a_deprecation_frame_after_connected() {
+    let sunset = chrono::NaiveDate::from_ymd_opt(2031, 3, 1).expect("date");
+    let app = spawn_app_with(|c| {
+        c.ws_mode = WsMode::Deprecated;
+        c.ws_sunset = sunset;
+    })
+    .await;
+    let (mut ws, _) = ws_ready(&app, &admin(), "").await;
+    let notice = ws.next_json(WAIT).await.expect("deprecation frame");
+    assert_eq!(notice["type"], "deprecation", "{notice}");
+    assert!(
+        notice["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{notice}"
+    );
+    assert!(
+        notice["sunset"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("2031-03-01")),
+        "{notice}"
+    );
+    assert_eq!(notice["migrate_to"], "/api/v1/alerts/stream");
+    let header = |name: &str| {
+        ws.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(!header("deprecation").is_empty(), "Deprecation header");
+    assert_eq!(
+        header("sunset"),
+        "Sat, 01 Mar 2031 00:00:00 GMT",
+        "Sunset is an HTTP-date (RFC 8594)"
+    );
+    assert!(
+        header("link").contains("/docs/migration"),
+        "{}",
+        header("link")
+    );
+    let alert = app.raise("anyone", "low").await;
+    assert_eq!(
+        ws.next_json(WAIT).await.expect("alert")["alert"]["id"],
+        alert["id"],
+        "still fully served"
+    );
+}
+
+#[actix_web::test]
+async fn ws_mode_off_answers_410_gone_with_a_link_to_the_migration_guide() {
+    let app = spawn_app_with(|c| c.ws_mode = WsMode::Off).await;
+    let resp = app.get("/ws", &admin()).await;
+    let link = resp
+        .headers()
+        .get("link")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let problem = expect_problem(resp, 410, "GET /ws in phase 3").await;
+    assert!(link.contains("</docs/migration>"), "Link: {link}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("/api/v1/alerts/stream")),
+        "{problem}"
+    );
+
+    let url = format!("ws://127.0.0.1:{}/ws?token={}", app.port, admin());
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 410),
+        other => panic!(
+            "a real handshake must be refused with 410: {:?}",
+            other.map(|(_, r)| r.status())
+        ),
+    }
+    assert_eq!(app.stats().await["connections"]["ws"], 0);
+}
+
+#[actix_web::test]
+async fn the_ws_gauge_returns_to_zero_after_a_close_and_after_a_dropped_connection() {
+    let app = spawn_app().await;
+    let nurse = nurse_on_ward(&app).await;
+    let (mut polite, _) = ws_ready(&app, &nurse, "").await;
+    let (abrupt, _) = ws_ready(&app, &admin(), "").await;
+    let stats = app
+        .wait_for_stats("two sessions", |s| s["connections"]["ws"] == 2)
+        .await;
+    assert_eq!(
+        (
+            &stats["connections"]["by_role"]["nurse"],
+            &stats["connections"]["by_role"]["admin"]
+        ),
+        (&json!(1), &json!(1))
+    );
+
+    polite.send(Message::Close(None)).await;
+    polite.closed(WAIT).await;
+    app.wait_for_stats("the closed session left", |s| {
+        s["connections"]["ws"] == 1 && s["connections"]["by_role"]["nurse"] == 0
+    })
+    .await;
+    drop(abrupt);
+    let stats = app
+        .wait_for_stats("the dropped session left", |s| s["connections"]["ws"] == 0)
+        .await;
+    assert!(
+        stats["connections"]["by_role"]
+            .as_object()
+            .expect("by_role")
+            .values()
+            .all(|n| n == 0),
+        "{stats}"
+    );
+}
