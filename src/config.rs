@@ -187,18 +187,27 @@ impl Config {
         config.database = database;
         config.jwt = jwt;
         config.bind = parse_bind(&args.bind)?;
-        config.heartbeat = Duration::from_secs(positive(&args.heartbeat_secs, "VIGIL_HEARTBEAT_SECS")?);
+        config.heartbeat =
+            Duration::from_secs(positive(&args.heartbeat_secs, "VIGIL_HEARTBEAT_SECS")?);
         config.client_queue = non_zero(&args.client_queue, "VIGIL_CLIENT_QUEUE")?;
         config.redis_url = match args.redis_url.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => Some(url.to_owned()),
-            Some(_) => return Err(ConfigError::new("VIGIL_REDIS_URL", "expected a redis:// URL")),
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                Some(url.to_owned())
+            }
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "VIGIL_REDIS_URL",
+                    "expected a redis:// URL",
+                ));
+            }
         };
         config.ws_mode = parse_ws_mode(&args.ws_mode)?;
         config.ws_sunset = chrono::NaiveDate::parse_from_str(args.ws_sunset.trim(), "%Y-%m-%d")
             .map_err(|_| ConfigError::new("VIGIL_WS_SUNSET", "expected a date YYYY-MM-DD"))?;
         config.ws_ping = Duration::from_secs(positive(&args.ws_ping_secs, "VIGIL_WS_PING_SECS")?);
-        config.ws_timeout = Duration::from_secs(positive(&args.ws_timeout_secs, "VIGIL_WS_TIMEOUT_SECS")?);
+        config.ws_timeout =
+            Duration::from_secs(positive(&args.ws_timeout_secs, "VIGIL_WS_TIMEOUT_SECS")?);
         config.cors_origins = parse_origins(&args.cors_origins)?;
         config.max_streams_per_user =
             non_zero(&args.max_streams_per_user, "VIGIL_MAX_STREAMS_PER_USER")?.get();
@@ -211,8 +220,10 @@ impl Config {
             .trim()
             .parse()
             .map_err(|_| ConfigError::new("VIGIL_RATE_LIMIT", "expected a positive integer"))?;
-        config.request_timeout =
-            Duration::from_secs(positive(&args.request_timeout_secs, "VIGIL_REQUEST_TIMEOUT_SECS")?);
+        config.request_timeout = Duration::from_secs(positive(
+            &args.request_timeout_secs,
+            "VIGIL_REQUEST_TIMEOUT_SECS",
+        )?);
         Ok(config)
     }
 }
@@ -226,7 +237,12 @@ pub fn database_config(args: &DatabaseArgs) -> Result<DatabaseConfig, ConfigErro
     let sqlite_sync = match args.sqlite_sync.trim().to_ascii_lowercase().as_str() {
         "normal" => SqliteSync::Normal,
         "full" => SqliteSync::Full,
-        _ => return Err(ConfigError::new("VIGIL_SQLITE_SYNC", "expected `normal` or `full`")),
+        _ => {
+            return Err(ConfigError::new(
+                "VIGIL_SQLITE_SYNC",
+                "expected `normal` or `full`",
+            ));
+        }
     };
     let pool_size = non_zero(&args.db_pool_size, "VIGIL_DB_POOL_SIZE")?.get();
     let pool_size = u32::try_from(pool_size)
@@ -241,14 +257,27 @@ pub fn database_config(args: &DatabaseArgs) -> Result<DatabaseConfig, ConfigErro
 /// Validates the JWT flags. Exactly one key source; the algorithm must fit the key.
 pub fn jwt_config(args: &JwtArgs, dev_secret: Option<&str>) -> Result<JwtConfig, ConfigError> {
     let secret = args.jwt_secret.as_deref().filter(|s| !s.is_empty());
-    let key_file = args.jwt_public_key_file.as_deref().filter(|s| !s.is_empty());
-    let alg = match args.jwt_alg.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let key_file = args
+        .jwt_public_key_file
+        .as_deref()
+        .filter(|s| !s.is_empty());
+    let alg = match args
+        .jwt_alg
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(raw) => Some(match raw.to_ascii_uppercase().as_str() {
             "HS256" => Algorithm::HS256,
             "RS256" => Algorithm::RS256,
             "ES256" => Algorithm::ES256,
-            _ => return Err(ConfigError::new("VIGIL_JWT_ALG", "expected HS256, RS256 or ES256")),
+            _ => {
+                return Err(ConfigError::new(
+                    "VIGIL_JWT_ALG",
+                    "expected HS256, RS256 or ES256",
+                ));
+            }
         }),
     };
     let (key, algorithm) = match (secret, key_file) {
@@ -260,19 +289,28 @@ pub fn jwt_config(args: &JwtArgs, dev_secret: Option<&str>) -> Result<JwtConfig,
         }
         (Some(secret), None) => {
             if secret.len() < 32 {
-                return Err(ConfigError::new("VIGIL_JWT_SECRET", "expected at least 32 characters"));
+                return Err(ConfigError::new(
+                    "VIGIL_JWT_SECRET",
+                    "expected at least 32 characters",
+                ));
             }
             match alg {
                 None | Some(Algorithm::HS256) => {}
                 Some(_) => {
-                    return Err(ConfigError::new("VIGIL_JWT_ALG", "a shared secret only works with HS256"));
+                    return Err(ConfigError::new(
+                        "VIGIL_JWT_ALG",
+                        "a shared secret only works with HS256",
+                    ));
                 }
             }
             (JwtKey::Secret(Secret::new(secret)), Algorithm::HS256)
         }
         (None, Some(path)) => {
             let pem = std::fs::read(path).map_err(|e| {
-                ConfigError::new("VIGIL_JWT_PUBLIC_KEY_FILE", format!("cannot read {path}: {e}"))
+                ConfigError::new(
+                    "VIGIL_JWT_PUBLIC_KEY_FILE",
+                    format!("cannot read {path}: {e}"),
+                )
             })?;
             let algorithm = match alg {
                 Some(a @ (Algorithm::RS256 | Algorithm::ES256)) => a,
@@ -310,7 +348,10 @@ fn parse_bind(raw: &str) -> Result<String, ConfigError> {
     let raw = raw.trim();
     match raw.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(raw.to_owned()),
-        _ => Err(ConfigError::new("VIGIL_BIND", "expected host:port, e.g. 127.0.0.1:8080")),
+        _ => Err(ConfigError::new(
+            "VIGIL_BIND",
+            "expected host:port, e.g. 127.0.0.1:8080",
+        )),
     }
 }
 
@@ -332,7 +373,10 @@ fn parse_ws_mode(raw: &str) -> Result<WsMode, ConfigError> {
         "on" => Ok(WsMode::On),
         "deprecated" => Ok(WsMode::Deprecated),
         "off" => Ok(WsMode::Off),
-        _ => Err(ConfigError::new("VIGIL_WS_MODE", "expected on, deprecated or off")),
+        _ => Err(ConfigError::new(
+            "VIGIL_WS_MODE",
+            "expected on, deprecated or off",
+        )),
     }
 }
 
@@ -396,7 +440,12 @@ mod tests {
 
     #[test]
     fn bad_numbers_name_their_variable() {
-        let e = positive("0", "VIGIL_HEARTBEAT_SECS").err().map(|e| e.to_string());
-        assert_eq!(e.as_deref(), Some("VIGIL_HEARTBEAT_SECS: expected a positive integer"));
+        let e = positive("0", "VIGIL_HEARTBEAT_SECS")
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("VIGIL_HEARTBEAT_SECS: expected a positive integer")
+        );
     }
 }

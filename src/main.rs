@@ -12,7 +12,8 @@ async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let command = cli.command.unwrap_or_else(|| {
         use clap::FromArgMatches;
-        let matches = <ServeArgs as clap::Args>::augment_args(clap::Command::new("vigil")).get_matches_from(["vigil"]);
+        let matches = <ServeArgs as clap::Args>::augment_args(clap::Command::new("vigil"))
+            .get_matches_from(["vigil"]);
         Command::Serve(ServeArgs::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
     });
     let result: Result<(), String> = match command {
@@ -37,7 +38,9 @@ fn print_line(text: &str) {
 
 async fn migrate(args: vigil::cli::DatabaseArgs) -> Result<(), String> {
     let config = vigil::config::database_config(&args).map_err(|e| e.to_string())?;
-    let (_, applied) = vigil::startup::open_database(&config).await.map_err(|e| e.to_string())?;
+    let (_, applied) = vigil::startup::open_database(&config)
+        .await
+        .map_err(|e| e.to_string())?;
     if applied.is_empty() {
         print_line("no pending migrations");
     }

@@ -1,7 +1,10 @@
 //! Prometheus metrics, one registry per application instance (no process-global state,
 //! so several servers can run in one test binary).
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 /// Every metric Vigil exports.
 #[derive(Clone)]
@@ -33,20 +36,33 @@ impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("vigil".to_owned()), None)?;
-        let connections = IntGaugeVec::new(Opts::new("connections", "Open streams"), &["transport", "role"])?;
+        let connections = IntGaugeVec::new(
+            Opts::new("connections", "Open streams"),
+            &["transport", "role"],
+        )?;
         let events_published = IntCounter::new("events_published_total", "Events fanned out")?;
         let deliveries = IntCounter::new("deliveries_total", "Event frames queued to clients")?;
-        let queue_overflows = IntCounter::new("queue_overflows_total", "Clients cut off with a full queue")?;
+        let queue_overflows =
+            IntCounter::new("queue_overflows_total", "Clients cut off with a full queue")?;
         let resumes = IntCounter::new("resumes_total", "Streams resumed with Last-Event-ID")?;
-        let replayed_events = IntCounter::new("replayed_events_total", "Events replayed from the database")?;
-        let limit_rejections =
-            IntCounterVec::new(Opts::new("limit_rejections_total", "Requests refused by a limit"), &["limit"])?;
-        let ws_deprecated_connections =
-            IntCounter::new("ws_deprecated_connections_total", "WebSocket connections while deprecated")?;
-        let ws_frames = IntCounterVec::new(Opts::new("ws_frames_total", "WebSocket frames received"), &["type"])?;
+        let replayed_events =
+            IntCounter::new("replayed_events_total", "Events replayed from the database")?;
+        let limit_rejections = IntCounterVec::new(
+            Opts::new("limit_rejections_total", "Requests refused by a limit"),
+            &["limit"],
+        )?;
+        let ws_deprecated_connections = IntCounter::new(
+            "ws_deprecated_connections_total",
+            "WebSocket connections while deprecated",
+        )?;
+        let ws_frames = IntCounterVec::new(
+            Opts::new("ws_frames_total", "WebSocket frames received"),
+            &["type"],
+        )?;
         let fanout_seconds = Histogram::with_opts(
-            HistogramOpts::new("fanout_seconds", "Publish to client-queue latency")
-                .buckets(vec![0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5]),
+            HistogramOpts::new("fanout_seconds", "Publish to client-queue latency").buckets(vec![
+                0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+            ]),
         )?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(events_published.clone()))?;
@@ -59,7 +75,9 @@ impl Metrics {
         registry.register(Box::new(ws_frames.clone()))?;
         registry.register(Box::new(fanout_seconds.clone()))?;
         #[cfg(target_os = "linux")]
-        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Self {
             registry,
             connections,

@@ -71,7 +71,9 @@ impl Requested {
             ))),
             Requested::Patients(set) => match set.iter().find(|p| !allowed.contains(p)) {
                 None => Ok(()),
-                Some(p) => Err(ApiError::Forbidden(format!("patient {p} is outside your scope"))),
+                Some(p) => Err(ApiError::Forbidden(format!(
+                    "patient {p} is outside your scope"
+                ))),
             },
         }
     }
@@ -117,15 +119,29 @@ mod tests {
     #[test]
     fn a_patient_outside_the_allowed_set_is_forbidden() {
         let allowed = Allowed::Patients(set(&["1", "2"]));
-        assert!(Requested::Patients(set(&["1"])).authorize(Role::Nurse, &allowed).is_ok());
-        assert!(Requested::Patients(set(&["1", "3"])).authorize(Role::Nurse, &allowed).is_err());
+        assert!(
+            Requested::Patients(set(&["1"]))
+                .authorize(Role::Nurse, &allowed)
+                .is_ok()
+        );
+        assert!(
+            Requested::Patients(set(&["1", "3"]))
+                .authorize(Role::Nurse, &allowed)
+                .is_err()
+        );
     }
 
     #[test]
     fn effective_scope_follows_the_allowed_set() {
         let allowed = Allowed::Patients(set(&["1", "2"]));
-        assert_eq!(Requested::Everything.effective(&allowed), Some(set(&["1", "2"])));
-        assert_eq!(Requested::Patients(set(&["2", "9"])).effective(&allowed), Some(set(&["2"])));
+        assert_eq!(
+            Requested::Everything.effective(&allowed),
+            Some(set(&["1", "2"]))
+        );
+        assert_eq!(
+            Requested::Patients(set(&["2", "9"])).effective(&allowed),
+            Some(set(&["2"]))
+        );
         assert_eq!(Requested::Wildcard.effective(&allowed), None);
         assert_eq!(Requested::Everything.effective(&Allowed::All), None);
     }

@@ -42,7 +42,11 @@ pub struct Principal {
 
 /// Authenticates a request. `allow_query` admits `?token=` (the `/ws` exception for
 /// browsers that cannot set headers); elsewhere it is ignored and, alone, yields 401.
-pub fn authenticate(req: &HttpRequest, state: &AppState, allow_query: bool) -> Result<Principal, ApiError> {
+pub fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+    allow_query: bool,
+) -> Result<Principal, ApiError> {
     let (token, credential) = find_token(req, allow_query)?;
     let claims = state
         .verifier
@@ -53,17 +57,20 @@ pub fn authenticate(req: &HttpRequest, state: &AppState, allow_query: bool) -> R
         .parse()
         .map_err(|_| ApiError::Unauthorized("token role is not one of Vigil's roles".to_owned()))?;
     if claims.sub.is_empty() || claims.sub.len() > 128 {
-        return Err(ApiError::Unauthorized("token `sub` must be 1-128 characters".to_owned()));
+        return Err(ApiError::Unauthorized(
+            "token `sub` must be 1-128 characters".to_owned(),
+        ));
     }
     let patient_id = match claims.patient_id.as_deref() {
-        Some(raw) => Some(
-            PatientId::parse(raw)
-                .map_err(|_| ApiError::Unauthorized("token `patient_id` claim is malformed".to_owned()))?,
-        ),
+        Some(raw) => Some(PatientId::parse(raw).map_err(|_| {
+            ApiError::Unauthorized("token `patient_id` claim is malformed".to_owned())
+        })?),
         None => None,
     };
     if role == Role::Patient && patient_id.is_none() {
-        return Err(ApiError::Unauthorized("a patient token needs a `patient_id` claim".to_owned()));
+        return Err(ApiError::Unauthorized(
+            "a patient token needs a `patient_id` claim".to_owned(),
+        ));
     }
     let principal = Principal {
         user_id: claims.sub,
@@ -89,13 +96,15 @@ fn find_token(req: &HttpRequest, allow_query: bool) -> Result<(String, Credentia
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::Unauthorized("expected `Authorization: Bearer <token>`".to_owned()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("expected `Authorization: Bearer <token>`".to_owned())
+            })?;
         return Ok((token.to_owned(), Credential::Bearer));
     }
-    if let Some(cookie) = req.cookie(COOKIE_NAME) {
-        if !cookie.value().is_empty() {
-            return Ok((cookie.value().to_owned(), Credential::Cookie));
-        }
+    if let Some(cookie) = req.cookie(COOKIE_NAME)
+        && !cookie.value().is_empty()
+    {
+        return Ok((cookie.value().to_owned(), Credential::Cookie));
     }
     let query_token = query_token(req);
     match (query_token, allow_query) {

@@ -26,7 +26,9 @@ pub struct Verifier {
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Verifier").field("algorithms", &self.validation.algorithms).finish()
+        f.debug_struct("Verifier")
+            .field("algorithms", &self.validation.algorithms)
+            .finish()
     }
 }
 
@@ -70,8 +72,12 @@ impl Verifier {
                     ErrorKind::InvalidSignature => "token signature invalid".to_owned(),
                     ErrorKind::InvalidIssuer => "token issuer not accepted".to_owned(),
                     ErrorKind::InvalidAudience => "token audience not accepted".to_owned(),
-                    ErrorKind::MissingRequiredClaim(claim) => format!("token lacks the `{claim}` claim"),
-                    ErrorKind::Json(_) => "token claims malformed (sub, role and exp are required)".to_owned(),
+                    ErrorKind::MissingRequiredClaim(claim) => {
+                        format!("token lacks the `{claim}` claim")
+                    }
+                    ErrorKind::Json(_) => {
+                        "token claims malformed (sub, role and exp are required)".to_owned()
+                    }
                     _ => "token malformed".to_owned(),
                 };
                 TokenError::Invalid(why)
@@ -95,13 +101,19 @@ impl Signer {
     }
 
     /// RS256/ES256 signer from a PEM private key.
-    pub fn from_private_pem(algorithm: jsonwebtoken::Algorithm, pem: &[u8]) -> Result<Self, TokenError> {
+    pub fn from_private_pem(
+        algorithm: jsonwebtoken::Algorithm,
+        pem: &[u8],
+    ) -> Result<Self, TokenError> {
         let key = match algorithm {
             jsonwebtoken::Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
             _ => EncodingKey::from_rsa_pem(pem),
         }
         .map_err(|e| TokenError::Key(e.to_string()))?;
-        Ok(Self { key, header: Header::new(algorithm) })
+        Ok(Self {
+            key,
+            header: Header::new(algorithm),
+        })
     }
 
     /// Signs claims.
@@ -125,7 +137,15 @@ mod tests {
     }
 
     fn claims(exp: i64) -> Claims {
-        Claims { sub: "alice".into(), role: "nurse".into(), patient_id: None, exp, iat: None, iss: None, aud: None }
+        Claims {
+            sub: "alice".into(),
+            role: "nurse".into(),
+            patient_id: None,
+            exp,
+            iat: None,
+            iss: None,
+            aud: None,
+        }
     }
 
     /// One encode and one decode: proves exactly one jsonwebtoken crypto backend is
@@ -133,14 +153,20 @@ mod tests {
     #[test]
     fn a_signed_token_verifies() {
         let verifier = Verifier::new(&config()).expect("verifier");
-        let token = Signer::hs256("0123456789abcdef0123456789abcdef").sign(&claims(i64::MAX / 2)).expect("sign");
+        let token = Signer::hs256("0123456789abcdef0123456789abcdef")
+            .sign(&claims(i64::MAX / 2))
+            .expect("sign");
         assert_eq!(verifier.verify(&token).expect("verifies").sub, "alice");
     }
 
     #[test]
     fn an_expired_token_is_refused() {
         let verifier = Verifier::new(&config()).expect("verifier");
-        let token = Signer::hs256("0123456789abcdef0123456789abcdef").sign(&claims(1)).expect("sign");
-        assert!(matches!(verifier.verify(&token), Err(TokenError::Invalid(m)) if m == "token expired"));
+        let token = Signer::hs256("0123456789abcdef0123456789abcdef")
+            .sign(&claims(1))
+            .expect("sign");
+        assert!(
+            matches!(verifier.verify(&token), Err(TokenError::Invalid(m)) if m == "token expired")
+        );
     }
 }

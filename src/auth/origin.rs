@@ -8,9 +8,14 @@ use crate::error::ApiError;
 
 /// Passes when the request's `Origin` is this server's origin or an allowed one.
 pub fn check(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
-    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Err(ApiError::Forbidden(
-            "a cookie-authenticated request that changes state must carry an Origin header".to_owned(),
+            "a cookie-authenticated request that changes state must carry an Origin header"
+                .to_owned(),
         ));
     };
     let info = req.connection_info();

@@ -100,7 +100,10 @@ pub struct Report {
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     super::serve::raise_open_file_limit();
     let report = bench(&args).await?;
-    let bad = report.total.lost + report.total.duplicated + report.connections_failed + report.alerts_failed;
+    let bad = report.total.lost
+        + report.total.duplicated
+        + report.connections_failed
+        + report.alerts_failed;
     if args.json {
         print_line(&serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
     } else {
@@ -109,7 +112,10 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     if bad > 0 {
         return Err(format!(
             "{} lost, {} duplicated, {} connections failed, {} alerts failed",
-            report.total.lost, report.total.duplicated, report.connections_failed, report.alerts_failed
+            report.total.lost,
+            report.total.duplicated,
+            report.connections_failed,
+            report.alerts_failed
         ));
     }
     Ok(())
@@ -161,8 +167,12 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
         tasks.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await.ok();
             let result = match kind {
-                Kind::Sse => sse_subscriber(&url, &token, &patient, sink, ready.clone(), permit).await,
-                Kind::Ws => ws_subscriber(&url, &token, &patient, sink, ready.clone(), permit).await,
+                Kind::Sse => {
+                    sse_subscriber(&url, &token, &patient, sink, ready.clone(), permit).await
+                }
+                Kind::Ws => {
+                    ws_subscriber(&url, &token, &patient, sink, ready.clone(), permit).await
+                }
             };
             if let Err(e) = result {
                 let _ = ready.send(Err(e));
@@ -189,10 +199,11 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
     report.connections_established = connect_times.len();
     report.connect_ms = percentiles(&mut connect_times);
     report.server_rss_connected = server_rss(&http, &base).await;
-    if let (Some(before), Some(after)) = (report.server_rss_before, report.server_rss_connected) {
-        if report.connections_established > 0 {
-            report.server_rss_per_connection = Some((after - before) / report.connections_established as f64);
-        }
+    if let (Some(before), Some(after)) = (report.server_rss_before, report.server_rss_connected)
+        && report.connections_established > 0
+    {
+        report.server_rss_per_connection =
+            Some((after - before) / report.connections_established as f64);
     }
     if args.hold_secs > 0 {
         tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
@@ -206,9 +217,15 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     let mut producers = Vec::new();
     for p in 0..args.producers {
-        let token = mint(&signer, &format!("bench-producer-{p}"), "service").map_err(|e| e.to_string())?;
-        let (http, base, sent_at, post_times, failed) =
-            (http.clone(), base.clone(), Arc::clone(&sent_at), Arc::clone(&post_times), Arc::clone(&failed));
+        let token =
+            mint(&signer, &format!("bench-producer-{p}"), "service").map_err(|e| e.to_string())?;
+        let (http, base, sent_at, post_times, failed) = (
+            http.clone(),
+            base.clone(),
+            Arc::clone(&sent_at),
+            Arc::clone(&post_times),
+            Arc::clone(&failed),
+        );
         let (alerts, patients, producers_n) = (args.alerts, args.patients, args.producers);
         producers.push(tokio::spawn(async move {
             for k in (p..alerts).step_by(producers_n) {
@@ -244,11 +261,15 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
     report.alerts_raised = args.alerts.saturating_sub(report.alerts_failed);
 
     // Wait for stragglers: until every subscriber has everything, or the drain deadline.
-    let per_patient: Vec<usize> = (0..args.patients).map(|p| (p..args.alerts).step_by(args.patients).count()).collect();
+    let per_patient: Vec<usize> = (0..args.patients)
+        .map(|p| (p..args.alerts).step_by(args.patients).count())
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(args.drain_secs);
     loop {
         let complete = subscribers.iter().zip(&receipts).all(|(s, r)| {
-            r.lock().map(|v| v.len() >= per_patient.get(s.patient).copied().unwrap_or(0)).unwrap_or(true)
+            r.lock()
+                .map(|v| v.len() >= per_patient.get(s.patient).copied().unwrap_or(0))
+                .unwrap_or(true)
         });
         if complete || Instant::now() >= deadline {
             break;
@@ -323,7 +344,12 @@ fn mint(signer: &Signer, sub: &str, role: &str) -> Result<String, crate::auth::k
 
 /// The alert number from a bench alert's title (`bench-<k>`).
 fn alert_number(alert: &Value) -> Option<usize> {
-    alert.get("title")?.as_str()?.strip_prefix("bench-")?.parse().ok()
+    alert
+        .get("title")?
+        .as_str()?
+        .strip_prefix("bench-")?
+        .parse()
+        .ok()
 }
 
 async fn sse_subscriber(
@@ -336,7 +362,9 @@ async fn sse_subscriber(
 ) -> Result<(), String> {
     let start = Instant::now();
     // One client per subscriber: every stream needs its own connection anyway.
-    let client = reqwest::Client::builder().build().map_err(|e| e.to_string())?;
+    let client = reqwest::Client::builder()
+        .build()
+        .map_err(|e| e.to_string())?;
     let resp = client
         .get(format!("{base}/api/v1/alerts/stream?patient_id={patient}"))
         .bearer_auth(token)
@@ -357,10 +385,13 @@ async fn sse_subscriber(
             }
             "alert" => {
                 let at = Instant::now();
-                if let Some(k) = serde_json::from_str::<Value>(&event.data).ok().as_ref().and_then(alert_number) {
-                    if let Ok(mut v) = sink.lock() {
-                        v.push((k, at));
-                    }
+                if let Some(k) = serde_json::from_str::<Value>(&event.data)
+                    .ok()
+                    .as_ref()
+                    .and_then(alert_number)
+                    && let Ok(mut v) = sink.lock()
+                {
+                    v.push((k, at));
                 }
             }
             _ => {}
@@ -380,24 +411,30 @@ async fn ws_subscriber(
     use tokio_tungstenite::tungstenite::Message;
     let start = Instant::now();
     let ws_base = base.replacen("http", "ws", 1);
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{ws_base}/ws?token={token}&patient_id={patient}"))
-        .await
-        .map_err(|e| e.to_string())?;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!(
+        "{ws_base}/ws?token={token}&patient_id={patient}"
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
     let mut permit = permit;
     while let Some(msg) = socket.next().await {
-        let Message::Text(text) = msg.map_err(|e| e.to_string())? else { continue };
+        let Message::Text(text) = msg.map_err(|e| e.to_string())? else {
+            continue;
+        };
         let at = Instant::now();
-        let Ok(frame) = serde_json::from_str::<Value>(&text) else { continue };
+        let Ok(frame) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
         match frame.get("type").and_then(Value::as_str) {
             Some("connected") => {
                 permit.take();
                 let _ = ready.send(Ok(start.elapsed()));
             }
             Some("alert") => {
-                if let Some(k) = frame.get("alert").and_then(alert_number) {
-                    if let Ok(mut v) = sink.lock() {
-                        v.push((k, at));
-                    }
+                if let Some(k) = frame.get("alert").and_then(alert_number)
+                    && let Ok(mut v) = sink.lock()
+                {
+                    v.push((k, at));
                 }
             }
             _ => {}
@@ -407,9 +444,19 @@ async fn ws_subscriber(
 }
 
 async fn server_rss(http: &reqwest::Client, base: &str) -> Option<f64> {
-    let text = http.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
     text.lines()
-        .find(|l| l.starts_with("vigil_process_resident_memory_bytes ") || l.starts_with("process_resident_memory_bytes "))
+        .find(|l| {
+            l.starts_with("vigil_process_resident_memory_bytes ")
+                || l.starts_with("process_resident_memory_bytes ")
+        })
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
 }
@@ -424,10 +471,18 @@ fn percentiles(values: &mut [f64]) -> Percentiles {
     }
     values.sort_by(f64::total_cmp);
     let at = |q: f64| {
-        let idx = ((values.len() as f64 * q).ceil() as usize).saturating_sub(1).min(values.len() - 1);
+        let idx = ((values.len() as f64 * q).ceil() as usize)
+            .saturating_sub(1)
+            .min(values.len() - 1);
         values.get(idx).copied().unwrap_or_default()
     };
-    Percentiles { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), max: at(1.0) }
+    Percentiles {
+        p50: at(0.5),
+        p90: at(0.9),
+        p99: at(0.99),
+        p999: at(0.999),
+        max: at(1.0),
+    }
 }
 
 #[allow(clippy::print_stdout)]
@@ -436,18 +491,37 @@ fn print_line(text: &str) {
 }
 
 fn print_human(r: &Report) {
-    let p = |x: &Percentiles| format!("p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2} ms", x.p50, x.p90, x.p99, x.p999, x.max);
+    let p = |x: &Percentiles| {
+        format!(
+            "p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2} ms",
+            x.p50, x.p90, x.p99, x.p999, x.max
+        )
+    };
     print_line(&format!("scenario            {}", r.scenario));
-    print_line(&format!("connections         {} established, {} failed, all in {:.0} ms", r.connections_established, r.connections_failed, r.connect_all_ms));
+    print_line(&format!(
+        "connections         {} established, {} failed, all in {:.0} ms",
+        r.connections_established, r.connections_failed, r.connect_all_ms
+    ));
     print_line(&format!("connect time        {}", p(&r.connect_ms)));
-    print_line(&format!("alerts              {} raised, {} failed; POST {}", r.alerts_raised, r.alerts_failed, p(&r.post_ms)));
+    print_line(&format!(
+        "alerts              {} raised, {} failed; POST {}",
+        r.alerts_raised,
+        r.alerts_failed,
+        p(&r.post_ms)
+    ));
     for (name, d) in [("total", &r.total), ("sse", &r.sse), ("ws", &r.ws)] {
         if d.expected > 0 {
-            print_line(&format!("deliveries {name:<8} expected {} received {} lost {} duplicated {}", d.expected, d.received, d.lost, d.duplicated));
+            print_line(&format!(
+                "deliveries {name:<8} expected {} received {} lost {} duplicated {}",
+                d.expected, d.received, d.lost, d.duplicated
+            ));
             print_line(&format!("latency {name:<11} {}", p(&d.latency_ms)));
         }
     }
-    print_line(&format!("deliveries/s        {:.0}", r.deliveries_per_second));
+    print_line(&format!(
+        "deliveries/s        {:.0}",
+        r.deliveries_per_second
+    ));
     if let (Some(b), Some(a)) = (r.server_rss_before, r.server_rss_connected) {
         print_line(&format!(
             "server RSS          {:.1} MiB before, {:.1} MiB connected, {:.1} KiB per connection",

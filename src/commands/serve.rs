@@ -25,7 +25,11 @@ pub enum ServeError {
 pub fn config_from(args: &ServeArgs) -> Result<(Config, Option<String>), ServeError> {
     let needs_dev_secret = args.dev
         && args.jwt.jwt_secret.as_deref().is_none_or(str::is_empty)
-        && args.jwt.jwt_public_key_file.as_deref().is_none_or(str::is_empty);
+        && args
+            .jwt
+            .jwt_public_key_file
+            .as_deref()
+            .is_none_or(str::is_empty);
     let dev_secret = needs_dev_secret.then(random_secret);
     let config = Config::from_args(args, dev_secret.as_deref())?;
     Ok((config, dev_secret))
@@ -39,9 +43,17 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         (crate::config::JwtKey::Secret(s), true) => Some(s.expose().to_owned()),
         _ => None,
     };
-    let host = config.bind.rsplit_once(':').map(|(h, _)| h.to_owned()).unwrap_or_default();
+    let host = config
+        .bind
+        .rsplit_once(':')
+        .map(|(h, _)| h.to_owned())
+        .unwrap_or_default();
     let app = Application::build(config).await?;
-    let url_host = if host == "0.0.0.0" || host.is_empty() { "127.0.0.1".to_owned() } else { host };
+    let url_host = if host == "0.0.0.0" || host.is_empty() {
+        "127.0.0.1".to_owned()
+    } else {
+        host
+    };
     let url = format!("http://{url_host}:{}", app.port());
     log::info!("vigil listening on {url}");
     if let Some(secret) = secret_for_banner {
@@ -89,6 +101,8 @@ fn print_dev_banner(url: &str, secret: &str, generated: bool) {
     println!("  admin token (12 h):          {token}");
     if generated {
         println!("  JWT secret (this run only):  {secret}");
-        println!("  mint more tokens with:       VIGIL_JWT_SECRET={secret} vigil token --sub alice --role nurse");
+        println!(
+            "  mint more tokens with:       VIGIL_JWT_SECRET={secret} vigil token --sub alice --role nurse"
+        );
     }
 }

@@ -31,17 +31,29 @@ type Known = Arc<Mutex<HashMap<String, String>>>;
 
 /// Streams until interrupted or refused.
 pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
-    let client = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()?;
     let base = args.url.trim_end_matches('/').to_owned();
     let known: Known = Arc::default();
     if args.ack {
-        tokio::spawn(ack_loop(client.clone(), base.clone(), args.token.clone(), Arc::clone(&known), !args.no_color));
+        tokio::spawn(ack_loop(
+            client.clone(),
+            base.clone(),
+            args.token.clone(),
+            Arc::clone(&known),
+            !args.no_color,
+        ));
     }
     let mut last_id: Option<String> = None;
     let mut delay = Duration::from_secs(1);
     loop {
         let mut url = format!("{base}/api/v1/alerts/stream");
-        let query: Vec<String> = args.patients.iter().map(|p| format!("patient_id={p}")).collect();
+        let query: Vec<String> = args
+            .patients
+            .iter()
+            .map(|p| format!("patient_id={p}"))
+            .collect();
         if !query.is_empty() {
             url.push('?');
             url.push_str(&query.join("&"));
@@ -59,7 +71,9 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
                         last_id = Some(event.id.clone());
                     }
                     if event.event == "auth_expired" {
-                        return Err(WatchError::Refused("token expired; mint a new one".to_owned()));
+                        return Err(WatchError::Refused(
+                            "token expired; mint a new one".to_owned(),
+                        ));
                     }
                     print_event(&event.event, &event.data, &known, !args.no_color);
                 }
@@ -68,11 +82,21 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
             Ok(resp) if resp.status().is_client_error() => {
                 let status = resp.status();
                 let body: Value = resp.json().await.unwrap_or_default();
-                let detail = body.get("detail").and_then(Value::as_str).unwrap_or("refused");
+                let detail = body
+                    .get("detail")
+                    .and_then(Value::as_str)
+                    .unwrap_or("refused");
                 return Err(WatchError::Refused(format!("{status}: {detail}")));
             }
-            Ok(resp) => status_line(&format!("server answered {}; retrying in {}s", resp.status(), delay.as_secs())),
-            Err(e) => status_line(&format!("cannot connect ({e}); retrying in {}s", delay.as_secs())),
+            Ok(resp) => status_line(&format!(
+                "server answered {}; retrying in {}s",
+                resp.status(),
+                delay.as_secs()
+            )),
+            Err(e) => status_line(&format!(
+                "cannot connect ({e}); retrying in {}s",
+                delay.as_secs()
+            )),
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(30));
@@ -97,7 +121,11 @@ fn colour(severity: &str) -> &'static str {
 /// The last 8 characters of an alert id (the random part of a UUID v7).
 pub fn short_id(id: &str) -> String {
     let chars: Vec<char> = id.chars().collect();
-    chars.get(chars.len().saturating_sub(8)..).unwrap_or_default().iter().collect()
+    chars
+        .get(chars.len().saturating_sub(8)..)
+        .unwrap_or_default()
+        .iter()
+        .collect()
 }
 
 /// Finds the one known alert a typed id names (a full id, or a unique tail of at least
@@ -107,40 +135,75 @@ pub fn resolve_typed_id(typed: &str, known: &HashMap<String, String>) -> Result<
         return Ok(typed.to_owned());
     }
     if typed.len() < 6 {
-        return Err(format!("`{typed}` is too short; type the 8-character id shown"));
+        return Err(format!(
+            "`{typed}` is too short; type the 8-character id shown"
+        ));
     }
-    let matches: Vec<&String> = known.values().filter(|full| full.ends_with(typed)).collect();
+    let matches: Vec<&String> = known
+        .values()
+        .filter(|full| full.ends_with(typed))
+        .collect();
     match matches.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err(format!("no alert shown with id `{typed}`")),
-        _ => Err(format!("`{typed}` matches several alerts; type more characters")),
+        _ => Err(format!(
+            "`{typed}` matches several alerts; type more characters"
+        )),
     }
 }
 
 /// Formats one alert line: `seq short-id SEVERITY patient title [status]`.
 pub fn format_alert(alert: &Value, seq: &str, colours: bool) -> String {
-    let text = |k: &str| alert.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let text = |k: &str| {
+        alert
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let short = short_id(&text("id"));
     let severity = text("severity");
     let label = format!("{:<8}", severity.to_uppercase());
-    let label = if colours { format!("{}{label}\x1b[0m", colour(&severity)) } else { label };
-    format!("#{seq} {short} {label} patient={} {} [{}]", text("patient_id"), text("title"), text("status"))
+    let label = if colours {
+        format!("{}{label}\x1b[0m", colour(&severity))
+    } else {
+        label
+    };
+    format!(
+        "#{seq} {short} {label} patient={} {} [{}]",
+        text("patient_id"),
+        text("title"),
+        text("status")
+    )
 }
 
 #[allow(clippy::print_stdout)]
 fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
-    let Ok(value) = serde_json::from_str::<Value>(data) else { return };
+    let Ok(value) = serde_json::from_str::<Value>(data) else {
+        return;
+    };
     let (alert, prefix) = match kind {
         "alert" => (value.clone(), ""),
         "alert_updated" => (value.get("alert").cloned().unwrap_or_default(), "updated "),
         "connected" => {
-            let text = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let text = |k: &str| {
+                value
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
             let patients: Vec<&str> = value
                 .get("patients")
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            println!("connected as {} ({}), patients {}", text("user_id"), text("role"), patients.join(","));
+            println!(
+                "connected as {} ({}), patients {}",
+                text("user_id"),
+                text("role"),
+                patients.join(",")
+            );
             return;
         }
         "reset" => {
@@ -149,7 +212,10 @@ fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
         }
         _ => return,
     };
-    let seq = alert.get("last_seq").map(ToString::to_string).unwrap_or_default();
+    let seq = alert
+        .get("last_seq")
+        .map(ToString::to_string)
+        .unwrap_or_default();
     if let (Some(id), Ok(mut map)) = (alert.get("id").and_then(Value::as_str), known.lock()) {
         map.insert(id.to_owned(), id.to_owned());
     }
@@ -158,7 +224,13 @@ fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
 }
 
 #[allow(clippy::print_stdout)]
-async fn ack_loop(client: reqwest::Client, base: String, token: String, known: Known, _colours: bool) {
+async fn ack_loop(
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    known: Known,
+    _colours: bool,
+) {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let mut parts = line.split_whitespace();
@@ -178,12 +250,21 @@ async fn ack_loop(client: reqwest::Client, base: String, token: String, known: K
         };
         let url = format!("{base}/api/v1/alerts/{full}/acknowledge");
         let body = serde_json::json!({ "status": status });
-        match client.post(&url).bearer_auth(&token).json(&body).send().await {
+        match client
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+        {
             Ok(resp) if resp.status().is_success() => println!("ack ok {short} {status}"),
             Ok(resp) => {
                 let code = resp.status();
                 let v: Value = resp.json().await.unwrap_or_default();
-                println!("ack failed {short}: {code} {}", v.get("detail").and_then(Value::as_str).unwrap_or_default());
+                println!(
+                    "ack failed {short}: {code} {}",
+                    v.get("detail").and_then(Value::as_str).unwrap_or_default()
+                );
             }
             Err(e) => println!("ack failed {short}: {e}"),
         }
@@ -202,13 +283,25 @@ mod tests {
 
     #[test]
     fn a_typed_id_must_name_exactly_one_alert() {
-        let known: HashMap<String, String> = ["01a207f5-1111-7000-8000-000000001234", "01a207f5-2222-7000-8000-000000005678"]
-            .iter()
-            .map(|id| ((*id).to_owned(), (*id).to_owned()))
-            .collect();
-        assert_eq!(resolve_typed_id("00001234", &known).ok().as_deref(), Some("01a207f5-1111-7000-8000-000000001234"));
-        assert!(resolve_typed_id("01a207f5", &known).is_err(), "a shared prefix names nothing");
-        assert!(resolve_typed_id("000000", &known).is_err(), "an ambiguous tail names nothing");
+        let known: HashMap<String, String> = [
+            "01a207f5-1111-7000-8000-000000001234",
+            "01a207f5-2222-7000-8000-000000005678",
+        ]
+        .iter()
+        .map(|id| ((*id).to_owned(), (*id).to_owned()))
+        .collect();
+        assert_eq!(
+            resolve_typed_id("00001234", &known).ok().as_deref(),
+            Some("01a207f5-1111-7000-8000-000000001234")
+        );
+        assert!(
+            resolve_typed_id("01a207f5", &known).is_err(),
+            "a shared prefix names nothing"
+        );
+        assert!(
+            resolve_typed_id("000000", &known).is_err(),
+            "an ambiguous tail names nothing"
+        );
         assert!(resolve_typed_id("12", &known).is_err(), "too short");
     }
 }

@@ -23,7 +23,10 @@ pub struct ListFilter {
 
 /// Inserts a new alert.
 pub fn insert(conn: &mut AnyConnection, row: &NewAlertRow<'_>) -> QueryResult<()> {
-    diesel::insert_into(alerts::table).values(row).execute(conn).map(|_| ())
+    diesel::insert_into(alerts::table)
+        .values(row)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// One alert by id.
@@ -75,7 +78,11 @@ pub fn set_status(
 }
 
 /// The alert an idempotency key already produced, if any.
-pub fn find_idempotent(conn: &mut AnyConnection, principal: &str, key: &str) -> QueryResult<Option<String>> {
+pub fn find_idempotent(
+    conn: &mut AnyConnection,
+    principal: &str,
+    key: &str,
+) -> QueryResult<Option<String>> {
     idempotency_keys::table
         .filter(idempotency_keys::principal.eq(principal))
         .filter(idempotency_keys::idem_key.eq(key))

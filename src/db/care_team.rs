@@ -39,7 +39,9 @@ pub fn assign(conn: &mut AnyConnection, row: &CareTeamRow) -> QueryResult<bool> 
     if is_member(conn, &row.patient_id, &row.user_id)? {
         return Ok(false);
     }
-    diesel::insert_into(care_team::table).values(row).execute(conn)?;
+    diesel::insert_into(care_team::table)
+        .values(row)
+        .execute(conn)?;
     Ok(true)
 }
 

@@ -8,13 +8,17 @@ use super::pool::AnyConnection;
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Applies pending migrations; returns the versions applied.
-pub fn run_pending(conn: &mut AnyConnection) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+pub fn run_pending(
+    conn: &mut AnyConnection,
+) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
     let applied = conn.run_pending_migrations(MIGRATIONS)?;
     Ok(applied.iter().map(ToString::to_string).collect())
 }
 
 /// Reverts every applied migration (used by the migration round-trip test).
-pub fn revert_all(conn: &mut AnyConnection) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+pub fn revert_all(
+    conn: &mut AnyConnection,
+) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
     let reverted = conn.revert_all_migrations(MIGRATIONS)?;
     Ok(reverted.iter().map(ToString::to_string).collect())
 }

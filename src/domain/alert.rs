@@ -109,20 +109,30 @@ impl NewAlert {
                 errors.push(field_error(key, "unknown field"));
             }
         }
-        let patient_id = required_str(obj, "patient_id", &mut errors)
-            .and_then(|raw| PatientId::parse(raw).map_err(|m| errors.push(field_error("patient_id", &m))).ok());
-        let severity = required_str(obj, "severity", &mut errors)
-            .and_then(|raw| raw.parse::<Severity>().map_err(|m| errors.push(field_error("severity", &m))).ok());
+        let patient_id = required_str(obj, "patient_id", &mut errors).and_then(|raw| {
+            PatientId::parse(raw)
+                .map_err(|m| errors.push(field_error("patient_id", &m)))
+                .ok()
+        });
+        let severity = required_str(obj, "severity", &mut errors).and_then(|raw| {
+            raw.parse::<Severity>()
+                .map_err(|m| errors.push(field_error("severity", &m)))
+                .ok()
+        });
         let kind = required_str(obj, "kind", &mut errors).and_then(|raw| {
             let ok = !raw.is_empty()
                 && raw.len() <= MAX_KIND
-                && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':'));
+                && raw
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':'));
             if ok {
                 Some(raw.to_owned())
             } else {
                 errors.push(field_error(
                     "kind",
-                    &format!("must be 1-{MAX_KIND} characters of A-Z, a-z, 0-9, '_', '.', '-', ':'"),
+                    &format!(
+                        "must be 1-{MAX_KIND} characters of A-Z, a-z, 0-9, '_', '.', '-', ':'"
+                    ),
                 ));
                 None
             }
@@ -132,14 +142,23 @@ impl NewAlert {
         let message = optional_str(obj, "message", &mut errors)
             .and_then(|raw| bounded_text("message", raw.unwrap_or(""), 0, MAX_TEXT, &mut errors));
         let source = optional_str(obj, "source", &mut errors).and_then(|raw| {
-            bounded_text("source", raw.unwrap_or(default_source), 1, MAX_SOURCE, &mut errors)
+            bounded_text(
+                "source",
+                raw.unwrap_or(default_source),
+                1,
+                MAX_SOURCE,
+                &mut errors,
+            )
         });
         let data = match obj.get("data") {
             None | Some(Value::Null) => Some("{}".to_owned()),
             Some(v @ Value::Object(_)) => {
                 let text = v.to_string();
                 if text.len() > MAX_DATA_BYTES {
-                    errors.push(field_error("data", &format!("must serialise to at most {MAX_DATA_BYTES} bytes")));
+                    errors.push(field_error(
+                        "data",
+                        &format!("must serialise to at most {MAX_DATA_BYTES} bytes"),
+                    ));
                     None
                 } else {
                     Some(text)
@@ -151,11 +170,23 @@ impl NewAlert {
             }
         };
         match (patient_id, severity, kind, title, message, data, source) {
-            (Some(patient_id), Some(severity), Some(kind), Some(title), Some(message), Some(data), Some(source))
-                if errors.is_empty() =>
-            {
-                Ok(NewAlert { patient_id, severity, kind, title, message, data, source })
-            }
+            (
+                Some(patient_id),
+                Some(severity),
+                Some(kind),
+                Some(title),
+                Some(message),
+                Some(data),
+                Some(source),
+            ) if errors.is_empty() => Ok(NewAlert {
+                patient_id,
+                severity,
+                kind,
+                title,
+                message,
+                data,
+                source,
+            }),
             _ => Err(validation(errors)),
         }
     }
@@ -174,7 +205,10 @@ pub fn parse_ack_body(body: &Value) -> Result<(AckStatus, Option<String>), ApiEr
     }
     let status = match optional_str(obj, "status", &mut errors) {
         Some(None) => Some(AckStatus::Acknowledged),
-        Some(Some(raw)) => raw.parse::<AckStatus>().map_err(|m| errors.push(field_error("status", &m))).ok(),
+        Some(Some(raw)) => raw
+            .parse::<AckStatus>()
+            .map_err(|m| errors.push(field_error("status", &m)))
+            .ok(),
         None => None,
     };
     let note = match optional_str(obj, "note", &mut errors) {
@@ -183,7 +217,9 @@ pub fn parse_ack_body(body: &Value) -> Result<(AckStatus, Option<String>), ApiEr
         None => None,
     };
     match (status, note) {
-        (Some(status), Some(note)) if errors.is_empty() => Ok((status, note.filter(|n| !n.is_empty()))),
+        (Some(status), Some(note)) if errors.is_empty() => {
+            Ok((status, note.filter(|n| !n.is_empty())))
+        }
         _ => Err(validation(errors)),
     }
 }
@@ -191,10 +227,15 @@ pub fn parse_ack_body(body: &Value) -> Result<(AckStatus, Option<String>), ApiEr
 /// An acknowledgment's role and status, checked against the permission table.
 pub fn check_ack_permission(role: Role, status: AckStatus) -> Result<(), ApiError> {
     if !role.may_acknowledge() {
-        return Err(ApiError::Forbidden(format!("role {role} may not acknowledge alerts")));
+        return Err(ApiError::Forbidden(format!(
+            "role {role} may not acknowledge alerts"
+        )));
     }
     if !role.may_set(status) {
-        return Err(ApiError::Forbidden(format!("role {role} may not set status {}", status.as_str())));
+        return Err(ApiError::Forbidden(format!(
+            "role {role} may not set status {}",
+            status.as_str()
+        )));
     }
     Ok(())
 }
@@ -204,12 +245,17 @@ pub fn check_transition(current: AlertStatus) -> Result<(), ApiError> {
     if current.accepts_acknowledgment() {
         Ok(())
     } else {
-        Err(ApiError::Conflict("the alert is resolved; resolved is final".to_owned()))
+        Err(ApiError::Conflict(
+            "the alert is resolved; resolved is final".to_owned(),
+        ))
     }
 }
 
 fn field_error(field: &str, message: &str) -> FieldError {
-    FieldError { field: field.to_owned(), message: message.to_owned() }
+    FieldError {
+        field: field.to_owned(),
+        message: message.to_owned(),
+    }
 }
 
 fn validation(errors: Vec<FieldError>) -> ApiError {
@@ -221,7 +267,11 @@ fn validation(errors: Vec<FieldError>) -> ApiError {
     ApiError::Validation { detail, errors }
 }
 
-fn required_str<'a>(obj: &'a Map<String, Value>, field: &str, errors: &mut Vec<FieldError>) -> Option<&'a str> {
+fn required_str<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a str> {
     match obj.get(field) {
         Some(Value::String(s)) => Some(s),
         None | Some(Value::Null) => {
@@ -251,7 +301,13 @@ fn optional_str<'a>(
     }
 }
 
-fn bounded_text(field: &str, raw: &str, min: usize, max: usize, errors: &mut Vec<FieldError>) -> Option<String> {
+fn bounded_text(
+    field: &str,
+    raw: &str,
+    min: usize,
+    max: usize,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
     let len = raw.chars().count();
     if len < min || len > max {
         let message = if min > 0 {
@@ -271,8 +327,20 @@ fn bounded_text(field: &str, raw: &str, min: usize, max: usize, errors: &mut Vec
 
 impl Acknowledgment {
     /// Builds the wire form from stored values.
-    pub fn from_parts(user_id: String, role: String, status: String, note: Option<String>, created_at: i64) -> Self {
-        Self { user_id, role, status, note, created_at: format_millis(created_at) }
+    pub fn from_parts(
+        user_id: String,
+        role: String,
+        status: String,
+        note: Option<String>,
+        created_at: i64,
+    ) -> Self {
+        Self {
+            user_id,
+            role,
+            status,
+            note,
+            created_at: format_millis(created_at),
+        }
     }
 }
 
@@ -305,7 +373,11 @@ mod tests {
             ("message", json!("m".repeat(2001)), "2001-char message"),
             ("source", json!("s".repeat(129)), "129-char source"),
             ("data", json!([1, 2]), "data as an array"),
-            ("data", json!({"blob": "x".repeat(17 * 1024)}), "data over 16 KiB"),
+            (
+                "data",
+                json!({"blob": "x".repeat(17 * 1024)}),
+                "data over 16 KiB",
+            ),
             ("colour", json!("red"), "unknown field"),
         ];
         for (field, value, why) in cases {
@@ -313,7 +385,10 @@ mod tests {
             body[field] = value;
             match NewAlert::from_json(&body, "svc") {
                 Err(ApiError::Validation { errors, .. }) => {
-                    assert!(errors.iter().any(|e| e.field == field), "{why}: errors {errors:?} must name {field}");
+                    assert!(
+                        errors.iter().any(|e| e.field == field),
+                        "{why}: errors {errors:?} must name {field}"
+                    );
                 }
                 other => panic!("{why}: expected a validation error, got {other:?}"),
             }
@@ -333,12 +408,21 @@ mod tests {
 
     #[test]
     fn ack_body_defaults_to_acknowledged() {
-        assert_eq!(parse_ack_body(&json!({})).ok(), Some((AckStatus::Acknowledged, None)));
+        assert_eq!(
+            parse_ack_body(&json!({})).ok(),
+            Some((AckStatus::Acknowledged, None))
+        );
         assert_eq!(
             parse_ack_body(&json!({"status": "resolved", "note": "done"})).ok(),
             Some((AckStatus::Resolved, Some("done".to_owned())))
         );
-        assert!(parse_ack_body(&json!({"status": "open"})).is_err(), "open is not an ack status");
-        assert!(parse_ack_body(&json!({"note": 5})).is_err(), "note must be text");
+        assert!(
+            parse_ack_body(&json!({"status": "open"})).is_err(),
+            "open is not an ack status"
+        );
+        assert!(
+            parse_ack_body(&json!({"note": 5})).is_err(),
+            "note must be text"
+        );
     }
 }

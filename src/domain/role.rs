@@ -139,7 +139,11 @@ mod tests {
             assert_eq!(role.may_acknowledge(), ack, "{role} acknowledge");
             assert_eq!(role.may_set(AckStatus::Escalated), ack, "{role} escalate");
             assert_eq!(role.may_resolve(), resolve, "{role} resolve");
-            assert_eq!(role.may_set(AckStatus::Resolved), resolve, "{role} resolve via ack");
+            assert_eq!(
+                role.may_set(AckStatus::Resolved),
+                resolve,
+                "{role} resolve via ack"
+            );
             assert_eq!(role.may_create(), create, "{role} create");
             assert_eq!(role.may_administer(), admin, "{role} administer");
             assert_eq!(role.may_use_wildcard(), admin, "{role} wildcard");

@@ -60,6 +60,9 @@ mod tests {
         for s in ["info", "low", "medium", "high", "critical"] {
             assert_eq!(s.parse::<Severity>().map(Severity::as_str), Ok(s));
         }
-        assert!("CRITICAL".parse::<Severity>().is_err(), "names are case-sensitive");
+        assert!(
+            "CRITICAL".parse::<Severity>().is_err(),
+            "names are case-sensitive"
+        );
     }
 }

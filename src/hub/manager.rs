@@ -88,39 +88,69 @@ impl AlertConnectionManager {
         if self.shutting_down {
             return Err(ConnectRefused::ShuttingDown);
         }
-        if let Some(max) = self.settings.max_connections {
-            if self.clients.len() >= max {
-                return Err(ConnectRefused::InstanceLimit(max));
-            }
+        if let Some(max) = self.settings.max_connections
+            && self.clients.len() >= max
+        {
+            return Err(ConnectRefused::InstanceLimit(max));
         }
-        let per_user = self.clients.values().filter(|c| c.user_id == msg.user_id).count();
+        let per_user = self
+            .clients
+            .values()
+            .filter(|c| c.user_id == msg.user_id)
+            .count();
         if per_user >= self.settings.max_streams_per_user {
-            return Err(ConnectRefused::PerUserLimit(self.settings.max_streams_per_user));
+            return Err(ConnectRefused::PerUserLimit(
+                self.settings.max_streams_per_user,
+            ));
         }
         let conn_id = self.next_id;
         self.next_id += 1;
         let mut allowed = msg.allowed;
         self.catch_up(&msg.user_id, msg.role, &mut allowed, msg.allowed_at);
-        let entry = Entry { user_id: msg.user_id.clone(), role: msg.role, requested: msg.requested, allowed };
+        let entry = Entry {
+            user_id: msg.user_id.clone(),
+            role: msg.role,
+            requested: msg.requested,
+            allowed,
+        };
         let patients = entry.effective().map(|s| s.into_iter().collect());
         self.subscriptions.insert(conn_id, entry);
-        self.metrics.connections.with_label_values(&[msg.transport.as_str(), msg.role.as_str()]).inc();
+        self.metrics
+            .connections
+            .with_label_values(&[msg.transport.as_str(), msg.role.as_str()])
+            .inc();
         self.clients.insert(
             conn_id,
-            Client { tx: msg.tx, transport: msg.transport, role: msg.role, user_id: msg.user_id, expires_at: msg.expires_at },
+            Client {
+                tx: msg.tx,
+                transport: msg.transport,
+                role: msg.role,
+                user_id: msg.user_id,
+                expires_at: msg.expires_at,
+            },
         );
-        Ok(Connected { conn_id, head: self.head, patients })
+        Ok(Connected {
+            conn_id,
+            head: self.head,
+            patients,
+        })
     }
 
     /// Applies the care-team changes received since `since` to a scope read from the
     /// database at `since`: a change that committed after that read was already applied
     /// to the open streams and would otherwise never reach this one.
     fn catch_up(&self, user_id: &str, role: Role, allowed: &mut Allowed, since: Instant) {
-        let Allowed::Patients(set) = allowed else { return };
+        let Allowed::Patients(set) = allowed else {
+            return;
+        };
         if !role.uses_care_team() {
             return;
         }
-        for (_, change) in self.recent_care_team.iter().filter(|(at, c)| *at >= since && c.user_id == user_id) {
+        for (_, change) in self
+            .recent_care_team
+            .iter()
+            .filter(|(at, c)| *at >= since && c.user_id == user_id)
+        {
             if change.assigned {
                 set.insert(change.patient_id.clone());
             } else {
@@ -132,7 +162,10 @@ impl AlertConnectionManager {
     fn remove(&mut self, conn_id: ConnId) {
         self.subscriptions.remove(conn_id);
         if let Some(client) = self.clients.remove(&conn_id) {
-            self.metrics.connections.with_label_values(&[client.transport.as_str(), client.role.as_str()]).dec();
+            self.metrics
+                .connections
+                .with_label_values(&[client.transport.as_str(), client.role.as_str()])
+                .dec();
         }
     }
 
@@ -164,11 +197,16 @@ impl AlertConnectionManager {
         let mut cut_off = Vec::new();
         let mut delivered = 0u64;
         for conn_id in self.subscriptions.matching(&encoded.event.patient_id) {
-            let Some(client) = self.clients.get(&conn_id) else { continue };
+            let Some(client) = self.clients.get(&conn_id) else {
+                continue;
+            };
             match client.tx.try_send(Outbound::Event(Arc::clone(&encoded))) {
                 Ok(()) => delivered += 1,
                 Err(TrySendError::Full(_)) => {
-                    log::warn!("client queue full, cutting off connection_id={conn_id} seq={}", encoded.seq());
+                    log::warn!(
+                        "client queue full, cutting off connection_id={conn_id} seq={}",
+                        encoded.seq()
+                    );
                     self.metrics.queue_overflows.inc();
                     cut_off.push(conn_id);
                 }
@@ -180,13 +218,21 @@ impl AlertConnectionManager {
         }
         self.metrics.events_published.inc();
         self.metrics.deliveries.inc_by(delivered);
-        self.metrics.fanout_seconds.observe(received.elapsed().as_secs_f64());
-        log::debug!("event delivered seq={} alert_id={} recipients={delivered}", encoded.seq(), encoded.event.alert_id);
+        self.metrics
+            .fanout_seconds
+            .observe(received.elapsed().as_secs_f64());
+        log::debug!(
+            "event delivered seq={} alert_id={} recipients={delivered}",
+            encoded.seq(),
+            encoded.event.alert_id
+        );
     }
 
     /// A gap that outlived [`GAP_WAIT`]: read it from the event log.
     fn fill_gap(&mut self, ctx: &mut Context<Self>) {
-        let Some((&first, (_, since))) = self.pending.first_key_value() else { return };
+        let Some((&first, (_, since))) = self.pending.first_key_value() else {
+            return;
+        };
         if first == self.head + 1 {
             self.drain();
             return;
@@ -207,7 +253,10 @@ impl AlertConnectionManager {
         self.reading_log = true;
         let pool = self.pool.clone();
         let read = async move {
-            db::run(&pool, move |c| Ok(events::range(c, after, upto, None, LOG_BATCH)?)).await
+            db::run(&pool, move |c| {
+                Ok(events::range(c, after, upto, None, LOG_BATCH)?)
+            })
+            .await
         };
         ctx.spawn(read.into_actor(self).map(move |result, act, ctx| {
             act.reading_log = false;
@@ -242,13 +291,17 @@ impl AlertConnectionManager {
     }
 
     fn heartbeat(&mut self) {
-        let frame = sse_control("heartbeat", &serde_json::json!({ "timestamp": crate::domain::format_millis(crate::domain::now_millis()) }));
+        let frame = sse_control(
+            "heartbeat",
+            &serde_json::json!({ "timestamp": crate::domain::format_millis(crate::domain::now_millis()) }),
+        );
         let mut gone = Vec::new();
         for (id, client) in &self.clients {
-            if client.transport == Transport::Sse {
-                if let Err(TrySendError::Closed(_)) = client.tx.try_send(Outbound::Heartbeat(frame.clone())) {
-                    gone.push(*id);
-                }
+            if client.transport == Transport::Sse
+                && let Err(TrySendError::Closed(_)) =
+                    client.tx.try_send(Outbound::Heartbeat(frame.clone()))
+            {
+                gone.push(*id);
             }
         }
         for id in gone {
@@ -258,18 +311,31 @@ impl AlertConnectionManager {
 
     fn expire_tokens(&mut self) {
         let now = chrono::Utc::now().timestamp();
-        let expired: Vec<ConnId> = self.clients.iter().filter(|(_, c)| c.expires_at <= now).map(|(id, _)| *id).collect();
+        let expired: Vec<ConnId> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.expires_at <= now)
+            .map(|(id, _)| *id)
+            .collect();
         for id in expired {
             if let Some(client) = self.clients.get(&id) {
-                log::info!("token expired, ending stream connection_id={id} user_id={}", client.user_id);
-                let _ = client.tx.try_send(Outbound::Close(CloseReason::AuthExpired));
+                log::info!(
+                    "token expired, ending stream connection_id={id} user_id={}",
+                    client.user_id
+                );
+                let _ = client
+                    .tx
+                    .try_send(Outbound::Close(CloseReason::AuthExpired));
             }
             self.remove(id);
         }
     }
 
     fn snapshot(&self) -> StatsSnapshot {
-        let mut snapshot = StatsSnapshot { head: self.head, ..StatsSnapshot::default() };
+        let mut snapshot = StatsSnapshot {
+            head: self.head,
+            ..StatsSnapshot::default()
+        };
         let mut by_role: BTreeMap<Role, usize> = Role::all().into_iter().map(|r| (r, 0)).collect();
         for client in self.clients.values() {
             match client.transport {
@@ -319,9 +385,14 @@ impl Handler<CareTeamChanged> for AlertConnectionManager {
     type Result = ();
     fn handle(&mut self, msg: CareTeamChanged, _: &mut Context<Self>) {
         let change = msg.0;
-        self.subscriptions.care_team_changed(&change.user_id, &change.patient_id, change.assigned);
+        self.subscriptions
+            .care_team_changed(&change.user_id, &change.patient_id, change.assigned);
         let now = Instant::now();
-        while self.recent_care_team.front().is_some_and(|(at, _)| now.duration_since(*at) > CARE_TEAM_MEMORY) {
+        while self
+            .recent_care_team
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > CARE_TEAM_MEMORY)
+        {
             self.recent_care_team.pop_front();
         }
         self.recent_care_team.push_back((now, change));
@@ -336,8 +407,12 @@ impl Handler<Resubscribe> for AlertConnectionManager {
             let (user_id, role) = (entry.user_id.clone(), entry.role);
             self.catch_up(&user_id, role, &mut allowed, msg.allowed_at);
         }
-        self.subscriptions.resubscribe(msg.conn_id, msg.requested, allowed);
-        self.subscriptions.get(msg.conn_id).and_then(|e| e.effective()).map(|s| s.into_iter().collect())
+        self.subscriptions
+            .resubscribe(msg.conn_id, msg.requested, allowed);
+        self.subscriptions
+            .get(msg.conn_id)
+            .and_then(|e| e.effective())
+            .map(|s| s.into_iter().collect())
     }
 }
 

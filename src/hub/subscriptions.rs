@@ -77,7 +77,11 @@ impl Subscriptions {
             .collect();
         for id in ids {
             self.unindex(id);
-            if let Some(Entry { allowed: Allowed::Patients(set), .. }) = self.entries.get_mut(&id) {
+            if let Some(Entry {
+                allowed: Allowed::Patients(set),
+                ..
+            }) = self.entries.get_mut(&id)
+            {
                 if assigned {
                     set.insert(patient_id.to_owned());
                 } else {
@@ -105,7 +109,9 @@ impl Subscriptions {
     }
 
     fn index(&mut self, id: ConnId) {
-        let Some(entry) = self.entries.get(&id) else { return };
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
         match entry.effective() {
             None => {
                 self.everything.insert(id);
@@ -119,7 +125,9 @@ impl Subscriptions {
     }
 
     fn unindex(&mut self, id: ConnId) {
-        let Some(entry) = self.entries.get(&id) else { return };
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
         match entry.effective() {
             None => {
                 self.everything.remove(&id);
@@ -147,7 +155,12 @@ mod tests {
     }
 
     fn entry(user: &str, role: Role, requested: Requested, allowed: Allowed) -> Entry {
-        Entry { user_id: user.to_owned(), role, requested, allowed }
+        Entry {
+            user_id: user.to_owned(),
+            role,
+            requested,
+            allowed,
+        }
     }
 
     fn matched(subs: &Subscriptions, patient: &str) -> BTreeSet<ConnId> {
@@ -157,10 +170,37 @@ mod tests {
     #[test]
     fn events_reach_exactly_the_matching_subscribers() {
         let mut subs = Subscriptions::default();
-        subs.insert(1, entry("admin", Role::Admin, Requested::Wildcard, Allowed::All));
-        subs.insert(2, entry("n1", Role::Nurse, Requested::Everything, Allowed::Patients(set(&["a", "b"]))));
-        subs.insert(3, entry("n2", Role::Nurse, Requested::Patients(set(&["b"])), Allowed::Patients(set(&["a", "b"]))));
-        subs.insert(4, entry("p", Role::Patient, Requested::Everything, Allowed::Patients(set(&["c"]))));
+        subs.insert(
+            1,
+            entry("admin", Role::Admin, Requested::Wildcard, Allowed::All),
+        );
+        subs.insert(
+            2,
+            entry(
+                "n1",
+                Role::Nurse,
+                Requested::Everything,
+                Allowed::Patients(set(&["a", "b"])),
+            ),
+        );
+        subs.insert(
+            3,
+            entry(
+                "n2",
+                Role::Nurse,
+                Requested::Patients(set(&["b"])),
+                Allowed::Patients(set(&["a", "b"])),
+            ),
+        );
+        subs.insert(
+            4,
+            entry(
+                "p",
+                Role::Patient,
+                Requested::Everything,
+                Allowed::Patients(set(&["c"])),
+            ),
+        );
         assert_eq!(matched(&subs, "a"), [1, 2].into());
         assert_eq!(matched(&subs, "b"), [1, 2, 3].into());
         assert_eq!(matched(&subs, "c"), [1, 4].into());
@@ -170,7 +210,15 @@ mod tests {
     #[test]
     fn a_removed_subscriber_receives_nothing() {
         let mut subs = Subscriptions::default();
-        subs.insert(7, entry("n", Role::Nurse, Requested::Everything, Allowed::Patients(set(&["a"]))));
+        subs.insert(
+            7,
+            entry(
+                "n",
+                Role::Nurse,
+                Requested::Everything,
+                Allowed::Patients(set(&["a"])),
+            ),
+        );
         assert!(subs.remove(7).is_some());
         assert!(matched(&subs, "a").is_empty());
         assert!(subs.is_empty());
@@ -179,21 +227,65 @@ mod tests {
     #[test]
     fn care_team_changes_rescope_live_streams() {
         let mut subs = Subscriptions::default();
-        subs.insert(1, entry("n", Role::Nurse, Requested::Everything, Allowed::Patients(set(&["a"]))));
-        subs.insert(2, entry("n", Role::Nurse, Requested::Patients(set(&["a"])), Allowed::Patients(set(&["a"]))));
-        subs.insert(3, entry("other", Role::Nurse, Requested::Everything, Allowed::Patients(set(&["a"]))));
+        subs.insert(
+            1,
+            entry(
+                "n",
+                Role::Nurse,
+                Requested::Everything,
+                Allowed::Patients(set(&["a"])),
+            ),
+        );
+        subs.insert(
+            2,
+            entry(
+                "n",
+                Role::Nurse,
+                Requested::Patients(set(&["a"])),
+                Allowed::Patients(set(&["a"])),
+            ),
+        );
+        subs.insert(
+            3,
+            entry(
+                "other",
+                Role::Nurse,
+                Requested::Everything,
+                Allowed::Patients(set(&["a"])),
+            ),
+        );
         subs.care_team_changed("n", "b", true);
-        assert_eq!(matched(&subs, "b"), [1].into(), "only the stream that asked for everything widens");
+        assert_eq!(
+            matched(&subs, "b"),
+            [1].into(),
+            "only the stream that asked for everything widens"
+        );
         subs.care_team_changed("n", "a", false);
-        assert_eq!(matched(&subs, "a"), [3].into(), "removal narrows both of n's streams");
+        assert_eq!(
+            matched(&subs, "a"),
+            [3].into(),
+            "removal narrows both of n's streams"
+        );
         subs.care_team_changed("n", "a", true);
-        assert_eq!(matched(&subs, "a"), [1, 2, 3].into(), "re-adding restores the explicit request");
+        assert_eq!(
+            matched(&subs, "a"),
+            [1, 2, 3].into(),
+            "re-adding restores the explicit request"
+        );
     }
 
     #[test]
     fn care_team_changes_do_not_touch_admins_or_patients() {
         let mut subs = Subscriptions::default();
-        subs.insert(1, entry("u", Role::Patient, Requested::Everything, Allowed::Patients(set(&["u"]))));
+        subs.insert(
+            1,
+            entry(
+                "u",
+                Role::Patient,
+                Requested::Everything,
+                Allowed::Patients(set(&["u"])),
+            ),
+        );
         subs.care_team_changed("u", "x", true);
         assert!(matched(&subs, "x").is_empty());
     }
@@ -202,7 +294,10 @@ mod tests {
     fn resubscribe_replaces_the_request() {
         let mut subs = Subscriptions::default();
         let allowed = Allowed::Patients(set(&["a", "b"]));
-        subs.insert(1, entry("n", Role::Nurse, Requested::Everything, allowed.clone()));
+        subs.insert(
+            1,
+            entry("n", Role::Nurse, Requested::Everything, allowed.clone()),
+        );
         subs.resubscribe(1, Requested::Patients(set(&["b"])), allowed);
         assert!(matched(&subs, "a").is_empty());
         assert_eq!(matched(&subs, "b"), [1].into());

@@ -39,9 +39,16 @@ pub struct AckRequest {
 /// Records an acknowledgment and its `alert_updated` event in one transaction, then
 /// publishes. Order of checks: role (403), alert in scope (404), resolve right (403),
 /// `resolved` is final (409).
-pub async fn acknowledge(state: &AppState, principal: &Principal, request: AckRequest) -> Result<AckOutcome, ApiError> {
+pub async fn acknowledge(
+    state: &AppState,
+    principal: &Principal,
+    request: AckRequest,
+) -> Result<AckOutcome, ApiError> {
     if !principal.role.may_acknowledge() {
-        return Err(ApiError::Forbidden(format!("role {} may not acknowledge alerts", principal.role)));
+        return Err(ApiError::Forbidden(format!(
+            "role {} may not acknowledge alerts",
+            principal.role
+        )));
     }
     let who = principal.clone();
     let req = request.clone();
@@ -54,13 +61,13 @@ pub async fn acknowledge(state: &AppState, principal: &Principal, request: AckRe
             if !allowed.contains(&row.patient_id) {
                 return Err(not_found());
             }
-            if let Some(expected) = &req.expected_patient {
-                if expected.as_str() != row.patient_id {
-                    return Err(ApiError::NotFound(format!(
-                        "alert {} does not belong to patient {expected}",
-                        req.alert_id
-                    )));
-                }
+            if let Some(expected) = &req.expected_patient
+                && expected.as_str() != row.patient_id
+            {
+                return Err(ApiError::NotFound(format!(
+                    "alert {} does not belong to patient {expected}",
+                    req.alert_id
+                )));
             }
             check_ack_permission(who.role, req.status)?;
             let current: AlertStatus = row.status.parse().map_err(ApiError::Internal)?;
@@ -87,8 +94,12 @@ pub async fn acknowledge(state: &AppState, principal: &Principal, request: AckRe
                 req.note.clone(),
                 now,
             );
-            let outcome = AckOutcome { alert, acknowledgment };
-            let payload = serde_json::to_string(&outcome).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let outcome = AckOutcome {
+                alert,
+                acknowledgment,
+            };
+            let payload =
+                serde_json::to_string(&outcome).map_err(|e| ApiError::Internal(e.to_string()))?;
             events::insert(
                 c,
                 &NewEventRow {
@@ -106,7 +117,11 @@ pub async fn acknowledge(state: &AppState, principal: &Principal, request: AckRe
     .await?;
     log::info!(
         "alert acknowledged alert_id={} patient_id={} status={} user_id={} seq={}",
-        outcome.alert.id, outcome.alert.patient_id, outcome.alert.status, principal.user_id, outcome.alert.last_seq
+        outcome.alert.id,
+        outcome.alert.patient_id,
+        outcome.alert.status,
+        principal.user_id,
+        outcome.alert.last_seq
     );
     state.broker.publish_event(StoredEvent {
         seq: outcome.alert.last_seq,

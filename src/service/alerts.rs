@@ -67,16 +67,19 @@ pub async fn raise_alert(
     request_id: Option<String>,
 ) -> Result<(Alert, bool), ApiError> {
     if !principal.role.may_create() {
-        return Err(ApiError::Forbidden(format!("role {} may not raise alerts", principal.role)));
+        return Err(ApiError::Forbidden(format!(
+            "role {} may not raise alerts",
+            principal.role
+        )));
     }
     let creator = principal.user_id.clone();
     let outcome = db::run(&state.pool, move |conn| {
         let result = conn.transaction::<_, RaiseError, _>(|c| {
             let seq = events::next_seq(c)?;
-            if let Some(key) = &idempotency_key {
-                if let Some(existing) = alerts::find_idempotent(c, &creator, key)? {
-                    return Err(RaiseError::Replay(existing));
-                }
+            if let Some(key) = &idempotency_key
+                && let Some(existing) = alerts::find_idempotent(c, &creator, key)?
+            {
+                return Err(RaiseError::Replay(existing));
             }
             let now = now_millis();
             let id = uuid::Uuid::now_v7().to_string();
@@ -102,7 +105,8 @@ pub async fn raise_alert(
                 alerts::remember_idempotent(c, &creator, key, &id, now)?;
             }
             let alert = to_alert(&stored_row(&row), Vec::new());
-            let payload = serde_json::to_string(&alert).map_err(|e| RaiseError::Api(ApiError::Internal(e.to_string())))?;
+            let payload = serde_json::to_string(&alert)
+                .map_err(|e| RaiseError::Api(ApiError::Internal(e.to_string())))?;
             events::insert(
                 c,
                 &NewEventRow {
@@ -127,7 +131,10 @@ pub async fn raise_alert(
         Ok((alert, payload)) => {
             log::info!(
                 "alert raised alert_id={} patient_id={} severity={} seq={}",
-                alert.id, alert.patient_id, alert.severity, alert.seq
+                alert.id,
+                alert.patient_id,
+                alert.severity,
+                alert.seq
             );
             state.broker.publish_event(StoredEvent {
                 seq: alert.seq,
@@ -139,15 +146,24 @@ pub async fn raise_alert(
             Ok((alert, false))
         }
         Err(Some(existing)) => Ok((existing, true)),
-        Err(None) => Err(ApiError::Internal("idempotency key points at a missing alert".to_owned())),
+        Err(None) => Err(ApiError::Internal(
+            "idempotency key points at a missing alert".to_owned(),
+        )),
     }
 }
 
 /// One alert, if it exists and is in the caller's scope (otherwise 404, so ids outside
 /// one's scope are indistinguishable from unknown ones).
-pub async fn get_alert(state: &AppState, principal: &Principal, id: String) -> Result<Alert, ApiError> {
+pub async fn get_alert(
+    state: &AppState,
+    principal: &Principal,
+    id: String,
+) -> Result<Alert, ApiError> {
     if !principal.role.may_subscribe() {
-        return Err(ApiError::Forbidden(format!("role {} may not read alerts", principal.role)));
+        return Err(ApiError::Forbidden(format!(
+            "role {} may not read alerts",
+            principal.role
+        )));
     }
     let principal = principal.clone();
     db::run(&state.pool, move |conn| {
@@ -161,9 +177,16 @@ pub async fn get_alert(state: &AppState, principal: &Principal, id: String) -> R
 }
 
 /// Alerts in the caller's scope matching the filters.
-pub async fn list_alerts(state: &AppState, principal: &Principal, query: ListQuery) -> Result<AlertList, ApiError> {
+pub async fn list_alerts(
+    state: &AppState,
+    principal: &Principal,
+    query: ListQuery,
+) -> Result<AlertList, ApiError> {
     if !principal.role.may_subscribe() {
-        return Err(ApiError::Forbidden(format!("role {} may not read alerts", principal.role)));
+        return Err(ApiError::Forbidden(format!(
+            "role {} may not read alerts",
+            principal.role
+        )));
     }
     let principal = principal.clone();
     db::run(&state.pool, move |conn| {
@@ -171,14 +194,20 @@ pub async fn list_alerts(state: &AppState, principal: &Principal, query: ListQue
         query.requested.authorize(principal.role, &allowed)?;
         let head = events::head(conn)?;
         let filter = alerts::ListFilter {
-            patients: query.requested.effective(&allowed).map(|s| s.into_iter().collect()),
+            patients: query
+                .requested
+                .effective(&allowed)
+                .map(|s| s.into_iter().collect()),
             status: query.status.map(|s| s.as_str().to_owned()),
             severity: query.severity.map(|s| s.as_str().to_owned()),
             after: query.after,
             limit: query.limit,
         };
         let rows = alerts::list(conn, &filter)?;
-        Ok(AlertList { alerts: with_acks(conn, rows)?, last_seq: head })
+        Ok(AlertList {
+            alerts: with_acks(conn, rows)?,
+            last_seq: head,
+        })
     })
     .await
 }
@@ -196,11 +225,21 @@ pub fn with_acks(conn: &mut AnyConnection, rows: Vec<AlertRow>) -> Result<Vec<Al
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut by_alert: HashMap<String, Vec<Acknowledgment>> = HashMap::new();
     for ack in acks::for_alerts(conn, &ids)? {
-        let AckRow { alert_id, user_id, role, status, note, created_at, .. } = ack;
+        let AckRow {
+            alert_id,
+            user_id,
+            role,
+            status,
+            note,
+            created_at,
+            ..
+        } = ack;
         by_alert
             .entry(alert_id)
             .or_default()
-            .push(Acknowledgment::from_parts(user_id, role, status, note, created_at));
+            .push(Acknowledgment::from_parts(
+                user_id, role, status, note, created_at,
+            ));
     }
     Ok(rows
         .into_iter()

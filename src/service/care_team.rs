@@ -33,28 +33,57 @@ fn require_admin(principal: &Principal) -> Result<(), ApiError> {
     if principal.role.may_administer() {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(format!("role {} may not manage care teams", principal.role)))
+        Err(ApiError::Forbidden(format!(
+            "role {} may not manage care teams",
+            principal.role
+        )))
     }
 }
 
 /// Validates a user id from a path or body.
 pub fn parse_user_id(raw: &str) -> Result<String, ApiError> {
     let ok = !raw.is_empty() && raw.len() <= 128 && !raw.chars().any(char::is_control);
-    if ok { Ok(raw.to_owned()) } else { Err(ApiError::invalid("user_id", "must be 1-128 printable characters")) }
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(ApiError::invalid(
+            "user_id",
+            "must be 1-128 printable characters",
+        ))
+    }
 }
 
 /// The care team of a patient.
-pub async fn get(state: &AppState, principal: &Principal, patient: PatientId) -> Result<CareTeam, ApiError> {
+pub async fn get(
+    state: &AppState,
+    principal: &Principal,
+    patient: PatientId,
+) -> Result<CareTeam, ApiError> {
     require_admin(principal)?;
-    db::run(&state.pool, move |conn| Ok(to_team(patient.as_str(), care_team::members(conn, patient.as_str())?))).await
+    db::run(&state.pool, move |conn| {
+        Ok(to_team(
+            patient.as_str(),
+            care_team::members(conn, patient.as_str())?,
+        ))
+    })
+    .await
 }
 
 /// Adds one member; `true` when newly added.
-pub async fn assign(state: &AppState, principal: &Principal, patient: PatientId, user_id: String) -> Result<(Member, bool), ApiError> {
+pub async fn assign(
+    state: &AppState,
+    principal: &Principal,
+    patient: PatientId,
+    user_id: String,
+) -> Result<(Member, bool), ApiError> {
     require_admin(principal)?;
     let (p, u) = (patient.clone(), user_id.clone());
     let (row, created) = db::run(&state.pool, move |conn| {
-        let row = CareTeamRow { patient_id: p.as_str().to_owned(), user_id: u, created_at: now_millis() };
+        let row = CareTeamRow {
+            patient_id: p.as_str().to_owned(),
+            user_id: u,
+            created_at: now_millis(),
+        };
         let created = care_team::assign(conn, &row)?;
         let stored = care_team::members(conn, p.as_str())?
             .into_iter()
@@ -65,26 +94,55 @@ pub async fn assign(state: &AppState, principal: &Principal, patient: PatientId,
     .await?;
     if created {
         log::info!("care team changed patient_id={patient} user_id={user_id} assigned=true");
-        state.broker.publish_care_team(CareTeamChange { user_id, patient_id: patient.as_str().to_owned(), assigned: true });
+        state.broker.publish_care_team(CareTeamChange {
+            user_id,
+            patient_id: patient.as_str().to_owned(),
+            assigned: true,
+        });
     }
-    Ok((Member { user_id: row.user_id, created_at: format_millis(row.created_at) }, created))
+    Ok((
+        Member {
+            user_id: row.user_id,
+            created_at: format_millis(row.created_at),
+        },
+        created,
+    ))
 }
 
 /// Removes one member; 404 when not a member.
-pub async fn unassign(state: &AppState, principal: &Principal, patient: PatientId, user_id: String) -> Result<(), ApiError> {
+pub async fn unassign(
+    state: &AppState,
+    principal: &Principal,
+    patient: PatientId,
+    user_id: String,
+) -> Result<(), ApiError> {
     require_admin(principal)?;
     let (p, u) = (patient.clone(), user_id.clone());
-    let removed = db::run(&state.pool, move |conn| Ok(care_team::unassign(conn, p.as_str(), &u)?)).await?;
+    let removed = db::run(&state.pool, move |conn| {
+        Ok(care_team::unassign(conn, p.as_str(), &u)?)
+    })
+    .await?;
     if !removed {
-        return Err(ApiError::NotFound(format!("{user_id} is not on the care team of patient {patient}")));
+        return Err(ApiError::NotFound(format!(
+            "{user_id} is not on the care team of patient {patient}"
+        )));
     }
     log::info!("care team changed patient_id={patient} user_id={user_id} assigned=false");
-    state.broker.publish_care_team(CareTeamChange { user_id, patient_id: patient.as_str().to_owned(), assigned: false });
+    state.broker.publish_care_team(CareTeamChange {
+        user_id,
+        patient_id: patient.as_str().to_owned(),
+        assigned: false,
+    });
     Ok(())
 }
 
 /// Replaces the whole team with `user_ids`.
-pub async fn replace(state: &AppState, principal: &Principal, patient: PatientId, user_ids: Vec<String>) -> Result<CareTeam, ApiError> {
+pub async fn replace(
+    state: &AppState,
+    principal: &Principal,
+    patient: PatientId,
+    user_ids: Vec<String>,
+) -> Result<CareTeam, ApiError> {
     require_admin(principal)?;
     let p = patient.clone();
     let (team, changes) = db::run(&state.pool, move |conn| {
@@ -99,18 +157,29 @@ pub async fn replace(state: &AppState, principal: &Principal, patient: PatientId
             }
             let now = now_millis();
             for user in &user_ids {
-                let row = CareTeamRow { patient_id: p.as_str().to_owned(), user_id: user.clone(), created_at: now };
+                let row = CareTeamRow {
+                    patient_id: p.as_str().to_owned(),
+                    user_id: user.clone(),
+                    created_at: now,
+                };
                 if care_team::assign(c, &row)? {
                     changes.push((user.clone(), true));
                 }
             }
-            Ok((to_team(p.as_str(), care_team::members(c, p.as_str())?), changes))
+            Ok((
+                to_team(p.as_str(), care_team::members(c, p.as_str())?),
+                changes,
+            ))
         })
     })
     .await?;
     for (user_id, assigned) in changes {
         log::info!("care team changed patient_id={patient} user_id={user_id} assigned={assigned}");
-        state.broker.publish_care_team(CareTeamChange { user_id, patient_id: patient.as_str().to_owned(), assigned });
+        state.broker.publish_care_team(CareTeamChange {
+            user_id,
+            patient_id: patient.as_str().to_owned(),
+            assigned,
+        });
     }
     Ok(team)
 }
@@ -120,7 +189,10 @@ fn to_team(patient_id: &str, rows: Vec<CareTeamRow>) -> CareTeam {
         patient_id: patient_id.to_owned(),
         members: rows
             .into_iter()
-            .map(|r| Member { user_id: r.user_id, created_at: format_millis(r.created_at) })
+            .map(|r| Member {
+                user_id: r.user_id,
+                created_at: format_millis(r.created_at),
+            })
             .collect(),
     }
 }

@@ -50,7 +50,11 @@ pub struct EncodedEvent {
 impl EncodedEvent {
     /// Wraps an event; nothing is encoded until a transport asks.
     pub fn new(event: StoredEvent) -> Self {
-        Self { event, sse: OnceLock::new(), ws: OnceLock::new() }
+        Self {
+            event,
+            sse: OnceLock::new(),
+            ws: OnceLock::new(),
+        }
     }
 
     /// Sequence number.
@@ -62,23 +66,35 @@ impl EncodedEvent {
     pub fn sse(&self) -> &Bytes {
         self.sse.get_or_init(|| {
             let seq = self.event.seq.to_string();
-            Bytes::from(sse_frame(Some(&seq), Some(self.event.kind.as_str()), &self.event.payload))
+            Bytes::from(sse_frame(
+                Some(&seq),
+                Some(self.event.kind.as_str()),
+                &self.event.payload,
+            ))
         })
     }
 
     /// `{"type":"alert","id":N,"alert":{…}}` or `{"type":"alert_updated","id":N,"alert":{…},"acknowledgment":{…}}`.
     pub fn ws(&self) -> &ByteString {
-        self.ws.get_or_init(|| ByteString::from(ws_event_json(&self.event)))
+        self.ws
+            .get_or_init(|| ByteString::from(ws_event_json(&self.event)))
     }
 }
 
 fn ws_event_json(event: &StoredEvent) -> String {
     match event.kind {
-        EventKind::Alert => format!(r#"{{"type":"alert","id":{},"alert":{}}}"#, event.seq, event.payload),
+        EventKind::Alert => format!(
+            r#"{{"type":"alert","id":{},"alert":{}}}"#,
+            event.seq, event.payload
+        ),
         EventKind::AlertUpdated => {
             // The payload is `{"alert":…,"acknowledgment":…}`: splice the type and id in.
             let inner = event.payload.trim().strip_prefix('{').unwrap_or("}");
-            let sep = if inner.trim_start().starts_with('}') { "" } else { "," };
+            let sep = if inner.trim_start().starts_with('}') {
+                ""
+            } else {
+                ","
+            };
             format!(r#"{{"type":"alert_updated","id":{}{sep}{inner}"#, event.seq)
         }
     }
@@ -90,7 +106,10 @@ mod tests {
 
     #[test]
     fn multi_line_data_becomes_several_data_lines() {
-        assert_eq!(sse_frame(Some("1"), Some("alert"), "a\nb\r\nc\rd"), "id: 1\nevent: alert\ndata: a\ndata: b\ndata: c\ndata: d\n\n");
+        assert_eq!(
+            sse_frame(Some("1"), Some("alert"), "a\nb\r\nc\rd"),
+            "id: 1\nevent: alert\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
+        );
         assert_eq!(sse_frame(None, None, ""), "data: \n\n");
     }
 

@@ -24,18 +24,27 @@ pub fn decide(last_event_id: Option<&str>, log_head: i64, oldest: Option<i64>) -
         return Resume::Live;
     };
     if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return Resume::Reset { reason: "Last-Event-ID is not a decimal integer" };
+        return Resume::Reset {
+            reason: "Last-Event-ID is not a decimal integer",
+        };
     }
     let Ok(after) = raw.parse::<i64>() else {
-        return Resume::Reset { reason: "Last-Event-ID is out of range" };
+        return Resume::Reset {
+            reason: "Last-Event-ID is out of range",
+        };
     };
     if after > log_head {
-        return Resume::Reset { reason: "Last-Event-ID is ahead of this server's event log" };
+        return Resume::Reset {
+            reason: "Last-Event-ID is ahead of this server's event log",
+        };
     }
-    if let Some(oldest) = oldest {
-        if after != 0 && after < oldest - 1 {
-            return Resume::Reset { reason: "Last-Event-ID is older than the retained history" };
-        }
+    if let Some(oldest) = oldest
+        && after != 0
+        && after < oldest - 1
+    {
+        return Resume::Reset {
+            reason: "Last-Event-ID is older than the retained history",
+        };
     }
     Resume::Replay { after }
 }
@@ -45,12 +54,19 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::type_complexity)] // a table of cases reads best inline
     fn resume_edge_cases() {
         let cases: [(Option<&str>, i64, Option<i64>, bool, &str); 9] = [
             (None, 10, Some(1), false, "no id: live"),
             (Some("5"), 10, Some(1), true, "an id in range replays"),
             (Some("0"), 10, Some(1), true, "0 means from the beginning"),
-            (Some("10"), 10, Some(1), true, "the head itself replays nothing"),
+            (
+                Some("10"),
+                10,
+                Some(1),
+                true,
+                "the head itself replays nothing",
+            ),
             (Some("11"), 10, Some(1), false, "ahead of the head"),
             (Some("abc"), 10, Some(1), false, "not a number"),
             (Some("-1"), 10, Some(1), false, "negative"),
