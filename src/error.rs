@@ -158,21 +158,26 @@ impl ApiError {
         }
     }
 
-    fn log(&self) {
-        if self.status_code().is_server_error() {
-            let mut chain = self.to_string();
-            if let ApiError::Internal(detail) = self {
-                chain.push_str(": ");
-                chain.push_str(detail);
-            }
-            let mut source = std::error::Error::source(self);
-            while let Some(cause) = source {
-                chain.push_str(": ");
-                chain.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            log::error!("request failed: {chain}");
+    /// For a server error (5xx), the error with its whole source chain, for the error
+    /// log; `None` for client errors. Never sent to a client (see [`Self::client_detail`]).
+    /// The request-id middleware ([`crate::request_id::middleware`]) logs it with the
+    /// request's id, so every error line can be joined to its access-log line.
+    pub fn internal_chain(&self) -> Option<String> {
+        if !self.status_code().is_server_error() {
+            return None;
         }
+        let mut chain = self.to_string();
+        if let ApiError::Internal(detail) = self {
+            chain.push_str(": ");
+            chain.push_str(detail);
+        }
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Some(chain)
     }
 }
 
@@ -210,7 +215,6 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        self.log();
         let status = self.status_code();
         let problem = Problem {
             kind: "about:blank",
@@ -286,6 +290,32 @@ pub mod handlers {
     /// Maps path-segment errors to 404 (a path that does not parse names nothing).
     pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
         ApiError::NotFound(format!("no such resource: {err}")).into()
+    }
+
+    /// Rewrites actix-cors's plain-text refusal of a preflight (an origin not listed in
+    /// `VIGIL_CORS_ORIGINS`, or a method or header not allowed) as a 400 problem. It
+    /// carries no CORS headers, so a browser still blocks the cross-origin request.
+    /// Problems from the application pass through unchanged.
+    pub fn cors_refusal_to_problem<B>(
+        res: ServiceResponse<B>,
+    ) -> actix_web::Result<ErrorHandlerResponse<B>> {
+        let is_problem = res
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/problem+json"));
+        if is_problem || !res.status().is_client_error() {
+            return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+        }
+        let (req, _) = res.into_parts();
+        let response = ApiError::BadRequest(
+            "CORS request refused: the origin is not listed in VIGIL_CORS_ORIGINS, or the method or headers are not allowed"
+                .to_owned(),
+        )
+        .error_response();
+        Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(req, response).map_into_right_body(),
+        ))
     }
 
     /// Rewrites actix's plain-text 4xx/5xx (unknown route, 405, …) as problem+json.

@@ -1,5 +1,6 @@
 //! `X-Request-Id`: taken from the request when well-formed, otherwise generated; put on
-//! every response, in the access log, and on alerts created by the request.
+//! every response, in the access log, in the error log line of a failed request, in the
+//! `alert raised` / `alert acknowledged` log lines, and on alerts created by the request.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -24,7 +25,14 @@ pub fn well_formed(raw: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-/// The middleware.
+/// The id [`middleware`] gave this request (`None` only where the middleware did not run).
+pub fn of(req: &actix_web::HttpRequest) -> Option<String> {
+    req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}
+
+/// The middleware. It is the outermost one, so the id exists before the access logger
+/// reads it, and a server error (5xx) is logged here once, with the id and the error's
+/// source chain (the client only ever sees an opaque problem body).
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -37,7 +45,23 @@ pub async fn middleware(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let path = req.path().to_owned();
     let mut res = next.call(req).await?;
+    if res.status().is_server_error() {
+        let cause = res
+            .response()
+            .error()
+            .map(|e| match e.as_error::<crate::error::ApiError>() {
+                Some(api) => api.internal_chain().unwrap_or_else(|| api.to_string()),
+                None => e.to_string(),
+            })
+            .unwrap_or_else(|| "no error attached".to_owned());
+        log::error!(
+            "request failed request_id={id} {method} {path} status={}: {cause}",
+            res.status().as_u16()
+        );
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut()
             .insert(HeaderName::from_static(HEADER), value);

@@ -91,10 +91,11 @@ fn find_token(req: &HttpRequest, allow_query: bool) -> Result<(String, Credentia
         let value = value
             .to_str()
             .map_err(|_| ApiError::Unauthorized("Authorization header is not ASCII".to_owned()))?;
+        // RFC 9110 §11.1: the scheme is case-insensitive and separated by spaces.
         let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
                 ApiError::Unauthorized("expected `Authorization: Bearer <token>`".to_owned())

@@ -19,7 +19,7 @@ use crate::state::AppState;
     params(
         ("alert_id" = String, Path, description = "The alert's id (UUID v7)", example = "019a8f3e-5b1c-7d2e-9f00-1a2b3c4d5e6f"),
     ),
-    request_body(content = crate::openapi::AckRequest, content_type = "application/json",
+    request_body(content = Option<crate::openapi::AckRequest>, content_type = "application/json",
         description = "Optional: an empty body means `{\"status\": \"acknowledged\"}`",
         example = json!({"status": "acknowledged", "note": "On my way"})),
     responses(
@@ -56,7 +56,7 @@ pub async fn acknowledge(
         ("alert_id" = String, Path, description = "The alert's id (UUID v7)", example = "019a8f3e-5b1c-7d2e-9f00-1a2b3c4d5e6f"),
         ("patient_id" = Option<String>, Query, description = "When given, must be the alert's patient (else 404)", example = "123"),
     ),
-    request_body(content = crate::openapi::AckRequest, content_type = "application/json",
+    request_body(content = Option<crate::openapi::AckRequest>, content_type = "application/json",
         description = "Optional: an empty body means `{\"status\": \"acknowledged\"}`",
         example = json!({"status": "acknowledged", "note": "On my way"})),
     responses(
@@ -117,6 +117,7 @@ async fn handle(
             status,
             note,
             expected_patient,
+            request_id: crate::request_id::of(req),
         },
     )
     .await?;

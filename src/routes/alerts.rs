@@ -1,7 +1,7 @@
 //! `POST/GET /api/v1/alerts`, `GET /api/v1/alerts/{alert_id}`.
 
 use actix_web::http::header;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::json_body;
 use crate::auth::Principal;
@@ -57,10 +57,7 @@ pub async fn create(
     let key = idempotency_key(&req)?;
     let value = json_body(&req, &body, None)?;
     let new = NewAlert::from_json(&value, &principal.user_id)?;
-    let request_id = req
-        .extensions()
-        .get::<crate::request_id::RequestId>()
-        .map(|r| r.0.clone());
+    let request_id = crate::request_id::of(&req);
     let (alert, replayed) = service::raise_alert(&state, &principal, new, key, request_id).await?;
     let mut response = HttpResponse::Created();
     response.insert_header((header::LOCATION, format!("/api/v1/alerts/{}", alert.id)));

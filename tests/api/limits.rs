@@ -1,0 +1,552 @@
+//! Limits: each one hit and released against the real server, each answered precisely
+//! (429 or 503 problem naming the variable, `Retry-After` where waiting helps) and each
+//! counted in `/metrics`; and the connection-level defences (slowloris, oversize heads)
+//! that actix-http enforces before a request reaches the application.
+
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite;
+
+use crate::helpers::*;
+
+/// The value of one sample of `/metrics`, e.g. `vigil_limit_rejections_total{limit="per_user"}`.
+async fn metric(app: &TestApp, sample: &str) -> Option<f64> {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines().find_map(|line| {
+        line.strip_prefix(sample)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+    })
+}
+
+fn rejections(limit: &str) -> String {
+    format!("vigil_limit_rejections_total{{limit=\"{limit}\"}}")
+}
+
+/// A WebSocket handshake that the server must refuse: its status, headers and problem body.
+async fn ws_refused(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let url = format!("ws://127.0.0.1:{}/ws?token={token}&{query}", app.port);
+    let connect = tokio_tungstenite::connect_async(&url);
+    match tokio::time::timeout(WAIT, connect).await {
+        Err(_) => panic!("the refused WebSocket handshake hung"),
+        Ok(Ok(_)) => panic!("the WebSocket handshake succeeded; expected a refusal"),
+        Ok(Err(tungstenite::Error::Http(response))) => {
+            let mut headers = reqwest::header::HeaderMap::new();
+            for (name, value) in response.headers() {
+                if let (Ok(name), Ok(value)) = (
+                    reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()),
+                    reqwest::header::HeaderValue::from_bytes(value.as_bytes()),
+                ) {
+                    headers.append(name, value);
+                }
+            }
+            let body = response.body().clone().unwrap_or_default();
+            let problem: Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
+                panic!(
+                    "refusal body is not JSON ({e}): {}",
+                    String::from_utf8_lossy(&body)
+                )
+            });
+            (response.status().as_u16(), headers, problem)
+        }
+        Ok(Err(other)) => panic!("WebSocket handshake failed without an HTTP answer: {other}"),
+    }
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap, what: &str) -> u64 {
+    let raw = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .unwrap_or_else(|| panic!("{what}: no Retry-After header"))
+        .to_str()
+        .expect("Retry-After is ASCII");
+    let secs: u64 = raw
+        .parse()
+        .unwrap_or_else(|_| panic!("{what}: Retry-After {raw:?} is not delay-seconds"));
+    assert!(secs >= 1, "{what}: Retry-After {secs} must be at least 1");
+    secs
+}
+
+fn detail(problem: &Value) -> &str {
+    problem["detail"].as_str().expect("problem detail")
+}
+
+#[actix_web::test]
+async fn the_eleventh_stream_of_one_user_is_429_naming_the_limit_and_closing_one_lets_the_next_in()
+{
+    // Threat: one user (or one stolen token) holding an unbounded number of streams.
+    let app = spawn_app().await;
+    app.assign("123", "alice").await;
+    let alice = token("alice", "nurse", None);
+    let mut sse = Vec::new();
+    for _ in 0..5 {
+        let mut stream = app.sse(&alice, "patient_id=123").await;
+        assert_eq!(stream.status, 200);
+        stream.connected().await;
+        sse.push(stream);
+    }
+    let mut ws = Vec::new();
+    for _ in 0..5 {
+        let mut socket = app.ws(&alice, "patient_id=123").await;
+        socket.until_type("connected").await;
+        ws.push(socket);
+    }
+    app.wait_for_stats("ten streams of alice", |s| {
+        s["connections"]["sse"] == 5 && s["connections"]["ws"] == 5
+    })
+    .await;
+
+    // The eleventh, over either transport, and with a freshly minted token for the same
+    // user: the limit is per user, not per token.
+    let fresh = token_expiring(
+        "alice",
+        "nurse",
+        None,
+        chrono::Utc::now().timestamp() + 7200,
+    );
+    for who in [&alice, &fresh] {
+        let resp = app
+            .send(
+                Method::GET,
+                "/api/v1/alerts/stream?patient_id=123",
+                who,
+                None,
+            )
+            .await;
+        let problem = expect_problem(resp, 429, "the 11th stream (SSE)").await;
+        assert!(
+            detail(&problem).contains("VIGIL_MAX_STREAMS_PER_USER")
+                && detail(&problem).contains("10"),
+            "the problem names the limit and its value: {problem}"
+        );
+    }
+    let (status, headers, problem) = ws_refused(&app, &alice, "patient_id=123").await;
+    assert_eq!(status, 429, "the 11th stream (WebSocket): {problem}");
+    assert!(
+        headers
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json")),
+        "the WebSocket refusal is a problem too: {headers:?}"
+    );
+    assert!(
+        detail(&problem).contains("VIGIL_MAX_STREAMS_PER_USER"),
+        "{problem}"
+    );
+
+    // Nobody else is affected.
+    let mut bob = app.sse(&admin(), "").await;
+    assert_eq!(bob.status, 200, "another user still gets a stream");
+    bob.connected().await;
+
+    // Closing an SSE stream frees a slot once the server has noticed.
+    sse.pop().expect("a stream").close();
+    app.wait_for_stats("alice's closed stream is gone", |s| {
+        s["connections"]["sse"] == 5
+    })
+    .await;
+    let mut again = app.sse(&alice, "patient_id=123").await;
+    assert_eq!(again.status, 200, "a slot was freed by the close");
+    again.connected().await;
+    assert_eq!(
+        app.stream_status(&alice, "patient_id=123").await,
+        429,
+        "and taken again: the limit holds"
+    );
+
+    // Dropping a WebSocket frees a slot for either transport.
+    drop(ws.pop());
+    app.wait_for_stats("alice's dropped socket is gone", |s| {
+        s["connections"]["ws"] == 4
+    })
+    .await;
+    let mut socket = app.ws(&alice, "patient_id=123").await;
+    socket.until_type("connected").await;
+
+    assert_eq!(
+        metric(&app, &rejections("per_user")).await,
+        Some(4.0),
+        "every per-user refusal is counted"
+    );
+}
+
+#[actix_web::test]
+async fn beyond_max_connections_a_stream_is_503_with_retry_after_at_once_and_a_close_frees_it() {
+    // Threat: connection exhaustion of one instance (file descriptors, memory).
+    let app = spawn_app_with(|c| c.max_connections = Some(2)).await;
+    app.assign("123", "alice").await;
+    let mut first = app.sse(&admin(), "").await;
+    first.connected().await;
+    let mut second = app
+        .ws(&token("alice", "nurse", None), "patient_id=123")
+        .await;
+    second.until_type("connected").await;
+    app.wait_for_stats("two streams", |s| {
+        s["connections"]["sse"] == 1 && s["connections"]["ws"] == 1
+    })
+    .await;
+
+    let carol = token("carol", "admin", None);
+    let started = Instant::now();
+    let resp = tokio::time::timeout(
+        WAIT,
+        app.send(Method::GET, "/api/v1/alerts/stream", &carol, None),
+    )
+    .await
+    .expect("a refused stream is answered, never left hanging");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered at once, not after a wait"
+    );
+    let secs = retry_after(resp.headers(), "503 for the SSE stream");
+    assert!(secs <= 60, "a sensible Retry-After: {secs}");
+    let problem = expect_problem(resp, 503, "a third stream (SSE)").await;
+    assert!(
+        detail(&problem).contains("VIGIL_MAX_CONNECTIONS"),
+        "{problem}"
+    );
+
+    let (status, headers, problem) = ws_refused(&app, &carol, "").await;
+    assert_eq!(status, 503, "a third stream (WebSocket): {problem}");
+    retry_after(&headers, "503 for the WebSocket");
+    assert!(
+        detail(&problem).contains("VIGIL_MAX_CONNECTIONS"),
+        "{problem}"
+    );
+
+    assert_eq!(
+        app.get("/healthz", "").await.status(),
+        200,
+        "plain requests are not streams and are still served"
+    );
+    let stats = app.stats().await;
+    assert_eq!(
+        stats["connections"]["sse"], 1,
+        "refused streams never registered"
+    );
+    assert_eq!(stats["connections"]["ws"], 1);
+
+    first.close();
+    app.wait_for_stats("the closed stream is gone", |s| {
+        s["connections"]["sse"] == 0
+    })
+    .await;
+    let mut third = app.sse(&carol, "").await;
+    assert_eq!(third.status, 200, "the freed slot is usable");
+    third.connected().await;
+    assert_eq!(metric(&app, &rejections("instance")).await, Some(2.0));
+}
+
+#[actix_web::test]
+async fn writes_over_the_rate_get_429_with_retry_after_per_subject_and_are_counted() {
+    // Threat: one producer or one console flooding writes; keyed by token subject, not IP.
+    let app = spawn_app_with(|c| c.rate_limit = NonZeroU32::new(2).expect("non-zero")).await;
+    let analyser = token("analyser-1", "service", None);
+    let body = alert_body("1", "high");
+    let burst = join_all((0..12).map(|_| app.post_json("/api/v1/alerts", &analyser, &body))).await;
+    let mut created = 0;
+    let mut refused = 0;
+    let mut first_alert = None;
+    for resp in burst {
+        match resp.status().as_u16() {
+            201 => {
+                created += 1;
+                let alert: Value = resp.json().await.expect("alert");
+                first_alert.get_or_insert(alert);
+            }
+            429 => {
+                refused += 1;
+                retry_after(resp.headers(), "429 on create");
+                let problem = expect_problem(resp, 429, "create over the rate").await;
+                assert!(detail(&problem).contains("VIGIL_RATE_LIMIT"), "{problem}");
+            }
+            other => panic!("a write burst answered {other}"),
+        }
+    }
+    // 2/s with bursts of 4: the first four pass, most of the rest are refused.
+    assert!(
+        (4..=8).contains(&created),
+        "{created} of 12 writes passed at 2/s (burst 4)"
+    );
+    assert_eq!(created + refused, 12);
+
+    // Another subject behind the same address is not affected.
+    let other = token("analyser-2", "service", None);
+    let resp = app
+        .post_json("/api/v1/alerts", &other, &alert_body("1", "high"))
+        .await;
+    assert_eq!(resp.status(), 201, "another producer still writes");
+
+    // The acknowledge endpoints share the budget of their caller.
+    app.assign("1", "alice").await;
+    let alert_id = first_alert.expect("an alert")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let nurse = token("alice", "nurse", None);
+    let acks = join_all((0..12).map(|_| app.ack(&nurse, &alert_id, "acknowledged", None))).await;
+    let mut acked = 0;
+    for resp in acks {
+        match resp.status().as_u16() {
+            200 => acked += 1,
+            429 => {
+                refused += 1;
+                retry_after(resp.headers(), "429 on acknowledge");
+                expect_problem(resp, 429, "acknowledge over the rate").await;
+            }
+            other => panic!("an acknowledgment burst answered {other}"),
+        }
+    }
+    assert!(
+        (4..=8).contains(&acked),
+        "{acked} of 12 acknowledgments passed"
+    );
+
+    assert_eq!(
+        metric(&app, &rejections("write_rate")).await,
+        Some(f64::from(refused)),
+        "every refused write is counted"
+    );
+
+    // The budget refills: the refused producer gets through again after waiting.
+    let body = alert_body("1", "low");
+    eventually("the producer's budget refills", || async {
+        let resp = app.post_json("/api/v1/alerts", &analyser, &body).await;
+        (resp.status() == 201).then_some(())
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn in_socket_acknowledgments_share_the_callers_write_budget() {
+    // Threat: the legacy socket as a way around the HTTP write rate.
+    let app = spawn_app_with(|c| c.rate_limit = NonZeroU32::new(2).expect("non-zero")).await;
+    app.assign("123", "alice").await;
+    let alert = app.raise("123", "high").await;
+    let nurse = token("alice", "nurse", None);
+    let mut socket = app.ws(&nurse, "patient_id=123").await;
+    socket.until_type("connected").await;
+    let ack = json!({"type": "ack", "alert_id": alert["id"], "status": "acknowledged"});
+    for _ in 0..12 {
+        socket.send_json(&ack).await;
+    }
+    let (mut ok, mut limited) = (0, 0);
+    while ok + limited < 12 {
+        let result = socket.until_type("ack_result").await;
+        if result["ok"] == true {
+            ok += 1;
+        } else {
+            assert_eq!(result["status"], 429, "{result}");
+            assert_eq!(result["code"], "too_many_requests", "{result}");
+            assert!(
+                result["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("VIGIL_RATE_LIMIT")),
+                "{result}"
+            );
+            limited += 1;
+        }
+    }
+    assert!(
+        (4..=7).contains(&ok),
+        "{ok} of 12 in-socket acks passed at 2/s"
+    );
+    // The HTTP endpoint draws on the same, now (nearly) empty, budget.
+    let id = alert["id"].as_str().expect("id");
+    let http = join_all((0..6).map(|_| app.ack(&nurse, id, "acknowledged", None))).await;
+    let mut http_limited = 0;
+    for resp in http {
+        if resp.status() == 429 {
+            http_limited += 1;
+        } else {
+            assert_eq!(resp.status(), 200);
+        }
+    }
+    assert!(
+        http_limited >= 1,
+        "HTTP acks after the socket spent the budget were all accepted"
+    );
+    assert_eq!(
+        metric(&app, &rejections("write_rate")).await,
+        Some(f64::from(limited + http_limited))
+    );
+    // The session survived its refusals.
+    socket.send_json(&json!({"type": "ping"})).await;
+    socket.until_type("pong").await;
+}
+
+/// Reads until the server closes the connection (EOF or reset); returns what it sent.
+async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Err(_) => panic!(
+                "connection still open after {within:?}; received {:?}",
+                String::from_utf8_lossy(&received)
+            ),
+            Ok(Ok(0)) | Ok(Err(_)) => return received,
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn status_line(received: &[u8]) -> String {
+    String::from_utf8_lossy(received)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[actix_web::test]
+async fn slowloris_connections_are_cut_off_after_the_request_timeout_while_others_are_served() {
+    // Threat: slowloris, connections that open and never finish (or never start) a request
+    // head, holding sockets until the server runs out.
+    let app = spawn_app_with(|c| c.request_timeout = Duration::from_secs(1)).await;
+    let started = Instant::now();
+    let mut slow = Vec::new();
+    for i in 0..20 {
+        let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connect");
+        if i % 4 != 0 {
+            // A partial head: never the blank line that ends it. Every fourth sends nothing.
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                .await
+                .expect("write a partial head");
+        }
+        slow.push(stream);
+    }
+
+    // Meanwhile everyone else is served: a plain request and a stream.
+    assert_eq!(app.get("/healthz", "").await.status(), 200);
+    let mut sse = app.sse(&admin(), "").await;
+    assert_eq!(sse.status, 200);
+    sse.connected().await;
+
+    for (i, stream) in slow.iter_mut().enumerate() {
+        let received = read_until_closed(stream, Duration::from_secs(5)).await;
+        let line = status_line(&received);
+        assert!(
+            line.starts_with("HTTP/1.1 408"),
+            "slow connection #{i} got {line:?} before being closed"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "all were cut off by the 1 s timeout"
+    );
+
+    // A client trickling one byte every 100 ms (which resets no timer) is cut off too.
+    let mut trickle = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    trickle
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .expect("write");
+    let opened = Instant::now();
+    let mut buf = [0u8; 1024];
+    let mut received = Vec::new();
+    let cut_off = loop {
+        assert!(
+            opened.elapsed() < Duration::from_secs(5),
+            "a trickling client kept its connection for 5 s"
+        );
+        match tokio::time::timeout(Duration::from_millis(100), trickle.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break opened.elapsed(),
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+            Err(_) => {
+                if trickle.write_all(b"a").await.is_err() {
+                    break opened.elapsed();
+                }
+            }
+        }
+    };
+    assert!(
+        cut_off < Duration::from_secs(3),
+        "the trickling client was cut off after {cut_off:?}"
+    );
+    assert!(
+        status_line(&received).starts_with("HTTP/1.1 408"),
+        "trickle got {:?}",
+        String::from_utf8_lossy(&received)
+    );
+
+    // The stream opened before is unaffected.
+    assert!(
+        sse.next_event(WAIT).await.is_some(),
+        "the open stream keeps receiving heartbeats"
+    );
+    assert_eq!(app.get("/healthz", "").await.status(), 200);
+}
+
+#[actix_web::test]
+async fn a_request_head_over_128_kib_or_96_headers_is_431_and_the_connection_is_closed() {
+    // Threat: memory exhaustion through huge or numerous headers. DESIGN.md sets no
+    // header limit; actix-http's (a 128 KiB head, 96 headers) apply before routing.
+    let app = spawn_app().await;
+
+    let mut many = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    let mut head = String::from("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    for i in 0..100 {
+        head.push_str(&format!("X-Header-{i}: v\r\n"));
+    }
+    head.push_str("\r\n");
+    many.write_all(head.as_bytes()).await.expect("write");
+    let received = read_until_closed(&mut many, WAIT).await;
+    assert!(
+        status_line(&received).starts_with("HTTP/1.1 431"),
+        "100 headers: {:?}",
+        status_line(&received)
+    );
+
+    // Exactly 128 KiB of head without its end: the server reads it all, then refuses.
+    let mut big = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    let start = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Filler: ";
+    let mut head = start.to_vec();
+    head.resize(128 * 1024, b'a');
+    big.write_all(&head).await.expect("write");
+    let received = read_until_closed(&mut big, WAIT).await;
+    assert!(
+        status_line(&received).starts_with("HTTP/1.1 431"),
+        "a 128 KiB head: {:?}",
+        status_line(&received)
+    );
+
+    // Large but legal: a 16 KiB Authorization header is just a bad credential.
+    let junk = format!("Bearer {}", "x".repeat(16 * 1024));
+    let resp = app
+        .client
+        .get(app.url("/api/v1/alerts"))
+        .header("Authorization", junk)
+        .send()
+        .await
+        .expect("GET");
+    expect_problem(resp, 401, "a 16 KiB bearer token").await;
+    assert_eq!(app.get("/healthz", "").await.status(), 200, "still serving");
+}
