@@ -2,7 +2,6 @@
 //! listener (port 0 works, and [`Application::port`] tells which port was chosen).
 
 use std::io;
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +22,12 @@ use crate::metrics::Metrics;
 use crate::rate_limit::WriteLimiter;
 use crate::routes::{self, MAX_BODY_BYTES};
 use crate::state::AppState;
+
+/// Blocking threads per actix worker (actix's default is 512 / workers). Twice a
+/// typical pool: enough to keep every pooled connection busy, few enough to stay small.
+const BLOCKING_THREADS_PER_WORKER: usize = 16;
+/// Pending-connection queue of the listening socket (capped by `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -126,8 +131,7 @@ impl Application {
             None => Arc::new(InProcessBroker::new(manager.clone())),
         };
         let verifier = Verifier::new(&config.jwt).map_err(|e| StartupError::Key(e.to_string()))?;
-        let listener = TcpListener::bind(&config.bind)?;
-        let port = listener.local_addr()?.port();
+        let bind = config.bind.clone();
         let write_limiter = WriteLimiter::new(
             config.rate_limit,
             metrics.limit_rejections.with_label_values(&["write_rate"]),
@@ -142,9 +146,11 @@ impl Application {
         });
         let request_timeout = config.request_timeout;
         let cors_origins = config.cors_origins.clone();
+        let writer = db::Writer::new(pool.clone(), &config.database.url)?;
         let state = web::Data::new(AppState {
             config: Arc::new(config),
             pool,
+            writer,
             verifier,
             manager: manager.clone(),
             broker,
@@ -164,19 +170,40 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(handlers::path_error))
                 .wrap(ErrorHandlers::new().default_handler(handlers::plain_to_problem))
                 .wrap(cors(&cors_origins))
+                // actix-cors answers a refused preflight itself, in plain text: make it a
+                // problem too (this outer layer sees nothing else that is not one already).
+                .wrap(ErrorHandlers::new().default_handler(handlers::cors_refusal_to_problem))
+                // The id comes from the request's extensions: the request-id middleware
+                // wraps this one, so its response header does not exist yet when the
+                // logger renders the line. Path only (`%U`): a query may hold `?token=`.
                 .wrap(
-                    Logger::new("%a %{method}xi %U %s %b %Dms request_id=%{x-request-id}o")
-                        .custom_request_replace("method", |req| req.method().to_string()),
+                    Logger::new("%a %{method}xi %U %s %b %Dms request_id=%{request_id}xi")
+                        .custom_request_replace("method", |req| req.method().to_string())
+                        .custom_request_replace("request_id", |req| {
+                            crate::request_id::of(req.request()).unwrap_or_else(|| "-".to_owned())
+                        }),
                 )
                 .wrap(from_fn(crate::request_id::middleware))
                 .configure(routes::configure)
         })
-        .listen(listener)?
-        .disable_signals()
-        .client_request_timeout(request_timeout)
-        .client_disconnect_timeout(Duration::from_secs(2))
-        .shutdown_timeout(10)
-        .run();
+        // Streams write small frames one after another: Nagle's algorithm would hold
+        // each behind the client's delayed ACK (up to 40 ms).
+        .tcp_nodelay(true)
+        // Blocking work is database work, and the pool bounds it anyway; more threads
+        // would only cost stacks and malloc arenas.
+        .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
+        // The standard library listens with a backlog of 128: a crowd of screens
+        // reconnecting at once (after a restart) would see SYNs dropped and retried
+        // only after a second.
+        .backlog(LISTEN_BACKLOG)
+        .bind(&bind)?;
+        let port = server.addrs().first().map_or(0, |addr| addr.port());
+        let server = server
+            .disable_signals()
+            .client_request_timeout(request_timeout)
+            .client_disconnect_timeout(Duration::from_secs(2))
+            .shutdown_timeout(10)
+            .run();
         let stopper = Stopper {
             manager,
             server: server.handle(),

@@ -7,7 +7,7 @@ use actix::Addr;
 
 use crate::auth::Verifier;
 use crate::config::Config;
-use crate::db::DbPool;
+use crate::db::{DbPool, Writer};
 use crate::hub::Broker;
 use crate::hub::manager::AlertConnectionManager;
 use crate::metrics::Metrics;
@@ -19,6 +19,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Database pool.
     pub pool: DbPool,
+    /// Write transactions (group commit on SQLite).
+    pub writer: Writer,
     /// Token verifier (pinned algorithm).
     pub verifier: Verifier,
     /// This instance's fan-out actor.

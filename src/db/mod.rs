@@ -11,8 +11,10 @@ pub mod migrate;
 pub mod models;
 pub mod pool;
 pub mod schema;
+pub mod writer;
 
 pub use pool::{AnyConnection, DbPool};
+pub use writer::Writer;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 

@@ -55,6 +55,9 @@ pub struct ManagerSettings {
 pub struct AlertConnectionManager {
     subscriptions: Subscriptions,
     clients: HashMap<ConnId, Client>,
+    /// Open streams per user, kept alongside `clients` so the per-user limit costs a
+    /// lookup, not a scan of every connection (which made connecting quadratic).
+    streams_per_user: HashMap<String, usize>,
     next_id: ConnId,
     head: i64,
     pending: BTreeMap<i64, (StoredEvent, Instant)>,
@@ -72,6 +75,7 @@ impl AlertConnectionManager {
         Self {
             subscriptions: Subscriptions::default(),
             clients: HashMap::new(),
+            streams_per_user: HashMap::new(),
             next_id: 1,
             head,
             pending: BTreeMap::new(),
@@ -94,10 +98,10 @@ impl AlertConnectionManager {
             return Err(ConnectRefused::InstanceLimit(max));
         }
         let per_user = self
-            .clients
-            .values()
-            .filter(|c| c.user_id == msg.user_id)
-            .count();
+            .streams_per_user
+            .get(&msg.user_id)
+            .copied()
+            .unwrap_or(0);
         if per_user >= self.settings.max_streams_per_user {
             return Err(ConnectRefused::PerUserLimit(
                 self.settings.max_streams_per_user,
@@ -119,6 +123,10 @@ impl AlertConnectionManager {
             .connections
             .with_label_values(&[msg.transport.as_str(), msg.role.as_str()])
             .inc();
+        *self
+            .streams_per_user
+            .entry(msg.user_id.clone())
+            .or_default() += 1;
         self.clients.insert(
             conn_id,
             Client {
@@ -162,6 +170,12 @@ impl AlertConnectionManager {
     fn remove(&mut self, conn_id: ConnId) {
         self.subscriptions.remove(conn_id);
         if let Some(client) = self.clients.remove(&conn_id) {
+            if let Some(open) = self.streams_per_user.get_mut(&client.user_id) {
+                *open = open.saturating_sub(1);
+                if *open == 0 {
+                    self.streams_per_user.remove(&client.user_id);
+                }
+            }
             self.metrics
                 .connections
                 .with_label_values(&[client.transport.as_str(), client.role.as_str()])

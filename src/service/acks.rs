@@ -7,7 +7,7 @@ use super::alerts::load_alert;
 use super::scope::allowed_in;
 use crate::auth::Principal;
 use crate::db::models::{NewAckRow, NewEventRow};
-use crate::db::{self, acks, alerts, events};
+use crate::db::{acks, alerts, events};
 use crate::domain::alert::{check_ack_permission, check_transition};
 use crate::domain::{AckStatus, Acknowledgment, Alert, AlertStatus, PatientId, now_millis};
 use crate::error::ApiError;
@@ -34,6 +34,8 @@ pub struct AckRequest {
     pub note: Option<String>,
     /// Seed-era `?patient_id=`: must match the alert's patient.
     pub expected_patient: Option<PatientId>,
+    /// `X-Request-Id` of the HTTP request (or of the WebSocket handshake), for the log.
+    pub request_id: Option<String>,
 }
 
 /// Records an acknowledgment and its `alert_updated` event in one transaction, then
@@ -52,76 +54,79 @@ pub async fn acknowledge(
     }
     let who = principal.clone();
     let req = request.clone();
-    let (outcome, payload) = db::run(&state.pool, move |conn| {
-        conn.transaction::<_, ApiError, _>(|c| {
-            let seq = events::next_seq(c)?;
-            let allowed = allowed_in(c, &who)?;
-            let not_found = || ApiError::NotFound(format!("no alert {}", req.alert_id));
-            let row = alerts::get(c, &req.alert_id)?.ok_or_else(not_found)?;
-            if !allowed.contains(&row.patient_id) {
-                return Err(not_found());
-            }
-            if let Some(expected) = &req.expected_patient
-                && expected.as_str() != row.patient_id
-            {
-                return Err(ApiError::NotFound(format!(
-                    "alert {} does not belong to patient {expected}",
-                    req.alert_id
-                )));
-            }
-            check_ack_permission(who.role, req.status)?;
-            let current: AlertStatus = row.status.parse().map_err(ApiError::Internal)?;
-            check_transition(current)?;
-            let now = now_millis();
-            acks::insert(
-                c,
-                &NewAckRow {
-                    seq,
-                    alert_id: &row.id,
-                    user_id: &who.user_id,
-                    role: who.role.as_str(),
-                    status: req.status.as_str(),
-                    note: req.note.as_deref(),
-                    created_at: now,
-                },
-            )?;
-            alerts::set_status(c, &row.id, req.status.as_str(), seq, now)?;
-            let alert = load_alert(c, &row.id)?.ok_or_else(not_found)?;
-            let acknowledgment = Acknowledgment::from_parts(
-                who.user_id.clone(),
-                who.role.as_str().to_owned(),
-                req.status.as_str().to_owned(),
-                req.note.clone(),
-                now,
-            );
-            let outcome = AckOutcome {
-                alert,
-                acknowledgment,
-            };
-            let payload =
-                serde_json::to_string(&outcome).map_err(|e| ApiError::Internal(e.to_string()))?;
-            events::insert(
-                c,
-                &NewEventRow {
-                    seq,
-                    kind: EventKind::AlertUpdated.as_str(),
-                    alert_id: &row.id,
-                    patient_id: &row.patient_id,
-                    payload: &payload,
-                    created_at: now,
-                },
-            )?;
-            Ok((outcome, payload))
+    let (outcome, payload) = state
+        .writer
+        .write(move |conn| {
+            conn.transaction::<_, ApiError, _>(|c| {
+                let seq = events::next_seq(c)?;
+                let allowed = allowed_in(c, &who)?;
+                let not_found = || ApiError::NotFound(format!("no alert {}", req.alert_id));
+                let row = alerts::get(c, &req.alert_id)?.ok_or_else(not_found)?;
+                if !allowed.contains(&row.patient_id) {
+                    return Err(not_found());
+                }
+                if let Some(expected) = &req.expected_patient
+                    && expected.as_str() != row.patient_id
+                {
+                    return Err(ApiError::NotFound(format!(
+                        "alert {} does not belong to patient {expected}",
+                        req.alert_id
+                    )));
+                }
+                check_ack_permission(who.role, req.status)?;
+                let current: AlertStatus = row.status.parse().map_err(ApiError::Internal)?;
+                check_transition(current)?;
+                let now = now_millis();
+                acks::insert(
+                    c,
+                    &NewAckRow {
+                        seq,
+                        alert_id: &row.id,
+                        user_id: &who.user_id,
+                        role: who.role.as_str(),
+                        status: req.status.as_str(),
+                        note: req.note.as_deref(),
+                        created_at: now,
+                    },
+                )?;
+                alerts::set_status(c, &row.id, req.status.as_str(), seq, now)?;
+                let alert = load_alert(c, &row.id)?.ok_or_else(not_found)?;
+                let acknowledgment = Acknowledgment::from_parts(
+                    who.user_id.clone(),
+                    who.role.as_str().to_owned(),
+                    req.status.as_str().to_owned(),
+                    req.note.clone(),
+                    now,
+                );
+                let outcome = AckOutcome {
+                    alert,
+                    acknowledgment,
+                };
+                let payload = serde_json::to_string(&outcome)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                events::insert(
+                    c,
+                    &NewEventRow {
+                        seq,
+                        kind: EventKind::AlertUpdated.as_str(),
+                        alert_id: &row.id,
+                        patient_id: &row.patient_id,
+                        payload: &payload,
+                        created_at: now,
+                    },
+                )?;
+                Ok((outcome, payload))
+            })
         })
-    })
-    .await?;
+        .await?;
     log::info!(
-        "alert acknowledged alert_id={} patient_id={} status={} user_id={} seq={}",
+        "alert acknowledged alert_id={} patient_id={} status={} user_id={} seq={} request_id={}",
         outcome.alert.id,
         outcome.alert.patient_id,
         outcome.alert.status,
         principal.user_id,
-        outcome.alert.last_seq
+        outcome.alert.last_seq,
+        request.request_id.as_deref().unwrap_or("-")
     );
     state.broker.publish_event(StoredEvent {
         seq: outcome.alert.last_seq,

@@ -73,68 +73,72 @@ pub async fn raise_alert(
         )));
     }
     let creator = principal.user_id.clone();
-    let outcome = db::run(&state.pool, move |conn| {
-        let result = conn.transaction::<_, RaiseError, _>(|c| {
-            let seq = events::next_seq(c)?;
-            if let Some(key) = &idempotency_key
-                && let Some(existing) = alerts::find_idempotent(c, &creator, key)?
-            {
-                return Err(RaiseError::Replay(existing));
-            }
-            let now = now_millis();
-            let id = uuid::Uuid::now_v7().to_string();
-            let row = NewAlertRow {
-                id: &id,
-                seq,
-                last_seq: seq,
-                patient_id: new.patient_id.as_str(),
-                severity: new.severity.as_str(),
-                kind: &new.kind,
-                title: &new.title,
-                message: &new.message,
-                data: &new.data,
-                source: &new.source,
-                status: AlertStatus::Open.as_str(),
-                created_by: &creator,
-                request_id: request_id.as_deref(),
-                created_at: now,
-                updated_at: now,
-            };
-            alerts::insert(c, &row)?;
-            if let Some(key) = &idempotency_key {
-                alerts::remember_idempotent(c, &creator, key, &id, now)?;
-            }
-            let alert = to_alert(&stored_row(&row), Vec::new());
-            let payload = serde_json::to_string(&alert)
-                .map_err(|e| RaiseError::Api(ApiError::Internal(e.to_string())))?;
-            events::insert(
-                c,
-                &NewEventRow {
+    let logged_request_id = request_id.clone().unwrap_or_else(|| "-".to_owned());
+    let outcome = state
+        .writer
+        .write(move |conn| {
+            let result = conn.transaction::<_, RaiseError, _>(|c| {
+                let seq = events::next_seq(c)?;
+                if let Some(key) = &idempotency_key
+                    && let Some(existing) = alerts::find_idempotent(c, &creator, key)?
+                {
+                    return Err(RaiseError::Replay(existing));
+                }
+                let now = now_millis();
+                let id = uuid::Uuid::now_v7().to_string();
+                let row = NewAlertRow {
+                    id: &id,
                     seq,
-                    kind: EventKind::Alert.as_str(),
-                    alert_id: &id,
+                    last_seq: seq,
                     patient_id: new.patient_id.as_str(),
-                    payload: &payload,
+                    severity: new.severity.as_str(),
+                    kind: &new.kind,
+                    title: &new.title,
+                    message: &new.message,
+                    data: &new.data,
+                    source: &new.source,
+                    status: AlertStatus::Open.as_str(),
+                    created_by: &creator,
+                    request_id: request_id.as_deref(),
                     created_at: now,
-                },
-            )?;
-            Ok((alert, payload))
-        });
-        match result {
-            Ok((alert, payload)) => Ok(Ok((alert, payload))),
-            Err(RaiseError::Replay(existing)) => Ok(Err(load_alert(conn, &existing)?)),
-            Err(RaiseError::Api(e)) => Err(e),
-        }
-    })
-    .await?;
+                    updated_at: now,
+                };
+                alerts::insert(c, &row)?;
+                if let Some(key) = &idempotency_key {
+                    alerts::remember_idempotent(c, &creator, key, &id, now)?;
+                }
+                let alert = to_alert(&stored_row(&row), Vec::new());
+                let payload = serde_json::to_string(&alert)
+                    .map_err(|e| RaiseError::Api(ApiError::Internal(e.to_string())))?;
+                events::insert(
+                    c,
+                    &NewEventRow {
+                        seq,
+                        kind: EventKind::Alert.as_str(),
+                        alert_id: &id,
+                        patient_id: new.patient_id.as_str(),
+                        payload: &payload,
+                        created_at: now,
+                    },
+                )?;
+                Ok((alert, payload))
+            });
+            match result {
+                Ok((alert, payload)) => Ok(Ok((alert, payload))),
+                Err(RaiseError::Replay(existing)) => Ok(Err(load_alert(conn, &existing)?)),
+                Err(RaiseError::Api(e)) => Err(e),
+            }
+        })
+        .await?;
     match outcome {
         Ok((alert, payload)) => {
             log::info!(
-                "alert raised alert_id={} patient_id={} severity={} seq={}",
+                "alert raised alert_id={} patient_id={} severity={} seq={} user_id={} request_id={logged_request_id}",
                 alert.id,
                 alert.patient_id,
                 alert.severity,
-                alert.seq
+                alert.seq,
+                principal.user_id
             );
             state.broker.publish_event(StoredEvent {
                 seq: alert.seq,

@@ -78,20 +78,22 @@ pub async fn assign(
 ) -> Result<(Member, bool), ApiError> {
     require_admin(principal)?;
     let (p, u) = (patient.clone(), user_id.clone());
-    let (row, created) = db::run(&state.pool, move |conn| {
-        let row = CareTeamRow {
-            patient_id: p.as_str().to_owned(),
-            user_id: u,
-            created_at: now_millis(),
-        };
-        let created = care_team::assign(conn, &row)?;
-        let stored = care_team::members(conn, p.as_str())?
-            .into_iter()
-            .find(|m| m.user_id == row.user_id)
-            .unwrap_or(row);
-        Ok((stored, created))
-    })
-    .await?;
+    let (row, created) = state
+        .writer
+        .write(move |conn| {
+            let row = CareTeamRow {
+                patient_id: p.as_str().to_owned(),
+                user_id: u,
+                created_at: now_millis(),
+            };
+            let created = care_team::assign(conn, &row)?;
+            let stored = care_team::members(conn, p.as_str())?
+                .into_iter()
+                .find(|m| m.user_id == row.user_id)
+                .unwrap_or(row);
+            Ok((stored, created))
+        })
+        .await?;
     if created {
         log::info!("care team changed patient_id={patient} user_id={user_id} assigned=true");
         state.broker.publish_care_team(CareTeamChange {
@@ -118,10 +120,10 @@ pub async fn unassign(
 ) -> Result<(), ApiError> {
     require_admin(principal)?;
     let (p, u) = (patient.clone(), user_id.clone());
-    let removed = db::run(&state.pool, move |conn| {
-        Ok(care_team::unassign(conn, p.as_str(), &u)?)
-    })
-    .await?;
+    let removed = state
+        .writer
+        .write(move |conn| Ok(care_team::unassign(conn, p.as_str(), &u)?))
+        .await?;
     if !removed {
         return Err(ApiError::NotFound(format!(
             "{user_id} is not on the care team of patient {patient}"
@@ -145,34 +147,36 @@ pub async fn replace(
 ) -> Result<CareTeam, ApiError> {
     require_admin(principal)?;
     let p = patient.clone();
-    let (team, changes) = db::run(&state.pool, move |conn| {
-        conn.transaction::<_, ApiError, _>(|c| {
-            let before = care_team::members(c, p.as_str())?;
-            let mut changes = Vec::new();
-            for old in &before {
-                if !user_ids.contains(&old.user_id) {
-                    care_team::unassign(c, p.as_str(), &old.user_id)?;
-                    changes.push((old.user_id.clone(), false));
+    let (team, changes) = state
+        .writer
+        .write(move |conn| {
+            conn.transaction::<_, ApiError, _>(|c| {
+                let before = care_team::members(c, p.as_str())?;
+                let mut changes = Vec::new();
+                for old in &before {
+                    if !user_ids.contains(&old.user_id) {
+                        care_team::unassign(c, p.as_str(), &old.user_id)?;
+                        changes.push((old.user_id.clone(), false));
+                    }
                 }
-            }
-            let now = now_millis();
-            for user in &user_ids {
-                let row = CareTeamRow {
-                    patient_id: p.as_str().to_owned(),
-                    user_id: user.clone(),
-                    created_at: now,
-                };
-                if care_team::assign(c, &row)? {
-                    changes.push((user.clone(), true));
+                let now = now_millis();
+                for user in &user_ids {
+                    let row = CareTeamRow {
+                        patient_id: p.as_str().to_owned(),
+                        user_id: user.clone(),
+                        created_at: now,
+                    };
+                    if care_team::assign(c, &row)? {
+                        changes.push((user.clone(), true));
+                    }
                 }
-            }
-            Ok((
-                to_team(p.as_str(), care_team::members(c, p.as_str())?),
-                changes,
-            ))
+                Ok((
+                    to_team(p.as_str(), care_team::members(c, p.as_str())?),
+                    changes,
+                ))
+            })
         })
-    })
-    .await?;
+        .await?;
     for (user_id, assigned) in changes {
         log::info!("care team changed patient_id={patient} user_id={user_id} assigned={assigned}");
         state.broker.publish_care_team(CareTeamChange {

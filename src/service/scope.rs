@@ -9,22 +9,31 @@ use crate::db::{AnyConnection, care_team};
 use crate::domain::Role;
 use crate::scope::Allowed;
 
-/// The patients a caller may see, read inside an existing connection/transaction.
-pub fn allowed_in(conn: &mut AnyConnection, principal: &Principal) -> QueryResult<Allowed> {
-    Ok(match principal.role {
-        Role::Admin => Allowed::All,
-        Role::Patient => Allowed::Patients(
+/// The caller's scope when the token alone decides it (admin, patient, service), so a
+/// stream can open without a database round trip; `None` for care-team roles.
+pub fn allowed_by_token(principal: &Principal) -> Option<Allowed> {
+    match principal.role {
+        Role::Admin => Some(Allowed::All),
+        Role::Patient => Some(Allowed::Patients(
             principal
                 .patient_id
                 .iter()
                 .map(|p| p.as_str().to_owned())
                 .collect(),
-        ),
-        Role::Service => Allowed::Patients(BTreeSet::new()),
-        Role::Doctor | Role::Nurse | Role::Caregiver | Role::Dispatcher => Allowed::Patients(
-            care_team::patients_of(conn, &principal.user_id)?
-                .into_iter()
-                .collect(),
-        ),
-    })
+        )),
+        Role::Service => Some(Allowed::Patients(BTreeSet::new())),
+        Role::Doctor | Role::Nurse | Role::Caregiver | Role::Dispatcher => None,
+    }
+}
+
+/// The patients a caller may see, read inside an existing connection/transaction.
+pub fn allowed_in(conn: &mut AnyConnection, principal: &Principal) -> QueryResult<Allowed> {
+    if let Some(allowed) = allowed_by_token(principal) {
+        return Ok(allowed);
+    }
+    Ok(Allowed::Patients(
+        care_team::patients_of(conn, &principal.user_id)?
+            .into_iter()
+            .collect(),
+    ))
 }

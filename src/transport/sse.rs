@@ -79,7 +79,14 @@ pub async fn stream_alerts(
             .unwrap_or_else(|_| "invalid".to_owned())
     });
     let last_event_id = header_id.or_else(|| params.last_event_id.clone());
-    let sub = open_subscription(&req, &state, Transport::Sse, &params).await?;
+    let sub = open_subscription(
+        &req,
+        &state,
+        Transport::Sse,
+        &params,
+        last_event_id.is_some(),
+    )
+    .await?;
     let guard = ConnectionGuard::new(sub.connected.conn_id, state.manager.clone());
     let seam = sub.connected.head;
 

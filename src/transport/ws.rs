@@ -73,7 +73,7 @@ pub async fn ws_endpoint(
     ws::handshake(&req)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
     let params = StreamParams::parse(req.query_string())?;
-    let sub = open_subscription(&req, &state, Transport::Ws, &params).await?;
+    let sub = open_subscription(&req, &state, Transport::Ws, &params, false).await?;
     let deprecated = state.config.ws_mode == WsMode::Deprecated;
     let mut hello = vec![json!({"type": "connected"}).to_string()];
     if let Value::Object(mut fields) = connected_payload(&sub, state.config.heartbeat.as_secs()) {
@@ -103,6 +103,7 @@ pub async fn ws_endpoint(
         rx: Some(sub.rx),
         hello,
         last_heard: Instant::now(),
+        request_id: crate::request_id::of(&req),
     };
     let mut response = ws::WsResponseBuilder::new(session, &req, payload)
         .frame_size(CODEC_MAX_FRAME)
@@ -140,6 +141,84 @@ pub struct WsSession {
     rx: Option<mpsc::Receiver<Outbound>>,
     hello: Vec<String>,
     last_heard: Instant,
+    /// `X-Request-Id` of the handshake, logged with in-socket acknowledgments.
+    request_id: Option<String>,
+}
+
+/// A client text frame that [`parse_client_frame`] accepted: its `type` is known. Its
+/// other fields are checked when it is handled (a bad one gets an `error` frame then).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    /// `{"type":"subscribe","patient_ids":[…]}` (the whole frame).
+    Subscribe(Value),
+    /// `{"type":"ack","alert_id":"…",…}` (the whole frame).
+    Ack(Value),
+    /// `{"type":"ping"}`, answered with `{"type":"pong"}`.
+    Ping,
+}
+
+impl ClientFrame {
+    /// The `type` label counted in `vigil_ws_frames_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ClientFrame::Subscribe(_) => "subscribe",
+            ClientFrame::Ack(_) => "ack",
+            ClientFrame::Ping => "ping",
+        }
+    }
+}
+
+/// A client text frame that [`parse_client_frame`] refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameRejection {
+    /// The `type` label counted in `vigil_ws_frames_total` (`oversize`, `malformed`, `unknown`).
+    pub label: &'static str,
+    /// The JSON `{"type":"error","code":…,"message":…}` frame the session answers with.
+    pub error_frame: String,
+}
+
+/// Parses one client text frame of the legacy protocol. Pure and total: any text gives
+/// either a [`ClientFrame`] or the `error` frame to answer with, never a panic
+/// (`tests/properties.rs` checks this on arbitrary input).
+pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameRejection> {
+    let reject = |label, code: &str, message: &str| FrameRejection {
+        label,
+        error_frame: error_frame(code, message),
+    };
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(reject(
+            "oversize",
+            "too_large",
+            &format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
+        ));
+    }
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return Err(reject(
+            "malformed",
+            "bad_json",
+            "the frame is not valid JSON",
+        ));
+    };
+    let kind = value
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    match kind.as_str() {
+        "subscribe" => Ok(ClientFrame::Subscribe(value)),
+        "ack" => Ok(ClientFrame::Ack(value)),
+        "ping" => Ok(ClientFrame::Ping),
+        "" => Err(reject(
+            "unknown",
+            "invalid",
+            "every frame needs a string `type`",
+        )),
+        other => Err(reject(
+            "unknown",
+            "unknown_type",
+            &format!("unknown frame type `{other}`; expected subscribe or ack"),
+        )),
+    }
 }
 
 fn error_frame(code: &str, message: &str) -> String {
@@ -148,40 +227,19 @@ fn error_frame(code: &str, message: &str) -> String {
 
 impl WsSession {
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
-        if text.len() > MAX_FRAME_BYTES {
-            self.count("oversize");
-            ctx.text(error_frame(
-                "too_large",
-                &format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
-            ));
-            return;
-        }
-        let value: Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(_) => {
-                self.count("malformed");
-                ctx.text(error_frame("bad_json", "the frame is not valid JSON"));
-                return;
+        match parse_client_frame(text) {
+            Ok(frame) => {
+                self.count(frame.label());
+                match frame {
+                    ClientFrame::Subscribe(value) => self.on_subscribe(&value, ctx),
+                    ClientFrame::Ack(value) => self.on_ack(&value, ctx),
+                    ClientFrame::Ping => ctx.text(json!({"type": "pong"}).to_string()),
+                }
             }
-        };
-        let kind = value
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        self.count(match kind.as_str() {
-            "subscribe" | "ack" | "ping" => kind.as_str(),
-            _ => "unknown",
-        });
-        match kind.as_str() {
-            "subscribe" => self.on_subscribe(&value, ctx),
-            "ack" => self.on_ack(&value, ctx),
-            "ping" => ctx.text(json!({"type": "pong"}).to_string()),
-            "" => ctx.text(error_frame("invalid", "every frame needs a string `type`")),
-            other => ctx.text(error_frame(
-                "unknown_type",
-                &format!("unknown frame type `{other}`; expected subscribe or ack"),
-            )),
+            Err(rejection) => {
+                self.count(rejection.label);
+                ctx.text(rejection.error_frame);
+            }
         }
     }
 
@@ -273,6 +331,7 @@ impl WsSession {
             status,
             note,
             expected_patient: None,
+            request_id: self.request_id.clone(),
         };
         let work = async move { acknowledge(&state, &principal, request).await };
         ctx.spawn(work.into_actor(self).map(move |result, _, ctx| match result {

@@ -22,3 +22,9 @@ mod replay;
 mod shutdown;
 mod stream_sse;
 mod ws_legacy;
+
+mod cors;
+mod limits;
+mod openapi;
+mod tracing;
+mod writes;
