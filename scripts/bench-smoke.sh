@@ -4,8 +4,10 @@
 # never a timing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VIGIL_BIN=${VIGIL_BIN:-target/debug/vigil}
-[ -x "$VIGIL_BIN" ] || cargo build --bin vigil
+if [ -z "${VIGIL_BIN:-}" ]; then
+  cargo build --bin vigil
+  VIGIL_BIN=${CARGO_TARGET_DIR:-target}/debug/vigil
+fi
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export VIGIL_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -43,7 +43,7 @@ fi
 if [ -z "${VIGIL_BIN:-}" ]; then
   echo "== cargo build"
   cargo build --bin vigil
-  VIGIL_BIN="$ROOT/target/debug/vigil"
+  VIGIL_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/vigil"
 fi
 VIGIL_BIN=$(cd "$(dirname "$VIGIL_BIN")" && pwd)/$(basename "$VIGIL_BIN")
 [ -x "$VIGIL_BIN" ] || { echo "browser-test: no executable at $VIGIL_BIN" >&2; exit 1; }

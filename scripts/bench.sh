@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs one of the benchmark scenarios of docs/performance.md against a fresh release
+# server (SQLite in a temporary directory) on this machine, and prints the report.
+#   bash scripts/bench.sh B1 [--json]
+# Vigil and `vigil bench` run side by side, as in the figures of docs/performance.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scenario=${1:?usage: scripts/bench.sh B1|B2|B3|B4|B5|B5-connect|B6 [extra vigil bench flags]}
+shift
+case "$scenario" in
+  B1) flags=(--subscribers 1000 --patients 1 --alerts 200 --rate 20) ;;
+  B2) flags=(--subscribers 10000 --patients 1 --alerts 100 --rate 5) ;;
+  B3) flags=(--subscribers 10000 --patients 1000 --alerts 2000 --rate 200) ;;
+  B4) flags=(--subscribers 2000 --transport mix --patients 1 --alerts 100 --rate 10) ;;
+  B5) flags=(--subscribers 19000 --patients 1 --alerts 0 --hold-secs 5) ;;
+  B5-connect) flags=(--subscribers 10000 --patients 1 --alerts 0) ;;
+  B6) flags=(--subscribers 0 --alerts 20000 --rate 1000000 --producers 4) ;;
+  *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+esac
+if [ -z "${VIGIL_BIN:-}" ]; then
+  cargo build --release --bin vigil
+  VIGIL_BIN=${CARGO_TARGET_DIR:-target}/release/vigil
+fi
+ulimit -n "$(ulimit -Hn)"
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export VIGIL_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# Benchmarks measure the server, not its throttles: lift the per-subject write rate
+# and the heartbeat stays at its default (30 s).
+RUST_LOG=${RUST_LOG:-warn} "$VIGIL_BIN" serve --bind "127.0.0.1:$port" \
+  --database-url "sqlite://$work/bench.db" --rate-limit 1000000 >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
+python3 - "$port" <<'PY'
+import sys, time, urllib.request
+for _ in range(300):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/healthz", timeout=1); break
+    except Exception:
+        time.sleep(0.1)
+PY
+"$VIGIL_BIN" bench --url "http://127.0.0.1:$port" "${flags[@]}" "$@"
