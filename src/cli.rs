@@ -191,6 +191,9 @@ pub struct BenchArgs {
     /// Hold the connections this many seconds after connecting, raising nothing (B5).
     #[arg(long, default_value = "0")]
     pub hold_secs: u64,
+    /// Threads the bench itself runs on (default: all cores; 1 = one core).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

@@ -146,7 +146,7 @@ impl Application {
         });
         let request_timeout = config.request_timeout;
         let cors_origins = config.cors_origins.clone();
-        let writer = db::Writer::new(pool.clone(), &config.database.url)?;
+        let writer = db::Writer::new(pool.clone(), &config.database)?;
         let state = web::Data::new(AppState {
             config: Arc::new(config),
             pool,

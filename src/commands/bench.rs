@@ -101,7 +101,10 @@ pub struct Report {
 /// Runs the benchmark; `Err` carries a message (and failure exit) when something was lost.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     super::serve::raise_open_file_limit();
-    let report = bench(&args).await?;
+    let report = on_own_runtime(args.threads, {
+        let args = args.clone();
+        async move { bench(&args).await }
+    })?;
     let bad = report.total.lost
         + report.total.duplicated
         + report.connections_failed
@@ -121,6 +124,29 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Runs the bench on a multi-threaded runtime of its own: the command line runs on
+/// actix's single-threaded one, and one thread parsing every delivery of 10,000
+/// streams would measure the bench rather than the server.
+fn on_own_runtime<F>(threads: Option<usize>, work: F) -> Result<Report, String>
+where
+    F: std::future::Future<Output = Result<Report, String>> + Send + 'static,
+{
+    let threads = threads
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1)
+        .max(1);
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the bench runtime: {e}"))?
+            .block_on(work)
+    })
+    .join()
+    .map_err(|_| "the bench panicked".to_owned())?
 }
 
 async fn bench(args: &BenchArgs) -> Result<Report, String> {

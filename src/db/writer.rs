@@ -6,18 +6,29 @@
 //! one commit instead of queueing for four. One failing write rolls back only its own
 //! savepoint. PostgreSQL handles concurrent writers itself: there a write is a plain
 //! [`super::run`].
+//!
+//! The writer keeps a connection of its own (its page cache stays warm) with SQLite's
+//! automatic checkpoint off: a checkpoint copies the WAL back into the database file and
+//! syncs it, which made every few hundredth commit wait milliseconds. A companion thread
+//! runs a passive checkpoint every [`CHECKPOINT_EVERY`] instead, beside the writer.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
+use std::time::Duration;
 
-use diesel::Connection;
+use diesel::r2d2::ManageConnection;
+use diesel::{Connection, RunQueryDsl};
 use tokio::sync::oneshot;
 
+use super::pool::AnyManager;
 use super::{AnyConnection, DbPool, pool};
+use crate::config::DatabaseConfig;
 use crate::error::ApiError;
 
 /// Most writes committed together; bounds the time the first caller of a batch waits.
 const MAX_BATCH: usize = 64;
+/// How often the WAL is checkpointed (off the commit path).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// Where write transactions go (see the module documentation).
 #[derive(Clone)]
@@ -28,15 +39,25 @@ pub struct Writer {
 
 impl Writer {
     /// A group-committing writer thread for SQLite; direct writes for PostgreSQL.
-    pub fn new(pool: DbPool, database_url: &str) -> std::io::Result<Self> {
-        if pool::is_postgres(database_url) {
+    pub fn new(pool: DbPool, database: &DatabaseConfig) -> std::io::Result<Self> {
+        if pool::is_postgres(&database.url) {
             return Ok(Self { pool, queue: None });
         }
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
-        let thread_pool = pool.clone();
+        // Dropped when the writer thread ends (every `Writer` is gone): the
+        // checkpointer then stops too, and with it the last use of the pool.
+        let (stop, stopped) = mpsc::channel::<()>();
+        let checkpoint_pool = pool.clone();
+        std::thread::Builder::new()
+            .name("vigil-sqlite-checkpoint".to_owned())
+            .spawn(move || checkpoint_loop(&checkpoint_pool, &stopped))?;
+        let manager = AnyManager::new(database);
         std::thread::Builder::new()
             .name("vigil-sqlite-writer".to_owned())
-            .spawn(move || write_loop(&thread_pool, &jobs))?;
+            .spawn(move || {
+                write_loop(&manager, &jobs);
+                drop(stop);
+            })?;
         Ok(Self {
             pool,
             queue: Some(queue),
@@ -120,7 +141,8 @@ fn unavailable(why: &str) -> ApiError {
     ApiError::DatabaseUnavailable(why.to_owned().into())
 }
 
-fn write_loop(pool: &DbPool, jobs: &mpsc::Receiver<Box<dyn Job>>) {
+fn write_loop(manager: &AnyManager, jobs: &mpsc::Receiver<Box<dyn Job>>) {
+    let mut conn: Option<AnyConnection> = None;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -129,27 +151,41 @@ fn write_loop(pool: &DbPool, jobs: &mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        // A panicking write (a bug) unwinds out of the pooled connection, which r2d2
-        // then discards, so its open transaction is rolled back with it; the callers of
-        // the batch get an error (their replies are dropped), none a false success, and
-        // the thread lives on for the next batch.
-        if catch_unwind(AssertUnwindSafe(|| commit_batch(pool, batch))).is_err() {
-            log::error!("a write panicked; its batch was rolled back");
+        let mut open = match conn.take() {
+            Some(open) => open,
+            None => match open_writer(manager) {
+                Ok(open) => open,
+                Err(why) => {
+                    for job in batch {
+                        job.abandon(&why);
+                    }
+                    continue;
+                }
+            },
+        };
+        // A panicking write (a bug) unwinds out of here and the connection goes with
+        // it, so its open transaction is rolled back; the callers of the batch get an
+        // error (their replies are dropped), none a false success, and the thread
+        // lives on with a fresh connection for the next batch.
+        match catch_unwind(AssertUnwindSafe(|| commit_batch(&mut open, batch))) {
+            Ok(true) => conn = Some(open),
+            // Commit failed: start the next batch on a fresh connection.
+            Ok(false) => {}
+            Err(_) => log::error!("a write panicked; its batch was rolled back"),
         }
     }
 }
 
-fn commit_batch(pool: &DbPool, batch: Vec<Box<dyn Job>>) {
-    let mut conn = match pool.get() {
-        Ok(conn) => conn,
-        Err(e) => {
-            let why = e.to_string();
-            for job in batch {
-                job.abandon(&why);
-            }
-            return;
-        }
-    };
+fn open_writer(manager: &AnyManager) -> Result<AnyConnection, String> {
+    let mut conn = manager.connect().map_err(|e| e.to_string())?;
+    diesel::sql_query("PRAGMA wal_autocheckpoint = 0")
+        .execute(&mut conn)
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// Runs every job in one transaction; returns whether it committed.
+fn commit_batch(conn: &mut AnyConnection, batch: Vec<Box<dyn Job>>) -> bool {
     let mut ran: Vec<Box<dyn Finish>> = Vec::with_capacity(batch.len());
     let committed = conn.transaction::<_, diesel::result::Error, _>(|c| {
         for job in batch {
@@ -163,5 +199,19 @@ fn commit_batch(pool: &DbPool, batch: Vec<Box<dyn Job>>) {
     });
     for finish in ran {
         finish.finish(committed.as_ref().map(|_| ()).map_err(String::as_str));
+    }
+    committed.is_ok()
+}
+
+fn checkpoint_loop(pool: &DbPool, stopped: &mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+        let result = pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
+            diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&mut *c)
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = result {
+            log::warn!("WAL checkpoint failed: {e}");
+        }
     }
 }

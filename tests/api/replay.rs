@@ -349,16 +349,24 @@ async fn a_slow_client_is_cut_off_when_its_queue_is_full_and_recovers_every_aler
     let mut slow = nurse_stream(&app, None, "").await;
     let mut fast = nurse_stream(&app, None, "").await;
 
-    let raiser = actix_web::rt::spawn(raise_big_until_overflow(Arc::clone(&app)));
+    // Lockstep: the next alert is raised only once the fast client has read the last,
+    // so its queue never holds more than one event however loaded the machine is; the
+    // slow client reads nothing and must overflow.
+    let big = "x".repeat(8 * 1024);
+    let mut raised = Vec::new();
     let mut fast_seen = Vec::new();
-    loop {
-        let alert = data(&fast.next_alert_event().await);
-        fast_seen.push(id_of(&alert));
-        if alert["data"]["last"] == true {
-            break;
+    let mut overflowed = false;
+    while !overflowed && raised.len() < 2000 {
+        let mut body = alert_body("ward", "high");
+        body["data"] = json!({"waveform": big, "n": raised.len()});
+        let resp = app.post_json("/api/v1/alerts", &service(), &body).await;
+        assert_eq!(resp.status(), 201);
+        raised.push(id_of(&resp.json().await.expect("alert")));
+        fast_seen.push(id_of(&data(&fast.next_alert_event().await)));
+        if raised.len() % 10 == 0 {
+            overflowed = app.stats().await["queue_overflows"].as_u64() > Some(0);
         }
     }
-    let raised = raiser.await.expect("raiser");
     let stats = app
         .wait_for_stats("the slow client overflowed", |s| {
             s["queue_overflows"].as_u64() >= Some(1)
