@@ -2,10 +2,11 @@
 # Runs one of the benchmark scenarios of docs/performance.md against a fresh release
 # server (SQLite in a temporary directory) on this machine, and prints the report.
 #   bash scripts/bench.sh B1 [--json]
+# VIGIL_BIN=path/to/vigil uses that binary instead of building the release one.
 # Vigil and `vigil bench` run side by side, as in the figures of docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scenario=${1:?usage: scripts/bench.sh B1|B2|B3|B4|B5|B5-connect|B6 [extra vigil bench flags]}
+scenario=${1:?usage: scripts/bench.sh B1|B2|B3|B4|B5|B5-connect|B6|smoke [extra vigil bench flags]}
 shift
 case "$scenario" in
   B1) flags=(--subscribers 1000 --patients 1 --alerts 200 --rate 20) ;;
@@ -15,6 +16,7 @@ case "$scenario" in
   B5) flags=(--subscribers 19000 --patients 1 --alerts 0 --hold-secs 5) ;;
   B5-connect) flags=(--subscribers 10000 --patients 1 --alerts 0) ;;
   B6) flags=(--subscribers 0 --alerts 20000 --rate 1000000 --producers 4) ;;
+  smoke) flags=(--subscribers 200 --alerts 50 --rate 50 --transport mix) ;;
   *) echo "unknown scenario $scenario" >&2; exit 2 ;;
 esac
 if [ -z "${VIGIL_BIN:-}" ]; then

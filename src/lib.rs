@@ -17,6 +17,7 @@ pub mod error;
 pub mod hub;
 pub mod metrics;
 pub mod openapi;
+pub mod query;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;

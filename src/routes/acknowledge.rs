@@ -81,12 +81,9 @@ pub async fn acknowledge_seed_alias(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
-    let expected = match pairs.iter().find(|(k, _)| k == "patient_id") {
-        Some((_, raw)) => {
-            Some(PatientId::parse(raw).map_err(|m| ApiError::invalid("patient_id", m))?)
-        }
+    let query = crate::query::QueryPairs::parse(req.query_string())?;
+    let expected = match query.first("patient_id") {
+        Some(raw) => Some(PatientId::parse(raw).map_err(|m| ApiError::invalid("patient_id", m))?),
         None => None,
     };
     handle(&req, &principal, path.into_inner(), &body, &state, expected).await

@@ -7,7 +7,6 @@ use super::json_body;
 use crate::auth::Principal;
 use crate::domain::{AlertStatus, NewAlert, Severity};
 use crate::error::ApiError;
-use crate::scope::Requested;
 use crate::service::alerts::{
     self as service, DEFAULT_LIST_LIMIT, ListQuery, MAX_IDEMPOTENCY_KEY, MAX_LIST_LIMIT,
 };
@@ -111,21 +110,9 @@ pub async fn list(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
-    let requested = Requested::parse(
-        pairs
-            .iter()
-            .filter(|(k, _)| k == "patient_id")
-            .map(|(_, v)| v.as_str()),
-    )?;
-    let find = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    };
+    let query = crate::query::QueryPairs::parse(req.query_string())?;
+    let requested = query.requested()?;
+    let find = |name: &str| query.first(name);
     let status = match find("status") {
         Some(s) => Some(
             s.parse::<AlertStatus>()

@@ -32,20 +32,9 @@ pub struct StreamParams {
 impl StreamParams {
     /// Parses a query string.
     pub fn parse(query: &str) -> Result<Self, ApiError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-            .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))?;
-        let requested = Requested::parse(
-            pairs
-                .iter()
-                .filter(|(k, _)| k == "patient_id")
-                .map(|(_, v)| v.as_str()),
-        )?;
-        let find = |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        };
+        let pairs = crate::query::QueryPairs::parse(query)?;
+        let requested = pairs.requested()?;
+        let find = |name: &str| pairs.first(name).map(str::to_owned);
         Ok(Self {
             requested,
             role: find("role"),

@@ -316,26 +316,41 @@ fn id_of(alert: &Value) -> String {
 /// Raises alerts with 8 KiB of `data` each until the server reports a queue overflow
 /// (bounded at 2000, ~16 MiB), then one last alert marked `{"last": true}`. Big payloads
 /// fill the kernel socket buffers of a client that does not read; only then does its
-/// bounded queue fill. Returns the alert ids in order.
-async fn raise_big_until_overflow(app: Arc<TestApp>) -> Vec<String> {
+/// bounded queue fill. With a `follower`, each alert is raised only once the follower
+/// has read the previous one (lockstep: its queue never holds more than one event,
+/// however loaded the machine is). Returns the ids raised and the ids the follower read.
+async fn raise_big_until_overflow(
+    app: Arc<TestApp>,
+    mut follower: Option<&mut SseClient>,
+) -> (Vec<String>, Vec<String>) {
     let big = "x".repeat(8 * 1024);
-    let mut raised = Vec::new();
+    let (mut raised, mut followed) = (Vec::new(), Vec::new());
     let mut overflowed = false;
-    while !overflowed && raised.len() < 2000 {
-        let mut body = alert_body("ward", "high");
-        body["data"] = json!({"waveform": big, "n": raised.len()});
+    loop {
+        let last = overflowed || raised.len() == 2000;
+        let body = if last {
+            let mut body = alert_body("ward", "low");
+            body["data"] = json!({"last": true});
+            body
+        } else {
+            let mut body = alert_body("ward", "high");
+            body["data"] = json!({"waveform": big, "n": raised.len()});
+            body
+        };
         let resp = app.post_json("/api/v1/alerts", &service(), &body).await;
         assert_eq!(resp.status(), 201);
         raised.push(id_of(&resp.json().await.expect("alert")));
+        if let Some(reader) = follower.as_deref_mut() {
+            followed.push(id_of(&data(&reader.next_alert_event().await)));
+        }
+        if last {
+            break;
+        }
         if raised.len() % 10 == 0 {
             overflowed = app.stats().await["queue_overflows"].as_u64() > Some(0);
         }
     }
-    let mut body = alert_body("ward", "low");
-    body["data"] = json!({"last": true});
-    let resp = app.post_json("/api/v1/alerts", &service(), &body).await;
-    raised.push(id_of(&resp.json().await.expect("alert")));
-    raised
+    (raised, followed)
 }
 
 fn small_queue(c: &mut vigil::config::Config) {
@@ -349,24 +364,7 @@ async fn a_slow_client_is_cut_off_when_its_queue_is_full_and_recovers_every_aler
     let mut slow = nurse_stream(&app, None, "").await;
     let mut fast = nurse_stream(&app, None, "").await;
 
-    // Lockstep: the next alert is raised only once the fast client has read the last,
-    // so its queue never holds more than one event however loaded the machine is; the
-    // slow client reads nothing and must overflow.
-    let big = "x".repeat(8 * 1024);
-    let mut raised = Vec::new();
-    let mut fast_seen = Vec::new();
-    let mut overflowed = false;
-    while !overflowed && raised.len() < 2000 {
-        let mut body = alert_body("ward", "high");
-        body["data"] = json!({"waveform": big, "n": raised.len()});
-        let resp = app.post_json("/api/v1/alerts", &service(), &body).await;
-        assert_eq!(resp.status(), 201);
-        raised.push(id_of(&resp.json().await.expect("alert")));
-        fast_seen.push(id_of(&data(&fast.next_alert_event().await)));
-        if raised.len() % 10 == 0 {
-            overflowed = app.stats().await["queue_overflows"].as_u64() > Some(0);
-        }
-    }
+    let (raised, fast_seen) = raise_big_until_overflow(Arc::clone(&app), Some(&mut fast)).await;
     let stats = app
         .wait_for_stats("the slow client overflowed", |s| {
             s["queue_overflows"].as_u64() >= Some(1)
@@ -418,7 +416,7 @@ async fn a_websocket_client_that_stops_reading_is_cut_off_with_an_overflow_error
     let app = Arc::new(spawn_app_with(small_queue).await);
     let mut ws = app.ws(&admin(), "").await;
     ws.until_type("connected").await;
-    let raised = raise_big_until_overflow(Arc::clone(&app)).await;
+    let (raised, _) = raise_big_until_overflow(Arc::clone(&app), None).await;
     let stats = app
         .wait_for_stats("the session was cut off", |s| s["connections"]["ws"] == 0)
         .await;

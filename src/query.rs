@@ -1,0 +1,37 @@
+//! Query strings as ordered key/value pairs: `patient_id` may repeat, so a map or a
+//! `serde` struct would lose values. One parser, one error, for every endpoint.
+
+use crate::error::ApiError;
+use crate::scope::Requested;
+
+/// A parsed query string.
+#[derive(Debug, Default)]
+pub struct QueryPairs(Vec<(String, String)>);
+
+impl QueryPairs {
+    /// Parses `a=1&b=2`; a malformed string is a 400 problem.
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        serde_urlencoded::from_str(query)
+            .map(Self)
+            .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))
+    }
+
+    /// The first non-empty value of `name` (an empty `?status=` means "not given").
+    pub fn first(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Every `patient_id` (repeated or comma lists) as a validated scope request.
+    pub fn requested(&self) -> Result<Requested, ApiError> {
+        Requested::parse(
+            self.0
+                .iter()
+                .filter(|(k, _)| k == "patient_id")
+                .map(|(_, v)| v.as_str()),
+        )
+    }
+}
