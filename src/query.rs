@@ -18,11 +18,16 @@ impl QueryPairs {
 
     /// The first non-empty value of `name` (an empty `?status=` means "not given").
     pub fn first(&self, name: &str) -> Option<&str> {
+        self.raw(name).filter(|v| !v.is_empty())
+    }
+
+    /// The first value of `name`, even empty: `?last_event_id=` must be treated like an
+    /// empty `Last-Event-ID` header (not a decimal integer: `reset`), not like no id.
+    pub fn raw(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
     }
 
     /// Every `patient_id` (repeated or comma lists) as a validated scope request.

@@ -34,7 +34,7 @@ impl StreamParams {
     pub fn parse(query: &str) -> Result<Self, ApiError> {
         let pairs = crate::query::QueryPairs::parse(query)?;
         let requested = pairs.requested()?;
-        let find = |name: &str| pairs.first(name).map(str::to_owned);
+        let find = |name: &str| pairs.raw(name).map(str::to_owned);
         Ok(Self {
             requested,
             role: find("role"),
