@@ -186,6 +186,7 @@ fn open_writer(manager: &AnyManager) -> Result<AnyConnection, String> {
 
 /// Runs every job in one transaction; returns whether it committed.
 fn commit_batch(conn: &mut AnyConnection, batch: Vec<Box<dyn Job>>) -> bool {
+    let started = std::time::Instant::now();
     let mut ran: Vec<Box<dyn Finish>> = Vec::with_capacity(batch.len());
     let committed = conn.transaction::<_, diesel::result::Error, _>(|c| {
         for job in batch {
@@ -197,6 +198,11 @@ fn commit_batch(conn: &mut AnyConnection, batch: Vec<Box<dyn Job>>) -> bool {
         log::error!("group commit of {} writes failed: {e}", ran.len());
         e.to_string()
     });
+    log::debug!(
+        "group commit writes={} took_us={}",
+        ran.len(),
+        started.elapsed().as_micros()
+    );
     for finish in ran {
         finish.finish(committed.as_ref().map(|_| ()).map_err(String::as_str));
     }
