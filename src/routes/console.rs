@@ -8,7 +8,7 @@ const MIGRATION: &str = include_str!("../../docs/migration.md");
 
 /// `GET /`: the SSE alert console.
 #[utoipa::path(
-    get,
+    method(get, head),
     path = "/",
     tag = "pages",
     responses((status = 200, description = "The SSE alert console (data needs a login)", body = String, content_type = "text/html; charset=utf-8"))
@@ -19,7 +19,7 @@ pub async fn console() -> HttpResponse {
 
 /// `GET /legacy`: the WebSocket dashboard (phase 1 demonstration).
 #[utoipa::path(
-    get,
+    method(get, head),
     path = "/legacy",
     tag = "pages",
     responses((status = 200, description = "The legacy WebSocket dashboard", body = String, content_type = "text/html; charset=utf-8"))

@@ -28,8 +28,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
-        .service(web::resource("/").route(web::get().to(console::console)))
-        .service(web::resource("/legacy").route(web::get().to(console::legacy)))
+        // HEAD too: uptime checks and link checkers probe pages with it.
+        .service(
+            web::resource("/")
+                .route(web::get().to(console::console))
+                .route(web::head().to(console::console)),
+        )
+        .service(
+            web::resource("/legacy")
+                .route(web::get().to(console::legacy))
+                .route(web::head().to(console::legacy)),
+        )
         .service(web::resource("/docs/migration").route(web::get().to(console::migration_guide)))
         .service(web::resource("/ws").route(web::get().to(ws::ws_endpoint)))
         .service(web::resource("/api/docs").route(web::get().to(openapi::swagger_redirect)))

@@ -167,3 +167,23 @@ async fn migrations_run_up_down_and_up_again_on_a_fresh_database() {
         .await;
     assert_eq!(fetched["id"], alert["id"]);
 }
+
+#[actix_web::test]
+async fn the_pages_answer_head_like_get_without_a_body() {
+    let app = spawn_app().await;
+    for page in ["/", "/legacy"] {
+        let resp = app.client.head(app.url(page)).send().await.expect("HEAD");
+        assert_eq!(resp.status(), 200, "HEAD {page}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap_or_default()
+                .starts_with("text/html"),
+            "HEAD {page} describes the HTML page"
+        );
+        assert!(
+            resp.bytes().await.expect("body").is_empty(),
+            "no body on HEAD {page}"
+        );
+    }
+}
