@@ -292,6 +292,14 @@ pub mod handlers {
         ApiError::NotFound(format!("no such resource: {err}")).into()
     }
 
+    /// Whether a response already carries a problem body (the application's own).
+    fn is_problem<B>(res: &ServiceResponse<B>) -> bool {
+        res.headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/problem+json"))
+    }
+
     /// Rewrites actix-cors's plain-text refusal of a preflight (an origin not listed in
     /// `VIGIL_CORS_ORIGINS`, or a method or header not allowed) as a 400 problem. It
     /// carries no CORS headers, so a browser still blocks the cross-origin request.
@@ -299,11 +307,7 @@ pub mod handlers {
     pub fn cors_refusal_to_problem<B>(
         res: ServiceResponse<B>,
     ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-        let is_problem = res
-            .headers()
-            .get(actix_web::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/problem+json"));
+        let is_problem = is_problem(&res);
         if is_problem || !res.status().is_client_error() {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }
@@ -322,11 +326,7 @@ pub mod handlers {
     pub fn plain_to_problem<B>(
         res: ServiceResponse<B>,
     ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-        let is_problem = res
-            .headers()
-            .get(actix_web::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/problem+json"));
+        let is_problem = is_problem(&res);
         if is_problem {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }
