@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::header::Header;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/api/v1/openapi.json";
@@ -525,4 +525,46 @@ pub struct Problem {
     pub code: Option<String>,
     /// For 422: each invalid field.
     pub errors: Option<Vec<FieldError>>,
+}
+
+/// The answers of both acknowledge endpoints (the current path and the seed-era alias),
+/// declared once so the two can never drift apart.
+#[derive(IntoResponses)]
+#[allow(clippy::large_enum_variant)] // never built: it only describes responses
+pub enum AckResponses {
+    /// Recorded and fanned out as `alert_updated`
+    #[response(status = 200)]
+    Recorded(AckOutcome),
+    /// Malformed JSON
+    #[response(status = 400, content_type = "application/problem+json")]
+    Malformed(Problem),
+    /// No or bad credentials (`WWW-Authenticate: Bearer`)
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The role may not acknowledge, or may not set this status (e.g. caregiver resolving); or a cookie request without an allowed Origin
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// No such alert, or not in the caller's scope
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// The alert is resolved; `resolved` is final
+    #[response(status = 409, content_type = "application/problem+json")]
+    Resolved(Problem),
+    /// Body over 64 KiB
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// Body is not `application/json`
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem),
+    /// Invalid field, named in `errors`
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(Problem),
+    /// More writes per second than VIGIL_RATE_LIMIT for this token subject
+    #[response(status = 429, content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))]
+    TooMany(Problem),
+    /// The database is unreachable; nothing was stored
+    #[response(status = 503, content_type = "application/problem+json",
+        headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))]
+    Unavailable(Problem),
 }

@@ -199,22 +199,17 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
         let stream_client = streams.clone();
         tasks.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await.ok();
+            let mut tally = Tally {
+                start: Instant::now(),
+                permit,
+                ready: ready.clone(),
+                sink,
+            };
             let result = match kind {
                 Kind::Sse => {
-                    sse_subscriber(
-                        stream_client,
-                        &url,
-                        &token,
-                        &patient,
-                        sink,
-                        ready.clone(),
-                        permit,
-                    )
-                    .await
+                    sse_subscriber(stream_client, &url, &token, &patient, &mut tally).await
                 }
-                Kind::Ws => {
-                    ws_subscriber(&url, &token, &patient, sink, ready.clone(), permit).await
-                }
+                Kind::Ws => ws_subscriber(&url, &token, &patient, &mut tally).await,
             };
             if let Err(e) = result {
                 let _ = ready.send(Err(e));
@@ -411,16 +406,37 @@ struct WsFrame<'a> {
     alert: Option<Titled<'a>>,
 }
 
+/// One subscriber's bookkeeping, whatever its transport: it frees its connect slot and
+/// reports its connect time on `connected`, and records when each alert arrived.
+struct Tally {
+    start: Instant,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ready: mpsc::UnboundedSender<Result<Duration, String>>,
+    sink: Arc<Mutex<Receipts>>,
+}
+
+impl Tally {
+    fn connected(&mut self) {
+        self.permit.take();
+        let _ = self.ready.send(Ok(self.start.elapsed()));
+    }
+
+    fn received(&self, alert: Option<Titled<'_>>) {
+        if let Some(k) = alert.and_then(|a| a.number())
+            && let Ok(mut v) = self.sink.lock()
+        {
+            v.push((k, Instant::now()));
+        }
+    }
+}
+
 async fn sse_subscriber(
     client: reqwest::Client,
     base: &str,
     token: &str,
     patient: &str,
-    sink: Arc<Mutex<Receipts>>,
-    ready: mpsc::UnboundedSender<Result<Duration, String>>,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    tally: &mut Tally,
 ) -> Result<(), String> {
-    let start = Instant::now();
     // One shared client: each open stream holds its own connection from its pool.
     let resp = client
         .get(format!("{base}/api/v1/alerts/stream?patient_id={patient}"))
@@ -432,23 +448,11 @@ async fn sse_subscriber(
         return Err(format!("stream answered {}", resp.status()));
     }
     let mut events = resp.bytes_stream().eventsource();
-    let mut permit = permit;
     while let Some(event) = events.next().await {
         let event = event.map_err(|e| e.to_string())?;
         match event.event.as_str() {
-            "connected" => {
-                permit.take();
-                let _ = ready.send(Ok(start.elapsed()));
-            }
-            "alert" => {
-                if let Some(k) = serde_json::from_str::<Titled>(&event.data)
-                    .ok()
-                    .and_then(|a| a.number())
-                    && let Ok(mut v) = sink.lock()
-                {
-                    v.push((k, Instant::now()));
-                }
-            }
+            "connected" => tally.connected(),
+            "alert" => tally.received(serde_json::from_str(&event.data).ok()),
             _ => {}
         }
     }
@@ -459,19 +463,15 @@ async fn ws_subscriber(
     base: &str,
     token: &str,
     patient: &str,
-    sink: Arc<Mutex<Receipts>>,
-    ready: mpsc::UnboundedSender<Result<Duration, String>>,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    tally: &mut Tally,
 ) -> Result<(), String> {
     use tokio_tungstenite::tungstenite::Message;
-    let start = Instant::now();
     let ws_base = base.replacen("http", "ws", 1);
     let (mut socket, _) = tokio_tungstenite::connect_async(format!(
         "{ws_base}/ws?token={token}&patient_id={patient}"
     ))
     .await
     .map_err(|e| e.to_string())?;
-    let mut permit = permit;
     while let Some(msg) = socket.next().await {
         let Message::Text(text) = msg.map_err(|e| e.to_string())? else {
             continue;
@@ -480,17 +480,8 @@ async fn ws_subscriber(
             continue;
         };
         match frame.kind.as_ref() {
-            "connected" => {
-                permit.take();
-                let _ = ready.send(Ok(start.elapsed()));
-            }
-            "alert" => {
-                if let Some(k) = frame.alert.and_then(|a| a.number())
-                    && let Ok(mut v) = sink.lock()
-                {
-                    v.push((k, Instant::now()));
-                }
-            }
+            "connected" => tally.connected(),
+            "alert" => tally.received(frame.alert),
             _ => {}
         }
     }

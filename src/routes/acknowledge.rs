@@ -22,19 +22,7 @@ use crate::state::AppState;
     request_body(content = Option<crate::openapi::AckRequest>, content_type = "application/json",
         description = "Optional: an empty body means `{\"status\": \"acknowledged\"}`",
         example = json!({"status": "acknowledged", "note": "On my way"})),
-    responses(
-        (status = 200, description = "Recorded and fanned out as `alert_updated`", body = crate::openapi::AckOutcome),
-        (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The role may not acknowledge, or may not set this status (e.g. caregiver resolving); or a cookie request without an allowed Origin", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such alert, or not in the caller's scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The alert is resolved; `resolved` is final", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not `application/json`", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field, named in `errors`", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "More writes per second than VIGIL_RATE_LIMIT for this token subject", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
-        (status = 503, description = "The database is unreachable; nothing was stored", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
-    ),
+    responses(crate::openapi::AckResponses),
     security(("bearer" = []), ("cookie" = []))
 )]
 pub async fn acknowledge(
@@ -59,19 +47,7 @@ pub async fn acknowledge(
     request_body(content = Option<crate::openapi::AckRequest>, content_type = "application/json",
         description = "Optional: an empty body means `{\"status\": \"acknowledged\"}`",
         example = json!({"status": "acknowledged", "note": "On my way"})),
-    responses(
-        (status = 200, description = "Recorded and fanned out as `alert_updated`", body = crate::openapi::AckOutcome),
-        (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The role may not acknowledge, or may not set this status (e.g. caregiver resolving); or a cookie request without an allowed Origin", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such alert, or not in the caller's scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The alert is resolved; `resolved` is final", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not `application/json`", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field, named in `errors`", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 429, description = "More writes per second than VIGIL_RATE_LIMIT for this token subject", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
-        (status = 503, description = "The database is unreachable; nothing was stored", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
-    ),
+    responses(crate::openapi::AckResponses),
     security(("bearer" = []), ("cookie" = []))
 )]
 pub async fn acknowledge_seed_alias(

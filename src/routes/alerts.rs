@@ -112,22 +112,21 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = crate::query::QueryPairs::parse(req.query_string())?;
     let requested = query.requested()?;
-    let find = |name: &str| query.first(name);
-    let status = match find("status") {
+    let status = match query.first("status") {
         Some(s) => Some(
             s.parse::<AlertStatus>()
                 .map_err(|m| ApiError::invalid("status", m))?,
         ),
         None => None,
     };
-    let severity = match find("severity") {
+    let severity = match query.first("severity") {
         Some(s) => Some(
             s.parse::<Severity>()
                 .map_err(|m| ApiError::invalid("severity", m))?,
         ),
         None => None,
     };
-    let after = match find("after") {
+    let after = match query.first("after") {
         Some(s) => Some(
             s.parse::<i64>()
                 .ok()
@@ -136,7 +135,7 @@ pub async fn list(
         ),
         None => None,
     };
-    let limit = match find("limit") {
+    let limit = match query.first("limit") {
         Some(s) => s
             .parse::<i64>()
             .ok()
