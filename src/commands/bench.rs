@@ -15,7 +15,12 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::auth::{Claims, Signer};
+
+mod sse_stream;
 use crate::cli::BenchArgs;
+
+/// Read buffer of a bench WebSocket (an alert frame is well under 1 KiB).
+const WS_READ_BUFFER: usize = 4096;
 
 /// Receipts of one subscriber: (alert number, when parsed).
 type Receipts = Vec<(usize, Instant)>;
@@ -177,10 +182,7 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
         })
         .collect();
 
-    let streams = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let server = Arc::new(Server::resolve(&base).await?);
     // Connect everyone, bounded concurrency; each reports its connect time once ready.
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
@@ -196,7 +198,7 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
         let ready = ready_tx.clone();
         let gate = Arc::clone(&gate);
         let kind = sub.kind;
-        let stream_client = streams.clone();
+        let server = Arc::clone(&server);
         tasks.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await.ok();
             let mut tally = Tally {
@@ -206,9 +208,7 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
                 sink,
             };
             let result = match kind {
-                Kind::Sse => {
-                    sse_subscriber(stream_client, &url, &token, &patient, &mut tally).await
-                }
+                Kind::Sse => sse_subscriber(&server, &token, &patient, &mut tally).await,
                 Kind::Ws => ws_subscriber(&url, &token, &patient, &mut tally).await,
             };
             if let Err(e) = result {
@@ -305,11 +305,17 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(args.drain_secs);
     loop {
-        let complete = subscribers.iter().zip(&receipts).all(|(s, r)| {
-            r.lock()
-                .map(|v| v.len() >= per_patient.get(s.patient).copied().unwrap_or(0))
-                .unwrap_or(true)
-        });
+        // A subscriber whose task has ended (it failed) will receive nothing more.
+        let complete = subscribers
+            .iter()
+            .zip(&receipts)
+            .zip(&tasks)
+            .all(|((s, r), task)| {
+                task.is_finished()
+                    || r.lock()
+                        .map(|v| v.len() >= per_patient.get(s.patient).copied().unwrap_or(0))
+                        .unwrap_or(true)
+            });
         if complete || Instant::now() >= deadline {
             break;
         }
@@ -431,23 +437,19 @@ impl Tally {
 }
 
 async fn sse_subscriber(
-    client: reqwest::Client,
-    base: &str,
+    server: &Server,
     token: &str,
     patient: &str,
     tally: &mut Tally,
 ) -> Result<(), String> {
-    // One shared client: each open stream holds its own connection from its pool.
-    let resp = client
-        .get(format!("{base}/api/v1/alerts/stream?patient_id={patient}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !resp.status().is_success() {
-        return Err(format!("stream answered {}", resp.status()));
-    }
-    let mut events = resp.bytes_stream().eventsource();
+    let body = sse_stream::open(
+        server.addr,
+        &server.host,
+        &format!("{}/api/v1/alerts/stream?patient_id={patient}", server.path),
+        token,
+    )
+    .await?;
+    let mut events = std::pin::pin!(body.eventsource());
     while let Some(event) = events.next().await {
         let event = event.map_err(|e| e.to_string())?;
         match event.event.as_str() {
@@ -459,6 +461,36 @@ async fn sse_subscriber(
     Err("stream ended".to_owned())
 }
 
+/// Where the streams connect: resolved once, not per connection.
+struct Server {
+    addr: std::net::SocketAddr,
+    /// The `Host` header.
+    host: String,
+    /// Path prefix of the base URL (empty at the root).
+    path: String,
+}
+
+impl Server {
+    async fn resolve(base: &str) -> Result<Self, String> {
+        let url = reqwest::Url::parse(base).map_err(|e| format!("--url: {e}"))?;
+        if url.scheme() != "http" {
+            return Err("--url: the bench speaks plain http".to_owned());
+        }
+        let host = url.host_str().ok_or("--url has no host")?.to_owned();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| format!("--url: {e}"))?
+            .next()
+            .ok_or_else(|| format!("--url: {host} has no address"))?;
+        Ok(Self {
+            addr,
+            host: format!("{host}:{port}"),
+            path: url.path().trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
 async fn ws_subscriber(
     base: &str,
     token: &str,
@@ -467,9 +499,15 @@ async fn ws_subscriber(
 ) -> Result<(), String> {
     use tokio_tungstenite::tungstenite::Message;
     let ws_base = base.replacen("http", "ws", 1);
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!(
-        "{ws_base}/ws?token={token}&patient_id={patient}"
-    ))
+    // tungstenite zero-fills its whole read buffer before every read: at its default
+    // of 128 KiB that cost more than the rest of a delivery. Frames here are small.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER);
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(
+        format!("{ws_base}/ws?token={token}&patient_id={patient}"),
+        Some(config),
+        true,
+    )
     .await
     .map_err(|e| e.to_string())?;
     while let Some(msg) = socket.next().await {

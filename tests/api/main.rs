@@ -10,6 +10,8 @@ mod cluster;
 
 mod smoke;
 
+mod bench;
+
 mod acknowledge;
 mod alerts;
 mod auth;
