@@ -13,7 +13,7 @@
 //! runs a passive checkpoint every [`CHECKPOINT_EVERY`] instead, beside the writer.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use diesel::r2d2::ManageConnection;
@@ -24,6 +24,8 @@ use super::pool::AnyManager;
 use super::{AnyConnection, DbPool, pool};
 use crate::config::DatabaseConfig;
 use crate::error::ApiError;
+use crate::hub::Broker;
+use crate::hub::event::StoredEvent;
 
 /// Most writes committed together; bounds the time the first caller of a batch waits.
 const MAX_BATCH: usize = 64;
@@ -71,18 +73,63 @@ impl Writer {
         F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
+        self.submit(work, None).await
+    }
+
+    /// [`Self::write`] for a write that appends to the event log: the event `work`
+    /// returns goes to `broker` as soon as its commit is known, from the writer thread
+    /// itself. Handing it back to the caller first would add a thread hop (wake the
+    /// worker, which then wakes the manager) to every delivery's latency.
+    pub async fn write_event<F, T>(&self, broker: &Arc<dyn Broker>, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<(T, Option<StoredEvent>), ApiError>
+            + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        let broker = Arc::clone(broker);
+        let publish: AfterCommit<(T, Option<StoredEvent>)> = Box::new(move |(_, event)| {
+            if let Some(event) = event.take() {
+                broker.publish_event(event);
+            }
+        });
+        self.submit(work, Some(publish))
+            .await
+            .map(|(value, _)| value)
+    }
+
+    async fn submit<F, T>(
+        &self,
+        work: F,
+        after_commit: Option<AfterCommit<T>>,
+    ) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
         let Some(queue) = &self.queue else {
-            return super::run(&self.pool, work).await;
+            let mut value = super::run(&self.pool, work).await?;
+            if let Some(after_commit) = after_commit {
+                after_commit(&mut value);
+            }
+            return Ok(value);
         };
         let (reply, answer) = oneshot::channel();
         queue
-            .send(Box::new(WriteJob { work, reply }))
+            .send(Box::new(WriteJob {
+                work,
+                after_commit,
+                reply,
+            }))
             .map_err(|_| ApiError::Internal("the SQLite writer thread is gone".to_owned()))?;
         answer.await.map_err(|_| {
             ApiError::Internal("the SQLite writer dropped a write (it panicked)".to_owned())
         })?
     }
 }
+
+/// Runs once a write is durable, before its caller hears of it.
+type AfterCommit<T> = Box<dyn FnOnce(&mut T) + Send>;
 
 /// A queued write, its result type erased so one queue carries every kind.
 trait Job: Send {
@@ -100,6 +147,7 @@ trait Finish: Send {
 
 struct WriteJob<F, T> {
     work: F,
+    after_commit: Option<AfterCommit<T>>,
     reply: oneshot::Sender<Result<T, ApiError>>,
 }
 
@@ -109,11 +157,19 @@ where
     T: Send + 'static,
 {
     fn run(self: Box<Self>, conn: &mut AnyConnection) -> Box<dyn Finish> {
-        let WriteJob { work, reply } = *self;
+        let WriteJob {
+            work,
+            after_commit,
+            reply,
+        } = *self;
         // Nested in the batch's transaction, this is a savepoint: an error undoes
         // this write alone.
         let result = conn.transaction(work);
-        Box::new(Ran { result, reply })
+        Box::new(Ran {
+            result,
+            after_commit,
+            reply,
+        })
     }
 
     fn abandon(self: Box<Self>, why: &str) {
@@ -123,17 +179,28 @@ where
 
 struct Ran<T> {
     result: Result<T, ApiError>,
+    after_commit: Option<AfterCommit<T>>,
     reply: oneshot::Sender<Result<T, ApiError>>,
 }
 
 impl<T: Send> Finish for Ran<T> {
     fn finish(self: Box<Self>, committed: Result<(), &str>) {
+        let Ran {
+            result,
+            after_commit,
+            reply,
+        } = *self;
         let outcome = match committed {
-            Ok(()) => self.result,
+            Ok(()) => result.map(|mut value| {
+                if let Some(after_commit) = after_commit {
+                    after_commit(&mut value);
+                }
+                value
+            }),
             // What it wrote was rolled back with the batch: never report it stored.
             Err(why) => Err(unavailable(why)),
         };
-        let _ = self.reply.send(outcome);
+        let _ = reply.send(outcome);
     }
 }
 

@@ -54,9 +54,9 @@ pub async fn acknowledge(
     }
     let who = principal.clone();
     let req = request.clone();
-    let (outcome, payload) = state
+    let outcome = state
         .writer
-        .write(move |conn| {
+        .write_event(&state.broker, move |conn| {
             conn.transaction::<_, ApiError, _>(|c| {
                 let seq = events::next_seq(c)?;
                 let allowed = allowed_in(c, &who)?;
@@ -115,7 +115,14 @@ pub async fn acknowledge(
                         created_at: now,
                     },
                 )?;
-                Ok((outcome, payload))
+                let event = StoredEvent {
+                    seq,
+                    kind: EventKind::AlertUpdated,
+                    alert_id: row.id.clone(),
+                    patient_id: row.patient_id.clone(),
+                    payload,
+                };
+                Ok((outcome, Some(event)))
             })
         })
         .await?;
@@ -128,12 +135,5 @@ pub async fn acknowledge(
         outcome.alert.last_seq,
         request.request_id.as_deref().unwrap_or("-")
     );
-    state.broker.publish_event(StoredEvent {
-        seq: outcome.alert.last_seq,
-        kind: EventKind::AlertUpdated,
-        alert_id: outcome.alert.id.clone(),
-        patient_id: outcome.alert.patient_id.clone(),
-        payload,
-    });
     Ok(outcome)
 }

@@ -76,7 +76,7 @@ pub async fn raise_alert(
     let logged_request_id = request_id.clone().unwrap_or_else(|| "-".to_owned());
     let outcome = state
         .writer
-        .write(move |conn| {
+        .write_event(&state.broker, move |conn| {
             let result = conn.transaction::<_, RaiseError, _>(|c| {
                 let seq = events::next_seq(c)?;
                 if let Some(key) = &idempotency_key
@@ -121,17 +121,24 @@ pub async fn raise_alert(
                         created_at: now,
                     },
                 )?;
-                Ok((alert, payload))
+                let event = StoredEvent {
+                    seq,
+                    kind: EventKind::Alert,
+                    alert_id: id.clone(),
+                    patient_id: alert.patient_id.clone(),
+                    payload,
+                };
+                Ok((alert, event))
             });
             match result {
-                Ok((alert, payload)) => Ok(Ok((alert, payload))),
-                Err(RaiseError::Replay(existing)) => Ok(Err(load_alert(conn, &existing)?)),
+                Ok((alert, event)) => Ok((Ok(alert), Some(event))),
+                Err(RaiseError::Replay(existing)) => Ok((Err(load_alert(conn, &existing)?), None)),
                 Err(RaiseError::Api(e)) => Err(e),
             }
         })
         .await?;
     match outcome {
-        Ok((alert, payload)) => {
+        Ok(alert) => {
             log::info!(
                 "alert raised alert_id={} patient_id={} severity={} seq={} user_id={} request_id={logged_request_id}",
                 alert.id,
@@ -140,13 +147,6 @@ pub async fn raise_alert(
                 alert.seq,
                 principal.user_id
             );
-            state.broker.publish_event(StoredEvent {
-                seq: alert.seq,
-                kind: EventKind::Alert,
-                alert_id: alert.id.clone(),
-                patient_id: alert.patient_id.clone(),
-                payload,
-            });
             Ok((alert, false))
         }
         Err(Some(existing)) => Ok((existing, true)),

@@ -158,6 +158,8 @@ async fn every_acknowledgment_is_kept_oldest_first_and_the_latest_sets_the_statu
 #[actix_web::test]
 async fn resolved_is_final_and_any_later_acknowledgment_gets_409() {
     let app = spawn_app().await;
+    let mut stream = app.sse(&admin(), "patient_id=123").await;
+    stream.connected().await;
     let alert = app.raise("123", "critical").await;
     let id = id_of(&alert);
     let resolved = ok_json(
@@ -181,6 +183,23 @@ async fn resolved_is_final_and_any_later_acknowledgment_gets_409() {
     );
     let head = app.get_ok("/api/v1/alerts", &admin()).await["last_seq"].clone();
     assert_eq!(&head, resolved_seq, "the event log did not move");
+
+    // On the stream: the alert, its resolution, then the next alert; the refused
+    // acknowledgments published nothing in between.
+    let next = app.raise("123", "low").await;
+    let seen: Vec<String> = [
+        stream.next_alert_event().await,
+        stream.next_alert_event().await,
+        stream.next_alert_event().await,
+    ]
+    .into_iter()
+    .map(|e| e.id)
+    .collect();
+    assert_eq!(
+        seen,
+        [&alert["seq"], resolved_seq, &next["seq"]].map(ToString::to_string),
+        "refused acks were not streamed"
+    );
 }
 
 #[actix_web::test]

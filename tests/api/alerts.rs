@@ -121,6 +121,8 @@ async fn omitted_message_data_and_source_take_their_defaults() {
 #[actix_web::test]
 async fn a_repeated_idempotency_key_from_the_same_caller_returns_the_same_alert() {
     let app = spawn_app().await;
+    let mut stream = app.sse(&admin(), "patient_id=123").await;
+    stream.connected().await;
     let first = create_with_key(&app, &service(), "retry-42").await;
     assert_eq!(first.status(), 201);
     assert_eq!(replayed(&first), None);
@@ -139,6 +141,18 @@ async fn a_repeated_idempotency_key_from_the_same_caller_returns_the_same_alert(
 
     let other_key = create_with_key(&app, &service(), "retry-43").await;
     assert_eq!(replayed(&other_key), None, "another key is another alert");
+    let other_key: Value = other_key.json().await.expect("JSON");
+
+    // On the stream: the original, then the other key's alert; the replay published
+    // nothing in between.
+    let streamed = stream.next_alert_event().await;
+    assert_eq!(streamed.id, first["seq"].to_string());
+    let streamed = stream.next_alert_event().await;
+    assert_eq!(
+        streamed.id,
+        other_key["seq"].to_string(),
+        "the replay was not streamed"
+    );
 }
 
 #[actix_web::test]
