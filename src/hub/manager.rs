@@ -29,6 +29,10 @@ const EXPIRY_TICK: Duration = Duration::from_secs(1);
 /// How long care-team changes are remembered for registrations whose scope was read
 /// before the change was applied (far longer than reading a scope ever takes).
 const CARE_TEAM_MEMORY: Duration = Duration::from_secs(300);
+/// SSE streams get their heartbeat in this many groups, one group per tick, spread over
+/// the heartbeat period. All at once, 10,000 streams meant 10,000 socket writes in one
+/// burst, and alerts raised during it waited 60–80 ms behind them.
+const HEARTBEAT_GROUPS: u32 = 32;
 
 struct Client {
     tx: ClientTx,
@@ -64,6 +68,8 @@ pub struct AlertConnectionManager {
     recent_care_team: VecDeque<(Instant, CareTeamChange)>,
     reading_log: bool,
     shutting_down: bool,
+    /// The group of streams the next heartbeat tick serves.
+    heartbeat_group: u64,
     pool: DbPool,
     metrics: Arc<Metrics>,
     settings: ManagerSettings,
@@ -82,6 +88,7 @@ impl AlertConnectionManager {
             recent_care_team: VecDeque::new(),
             reading_log: false,
             shutting_down: false,
+            heartbeat_group: 0,
             pool,
             metrics,
             settings,
@@ -304,7 +311,11 @@ impl AlertConnectionManager {
         }
     }
 
+    /// Sends the heartbeat to one group of SSE streams ([`HEARTBEAT_GROUPS`]); each
+    /// stream still gets one per heartbeat period.
     fn heartbeat(&mut self) {
+        let group = self.heartbeat_group;
+        self.heartbeat_group = (group + 1) % u64::from(HEARTBEAT_GROUPS);
         let frame = sse_control(
             "heartbeat",
             &serde_json::json!({ "timestamp": crate::domain::format_millis(crate::domain::now_millis()) }),
@@ -312,6 +323,7 @@ impl AlertConnectionManager {
         let mut gone = Vec::new();
         for (id, client) in &self.clients {
             if client.transport == Transport::Sse
+                && id % u64::from(HEARTBEAT_GROUPS) == group
                 && let Err(TrySendError::Closed(_)) =
                     client.tx.try_send(Outbound::Heartbeat(frame.clone()))
             {
@@ -368,7 +380,8 @@ impl Actor for AlertConnectionManager {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(4096);
-        ctx.run_interval(self.settings.heartbeat, |act, _| act.heartbeat());
+        let tick = (self.settings.heartbeat / HEARTBEAT_GROUPS).max(Duration::from_millis(1));
+        ctx.run_interval(tick, |act, _| act.heartbeat());
         ctx.run_interval(EXPIRY_TICK, |act, _| act.expire_tokens());
         ctx.run_interval(self.settings.tail_poll, |act, ctx| act.poll_log(ctx));
     }

@@ -423,3 +423,36 @@ async fn a_care_team_change_racing_the_stream_opening_is_not_lost() {
         "streams missed a newly assigned patient in rounds {missed:?}"
     );
 }
+
+/// All at once, 10,000 streams' heartbeats were 10,000 socket writes in one burst, and an
+/// alert raised during it waited 60–80 ms behind them. Each stream still gets one per
+/// period, but the streams are served in groups, each at its own tick — so streams
+/// opened one after another receive heartbeats stamped at different moments.
+#[actix_web::test]
+async fn heartbeats_are_spread_over_the_period_not_sent_to_every_stream_at_once() {
+    let app = spawn_app().await;
+    let mut streams = Vec::new();
+    for i in 0..32 {
+        let (sse, _) = open_ok(
+            &app,
+            &token(&format!("beat-{i}"), "admin", None),
+            "",
+            "stream",
+        )
+        .await;
+        streams.push(sse);
+    }
+    let mut stamps = std::collections::BTreeSet::new();
+    for sse in &mut streams {
+        let beat = sse.until(WAIT, |e| e.event == "heartbeat").await;
+        assert!(is_rfc3339(&data(&beat)["timestamp"]), "{}", beat.data);
+        stamps.insert(data(&beat)["timestamp"].to_string());
+    }
+    // Sent together, they would share one or two ticks (one if no tick fell while the
+    // streams were opening); spread, nearly every stream has a tick of its own.
+    assert!(
+        stamps.len() >= streams.len() / 2,
+        "32 streams' first heartbeats came from only {} ticks: {stamps:?}",
+        stamps.len()
+    );
+}
