@@ -527,6 +527,34 @@ pub struct Problem {
     pub errors: Option<Vec<FieldError>>,
 }
 
+/// The 401 every authenticated endpoint answers, declared once.
+#[derive(IntoResponses)]
+#[response(
+    status = 401,
+    content_type = "application/problem+json",
+    description = "No or bad credentials (`WWW-Authenticate: Bearer`)"
+)]
+pub struct Unauthorized(pub Problem);
+
+/// The 503 of endpoints that need the database, declared once.
+#[derive(IntoResponses)]
+#[response(status = 503, content_type = "application/problem+json",
+    description = "The database is unreachable; nothing was stored",
+    headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))]
+pub struct DatabaseUnavailable(pub Problem);
+
+/// The refusals every care-team endpoint shares, declared once.
+#[derive(IntoResponses)]
+#[allow(clippy::large_enum_variant)] // never built: it only describes responses
+pub enum CareTeamRefusals {
+    /// Admin only (and an allowed Origin for cookie writes)
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// Malformed `patient_id` or `user_id`
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(Problem),
+}
+
 /// The answers of both acknowledge endpoints (the current path and the seed-era alias),
 /// declared once so the two can never drift apart.
 #[derive(IntoResponses)]

@@ -30,13 +30,13 @@ use crate::state::AppState;
             headers(("Location" = String, description = "`/api/v1/alerts/{id}`"),
                 ("Idempotent-Replayed" = String, description = "`true` when this is a repeat"))),
         (status = 400, description = "Malformed JSON or empty body", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Unauthorized,
         (status = 403, description = "The role may not raise alerts", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not `application/json`", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Well-formed but invalid; every bad field is named in `errors`", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 429, description = "More writes per second than VIGIL_RATE_LIMIT for this token subject", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
-        (status = 503, description = "The database is unreachable; nothing was stored", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        crate::openapi::DatabaseUnavailable,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -98,10 +98,10 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     responses(
         (status = 200, description = "Alerts in scope", body = crate::openapi::AlertList),
         (status = 400, description = "Unparseable query string", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Unauthorized,
         (status = 403, description = "A requested patient is outside the caller's scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid filter, named in `errors`", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; nothing was stored", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        crate::openapi::DatabaseUnavailable,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -168,9 +168,9 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "The alert with its acknowledgments", body = crate::openapi::Alert),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Unauthorized,
         (status = 404, description = "No such alert, or not in the caller's scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unreachable; nothing was stored", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        crate::openapi::DatabaseUnavailable,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]

@@ -35,9 +35,8 @@ fn require_admin(principal: &Principal) -> Result<(), ApiError> {
     ),
     responses(
         (status = 200, description = "The team (possibly empty)", body = crate::openapi::CareTeam),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Admin only (and an allowed Origin for cookie writes)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Malformed `patient_id` or `user_id`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Unauthorized,
+        crate::openapi::CareTeamRefusals,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -65,9 +64,8 @@ pub async fn get(
         (status = 200, description = "The new team", body = crate::openapi::CareTeam),
         (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not `application/json`", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Admin only (and an allowed Origin for cookie writes)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Malformed `patient_id` or `user_id`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Unauthorized,
+        crate::openapi::CareTeamRefusals,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -105,9 +103,8 @@ pub async fn replace(
     ),
     responses(
         (status = 204, description = "The team is empty"),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Admin only (and an allowed Origin for cookie writes)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Malformed `patient_id` or `user_id`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Unauthorized,
+        crate::openapi::CareTeamRefusals,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -132,9 +129,8 @@ pub async fn clear(
     ),
     responses(
         (status = 200, description = "The member", body = crate::openapi::CareTeamMember),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Admin only (and an allowed Origin for cookie writes)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Malformed `patient_id` or `user_id`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Unauthorized,
+        crate::openapi::CareTeamRefusals,
         (status = 404, description = "Not a member", body = crate::openapi::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -168,9 +164,8 @@ pub async fn get_member(
     responses(
         (status = 201, description = "Added; the user's open streams see the patient at once", body = crate::openapi::CareTeamAssignment),
         (status = 200, description = "Already a member", body = crate::openapi::CareTeamAssignment),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Admin only (and an allowed Origin for cookie writes)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Malformed `patient_id` or `user_id`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Unauthorized,
+        crate::openapi::CareTeamRefusals,
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -207,9 +202,8 @@ pub async fn assign(
     ),
     responses(
         (status = 204, description = "Removed; the user's open streams stop seeing the patient at once"),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Admin only (and an allowed Origin for cookie writes)", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Malformed `patient_id` or `user_id`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Unauthorized,
+        crate::openapi::CareTeamRefusals,
         (status = 404, description = "Not a member", body = crate::openapi::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("cookie" = []))

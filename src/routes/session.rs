@@ -28,7 +28,7 @@ fn cookie<'a>(req: &HttpRequest, value: String, max_age: i64) -> Cookie<'a> {
     responses(
         (status = 200, description = "Who the token is for; with a Bearer token, also sets the cookie", body = crate::openapi::Session,
             headers(("Set-Cookie" = String, description = "`vigil_token=…; HttpOnly; SameSite=Strict; Path=/; Max-Age=<token lifetime>` (`Secure` over https)"))),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Unauthorized,
         (status = 403, description = "Cookie-authenticated without an allowed Origin", body = crate::openapi::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -67,7 +67,7 @@ pub async fn create(
     tag = "session",
     responses(
         (status = 204, description = "The cookie is cleared", headers(("Set-Cookie" = String, description = "An expired `vigil_token`"))),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Unauthorized,
         (status = 403, description = "Cookie-authenticated without an allowed Origin", body = crate::openapi::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("cookie" = []))

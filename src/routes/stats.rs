@@ -15,7 +15,7 @@ use crate::state::AppState;
     tag = "streams",
     responses(
         (status = 200, description = "Live connections and fan-out counters", body = crate::openapi::StreamStats),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Unauthorized,
         (status = 403, description = "Admin only", body = crate::openapi::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("cookie" = []))

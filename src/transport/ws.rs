@@ -46,7 +46,7 @@ pub const MIGRATION_GUIDE: &str = "/docs/migration";
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket handshake, or an unparseable query", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad credentials (`WWW-Authenticate: Bearer`)", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::Unauthorized,
         (status = 403, description = "Out of scope, or a cookie handshake without an allowed Origin", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 410, description = "VIGIL_WS_MODE=off: use the SSE stream", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Link" = String, description = "The migration guide and the successor"))),
         (status = 429, description = "The user already holds VIGIL_MAX_STREAMS_PER_USER open streams", body = crate::openapi::Problem, content_type = "application/problem+json"),
