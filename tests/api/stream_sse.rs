@@ -456,3 +456,44 @@ async fn heartbeats_are_spread_over_the_period_not_sent_to_every_stream_at_once(
         stamps.len()
     );
 }
+
+/// Connections start with small I/O buffers (vendor/actix-http.patch) that must grow for
+/// large messages: an alert at every size limit — an 18 KiB request, a larger event —
+/// reaches an SSE and a WebSocket subscriber whole, and the stream carries on after it.
+#[actix_web::test]
+async fn an_alert_at_every_size_limit_reaches_sse_and_websocket_subscribers_whole() {
+    let app = spawn_app().await;
+    let (mut sse, _) = open_ok(&app, &admin(), "patient_id=123", "admin").await;
+    let mut ws = app.ws(&admin(), "patient_id=123").await;
+    assert_eq!(ws.until_type("connected").await["type"], "connected");
+
+    let at_limits = serde_json::json!({
+        "patient_id": "123", "severity": "critical", "kind": "k".repeat(64),
+        "title": "t".repeat(200), "message": "m".repeat(2000), "source": "s".repeat(128),
+        "data": {"blob": "x".repeat(16 * 1024 - 20)},
+    });
+    let resp = app
+        .post_json("/api/v1/alerts", &service(), &at_limits)
+        .await;
+    assert_eq!(resp.status(), 201, "values at the limits are accepted");
+    let big: Value = resp.json().await.expect("201 JSON");
+    let small = app.raise("123", "low").await;
+
+    let event = sse.next_alert_event().await;
+    assert_eq!(data(&event), big, "SSE: the large alert, byte for byte");
+    assert_eq!(
+        data(&sse.next_alert_event().await),
+        small,
+        "SSE: then the next"
+    );
+    assert_eq!(
+        ws.until_type("alert").await["alert"],
+        big,
+        "WebSocket: the large alert"
+    );
+    assert_eq!(
+        ws.until_type("alert").await["alert"],
+        small,
+        "WebSocket: then the next"
+    );
+}
