@@ -14,11 +14,20 @@ mode=${1:---check}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 - "$VERSION" "$work" <<'PY'
-import io, sys, tarfile, urllib.request
+import io, sys, tarfile, time, urllib.request
 version, into = sys.argv[1], sys.argv[2]
 url = f"https://static.crates.io/crates/actix-http/actix-http-{version}.crate"
-data = urllib.request.urlopen(url, timeout=60).read()
-tarfile.open(fileobj=io.BytesIO(data), mode="r:gz").extractall(into, filter="data")
+for attempt in range(3):
+    try:
+        data = urllib.request.urlopen(url, timeout=60).read()
+        break
+    except OSError as e:
+        if attempt == 2:
+            sys.exit(f"cannot download {url}: {e}")
+        time.sleep(5)
+archive = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
+# Python >= 3.12 (and 3.11.4) refuse unsafe paths with the "data" filter.
+archive.extractall(into, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
 PY
 fresh="$work/actix-http-$VERSION"
 (cd "$fresh" && git apply -p1 "$OLDPWD/vendor/actix-http.patch")
