@@ -2,8 +2,8 @@
 //! so several servers can run in one test binary).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric Vigil exports.
@@ -30,6 +30,10 @@ pub struct Metrics {
     pub ws_frames: IntCounterVec,
     /// Commit-to-enqueue latency of fan-out, seconds.
     pub fanout_seconds: Histogram,
+    /// Publish-to-write latency by transport (`sse`, `ws`), seconds: from the manager
+    /// taking a committed event in to its frame handed to a client's connection. Unlike
+    /// `fanout_seconds` it includes the wait in the client's queue and for its worker.
+    pub delivery_seconds: HistogramVec,
 }
 
 impl Metrics {
@@ -73,7 +77,19 @@ impl Metrics {
         registry.register(Box::new(limit_rejections.clone()))?;
         registry.register(Box::new(ws_deprecated_connections.clone()))?;
         registry.register(Box::new(ws_frames.clone()))?;
+        let delivery_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "delivery_seconds",
+                "Publish to write latency: committed event taken in by the manager to its frame handed to the client's connection",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0,
+            ]),
+            &["transport"],
+        )?;
         registry.register(Box::new(fanout_seconds.clone()))?;
+        registry.register(Box::new(delivery_seconds.clone()))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -90,6 +106,7 @@ impl Metrics {
             ws_deprecated_connections,
             ws_frames,
             fanout_seconds,
+            delivery_seconds,
         })
     }
 

@@ -214,7 +214,7 @@ impl AlertConnectionManager {
     }
 
     fn deliver(&mut self, event: StoredEvent, received: Instant) {
-        let encoded = Arc::new(EncodedEvent::new(event));
+        let encoded = Arc::new(EncodedEvent::published_at(event, received));
         let mut cut_off = Vec::new();
         let mut delivered = 0u64;
         for conn_id in self.subscriptions.matching(&encoded.event.patient_id) {

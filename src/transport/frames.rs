@@ -4,6 +4,7 @@
 //! line, which a WHATWG parser joins back with `\n`.
 
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -43,15 +44,24 @@ pub fn sse_control(event: &str, data: &serde_json::Value) -> Bytes {
 pub struct EncodedEvent {
     /// The event.
     pub event: StoredEvent,
+    /// When the manager took the committed event in: where `vigil_delivery_seconds`
+    /// (publish → write) starts.
+    pub published: Instant,
     sse: OnceLock<Bytes>,
     ws: OnceLock<ByteString>,
 }
 
 impl EncodedEvent {
-    /// Wraps an event; nothing is encoded until a transport asks.
+    /// Wraps an event published now; nothing is encoded until a transport asks.
     pub fn new(event: StoredEvent) -> Self {
+        Self::published_at(event, Instant::now())
+    }
+
+    /// Wraps an event the manager took in at `published`.
+    pub fn published_at(event: StoredEvent, published: Instant) -> Self {
         Self {
             event,
+            published,
             sse: OnceLock::new(),
             ws: OnceLock::new(),
         }

@@ -9,6 +9,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use futures_util::stream;
+use prometheus::Histogram;
 use tokio::sync::mpsc;
 
 use super::frames::{sse_control, sse_frame};
@@ -41,6 +42,8 @@ struct StreamState {
     finished: bool,
     pool: DbPool,
     metrics: Arc<Metrics>,
+    /// `vigil_delivery_seconds{transport="sse"}`, looked up once.
+    delivered: Histogram,
     _guard: ConnectionGuard,
 }
 
@@ -139,6 +142,7 @@ pub async fn stream_alerts(
         finished: false,
         pool: state.pool.clone(),
         metrics: Arc::clone(&state.metrics),
+        delivered: state.metrics.delivery_seconds.with_label_values(&["sse"]),
         _guard: guard,
     };
     let body = stream::unfold(state_machine, next_chunk);
@@ -194,6 +198,9 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
             Outbound::Event(event) if event.seq() <= st.last_sent => continue,
             Outbound::Event(event) => {
                 st.last_sent = event.seq();
+                // The frame goes to the connection's write buffer as this returns.
+                st.delivered
+                    .observe(event.published.elapsed().as_secs_f64());
                 return Some((Ok(event.sse().clone()), st));
             }
             Outbound::Heartbeat(frame) => return Some((Ok(frame), st)),

@@ -10,6 +10,7 @@ use actix::prelude::*;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use actix_web_actors::ws;
+use prometheus::Histogram;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -104,6 +105,7 @@ pub async fn ws_endpoint(
         hello,
         last_heard: Instant::now(),
         request_id: crate::request_id::of(&req),
+        delivered: state.metrics.delivery_seconds.with_label_values(&["ws"]),
     };
     let mut response = ws::WsResponseBuilder::new(session, &req, payload)
         .frame_size(CODEC_MAX_FRAME)
@@ -143,6 +145,8 @@ pub struct WsSession {
     last_heard: Instant,
     /// `X-Request-Id` of the handshake, logged with in-socket acknowledgments.
     request_id: Option<String>,
+    /// `vigil_delivery_seconds{transport="ws"}`, looked up once.
+    delivered: Histogram,
 }
 
 /// A client text frame that [`parse_client_frame`] accepted: its `type` is known. Its
@@ -436,7 +440,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
 impl StreamHandler<Outbound> for WsSession {
     fn handle(&mut self, item: Outbound, ctx: &mut Self::Context) {
         match item {
-            Outbound::Event(event) => ctx.text(event.ws().clone()),
+            Outbound::Event(event) => {
+                ctx.text(event.ws().clone());
+                self.delivered
+                    .observe(event.published.elapsed().as_secs_f64());
+            }
             Outbound::Heartbeat(_) => {}
             Outbound::Close(CloseReason::AuthExpired) => {
                 ctx.text(error_frame(

@@ -187,3 +187,121 @@ async fn the_pages_answer_head_like_get_without_a_body() {
         );
     }
 }
+
+/// One sample of a `/metrics` text: `name{…}` carrying every label in `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            let wanted = metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            wanted.then(|| value.trim().parse().ok()).flatten()
+        })
+}
+
+async fn scrape(app: &TestApp) -> String {
+    app.client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// What issue #7 asks `/metrics` to show, each moved by a real stream: open streams by
+/// transport and role, events published and deliveries, resumes and replayed events,
+/// the publish → write latency by transport, and the process's resident memory.
+#[actix_web::test]
+async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency() {
+    let app = spawn_app().await;
+    app.assign("123", "alice").await;
+    let mut sse = app
+        .sse(&token("alice", "nurse", None), "patient_id=123")
+        .await;
+    sse.connected().await;
+    let mut ws = app.ws(&admin(), "patient_id=123").await;
+    ws.until_type("connected").await;
+    let text = scrape(&app).await;
+    let open = |transport, role| {
+        sample(
+            &text,
+            "vigil_connections",
+            &[("transport", transport), ("role", role)],
+        )
+    };
+    assert_eq!(open("sse", "nurse"), Some(1.0), "{text}");
+    assert_eq!(open("ws", "admin"), Some(1.0), "{text}");
+    assert!(
+        sample(&text, "vigil_process_resident_memory_bytes", &[]).is_some_and(|v| v > 0.0),
+        "resident memory: {text}"
+    );
+
+    let alert = app.raise("123", "high").await;
+    assert_eq!(data_of(&sse.next_alert_event().await)["id"], alert["id"]);
+    assert_eq!(ws.until_type("alert").await["alert"]["id"], alert["id"]);
+    let text = scrape(&app).await;
+    let delivered = |transport, what| {
+        sample(
+            &text,
+            &format!("vigil_delivery_seconds_{what}"),
+            &[("transport", transport)],
+        )
+    };
+    assert_eq!(
+        sample(&text, "vigil_events_published_total", &[]),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "vigil_deliveries_total", &[]), Some(2.0));
+    for transport in ["sse", "ws"] {
+        assert_eq!(
+            delivered(transport, "count"),
+            Some(1.0),
+            "{transport}: {text}"
+        );
+        assert!(
+            delivered(transport, "sum").is_some_and(|s| s > 0.0 && s < 60.0),
+            "{transport}: a publish → write time was recorded: {text}"
+        );
+    }
+
+    let mut resumed = SseClient::open(&app, &admin(), "patient_id=123", Some("0")).await;
+    resumed.connected().await;
+    assert_eq!(
+        data_of(&resumed.next_alert_event().await)["id"],
+        alert["id"]
+    );
+    let text = scrape(&app).await;
+    assert_eq!(sample(&text, "vigil_resumes_total", &[]), Some(1.0));
+    assert_eq!(sample(&text, "vigil_replayed_events_total", &[]), Some(1.0));
+    assert_eq!(
+        sample(
+            &text,
+            "vigil_delivery_seconds_count",
+            &[("transport", "sse")]
+        ),
+        Some(1.0),
+        "a replayed event was not published now: it is not a publish → write sample"
+    );
+
+    sse.close();
+    eventually("the closed stream leaves the gauge", || async {
+        let text = scrape(&app).await;
+        (sample(
+            &text,
+            "vigil_connections",
+            &[("transport", "sse"), ("role", "nurse")],
+        ) == Some(0.0))
+        .then_some(())
+    })
+    .await;
+}
+
+fn data_of(event: &eventsource_stream::Event) -> Value {
+    serde_json::from_str(&event.data).expect("event data is JSON")
+}
