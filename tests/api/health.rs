@@ -203,17 +203,6 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         })
 }
 
-async fn scrape(app: &TestApp) -> String {
-    app.client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text")
-}
-
 /// What issue #7 asks `/metrics` to show, each moved by a real stream: open streams by
 /// transport and role, events published and deliveries, resumes and replayed events,
 /// the publish → write latency by transport, and the process's resident memory.
@@ -227,7 +216,7 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
     sse.connected().await;
     let mut ws = app.ws(&admin(), "patient_id=123").await;
     ws.until_type("connected").await;
-    let text = scrape(&app).await;
+    let text = app.metrics_text().await;
     let open = |transport, role| {
         sample(
             &text,
@@ -245,7 +234,7 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
     let alert = app.raise("123", "high").await;
     assert_eq!(data_of(&sse.next_alert_event().await)["id"], alert["id"]);
     assert_eq!(ws.until_type("alert").await["alert"]["id"], alert["id"]);
-    let text = scrape(&app).await;
+    let text = app.metrics_text().await;
     let delivered = |transport, what| {
         sample(
             &text,
@@ -276,7 +265,7 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
         data_of(&resumed.next_alert_event().await)["id"],
         alert["id"]
     );
-    let text = scrape(&app).await;
+    let text = app.metrics_text().await;
     assert_eq!(sample(&text, "vigil_resumes_total", &[]), Some(1.0));
     assert_eq!(sample(&text, "vigil_replayed_events_total", &[]), Some(1.0));
     assert_eq!(
@@ -291,7 +280,7 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
 
     sse.close();
     eventually("the closed stream leaves the gauge", || async {
-        let text = scrape(&app).await;
+        let text = app.metrics_text().await;
         (sample(
             &text,
             "vigil_connections",

@@ -246,6 +246,18 @@ impl TestApp {
         assert_eq!(resp.status(), 204, "removing {user} from {patient}");
     }
 
+    /// The `/metrics` text (open, no token).
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Stream stats as admin.
     pub async fn stats(&self) -> Value {
         self.get("/api/v1/alerts/stream/stats", &admin())

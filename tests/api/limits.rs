@@ -17,16 +17,7 @@ use crate::helpers::*;
 
 /// The value of one sample of `/metrics`, e.g. `vigil_limit_rejections_total{limit="per_user"}`.
 async fn metric(app: &TestApp, sample: &str) -> Option<f64> {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines().find_map(|line| {
+    app.metrics_text().await.lines().find_map(|line| {
         line.strip_prefix(sample)
             .and_then(|rest| rest.strip_prefix(' '))
             .and_then(|value| value.trim().parse().ok())
