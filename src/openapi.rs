@@ -555,8 +555,9 @@ pub enum CareTeamRefusals {
     Invalid(Problem),
 }
 
-/// The answers of both acknowledge endpoints (the current path and the seed-era alias),
-/// declared once so the two can never drift apart.
+/// The answers of both acknowledge endpoints (the current path and the seed-era alias)
+/// besides [`Unauthorized`] and [`DatabaseUnavailable`], declared once so the two can
+/// never drift apart.
 #[derive(IntoResponses)]
 #[allow(clippy::large_enum_variant)] // never built: it only describes responses
 pub enum AckResponses {
@@ -566,9 +567,6 @@ pub enum AckResponses {
     /// Malformed JSON
     #[response(status = 400, content_type = "application/problem+json")]
     Malformed(Problem),
-    /// No or bad credentials (`WWW-Authenticate: Bearer`)
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Problem),
     /// The role may not acknowledge, or may not set this status (e.g. caregiver resolving); or a cookie request without an allowed Origin
     #[response(status = 403, content_type = "application/problem+json")]
     Forbidden(Problem),
@@ -591,8 +589,4 @@ pub enum AckResponses {
     #[response(status = 429, content_type = "application/problem+json",
         headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))]
     TooMany(Problem),
-    /// The database is unreachable; nothing was stored
-    #[response(status = 503, content_type = "application/problem+json",
-        headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))]
-    Unavailable(Problem),
 }

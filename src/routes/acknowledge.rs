@@ -22,7 +22,11 @@ use crate::state::AppState;
     request_body(content = Option<crate::openapi::AckRequest>, content_type = "application/json",
         description = "Optional: an empty body means `{\"status\": \"acknowledged\"}`",
         example = json!({"status": "acknowledged", "note": "On my way"})),
-    responses(crate::openapi::AckResponses),
+    responses(
+        crate::openapi::AckResponses,
+        crate::openapi::Unauthorized,
+        crate::openapi::DatabaseUnavailable,
+    ),
     security(("bearer" = []), ("cookie" = []))
 )]
 pub async fn acknowledge(
@@ -47,7 +51,11 @@ pub async fn acknowledge(
     request_body(content = Option<crate::openapi::AckRequest>, content_type = "application/json",
         description = "Optional: an empty body means `{\"status\": \"acknowledged\"}`",
         example = json!({"status": "acknowledged", "note": "On my way"})),
-    responses(crate::openapi::AckResponses),
+    responses(
+        crate::openapi::AckResponses,
+        crate::openapi::Unauthorized,
+        crate::openapi::DatabaseUnavailable,
+    ),
     security(("bearer" = []), ("cookie" = []))
 )]
 pub async fn acknowledge_seed_alias(
