@@ -4,6 +4,8 @@
 //! Latency runs from the start of the publishing POST to the moment the subscriber has
 //! parsed the event. It exits non-zero when anything was lost or duplicated.
 
+mod sse_stream;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,8 +17,6 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::auth::{Claims, Signer};
-
-mod sse_stream;
 use crate::cli::BenchArgs;
 
 /// Read buffer of a bench WebSocket (an alert frame is well under 1 KiB).
