@@ -42,13 +42,6 @@ async fn readyz_reports_the_database_reachable() {
     assert_eq!(body["database"], "ok");
 }
 
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-}
-
 #[actix_web::test]
 async fn metrics_are_prometheus_text_and_count_published_events() {
     let app = spawn_app().await;
@@ -77,7 +70,10 @@ async fn metrics_are_prometheus_text_and_count_published_events() {
         before.contains("# TYPE vigil_events_published_total counter"),
         "{before}"
     );
-    assert_eq!(metric(&before, "vigil_events_published_total"), Some(0.0));
+    assert_eq!(
+        metric_sample(&before, "vigil_events_published_total", &[]),
+        Some(0.0)
+    );
 
     let alert = app.raise("123", "high").await;
     assert_eq!(
@@ -92,7 +88,8 @@ async fn metrics_are_prometheus_text_and_count_published_events() {
         200
     );
     eventually("two events counted as published", || async {
-        (metric(&scrape().await, "vigil_events_published_total") == Some(2.0)).then_some(())
+        (metric_sample(&scrape().await, "vigil_events_published_total", &[]) == Some(2.0))
+            .then_some(())
     })
     .await;
 }
@@ -188,21 +185,6 @@ async fn the_pages_answer_head_like_get_without_a_body() {
     }
 }
 
-/// One sample of a `/metrics` text: `name{…}` carrying every label in `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            let wanted = metric == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-            wanted.then(|| value.trim().parse().ok()).flatten()
-        })
-}
-
 /// What issue #7 asks `/metrics` to show, each moved by a real stream: open streams by
 /// transport and role, events published and deliveries, resumes and replayed events,
 /// the publish → write latency by transport, and the process's resident memory.
@@ -218,7 +200,7 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
     ws.until_type("connected").await;
     let text = app.metrics_text().await;
     let open = |transport, role| {
-        sample(
+        metric_sample(
             &text,
             "vigil_connections",
             &[("transport", transport), ("role", role)],
@@ -227,7 +209,7 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
     assert_eq!(open("sse", "nurse"), Some(1.0), "{text}");
     assert_eq!(open("ws", "admin"), Some(1.0), "{text}");
     assert!(
-        sample(&text, "vigil_process_resident_memory_bytes", &[]).is_some_and(|v| v > 0.0),
+        metric_sample(&text, "vigil_process_resident_memory_bytes", &[]).is_some_and(|v| v > 0.0),
         "resident memory: {text}"
     );
 
@@ -236,17 +218,20 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
     assert_eq!(ws.until_type("alert").await["alert"]["id"], alert["id"]);
     let text = app.metrics_text().await;
     let delivered = |transport, what| {
-        sample(
+        metric_sample(
             &text,
             &format!("vigil_delivery_seconds_{what}"),
             &[("transport", transport)],
         )
     };
     assert_eq!(
-        sample(&text, "vigil_events_published_total", &[]),
+        metric_sample(&text, "vigil_events_published_total", &[]),
         Some(1.0)
     );
-    assert_eq!(sample(&text, "vigil_deliveries_total", &[]), Some(2.0));
+    assert_eq!(
+        metric_sample(&text, "vigil_deliveries_total", &[]),
+        Some(2.0)
+    );
     for transport in ["sse", "ws"] {
         assert_eq!(
             delivered(transport, "count"),
@@ -266,10 +251,13 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
         alert["id"]
     );
     let text = app.metrics_text().await;
-    assert_eq!(sample(&text, "vigil_resumes_total", &[]), Some(1.0));
-    assert_eq!(sample(&text, "vigil_replayed_events_total", &[]), Some(1.0));
+    assert_eq!(metric_sample(&text, "vigil_resumes_total", &[]), Some(1.0));
     assert_eq!(
-        sample(
+        metric_sample(&text, "vigil_replayed_events_total", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_sample(
             &text,
             "vigil_delivery_seconds_count",
             &[("transport", "sse")]
@@ -281,7 +269,7 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
     sse.close();
     eventually("the closed stream leaves the gauge", || async {
         let text = app.metrics_text().await;
-        (sample(
+        (metric_sample(
             &text,
             "vigil_connections",
             &[("transport", "sse"), ("role", "nurse")],

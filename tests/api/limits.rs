@@ -15,17 +15,13 @@ use tokio_tungstenite::tungstenite;
 
 use crate::helpers::*;
 
-/// The value of one sample of `/metrics`, e.g. `vigil_limit_rejections_total{limit="per_user"}`.
-async fn metric(app: &TestApp, sample: &str) -> Option<f64> {
-    app.metrics_text().await.lines().find_map(|line| {
-        line.strip_prefix(sample)
-            .and_then(|rest| rest.strip_prefix(' '))
-            .and_then(|value| value.trim().parse().ok())
-    })
-}
-
-fn rejections(limit: &str) -> String {
-    format!("vigil_limit_rejections_total{{limit=\"{limit}\"}}")
+/// `vigil_limit_rejections_total{limit="…"}` as `/metrics` shows it now.
+async fn rejections(app: &TestApp, limit: &str) -> Option<f64> {
+    metric_sample(
+        &app.metrics_text().await,
+        "vigil_limit_rejections_total",
+        &[("limit", limit)],
+    )
 }
 
 /// A WebSocket handshake that the server must refuse: its status, headers and problem body.
@@ -171,7 +167,7 @@ async fn the_eleventh_stream_of_one_user_is_429_naming_the_limit_and_closing_one
     socket.until_type("connected").await;
 
     assert_eq!(
-        metric(&app, &rejections("per_user")).await,
+        rejections(&app, "per_user").await,
         Some(4.0),
         "every per-user refusal is counted"
     );
@@ -241,7 +237,7 @@ async fn beyond_max_connections_a_stream_is_503_with_retry_after_at_once_and_a_c
     let mut third = app.sse(&carol, "").await;
     assert_eq!(third.status, 200, "the freed slot is usable");
     third.connected().await;
-    assert_eq!(metric(&app, &rejections("instance")).await, Some(2.0));
+    assert_eq!(rejections(&app, "instance").await, Some(2.0));
 }
 
 #[actix_web::test]
@@ -310,7 +306,7 @@ async fn writes_over_the_rate_get_429_with_retry_after_per_subject_and_are_count
     );
 
     assert_eq!(
-        metric(&app, &rejections("write_rate")).await,
+        rejections(&app, "write_rate").await,
         Some(f64::from(refused)),
         "every refused write is counted"
     );
@@ -374,7 +370,7 @@ async fn in_socket_acknowledgments_share_the_callers_write_budget() {
         "HTTP acks after the socket spent the budget were all accepted"
     );
     assert_eq!(
-        metric(&app, &rejections("write_rate")).await,
+        rejections(&app, "write_rate").await,
         Some(f64::from(limited + http_limited))
     );
     // The session survived its refusals.
