@@ -40,6 +40,10 @@ pub struct DatabaseArgs {
     /// Connections in the database pool.
     #[arg(long, env = "VIGIL_DB_POOL_SIZE", default_value = "8")]
     pub db_pool_size: String,
+    /// MiB the SQLite write-ahead log may grow to under sustained writes before it is
+    /// started over (and the file cut back to this size).
+    #[arg(long, env = "VIGIL_SQLITE_WAL_LIMIT_MB", default_value = "64")]
+    pub sqlite_wal_limit_mb: String,
 }
 
 /// How tokens are verified (and, for `token`, signed).

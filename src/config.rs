@@ -106,7 +106,13 @@ pub struct DatabaseConfig {
     pub sqlite_sync: SqliteSync,
     /// Pool size.
     pub pool_size: u32,
+    /// Bytes the SQLite write-ahead log may reach before the writer starts it over
+    /// (see `db::writer`); without a bound, sustained writes grow it for ever.
+    pub wal_limit_bytes: u64,
 }
+
+/// Default for [`DatabaseConfig::wal_limit_bytes`]: 64 MiB.
+pub const DEFAULT_WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The whole validated server configuration. Tests build it with [`Config::new`] and
 /// adjust fields directly.
@@ -156,6 +162,7 @@ impl Config {
                 url: database_url.into(),
                 sqlite_sync: SqliteSync::Normal,
                 pool_size: 8,
+                wal_limit_bytes: DEFAULT_WAL_LIMIT_BYTES,
             },
             jwt: JwtConfig {
                 key: JwtKey::Secret(Secret::new(jwt_secret)),
@@ -247,10 +254,17 @@ pub fn database_config(args: &DatabaseArgs) -> Result<DatabaseConfig, ConfigErro
     let pool_size = non_zero(&args.db_pool_size, "VIGIL_DB_POOL_SIZE")?.get();
     let pool_size = u32::try_from(pool_size)
         .map_err(|_| ConfigError::new("VIGIL_DB_POOL_SIZE", "too large"))?;
+    let wal_limit_mb = non_zero(&args.sqlite_wal_limit_mb, "VIGIL_SQLITE_WAL_LIMIT_MB")?.get();
+    let wal_limit_bytes = u64::try_from(wal_limit_mb)
+        .ok()
+        .and_then(|mb| mb.checked_mul(1024 * 1024))
+        .filter(|bytes| i64::try_from(*bytes).is_ok())
+        .ok_or_else(|| ConfigError::new("VIGIL_SQLITE_WAL_LIMIT_MB", "too large"))?;
     Ok(DatabaseConfig {
         url: url.to_owned(),
         sqlite_sync,
         pool_size,
+        wal_limit_bytes,
     })
 }
 
@@ -436,6 +450,29 @@ mod tests {
     fn a_secret_never_prints() {
         let s = Secret::new("super-secret-value");
         assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
+    }
+
+    #[test]
+    fn the_wal_limit_is_in_mebibytes_and_must_fit() {
+        let args = |mb: &str| DatabaseArgs {
+            database_url: "sqlite://vigil.db".to_owned(),
+            sqlite_sync: "normal".to_owned(),
+            db_pool_size: "8".to_owned(),
+            sqlite_wal_limit_mb: mb.to_owned(),
+        };
+        let limit = |mb: &str| database_config(&args(mb)).map(|c| c.wal_limit_bytes);
+        let error = |mb: &str| limit(mb).err().map(|e| e.to_string());
+        assert_eq!(limit("64").ok(), Some(DEFAULT_WAL_LIMIT_BYTES));
+        assert_eq!(limit(" 1 ").ok(), Some(1024 * 1024));
+        assert_eq!(
+            error("0").as_deref(),
+            Some("VIGIL_SQLITE_WAL_LIMIT_MB: expected a positive integer")
+        );
+        assert_eq!(
+            error("99999999999999").as_deref(),
+            Some("VIGIL_SQLITE_WAL_LIMIT_MB: too large"),
+            "SQLite takes the limit as a signed 64-bit byte count"
+        );
     }
 
     #[test]

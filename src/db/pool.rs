@@ -41,6 +41,7 @@ pub fn sqlite_path(url: &str) -> &str {
 pub struct AnyManager {
     url: String,
     sqlite_sync: SqliteSync,
+    wal_limit_bytes: u64,
 }
 
 impl AnyManager {
@@ -49,6 +50,7 @@ impl AnyManager {
         Self {
             url: config.url.clone(),
             sqlite_sync: config.sqlite_sync,
+            wal_limit_bytes: config.wal_limit_bytes,
         }
     }
 }
@@ -70,12 +72,14 @@ impl ManageConnection for AnyManager {
                 SqliteSync::Full => "FULL",
             };
             // busy_timeout first: the pool opens connections in parallel and the WAL
-            // switch itself needs the lock.
+            // switch itself needs the lock. journal_size_limit: when the log starts
+            // over, a file grown past the limit is cut back to it.
             for pragma in [
                 "PRAGMA busy_timeout = 10000".to_owned(),
                 "PRAGMA journal_mode = WAL".to_owned(),
                 format!("PRAGMA synchronous = {sync}"),
                 "PRAGMA foreign_keys = ON".to_owned(),
+                format!("PRAGMA journal_size_limit = {}", self.wal_limit_bytes),
             ] {
                 diesel::sql_query(pragma)
                     .execute(&mut conn)

@@ -11,8 +11,19 @@
 //! automatic checkpoint off: a checkpoint copies the WAL back into the database file and
 //! syncs it, which made every few hundredth commit wait milliseconds. A companion thread
 //! runs a passive checkpoint every [`CHECKPOINT_EVERY`] instead, beside the writer.
+//!
+//! The WAL starts over only when a write begins after a checkpoint has copied all of
+//! it. Under sustained writes the companion never gets there (a commit always lands
+//! while it copies), and the file grew for ever: 540 MB after 20,000 alerts. So once
+//! the file passes its limit (`VIGIL_SQLITE_WAL_LIMIT_MB`) the writer asks the
+//! companion for a checkpoint at once and, when it is done, checkpoints the few frames
+//! committed meanwhile itself, between two batches, where no commit can slip in. The
+//! next commit then starts the log over and SQLite cuts the file back to the limit
+//! (`journal_size_limit`).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -46,20 +57,27 @@ impl Writer {
             return Ok(Self { pool, queue: None });
         }
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
-        // Dropped when the writer thread ends (every `Writer` is gone): the
-        // checkpointer then stops too, and with it the last use of the pool.
-        let (stop, stopped) = mpsc::channel::<()>();
+        // The writer asks the checkpointer for an early checkpoint through `poke`;
+        // dropped when the writer thread ends (every `Writer` is gone), it stops the
+        // checkpointer too, and with it the last use of the pool.
+        let (poke, pokes) = mpsc::channel::<()>();
+        let copied = Arc::new(AtomicBool::new(false));
         let checkpoint_pool = pool.clone();
+        let checkpoint_copied = Arc::clone(&copied);
         std::thread::Builder::new()
             .name("vigil-sqlite-checkpoint".to_owned())
-            .spawn(move || checkpoint_loop(&checkpoint_pool, &stopped))?;
+            .spawn(move || checkpoint_loop(&checkpoint_pool, &pokes, &checkpoint_copied))?;
         let manager = AnyManager::new(database);
+        let mut wal = WalBound {
+            path: PathBuf::from(format!("{}-wal", pool::sqlite_path(&database.url))),
+            limit: database.wal_limit_bytes,
+            poke,
+            copied,
+            asked: false,
+        };
         std::thread::Builder::new()
             .name("vigil-sqlite-writer".to_owned())
-            .spawn(move || {
-                write_loop(&manager, &jobs);
-                drop(stop);
-            })?;
+            .spawn(move || write_loop(&manager, &jobs, &mut wal))?;
         Ok(Self {
             pool,
             queue: Some(queue),
@@ -208,7 +226,7 @@ fn unavailable(why: &str) -> ApiError {
     ApiError::DatabaseUnavailable(why.to_owned().into())
 }
 
-fn write_loop(manager: &AnyManager, jobs: &mpsc::Receiver<Box<dyn Job>>) {
+fn write_loop(manager: &AnyManager, jobs: &mpsc::Receiver<Box<dyn Job>>, wal: &mut WalBound) {
     let mut conn: Option<AnyConnection> = None;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -235,7 +253,10 @@ fn write_loop(manager: &AnyManager, jobs: &mpsc::Receiver<Box<dyn Job>>) {
         // error (their replies are dropped), none a false success, and the thread
         // lives on with a fresh connection for the next batch.
         match catch_unwind(AssertUnwindSafe(|| commit_batch(&mut open, batch))) {
-            Ok(true) => conn = Some(open),
+            Ok(true) => {
+                wal.after_batch(&mut open);
+                conn = Some(open);
+            }
             // Commit failed: start the next batch on a fresh connection.
             Ok(false) => {}
             Err(_) => log::error!("a write panicked; its batch was rolled back"),
@@ -276,15 +297,68 @@ fn commit_batch(conn: &mut AnyConnection, batch: Vec<Box<dyn Job>>) -> bool {
     committed.is_ok()
 }
 
-fn checkpoint_loop(pool: &DbPool, stopped: &mpsc::Receiver<()>) {
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-        let result = pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
-            diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&mut *c)
-                .map_err(|e| e.to_string())
-        });
+/// Keeps the WAL file near its limit under sustained writes (see the module
+/// documentation). Lives on the writer thread.
+struct WalBound {
+    path: PathBuf,
+    limit: u64,
+    /// Asks the checkpointer for a checkpoint now.
+    poke: mpsc::Sender<()>,
+    /// Set by the checkpointer when the checkpoint asked for is done.
+    copied: Arc<AtomicBool>,
+    /// A checkpoint was asked for and the writer has not finished it yet.
+    asked: bool,
+}
+
+impl WalBound {
+    /// Runs after each committed batch, before the next one starts.
+    fn after_batch(&mut self, conn: &mut AnyConnection) {
+        if self.copied.swap(false, Ordering::AcqRel) {
+            // The checkpointer copied what was there when it began; the frames
+            // committed since are few. Nothing commits while this runs, so it copies
+            // the whole log and the next commit starts it over.
+            if let Err(e) = checkpoint(conn) {
+                log::warn!("WAL checkpoint on the writer failed: {e}");
+            }
+            self.asked = false;
+        } else if !self.asked && self.file_len() > self.limit {
+            log::debug!("WAL over {} bytes; asking for a checkpoint", self.limit);
+            self.asked = self.poke.send(()).is_ok();
+        }
+    }
+
+    /// The WAL file's length (0 if there is none, e.g. an in-memory database).
+    fn file_len(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+}
+
+fn checkpoint(conn: &mut AnyConnection) -> Result<(), String> {
+    diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(conn)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Checkpoints every [`CHECKPOINT_EVERY`], or at once when the writer asks; ends when
+/// the writer does.
+fn checkpoint_loop(pool: &DbPool, pokes: &mpsc::Receiver<()>, copied: &AtomicBool) {
+    loop {
+        let asked = match pokes.recv_timeout(CHECKPOINT_EVERY) {
+            Ok(()) => true,
+            Err(mpsc::RecvTimeoutError::Timeout) => false,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let result = pool
+            .get()
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| checkpoint(&mut c));
         if let Err(e) = result {
             log::warn!("WAL checkpoint failed: {e}");
+        }
+        if asked {
+            // Even after a failure: the writer then checkpoints the whole log itself.
+            copied.store(true, Ordering::Release);
         }
     }
 }

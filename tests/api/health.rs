@@ -98,6 +98,7 @@ fn database_config(url: &str) -> DatabaseConfig {
     DatabaseConfig {
         url: url.to_owned(),
         sqlite_sync: SqliteSync::Normal,
+        wal_limit_bytes: vigil::config::DEFAULT_WAL_LIMIT_BYTES,
         pool_size: 2,
     }
 }

@@ -42,6 +42,7 @@ fn connect(database_url: &str) -> AnyConnection {
     AnyManager::new(&DatabaseConfig {
         url: database_url.to_owned(),
         sqlite_sync: SqliteSync::Normal,
+        wal_limit_bytes: vigil::config::DEFAULT_WAL_LIMIT_BYTES,
         pool_size: 1,
     })
     .connect()

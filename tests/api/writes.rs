@@ -109,3 +109,53 @@ async fn concurrent_writes_that_fail_undo_only_themselves_and_the_log_stays_gapl
         "nothing stored that was not answered 201"
     );
 }
+
+/// Under sustained writes SQLite's checkpoint never caught up with the writer, so the
+/// write-ahead log never started over: it grew by every commit (540 MB after 20,000
+/// alerts) and never shrank. It must stay near `VIGIL_SQLITE_WAL_LIMIT_MB`, and be cut
+/// back to it. SQLite only: PostgreSQL has no such file.
+#[actix_web::test]
+async fn sustained_writes_keep_the_sqlite_write_ahead_log_near_its_limit() {
+    const LIMIT: u64 = 1024 * 1024;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = dir.path().join("wal.db");
+    let wal = dir.path().join("wal.db-wal");
+    let app = spawn_app_on(&format!("sqlite://{}", database.display()), |config| {
+        config.database.wal_limit_bytes = LIMIT;
+    })
+    .await;
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+
+    // Four producers raising back to back: ~25 MB of log if nothing bounds it.
+    let largest = std::cell::Cell::new(0);
+    let producers = (0..4).map(|p| {
+        let (app, largest) = (&app, &largest);
+        async move {
+            for i in 0..250 {
+                let body = alert_body(&format!("wal-{p}-{}", i % 5), "low");
+                let resp = app.post_json("/api/v1/alerts", &service(), &body).await;
+                assert_eq!(resp.status(), 201, "raise {p}/{i}");
+                largest.set(largest.get().max(wal_len()));
+            }
+        }
+    });
+    join_all(producers).await;
+    assert!(
+        largest.get() <= 4 * LIMIT,
+        "the log stayed near its limit under load: it reached {} bytes",
+        largest.get()
+    );
+
+    // Once the writer has caught up, the next commits start the log over and cut the
+    // file back to the limit.
+    eventually("the log cut back to its limit", || async {
+        app.raise("wal-after", "low").await;
+        (wal_len() <= LIMIT).then_some(())
+    })
+    .await;
+    let listed = app.get_ok("/api/v1/alerts?limit=1", &admin()).await;
+    assert_eq!(
+        listed["alerts"][0]["patient_id"], "wal-after",
+        "the newest alert is stored and listed"
+    );
+}
