@@ -1,9 +1,11 @@
 //! Prometheus metrics, one registry per application instance (no process-global state,
 //! so several servers can run in one test binary).
 
+use std::path::PathBuf;
+
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric Vigil exports.
@@ -34,6 +36,9 @@ pub struct Metrics {
     /// taking a committed event in to its frame handed to a client's connection. Unlike
     /// `fanout_seconds` it includes the wait in the client's queue and for its worker.
     pub delivery_seconds: HistogramVec,
+    /// The SQLite write-ahead log's file length, read at each scrape (SQLite only):
+    /// shows a log held back from starting over, e.g. by a long-running reader.
+    sqlite_wal: Option<(PathBuf, IntGauge)>,
 }
 
 impl Metrics {
@@ -107,11 +112,27 @@ impl Metrics {
             ws_frames,
             fanout_seconds,
             delivery_seconds,
+            sqlite_wal: None,
         })
+    }
+
+    /// Exports `vigil_sqlite_wal_bytes`, the length of the file at `path`.
+    pub fn watch_sqlite_wal(&mut self, path: PathBuf) -> Result<(), prometheus::Error> {
+        let gauge = IntGauge::new(
+            "sqlite_wal_bytes",
+            "Length of the SQLite write-ahead log file, bytes",
+        )?;
+        self.registry.register(Box::new(gauge.clone()))?;
+        self.sqlite_wal = Some((path, gauge));
+        Ok(())
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        if let Some((path, gauge)) = &self.sqlite_wal {
+            let len = std::fs::metadata(path).map_or(0, |m| m.len());
+            gauge.set(i64::try_from(len).unwrap_or(i64::MAX));
+        }
         let mut buffer = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
             log::error!("metrics encoding failed: {e}");

@@ -114,7 +114,13 @@ impl Application {
         .await
         .map_err(|e| StartupError::Database(e.to_string()))?
         .map_err(StartupError::Database)?;
-        let metrics = Arc::new(Metrics::new().map_err(|e| StartupError::Metrics(e.to_string()))?);
+        let mut metrics = Metrics::new().map_err(|e| StartupError::Metrics(e.to_string()))?;
+        if let Some(wal) = db::pool::sqlite_wal_path(&config.database.url) {
+            metrics
+                .watch_sqlite_wal(wal)
+                .map_err(|e| StartupError::Metrics(e.to_string()))?;
+        }
+        let metrics = Arc::new(metrics);
         let settings = ManagerSettings {
             heartbeat: config.heartbeat,
             tail_poll: config.tail_poll,

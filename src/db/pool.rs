@@ -36,6 +36,12 @@ pub fn sqlite_path(url: &str) -> &str {
         .unwrap_or(url)
 }
 
+/// The SQLite write-ahead log beside the database a URL names; `None` for PostgreSQL.
+/// Watched to keep it bounded (`db::writer`) and exported as a metric.
+pub fn sqlite_wal_path(url: &str) -> Option<std::path::PathBuf> {
+    (!is_postgres(url)).then(|| format!("{}-wal", sqlite_path(url)).into())
+}
+
 /// r2d2 manager that keeps the real connection error and sets SQLite pragmas.
 #[derive(Debug, Clone)]
 pub struct AnyManager {

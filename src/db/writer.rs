@@ -69,7 +69,7 @@ impl Writer {
             .spawn(move || checkpoint_loop(&checkpoint_pool, &pokes, &checkpoint_copied))?;
         let manager = AnyManager::new(database);
         let mut wal = WalBound {
-            path: PathBuf::from(format!("{}-wal", pool::sqlite_path(&database.url))),
+            path: pool::sqlite_wal_path(&database.url).unwrap_or_default(),
             limit: database.wal_limit_bytes,
             poke,
             copied,

@@ -112,6 +112,27 @@ fn alerts_table_exists(conn: &mut AnyConnection) -> bool {
     }
 }
 
+/// On SQLite the write-ahead log's length is exported, so an operator sees a log held
+/// back from starting over; on PostgreSQL there is no such file and no such metric.
+#[actix_web::test]
+async fn metrics_show_the_sqlite_write_ahead_log_length_on_sqlite_only() {
+    let app = spawn_app().await;
+    app.raise("wal-metric", "low").await;
+    let sample = metric_sample(&app.metrics_text().await, "vigil_sqlite_wal_bytes", &[]);
+    match vigil::db::pool::sqlite_wal_path(&app.database_url) {
+        Some(wal) => {
+            let on_disk = std::fs::metadata(&wal).expect("the WAL file exists").len();
+            assert!(on_disk > 0, "a commit wrote to the log");
+            assert_eq!(
+                sample,
+                Some(on_disk as f64),
+                "the metric is the file's length"
+            );
+        }
+        None => assert_eq!(sample, None, "no WAL metric on PostgreSQL"),
+    }
+}
+
 #[actix_web::test]
 async fn migrations_run_up_down_and_up_again_on_a_fresh_database() {
     let dir = tempfile::tempdir().expect("tempdir");
