@@ -130,7 +130,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         if let Some((path, gauge)) = &self.sqlite_wal {
-            let len = std::fs::metadata(path).map_or(0, |m| m.len());
+            let len = crate::db::pool::sqlite_wal_len(path);
             gauge.set(i64::try_from(len).unwrap_or(i64::MAX));
         }
         let mut buffer = Vec::new();

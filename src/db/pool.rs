@@ -42,6 +42,12 @@ pub fn sqlite_wal_path(url: &str) -> Option<std::path::PathBuf> {
     (!is_postgres(url)).then(|| format!("{}-wal", sqlite_path(url)).into())
 }
 
+/// The length of the write-ahead log at `path`: 0 while there is none (nothing written
+/// yet, or an in-memory database).
+pub fn sqlite_wal_len(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
 /// r2d2 manager that keeps the real connection error and sets SQLite pragmas.
 #[derive(Debug, Clone)]
 pub struct AnyManager {

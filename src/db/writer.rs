@@ -321,15 +321,10 @@ impl WalBound {
                 log::warn!("WAL checkpoint on the writer failed: {e}");
             }
             self.asked = false;
-        } else if !self.asked && self.file_len() > self.limit {
+        } else if !self.asked && pool::sqlite_wal_len(&self.path) > self.limit {
             log::debug!("WAL over {} bytes; asking for a checkpoint", self.limit);
             self.asked = self.poke.send(()).is_ok();
         }
-    }
-
-    /// The WAL file's length (0 if there is none, e.g. an in-memory database).
-    fn file_len(&self) -> u64 {
-        std::fs::metadata(&self.path).map_or(0, |m| m.len())
     }
 }
 
