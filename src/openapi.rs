@@ -110,7 +110,7 @@ pub fn document_json() -> &'static str {
 
 /// The OpenAPI 3.1 document of this API.
 #[utoipa::path(
-    get,
+    method(get, head),
     path = "/api/v1/openapi.json",
     tag = "docs",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))

@@ -30,7 +30,7 @@ pub async fn legacy() -> HttpResponse {
 
 /// `GET /docs/migration`: the WebSocket → SSE guide, linked from 410 and deprecation headers.
 #[utoipa::path(
-    get,
+    method(get, head),
     path = "/docs/migration",
     tag = "pages",
     responses((status = 200, description = "The WebSocket to SSE migration guide", body = String, content_type = "text/markdown; charset=utf-8"))

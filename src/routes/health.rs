@@ -8,7 +8,7 @@ use crate::state::AppState;
 
 /// The process is up.
 #[utoipa::path(
-    get,
+    method(get, head),
     path = "/healthz",
     tag = "operations",
     responses((status = 200, description = "The process is up", body = crate::openapi::Health,
@@ -20,7 +20,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// The database answers; 503 otherwise.
 #[utoipa::path(
-    get,
+    method(get, head),
     path = "/readyz",
     tag = "operations",
     responses(
@@ -51,7 +51,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// Prometheus text format.
 #[utoipa::path(
-    get,
+    method(get, head),
     path = "/metrics",
     tag = "operations",
     responses((status = 200, description = "Prometheus text exposition (`vigil_*`, including `vigil_limit_rejections_total{limit}`)",

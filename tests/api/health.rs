@@ -207,6 +207,44 @@ async fn the_pages_answer_head_like_get_without_a_body() {
     }
 }
 
+/// Probes and documents answer HEAD as GET does, minus the body (RFC 9110 §9.1: uptime
+/// checks and load balancers probe with it); the token-guarded API reads stay GET-only.
+#[actix_web::test]
+async fn probes_and_documents_answer_head_like_get_without_a_body() {
+    let app = spawn_app().await;
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/docs/migration",
+        "/api/v1/openapi.json",
+    ] {
+        let get = app.client.get(app.url(path)).send().await.expect("GET");
+        let head = app.client.head(app.url(path)).send().await.expect("HEAD");
+        assert_eq!(head.status(), 200, "HEAD {path}");
+        assert_eq!(
+            head.headers().get("content-type"),
+            get.headers().get("content-type"),
+            "HEAD {path} describes what GET returns"
+        );
+        assert!(
+            !get.bytes().await.expect("GET body").is_empty(),
+            "GET {path} has a body"
+        );
+        assert!(
+            head.bytes().await.expect("HEAD body").is_empty(),
+            "no body on HEAD {path}"
+        );
+    }
+    let head = app
+        .client
+        .head(app.url("/api/v1/alerts"))
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(head.status(), 405, "the API's reads are GET-only");
+}
+
 /// What issue #7 asks `/metrics` to show, each moved by a real stream: open streams by
 /// transport and role, events published and deliveries, resumes and replayed events,
 /// the publish → write latency by transport, and the process's resident memory.
