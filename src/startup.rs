@@ -105,17 +105,18 @@ impl Application {
             log::info!("migration applied version={version}");
         }
         let head_pool = pool.clone();
-        let (head, deployment_id) = web::block(move || {
+        let (head, deployment_id, sqlite_wal) = web::block(move || {
             let mut c = head_pool.get().map_err(|e| e.to_string())?;
             let head = events::head(&mut c).map_err(|e| e.to_string())?;
             let deployment = db::deployment::get_or_create(&mut c).map_err(|e| e.to_string())?;
-            Ok::<_, String>((head, deployment))
+            let wal = db::pool::sqlite_wal_path(&mut c).map_err(|e| e.to_string())?;
+            Ok::<_, String>((head, deployment, wal))
         })
         .await
         .map_err(|e| StartupError::Database(e.to_string()))?
         .map_err(StartupError::Database)?;
         let mut metrics = Metrics::new().map_err(|e| StartupError::Metrics(e.to_string()))?;
-        if let Some(wal) = db::pool::sqlite_wal_path(&config.database.url) {
+        if let Some(wal) = sqlite_wal {
             metrics
                 .watch_sqlite_wal(wal)
                 .map_err(|e| StartupError::Metrics(e.to_string()))?;

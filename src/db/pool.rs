@@ -2,10 +2,14 @@
 //! explicitly: diesel's derived `establish` would try each backend in turn and hide the
 //! real error (and SQLite accepts any string as a path).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
-use diesel::{Connection, PgConnection, RunQueryDsl, SqliteConnection};
+use diesel::sql_types::Text;
+use diesel::{
+    Connection, PgConnection, QueryResult, QueryableByName, RunQueryDsl, SqliteConnection,
+};
 
 use crate::config::{DatabaseConfig, SqliteSync};
 
@@ -36,10 +40,28 @@ pub fn sqlite_path(url: &str) -> &str {
         .unwrap_or(url)
 }
 
-/// The SQLite write-ahead log beside the database a URL names; `None` for PostgreSQL.
-/// Watched to keep it bounded (`db::writer`) and exported as a metric.
-pub fn sqlite_wal_path(url: &str) -> Option<std::path::PathBuf> {
-    (!is_postgres(url)).then(|| format!("{}-wal", sqlite_path(url)).into())
+/// The write-ahead log of the SQLite database `conn` is open on, watched to keep it
+/// bounded (`db::writer`) and exported as a metric. SQLite names the file itself, so a
+/// `file:` URI or a relative path resolves as SQLite resolved it; `None` on PostgreSQL
+/// and for an in-memory database, which have no such file.
+pub fn sqlite_wal_path(conn: &mut AnyConnection) -> QueryResult<Option<PathBuf>> {
+    /// A row of `PRAGMA database_list`.
+    #[derive(QueryableByName)]
+    struct Database {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = Text)]
+        file: String,
+    }
+    let AnyConnection::Sqlite(conn) = conn else {
+        return Ok(None);
+    };
+    let databases: Vec<Database> = diesel::sql_query("PRAGMA database_list").load(conn)?;
+    Ok(databases
+        .into_iter()
+        .find(|database| database.name == "main")
+        .filter(|main| !main.file.is_empty())
+        .map(|main| format!("{}-wal", main.file).into()))
 }
 
 /// The length of the write-ahead log at `path`: 0 while there is none (nothing written
@@ -118,4 +140,64 @@ pub fn build_pool(config: &DatabaseConfig) -> Result<DbPool, r2d2::Error> {
         .connection_timeout(Duration::from_secs(5))
         .test_on_check_out(is_postgres(&config.url))
         .build(AnyManager::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+
+    use std::path::PathBuf;
+
+    use diesel::r2d2::ManageConnection;
+
+    use super::{AnyManager, sqlite_wal_path};
+    use crate::config::Config;
+
+    fn wal_of(url: &str) -> Option<PathBuf> {
+        let config = Config::new(url, "secret");
+        let mut conn = AnyManager::new(&config.database)
+            .connect()
+            .unwrap_or_else(|e| panic!("open {url}: {e}"));
+        sqlite_wal_path(&mut conn).expect("PRAGMA database_list")
+    }
+
+    /// The WAL bound and the metric find the log however the database was named, not
+    /// only for `sqlite://` URLs: SQLite reports the file it opened.
+    #[test]
+    fn the_write_ahead_log_is_found_for_every_way_of_naming_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = dir.path().canonicalize().expect("canonical tempdir");
+        let file = |name: &str| dir.join(name).display().to_string();
+        for (url, db) in [
+            (format!("sqlite://{}", file("plain.db")), "plain.db"),
+            (format!("sqlite:{}", file("short.db")), "short.db"),
+            (file("bare.db"), "bare.db"),
+            (
+                format!("file:{}?mode=rwc&cache=private", file("uri.db")),
+                "uri.db",
+            ),
+            (format!("file://{}", file("authority.db")), "authority.db"),
+            (
+                format!("sqlite://file:{}?mode=rwc", file("both.db")),
+                "both.db",
+            ),
+        ] {
+            assert_eq!(
+                wal_of(&url),
+                Some(dir.join(format!("{db}-wal"))),
+                "the log of {url}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_in_memory_database_has_no_write_ahead_log_file() {
+        for url in [
+            ":memory:",
+            "file::memory:",
+            "file:shared?mode=memory&cache=shared",
+        ] {
+            assert_eq!(wal_of(url), None, "{url}");
+        }
+    }
 }

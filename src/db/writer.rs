@@ -69,7 +69,7 @@ impl Writer {
             .spawn(move || checkpoint_loop(&checkpoint_pool, &pokes, &checkpoint_copied))?;
         let manager = AnyManager::new(database);
         let mut wal = WalBound {
-            path: pool::sqlite_wal_path(&database.url).unwrap_or_default(),
+            path: None,
             limit: database.wal_limit_bytes,
             poke,
             copied,
@@ -238,7 +238,7 @@ fn write_loop(manager: &AnyManager, jobs: &mpsc::Receiver<Box<dyn Job>>, wal: &m
         }
         let mut open = match conn.take() {
             Some(open) => open,
-            None => match open_writer(manager) {
+            None => match open_writer(manager, wal) {
                 Ok(open) => open,
                 Err(why) => {
                     for job in batch {
@@ -264,11 +264,12 @@ fn write_loop(manager: &AnyManager, jobs: &mpsc::Receiver<Box<dyn Job>>, wal: &m
     }
 }
 
-fn open_writer(manager: &AnyManager) -> Result<AnyConnection, String> {
+fn open_writer(manager: &AnyManager, wal: &mut WalBound) -> Result<AnyConnection, String> {
     let mut conn = manager.connect().map_err(|e| e.to_string())?;
     diesel::sql_query("PRAGMA wal_autocheckpoint = 0")
         .execute(&mut conn)
         .map_err(|e| e.to_string())?;
+    wal.path = pool::sqlite_wal_path(&mut conn).map_err(|e| e.to_string())?;
     Ok(conn)
 }
 
@@ -300,7 +301,8 @@ fn commit_batch(conn: &mut AnyConnection, batch: Vec<Box<dyn Job>>) -> bool {
 /// Keeps the WAL file near its limit under sustained writes (see the module
 /// documentation). Lives on the writer thread.
 struct WalBound {
-    path: PathBuf,
+    /// Where SQLite keeps the log; `None` for an in-memory database, which has no file.
+    path: Option<PathBuf>,
     limit: u64,
     /// Asks the checkpointer for a checkpoint now.
     poke: mpsc::Sender<()>,
@@ -321,7 +323,12 @@ impl WalBound {
                 log::warn!("WAL checkpoint on the writer failed: {e}");
             }
             self.asked = false;
-        } else if !self.asked && pool::sqlite_wal_len(&self.path) > self.limit {
+        } else if !self.asked
+            && self
+                .path
+                .as_deref()
+                .is_some_and(|path| pool::sqlite_wal_len(path) > self.limit)
+        {
             log::debug!("WAL over {} bytes; asking for a checkpoint", self.limit);
             self.asked = self.poke.send(()).is_ok();
         }

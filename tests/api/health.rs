@@ -119,7 +119,9 @@ async fn metrics_show_the_sqlite_write_ahead_log_length_on_sqlite_only() {
     let app = spawn_app().await;
     app.raise("wal-metric", "low").await;
     let sample = metric_sample(&app.metrics_text().await, "vigil_sqlite_wal_bytes", &[]);
-    match vigil::db::pool::sqlite_wal_path(&app.database_url) {
+    let wal = (!app.database_url.starts_with("postgres"))
+        .then(|| format!("{}-wal", app.database_url.trim_start_matches("sqlite://")));
+    match wal {
         Some(wal) => {
             let on_disk = std::fs::metadata(&wal).expect("the WAL file exists").len();
             assert!(on_disk > 0, "a commit wrote to the log");
@@ -131,6 +133,25 @@ async fn metrics_show_the_sqlite_write_ahead_log_length_on_sqlite_only() {
         }
         None => assert_eq!(sample, None, "no WAL metric on PostgreSQL"),
     }
+}
+
+/// A database named by a `file:` URI, query and all, has its log watched too: the server
+/// asks SQLite which file it opened instead of reading the URL itself.
+#[actix_web::test]
+async fn the_write_ahead_log_metric_follows_a_database_named_by_a_file_uri() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("uri.db");
+    let app = spawn_app_on(&format!("file:{}?mode=rwc", db.display()), |_| {}).await;
+    app.raise("wal-uri", "low").await;
+    let on_disk = std::fs::metadata(format!("{}-wal", db.display()))
+        .expect("the WAL file exists beside the file the URI names")
+        .len();
+    assert!(on_disk > 0, "a commit wrote to the log");
+    assert_eq!(
+        metric_sample(&app.metrics_text().await, "vigil_sqlite_wal_bytes", &[]),
+        Some(on_disk as f64),
+        "the metric is that file's length"
+    );
 }
 
 #[actix_web::test]
