@@ -196,6 +196,11 @@ impl Application {
         // Streams write small frames one after another: Nagle's algorithm would hold
         // each behind the client's delayed ACK (up to 40 ms).
         .tcp_nodelay(true)
+        // A screen that closes its event stream sends FIN and nothing more: by default
+        // actix-http treats that as a half-close and keeps the stream (its per-user slot and
+        // the gauges) until a write fails, i.e. the next heartbeat, up to 30 s later. Clients
+        // of this API do not half-close while awaiting an answer.
+        .h1_allow_half_closed(false)
         // Blocking work is database work, and the pool bounds it anyway; more threads
         // would only cost stacks and malloc arenas.
         .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)

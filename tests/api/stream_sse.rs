@@ -230,7 +230,8 @@ async fn a_nurse_on_patient_a_never_receives_patient_bs_alert() {
 
 #[actix_web::test]
 async fn stats_return_to_zero_sse_connections_after_the_client_drops() {
-    let app = spawn_app().await;
+    // A heartbeat far beyond the wait: the close itself must be noticed, not a failed write.
+    let app = spawn_app_with(|c| c.heartbeat = Duration::from_secs(3600)).await;
     let (mut sse, _) = open_ok(&app, &admin(), "", "admin").await;
     let stats = app
         .wait_for_stats("one stream", |s| s["connections"]["sse"] == 1)
