@@ -209,6 +209,45 @@ async fn migrations_run_up_down_and_up_again_on_a_fresh_database() {
 }
 
 #[actix_web::test]
+async fn instances_started_together_on_a_fresh_database_all_come_up() {
+    // Several instances of one deployment start at once (a rollout, a restarted host):
+    // each runs the embedded migrations at start, and none may fail for the others.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = match std::env::var("VIGIL_TEST_DATABASE_URL") {
+        Ok(server) if !server.is_empty() => fresh_postgres_database(&server),
+        _ => format!("sqlite://{}", dir.path().join("together.db").display()),
+    };
+    const INSTANCES: usize = 4;
+    let start = std::sync::Arc::new(std::sync::Barrier::new(INSTANCES));
+    let starting: Vec<_> = (0..INSTANCES)
+        .map(|_| {
+            let (url, start) = (url.clone(), std::sync::Arc::clone(&start));
+            std::thread::spawn(move || {
+                let pool = build_pool(&database_config(&url)).map_err(|e| e.to_string())?;
+                let mut conn = pool.get().map_err(|e| e.to_string())?;
+                start.wait();
+                run_pending(&mut conn).map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for instance in starting {
+        let result = instance.join().expect("the instance's thread");
+        applied.push(result.expect("every instance's migrations succeed"));
+    }
+    let ran: Vec<usize> = applied.iter().map(Vec::len).collect();
+    assert_eq!(
+        ran.iter().filter(|&&n| n > 0).count(),
+        1,
+        "one instance applies the migrations, the others find them applied: {ran:?}"
+    );
+
+    let app = spawn_app_on(&url, |_| {}).await;
+    let alert = app.raise("123", "critical").await;
+    assert_eq!(alert["seq"], 1, "the schema is whole");
+}
+
+#[actix_web::test]
 async fn the_pages_answer_head_like_get_without_a_body() {
     let app = spawn_app().await;
     for page in ["/", "/legacy"] {
