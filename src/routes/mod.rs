@@ -105,24 +105,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Parses a JSON body: 415 unless `application/json`, 400 if malformed. An empty body
-/// is `empty` (callers decide whether that is allowed).
+/// is `empty` (callers decide whether that is allowed), but only when it claims no other
+/// media type: a form post or `text/plain` is refused whatever it carries.
 pub fn json_body(req: &HttpRequest, body: &[u8], empty: Option<Value>) -> Result<Value, ApiError> {
+    let declared = req.headers().get(header::CONTENT_TYPE);
+    let essence = declared
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let is_json = essence == "application/json";
+    if declared.is_some() && !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
     if body.iter().all(u8::is_ascii_whitespace) {
         if let Some(default) = empty {
             return Ok(default);
         }
         return Err(ApiError::BadRequest("a JSON body is required".to_owned()));
     }
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    if essence != "application/json"
-        && !(essence.starts_with("application/") && essence.ends_with("+json"))
-    {
+    if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))

@@ -148,6 +148,9 @@ async fn a_body_that_is_not_json_is_415() {
         "text/plain",
         "application/x-www-form-urlencoded",
         "multipart/form-data; boundary=x",
+        // JSON by another name is still not `application/json`.
+        "application/merge-patch+json",
+        "application/vnd.api+json",
     ];
     for content_type in types {
         let resp = post_raw(&app, content_type, body.clone()).await;
@@ -162,6 +165,53 @@ async fn a_body_that_is_not_json_is_415() {
     assert_eq!(stored_alerts(&app).await, 0);
     let ok = post_raw(&app, "application/json; charset=utf-8", body).await;
     assert_eq!(ok.status(), 201, "JSON with a charset parameter is JSON");
+}
+
+#[actix_web::test]
+async fn an_empty_body_declared_as_anything_but_json_is_415_and_changes_nothing() {
+    // Threat: a form post with no body acknowledging an alert (an empty acknowledgment
+    // body means "acknowledged", so it would otherwise act).
+    let app = spawn_app().await;
+    let alert = app.raise("123", "high").await;
+    let id = alert["id"].as_str().expect("id");
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "text/html",
+    ] {
+        let resp = app
+            .client
+            .post(app.url(&format!("/api/v1/alerts/{id}/acknowledge")))
+            .bearer_auth(admin())
+            .header("Content-Type", content_type)
+            .send()
+            .await
+            .expect("POST");
+        problem(
+            resp,
+            415,
+            &format!("empty acknowledgment as {content_type}"),
+        )
+        .await;
+        let resp = post_raw(&app, content_type, "").await;
+        problem(resp, 415, &format!("empty alert as {content_type}")).await;
+    }
+    let fetched = app.get_ok(&format!("/api/v1/alerts/{id}"), &admin()).await;
+    assert_eq!(
+        fetched["status"], "open",
+        "nothing was acknowledged: {fetched}"
+    );
+    assert_eq!(stored_alerts(&app).await, 1, "nothing was raised");
+
+    // Without a Content-Type, an empty acknowledgment still means "acknowledged".
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/v1/alerts/{id}/acknowledge")))
+        .bearer_auth(admin())
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 200, "an empty acknowledgment with no type");
 }
 
 #[actix_web::test]
