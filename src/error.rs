@@ -19,6 +19,10 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// `Retry-After` (seconds) of a 503 for an unreachable database, on the API and on
+/// `/readyz` alike: clients and probes back off instead of retrying into the outage.
+pub const DATABASE_RETRY_AFTER: &str = "5";
+
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -246,7 +250,7 @@ impl ResponseError for ApiError {
                 response.insert_header((header::RETRY_AFTER, secs.to_string()));
             }
             ApiError::DatabaseUnavailable(_) => {
-                response.insert_header((header::RETRY_AFTER, "5"));
+                response.insert_header((header::RETRY_AFTER, DATABASE_RETRY_AFTER));
             }
             _ => {}
         }

@@ -26,7 +26,8 @@ pub async fn healthz() -> HttpResponse {
     responses(
         (status = 200, description = "The database answers", body = crate::openapi::Ready,
             example = json!({"status": "ready", "database": "ok", "broker": "in-process", "head": 42})),
-        (status = 503, description = "The database does not answer", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database does not answer", body = crate::openapi::Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     )
 )]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
@@ -44,6 +45,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             log::warn!("readiness check failed: {e}");
             HttpResponse::ServiceUnavailable()
                 .content_type("application/problem+json")
+                .insert_header((
+                    actix_web::http::header::RETRY_AFTER,
+                    crate::error::DATABASE_RETRY_AFTER,
+                ))
                 .json(json!({"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": "the database is unreachable", "database": "unreachable"}))
         }
     }

@@ -256,10 +256,15 @@ async fn a_postgres_outage_answers_503_never_201_and_streams_recover() {
     assert_eq!(resp.status(), 503, "nothing stored, so never 201");
     let problem: Value = resp.json().await.expect("problem");
     assert_eq!(problem["status"], 503);
+    let ready = app.get("/readyz", "").await;
+    assert_eq!(ready.status(), 503, "readiness reports the outage");
     assert_eq!(
-        app.get("/readyz", "").await.status(),
-        503,
-        "readiness reports the outage"
+        ready
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some(vigil::error::DATABASE_RETRY_AFTER),
+        "and says when to look again, as the other 503s do"
     );
     // The stream stays open: heartbeats keep coming.
     sse.until(WAIT, |e| e.event == "heartbeat").await;
