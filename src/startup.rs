@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr};
+use actix::{Addr, AsyncContext};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{ErrorHandlers, Logger, from_fn};
 use actix_web::{App, HttpServer, web};
@@ -128,8 +128,13 @@ impl Application {
             max_streams_per_user: config.max_streams_per_user,
             max_connections: config.max_connections,
         };
-        let manager =
-            AlertConnectionManager::new(pool.clone(), Arc::clone(&metrics), settings, head).start();
+        // The manager starts last, once everything it serves exists: an actor dropped
+        // before its first poll (a later step failed, e.g. the port is taken) runs its
+        // `started` as the runtime goes away, and panics there. Messages sent to it
+        // meanwhile wait in its mailbox.
+        let manager_context: actix::Context<AlertConnectionManager> = actix::Context::new();
+        let manager = manager_context.address();
+        let manager_parts = (pool.clone(), Arc::clone(&metrics));
         let broker: Arc<dyn Broker> = match &config.redis_url {
             Some(url) => Arc::new(
                 RedisBroker::start(url, &deployment_id, manager.clone())
@@ -209,6 +214,13 @@ impl Application {
         // only after a second.
         .backlog(LISTEN_BACKLOG)
         .bind(&bind)?;
+        let (manager_pool, manager_metrics) = manager_parts;
+        manager_context.run(AlertConnectionManager::new(
+            manager_pool,
+            manager_metrics,
+            settings,
+            head,
+        ));
         let port = server.addrs().first().map_or(0, |addr| addr.port());
         let server = server
             .disable_signals()
