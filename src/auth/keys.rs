@@ -45,6 +45,8 @@ impl Verifier {
         };
         let mut validation = Validation::new(config.algorithm);
         validation.leeway = 0;
+        // A token that says it is not valid yet is not valid (RFC 7519 §4.1.5).
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         if let Some(issuer) = &config.issuer {
             validation.set_issuer(&[issuer]);

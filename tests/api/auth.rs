@@ -93,6 +93,10 @@ async fn every_kind_of_bad_credential_is_a_401_problem_with_a_challenge() {
             "exp as text",
             hs256(json!({"sub": "alice", "role": "nurse", "exp": "tomorrow"})),
         ),
+        (
+            "not valid before an hour from now (nbf)",
+            hs256(json!({"sub": "alice", "role": "nurse", "exp": exp + 3600, "nbf": exp})),
+        ),
         ("missing sub", hs256(json!({"role": "nurse", "exp": exp}))),
         (
             "empty sub",
@@ -124,6 +128,15 @@ async fn every_kind_of_bad_credential_is_a_401_problem_with_a_challenge() {
         }
     }
     let alerts = app.url("/api/v1/alerts");
+    let started = hs256(json!({"sub": "root", "role": "admin", "exp": exp, "nbf": past}));
+    let resp = app
+        .client
+        .get(&alerts)
+        .bearer_auth(started)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), 200, "a token whose nbf has passed is valid");
     let basic = app.client.get(&alerts).basic_auth("root", Some("pw"));
     expect_401(basic, "Basic credentials").await;
     expect_401(
