@@ -25,4 +25,5 @@ pub mod scope;
 pub mod service;
 pub mod startup;
 pub mod state;
+pub mod strict_json;
 pub mod transport;

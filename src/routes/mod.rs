@@ -130,5 +130,6 @@ pub fn json_body(req: &HttpRequest, body: &[u8], empty: Option<Value>) -> Result
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
+    crate::strict_json::parse(body)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
 }

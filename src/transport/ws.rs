@@ -196,12 +196,22 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameRejection> {
             &format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
         ));
     }
-    let Ok(value) = serde_json::from_str::<Value>(text) else {
-        return Err(reject(
-            "malformed",
-            "bad_json",
-            "the frame is not valid JSON",
-        ));
+    let value = match crate::strict_json::parse(text.as_bytes()) {
+        Ok(value) => value,
+        Err(e) if e.is_data() => {
+            return Err(reject(
+                "malformed",
+                "bad_json",
+                &format!("the frame is ambiguous JSON: {e}"),
+            ));
+        }
+        Err(_) => {
+            return Err(reject(
+                "malformed",
+                "bad_json",
+                "the frame is not valid JSON",
+            ));
+        }
     };
     let kind = value
         .get("type")

@@ -215,6 +215,50 @@ async fn an_empty_body_declared_as_anything_but_json_is_415_and_changes_nothing(
 }
 
 #[actix_web::test]
+async fn a_repeated_key_is_a_400_naming_it_and_changes_nothing() {
+    // Threat: an ambiguous body read one way by a proxy or audit tool and another way by
+    // Vigil (serde_json alone keeps the last of two equal keys).
+    let app = spawn_app().await;
+    let alert = app.raise("123", "high").await;
+    let id = alert["id"].as_str().expect("id");
+    let resp = post_raw(
+        &app,
+        "application/json",
+        r#"{"patient_id":"123","patient_id":"456","severity":"high","kind":"k","title":"t"}"#,
+    )
+    .await;
+    let answer = problem(resp, 400, "a repeated patient_id").await;
+    assert!(
+        answer["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("duplicate key `patient_id`")),
+        "{answer}"
+    );
+    let resp = app
+        .client
+        .post(app.url(&format!("/api/v1/alerts/{id}/acknowledge")))
+        .bearer_auth(admin())
+        .header("Content-Type", "application/json")
+        .body(r#"{"status":"acknowledged","status":"resolved"}"#)
+        .send()
+        .await
+        .expect("POST");
+    let answer = problem(resp, 400, "a repeated status").await;
+    assert!(
+        answer["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("duplicate key `status`")),
+        "{answer}"
+    );
+    let fetched = app.get_ok(&format!("/api/v1/alerts/{id}"), &admin()).await;
+    assert_eq!(
+        fetched["status"], "open",
+        "nothing was acknowledged: {fetched}"
+    );
+    assert_eq!(stored_alerts(&app).await, 1, "nothing was raised");
+}
+
+#[actix_web::test]
 async fn an_unknown_field_in_an_alert_is_422_naming_it() {
     // Threat: silently dropped fields (a typo like `severty` must not raise a default alert).
     let app = spawn_app().await;

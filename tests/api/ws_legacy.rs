@@ -203,6 +203,10 @@ async fn malformed_frames_get_error_frames_and_neither_the_session_nor_other_cli
 
     let cases: Vec<(Message, &str)> = vec![
         (Message::text("{not json"), "bad_json"),
+        (
+            Message::text(r#"{"type":"ping","type":"ack","alert_id":"x"}"#),
+            "bad_json",
+        ),
         (Message::text("x".repeat(70 * 1024)), "too_large"),
         (Message::binary(vec![0u8, 159, 146, 150]), "unsupported"),
         (
