@@ -21,6 +21,21 @@ impl QueryPairs {
         self.raw(name).filter(|v| !v.is_empty())
     }
 
+    /// The value of a parameter that takes one (empty means "not given"); given twice,
+    /// it is a 422 naming it rather than one of the two picked silently.
+    pub fn single(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let mut values = self
+            .0
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::invalid(name, "give it at most once"));
+        }
+        Ok(first)
+    }
+
     /// The first value of `name`, even empty: `?last_event_id=` must be treated like an
     /// empty `Last-Event-ID` header (not a decimal integer: `reset`), not like no id.
     pub fn raw(&self, name: &str) -> Option<&str> {

@@ -112,21 +112,21 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = crate::query::QueryPairs::parse(req.query_string())?;
     let requested = query.requested()?;
-    let status = match query.first("status") {
+    let status = match query.single("status")? {
         Some(s) => Some(
             s.parse::<AlertStatus>()
                 .map_err(|m| ApiError::invalid("status", m))?,
         ),
         None => None,
     };
-    let severity = match query.first("severity") {
+    let severity = match query.single("severity")? {
         Some(s) => Some(
             s.parse::<Severity>()
                 .map_err(|m| ApiError::invalid("severity", m))?,
         ),
         None => None,
     };
-    let after = match query.first("after") {
+    let after = match query.single("after")? {
         Some(s) => Some(
             s.parse::<i64>()
                 .ok()
@@ -135,7 +135,7 @@ pub async fn list(
         ),
         None => None,
     };
-    let limit = match query.first("limit") {
+    let limit = match query.single("limit")? {
         Some(s) => s
             .parse::<i64>()
             .ok()

@@ -349,7 +349,7 @@ async fn limit_pages_the_list_and_must_be_between_1_and_500() {
 }
 
 #[actix_web::test]
-async fn malformed_status_severity_and_after_are_422_naming_the_parameter() {
+async fn malformed_or_repeated_status_severity_after_and_limit_are_422_naming_the_parameter() {
     let app = spawn_app().await;
     let cases = [
         ("status=closed", "status"),
@@ -359,6 +359,11 @@ async fn malformed_status_severity_and_after_are_422_naming_the_parameter() {
         ("after=abc", "after"),
         ("after=1.5", "after"),
         ("patient_id=a%20b", "patient_id"),
+        // One value each: a second would silently be ignored.
+        ("status=open&status=resolved", "status"),
+        ("severity=high&severity=low", "severity"),
+        ("after=1&after=2", "after"),
+        ("limit=5&limit=10", "limit"),
     ];
     for (query, field) in cases {
         let resp = app.get(&format!("/api/v1/alerts?{query}"), &admin()).await;
