@@ -64,6 +64,33 @@ async fn create(app: &TestApp, body: &Value) -> reqwest::Response {
     app.post_json("/api/v1/alerts", &service(), body).await
 }
 
+/// `POST /api/v1/alerts/{id}/acknowledge` as admin with exactly this type and body.
+async fn ack_raw(
+    app: &TestApp,
+    id: &str,
+    content_type: Option<&str>,
+    body: &'static str,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url(&format!("/api/v1/alerts/{id}/acknowledge")))
+        .bearer_auth(admin());
+    if let Some(content_type) = content_type {
+        request = request.header("Content-Type", content_type);
+    }
+    request.body(body).send().await.expect("POST acknowledge")
+}
+
+/// The refused requests changed nothing: `id` is the one alert, still open.
+async fn only_this_open_alert(app: &TestApp, id: &str) {
+    let fetched = app.get_ok(&format!("/api/v1/alerts/{id}"), &admin()).await;
+    assert_eq!(
+        fetched["status"], "open",
+        "nothing was acknowledged: {fetched}"
+    );
+    assert_eq!(stored_alerts(app).await, 1, "nothing was raised");
+}
+
 async fn stored_alerts(app: &TestApp) -> usize {
     let list = app.get_ok("/api/v1/alerts", &admin()).await;
     list["alerts"].as_array().map_or(0, Vec::len)
@@ -179,14 +206,7 @@ async fn an_empty_body_declared_as_anything_but_json_is_415_and_changes_nothing(
         "application/x-www-form-urlencoded",
         "text/html",
     ] {
-        let resp = app
-            .client
-            .post(app.url(&format!("/api/v1/alerts/{id}/acknowledge")))
-            .bearer_auth(admin())
-            .header("Content-Type", content_type)
-            .send()
-            .await
-            .expect("POST");
+        let resp = ack_raw(&app, id, Some(content_type), "").await;
         problem(
             resp,
             415,
@@ -196,21 +216,10 @@ async fn an_empty_body_declared_as_anything_but_json_is_415_and_changes_nothing(
         let resp = post_raw(&app, content_type, "").await;
         problem(resp, 415, &format!("empty alert as {content_type}")).await;
     }
-    let fetched = app.get_ok(&format!("/api/v1/alerts/{id}"), &admin()).await;
-    assert_eq!(
-        fetched["status"], "open",
-        "nothing was acknowledged: {fetched}"
-    );
-    assert_eq!(stored_alerts(&app).await, 1, "nothing was raised");
+    only_this_open_alert(&app, id).await;
 
     // Without a Content-Type, an empty acknowledgment still means "acknowledged".
-    let resp = app
-        .client
-        .post(app.url(&format!("/api/v1/alerts/{id}/acknowledge")))
-        .bearer_auth(admin())
-        .send()
-        .await
-        .expect("POST");
+    let resp = ack_raw(&app, id, None, "").await;
     assert_eq!(resp.status(), 200, "an empty acknowledgment with no type");
 }
 
@@ -234,15 +243,13 @@ async fn a_repeated_key_is_a_400_naming_it_and_changes_nothing() {
             .is_some_and(|d| d.contains("duplicate key `patient_id`")),
         "{answer}"
     );
-    let resp = app
-        .client
-        .post(app.url(&format!("/api/v1/alerts/{id}/acknowledge")))
-        .bearer_auth(admin())
-        .header("Content-Type", "application/json")
-        .body(r#"{"status":"acknowledged","status":"resolved"}"#)
-        .send()
-        .await
-        .expect("POST");
+    let resp = ack_raw(
+        &app,
+        id,
+        Some("application/json"),
+        r#"{"status":"acknowledged","status":"resolved"}"#,
+    )
+    .await;
     let answer = problem(resp, 400, "a repeated status").await;
     assert!(
         answer["detail"]
@@ -250,12 +257,7 @@ async fn a_repeated_key_is_a_400_naming_it_and_changes_nothing() {
             .is_some_and(|d| d.contains("duplicate key `status`")),
         "{answer}"
     );
-    let fetched = app.get_ok(&format!("/api/v1/alerts/{id}"), &admin()).await;
-    assert_eq!(
-        fetched["status"], "open",
-        "nothing was acknowledged: {fetched}"
-    );
-    assert_eq!(stored_alerts(&app).await, 1, "nothing was raised");
+    only_this_open_alert(&app, id).await;
 }
 
 #[actix_web::test]

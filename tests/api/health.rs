@@ -156,13 +156,19 @@ async fn the_write_ahead_log_metric_follows_a_database_named_by_a_file_uri() {
     );
 }
 
+/// An empty database of the suite's backend: a new PostgreSQL database, or a SQLite
+/// file named `file` in `dir`.
+fn fresh_database_url(dir: &tempfile::TempDir, file: &str) -> String {
+    match std::env::var("VIGIL_TEST_DATABASE_URL") {
+        Ok(server) if !server.is_empty() => fresh_postgres_database(&server),
+        _ => format!("sqlite://{}", dir.path().join(file).display()),
+    }
+}
+
 #[actix_web::test]
 async fn migrations_run_up_down_and_up_again_on_a_fresh_database() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = match std::env::var("VIGIL_TEST_DATABASE_URL") {
-        Ok(server) if !server.is_empty() => fresh_postgres_database(&server),
-        _ => format!("sqlite://{}", dir.path().join("migrations.db").display()),
-    };
+    let url = fresh_database_url(&dir, "migrations.db");
     let pool = build_pool(&database_config(&url)).expect("pool");
     let mut conn = pool.get().expect("connection");
 
@@ -215,10 +221,7 @@ async fn instances_started_together_on_a_fresh_database_all_come_up() {
     // Several instances of one deployment start at once (a rollout, a restarted host):
     // each runs the embedded migrations at start, and none may fail for the others.
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = match std::env::var("VIGIL_TEST_DATABASE_URL") {
-        Ok(server) if !server.is_empty() => fresh_postgres_database(&server),
-        _ => format!("sqlite://{}", dir.path().join("together.db").display()),
-    };
+    let url = fresh_database_url(&dir, "together.db");
     const INSTANCES: usize = 4;
     let start = std::sync::Arc::new(std::sync::Barrier::new(INSTANCES));
     let starting: Vec<_> = (0..INSTANCES)
