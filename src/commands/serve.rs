@@ -43,6 +43,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         (crate::config::JwtKey::Secret(s), true) => Some(s.expose().to_owned()),
         _ => None,
     };
+    // The banner's token must pass the server's own checks, `iss` and `aud` included.
+    let banner_claims = (config.jwt.issuer.clone(), config.jwt.audience.clone());
     let host = config
         .bind
         .rsplit_once(':')
@@ -56,8 +58,11 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     };
     let url = format!("http://{url_host}:{}", app.port());
     log::info!("vigil listening on {url}");
-    if let Some(secret) = secret_for_banner {
-        print_dev_banner(&url, &secret, dev_secret.is_some());
+    if args.dev {
+        match secret_for_banner {
+            Some(secret) => print_dev_banner(&url, &secret, dev_secret.is_some(), banner_claims),
+            None => print_public_key_banner(&url),
+        }
     }
     app.run_until_stopped().await?;
     log::info!("vigil stopped");
@@ -78,7 +83,12 @@ fn random_secret() -> String {
 }
 
 #[allow(clippy::print_stdout)]
-fn print_dev_banner(url: &str, secret: &str, generated: bool) {
+fn print_dev_banner(
+    url: &str,
+    secret: &str,
+    generated: bool,
+    (iss, aud): (Option<String>, Option<String>),
+) {
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
         sub: "dev-admin".to_owned(),
@@ -86,8 +96,8 @@ fn print_dev_banner(url: &str, secret: &str, generated: bool) {
         patient_id: None,
         exp: now + 12 * 3600,
         iat: Some(now),
-        iss: None,
-        aud: None,
+        iss,
+        aud,
     };
     let token = match Signer::hs256(secret).sign(&claims) {
         Ok(t) => t,
@@ -105,4 +115,16 @@ fn print_dev_banner(url: &str, secret: &str, generated: bool) {
             "  mint more tokens with:       VIGIL_JWT_SECRET={secret} vigil token --sub alice --role nurse"
         );
     }
+}
+
+/// `--dev` with a public key: Vigil holds no key to sign with, so it says so instead of
+/// printing nothing.
+#[allow(clippy::print_stdout)]
+fn print_public_key_banner(url: &str) {
+    println!("Vigil is running in development mode.");
+    println!("  console: {url}/");
+    println!(
+        "  no admin token printed: tokens are verified with VIGIL_JWT_PUBLIC_KEY_FILE, so only \
+         the holder of its private key can mint them (unset it to get a development secret)"
+    );
 }

@@ -11,6 +11,7 @@ mod cluster;
 mod smoke;
 
 mod bench;
+mod dev_mode;
 
 mod acknowledge;
 mod alerts;

@@ -1,0 +1,115 @@
+//! `vigil serve --dev` as a new user runs it: the token it prints signs in to the server
+//! it started, whatever the JWT settings, and with a public key it says why it has none.
+
+// Test code: a failed expectation is a test failure. clippy.toml's allow-expect-in-tests
+// covers `#[test]` bodies but not the helpers beside them in an integration-test crate.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// `vigil serve --dev` with `env`; its banner (stdout) once the listening line is logged.
+struct DevServer {
+    child: Child,
+    url: String,
+    banner: mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl DevServer {
+    fn start(env: &[(&str, &str)]) -> DevServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        command
+            .args(["serve", "--dev", "--bind", "127.0.0.1:0"])
+            .env_clear()
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("dev.db").display()),
+            )
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start vigil serve --dev");
+        let (url_tx, url_rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.split("vigil listening on ").nth(1) {
+                    let _ = url_tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let (banner_tx, banner) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = banner_tx.send(line);
+            }
+        });
+        let url = url_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("vigil serve --dev logs its URL");
+        DevServer {
+            child,
+            url,
+            banner,
+            _dir: dir,
+        }
+    }
+
+    /// The banner line that contains `label`.
+    fn banner_line(&self, label: &str) -> String {
+        loop {
+            let line = self
+                .banner
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("a banner line with {label:?}"));
+            if line.contains(label) {
+                return line;
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn the_printed_admin_token_signs_in_even_with_an_issuer_and_audience_required() {
+    let server = DevServer::start(&[("VIGIL_JWT_ISSUER", "me"), ("VIGIL_JWT_AUDIENCE", "vig")]);
+    let line = server.banner_line("admin token");
+    let token = line.split_whitespace().last().expect("the token");
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/v1/alerts", server.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), 200, "the banner's token is accepted");
+}
+
+#[actix_web::test]
+async fn with_a_public_key_the_banner_says_why_it_prints_no_token() {
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/api/keys/rs256_public.pem"
+    );
+    let server = DevServer::start(&[
+        ("VIGIL_JWT_PUBLIC_KEY_FILE", key),
+        ("VIGIL_JWT_ALG", "RS256"),
+    ]);
+    let line = server.banner_line("no admin token");
+    assert!(line.contains("VIGIL_JWT_PUBLIC_KEY_FILE"), "{line}");
+    let resp = reqwest::get(format!("{}/healthz", server.url))
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), 200);
+}
