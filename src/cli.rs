@@ -5,11 +5,23 @@ use clap::{Args, Parser, Subcommand};
 
 /// Vigil: real-time clinical alert hub.
 #[derive(Debug, Parser)]
-#[command(name = "vigil", version, about, long_about = None)]
+#[command(
+    name = "vigil",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Log filter, e.g. `info` or `warn,vigil=debug`; replaces RUST_LOG when given.
+    #[arg(long = "log", global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+    /// `serve`'s flags, for `vigil` without a subcommand (`vigil --dev` = `vigil serve --dev`).
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// The binary's subcommands.

@@ -195,7 +195,7 @@ impl Config {
         config.jwt = jwt;
         config.bind = parse_bind(&args.bind)?;
         config.heartbeat =
-            Duration::from_secs(positive(&args.heartbeat_secs, "VIGIL_HEARTBEAT_SECS")?);
+            Duration::from_secs(seconds(&args.heartbeat_secs, "VIGIL_HEARTBEAT_SECS")?);
         config.client_queue = non_zero(&args.client_queue, "VIGIL_CLIENT_QUEUE")?;
         config.redis_url = match args.redis_url.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -212,9 +212,19 @@ impl Config {
         config.ws_mode = parse_ws_mode(&args.ws_mode)?;
         config.ws_sunset = chrono::NaiveDate::parse_from_str(args.ws_sunset.trim(), "%Y-%m-%d")
             .map_err(|_| ConfigError::new("VIGIL_WS_SUNSET", "expected a date YYYY-MM-DD"))?;
-        config.ws_ping = Duration::from_secs(positive(&args.ws_ping_secs, "VIGIL_WS_PING_SECS")?);
+        config.ws_ping = Duration::from_secs(seconds(&args.ws_ping_secs, "VIGIL_WS_PING_SECS")?);
         config.ws_timeout =
-            Duration::from_secs(positive(&args.ws_timeout_secs, "VIGIL_WS_TIMEOUT_SECS")?);
+            Duration::from_secs(seconds(&args.ws_timeout_secs, "VIGIL_WS_TIMEOUT_SECS")?);
+        if config.ws_timeout <= config.ws_ping {
+            return Err(ConfigError::new(
+                "VIGIL_WS_TIMEOUT_SECS",
+                format!(
+                    "must be longer than VIGIL_WS_PING_SECS ({} s), or a quiet, healthy \
+                     session is closed before its first ping",
+                    config.ws_ping.as_secs()
+                ),
+            ));
+        }
         config.cors_origins = parse_origins(&args.cors_origins)?;
         config.max_streams_per_user =
             non_zero(&args.max_streams_per_user, "VIGIL_MAX_STREAMS_PER_USER")?.get();
@@ -227,12 +237,36 @@ impl Config {
             .trim()
             .parse()
             .map_err(|_| ConfigError::new("VIGIL_RATE_LIMIT", "expected a positive integer"))?;
-        config.request_timeout = Duration::from_secs(positive(
+        config.request_timeout = Duration::from_secs(seconds(
             &args.request_timeout_secs,
             "VIGIL_REQUEST_TIMEOUT_SECS",
         )?);
         Ok(config)
     }
+}
+
+/// Refuses what neither backend can open: another database's scheme (it would have been
+/// taken for a SQLite file name) or a SQLite URL naming no file (SQLite would open a
+/// temporary database and lose everything at exit).
+fn check_database_url(url: &str) -> Result<(), ConfigError> {
+    if crate::db::pool::is_postgres(url) {
+        return Ok(());
+    }
+    if let Some((scheme, _)) = url.split_once("://")
+        && !matches!(scheme, "sqlite" | "file")
+    {
+        return Err(ConfigError::new(
+            "DATABASE_URL",
+            format!("unsupported scheme `{scheme}` (expected sqlite://… or postgres://…)"),
+        ));
+    }
+    if crate::db::pool::sqlite_path(url).trim().is_empty() {
+        return Err(ConfigError::new(
+            "DATABASE_URL",
+            "names no database file (e.g. sqlite://vigil.db)",
+        ));
+    }
+    Ok(())
 }
 
 /// Validates the database flags (also used by `vigil migrate`).
@@ -241,6 +275,7 @@ pub fn database_config(args: &DatabaseArgs) -> Result<DatabaseConfig, ConfigErro
     if url.is_empty() {
         return Err(ConfigError::new("DATABASE_URL", "must not be empty"));
     }
+    check_database_url(url)?;
     let sqlite_sync = match args.sqlite_sync.trim().to_ascii_lowercase().as_str() {
         "normal" => SqliteSync::Normal,
         "full" => SqliteSync::Full,
@@ -376,6 +411,21 @@ fn positive(raw: &str, variable: &'static str) -> Result<u64, ConfigError> {
     }
 }
 
+/// The longest period or timeout a setting may name: beyond a day, a heartbeat or a
+/// ping no longer does its job, and far beyond it the clock arithmetic overflows.
+const MAX_SECONDS: u64 = 86_400;
+
+fn seconds(raw: &str, variable: &'static str) -> Result<u64, ConfigError> {
+    let n = positive(raw, variable)?;
+    if n > MAX_SECONDS {
+        return Err(ConfigError::new(
+            variable,
+            format!("at most {MAX_SECONDS} seconds (one day)"),
+        ));
+    }
+    Ok(n)
+}
+
 fn non_zero(raw: &str, variable: &'static str) -> Result<NonZeroUsize, ConfigError> {
     raw.trim()
         .parse::<NonZeroUsize>()
@@ -473,6 +523,70 @@ mod tests {
             Some("VIGIL_SQLITE_WAL_LIMIT_MB: too large"),
             "SQLite takes the limit as a signed 64-bit byte count"
         );
+    }
+
+    #[test]
+    fn a_database_url_neither_backend_opens_is_refused_naming_the_variable() {
+        let args = |url: &str| DatabaseArgs {
+            database_url: url.to_owned(),
+            sqlite_sync: "normal".to_owned(),
+            db_pool_size: "8".to_owned(),
+            sqlite_wal_limit_mb: "64".to_owned(),
+        };
+        for url in [
+            "sqlite://vigil.db",
+            "sqlite:///var/lib/vigil/vigil.db",
+            "vigil.db",
+            "file:vigil.db?mode=rwc",
+            "sqlite://:memory:",
+            "postgres://vigil@db/vigil",
+            "postgresql://vigil@db/vigil",
+        ] {
+            assert!(database_config(&args(url)).is_ok(), "{url}");
+        }
+        for (url, why) in [
+            ("mysql://x/y", "unsupported scheme `mysql`"),
+            ("redis://localhost/", "unsupported scheme `redis`"),
+            ("sqlite://", "names no database file"),
+            ("sqlite:", "names no database file"),
+        ] {
+            let error = database_config(&args(url)).err().map(|e| e.to_string());
+            assert!(
+                error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("DATABASE_URL: ") && e.contains(why)),
+                "{url}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn periods_are_at_most_a_day_and_the_websocket_timeout_outlasts_its_ping() {
+        assert_eq!(seconds("86400", "VIGIL_HEARTBEAT_SECS").ok(), Some(86_400));
+        assert_eq!(
+            seconds("99999999999", "VIGIL_HEARTBEAT_SECS")
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("VIGIL_HEARTBEAT_SECS: at most 86400 seconds (one day)")
+        );
+        let serve = |ping: &str, timeout: &str| {
+            let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
+            args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+            args.ws_ping_secs = ping.to_owned();
+            args.ws_timeout_secs = timeout.to_owned();
+            Config::from_args(&args, None).map(|c| (c.ws_ping, c.ws_timeout))
+        };
+        assert!(serve("30", "60").is_ok());
+        for (ping, timeout) in [("100", "5"), ("30", "30")] {
+            let error = serve(ping, timeout).err().map(|e| e.to_string());
+            assert!(
+                error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("VIGIL_WS_TIMEOUT_SECS: must be longer")),
+                "ping {ping}, timeout {timeout}: {error:?}"
+            );
+        }
     }
 
     #[test]

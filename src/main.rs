@@ -3,19 +3,20 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vigil::cli::{Cli, Command, ServeArgs};
+use vigil::cli::{Cli, Command};
 use vigil::commands::{bench, serve, token, watch};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let command = cli.command.unwrap_or_else(|| {
-        use clap::FromArgMatches;
-        let matches = <ServeArgs as clap::Args>::augment_args(clap::Command::new("vigil"))
-            .get_matches_from(["vigil"]);
-        Command::Serve(ServeArgs::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
-    });
+    match &cli.log {
+        Some(filter) => env_logger::Builder::new().parse_filters(filter).init(),
+        None => {
+            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+                .init();
+        }
+    }
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
     let result: Result<(), String> = match command {
         Command::Serve(args) => serve::run(args).await.map_err(|e| e.to_string()),
         Command::Migrate(args) => migrate(args).await,

@@ -25,11 +25,12 @@ impl Drop for DevServer {
 }
 
 impl DevServer {
-    fn start(env: &[(&str, &str)]) -> DevServer {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> DevServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut command = Command::new(env!("CARGO_BIN_EXE_vigil"));
         command
-            .args(["serve", "--dev", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .args(["--dev", "--bind", "127.0.0.1:0"])
             .env_clear()
             .env(
                 "DATABASE_URL",
@@ -84,7 +85,10 @@ impl DevServer {
 
 #[actix_web::test]
 async fn the_printed_admin_token_signs_in_even_with_an_issuer_and_audience_required() {
-    let server = DevServer::start(&[("VIGIL_JWT_ISSUER", "me"), ("VIGIL_JWT_AUDIENCE", "vig")]);
+    let server = DevServer::start(
+        &["serve"],
+        &[("VIGIL_JWT_ISSUER", "me"), ("VIGIL_JWT_AUDIENCE", "vig")],
+    );
     let line = server.banner_line("admin token");
     let token = line.split_whitespace().last().expect("the token");
     let resp = reqwest::Client::new()
@@ -97,15 +101,21 @@ async fn the_printed_admin_token_signs_in_even_with_an_issuer_and_audience_requi
 }
 
 #[actix_web::test]
-async fn with_a_public_key_the_banner_says_why_it_prints_no_token() {
+async fn without_a_subcommand_and_with_a_public_key_the_banner_says_why_it_prints_no_token() {
     let key = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/api/keys/rs256_public.pem"
     );
-    let server = DevServer::start(&[
-        ("VIGIL_JWT_PUBLIC_KEY_FILE", key),
-        ("VIGIL_JWT_ALG", "RS256"),
-    ]);
+    // Also: `serve` is the default with flags too, and `--log` replaces RUST_LOG (the
+    // listening line is only logged at info).
+    let server = DevServer::start(
+        &["--log", "info"],
+        &[
+            ("VIGIL_JWT_PUBLIC_KEY_FILE", key),
+            ("VIGIL_JWT_ALG", "RS256"),
+            ("RUST_LOG", "off"),
+        ],
+    );
     let line = server.banner_line("no admin token");
     assert!(line.contains("VIGIL_JWT_PUBLIC_KEY_FILE"), "{line}");
     let resp = reqwest::get(format!("{}/healthz", server.url))
