@@ -64,7 +64,7 @@ impl Verifier {
 
     /// Verifies a token and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        decode::<Claims>(token, &self.key, &self.validation)
+        let claims = decode::<Claims>(token, &self.key, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;
@@ -83,9 +83,19 @@ impl Verifier {
                     _ => "token malformed".to_owned(),
                 };
                 TokenError::Invalid(why)
-            })
+            })?;
+        if claims.exp > MAX_EXP {
+            return Err(TokenError::Invalid(
+                "token expiry beyond the year 9999".to_owned(),
+            ));
+        }
+        Ok(claims)
     }
 }
+
+/// The last second of the year 9999: an `exp` past it cannot be written as a date (the
+/// session's `expires_at`, the cookie's lifetime), so it is refused rather than wrapped.
+pub const MAX_EXP: i64 = 253_402_300_799;
 
 /// Signs tokens for `vigil token`, `--dev` and tests.
 pub struct Signer {
@@ -156,9 +166,18 @@ mod tests {
     fn a_signed_token_verifies() {
         let verifier = Verifier::new(&config()).expect("verifier");
         let token = Signer::hs256("0123456789abcdef0123456789abcdef")
-            .sign(&claims(i64::MAX / 2))
+            .sign(&claims(MAX_EXP))
             .expect("sign");
         assert_eq!(verifier.verify(&token).expect("verifies").sub, "alice");
+    }
+
+    #[test]
+    fn an_expiry_past_the_year_9999_is_refused() {
+        let verifier = Verifier::new(&config()).expect("verifier");
+        let token = Signer::hs256("0123456789abcdef0123456789abcdef")
+            .sign(&claims(MAX_EXP + 1))
+            .expect("sign");
+        assert!(verifier.verify(&token).is_err());
     }
 
     #[test]

@@ -5,6 +5,10 @@ use crate::cli::TokenArgs;
 use crate::config::parse_ttl;
 use crate::domain::{PatientId, Role};
 
+/// The longest lifetime `vigil token` mints: a year and a day covers any development
+/// or test need; a bearer token should live hours.
+const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
+
 /// Mints a token; the error says which flag is wrong.
 pub fn mint(args: &TokenArgs) -> Result<String, String> {
     let role: Role = args.role.parse().map_err(|e| format!("--role: {e}"))?;
@@ -24,6 +28,9 @@ pub fn mint(args: &TokenArgs) -> Result<String, String> {
         None => None,
     };
     let ttl = parse_ttl(&args.ttl).ok_or("--ttl: expected e.g. 90, 30m, 8h or 2d")?;
+    if ttl > MAX_TTL {
+        return Err("--ttl: at most 366d; issue short-lived tokens".to_owned());
+    }
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
         sub: args.sub.clone(),
@@ -54,7 +61,11 @@ pub fn mint(args: &TokenArgs) -> Result<String, String> {
                 .map_err(|e| format!("--private-key-file: cannot read {path}: {e}"))?;
             Signer::from_private_pem(alg, &pem).map_err(|e| format!("--private-key-file: {e}"))?
         }
-        (None, Some(secret)) => Signer::hs256(secret),
+        // The same checks `vigil serve` makes, so no token is minted that it would refuse.
+        (None, Some(secret)) => {
+            crate::config::jwt_config(&args.jwt, None).map_err(|e| e.to_string())?;
+            Signer::hs256(secret)
+        }
         (None, None) => {
             return Err(
                 "VIGIL_JWT_SECRET: set it (or --private-key-file) to sign tokens".to_owned(),
@@ -62,4 +73,56 @@ pub fn mint(args: &TokenArgs) -> Result<String, String> {
         }
     };
     signer.sign(&claims).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::mint;
+    use crate::cli::{Cli, Command, TokenArgs};
+
+    fn args(extra: &[&str]) -> TokenArgs {
+        let mut argv = vec!["vigil", "token", "--sub", "alice", "--role", "nurse"];
+        argv.extend_from_slice(extra);
+        match Cli::parse_from(argv).command {
+            Some(Command::Token(args)) => args,
+            other => panic!("not a token command: {other:?}"),
+        }
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn it_refuses_what_serve_would_refuse_naming_the_setting() {
+        for (extra, why) in [
+            (
+                vec!["--jwt-secret", "short"],
+                "VIGIL_JWT_SECRET: expected at least 32",
+            ),
+            (
+                vec!["--jwt-secret", SECRET, "--jwt-alg", "RS256"],
+                "VIGIL_JWT_ALG: a shared secret only works with HS256",
+            ),
+            (
+                vec!["--jwt-secret", SECRET, "--jwt-alg", "HS512"],
+                "VIGIL_JWT_ALG: expected HS256",
+            ),
+            (
+                vec!["--jwt-secret", SECRET, "--ttl", "367d"],
+                "--ttl: at most 366d",
+            ),
+            (
+                vec!["--jwt-secret", SECRET, "--ttl", "99999999999999d"],
+                "--ttl",
+            ),
+        ] {
+            let error = mint(&args(&extra)).err();
+            assert!(
+                error.as_deref().is_some_and(|e| e.starts_with(why)),
+                "{extra:?}: {error:?}"
+            );
+        }
+        assert!(mint(&args(&["--jwt-secret", SECRET, "--ttl", "366d"])).is_ok());
+    }
 }

@@ -97,6 +97,10 @@ async fn every_kind_of_bad_credential_is_a_401_problem_with_a_challenge() {
             "not valid before an hour from now (nbf)",
             hs256(json!({"sub": "alice", "role": "nurse", "exp": exp + 3600, "nbf": exp})),
         ),
+        (
+            "expiring after the year 9999",
+            hs256(json!({"sub": "alice", "role": "nurse", "exp": 8_640_000_001_795_377_737_i64})),
+        ),
         ("missing sub", hs256(json!({"role": "nurse", "exp": exp}))),
         (
             "empty sub",
