@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
-use super::json_body;
+use super::{NoBody, json_body};
 use crate::auth::Principal;
 use crate::domain::PatientId;
 use crate::error::ApiError;
@@ -110,6 +110,7 @@ pub async fn replace(
 )]
 pub async fn clear(
     principal: Principal,
+    _body: NoBody,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -171,6 +172,7 @@ pub async fn get_member(
 )]
 pub async fn assign(
     principal: Principal,
+    _body: NoBody,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -210,6 +212,7 @@ pub async fn assign(
 )]
 pub async fn unassign(
     principal: Principal,
+    _body: NoBody,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {

@@ -9,7 +9,7 @@ pub mod session;
 pub mod stats;
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest, web};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -132,4 +132,24 @@ pub fn json_body(req: &HttpRequest, body: &[u8], empty: Option<Value>) -> Result
     }
     crate::strict_json::parse(body)
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
+}
+
+/// The body of a write that takes none: what a client sends anyway is held to the rules
+/// of every write body (at most 64 KiB, `application/json`, well-formed) and then ignored,
+/// so a form post or a stray upload is refused, not silently acted on.
+pub struct NoBody;
+
+impl FromRequest for NoBody {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        let body = web::Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            let body = body.await?;
+            json_body(&req, &body, Some(Value::Null))?;
+            Ok(NoBody)
+        })
+    }
 }

@@ -5,6 +5,7 @@ use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use super::NoBody;
 use crate::auth::Principal;
 use crate::auth::extractor::COOKIE_NAME;
 use crate::error::ApiError;
@@ -36,6 +37,7 @@ fn cookie<'a>(req: &HttpRequest, value: String, max_age: i64) -> Cookie<'a> {
 pub async fn create(
     req: HttpRequest,
     principal: Principal,
+    _body: NoBody,
     _state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let token = req
@@ -72,7 +74,7 @@ pub async fn create(
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
-pub async fn delete(req: HttpRequest, _principal: Principal) -> HttpResponse {
+pub async fn delete(req: HttpRequest, _principal: Principal, _body: NoBody) -> HttpResponse {
     let mut expired = cookie(&req, String::new(), 0);
     expired.make_removal();
     HttpResponse::NoContent().cookie(expired).finish()

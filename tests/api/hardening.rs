@@ -224,6 +224,67 @@ async fn an_empty_body_declared_as_anything_but_json_is_415_and_changes_nothing(
 }
 
 #[actix_web::test]
+async fn a_body_sent_to_a_write_that_takes_none_is_held_to_the_same_rules() {
+    // Threat: a form post or a stray upload acting on an endpoint that ignores its body.
+    let app = spawn_app().await;
+    let big = "x".repeat(100 * 1024);
+    let writes = [
+        (Method::PUT, "/api/v1/patients/77/care-team/u1"),
+        (Method::DELETE, "/api/v1/patients/77/care-team/u1"),
+        (Method::DELETE, "/api/v1/patients/77/care-team"),
+        (Method::POST, "/api/v1/session"),
+        (Method::DELETE, "/api/v1/session"),
+    ];
+    for (method, path) in &writes {
+        let send = |content_type: Option<&'static str>, body: String| {
+            let mut request = app
+                .client
+                .request(method.clone(), app.url(path))
+                .bearer_auth(admin());
+            if let Some(content_type) = content_type {
+                request = request.header("Content-Type", content_type);
+            }
+            request.body(body).send()
+        };
+        let what = |case: &str| format!("{method} {path}: {case}");
+        let resp = send(Some("text/plain"), "hello".to_owned())
+            .await
+            .expect("send");
+        problem(resp, 415, &what("text/plain")).await;
+        let resp = send(Some("application/json"), "{bad".to_owned())
+            .await
+            .expect("send");
+        problem(resp, 400, &what("malformed JSON")).await;
+        let resp = send(Some("application/json"), big.clone())
+            .await
+            .expect("send");
+        problem(resp, 413, &what("100 KiB")).await;
+    }
+    let team = app.get_ok("/api/v1/patients/77/care-team", &admin()).await;
+    assert_eq!(team["members"], json!([]), "nothing was assigned: {team}");
+
+    // Without a body, or with an empty JSON one, they work as before.
+    let resp = app
+        .client
+        .put(app.url("/api/v1/patients/77/care-team/u1"))
+        .bearer_auth(admin())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(resp.status(), 201, "no body at all");
+    let resp = app
+        .client
+        .delete(app.url("/api/v1/patients/77/care-team/u1"))
+        .bearer_auth(admin())
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(resp.status(), 204, "an empty JSON object");
+}
+
+#[actix_web::test]
 async fn a_repeated_key_is_a_400_naming_it_and_changes_nothing() {
     // Threat: an ambiguous body read one way by a proxy or audit tool and another way by
     // Vigil (serde_json alone keeps the last of two equal keys).
