@@ -77,7 +77,8 @@ pub async fn ws_endpoint(
     let sub = open_subscription(&req, &state, Transport::Ws, &params, false).await?;
     let deprecated = state.config.ws_mode == WsMode::Deprecated;
     let mut hello = vec![json!({"type": "connected"}).to_string()];
-    if let Value::Object(mut fields) = connected_payload(&sub, state.config.heartbeat.as_secs()) {
+    // A WebSocket's heartbeat is the server's ping, not the SSE heartbeat event.
+    if let Value::Object(mut fields) = connected_payload(&sub, state.config.ws_ping.as_secs()) {
         fields.insert("type".to_owned(), json!("connected"));
         hello = vec![Value::Object(fields).to_string()];
     }

@@ -293,8 +293,16 @@ fn short_timeouts(c: &mut vigil::config::Config) {
 #[actix_web::test]
 async fn a_session_that_stays_silent_past_the_timeout_is_closed() {
     // Threat: dead dashboards (pulled cables, frozen tabs) holding server resources forever.
-    let app = spawn_app_with(short_timeouts).await;
-    let (mut ws, _) = ws_ready(&app, &token("root", "admin", None), "").await;
+    let app = spawn_app_with(|c| {
+        short_timeouts(c);
+        c.heartbeat = Duration::from_secs(7);
+    })
+    .await;
+    let (mut ws, connected) = ws_ready(&app, &token("root", "admin", None), "").await;
+    assert_eq!(
+        connected["heartbeat_seconds"], 1,
+        "a WebSocket's heartbeat is its ping interval, not the SSE heartbeat: {connected}"
+    );
     app.wait_for_stats("the session is open", |s| s["connections"]["ws"] == 1)
         .await;
     // Neither reading nor writing: the server's pings go unanswered.
