@@ -35,6 +35,16 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
         .connect_timeout(Duration::from_secs(5))
         .build()?;
     let base = args.url.trim_end_matches('/').to_owned();
+    // A URL that cannot work never will: say so now instead of retrying forever.
+    match reqwest::Url::parse(&base) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+        Ok(_) | Err(_) => {
+            return Err(WatchError::Refused(format!(
+                "--url: expected the server's base URL, e.g. http://127.0.0.1:8080 (got {:?})",
+                args.url
+            )));
+        }
+    }
     let known: Known = Arc::default();
     if args.ack {
         tokio::spawn(ack_loop(
@@ -131,6 +141,9 @@ pub fn short_id(id: &str) -> String {
 /// Finds the one known alert a typed id names (a full id, or a unique tail of at least
 /// 6 characters); an ambiguous or unknown short id names nothing.
 pub fn resolve_typed_id(typed: &str, known: &HashMap<String, String>) -> Result<String, String> {
+    // Alert ids are lower-case UUIDs; one typed in capitals names the same alert.
+    let typed = typed.to_ascii_lowercase();
+    let typed = typed.as_str();
     if typed.len() == 36 {
         return Ok(typed.to_owned());
     }
@@ -303,5 +316,26 @@ mod tests {
             "an ambiguous tail names nothing"
         );
         assert!(resolve_typed_id("12", &known).is_err(), "too short");
+        assert_eq!(
+            resolve_typed_id("01A207F5-3333-7000-8000-00000000ABCD", &known)
+                .ok()
+                .as_deref(),
+            Some("01a207f5-3333-7000-8000-00000000abcd"),
+            "a full id, even one not shown, in any case"
+        );
+        assert_eq!(
+            resolve_typed_id(
+                "0000ABCD",
+                &[(
+                    "x".to_owned(),
+                    "01a207f5-3333-7000-8000-00000000abcd".to_owned()
+                )]
+                .into_iter()
+                .collect()
+            )
+            .ok()
+            .as_deref(),
+            Some("01a207f5-3333-7000-8000-00000000abcd")
+        );
     }
 }

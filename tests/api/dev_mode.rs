@@ -1,5 +1,6 @@
-//! `vigil serve --dev` as a new user runs it: the token it prints signs in to the server
-//! it started, whatever the JWT settings, and with a public key it says why it has none.
+//! The binary as a new user runs it: `vigil serve --dev`'s token signs in to the server it
+//! started, whatever the JWT settings (with a public key it says why it has none), and
+//! `vigil watch` given a URL that cannot work says so instead of retrying forever.
 
 // Test code: a failed expectation is a test failure. clippy.toml's allow-expect-in-tests
 // covers `#[test]` bodies but not the helpers beside them in an integration-test crate.
@@ -122,4 +123,26 @@ async fn without_a_subcommand_and_with_a_public_key_the_banner_says_why_it_print
         .await
         .expect("GET");
     assert_eq!(resp.status(), 200);
+}
+
+#[test]
+fn watch_with_a_url_that_cannot_work_exits_at_once_naming_the_flag() {
+    for url in ["notaurl", "ftp://127.0.0.1:1"] {
+        let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["watch", "--url", url, "--token", "t"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run vigil watch");
+        let (done, exited) = mpsc::channel();
+        std::thread::spawn(move || done.send(child.wait_with_output()));
+        let output = exited
+            .recv_timeout(Duration::from_secs(30))
+            .expect("vigil watch exits instead of retrying")
+            .expect("its output");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{url}: {stderr}");
+        assert!(stderr.contains("--url"), "{url}: {stderr}");
+    }
 }
