@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::helpers::vigil_exit;
+
 /// `vigil serve --dev` with `env`; its banner (stdout) once the listening line is logged.
 struct DevServer {
     child: Child,
@@ -128,21 +130,13 @@ async fn without_a_subcommand_and_with_a_public_key_the_banner_says_why_it_print
 #[test]
 fn watch_with_a_url_that_cannot_work_exits_at_once_naming_the_flag() {
     for url in ["notaurl", "ftp://127.0.0.1:1"] {
-        let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["watch", "--url", url, "--token", "t"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run vigil watch");
-        let (done, exited) = mpsc::channel();
-        std::thread::spawn(move || done.send(child.wait_with_output()));
-        let output = exited
-            .recv_timeout(Duration::from_secs(30))
-            .expect("vigil watch exits instead of retrying")
-            .expect("its output");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{url}: {stderr}");
+        let (status, stderr) = vigil_exit(
+            &["watch", "--url", url, "--token", "t"],
+            &[],
+            Duration::from_secs(30),
+            "vigil watch with a bad --url",
+        );
+        assert!(!status.success(), "{url}: {stderr}");
         assert!(stderr.contains("--url"), "{url}: {stderr}");
     }
 }

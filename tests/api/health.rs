@@ -257,28 +257,20 @@ fn serve_on_a_taken_port_exits_non_zero_naming_vigil_bind_without_a_panic() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to occupy");
     let port = taken.local_addr().expect("its address").port();
     let dir = tempfile::tempdir().expect("tempdir");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .arg("serve")
-        .env("VIGIL_BIND", format!("127.0.0.1:{port}"))
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("v.db").display()),
-        )
-        .env("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef")
-        .env("RUST_LOG", "warn")
-        .env("RUST_BACKTRACE", "0")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run vigil serve");
-    let (done, exited) = std::sync::mpsc::channel();
-    std::thread::spawn(move || done.send(child.wait_with_output()));
-    let output = exited
-        .recv_timeout(Duration::from_secs(60))
-        .expect("vigil serve exits on a taken port instead of serving")
-        .expect("its output");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "a taken port is fatal: {stderr}");
+    let bind = format!("127.0.0.1:{port}");
+    let database_url = format!("sqlite://{}", dir.path().join("v.db").display());
+    let (status, stderr) = vigil_exit(
+        &["serve"],
+        &[
+            ("VIGIL_BIND", bind.as_str()),
+            ("DATABASE_URL", database_url.as_str()),
+            ("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("RUST_LOG", "warn"),
+        ],
+        Duration::from_secs(60),
+        "vigil serve on a taken port",
+    );
+    assert!(!status.success(), "a taken port is fatal: {stderr}");
     assert!(
         stderr.contains("VIGIL_BIND") && stderr.contains("in use"),
         "the message names the variable and the cause: {stderr}"

@@ -614,3 +614,32 @@ pub fn metric_sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<
             wanted.then(|| value.trim().parse().ok()).flatten()
         })
 }
+
+/// Runs the `vigil` binary with `args` and `env` to its exit and returns its exit status
+/// and stderr; a process still running after `within` fails the test as `what`.
+pub fn vigil_exit(
+    args: &[&str],
+    env: &[(&str, &str)],
+    within: Duration,
+    what: &str,
+) -> (std::process::ExitStatus, String) {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_BACKTRACE", "0")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the vigil binary");
+    let (done, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    let output = exited
+        .recv_timeout(within)
+        .unwrap_or_else(|_| panic!("{what}: still running after {within:?}"))
+        .expect("its output");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
