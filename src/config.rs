@@ -502,15 +502,20 @@ mod tests {
         assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
     }
 
-    #[test]
-    fn the_wal_limit_is_in_mebibytes_and_must_fit() {
-        let args = |mb: &str| DatabaseArgs {
-            database_url: "sqlite://vigil.db".to_owned(),
+    fn db_args(url: &str, wal_limit_mb: &str) -> DatabaseArgs {
+        DatabaseArgs {
+            database_url: url.to_owned(),
             sqlite_sync: "normal".to_owned(),
             db_pool_size: "8".to_owned(),
-            sqlite_wal_limit_mb: mb.to_owned(),
+            sqlite_wal_limit_mb: wal_limit_mb.to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_wal_limit_is_in_mebibytes_and_must_fit() {
+        let limit = |mb: &str| {
+            database_config(&db_args("sqlite://vigil.db", mb)).map(|c| c.wal_limit_bytes)
         };
-        let limit = |mb: &str| database_config(&args(mb)).map(|c| c.wal_limit_bytes);
         let error = |mb: &str| limit(mb).err().map(|e| e.to_string());
         assert_eq!(limit("64").ok(), Some(DEFAULT_WAL_LIMIT_BYTES));
         assert_eq!(limit(" 1 ").ok(), Some(1024 * 1024));
@@ -527,12 +532,7 @@ mod tests {
 
     #[test]
     fn a_database_url_neither_backend_opens_is_refused_naming_the_variable() {
-        let args = |url: &str| DatabaseArgs {
-            database_url: url.to_owned(),
-            sqlite_sync: "normal".to_owned(),
-            db_pool_size: "8".to_owned(),
-            sqlite_wal_limit_mb: "64".to_owned(),
-        };
+        let args = |url: &str| db_args(url, "64");
         for url in [
             "sqlite://vigil.db",
             "sqlite:///var/lib/vigil/vigil.db",

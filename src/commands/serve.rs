@@ -4,7 +4,7 @@ use rand::Rng;
 
 use crate::auth::{Claims, Signer};
 use crate::cli::ServeArgs;
-use crate::config::Config;
+use crate::config::{Config, JwtConfig, JwtKey};
 use crate::startup::Application;
 
 /// Why `serve` stopped with an error.
@@ -39,12 +39,9 @@ pub fn config_from(args: &ServeArgs) -> Result<(Config, Option<String>), ServeEr
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let (config, dev_secret) = config_from(&args)?;
     raise_open_file_limit();
-    let secret_for_banner = match (&config.jwt.key, args.dev) {
-        (crate::config::JwtKey::Secret(s), true) => Some(s.expose().to_owned()),
-        _ => None,
-    };
-    // The banner's token must pass the server's own checks, `iss` and `aud` included.
-    let banner_claims = (config.jwt.issuer.clone(), config.jwt.audience.clone());
+    // The banner's token is signed with the server's own key settings, so it passes the
+    // server's checks, `iss` and `aud` included.
+    let banner_jwt = args.dev.then(|| config.jwt.clone());
     let host = config
         .bind
         .rsplit_once(':')
@@ -58,11 +55,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     };
     let url = format!("http://{url_host}:{}", app.port());
     log::info!("vigil listening on {url}");
-    if args.dev {
-        match secret_for_banner {
-            Some(secret) => print_dev_banner(&url, &secret, dev_secret.is_some(), banner_claims),
-            None => print_public_key_banner(&url),
-        }
+    if let Some(jwt) = banner_jwt {
+        print_dev_banner(&url, &jwt, dev_secret.is_some());
     }
     app.run_until_stopped().await?;
     log::info!("vigil stopped");
@@ -83,12 +77,12 @@ fn random_secret() -> String {
 }
 
 #[allow(clippy::print_stdout)]
-fn print_dev_banner(
-    url: &str,
-    secret: &str,
-    generated: bool,
-    (iss, aud): (Option<String>, Option<String>),
-) {
+fn print_dev_banner(url: &str, jwt: &JwtConfig, generated: bool) {
+    let JwtKey::Secret(secret) = &jwt.key else {
+        print_public_key_banner(url);
+        return;
+    };
+    let secret = secret.expose();
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
         sub: "dev-admin".to_owned(),
@@ -96,8 +90,8 @@ fn print_dev_banner(
         patient_id: None,
         exp: now + 12 * 3600,
         iat: Some(now),
-        iss,
-        aud,
+        iss: jwt.issuer.clone(),
+        aud: jwt.audience.clone(),
     };
     let token = match Signer::hs256(secret).sign(&claims) {
         Ok(t) => t,

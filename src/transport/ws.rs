@@ -197,23 +197,15 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameRejection> {
             &format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
         ));
     }
-    let value = match crate::strict_json::parse(text.as_bytes()) {
-        Ok(value) => value,
-        Err(e) if e.is_data() => {
-            return Err(reject(
-                "malformed",
-                "bad_json",
-                &format!("the frame is ambiguous JSON: {e}"),
-            ));
-        }
-        Err(_) => {
-            return Err(reject(
-                "malformed",
-                "bad_json",
-                "the frame is not valid JSON",
-            ));
-        }
-    };
+    let value = crate::strict_json::parse(text.as_bytes()).map_err(|e| {
+        // Only a repeated key is a data error here; say which. Syntax errors stay generic.
+        let message = if e.is_data() {
+            format!("the frame is ambiguous JSON: {e}")
+        } else {
+            "the frame is not valid JSON".to_owned()
+        };
+        reject("malformed", "bad_json", &message)
+    })?;
     let kind = value
         .get("type")
         .and_then(Value::as_str)
