@@ -17,7 +17,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Log filter, e.g. `info` or `warn,vigil=debug`; replaces RUST_LOG when given.
-    #[arg(long = "log", global = true, value_name = "FILTER")]
+    #[arg(long = "log", global = true, value_name = "FILTER", display_order = 1000)]
     pub log: Option<String>,
     /// `serve`'s flags, for `vigil` without a subcommand (`vigil --dev` = `vigil serve --dev`).
     #[command(flatten)]
