@@ -17,7 +17,12 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Log filter, e.g. `info` or `warn,vigil=debug`; replaces RUST_LOG when given.
-    #[arg(long = "log", global = true, value_name = "FILTER", display_order = 1000)]
+    #[arg(
+        long = "log",
+        global = true,
+        value_name = "FILTER",
+        display_order = 1000
+    )]
     pub log: Option<String>,
     /// `serve`'s flags, for `vigil` without a subcommand (`vigil --dev` = `vigil serve --dev`).
     #[command(flatten)]
@@ -103,6 +108,10 @@ pub struct ServeArgs {
     /// Sunset date announced while `VIGIL_WS_MODE=deprecated` (YYYY-MM-DD).
     #[arg(long, env = "VIGIL_WS_SUNSET", default_value = "2027-06-30")]
     pub ws_sunset: String,
+    /// Most missed events a WebSocket resume (`last_event_id`) replays; a longer gap gets a
+    /// `reset` frame and the dashboard reloads over HTTP.
+    #[arg(long, env = "VIGIL_WS_REPLAY_MAX", default_value = "5000")]
+    pub ws_replay_max: String,
     /// Seconds between WebSocket pings.
     #[arg(long, env = "VIGIL_WS_PING_SECS", default_value = "30")]
     pub ws_ping_secs: String,

@@ -134,6 +134,8 @@ pub struct Config {
     pub ws_mode: WsMode,
     /// Sunset date (YYYY-MM-DD) announced in deprecated mode.
     pub ws_sunset: chrono::NaiveDate,
+    /// Most events a WebSocket resume replays before it answers `reset` instead.
+    pub ws_replay_max: NonZeroUsize,
     /// WebSocket ping period.
     pub ws_ping: Duration,
     /// WebSocket silence limit.
@@ -175,6 +177,7 @@ impl Config {
             redis_url: None,
             ws_mode: WsMode::On,
             ws_sunset: chrono::NaiveDate::from_ymd_opt(2027, 6, 30).unwrap_or_default(),
+            ws_replay_max: NonZeroUsize::new(5000).unwrap_or(NonZeroUsize::MIN),
             ws_ping: Duration::from_secs(30),
             ws_timeout: Duration::from_secs(60),
             cors_origins: Vec::new(),
@@ -197,6 +200,7 @@ impl Config {
         config.heartbeat =
             Duration::from_secs(seconds(&args.heartbeat_secs, "VIGIL_HEARTBEAT_SECS")?);
         config.client_queue = non_zero(&args.client_queue, "VIGIL_CLIENT_QUEUE")?;
+        config.ws_replay_max = non_zero(&args.ws_replay_max, "VIGIL_WS_REPLAY_MAX")?;
         config.redis_url = match args.redis_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
@@ -585,6 +589,26 @@ mod tests {
                     .as_deref()
                     .is_some_and(|e| e.starts_with("VIGIL_WS_TIMEOUT_SECS: must be longer")),
                 "ping {ping}, timeout {timeout}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_websocket_replay_limit_is_a_positive_count_of_events() {
+        let replay_max = |raw: &str| {
+            let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
+            args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+            args.ws_replay_max = raw.to_owned();
+            Config::from_args(&args, None)
+                .map(|c| c.ws_replay_max.get())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(replay_max("5000"), Ok(5000));
+        for bad in ["0", "-1", "lots", ""] {
+            assert_eq!(
+                replay_max(bad),
+                Err("VIGIL_WS_REPLAY_MAX: expected a positive integer".to_owned()),
+                "{bad:?}"
             );
         }
     }

@@ -43,6 +43,32 @@ impl StreamParams {
     }
 }
 
+/// The `Last-Event-ID` a client resumes from: the header, else the `last_event_id` query
+/// (for clients that cannot set headers). A header that is not text still counts as
+/// given, so the client gets a `reset` rather than a silent live-only stream.
+pub fn last_event_id(req: &HttpRequest, params: &StreamParams) -> Option<String> {
+    req.headers()
+        .get("Last-Event-ID")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|_| "invalid".to_owned())
+        })
+        .or_else(|| params.last_event_id.clone())
+}
+
+/// What a `reset` tells the client, on either transport: why its `Last-Event-ID` could
+/// not be honoured, the oldest id still held, the head it continues from, and where to
+/// reload.
+pub fn reset_payload(reason: &str, oldest: Option<i64>, head: i64) -> serde_json::Value {
+    serde_json::json!({
+        "reason": reason,
+        "oldest_id": oldest.unwrap_or(0),
+        "head": head,
+        "reload": "/api/v1/alerts",
+    })
+}
+
 /// A registered subscription, ready for a transport to serve.
 pub struct Subscription {
     /// Who.

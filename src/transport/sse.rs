@@ -14,7 +14,10 @@ use tokio::sync::mpsc;
 
 use super::frames::{sse_control, sse_frame};
 use super::replay::{Resume, decide};
-use super::{ConnectionGuard, StreamParams, connected_payload, open_subscription};
+use super::{
+    ConnectionGuard, StreamParams, connected_payload, last_event_id, open_subscription,
+    reset_payload,
+};
 use crate::db::{self, DbPool, events};
 use crate::error::ApiError;
 use crate::hub::event::StoredEvent;
@@ -76,12 +79,7 @@ pub async fn stream_alerts(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = StreamParams::parse(req.query_string())?;
-    let header_id = req.headers().get("Last-Event-ID").map(|v| {
-        v.to_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|_| "invalid".to_owned())
-    });
-    let last_event_id = header_id.or_else(|| params.last_event_id.clone());
+    let last_event_id = last_event_id(&req, &params);
     let sub = open_subscription(
         &req,
         &state,
@@ -119,12 +117,7 @@ pub async fn stream_alerts(
             }
         }
         Resume::Reset { reason } => {
-            let data = serde_json::json!({
-                "reason": reason,
-                "oldest_id": sub.oldest.unwrap_or(0),
-                "head": seam,
-                "reload": "/api/v1/alerts",
-            });
+            let data = reset_payload(reason, sub.oldest, seam);
             let seam_id = seam.to_string();
             prelude.push_back(Bytes::from(sse_frame(
                 Some(&seam_id),

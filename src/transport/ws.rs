@@ -2,7 +2,8 @@
 //! deprecated lives in this module so phase 3 can delete it. The session actor writes
 //! the manager's events, answers `subscribe` and in-socket `ack` (through the same
 //! service as HTTP), pings, and closes sessions silent for too long. A bad frame gets
-//! an `error` frame; the session stays up.
+//! an `error` frame; the session stays up. A dashboard that reconnects with
+//! `last_event_id` is replayed what it missed first, as SSE clients are.
 
 use std::time::{Duration, Instant};
 
@@ -14,18 +15,24 @@ use prometheus::Histogram;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::{ConnectionGuard, StreamParams, connected_payload, open_subscription};
+use super::replay::{Resume, decide};
+use super::{
+    ConnectionGuard, StreamParams, connected_payload, last_event_id, open_subscription,
+    reset_payload,
+};
 use crate::auth::Principal;
 use crate::config::WsMode;
-use crate::db;
+use crate::db::{self, events};
 use crate::domain::AckStatus;
 use crate::domain::alert::parse_ack_body;
 use crate::error::ApiError;
+use crate::hub::event::StoredEvent;
 use crate::hub::messages::{CloseReason, Outbound, Resubscribe, Transport};
 use crate::scope::Requested;
 use crate::service::acks::{AckRequest, acknowledge};
 use crate::service::scope::allowed_in;
 use crate::state::AppState;
+use crate::transport::frames::EncodedEvent;
 
 /// Largest text frame the protocol accepts; larger ones get an `error` frame.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -43,6 +50,8 @@ pub const MIGRATION_GUIDE: &str = "/docs/migration";
     params(
         ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, description = "Repeatable or comma list; `*` (admin) for all"),
         ("role" = Option<crate::openapi::Role>, Query, description = "May only name the token's own role"),
+        ("last_event_id" = Option<String>, Query, description = "Resume: the missed events in scope (at most VIGIL_WS_REPLAY_MAX, 5,000, else a `reset` frame) as `alert`/`alert_updated` frames, in order, then live; the header wins"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume, for clients that can set headers"),
     ),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
@@ -74,7 +83,15 @@ pub async fn ws_endpoint(
     ws::handshake(&req)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
     let params = StreamParams::parse(req.query_string())?;
-    let sub = open_subscription(&req, &state, Transport::Ws, &params, false).await?;
+    let last_event_id = last_event_id(&req, &params);
+    let sub = open_subscription(
+        &req,
+        &state,
+        Transport::Ws,
+        &params,
+        last_event_id.is_some(),
+    )
+    .await?;
     let deprecated = state.config.ws_mode == WsMode::Deprecated;
     let mut hello = vec![json!({"type": "connected"}).to_string()];
     // A WebSocket's heartbeat is the server's ping, not the SSE heartbeat event.
@@ -94,6 +111,29 @@ pub async fn ws_endpoint(
             .to_string(),
         );
     }
+    let seam = sub.connected.head;
+    let mut last_sent = seam;
+    let mut replay = None;
+    if last_event_id.is_some() {
+        state.metrics.resumes.inc();
+    }
+    match decide(last_event_id.as_deref(), sub.log_head, sub.oldest) {
+        Resume::Live => {}
+        Resume::Replay { after } => {
+            // As on SSE: live events up to `after` were already seen.
+            last_sent = after;
+            if after < seam {
+                replay = Some(PendingReplay {
+                    after,
+                    upto: seam,
+                    patients: sub.connected.patients.clone(),
+                    oldest: sub.oldest,
+                    max: state.config.ws_replay_max.get(),
+                });
+            }
+        }
+        Resume::Reset { reason } => hello.push(reset_frame(reason, sub.oldest, seam)),
+    }
     let session = WsSession {
         guard: Some(ConnectionGuard::new(
             sub.connected.conn_id,
@@ -104,6 +144,8 @@ pub async fn ws_endpoint(
         state: state.clone(),
         rx: Some(sub.rx),
         hello,
+        replay,
+        last_sent,
         last_heard: Instant::now(),
         request_id: crate::request_id::of(&req),
         delivered: state.metrics.delivery_seconds.with_label_values(&["ws"]),
@@ -135,6 +177,30 @@ pub async fn ws_endpoint(
     Ok(response)
 }
 
+/// The missed events a resuming session sends before it goes live: `(after, upto]` in
+/// its scope at connect time.
+struct PendingReplay {
+    after: i64,
+    upto: i64,
+    patients: Option<Vec<String>>,
+    oldest: Option<i64>,
+    /// `VIGIL_WS_REPLAY_MAX`. The session actor writes into a buffer with no backpressure
+    /// (unlike the SSE body, read as the socket drains), so a longer gap gets a `reset`
+    /// and the dashboard reloads through `GET /api/v1/alerts`: never a partial replay.
+    max: usize,
+}
+
+/// The `reset` frame: the SSE `event: reset` as a WebSocket frame, `id` the head the
+/// client continues from.
+fn reset_frame(reason: &str, oldest: Option<i64>, head: i64) -> String {
+    let mut frame = reset_payload(reason, oldest, head);
+    if let Value::Object(fields) = &mut frame {
+        fields.insert("type".to_owned(), json!("reset"));
+        fields.insert("id".to_owned(), json!(head));
+    }
+    frame.to_string()
+}
+
 /// One legacy dashboard connection.
 pub struct WsSession {
     guard: Option<ConnectionGuard>,
@@ -143,6 +209,10 @@ pub struct WsSession {
     state: web::Data<AppState>,
     rx: Option<mpsc::Receiver<Outbound>>,
     hello: Vec<String>,
+    /// What a resume still has to send before the live queue is read.
+    replay: Option<PendingReplay>,
+    /// The newest event sent; live events at or below it were replayed already.
+    last_sent: i64,
     last_heard: Instant,
     /// `X-Request-Id` of the handshake, logged with in-socket acknowledgments.
     request_id: Option<String>,
@@ -233,6 +303,73 @@ fn error_frame(code: &str, message: &str) -> String {
 }
 
 impl WsSession {
+    /// Starts reading the manager's queue (events that arrived meanwhile wait in it).
+    fn go_live(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Some(mut rx) = self.rx.take() {
+            ctx.add_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        }
+    }
+
+    /// Sends the missed events (one read of at most `max` + 1 rows, so a longer gap is
+    /// known before anything is sent), then goes live.
+    fn replay_then_go_live(&mut self, plan: PendingReplay, ctx: &mut ws::WebsocketContext<Self>) {
+        let pool = self.state.pool.clone();
+        let PendingReplay {
+            after,
+            upto,
+            patients,
+            oldest,
+            max,
+        } = plan;
+        let limit = i64::try_from(max).unwrap_or(i64::MAX - 1) + 1;
+        let load = async move {
+            db::run(&pool, move |c| {
+                let rows = events::range(c, after, upto, patients.as_deref(), limit)?;
+                Ok(rows
+                    .into_iter()
+                    .filter_map(StoredEvent::from_row)
+                    .collect::<Vec<_>>())
+            })
+            .await
+        };
+        ctx.spawn(load.into_actor(self).map(move |result, act, ctx| {
+            let missed = match result {
+                Ok(missed) => missed,
+                Err(e) => {
+                    // Closing makes the dashboard reconnect and resume: nothing lost.
+                    log::warn!("replay failed, closing connection_id={}: {e}", act.conn_id);
+                    ctx.text(error_frame(
+                        "unavailable",
+                        "the missed events could not be read; reconnect with the same last_event_id",
+                    ));
+                    ctx.close(Some(ws::CloseReason {
+                        code: ws::CloseCode::Again,
+                        description: Some("replay failed".to_owned()),
+                    }));
+                    ctx.stop();
+                    return;
+                }
+            };
+            if missed.len() > max {
+                let reason = format!(
+                    "more than {max} events were missed, more than a WebSocket resume replays (VIGIL_WS_REPLAY_MAX); reload"
+                );
+                ctx.text(reset_frame(&reason, oldest, upto));
+                act.last_sent = act.last_sent.max(upto);
+            } else {
+                act.state
+                    .metrics
+                    .replayed_events
+                    .inc_by(u64::try_from(missed.len()).unwrap_or(0));
+                for event in missed {
+                    act.last_sent = act.last_sent.max(event.seq);
+                    ctx.text(EncodedEvent::new(event).ws().clone());
+                }
+            }
+            act.go_live(ctx);
+        }));
+    }
+
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
         match parse_client_frame(text) {
             Ok(frame) => {
@@ -367,8 +504,9 @@ impl Actor for WsSession {
         for frame in std::mem::take(&mut self.hello) {
             ctx.text(frame);
         }
-        if let Some(mut rx) = self.rx.take() {
-            ctx.add_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        match self.replay.take() {
+            Some(plan) => self.replay_then_go_live(plan, ctx),
+            None => self.go_live(ctx),
         }
         let ping = self.state.config.ws_ping;
         let timeout = self.state.config.ws_timeout;
@@ -443,7 +581,9 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
 impl StreamHandler<Outbound> for WsSession {
     fn handle(&mut self, item: Outbound, ctx: &mut Self::Context) {
         match item {
+            Outbound::Event(event) if event.seq() <= self.last_sent => {}
             Outbound::Event(event) => {
+                self.last_sent = event.seq();
                 ctx.text(event.ws().clone());
                 self.delivered
                     .observe(event.published.elapsed().as_secs_f64());

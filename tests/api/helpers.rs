@@ -421,7 +421,19 @@ pub struct WsClient {
 impl WsClient {
     /// Connects (panics if the handshake fails).
     pub async fn connect(url: &str) -> WsClient {
-        let (stream, resp) = tokio_tungstenite::connect_async(url)
+        WsClient::connect_with(url, &[]).await
+    }
+
+    /// Connects with extra handshake headers (panics if the handshake fails).
+    pub async fn connect_with(url: &str, headers: &[(&'static str, &str)]) -> WsClient {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().expect("a WebSocket URL");
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(*name, value.parse().expect("a header value"));
+        }
+        let (stream, resp) = tokio_tungstenite::connect_async(request)
             .await
             .expect("WebSocket handshake");
         WsClient {

@@ -25,6 +25,7 @@ mod replay;
 mod shutdown;
 mod stream_sse;
 mod ws_legacy;
+mod ws_resume;
 
 mod cors;
 mod limits;

@@ -1,0 +1,294 @@
+//! Resuming a legacy WebSocket with `last_event_id` (query) or `Last-Event-ID` (header):
+//! the missed events in scope, exactly once, in order, then live — the SSE promise on
+//! the legacy transport — and a `reset` frame, never a partial replay, when the id
+//! cannot be honoured or the gap is longer than `VIGIL_WS_REPLAY_MAX`.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+fn nurse() -> String {
+    token("alice", "nurse", None)
+}
+
+/// A nurse's session on `/ws?{query}`, past its `connected` frame.
+async fn nurse_session(app: &TestApp, query: &str) -> WsClient {
+    let mut ws = app.ws(&nurse(), query).await;
+    let connected = ws.next_json(WAIT).await.expect("a connected frame");
+    assert_eq!(
+        connected["type"], "connected",
+        "the first frame: {connected}"
+    );
+    ws
+}
+
+/// The next frame, which must be an event: its id and the frame.
+async fn next_event(ws: &mut WsClient) -> (i64, Value) {
+    let frame = ws.next_json(WAIT).await.expect("session open");
+    let kind = frame["type"].as_str().unwrap_or_default();
+    assert!(
+        kind == "alert" || kind == "alert_updated",
+        "expected an event frame, got {frame}"
+    );
+    let id = frame["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("an event frame carries its sequence number: {frame}"));
+    (id, frame)
+}
+
+fn alert_id(frame: &Value) -> String {
+    frame["alert"]["id"].as_str().expect("alert id").to_owned()
+}
+
+fn id_of(alert: &Value) -> String {
+    alert["id"].as_str().expect("alert id").to_owned()
+}
+
+fn seq_of(alert: &Value) -> i64 {
+    alert["seq"].as_i64().expect("alert seq")
+}
+
+#[actix_web::test]
+async fn a_dashboard_that_reconnects_with_last_event_id_gets_exactly_the_missed_events_then_live() {
+    let app = spawn_app().await;
+    app.assign("ward", "alice").await;
+    let mut ws = nurse_session(&app, "").await;
+    let first = app.raise("ward", "high").await;
+    let (last, frame) = next_event(&mut ws).await;
+    assert_eq!(alert_id(&frame), id_of(&first));
+    drop(ws);
+
+    // Missed while away: a new alert, one out of scope, and an acknowledgment.
+    let missed = app.raise("ward", "critical").await;
+    app.raise("elsewhere", "critical").await;
+    let ack = app
+        .ack(&nurse(), &id_of(&first), "acknowledged", Some("on it"))
+        .await;
+    assert_eq!(ack.status(), 200);
+
+    let mut back = nurse_session(&app, &format!("last_event_id={last}")).await;
+    let (a, raised) = next_event(&mut back).await;
+    assert_eq!(
+        (raised["type"].as_str(), alert_id(&raised)),
+        (Some("alert"), id_of(&missed)),
+        "the missed alert first: {raised}"
+    );
+    let (b, updated) = next_event(&mut back).await;
+    assert_eq!(
+        (updated["type"].as_str(), alert_id(&updated)),
+        (Some("alert_updated"), id_of(&first)),
+        "then the missed acknowledgment: {updated}"
+    );
+    assert_eq!(updated["acknowledgment"]["status"], "acknowledged");
+    assert!(last < a && a < b, "in order after {last}: {a}, {b}");
+
+    let live = app.raise("ward", "low").await;
+    let (c, frame) = next_event(&mut back).await;
+    assert_eq!(
+        alert_id(&frame),
+        id_of(&live),
+        "then live, the out-of-scope alert never sent"
+    );
+    assert!(c > b);
+    let stats = app.stats().await;
+    assert_eq!(stats["resumes"], 1);
+    assert_eq!(stats["replayed_events"], 2, "the two missed events only");
+}
+
+#[actix_web::test]
+async fn the_last_event_id_header_resumes_a_websocket_and_wins_over_the_query() {
+    let app = spawn_app().await;
+    app.assign("ward", "alice").await;
+    let raised = [
+        app.raise("ward", "high").await,
+        app.raise("ward", "high").await,
+        app.raise("ward", "high").await,
+    ];
+    let url = format!(
+        "ws://127.0.0.1:{}/ws?token={}&last_event_id=0",
+        app.port,
+        nurse()
+    );
+    let header = seq_of(&raised[1]).to_string();
+    let mut ws = WsClient::connect_with(&url, &[("last-event-id", &header)]).await;
+    let connected = ws.next_json(WAIT).await.expect("connected");
+    assert_eq!(connected["type"], "connected");
+    let (_, frame) = next_event(&mut ws).await;
+    assert_eq!(
+        alert_id(&frame),
+        id_of(&raised[2]),
+        "resumed after the header's id, not from 0"
+    );
+    let live = app.raise("ward", "low").await;
+    let (_, frame) = next_event(&mut ws).await;
+    assert_eq!(alert_id(&frame), id_of(&live), "then live, nothing doubled");
+}
+
+#[actix_web::test]
+async fn a_last_event_id_that_is_not_a_number_or_is_ahead_of_the_log_gets_a_reset_frame_then_live()
+{
+    // Threat: a dashboard resuming from an id this server never issued silently gets a
+    // partial history (and believes it is complete).
+    let app = spawn_app().await;
+    app.assign("ward", "alice").await;
+    let mut head = seq_of(&app.raise("ward", "high").await);
+    for (bad, why) in [
+        ("abc", "not a decimal integer"),
+        ("-1", "negative"),
+        ("", "empty"),
+        ("999999", "ahead of the head"),
+    ] {
+        let mut ws = nurse_session(&app, &format!("last_event_id={bad}")).await;
+        let reset = ws.next_json(WAIT).await.expect("session open");
+        assert_eq!(reset["type"], "reset", "{why}: {reset}");
+        assert!(
+            reset["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{why}: {reset}"
+        );
+        assert_eq!(reset["oldest_id"], 1, "{why}: {reset}");
+        assert_eq!(reset["head"], head, "{why}: {reset}");
+        assert_eq!(
+            reset["id"], head,
+            "{why}: the client continues from the head"
+        );
+        assert_eq!(reset["reload"], "/api/v1/alerts", "{why}: {reset}");
+        let live = app.raise("ward", "low").await;
+        let (_, frame) = next_event(&mut ws).await;
+        assert_eq!(
+            alert_id(&frame),
+            id_of(&live),
+            "{why}: live after the reset, no partial replay"
+        );
+        head = seq_of(&live);
+    }
+}
+
+#[actix_web::test]
+async fn a_gap_longer_than_vigil_ws_replay_max_gets_a_reset_frame_not_a_partial_replay() {
+    let app = spawn_app_with(|c| c.ws_replay_max = NonZeroUsize::new(3).expect("3 > 0")).await;
+    app.assign("ward", "alice").await;
+    let from = seq_of(&app.raise("ward", "high").await);
+    let mut missed = Vec::new();
+    for _ in 0..3 {
+        missed.push(id_of(&app.raise("ward", "high").await));
+    }
+
+    let mut ws = nurse_session(&app, &format!("last_event_id={from}")).await;
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        replayed.push(alert_id(&next_event(&mut ws).await.1));
+    }
+    assert_eq!(replayed, missed, "a gap of exactly the limit is replayed");
+    drop(ws);
+
+    let head = seq_of(&app.raise("ward", "high").await);
+    let mut ws = nurse_session(&app, &format!("last_event_id={from}")).await;
+    let reset = ws.next_json(WAIT).await.expect("session open");
+    assert_eq!(reset["type"], "reset", "four missed, limit three: {reset}");
+    assert!(
+        reset["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("VIGIL_WS_REPLAY_MAX")),
+        "{reset}"
+    );
+    assert_eq!((&reset["head"], &reset["id"]), (&head.into(), &head.into()));
+    let live = app.raise("ward", "low").await;
+    let (_, frame) = next_event(&mut ws).await;
+    assert_eq!(
+        alert_id(&frame),
+        id_of(&live),
+        "none of the four missed is sent: the dashboard reloads them over HTTP"
+    );
+    let stats = app.stats().await;
+    assert_eq!(stats["resumes"], 2);
+    assert_eq!(
+        stats["replayed_events"], 3,
+        "only the first resume replayed"
+    );
+}
+
+#[actix_web::test]
+async fn a_dashboard_reconnecting_ten_times_during_four_concurrent_publishers_misses_nothing_and_sees_nothing_twice()
+ {
+    const PUBLISHERS: usize = 4;
+    const PER_PUBLISHER: usize = 100;
+    let app = Arc::new(spawn_app_with(|c| c.max_streams_per_user = 100).await);
+    for p in 0..PUBLISHERS {
+        app.assign(&format!("ward-{p}"), "alice").await;
+    }
+    let mut ws = nurse_session(&app, "last_event_id=0").await;
+
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let app = Arc::clone(&app);
+            actix_web::rt::spawn(async move {
+                let mut mine = Vec::new();
+                for i in 0..PER_PUBLISHER {
+                    if i % 10 == 3 {
+                        app.raise("outsider", "critical").await;
+                    }
+                    mine.push(id_of(&app.raise(&format!("ward-{p}"), "high").await));
+                }
+                mine
+            })
+        })
+        .collect();
+
+    let total = PUBLISHERS * PER_PUBLISHER;
+    let mut seen: Vec<(i64, String)> = Vec::new();
+    let mut reconnects_while_publishing = 0;
+    for round in 0..=10 {
+        let want = if round == 10 {
+            total - seen.len()
+        } else {
+            7 + (round * 13) % 29
+        };
+        for _ in 0..want {
+            let (id, frame) = next_event(&mut ws).await;
+            if let Some((prev, _)) = seen.last() {
+                assert!(
+                    id > *prev,
+                    "round {round}: id {id} after {prev} (duplicate or out of order)"
+                );
+            }
+            let patient = frame["alert"]["patient_id"].as_str().expect("patient");
+            assert!(
+                patient.starts_with("ward-"),
+                "round {round}: out-of-scope alert for {patient}"
+            );
+            seen.push((id, alert_id(&frame)));
+        }
+        if round < 10 {
+            if publishers.iter().any(|h| !h.is_finished()) {
+                reconnects_while_publishing += 1;
+            }
+            let last = seen.last().map_or(0, |(id, _)| *id);
+            drop(ws);
+            ws = nurse_session(&app, &format!("last_event_id={last}")).await;
+        }
+    }
+
+    assert!(
+        reconnects_while_publishing > 0,
+        "no reconnect overlapped the publishers: the seam went untested"
+    );
+    let mut published = BTreeSet::new();
+    for handle in publishers {
+        published.extend(handle.await.expect("publisher finished"));
+    }
+    let received: BTreeSet<String> = seen.iter().map(|(_, id)| id.clone()).collect();
+    assert_eq!(received.len(), seen.len(), "no alert twice");
+    assert_eq!(received, published, "exactly the {total} in-scope alerts");
+    let live = app.raise("ward-0", "low").await;
+    let (_, frame) = next_event(&mut ws).await;
+    assert_eq!(
+        alert_id(&frame),
+        id_of(&live),
+        "nothing else was pending: the next frame is live"
+    );
+    assert_eq!(app.stats().await["resumes"], 11);
+}
