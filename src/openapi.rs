@@ -82,7 +82,7 @@ pub const SWAGGER_PATH: &str = "/api/docs/";
         AckStatus,
         Role,
     )),
-    modifiers(&SecuritySchemes, &RequestIdHeader),
+    modifiers(&SecuritySchemes, &RequestIdHeader, &HeadOperationIds),
     tags(
         (name = "alerts", description = "Raise, list and read alerts"),
         (name = "acknowledgments", description = "Acknowledge, escalate or resolve over HTTP"),
@@ -183,6 +183,7 @@ impl Modify for RequestIdHeader {
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 item.get.as_mut(),
+                item.head.as_mut(),
                 item.put.as_mut(),
                 item.post.as_mut(),
                 item.delete.as_mut(),
@@ -202,6 +203,23 @@ impl Modify for RequestIdHeader {
                             .insert("X-Request-Id".to_owned(), header.into());
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `method(get, head)` gives both operations the handler's one id; OpenAPI requires
+/// every operation id to be unique (code generators name functions after them), so the
+/// HEAD twin of each read is `<id>_head`.
+struct HeadOperationIds;
+
+impl Modify for HeadOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            if let Some(head) = item.head.as_mut()
+                && let Some(id) = head.operation_id.as_mut()
+            {
+                id.push_str("_head");
             }
         }
     }

@@ -16,6 +16,7 @@ use crate::state::AppState;
 #[utoipa::path(
     post,
     path = "/api/v1/alerts",
+    operation_id = "create_alert",
     tag = "alerts",
     request_body(content = crate::openapi::NewAlert, content_type = "application/json",
         description = "Roles service, dispatcher, admin. Unknown fields are refused.",
@@ -85,8 +86,9 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 
 /// List alerts in scope.
 #[utoipa::path(
-    get,
+    method(get, head),
     path = "/api/v1/alerts",
+    operation_id = "list_alerts",
     tag = "alerts",
     params(
         ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, description = "Repeatable or comma list; `*` (admin) for all; default: every patient in scope"),
@@ -160,8 +162,9 @@ pub async fn list(
 
 /// One alert with its acknowledgments.
 #[utoipa::path(
-    get,
+    method(get, head),
     path = "/api/v1/alerts/{alert_id}",
+    operation_id = "get_alert",
     tag = "alerts",
     params(
         ("alert_id" = String, Path, description = "The alert's id (UUID v7)", example = "019a8f3e-5b1c-7d2e-9f00-1a2b3c4d5e6f"),

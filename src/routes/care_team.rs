@@ -27,8 +27,9 @@ fn require_admin(principal: &Principal) -> Result<(), ApiError> {
 
 /// The team.
 #[utoipa::path(
-    get,
+    method(get, head),
     path = "/api/v1/patients/{patient_id}/care-team",
+    operation_id = "get_care_team",
     tag = "care-team",
     params(
         ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
@@ -53,6 +54,7 @@ pub async fn get(
 #[utoipa::path(
     put,
     path = "/api/v1/patients/{patient_id}/care-team",
+    operation_id = "replace_care_team",
     tag = "care-team",
     params(
         ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
@@ -97,6 +99,7 @@ pub async fn replace(
 #[utoipa::path(
     delete,
     path = "/api/v1/patients/{patient_id}/care-team",
+    operation_id = "clear_care_team",
     tag = "care-team",
     params(
         ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
@@ -121,8 +124,9 @@ pub async fn clear(
 
 /// One member, or 404.
 #[utoipa::path(
-    get,
+    method(get, head),
     path = "/api/v1/patients/{patient_id}/care-team/{user_id}",
+    operation_id = "get_care_team_member",
     tag = "care-team",
     params(
         ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
@@ -157,6 +161,7 @@ pub async fn get_member(
 #[utoipa::path(
     put,
     path = "/api/v1/patients/{patient_id}/care-team/{user_id}",
+    operation_id = "assign_care_team_member",
     tag = "care-team",
     params(
         ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
@@ -197,6 +202,7 @@ pub async fn assign(
 #[utoipa::path(
     delete,
     path = "/api/v1/patients/{patient_id}/care-team/{user_id}",
+    operation_id = "unassign_care_team_member",
     tag = "care-team",
     params(
         ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),

@@ -25,9 +25,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// reads this function to check); the Swagger UI's asset tree under `/api/docs/` is the
 /// one service that is not an API route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    // HEAD as well as GET on the probes, pages and documents: uptime checks, load
-    // balancers and link checkers ask with it (RFC 9110 §9.1). The API's own reads need
-    // a token and are asked with GET only.
+    // HEAD wherever GET answers a whole document (RFC 9110 §9.1: a general-purpose server
+    // supports both): probes, pages, documents, and the API's token-guarded reads, which
+    // check the token as GET does. The two streams are GET only: an event stream or an
+    // upgrade has no headers-only form.
     cfg.service(
         web::resource("/healthz")
             .route(web::get().to(health::healthz))
@@ -76,11 +77,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/alerts")
                     .route(web::post().to(alerts::create))
-                    .route(web::get().to(alerts::list)),
+                    .route(web::get().to(alerts::list))
+                    .route(web::head().to(alerts::list)),
             )
             .service(web::resource("/alerts/stream").route(web::get().to(sse::stream_alerts)))
-            .service(web::resource("/alerts/stream/stats").route(web::get().to(stats::stats)))
-            .service(web::resource("/alerts/{alert_id}").route(web::get().to(alerts::get)))
+            .service(
+                web::resource("/alerts/stream/stats")
+                    .route(web::get().to(stats::stats))
+                    .route(web::head().to(stats::stats)),
+            )
+            .service(
+                web::resource("/alerts/{alert_id}")
+                    .route(web::get().to(alerts::get))
+                    .route(web::head().to(alerts::get)),
+            )
             .service(
                 web::resource("/alerts/{alert_id}/acknowledge")
                     .route(web::post().to(acknowledge::acknowledge)),
@@ -92,12 +102,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/patients/{patient_id}/care-team")
                     .route(web::get().to(care_team::get))
+                    .route(web::head().to(care_team::get))
                     .route(web::put().to(care_team::replace))
                     .route(web::delete().to(care_team::clear)),
             )
             .service(
                 web::resource("/patients/{patient_id}/care-team/{user_id}")
                     .route(web::get().to(care_team::get_member))
+                    .route(web::head().to(care_team::get_member))
                     .route(web::put().to(care_team::assign))
                     .route(web::delete().to(care_team::unassign)),
             ),

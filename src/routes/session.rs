@@ -25,6 +25,7 @@ fn cookie<'a>(req: &HttpRequest, value: String, max_age: i64) -> Cookie<'a> {
 #[utoipa::path(
     post,
     path = "/api/v1/session",
+    operation_id = "create_session",
     tag = "session",
     responses(
         (status = 200, description = "Who the token is for; with a Bearer token, also sets the cookie", body = crate::openapi::Session,
@@ -66,6 +67,7 @@ pub async fn create(
 #[utoipa::path(
     delete,
     path = "/api/v1/session",
+    operation_id = "delete_session",
     tag = "session",
     responses(
         (status = 204, description = "The cookie is cleared", headers(("Set-Cookie" = String, description = "An expired `vigil_token`"))),

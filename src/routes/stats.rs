@@ -10,7 +10,7 @@ use crate::state::AppState;
 
 /// Stats as DESIGN.md specifies them.
 #[utoipa::path(
-    get,
+    method(get, head),
     path = "/api/v1/alerts/stream/stats",
     tag = "streams",
     responses(

@@ -406,20 +406,20 @@ async fn a_wrong_method_is_a_405_problem_naming_the_allowed_methods() {
     // Threat: framework default pages revealing the stack; verbs the API never meant to offer.
     let app = spawn_app().await;
     let cases = [
-        (Method::PATCH, "/api/v1/alerts", "GET, POST"),
-        (Method::DELETE, "/api/v1/alerts", "GET, POST"),
+        (Method::PATCH, "/api/v1/alerts", "GET, HEAD, POST"),
+        (Method::DELETE, "/api/v1/alerts", "GET, HEAD, POST"),
         (Method::PUT, "/api/v1/alerts/stream", "GET"),
         (
             Method::POST,
             "/api/v1/alerts/00000000-0000-7000-8000-000000000000",
-            "GET",
+            "GET, HEAD",
         ),
         (Method::GET, "/api/v1/alerts/x/acknowledge", "POST"),
         (Method::GET, "/api/v1/session", "DELETE, POST"),
         (
             Method::PATCH,
             "/api/v1/patients/1/care-team",
-            "DELETE, GET, PUT",
+            "DELETE, GET, HEAD, PUT",
         ),
         (Method::POST, "/healthz", "GET, HEAD"),
     ];

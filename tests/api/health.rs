@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use diesel::{Connection, RunQueryDsl};
+use reqwest::Method;
 use serde_json::{Value, json};
 use vigil::config::{DatabaseConfig, SqliteSync};
 use vigil::db::migrate::{revert_all, run_pending};
@@ -300,7 +301,7 @@ async fn the_pages_answer_head_like_get_without_a_body() {
 }
 
 /// Probes and documents answer HEAD as GET does, minus the body (RFC 9110 §9.1: uptime
-/// checks and load balancers probe with it); the token-guarded API reads stay GET-only.
+/// checks and load balancers probe with it).
 #[actix_web::test]
 async fn probes_and_documents_answer_head_like_get_without_a_body() {
     let app = spawn_app().await;
@@ -328,13 +329,62 @@ async fn probes_and_documents_answer_head_like_get_without_a_body() {
             "no body on HEAD {path}"
         );
     }
-    let head = app
-        .client
-        .head(app.url("/api/v1/alerts"))
-        .send()
-        .await
-        .expect("HEAD");
-    assert_eq!(head.status(), 405, "the API's reads are GET-only");
+}
+
+/// The token-guarded reads answer HEAD with GET's status and headers and no body: the
+/// same token check (401), the same scope (403/404), the same validation (422).
+#[actix_web::test]
+async fn the_api_reads_answer_head_as_get_does_without_a_body() {
+    let app = spawn_app().await;
+    app.assign("123", "alice").await;
+    let alert = app.raise("123", "high").await;
+    let id = alert["id"].as_str().expect("id");
+    let nurse = token("alice", "nurse", None);
+    let cases = [
+        ("/api/v1/alerts", admin(), 200),
+        ("/api/v1/alerts?patient_id=123", nurse.clone(), 200),
+        (&format!("/api/v1/alerts/{id}") as &str, nurse.clone(), 200),
+        ("/api/v1/alerts/stream/stats", admin(), 200),
+        ("/api/v1/patients/123/care-team", admin(), 200),
+        ("/api/v1/patients/123/care-team/alice", admin(), 200),
+        ("/api/v1/alerts", String::new(), 401),
+        ("/api/v1/alerts?patient_id=999", nurse.clone(), 403),
+        ("/api/v1/alerts/stream/stats", nurse.clone(), 403),
+        (
+            "/api/v1/alerts/01a2ffff-0000-7000-8000-000000000000",
+            admin(),
+            404,
+        ),
+        ("/api/v1/alerts?limit=0", admin(), 422),
+    ];
+    for (path, who, status) in cases {
+        let get = app.send(Method::GET, path, &who, None).await;
+        let head = app.send(Method::HEAD, path, &who, None).await;
+        assert_eq!(get.status(), status, "GET {path}");
+        assert_eq!(head.status(), status, "HEAD {path} answers as GET does");
+        assert_eq!(
+            head.headers().get("content-type"),
+            get.headers().get("content-type"),
+            "HEAD {path} describes what GET returns"
+        );
+        assert!(
+            !get.bytes().await.expect("GET body").is_empty(),
+            "GET {path} has a body"
+        );
+        assert!(
+            head.bytes().await.expect("HEAD body").is_empty(),
+            "no body on HEAD {path}"
+        );
+    }
+    for stream in ["/api/v1/alerts/stream", "/ws"] {
+        let head = app.send(Method::HEAD, stream, &admin(), None).await;
+        assert_eq!(
+            head.status(),
+            405,
+            "HEAD {stream}: a stream has no headers-only form"
+        );
+        assert_eq!(head.headers()["allow"], "GET", "HEAD {stream}");
+    }
 }
 
 /// What issue #7 asks `/metrics` to show, each moved by a real stream: open streams by

@@ -228,6 +228,22 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_with_exactly_its_meth
         "the document and routes::configure disagree.\n registered but not documented as such: {missing:?}\n documented but not registered as such: {extra:?}"
     );
 
+    // Operation ids are unique (OpenAPI 3.1 requires it; code generators name their
+    // functions after them), HEAD twins included.
+    let mut ids = BTreeMap::<String, String>::new();
+    for (template, item) in doc["paths"].as_object().expect("paths") {
+        for method in METHODS {
+            let Some(id) = item[method]["operationId"].as_str() else {
+                continue;
+            };
+            let here = format!("{method} {template}");
+            if let Some(first) = ids.insert(id.to_owned(), here.clone()) {
+                panic!("operationId {id} is used by {first} and {here}");
+            }
+        }
+    }
+    assert!(ids.len() >= 30, "too few operations read: {ids:?}");
+
     // The reading matches the running server: a method not served answers 405 with an
     // `Allow` of exactly the documented methods.
     for (template, methods) in &documented {
