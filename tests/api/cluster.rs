@@ -222,20 +222,41 @@ async fn a_killed_instance_s_clients_resume_on_another_and_miss_nothing() {
     let admin_token = admin();
     let mut sse = a.sse(&admin_token, "patient_id=*").await;
     sse.connected().await;
+    let mut ws = a.ws(&admin_token, "patient_id=*").await;
+    ws.until_type("connected").await;
     let first = b.raise("p1", "low").await;
     assert_eq!(sse.next_alert_event().await.id, first["seq"].to_string());
+    let ws_last = ws.until_type("alert").await["id"].clone();
+    assert_eq!(ws_last, first["seq"]);
 
     a.stopper.stop(false).await;
     while sse.next_event(WAIT).await.is_some() {}
+    ws.closed(WAIT).await;
     let missed = [b.raise("p1", "low").await, b.raise("p2", "high").await];
 
     let mut resumed =
         SseClient::open(&b, &admin_token, "patient_id=*", sse.last_id.as_deref()).await;
     assert_eq!(resumed.status, 200);
+    let mut ws = b
+        .ws(
+            &admin_token,
+            &format!("patient_id=*&last_event_id={ws_last}"),
+        )
+        .await;
+    ws.until_type("connected").await;
     for alert in &missed {
         assert_eq!(
             resumed.next_alert_event().await.id,
             alert["seq"].to_string()
+        );
+        let frame = ws
+            .next_json(WAIT)
+            .await
+            .expect("the dashboard's session is open");
+        assert_eq!(
+            (&frame["type"], &frame["id"]),
+            (&"alert".into(), &alert["seq"]),
+            "the WebSocket dashboard resumes on the other instance too: {frame}"
         );
     }
 }
