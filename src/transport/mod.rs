@@ -14,6 +14,7 @@ use crate::db::{self, events};
 use crate::domain::Role;
 use crate::error::ApiError;
 use crate::hub::messages::{Connect, ConnectRefused, Connected, Outbound, Transport};
+use crate::metrics::Metrics;
 use crate::scope::{Allowed, Requested};
 use crate::service::scope::{allowed_by_token, allowed_in};
 use crate::state::AppState;
@@ -67,6 +68,66 @@ pub fn reset_payload(reason: &str, oldest: Option<i64>, head: i64) -> serde_json
         "head": head,
         "reload": "/api/v1/alerts",
     })
+}
+
+/// Events `(after, upto]` of the log in a stream's scope (`None`: every patient).
+#[derive(Debug, Clone)]
+pub struct ReplayRange {
+    /// The last id the client saw.
+    pub after: i64,
+    /// The seam: the manager's head when the stream registered.
+    pub upto: i64,
+    /// The stream's patients when it registered.
+    pub patients: Option<Vec<String>>,
+}
+
+/// How a new stream starts from its `Last-Event-ID`, the same on both transports.
+#[derive(Debug)]
+pub struct ResumePlan {
+    /// The seam (the id a `reset` moves the client to).
+    pub seam: i64,
+    /// Live events at or below this were sent or seen already, and are skipped.
+    pub last_sent: i64,
+    /// What to replay before going live.
+    pub replay: Option<ReplayRange>,
+    /// The `reset` payload to send first instead, when the id cannot be honoured.
+    pub reset: Option<serde_json::Value>,
+}
+
+impl Subscription {
+    /// Decides replay or reset for `last_event_id` ([`replay::decide`]) and counts the
+    /// resume.
+    pub fn resume_plan(&self, last_event_id: Option<&str>, metrics: &Metrics) -> ResumePlan {
+        let seam = self.connected.head;
+        let mut plan = ResumePlan {
+            seam,
+            last_sent: seam,
+            replay: None,
+            reset: None,
+        };
+        if last_event_id.is_some() {
+            metrics.resumes.inc();
+        }
+        match replay::decide(last_event_id, self.log_head, self.oldest) {
+            replay::Resume::Live => {}
+            replay::Resume::Replay { after } => {
+                // Live events up to `after` were already seen (also when `after` is past
+                // the seam because an event was committed but not yet delivered).
+                plan.last_sent = after;
+                if after < seam {
+                    plan.replay = Some(ReplayRange {
+                        after,
+                        upto: seam,
+                        patients: self.connected.patients.clone(),
+                    });
+                }
+            }
+            replay::Resume::Reset { reason } => {
+                plan.reset = Some(reset_payload(reason, self.oldest, seam));
+            }
+        }
+        plan
+    }
 }
 
 /// A registered subscription, ready for a transport to serve.

@@ -13,10 +13,8 @@ use prometheus::Histogram;
 use tokio::sync::mpsc;
 
 use super::frames::{sse_control, sse_frame};
-use super::replay::{Resume, decide};
 use super::{
-    ConnectionGuard, StreamParams, connected_payload, last_event_id, open_subscription,
-    reset_payload,
+    ConnectionGuard, ReplayRange, StreamParams, connected_payload, last_event_id, open_subscription,
 };
 use crate::db::{self, DbPool, events};
 use crate::error::ApiError;
@@ -31,15 +29,9 @@ const REPLAY_BATCH: i64 = 500;
 /// Client reconnection delay announced with `retry:`.
 const RETRY_MS: u32 = 3000;
 
-struct ReplayCursor {
-    after: i64,
-    upto: i64,
-    patients: Option<Vec<String>>,
-}
-
 struct StreamState {
     prelude: VecDeque<Bytes>,
-    replay: Option<ReplayCursor>,
+    replay: Option<ReplayRange>,
     rx: mpsc::Receiver<Outbound>,
     last_sent: i64,
     finished: bool,
@@ -89,7 +81,6 @@ pub async fn stream_alerts(
     )
     .await?;
     let guard = ConnectionGuard::new(sub.connected.conn_id, state.manager.clone());
-    let seam = sub.connected.head;
 
     let mut prelude = VecDeque::new();
     let connected = connected_payload(&sub, state.config.heartbeat.as_secs());
@@ -97,41 +88,21 @@ pub async fn stream_alerts(
     opening.push_str(&sse_frame(None, Some("connected"), &connected.to_string()));
     prelude.push_back(Bytes::from(opening));
 
-    let mut replay = None;
-    let mut last_sent = seam;
-    if last_event_id.is_some() {
-        state.metrics.resumes.inc();
-    }
-    match decide(last_event_id.as_deref(), sub.log_head, sub.oldest) {
-        Resume::Live => {}
-        Resume::Replay { after } => {
-            // Live events up to `after` were already seen (also when `after` is past the
-            // seam because an event was committed but not yet delivered).
-            last_sent = after;
-            if after < seam {
-                replay = Some(ReplayCursor {
-                    after,
-                    upto: seam,
-                    patients: sub.connected.patients.clone(),
-                });
-            }
-        }
-        Resume::Reset { reason } => {
-            let data = reset_payload(reason, sub.oldest, seam);
-            let seam_id = seam.to_string();
-            prelude.push_back(Bytes::from(sse_frame(
-                Some(&seam_id),
-                Some("reset"),
-                &data.to_string(),
-            )));
-        }
+    let plan = sub.resume_plan(last_event_id.as_deref(), &state.metrics);
+    if let Some(data) = &plan.reset {
+        let seam_id = plan.seam.to_string();
+        prelude.push_back(Bytes::from(sse_frame(
+            Some(&seam_id),
+            Some("reset"),
+            &data.to_string(),
+        )));
     }
 
     let state_machine = StreamState {
         prelude,
-        replay,
+        replay: plan.replay,
         rx: sub.rx,
-        last_sent,
+        last_sent: plan.last_sent,
         finished: false,
         pool: state.pool.clone(),
         metrics: Arc::clone(&state.metrics),
@@ -170,7 +141,7 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
                     .inc_by(u64::try_from(count).unwrap_or(0));
                 st.last_sent = st.last_sent.max(last);
                 if i64::try_from(count).unwrap_or(0) >= REPLAY_BATCH {
-                    st.replay = Some(ReplayCursor {
+                    st.replay = Some(ReplayRange {
                         after: last,
                         ..cursor
                     });
@@ -210,7 +181,7 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
     }
 }
 
-async fn replay_batch(pool: &DbPool, cursor: &ReplayCursor) -> Result<Vec<StoredEvent>, ApiError> {
+async fn replay_batch(pool: &DbPool, cursor: &ReplayRange) -> Result<Vec<StoredEvent>, ApiError> {
     let (after, upto, patients) = (cursor.after, cursor.upto, cursor.patients.clone());
     db::run(pool, move |c| {
         let rows = events::range(c, after, upto, patients.as_deref(), REPLAY_BATCH)?;

@@ -15,10 +15,9 @@ use prometheus::Histogram;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::replay::{Resume, decide};
 use super::{
-    ConnectionGuard, StreamParams, connected_payload, last_event_id, open_subscription,
-    reset_payload,
+    ConnectionGuard, ReplayRange, StreamParams, connected_payload, last_event_id,
+    open_subscription, reset_payload,
 };
 use crate::auth::Principal;
 use crate::config::WsMode;
@@ -111,29 +110,15 @@ pub async fn ws_endpoint(
             .to_string(),
         );
     }
-    let seam = sub.connected.head;
-    let mut last_sent = seam;
-    let mut replay = None;
-    if last_event_id.is_some() {
-        state.metrics.resumes.inc();
+    let plan = sub.resume_plan(last_event_id.as_deref(), &state.metrics);
+    if let Some(data) = plan.reset {
+        hello.push(reset_frame(data, plan.seam));
     }
-    match decide(last_event_id.as_deref(), sub.log_head, sub.oldest) {
-        Resume::Live => {}
-        Resume::Replay { after } => {
-            // As on SSE: live events up to `after` were already seen.
-            last_sent = after;
-            if after < seam {
-                replay = Some(PendingReplay {
-                    after,
-                    upto: seam,
-                    patients: sub.connected.patients.clone(),
-                    oldest: sub.oldest,
-                    max: state.config.ws_replay_max.get(),
-                });
-            }
-        }
-        Resume::Reset { reason } => hello.push(reset_frame(reason, sub.oldest, seam)),
-    }
+    let replay = plan.replay.map(|range| PendingReplay {
+        range,
+        oldest: sub.oldest,
+        max: state.config.ws_replay_max.get(),
+    });
     let session = WsSession {
         guard: Some(ConnectionGuard::new(
             sub.connected.conn_id,
@@ -145,7 +130,7 @@ pub async fn ws_endpoint(
         rx: Some(sub.rx),
         hello,
         replay,
-        last_sent,
+        last_sent: plan.last_sent,
         last_heard: Instant::now(),
         request_id: crate::request_id::of(&req),
         delivered: state.metrics.delivery_seconds.with_label_values(&["ws"]),
@@ -180,9 +165,7 @@ pub async fn ws_endpoint(
 /// The missed events a resuming session sends before it goes live: `(after, upto]` in
 /// its scope at connect time.
 struct PendingReplay {
-    after: i64,
-    upto: i64,
-    patients: Option<Vec<String>>,
+    range: ReplayRange,
     oldest: Option<i64>,
     /// `VIGIL_WS_REPLAY_MAX`. The session actor writes into a buffer with no backpressure
     /// (unlike the SSE body, read as the socket drains), so a longer gap gets a `reset`
@@ -192,8 +175,7 @@ struct PendingReplay {
 
 /// The `reset` frame: the SSE `event: reset` as a WebSocket frame, `id` the head the
 /// client continues from.
-fn reset_frame(reason: &str, oldest: Option<i64>, head: i64) -> String {
-    let mut frame = reset_payload(reason, oldest, head);
+fn reset_frame(mut frame: Value, head: i64) -> String {
     if let Value::Object(fields) = &mut frame {
         fields.insert("type".to_owned(), json!("reset"));
         fields.insert("id".to_owned(), json!(head));
@@ -315,9 +297,12 @@ impl WsSession {
     fn replay_then_go_live(&mut self, plan: PendingReplay, ctx: &mut ws::WebsocketContext<Self>) {
         let pool = self.state.pool.clone();
         let PendingReplay {
-            after,
-            upto,
-            patients,
+            range:
+                ReplayRange {
+                    after,
+                    upto,
+                    patients,
+                },
             oldest,
             max,
         } = plan;
@@ -354,7 +339,7 @@ impl WsSession {
                 let reason = format!(
                     "more than {max} events were missed, more than a WebSocket resume replays (VIGIL_WS_REPLAY_MAX); reload"
                 );
-                ctx.text(reset_frame(&reason, oldest, upto));
+                ctx.text(reset_frame(reset_payload(&reason, oldest, upto), upto));
                 act.last_sent = act.last_sent.max(upto);
             } else {
                 act.state

@@ -312,23 +312,30 @@ async fn probes_and_documents_answer_head_like_get_without_a_body() {
         "/docs/migration",
         "/api/v1/openapi.json",
     ] {
-        let get = app.client.get(app.url(path)).send().await.expect("GET");
-        let head = app.client.head(app.url(path)).send().await.expect("HEAD");
-        assert_eq!(head.status(), 200, "HEAD {path}");
-        assert_eq!(
-            head.headers().get("content-type"),
-            get.headers().get("content-type"),
-            "HEAD {path} describes what GET returns"
-        );
-        assert!(
-            !get.bytes().await.expect("GET body").is_empty(),
-            "GET {path} has a body"
-        );
-        assert!(
-            head.bytes().await.expect("HEAD body").is_empty(),
-            "no body on HEAD {path}"
-        );
+        head_answers_as_get(&app, path, "", 200).await;
     }
+}
+
+/// Asks `path` with GET and with HEAD: both answer `status`, HEAD with GET's
+/// `Content-Type` and no body.
+async fn head_answers_as_get(app: &TestApp, path: &str, token: &str, status: u16) {
+    let get = app.send(Method::GET, path, token, None).await;
+    let head = app.send(Method::HEAD, path, token, None).await;
+    assert_eq!(get.status(), status, "GET {path}");
+    assert_eq!(head.status(), status, "HEAD {path} answers as GET does");
+    assert_eq!(
+        head.headers().get("content-type"),
+        get.headers().get("content-type"),
+        "HEAD {path} describes what GET returns"
+    );
+    assert!(
+        !get.bytes().await.expect("GET body").is_empty(),
+        "GET {path} has a body"
+    );
+    assert!(
+        head.bytes().await.expect("HEAD body").is_empty(),
+        "no body on HEAD {path}"
+    );
 }
 
 /// The token-guarded reads answer HEAD with GET's status and headers and no body: the
@@ -358,23 +365,7 @@ async fn the_api_reads_answer_head_as_get_does_without_a_body() {
         ("/api/v1/alerts?limit=0", admin(), 422),
     ];
     for (path, who, status) in cases {
-        let get = app.send(Method::GET, path, &who, None).await;
-        let head = app.send(Method::HEAD, path, &who, None).await;
-        assert_eq!(get.status(), status, "GET {path}");
-        assert_eq!(head.status(), status, "HEAD {path} answers as GET does");
-        assert_eq!(
-            head.headers().get("content-type"),
-            get.headers().get("content-type"),
-            "HEAD {path} describes what GET returns"
-        );
-        assert!(
-            !get.bytes().await.expect("GET body").is_empty(),
-            "GET {path} has a body"
-        );
-        assert!(
-            head.bytes().await.expect("HEAD body").is_empty(),
-            "no body on HEAD {path}"
-        );
+        head_answers_as_get(&app, path, &who, status).await;
     }
     for stream in ["/api/v1/alerts/stream", "/ws"] {
         let head = app.send(Method::HEAD, stream, &admin(), None).await;

@@ -213,9 +213,31 @@ impl Lcg {
     }
 }
 
-#[actix_web::test]
-async fn a_client_reconnecting_ten_times_during_four_concurrent_publishers_misses_nothing_and_sees_nothing_twice()
- {
+/// A stream client that can be dropped and reopened from the last id it saw: the SSE
+/// client here, the WebSocket one in `ws_resume.rs`, so both transports face the same
+/// seam test.
+pub(crate) trait ResumingClient: Sized {
+    /// Opens alice's (nurse) stream resuming after `last` (`0`: from the start).
+    async fn resume(app: &TestApp, last: i64) -> Self;
+    /// The next alert or alert_updated event: its id and the alert.
+    async fn next_alert(&mut self) -> (i64, Value);
+}
+
+impl ResumingClient for SseClient {
+    async fn resume(app: &TestApp, last: i64) -> Self {
+        nurse_stream(app, Some(&last.to_string()), "").await
+    }
+
+    async fn next_alert(&mut self) -> (i64, Value) {
+        let event = self.next_alert_event().await;
+        (seq_of(&event), data(&event))
+    }
+}
+
+/// Alice reads a random number of alerts, drops her stream and resumes from the last id,
+/// ten times, while four publishers raise alerts on her wards (and some elsewhere):
+/// every one of hers arrives exactly once, in order, and nothing else.
+pub(crate) async fn reconnecting_ten_times_during_four_concurrent_publishers<C: ResumingClient>() {
     const PUBLISHERS: usize = 4;
     const PER_PUBLISHER: usize = 125;
     // Streams that were dropped are noticed by the server at its next write; a burst of
@@ -224,7 +246,7 @@ async fn a_client_reconnecting_ten_times_during_four_concurrent_publishers_misse
     for p in 0..PUBLISHERS {
         app.assign(&format!("ward-{p}"), "alice").await;
     }
-    let mut sse = nurse_stream(&app, Some("0"), "").await;
+    let mut client = C::resume(&app, 0).await;
 
     let publishers: Vec<_> = (0..PUBLISHERS)
         .map(|p| {
@@ -235,12 +257,7 @@ async fn a_client_reconnecting_ten_times_during_four_concurrent_publishers_misse
                     if i % 10 == 3 {
                         app.raise("outsider", "critical").await;
                     }
-                    mine.push(
-                        app.raise(&format!("ward-{p}"), "high").await["id"]
-                            .as_str()
-                            .expect("id")
-                            .to_owned(),
-                    );
+                    mine.push(id_of(&app.raise(&format!("ward-{p}"), "high").await));
                 }
                 mine
             })
@@ -258,9 +275,7 @@ async fn a_client_reconnecting_ten_times_during_four_concurrent_publishers_misse
             rng.next_in(5, 45)
         };
         for _ in 0..want {
-            let event = sse.next_alert_event().await;
-            let alert = data(&event);
-            let seq = seq_of(&event);
+            let (seq, alert) = client.next_alert().await;
             if let Some((prev, _)) = seen.last() {
                 assert!(
                     seq > *prev,
@@ -272,15 +287,15 @@ async fn a_client_reconnecting_ten_times_during_four_concurrent_publishers_misse
                 patient.starts_with("ward-"),
                 "round {round}: out-of-scope alert for {patient}"
             );
-            seen.push((seq, alert["id"].as_str().expect("id").to_owned()));
+            seen.push((seq, id_of(&alert)));
         }
         if round < 10 {
             if publishers.iter().any(|h| !h.is_finished()) {
                 reconnects_while_publishing += 1;
             }
-            let last = sse.last_id.clone().expect("an id was seen");
-            sse.close();
-            sse = nurse_stream(&app, Some(&last), "").await;
+            let last = seen.last().map_or(0, |(seq, _)| *seq);
+            drop(client);
+            client = C::resume(&app, last).await;
         }
     }
 
@@ -296,10 +311,9 @@ async fn a_client_reconnecting_ten_times_during_four_concurrent_publishers_misse
     assert_eq!(received.len(), seen.len(), "no alert twice");
     assert_eq!(received, published, "exactly the {total} in-scope alerts");
     let live = app.raise("ward-0", "low").await;
-    let next = sse.next_alert_event().await;
+    let (_, next) = client.next_alert().await;
     assert_eq!(
-        data(&next)["id"],
-        live["id"],
+        next["id"], live["id"],
         "nothing else was pending: the next event is live"
     );
     let stats = app.stats().await;
@@ -309,7 +323,14 @@ async fn a_client_reconnecting_ten_times_during_four_concurrent_publishers_misse
     );
 }
 
-fn id_of(alert: &Value) -> String {
+#[actix_web::test]
+async fn a_client_reconnecting_ten_times_during_four_concurrent_publishers_misses_nothing_and_sees_nothing_twice()
+ {
+    reconnecting_ten_times_during_four_concurrent_publishers::<SseClient>().await;
+}
+
+/// An alert's `id`.
+pub(crate) fn id_of(alert: &Value) -> String {
     alert["id"].as_str().expect("alert id").to_owned()
 }
 

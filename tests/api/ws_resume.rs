@@ -3,13 +3,14 @@
 //! the legacy transport — and a `reset` frame, never a partial replay, when the id
 //! cannot be honoured or the gap is longer than `VIGIL_WS_REPLAY_MAX`.
 
-use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::helpers::*;
+use crate::replay::{
+    ResumingClient, id_of, reconnecting_ten_times_during_four_concurrent_publishers,
+};
 
 fn nurse() -> String {
     token("alice", "nurse", None)
@@ -42,10 +43,6 @@ async fn next_event(ws: &mut WsClient) -> (i64, Value) {
 
 fn alert_id(frame: &Value) -> String {
     frame["alert"]["id"].as_str().expect("alert id").to_owned()
-}
-
-fn id_of(alert: &Value) -> String {
-    alert["id"].as_str().expect("alert id").to_owned()
 }
 
 fn seq_of(alert: &Value) -> i64 {
@@ -211,84 +208,19 @@ async fn a_gap_longer_than_vigil_ws_replay_max_gets_a_reset_frame_not_a_partial_
     );
 }
 
+impl ResumingClient for WsClient {
+    async fn resume(app: &TestApp, last: i64) -> Self {
+        nurse_session(app, &format!("last_event_id={last}")).await
+    }
+
+    async fn next_alert(&mut self) -> (i64, Value) {
+        let (id, frame) = next_event(self).await;
+        (id, frame["alert"].clone())
+    }
+}
+
 #[actix_web::test]
 async fn a_dashboard_reconnecting_ten_times_during_four_concurrent_publishers_misses_nothing_and_sees_nothing_twice()
  {
-    const PUBLISHERS: usize = 4;
-    const PER_PUBLISHER: usize = 100;
-    let app = Arc::new(spawn_app_with(|c| c.max_streams_per_user = 100).await);
-    for p in 0..PUBLISHERS {
-        app.assign(&format!("ward-{p}"), "alice").await;
-    }
-    let mut ws = nurse_session(&app, "last_event_id=0").await;
-
-    let publishers: Vec<_> = (0..PUBLISHERS)
-        .map(|p| {
-            let app = Arc::clone(&app);
-            actix_web::rt::spawn(async move {
-                let mut mine = Vec::new();
-                for i in 0..PER_PUBLISHER {
-                    if i % 10 == 3 {
-                        app.raise("outsider", "critical").await;
-                    }
-                    mine.push(id_of(&app.raise(&format!("ward-{p}"), "high").await));
-                }
-                mine
-            })
-        })
-        .collect();
-
-    let total = PUBLISHERS * PER_PUBLISHER;
-    let mut seen: Vec<(i64, String)> = Vec::new();
-    let mut reconnects_while_publishing = 0;
-    for round in 0..=10 {
-        let want = if round == 10 {
-            total - seen.len()
-        } else {
-            7 + (round * 13) % 29
-        };
-        for _ in 0..want {
-            let (id, frame) = next_event(&mut ws).await;
-            if let Some((prev, _)) = seen.last() {
-                assert!(
-                    id > *prev,
-                    "round {round}: id {id} after {prev} (duplicate or out of order)"
-                );
-            }
-            let patient = frame["alert"]["patient_id"].as_str().expect("patient");
-            assert!(
-                patient.starts_with("ward-"),
-                "round {round}: out-of-scope alert for {patient}"
-            );
-            seen.push((id, alert_id(&frame)));
-        }
-        if round < 10 {
-            if publishers.iter().any(|h| !h.is_finished()) {
-                reconnects_while_publishing += 1;
-            }
-            let last = seen.last().map_or(0, |(id, _)| *id);
-            drop(ws);
-            ws = nurse_session(&app, &format!("last_event_id={last}")).await;
-        }
-    }
-
-    assert!(
-        reconnects_while_publishing > 0,
-        "no reconnect overlapped the publishers: the seam went untested"
-    );
-    let mut published = BTreeSet::new();
-    for handle in publishers {
-        published.extend(handle.await.expect("publisher finished"));
-    }
-    let received: BTreeSet<String> = seen.iter().map(|(_, id)| id.clone()).collect();
-    assert_eq!(received.len(), seen.len(), "no alert twice");
-    assert_eq!(received, published, "exactly the {total} in-scope alerts");
-    let live = app.raise("ward-0", "low").await;
-    let (_, frame) = next_event(&mut ws).await;
-    assert_eq!(
-        alert_id(&frame),
-        id_of(&live),
-        "nothing else was pending: the next frame is live"
-    );
-    assert_eq!(app.stats().await["resumes"], 11);
+    reconnecting_ten_times_during_four_concurrent_publishers::<WsClient>().await;
 }
