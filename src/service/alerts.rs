@@ -132,7 +132,10 @@ pub async fn raise_alert(
             });
             match result {
                 Ok((alert, event)) => Ok((Ok(alert), Some(event))),
-                Err(RaiseError::Replay(existing)) => Ok((Err(load_alert(conn, &existing)?), None)),
+                Err(RaiseError::Replay(existing)) => Ok((
+                    Err(alerts::get(conn, &existing)?.map(|row| as_created(&row))),
+                    None,
+                )),
                 Err(RaiseError::Api(e)) => Err(e),
             }
         })
@@ -272,6 +275,18 @@ pub fn to_alert(row: &AlertRow, acknowledgments: Vec<Acknowledgment>) -> Alert {
         updated_at: format_millis(row.updated_at),
         acknowledgments,
     }
+}
+
+/// The alert as its creation answered it: open, unacknowledged, its latest change its
+/// creation. An idempotent replay answers this, never the current state, so a producer's
+/// retry cannot read what it may not (acknowledgments, notes, status) — a service token
+/// may raise alerts but not read them.
+fn as_created(row: &AlertRow) -> Alert {
+    let mut alert = to_alert(row, Vec::new());
+    alert.status = AlertStatus::Open.as_str().to_owned();
+    alert.last_seq = row.seq;
+    alert.updated_at = alert.created_at.clone();
+    alert
 }
 
 fn stored_row(row: &NewAlertRow<'_>) -> AlertRow {

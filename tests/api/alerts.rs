@@ -153,6 +153,25 @@ async fn a_repeated_idempotency_key_from_the_same_caller_returns_the_same_alert(
         other_key["seq"].to_string(),
         "the replay was not streamed"
     );
+
+    // Threat: a service token (which may raise but not read) retrying its key to read
+    // the alert's later state, acknowledgments and notes included.
+    let ack = app
+        .ack(
+            &admin(),
+            &id(&first),
+            "escalated",
+            Some("family says hx of MI"),
+        )
+        .await;
+    assert_eq!(ack.status(), 200);
+    let third = create_with_key(&app, &service(), "retry-42").await;
+    assert_eq!(replayed(&third).as_deref(), Some("true"));
+    let third: Value = third.json().await.expect("JSON");
+    assert_eq!(
+        third, first,
+        "a replay answers the alert as created, not its current state"
+    );
 }
 
 #[actix_web::test]
