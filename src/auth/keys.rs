@@ -64,6 +64,14 @@ impl Verifier {
 
     /// Verifies a token and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        // The header first, so a bad one (`"alg": "none"`, not base64, not JSON) is not
+        // reported as bad claims: both would be the same JSON error below.
+        jsonwebtoken::decode_header(token).map_err(|_| {
+            TokenError::Invalid(
+                "token malformed: not a JWT with a header this server reads (alg HS256, RS256 or ES256)"
+                    .to_owned(),
+            )
+        })?;
         let claims = decode::<Claims>(token, &self.key, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| {
@@ -76,6 +84,12 @@ impl Verifier {
                     ErrorKind::InvalidAudience => "token audience not accepted".to_owned(),
                     ErrorKind::MissingRequiredClaim(claim) => {
                         format!("token lacks the `{claim}` claim")
+                    }
+                    ErrorKind::InvalidClaimFormat(claim) => {
+                        format!("token claim `{claim}` is not a valid NumericDate")
+                    }
+                    ErrorKind::ImmatureSignature => {
+                        "token not valid yet (its `nbf` is in the future)".to_owned()
                     }
                     ErrorKind::Json(_) => {
                         "token claims malformed (sub, role and exp are required)".to_owned()
@@ -137,6 +151,7 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::claims::Audience;
     use crate::config::Secret;
 
     fn config() -> JwtConfig {
@@ -178,6 +193,66 @@ mod tests {
             .sign(&claims(MAX_EXP + 1))
             .expect("sign");
         assert!(verifier.verify(&token).is_err());
+    }
+
+    /// Signs any JSON as claims, as an identity provider might write them.
+    fn signed(claims: &serde_json::Value) -> String {
+        encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .expect("sign")
+    }
+
+    #[test]
+    fn an_audience_array_and_fractional_times_are_read_as_rfc_7519_writes_them() {
+        let exp = chrono::Utc::now().timestamp() + 3600;
+        let token = |aud: serde_json::Value| {
+            signed(&serde_json::json!({
+                "sub": "alice", "role": "nurse", "exp": exp as f64 + 0.75,
+                "iat": exp as f64 - 3600.25, "aud": aud,
+            }))
+        };
+        let open = Verifier::new(&config()).expect("verifier");
+        let claims = open
+            .verify(&token(serde_json::json!(["other", "vigil"])))
+            .expect("an aud array with no audience configured");
+        assert_eq!(claims.exp, exp, "a fractional exp is floored");
+        assert_eq!(claims.iat, Some(exp - 3601));
+        assert_eq!(
+            claims.aud,
+            Some(Audience::Many(vec!["other".into(), "vigil".into()]))
+        );
+
+        let mut pinned = config();
+        pinned.audience = Some("vigil".to_owned());
+        let pinned = Verifier::new(&pinned).expect("verifier");
+        assert!(
+            pinned
+                .verify(&token(serde_json::json!(["other", "vigil"])))
+                .is_ok()
+        );
+        assert!(pinned.verify(&token(serde_json::json!("vigil"))).is_ok());
+        let refused = pinned.verify(&token(serde_json::json!(["other"])));
+        assert!(
+            matches!(&refused, Err(TokenError::Invalid(m)) if m == "token audience not accepted"),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn a_header_this_server_cannot_read_is_named_as_such() {
+        let verifier = Verifier::new(&config()).expect("verifier");
+        // {"alg":"none","typ":"JWT"} . {"sub":"a","role":"admin","exp":9999999999} . (no signature)
+        let unsigned = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhIiwicm9sZSI6ImFkbWluIiwiZXhwIjo5OTk5OTk5OTk5fQ.";
+        for token in [unsigned, "abc.def.ghi"] {
+            let refused = verifier.verify(token);
+            assert!(
+                matches!(&refused, Err(TokenError::Invalid(m)) if m.starts_with("token malformed: not a JWT")),
+                "{token}: {refused:?}"
+            );
+        }
     }
 
     #[test]

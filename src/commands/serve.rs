@@ -91,7 +91,7 @@ fn print_dev_banner(url: &str, jwt: &JwtConfig, generated: bool) {
         exp: now + 12 * 3600,
         iat: Some(now),
         iss: jwt.issuer.clone(),
-        aud: jwt.audience.clone(),
+        aud: jwt.audience.clone().map(Into::into),
     };
     let token = match Signer::hs256(secret).sign(&claims) {
         Ok(t) => t,
