@@ -453,18 +453,49 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|origin| {
-            let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
-                && !origin.ends_with('/');
-            if ok {
-                Ok(origin.to_owned())
-            } else {
-                Err(ConfigError::new(
+            as_origin(origin).ok_or_else(|| {
+                ConfigError::new(
                     "VIGIL_CORS_ORIGINS",
-                    format!("`{origin}` is not an origin like https://host[:port]"),
-                ))
-            }
+                    format!("`{origin}` is not an origin like https://host[:port] (no path)"),
+                )
+            })
         })
         .collect()
+}
+
+/// `scheme://host[:port]` in the lower case browsers send in `Origin`, or `None` for
+/// anything a browser's `Origin` can never equal (a path, a query, credentials, another
+/// scheme), so a mistyped entry stops the server instead of matching nothing.
+fn as_origin(raw: &str) -> Option<String> {
+    let lower = raw.to_ascii_lowercase();
+    let authority = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))?;
+    // `[v6 address]` or a name/IPv4 address, then an optional `:port`.
+    let (host_ok, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (address, rest) = bracketed.split_once(']')?;
+            let ok = !address.is_empty()
+                && address
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.'));
+            (ok, rest)
+        }
+        None => {
+            let end = authority.find(':').unwrap_or(authority.len());
+            let (host, rest) = authority.split_at(end);
+            let ok = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
+            (ok, rest)
+        }
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    (host_ok && port_ok).then_some(lower)
 }
 
 /// Parses a lifetime such as `90`, `30m`, `8h`, `2d` (used by `vigil token --ttl`).
@@ -609,6 +640,45 @@ mod tests {
                 replay_max(bad),
                 Err("VIGIL_WS_REPLAY_MAX: expected a positive integer".to_owned()),
                 "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_origins_a_browser_can_send() {
+        assert_eq!(
+            parse_origins(
+                " https://Console.Example , http://localhost:5173,http://[::1]:8080,http://[::1]"
+            )
+            .ok(),
+            Some(vec![
+                "https://console.example".to_owned(),
+                "http://localhost:5173".to_owned(),
+                "http://[::1]:8080".to_owned(),
+                "http://[::1]".to_owned(),
+            ]),
+            "trimmed and lower-cased, as browsers send them"
+        );
+        for bad in [
+            "http://a.com/path",
+            "https://a.com/",
+            "https://a.com?x=1",
+            "https://user@a.com",
+            "https://a.com:99999",
+            "https://a.com:",
+            "ftp://a.com",
+            "notaurl",
+            "*",
+            "https://",
+            "http://[::1",
+            "http://[zz]:80",
+        ] {
+            let error = parse_origins(bad).err().map(|e| e.to_string());
+            assert!(
+                error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("VIGIL_CORS_ORIGINS: ")),
+                "{bad}: {error:?}"
             );
         }
     }
