@@ -7,6 +7,23 @@ use std::collections::BTreeSet;
 use crate::domain::{PatientId, Role};
 use crate::error::ApiError;
 
+/// The seed-era `role` query parameter (DESIGN.md, "Roles"): it may only narrow to a role
+/// the token holds, so anything but the token's own role is 403; an unknown role is 422.
+pub fn check_role_param(holds: Role, asked: Option<&str>) -> Result<(), ApiError> {
+    let Some(asked) = asked.filter(|r| !r.is_empty()) else {
+        return Ok(());
+    };
+    let asked: Role = asked
+        .parse()
+        .map_err(|m: String| ApiError::invalid("role", m))?;
+    if asked != holds {
+        return Err(ApiError::Forbidden(format!(
+            "your token holds role {holds}, not {asked}"
+        )));
+    }
+    Ok(())
+}
+
 /// What a caller may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Allowed {

@@ -66,7 +66,7 @@ pub async fn acknowledge_seed_alias(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = crate::query::QueryPairs::parse(req.query_string())?;
-    let expected = match query.first("patient_id") {
+    let expected = match query.single("patient_id")? {
         Some(raw) => Some(PatientId::parse(raw).map_err(|m| ApiError::invalid("patient_id", m))?),
         None => None,
     };

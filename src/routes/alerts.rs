@@ -96,12 +96,13 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         ("severity" = Option<crate::openapi::Severity>, Query, description = "Only alerts with this severity"),
         ("after" = Option<i64>, Query, description = "Every alert whose `last_seq` is greater, oldest change first (polling fallback)", minimum = 0),
         ("limit" = Option<i64>, Query, description = "1-500, default 100", minimum = 1, maximum = 500),
+        ("role" = Option<crate::openapi::Role>, Query, description = "Seed-era clients: may only name the token's own role"),
     ),
     responses(
         (status = 200, description = "Alerts in scope", body = crate::openapi::AlertList),
         (status = 400, description = "Unparseable query string", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::Unauthorized,
-        (status = 403, description = "A requested patient is outside the caller's scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A requested patient is outside the caller's scope, or `role` is not the token's", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid filter, named in `errors`", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::DatabaseUnavailable,
     ),
@@ -113,6 +114,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = crate::query::QueryPairs::parse(req.query_string())?;
+    crate::scope::check_role_param(principal.role, query.single("role")?)?;
     let requested = query.requested()?;
     let status = match query.single("status")? {
         Some(s) => Some(

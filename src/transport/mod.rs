@@ -11,7 +11,6 @@ use tokio::sync::mpsc;
 
 use crate::auth::{Credential, Principal, authenticate, origin};
 use crate::db::{self, events};
-use crate::domain::Role;
 use crate::error::ApiError;
 use crate::hub::messages::{Connect, ConnectRefused, Connected, Outbound, Transport};
 use crate::metrics::Metrics;
@@ -38,7 +37,7 @@ impl StreamParams {
         let find = |name: &str| pairs.raw(name).map(str::to_owned);
         Ok(Self {
             requested,
-            role: find("role"),
+            role: pairs.single("role")?.map(str::to_owned),
             last_event_id: find("last_event_id"),
         })
     }
@@ -163,17 +162,7 @@ pub async fn open_subscription(
             principal.role
         )));
     }
-    if let Some(role) = params.role.as_deref().filter(|r| !r.is_empty()) {
-        let asked: Role = role
-            .parse()
-            .map_err(|m: String| ApiError::invalid("role", m))?;
-        if asked != principal.role {
-            return Err(ApiError::Forbidden(format!(
-                "your token holds role {}, not {asked}",
-                principal.role
-            )));
-        }
-    }
+    crate::scope::check_role_param(principal.role, params.role.as_deref())?;
     let allowed_at = std::time::Instant::now();
     // The log's bounds matter only to a resume; the scope needs the database only for
     // care-team roles. Everyone else opens without a database round trip.

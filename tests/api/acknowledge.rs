@@ -262,6 +262,17 @@ async fn the_seed_era_alias_acknowledges_and_checks_the_patient_id_query() {
     );
     assert_eq!(trail(&fetched).len(), 1);
 
+    for twice in [
+        "patient_id=123&patient_id=999",
+        "patient_id=999&patient_id=123",
+    ] {
+        let resp = app
+            .post_json(&format!("{alias}?{twice}"), &nurse, &escalate)
+            .await;
+        let problem = expect_problem(resp, 422, &format!("alias with {twice}")).await;
+        assert_eq!(error_fields(&problem), vec!["patient_id"], "{twice}");
+    }
+
     let right = app
         .post_json(&format!("{alias}?patient_id=123"), &nurse, &escalate)
         .await;

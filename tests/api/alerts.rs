@@ -383,6 +383,8 @@ async fn malformed_or_repeated_status_severity_after_and_limit_are_422_naming_th
         ("severity=high&severity=low", "severity"),
         ("after=1&after=2", "after"),
         ("limit=5&limit=10", "limit"),
+        ("role=superuser", "role"),
+        ("role=admin&role=nurse", "role"),
     ];
     for (query, field) in cases {
         let resp = app.get(&format!("/api/v1/alerts?{query}"), &admin()).await;
@@ -390,6 +392,24 @@ async fn malformed_or_repeated_status_severity_after_and_limit_are_422_naming_th
         assert_eq!(error_fields(&problem), vec![field], "{query}: {problem}");
         let detail = problem["detail"].as_str().expect("detail");
         assert!(detail.contains(field), "{query}: detail names {field}");
+    }
+}
+
+#[actix_web::test]
+async fn the_role_parameter_may_only_name_the_tokens_own_role_on_the_list_too() {
+    // DESIGN.md "Roles": a seed-era `role` query may only narrow to a role the token
+    // holds; the list used to ignore it.
+    let app = spawn_app().await;
+    app.assign("123", "alice").await;
+    app.raise("123", "high").await;
+    let nurse = token("alice", "nurse", None);
+    let own = app.get_ok("/api/v1/alerts?role=nurse", &nurse).await;
+    assert_eq!(own["alerts"].as_array().map(Vec::len), Some(1));
+    for other in ["admin", "doctor"] {
+        let resp = app
+            .get(&format!("/api/v1/alerts?role={other}"), &nurse)
+            .await;
+        expect_problem(resp, 403, &format!("a nurse asking for role {other}")).await;
     }
 }
 

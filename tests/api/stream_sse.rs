@@ -308,6 +308,11 @@ async fn each_role_may_open_exactly_the_streams_its_scope_allows() {
         expect_problem(resp, 403, &format!("{role} asking for role {other}")).await;
         let resp = stream_get(&app, Some(&who), "role=admin&patient_id=*").await;
         expect_problem(resp, 403, &format!("{role} escalating to admin by query")).await;
+        // Given twice, neither value is picked silently (the first used to win).
+        let twice = format!("role={role}&role=admin");
+        let resp = stream_get(&app, Some(&who), &twice).await;
+        let problem = expect_problem(resp, 422, &format!("{role}: {twice}")).await;
+        assert_eq!(error_fields(&problem), vec!["role"]);
     }
 }
 
