@@ -29,10 +29,11 @@ pub fn insert(conn: &mut AnyConnection, row: &NewAlertRow<'_>) -> QueryResult<()
         .map(|_| ())
 }
 
-/// One alert by id.
+/// One alert by id. Ids are stored as written, in lower case; a UUID is the same in
+/// any case (RFC 9562 §4), so an upper-case id finds its alert too.
 pub fn get(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<AlertRow>> {
     alerts::table
-        .find(id)
+        .find(id.to_ascii_lowercase())
         .select(AlertRow::as_select())
         .first(conn)
         .optional()

@@ -441,6 +441,33 @@ async fn one_alert_is_returned_with_its_acknowledgments() {
 }
 
 #[actix_web::test]
+async fn an_alert_id_in_upper_case_names_the_same_alert() {
+    // A UUID is the same in any case (RFC 9562); a dashboard that upper-cases ids must
+    // still reach the alert it shows, to read and to acknowledge it.
+    let app = spawn_app().await;
+    let alert = app.raise("123", "high").await;
+    let upper = id(&alert).to_ascii_uppercase();
+    let fetched = app
+        .get_ok(&format!("/api/v1/alerts/{upper}"), &admin())
+        .await;
+    assert_eq!(fetched["id"], alert["id"], "the stored (lower-case) id");
+    let ack = app.ack(&admin(), &upper, "acknowledged", None).await;
+    assert_eq!(ack.status(), 200);
+    let alias = app
+        .post_json(
+            &format!("/api/v1/alerts/alerts/{upper}/acknowledge"),
+            &admin(),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(alias.status(), 200);
+    let fetched = app
+        .get_ok(&format!("/api/v1/alerts/{}", id(&alert)), &admin())
+        .await;
+    assert_eq!(fetched["acknowledgments"].as_array().map(Vec::len), Some(2));
+}
+
+#[actix_web::test]
 async fn unknown_and_out_of_scope_alert_ids_are_404_problems() {
     let app = spawn_app().await;
     app.assign("mine", "alice").await;
