@@ -81,6 +81,13 @@ pub async fn replace(
     require_admin(&principal)?;
     let patient = patient(&path)?;
     let value = json_body(&req, &body, None)?;
+    // As on alerts and acknowledgments: a misspelt field is refused, not dropped.
+    if let Some(unknown) = value
+        .as_object()
+        .and_then(|fields| fields.keys().find(|k| *k != "user_ids"))
+    {
+        return Err(ApiError::invalid(unknown, "unknown field"));
+    }
     let users = value
         .get("user_ids")
         .and_then(Value::as_array)

@@ -224,6 +224,20 @@ async fn a_replacement_body_must_list_user_ids() {
             "{body}: {problem}"
         );
     }
+    // A misspelt or extra field is refused, as on alerts: `{"user_ids": [], "userids":
+    // ["alice"]}` must not empty the team while the caller believes alice is on it.
+    for (body, field) in [
+        (json!({"user_ids": ["x"], "foo": 1}), "foo"),
+        (json!({"user_ids": [], "userids": ["alice"]}), "userids"),
+    ] {
+        let problem = expect_problem(
+            put(&app, path, &admin(), Some(body.clone())).await,
+            422,
+            &body.to_string(),
+        )
+        .await;
+        assert_eq!(error_fields(&problem), vec![field], "{body}: {problem}");
+    }
     let no_body = put(&app, path, &admin(), None).await;
     expect_problem(no_body, 400, "PUT collection without a body").await;
     let team = app.get_ok(path, &admin()).await;
