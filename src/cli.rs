@@ -108,10 +108,10 @@ pub struct ServeArgs {
     /// Sunset date announced while `VIGIL_WS_MODE=deprecated` (YYYY-MM-DD).
     #[arg(long, env = "VIGIL_WS_SUNSET", default_value = "2027-06-30")]
     pub ws_sunset: String,
-    /// Most missed events a WebSocket resume (`last_event_id`) replays; a longer gap gets a
-    /// `reset` frame and the dashboard reloads over HTTP.
-    #[arg(long, env = "VIGIL_WS_REPLAY_MAX", default_value = "5000")]
-    pub ws_replay_max: String,
+    /// KiB of missed events a WebSocket resume (`last_event_id`) replays; a longer gap gets
+    /// a `reset` frame and the dashboard reloads over HTTP.
+    #[arg(long, env = "VIGIL_WS_REPLAY_MAX_KIB", default_value = "1024")]
+    pub ws_replay_max_kib: String,
     /// Seconds between WebSocket pings.
     #[arg(long, env = "VIGIL_WS_PING_SECS", default_value = "30")]
     pub ws_ping_secs: String,

@@ -134,8 +134,8 @@ pub struct Config {
     pub ws_mode: WsMode,
     /// Sunset date (YYYY-MM-DD) announced in deprecated mode.
     pub ws_sunset: chrono::NaiveDate,
-    /// Most events a WebSocket resume replays before it answers `reset` instead.
-    pub ws_replay_max: NonZeroUsize,
+    /// Most bytes of frames a WebSocket resume replays before it answers `reset` instead.
+    pub ws_replay_max_bytes: NonZeroUsize,
     /// WebSocket ping period.
     pub ws_ping: Duration,
     /// WebSocket silence limit.
@@ -177,7 +177,7 @@ impl Config {
             redis_url: None,
             ws_mode: WsMode::On,
             ws_sunset: chrono::NaiveDate::from_ymd_opt(2027, 6, 30).unwrap_or_default(),
-            ws_replay_max: NonZeroUsize::new(5000).unwrap_or(NonZeroUsize::MIN),
+            ws_replay_max_bytes: NonZeroUsize::new(1024 * 1024).unwrap_or(NonZeroUsize::MIN),
             ws_ping: Duration::from_secs(30),
             ws_timeout: Duration::from_secs(60),
             cors_origins: Vec::new(),
@@ -200,7 +200,7 @@ impl Config {
         config.heartbeat =
             Duration::from_secs(seconds(&args.heartbeat_secs, "VIGIL_HEARTBEAT_SECS")?);
         config.client_queue = non_zero(&args.client_queue, "VIGIL_CLIENT_QUEUE")?;
-        config.ws_replay_max = non_zero(&args.ws_replay_max, "VIGIL_WS_REPLAY_MAX")?;
+        config.ws_replay_max_bytes = ws_replay_bytes(&args.ws_replay_max_kib)?;
         config.redis_url = match args.redis_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
@@ -436,6 +436,18 @@ fn non_zero(raw: &str, variable: &'static str) -> Result<NonZeroUsize, ConfigErr
         .map_err(|_| ConfigError::new(variable, "expected a positive integer"))
 }
 
+/// `VIGIL_WS_REPLAY_MAX_KIB` in bytes; at most 1 GiB (each resuming session may hold that
+/// much until its dashboard reads it).
+fn ws_replay_bytes(raw: &str) -> Result<NonZeroUsize, ConfigError> {
+    const VARIABLE: &str = "VIGIL_WS_REPLAY_MAX_KIB";
+    let kib = non_zero(raw, VARIABLE)?;
+    if kib.get() > 1024 * 1024 {
+        return Err(ConfigError::new(VARIABLE, "at most 1048576 (1 GiB)"));
+    }
+    kib.checked_mul(NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN))
+        .ok_or_else(|| ConfigError::new(VARIABLE, "too large"))
+}
+
 fn parse_ws_mode(raw: &str) -> Result<WsMode, ConfigError> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "on" => Ok(WsMode::On),
@@ -625,20 +637,25 @@ mod tests {
     }
 
     #[test]
-    fn the_websocket_replay_limit_is_a_positive_count_of_events() {
+    fn the_websocket_replay_limit_is_a_positive_number_of_kibibytes_up_to_a_gibibyte() {
         let replay_max = |raw: &str| {
             let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
             args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
-            args.ws_replay_max = raw.to_owned();
+            args.ws_replay_max_kib = raw.to_owned();
             Config::from_args(&args, None)
-                .map(|c| c.ws_replay_max.get())
+                .map(|c| c.ws_replay_max_bytes.get())
                 .map_err(|e| e.to_string())
         };
-        assert_eq!(replay_max("5000"), Ok(5000));
+        assert_eq!(replay_max("1024"), Ok(1024 * 1024));
+        assert_eq!(replay_max("1048576"), Ok(1 << 30));
+        assert_eq!(
+            replay_max("1048577"),
+            Err("VIGIL_WS_REPLAY_MAX_KIB: at most 1048576 (1 GiB)".to_owned())
+        );
         for bad in ["0", "-1", "lots", ""] {
             assert_eq!(
                 replay_max(bad),
-                Err("VIGIL_WS_REPLAY_MAX: expected a positive integer".to_owned()),
+                Err("VIGIL_WS_REPLAY_MAX_KIB: expected a positive integer".to_owned()),
                 "{bad:?}"
             );
         }

@@ -25,7 +25,7 @@ use crate::state::AppState;
 use crate::transport::frames::EncodedEvent;
 
 /// Replay batch size.
-const REPLAY_BATCH: i64 = 500;
+const REPLAY_BATCH: i64 = 100;
 /// Client reconnection delay announced with `retry:`.
 const RETRY_MS: u32 = 3000;
 

@@ -49,7 +49,7 @@ pub const MIGRATION_GUIDE: &str = "/docs/migration";
     params(
         ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, description = "Repeatable or comma list; `*` (admin) for all"),
         ("role" = Option<crate::openapi::Role>, Query, description = "May only name the token's own role"),
-        ("last_event_id" = Option<String>, Query, description = "Resume: the missed events in scope (at most VIGIL_WS_REPLAY_MAX, 5,000, else a `reset` frame) as `alert`/`alert_updated` frames, in order, then live; the header wins"),
+        ("last_event_id" = Option<String>, Query, description = "Resume: the missed events in scope (at most VIGIL_WS_REPLAY_MAX_KIB, 1 MiB, of frames, else a `reset` frame) as `alert`/`alert_updated` frames, in order, then live; the header wins"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume, for clients that can set headers"),
     ),
     responses(
@@ -117,7 +117,7 @@ pub async fn ws_endpoint(
     let replay = plan.replay.map(|range| PendingReplay {
         range,
         oldest: sub.oldest,
-        max: state.config.ws_replay_max.get(),
+        max_bytes: state.config.ws_replay_max_bytes.get(),
     });
     let session = WsSession {
         guard: Some(ConnectionGuard::new(
@@ -167,10 +167,53 @@ pub async fn ws_endpoint(
 struct PendingReplay {
     range: ReplayRange,
     oldest: Option<i64>,
-    /// `VIGIL_WS_REPLAY_MAX`. The session actor writes into a buffer with no backpressure
-    /// (unlike the SSE body, read as the socket drains), so a longer gap gets a `reset`
-    /// and the dashboard reloads through `GET /api/v1/alerts`: never a partial replay.
-    max: usize,
+    /// `VIGIL_WS_REPLAY_MAX_KIB` in bytes. The session actor writes into a buffer with no
+    /// backpressure (unlike the SSE body, read as the socket drains), so a longer gap gets
+    /// a `reset` and the dashboard reloads through `GET /api/v1/alerts`: never a partial
+    /// replay, and never more than this held for a dashboard that does not read.
+    max_bytes: usize,
+}
+
+/// Rows read per query of a WebSocket replay: with alerts of up to ~18 KiB, one batch
+/// stays well under a MiB however large the budget.
+const WS_REPLAY_BATCH: i64 = 50;
+
+/// Reads and encodes `range` as WebSocket frames, `(seq, frame)`; `None` as soon as the
+/// frames pass `max_bytes`.
+fn read_replay(
+    conn: &mut db::AnyConnection,
+    range: &ReplayRange,
+    max_bytes: usize,
+) -> diesel::QueryResult<Option<Vec<(i64, bytestring::ByteString)>>> {
+    let mut frames = Vec::new();
+    let mut bytes = 0usize;
+    let mut after = range.after;
+    loop {
+        let rows = events::range(
+            conn,
+            after,
+            range.upto,
+            range.patients.as_deref(),
+            WS_REPLAY_BATCH,
+        )?;
+        let last_batch = i64::try_from(rows.len()).unwrap_or(i64::MAX) < WS_REPLAY_BATCH;
+        for row in rows {
+            after = row.seq;
+            let Some(event) = StoredEvent::from_row(row) else {
+                continue;
+            };
+            let seq = event.seq;
+            let frame = EncodedEvent::new(event).ws().clone();
+            bytes += frame.len();
+            if bytes > max_bytes {
+                return Ok(None);
+            }
+            frames.push((seq, frame));
+        }
+        if last_batch {
+            return Ok(Some(frames));
+        }
+    }
 }
 
 /// The `reset` frame: the SSE `event: reset` as a WebSocket frame, `id` the head the
@@ -292,34 +335,39 @@ impl WsSession {
         }
     }
 
-    /// Sends the missed events (one read of at most `max` + 1 rows, so a longer gap is
-    /// known before anything is sent), then goes live.
+    /// Sends the missed events, then goes live. They are read in small batches and
+    /// encoded until the byte budget runs out, so a longer gap is known (and answered
+    /// with `reset`) before anything is sent, and no more than the budget is ever held.
     fn replay_then_go_live(&mut self, plan: PendingReplay, ctx: &mut ws::WebsocketContext<Self>) {
         let pool = self.state.pool.clone();
         let PendingReplay {
-            range:
-                ReplayRange {
-                    after,
-                    upto,
-                    patients,
-                },
+            range,
             oldest,
-            max,
+            max_bytes,
         } = plan;
-        let limit = i64::try_from(max).unwrap_or(i64::MAX - 1) + 1;
-        let load = async move {
-            db::run(&pool, move |c| {
-                let rows = events::range(c, after, upto, patients.as_deref(), limit)?;
-                Ok(rows
-                    .into_iter()
-                    .filter_map(StoredEvent::from_row)
-                    .collect::<Vec<_>>())
-            })
-            .await
-        };
+        let upto = range.upto;
+        let load =
+            async move { db::run(&pool, move |c| Ok(read_replay(c, &range, max_bytes)?)).await };
         ctx.spawn(load.into_actor(self).map(move |result, act, ctx| {
-            let missed = match result {
-                Ok(missed) => missed,
+            match result {
+                Ok(Some(frames)) => {
+                    act.state
+                        .metrics
+                        .replayed_events
+                        .inc_by(u64::try_from(frames.len()).unwrap_or(0));
+                    for (seq, frame) in frames {
+                        act.last_sent = act.last_sent.max(seq);
+                        ctx.text(frame);
+                    }
+                }
+                Ok(None) => {
+                    let reason = format!(
+                        "the missed events exceed the {} KiB a WebSocket resume replays (VIGIL_WS_REPLAY_MAX_KIB); reload",
+                        max_bytes / 1024
+                    );
+                    ctx.text(reset_frame(reset_payload(&reason, oldest, upto), upto));
+                    act.last_sent = act.last_sent.max(upto);
+                }
                 Err(e) => {
                     // Closing makes the dashboard reconnect and resume: nothing lost.
                     log::warn!("replay failed, closing connection_id={}: {e}", act.conn_id);
@@ -333,22 +381,6 @@ impl WsSession {
                     }));
                     ctx.stop();
                     return;
-                }
-            };
-            if missed.len() > max {
-                let reason = format!(
-                    "more than {max} events were missed, more than a WebSocket resume replays (VIGIL_WS_REPLAY_MAX); reload"
-                );
-                ctx.text(reset_frame(reset_payload(&reason, oldest, upto), upto));
-                act.last_sent = act.last_sent.max(upto);
-            } else {
-                act.state
-                    .metrics
-                    .replayed_events
-                    .inc_by(u64::try_from(missed.len()).unwrap_or(0));
-                for event in missed {
-                    act.last_sent = act.last_sent.max(event.seq);
-                    ctx.text(EncodedEvent::new(event).ws().clone());
                 }
             }
             act.go_live(ctx);

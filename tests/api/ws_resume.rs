@@ -1,7 +1,7 @@
 //! Resuming a legacy WebSocket with `last_event_id` (query) or `Last-Event-ID` (header):
 //! the missed events in scope, exactly once, in order, then live — the SSE promise on
 //! the legacy transport — and a `reset` frame, never a partial replay, when the id
-//! cannot be honoured or the gap is longer than `VIGIL_WS_REPLAY_MAX`.
+//! cannot be honoured or the missed events exceed `VIGIL_WS_REPLAY_MAX_KIB`.
 
 use std::num::NonZeroUsize;
 
@@ -164,32 +164,60 @@ async fn a_last_event_id_that_is_not_a_number_or_is_ahead_of_the_log_gets_a_rese
     }
 }
 
+/// Raises an alert for `ward` whose `data` carries ~10 KB, so its frame is 10–11 KB.
+async fn raise_10_kb(app: &TestApp) -> Value {
+    let mut body = alert_body("ward", "high");
+    body["data"] = serde_json::json!({"trace": "x".repeat(10_000)});
+    let resp = app.post_json("/api/v1/alerts", &service(), &body).await;
+    assert_eq!(resp.status(), 201);
+    resp.json().await.expect("alert JSON")
+}
+
 #[actix_web::test]
-async fn a_gap_longer_than_vigil_ws_replay_max_gets_a_reset_frame_not_a_partial_replay() {
-    let app = spawn_app_with(|c| c.ws_replay_max = NonZeroUsize::new(3).expect("3 > 0")).await;
+async fn missed_events_past_vigil_ws_replay_max_kib_get_a_reset_frame_not_a_partial_replay() {
+    // Threat: a dashboard (or a token) resuming from far back while not reading makes
+    // the server hold the whole history in the session's unbounded write buffer.
+    let budget = 32 * 1024;
+    let app = spawn_app_with(|c| {
+        c.ws_replay_max_bytes = NonZeroUsize::new(budget).expect("> 0");
+    })
+    .await;
     app.assign("ward", "alice").await;
     let from = seq_of(&app.raise("ward", "high").await);
     let mut missed = Vec::new();
     for _ in 0..3 {
-        missed.push(id_of(&app.raise("ward", "high").await));
+        missed.push(id_of(&raise_10_kb(&app).await));
     }
 
     let mut ws = nurse_session(&app, &format!("last_event_id={from}")).await;
     let mut replayed = Vec::new();
+    let mut bytes = 0;
     for _ in 0..3 {
-        replayed.push(alert_id(&next_event(&mut ws).await.1));
+        let (_, frame) = next_event(&mut ws).await;
+        bytes += frame.to_string().len();
+        replayed.push(alert_id(&frame));
     }
-    assert_eq!(replayed, missed, "a gap of exactly the limit is replayed");
+    assert_eq!(
+        replayed, missed,
+        "three frames within the budget are replayed"
+    );
+    assert!(
+        bytes <= budget && bytes + bytes / 3 > budget,
+        "the test's premise: three frames ({bytes} bytes) fit in {budget}, four do not"
+    );
     drop(ws);
 
-    let head = seq_of(&app.raise("ward", "high").await);
+    let head = seq_of(&raise_10_kb(&app).await);
     let mut ws = nurse_session(&app, &format!("last_event_id={from}")).await;
     let reset = ws.next_json(WAIT).await.expect("session open");
-    assert_eq!(reset["type"], "reset", "four missed, limit three: {reset}");
+    assert_eq!(
+        reset["type"], "reset",
+        "four missed, room for three: {reset}"
+    );
     assert!(
         reset["reason"]
             .as_str()
-            .is_some_and(|r| r.contains("VIGIL_WS_REPLAY_MAX")),
+            .is_some_and(|r| r.contains("VIGIL_WS_REPLAY_MAX_KIB")),
         "{reset}"
     );
     assert_eq!((&reset["head"], &reset["id"]), (&head.into(), &head.into()));
@@ -206,6 +234,30 @@ async fn a_gap_longer_than_vigil_ws_replay_max_gets_a_reset_frame_not_a_partial_
         stats["replayed_events"], 3,
         "only the first resume replayed"
     );
+}
+
+#[actix_web::test]
+async fn a_long_replay_within_the_budget_arrives_whole_across_read_batches() {
+    // The replay is read 50 rows at a time: 120 missed events cross two batch seams.
+    let app = spawn_app().await;
+    app.assign("ward", "alice").await;
+    let from = seq_of(&app.raise("ward", "high").await);
+    let mut missed = Vec::new();
+    for i in 0..120 {
+        let patient = if i % 7 == 0 { "elsewhere" } else { "ward" };
+        let alert = app.raise(patient, "low").await;
+        if patient == "ward" {
+            missed.push(id_of(&alert));
+        }
+    }
+    let mut ws = nurse_session(&app, &format!("last_event_id={from}")).await;
+    let mut replayed = Vec::new();
+    for _ in 0..missed.len() {
+        replayed.push(alert_id(&next_event(&mut ws).await.1));
+    }
+    assert_eq!(replayed, missed);
+    let live = app.raise("ward", "low").await;
+    assert_eq!(alert_id(&next_event(&mut ws).await.1), id_of(&live));
 }
 
 impl ResumingClient for WsClient {
