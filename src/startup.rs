@@ -35,6 +35,9 @@ pub enum StartupError {
     /// The database could not be reached or opened.
     #[error("database: {0}")]
     Database(String),
+    /// The database named by `DATABASE_URL` cannot be opened at all.
+    #[error("DATABASE_URL: cannot open the database: {0}")]
+    Connect(String),
     /// Migrations failed.
     #[error("migrations: {0}")]
     Migrations(String),
@@ -83,6 +86,11 @@ pub async fn open_database(
 ) -> Result<(db::DbPool, Vec<String>), StartupError> {
     let config = config.clone();
     web::block(move || {
+        // One connection first, so a database that cannot be opened (a missing directory,
+        // a server that is down) is reported at once with its cause and the variable to
+        // fix, not after the pool's 5 s wait as "timed out waiting for connection".
+        diesel::r2d2::ManageConnection::connect(&pool::AnyManager::new(&config))
+            .map_err(|e| StartupError::Connect(e.to_string()))?;
         let pool = pool::build_pool(&config).map_err(|e| StartupError::Database(e.to_string()))?;
         let mut conn = pool
             .get()

@@ -280,6 +280,36 @@ fn serve_on_a_taken_port_exits_non_zero_naming_vigil_bind_without_a_panic() {
     drop(taken);
 }
 
+#[test]
+fn a_database_that_cannot_be_opened_stops_serve_and_migrate_naming_database_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-directory").join("v.db");
+    let database_url = format!("sqlite://{}", missing.display());
+    for command in ["serve", "migrate"] {
+        let (status, stderr) = vigil_exit(
+            &[command],
+            &[
+                ("VIGIL_BIND", "127.0.0.1:0"),
+                ("DATABASE_URL", database_url.as_str()),
+                ("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("RUST_LOG", "warn"),
+            ],
+            Duration::from_secs(60),
+            "vigil with a database in a missing directory",
+        );
+        assert!(!status.success(), "{command}: {stderr}");
+        assert!(
+            stderr.contains("DATABASE_URL: cannot open the database")
+                && stderr.contains("unable to open database file"),
+            "{command}: the message names the variable and the cause: {stderr}"
+        );
+        assert!(
+            !stderr.contains("timed out"),
+            "{command}: reported from the first attempt, not after the pool's wait: {stderr}"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn the_pages_answer_head_like_get_without_a_body() {
     let app = spawn_app().await;
