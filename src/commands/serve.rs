@@ -66,7 +66,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
 /// Every stream is a socket: lift the soft open-file limit to the hard one.
 pub fn raise_open_file_limit() {
     match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => log::info!("open-file limit {limit}"),
+        Ok(limit) => log::debug!("open-file limit {limit}"),
         Err(e) => log::warn!("cannot raise the open-file limit: {e}"),
     }
 }

@@ -149,7 +149,7 @@ pub fn resolve_typed_id(typed: &str, known: &HashMap<String, String>) -> Result<
     }
     if typed.len() < 6 {
         return Err(format!(
-            "`{typed}` is too short; type the 8-character id shown"
+            "`{typed}` is too short; type at least 6 characters of the id shown (8 are shown), or the full id"
         ));
     }
     let matches: Vec<&String> = known

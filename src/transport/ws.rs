@@ -318,7 +318,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameRejection> {
         other => Err(reject(
             "unknown",
             "unknown_type",
-            &format!("unknown frame type `{other}`; expected subscribe or ack"),
+            &format!("unknown frame type `{other}`; expected subscribe, ack or ping"),
         )),
     }
 }
@@ -631,7 +631,7 @@ impl StreamHandler<Outbound> for WsSession {
     fn finished(&mut self, ctx: &mut Self::Context) {
         ctx.text(error_frame(
             "overflow",
-            "you fell too far behind; reconnect and reload /api/v1/alerts?after=<last id>",
+            "you fell too far behind; reconnect with last_event_id=<last id> to be sent what you missed",
         ));
         ctx.close(Some(ws::CloseReason {
             code: ws::CloseCode::Again,
