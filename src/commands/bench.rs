@@ -55,7 +55,7 @@ pub struct Percentiles {
 /// Per-transport delivery figures.
 #[derive(Debug, Serialize, Default)]
 pub struct Delivery {
-    /// Deliveries expected (subscribers × their patient's alerts).
+    /// Deliveries expected (connected subscribers × their patient's alerts).
     pub expected: usize,
     /// Received (first copy of each).
     pub received: usize,
@@ -74,8 +74,12 @@ pub struct Report {
     pub scenario: Value,
     /// Subscribers connected.
     pub connections_established: usize,
-    /// Subscribers that failed to connect.
+    /// Subscribers that failed to connect (they expect nothing: counted here, not as lost).
     pub connections_failed: usize,
+    /// Connected subscribers whose stream the server ended before their last alert came
+    /// (a full queue, `VIGIL_CLIENT_QUEUE`, or a shutdown). The bench does not resume, so
+    /// what they missed is counted as lost.
+    pub subscribers_cut_off: usize,
     /// Time from request to `connected`, ms.
     pub connect_ms: Percentiles,
     /// Wall time to connect everyone, ms.
@@ -193,6 +197,9 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<Duration, String>>();
     let mut receipts: Vec<Arc<Mutex<Receipts>>> = Vec::new();
     let mut completed: Vec<Arc<AtomicBool>> = Vec::new();
+    // Per subscriber: it saw `connected`; its stream ended before the bench stopped it.
+    let mut connected: Vec<Arc<AtomicBool>> = Vec::new();
+    let mut ended: Vec<Arc<AtomicBool>> = Vec::new();
     let mut tasks = Vec::new();
     for (i, sub) in subscribers.iter().enumerate() {
         let token = mint(&signer, &format!("bench-sub-{i}"), "admin").map_err(|e| e.to_string())?;
@@ -201,6 +208,10 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
         let expected = per_patient.get(sub.patient).copied().unwrap_or(0);
         let complete = Arc::new(AtomicBool::new(expected == 0));
         completed.push(Arc::clone(&complete));
+        let is_connected = Arc::new(AtomicBool::new(false));
+        connected.push(Arc::clone(&is_connected));
+        let has_ended = Arc::new(AtomicBool::new(false));
+        ended.push(Arc::clone(&has_ended));
         let url = base.clone();
         let patient = patient_name(sub.patient);
         let ready = ready_tx.clone();
@@ -216,12 +227,15 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
                 received: Vec::with_capacity(expected),
                 expected,
                 complete,
+                connected: is_connected,
                 sink,
             };
             let result = match kind {
                 Kind::Sse => sse_subscriber(&server, &token, &patient, &mut tally).await,
                 Kind::Ws => ws_subscriber(&url, &token, &patient, &mut tally).await,
             };
+            // Reached only when the stream ended by itself: the bench aborts the rest.
+            has_ended.store(true, Ordering::Release);
             if let Err(e) = result {
                 let _ = ready.send(Err(e));
             }
@@ -336,7 +350,10 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
     let mut all = Vec::new();
     let mut sse_lat = Vec::new();
     let mut ws_lat = Vec::new();
-    for (sub, sink) in subscribers.iter().zip(&receipts) {
+    for (i, (sub, sink)) in subscribers.iter().zip(&receipts).enumerate() {
+        if !connected[i].load(Ordering::Acquire) {
+            continue; // counted in connections_failed; it could receive nothing
+        }
         let got = sink.lock().map(|v| v.clone()).unwrap_or_default();
         let expected = per_patient.get(sub.patient).copied().unwrap_or(0);
         let mut seen: HashMap<usize, usize> = HashMap::new();
@@ -360,6 +377,9 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
             }
         }
         target.0.lost += expected.saturating_sub(seen.len());
+        if ended[i].load(Ordering::Acquire) && seen.len() < expected {
+            report.subscribers_cut_off += 1;
+        }
     }
     report.sse.latency_ms = percentiles(&mut sse_lat);
     report.ws.latency_ms = percentiles(&mut ws_lat);
@@ -432,6 +452,8 @@ struct Tally {
     expected: usize,
     /// Set once `expected` receipts are in, so the bench knows when to stop waiting.
     complete: Arc<AtomicBool>,
+    /// Set when the server's `connected` arrives: only connected subscribers expect alerts.
+    connected: Arc<AtomicBool>,
     /// Where the receipts go when the task ends or is cancelled.
     sink: Arc<Mutex<Receipts>>,
 }
@@ -446,6 +468,7 @@ impl Drop for Tally {
 
 impl Tally {
     fn connected(&mut self) {
+        self.connected.store(true, Ordering::Release);
         self.permit.take();
         let _ = self.ready.send(Ok(self.start.elapsed()));
     }
@@ -625,6 +648,12 @@ fn print_human(r: &Report) {
             ));
             print_line(&format!("latency {name:<11} {}", p(&d.latency_ms)));
         }
+    }
+    if r.subscribers_cut_off > 0 {
+        print_line(&format!(
+            "cut off             {} subscribers' streams ended before their last alert (a full queue, VIGIL_CLIENT_QUEUE, or a shutdown); the bench does not resume, so what they missed counts as lost",
+            r.subscribers_cut_off
+        ));
     }
     print_line(&format!(
         "deliveries/s        {:.0}",

@@ -79,4 +79,9 @@ async fn bench_with_the_wrong_secret_reports_failed_connections_and_exits_non_ze
     assert_eq!(report["connections_established"], 0);
     assert_eq!(report["connections_failed"], 4);
     assert_eq!(report["alerts_failed"], 2);
+    // Subscribers that never connected expect nothing: a failed connection is not a
+    // lost delivery (the report used to call them lost).
+    assert_eq!(report["total"]["expected"], 0, "{report:#}");
+    assert_eq!(report["total"]["lost"], 0, "{report:#}");
+    assert_eq!(report["subscribers_cut_off"], 0, "{report:#}");
 }
