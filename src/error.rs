@@ -152,7 +152,7 @@ impl ApiError {
     pub fn client_detail(&self) -> String {
         match self {
             ApiError::DatabaseUnavailable(_) => {
-                "the database is unreachable; nothing was stored, retry later".to_owned()
+                "the database is unreachable; nothing was changed, retry later".to_owned()
             }
             ApiError::ManagerUnavailable => "the connection manager is not available".to_owned(),
             ApiError::Database(_) | ApiError::Internal(_) => {

@@ -557,7 +557,7 @@ pub struct Unauthorized(pub Problem);
 /// The 503 of endpoints that need the database, declared once.
 #[derive(IntoResponses)]
 #[response(status = 503, content_type = "application/problem+json",
-    description = "The database is unreachable; nothing was stored",
+    description = "The database is unreachable; nothing was changed (a write was not stored)",
     headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))]
 pub struct DatabaseUnavailable(pub Problem);
 
