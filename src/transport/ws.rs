@@ -562,13 +562,18 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                     "binary frames are not supported; send JSON text frames",
                 ));
             }
-            Ok(ws::Message::Continuation(_)) => {
+            // One answer per fragmented message, at its first fragment; the rest of it
+            // is dropped without a word.
+            Ok(ws::Message::Continuation(
+                actix_http::ws::Item::FirstText(_) | actix_http::ws::Item::FirstBinary(_),
+            )) => {
                 self.count("fragment");
                 ctx.text(error_frame(
                     "unsupported",
-                    "fragmented frames are not supported",
+                    "fragmented messages are not supported; send each as one frame",
                 ));
             }
+            Ok(ws::Message::Continuation(_)) => {}
             Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
             Ok(ws::Message::Close(reason)) => {

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use vigil::config::WsMode;
 
 use crate::helpers::*;
@@ -239,6 +241,30 @@ async fn malformed_frames_get_error_frames_and_neither_the_session_nor_other_cli
             "{shown}: {error}"
         );
     }
+
+    // A message in three fragments gets one `unsupported` answer, not one per fragment:
+    // the pong to the ping sent after it is the very next frame.
+    for (payload, opcode, last) in [
+        ("{\"type\":", OpCode::Data(Data::Text), false),
+        ("\"ping\"", OpCode::Data(Data::Continue), false),
+        ("}", OpCode::Data(Data::Continue), true),
+    ] {
+        rogue
+            .send(Message::Frame(Frame::message(payload, opcode, last)))
+            .await;
+    }
+    rogue.send_json(&json!({"type": "ping"})).await;
+    let error = rogue.next_json(WAIT).await.expect("session open");
+    assert_eq!(
+        (&error["type"], &error["code"]),
+        (&json!("error"), &json!("unsupported")),
+        "{error}"
+    );
+    let pong = rogue.next_json(WAIT).await.expect("session open");
+    assert_eq!(
+        pong["type"], "pong",
+        "one answer per fragmented message: {pong}"
+    );
 
     let alert = app.raise("ward", "critical").await;
     for (who, ws) in [("rogue", &mut rogue), ("bystander", &mut bystander)] {
