@@ -303,17 +303,17 @@ pub struct NewAlert {
     /// Machine-readable kind, e.g. `heart_rate_high`: 1-64 of `[A-Za-z0-9_.:-]`.
     #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     pub kind: String,
-    /// Short title, 1-200 characters.
-    #[schema(min_length = 1, max_length = 200)]
+    /// Short title, 1-200 characters, no NUL.
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\x00]*$")]
     pub title: String,
-    /// Longer text, at most 2000 characters; default empty.
-    #[schema(max_length = 2000)]
+    /// Longer text, at most 2000 characters, no NUL; default empty.
+    #[schema(max_length = 2000, pattern = "^[^\\x00]*$")]
     pub message: Option<String>,
     /// Producer-defined JSON object, at most 16 KiB serialised; default `{}`.
     #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
-    /// Who raised it, 1-128 characters; default: the token's `sub`.
-    #[schema(min_length = 1, max_length = 128)]
+    /// Who raised it, 1-128 characters, no NUL; default: the token's `sub`.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[^\\x00]*$")]
     pub source: Option<String>,
 }
 
@@ -395,8 +395,8 @@ pub struct AlertList {
 pub struct AckRequest {
     /// Default `acknowledged`. Only doctor, nurse and admin may resolve; `resolved` is final.
     pub status: Option<AckStatus>,
-    /// At most 2000 characters; never logged.
-    #[schema(max_length = 2000)]
+    /// At most 2000 characters, no NUL; never logged.
+    #[schema(max_length = 2000, pattern = "^[^\\x00]*$")]
     pub note: Option<String>,
 }
 
@@ -442,6 +442,7 @@ pub struct CareTeamAssignment {
 
 /// Body of `PUT /api/v1/patients/{patient_id}/care-team`: the whole new team.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"user_ids": ["alice", "bob"]}))]
 pub struct ReplaceCareTeam {
     /// User ids, 1-128 printable characters each.
@@ -560,6 +561,21 @@ pub struct Unauthorized(pub Problem);
     description = "The database is unreachable; nothing was changed (a write was not stored)",
     headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))]
 pub struct DatabaseUnavailable(pub Problem);
+
+/// What a write that takes no body answers when one is sent anyway (`routes::NoBody`).
+#[derive(IntoResponses)]
+#[allow(clippy::large_enum_variant)] // never built: it only describes responses
+pub enum StrayBody {
+    /// A body that is not well-formed JSON
+    #[response(status = 400, content_type = "application/problem+json")]
+    Malformed(Problem),
+    /// A body over 64 KiB
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// A body declared as anything but `application/json`
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem),
+}
 
 /// The refusals every care-team endpoint shares, declared once.
 #[derive(IntoResponses)]

@@ -24,7 +24,7 @@ use crate::state::AppState;
             "title": "Heart rate 148 bpm", "message": "Sustained tachycardia for 5 minutes",
             "data": {"hr": 148, "unit": "bpm"}, "source": "monitor-7"})),
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "1-255 characters, scoped to the caller's `sub`: a repeat returns the original alert (201, `Idempotent-Replayed: true`)"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "1-255 characters, scoped to the caller's `sub`: a repeat returns the original alert (201, `Idempotent-Replayed: true`)"),
     ),
     responses(
         (status = 201, description = "Committed, then fanned out (or the original alert for a repeated Idempotency-Key)", body = crate::openapi::Alert,
@@ -174,6 +174,7 @@ pub async fn list(
     responses(
         (status = 200, description = "The alert with its acknowledgments", body = crate::openapi::Alert),
         crate::openapi::Unauthorized,
+        (status = 403, description = "The role may not read alerts (service)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such alert, or not in the caller's scope", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::DatabaseUnavailable,
     ),

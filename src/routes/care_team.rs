@@ -32,7 +32,7 @@ fn require_admin(principal: &Principal) -> Result<(), ApiError> {
     operation_id = "get_care_team",
     tag = "care-team",
     params(
-        ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
     ),
     responses(
         (status = 200, description = "The team (possibly empty)", body = crate::openapi::CareTeam),
@@ -57,7 +57,7 @@ pub async fn get(
     operation_id = "replace_care_team",
     tag = "care-team",
     params(
-        ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
     ),
     request_body(content = crate::openapi::ReplaceCareTeam, content_type = "application/json",
         description = "The whole new team; open streams rescope at once",
@@ -65,6 +65,7 @@ pub async fn get(
     responses(
         (status = 200, description = "The new team", body = crate::openapi::CareTeam),
         (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not `application/json`", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::Unauthorized,
         crate::openapi::CareTeamRefusals,
@@ -93,10 +94,17 @@ pub async fn replace(
         .and_then(Value::as_array)
         .ok_or_else(|| ApiError::invalid("user_ids", "must be an array of user ids"))?
         .iter()
-        .map(|v| {
+        .enumerate()
+        .map(|(i, v)| {
+            // Named by position, so the client knows which entry to fix.
+            let field = format!("user_ids[{i}]");
             v.as_str()
-                .ok_or_else(|| ApiError::invalid("user_ids", "must contain strings"))
-                .and_then(parse_user_id)
+                .ok_or_else(|| ApiError::invalid(&field, "must be a string"))
+                .and_then(|raw| {
+                    parse_user_id(raw).map_err(|_| {
+                        ApiError::invalid(&field, "must be 1-128 printable characters")
+                    })
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(service::replace(&state, &principal, patient, users).await?))
@@ -109,9 +117,10 @@ pub async fn replace(
     operation_id = "clear_care_team",
     tag = "care-team",
     params(
-        ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
     ),
     responses(
+        crate::openapi::StrayBody,
         (status = 204, description = "The team is empty"),
         crate::openapi::Unauthorized,
         crate::openapi::CareTeamRefusals,
@@ -136,8 +145,8 @@ pub async fn clear(
     operation_id = "get_care_team_member",
     tag = "care-team",
     params(
-        ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
-        ("user_id" = String, Path, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+        ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("user_id" = String, Path, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
     ),
     responses(
         (status = 200, description = "The member", body = crate::openapi::CareTeamMember),
@@ -171,10 +180,11 @@ pub async fn get_member(
     operation_id = "assign_care_team_member",
     tag = "care-team",
     params(
-        ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
-        ("user_id" = String, Path, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+        ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("user_id" = String, Path, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
     ),
     responses(
+        crate::openapi::StrayBody,
         (status = 201, description = "Added; the user's open streams see the patient at once", body = crate::openapi::CareTeamAssignment),
         (status = 200, description = "Already a member", body = crate::openapi::CareTeamAssignment),
         crate::openapi::Unauthorized,
@@ -212,10 +222,11 @@ pub async fn assign(
     operation_id = "unassign_care_team_member",
     tag = "care-team",
     params(
-        ("patient_id" = String, Path, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
-        ("user_id" = String, Path, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+        ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("user_id" = String, Path, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
     ),
     responses(
+        crate::openapi::StrayBody,
         (status = 204, description = "Removed; the user's open streams stop seeing the patient at once"),
         crate::openapi::Unauthorized,
         crate::openapi::CareTeamRefusals,

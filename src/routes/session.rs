@@ -28,6 +28,7 @@ fn cookie<'a>(req: &HttpRequest, value: String, max_age: i64) -> Cookie<'a> {
     operation_id = "create_session",
     tag = "session",
     responses(
+        crate::openapi::StrayBody,
         (status = 200, description = "Who the token is for; with a Bearer token, also sets the cookie", body = crate::openapi::Session,
             headers(("Set-Cookie" = String, description = "`vigil_token=…; HttpOnly; SameSite=Strict; Path=/; Max-Age=<token lifetime>` (`Secure` over https)"))),
         crate::openapi::Unauthorized,
@@ -70,6 +71,7 @@ pub async fn create(
     operation_id = "delete_session",
     tag = "session",
     responses(
+        crate::openapi::StrayBody,
         (status = 204, description = "The cookie is cleared", headers(("Set-Cookie" = String, description = "An expired `vigil_token`"))),
         crate::openapi::Unauthorized,
         (status = 403, description = "Cookie-authenticated without an allowed Origin", body = crate::openapi::Problem, content_type = "application/problem+json"),

@@ -42,7 +42,8 @@ fn require_admin(principal: &Principal) -> Result<(), ApiError> {
 
 /// Validates a user id from a path or body.
 pub fn parse_user_id(raw: &str) -> Result<String, ApiError> {
-    let ok = !raw.is_empty() && raw.len() <= 128 && !raw.chars().any(char::is_control);
+    // Characters, not bytes, as the OpenAPI document's maxLength counts them.
+    let ok = !raw.is_empty() && raw.chars().count() <= 128 && !raw.chars().any(char::is_control);
     if ok {
         Ok(raw.to_owned())
     } else {

@@ -220,7 +220,7 @@ async fn a_replacement_body_must_list_user_ids() {
         .await;
         let fields = error_fields(&problem);
         assert!(
-            fields == ["user_ids"] || fields == ["user_id"],
+            fields == ["user_ids"] || fields == ["user_ids[0]"],
             "{body}: {problem}"
         );
     }
