@@ -197,9 +197,8 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<Duration, String>>();
     let mut receipts: Vec<Arc<Mutex<Receipts>>> = Vec::new();
     let mut completed: Vec<Arc<AtomicBool>> = Vec::new();
-    // Per subscriber: it saw `connected`; its stream ended before the bench stopped it.
+    // Per subscriber: it saw `connected` (only those expect alerts).
     let mut connected: Vec<Arc<AtomicBool>> = Vec::new();
-    let mut ended: Vec<Arc<AtomicBool>> = Vec::new();
     let mut tasks = Vec::new();
     for (i, sub) in subscribers.iter().enumerate() {
         let token = mint(&signer, &format!("bench-sub-{i}"), "admin").map_err(|e| e.to_string())?;
@@ -210,8 +209,6 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
         completed.push(Arc::clone(&complete));
         let is_connected = Arc::new(AtomicBool::new(false));
         connected.push(Arc::clone(&is_connected));
-        let has_ended = Arc::new(AtomicBool::new(false));
-        ended.push(Arc::clone(&has_ended));
         let url = base.clone();
         let patient = patient_name(sub.patient);
         let ready = ready_tx.clone();
@@ -234,8 +231,6 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
                 Kind::Sse => sse_subscriber(&server, &token, &patient, &mut tally).await,
                 Kind::Ws => ws_subscriber(&url, &token, &patient, &mut tally).await,
             };
-            // Reached only when the stream ended by itself: the bench aborts the rest.
-            has_ended.store(true, Ordering::Release);
             if let Err(e) = result {
                 let _ = ready.send(Err(e));
             }
@@ -338,6 +333,8 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let window = publish_started.elapsed();
+    // A task already finished here ended by itself: its stream was closed by the server.
+    let ended: Vec<bool> = tasks.iter().map(|task| task.is_finished()).collect();
     // Each subscriber hands its receipts over as its task is dropped.
     for task in &tasks {
         task.abort();
@@ -377,7 +374,7 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
             }
         }
         target.0.lost += expected.saturating_sub(seen.len());
-        if ended[i].load(Ordering::Acquire) && seen.len() < expected {
+        if ended[i] && seen.len() < expected {
             report.subscribers_cut_off += 1;
         }
     }

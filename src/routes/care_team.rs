@@ -7,7 +7,7 @@ use super::{NoBody, json_body};
 use crate::auth::Principal;
 use crate::domain::PatientId;
 use crate::error::ApiError;
-use crate::service::care_team::{self as service, parse_user_id};
+use crate::service::care_team::{self as service, parse_user_id, parse_user_id_in};
 use crate::state::AppState;
 
 fn patient(raw: &str) -> Result<PatientId, ApiError> {
@@ -100,11 +100,7 @@ pub async fn replace(
             let field = format!("user_ids[{i}]");
             v.as_str()
                 .ok_or_else(|| ApiError::invalid(&field, "must be a string"))
-                .and_then(|raw| {
-                    parse_user_id(raw).map_err(|_| {
-                        ApiError::invalid(&field, "must be 1-128 printable characters")
-                    })
-                })
+                .and_then(|raw| parse_user_id_in(&field, raw))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(service::replace(&state, &principal, patient, users).await?))

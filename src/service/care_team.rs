@@ -40,15 +40,20 @@ fn require_admin(principal: &Principal) -> Result<(), ApiError> {
     }
 }
 
-/// Validates a user id from a path or body.
+/// Validates a user id from the path (a 422 names `user_id`).
 pub fn parse_user_id(raw: &str) -> Result<String, ApiError> {
+    parse_user_id_in("user_id", raw)
+}
+
+/// Validates a user id found at `field` (e.g. `user_ids[2]` of a body), naming it in a 422.
+pub fn parse_user_id_in(field: &str, raw: &str) -> Result<String, ApiError> {
     // Characters, not bytes, as the OpenAPI document's maxLength counts them.
     let ok = !raw.is_empty() && raw.chars().count() <= 128 && !raw.chars().any(char::is_control);
     if ok {
         Ok(raw.to_owned())
     } else {
         Err(ApiError::invalid(
-            "user_id",
+            field,
             "must be 1-128 printable characters",
         ))
     }

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::auth::{Credential, Principal, authenticate, origin};
 use crate::db::{self, events};
 use crate::error::ApiError;
+use crate::hub::event::StoredEvent;
 use crate::hub::messages::{Connect, ConnectRefused, Connected, Outbound, Transport};
 use crate::metrics::Metrics;
 use crate::scope::{Allowed, Requested};
@@ -78,6 +79,30 @@ pub struct ReplayRange {
     pub upto: i64,
     /// The stream's patients when it registered.
     pub patients: Option<Vec<String>>,
+}
+
+impl ReplayRange {
+    /// Reads the next `limit` rows of the range: their events, and what is left of the
+    /// range after them (`None` once a batch comes back short). Both transports page
+    /// their replays with it; the cursor moves by rows read, not by events kept.
+    pub fn read_batch(
+        &self,
+        conn: &mut db::AnyConnection,
+        limit: i64,
+    ) -> diesel::QueryResult<(Vec<StoredEvent>, Option<ReplayRange>)> {
+        let rows = events::range(conn, self.after, self.upto, self.patients.as_deref(), limit)?;
+        let rest = match rows.last() {
+            Some(last) if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit => {
+                Some(ReplayRange {
+                    after: last.seq,
+                    ..self.clone()
+                })
+            }
+            _ => None,
+        };
+        let events = rows.into_iter().filter_map(StoredEvent::from_row).collect();
+        Ok((events, rest))
+    }
 }
 
 /// How a new stream starts from its `Last-Event-ID`, the same on both transports.

@@ -16,9 +16,8 @@ use super::frames::{sse_control, sse_frame};
 use super::{
     ConnectionGuard, ReplayRange, StreamParams, connected_payload, last_event_id, open_subscription,
 };
-use crate::db::{self, DbPool, events};
+use crate::db::{self, DbPool};
 use crate::error::ApiError;
-use crate::hub::event::StoredEvent;
 use crate::hub::messages::{CloseReason, Outbound, Transport};
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -124,27 +123,20 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
     if st.finished {
         return None;
     }
-    if let Some(cursor) = st.replay.take() {
-        match replay_batch(&st.pool, &cursor).await {
-            Ok(batch) => {
-                let count = batch.len();
+    while let Some(range) = st.replay.take() {
+        let pool = st.pool.clone();
+        match db::run(&pool, move |c| Ok(range.read_batch(c, REPLAY_BATCH)?)).await {
+            Ok((batch, rest)) => {
+                st.replay = rest;
+                st.metrics
+                    .replayed_events
+                    .inc_by(u64::try_from(batch.len()).unwrap_or(0));
                 let mut chunk = String::new();
-                let mut last = cursor.after;
                 for event in batch {
-                    last = event.seq;
+                    st.last_sent = st.last_sent.max(event.seq);
                     chunk.push_str(
                         std::str::from_utf8(EncodedEvent::new(event).sse()).unwrap_or_default(),
                     );
-                }
-                st.metrics
-                    .replayed_events
-                    .inc_by(u64::try_from(count).unwrap_or(0));
-                st.last_sent = st.last_sent.max(last);
-                if i64::try_from(count).unwrap_or(0) >= REPLAY_BATCH {
-                    st.replay = Some(ReplayRange {
-                        after: last,
-                        ..cursor
-                    });
                 }
                 if !chunk.is_empty() {
                     return Some((Ok(Bytes::from(chunk)), st));
@@ -179,13 +171,4 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
             Outbound::Close(CloseReason::Shutdown) => return None,
         }
     }
-}
-
-async fn replay_batch(pool: &DbPool, cursor: &ReplayRange) -> Result<Vec<StoredEvent>, ApiError> {
-    let (after, upto, patients) = (cursor.after, cursor.upto, cursor.patients.clone());
-    db::run(pool, move |c| {
-        let rows = events::range(c, after, upto, patients.as_deref(), REPLAY_BATCH)?;
-        Ok(rows.into_iter().filter_map(StoredEvent::from_row).collect())
-    })
-    .await
 }

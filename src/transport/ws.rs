@@ -21,11 +21,10 @@ use super::{
 };
 use crate::auth::Principal;
 use crate::config::WsMode;
-use crate::db::{self, events};
+use crate::db;
 use crate::domain::AckStatus;
 use crate::domain::alert::parse_ack_body;
 use crate::error::ApiError;
-use crate::hub::event::StoredEvent;
 use crate::hub::messages::{CloseReason, Outbound, Resubscribe, Transport};
 use crate::scope::Requested;
 use crate::service::acks::{AckRequest, acknowledge};
@@ -182,26 +181,15 @@ const WS_REPLAY_BATCH: i64 = 50;
 /// frames pass `max_bytes`.
 fn read_replay(
     conn: &mut db::AnyConnection,
-    range: &ReplayRange,
+    range: ReplayRange,
     max_bytes: usize,
 ) -> diesel::QueryResult<Option<Vec<(i64, bytestring::ByteString)>>> {
     let mut frames = Vec::new();
     let mut bytes = 0usize;
-    let mut after = range.after;
-    loop {
-        let rows = events::range(
-            conn,
-            after,
-            range.upto,
-            range.patients.as_deref(),
-            WS_REPLAY_BATCH,
-        )?;
-        let last_batch = i64::try_from(rows.len()).unwrap_or(i64::MAX) < WS_REPLAY_BATCH;
-        for row in rows {
-            after = row.seq;
-            let Some(event) = StoredEvent::from_row(row) else {
-                continue;
-            };
+    let mut next = Some(range);
+    while let Some(range) = next {
+        let (events, rest) = range.read_batch(conn, WS_REPLAY_BATCH)?;
+        for event in events {
             let seq = event.seq;
             let frame = EncodedEvent::new(event).ws().clone();
             bytes += frame.len();
@@ -210,10 +198,9 @@ fn read_replay(
             }
             frames.push((seq, frame));
         }
-        if last_batch {
-            return Ok(Some(frames));
-        }
+        next = rest;
     }
+    Ok(Some(frames))
 }
 
 /// The `reset` frame: the SSE `event: reset` as a WebSocket frame, `id` the head the
@@ -347,7 +334,7 @@ impl WsSession {
         } = plan;
         let upto = range.upto;
         let load =
-            async move { db::run(&pool, move |c| Ok(read_replay(c, &range, max_bytes)?)).await };
+            async move { db::run(&pool, move |c| Ok(read_replay(c, range, max_bytes)?)).await };
         ctx.spawn(load.into_actor(self).map(move |result, act, ctx| {
             match result {
                 Ok(Some(frames)) => {
