@@ -3,6 +3,7 @@
 // A failed expectation is the test's verdict; helpers panic with a message on purpose.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod binary;
 mod helpers;
 mod servers;
 

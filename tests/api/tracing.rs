@@ -5,11 +5,6 @@
 //! request X, delivered to N clients, acknowledged by Y" can be followed. Tokens and
 //! acknowledgment notes never reach the log.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
-
 use diesel::RunQueryDsl;
 use diesel::r2d2::ManageConnection;
 use reqwest::Method;
@@ -19,6 +14,7 @@ use vigil::config::{DatabaseConfig, SqliteSync};
 use vigil::db::AnyConnection;
 use vigil::db::pool::AnyManager;
 
+use crate::binary::Served;
 use crate::helpers::*;
 
 fn request_id(headers: &HeaderMap, what: &str) -> String {
@@ -266,88 +262,6 @@ async fn an_alert_records_the_id_of_the_request_that_created_it() {
     .expect("blocking");
     assert_eq!(first.as_deref(), Some("producer-trace-7"));
     assert_eq!(second, Some(generated_id), "a generated id is recorded too");
-}
-
-/// The real `vigil serve` as a child process, its stderr (the log) collected line by line.
-struct Served {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<Vec<String>>>,
-    database_url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Served {
-    fn start(rust_log: &str) -> Served {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let database_url = match std::env::var("VIGIL_TEST_DATABASE_URL") {
-            Ok(server) if !server.is_empty() => fresh_postgres_database(&server),
-            _ => format!("sqlite://{}", dir.path().join("vigil.db").display()),
-        };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .arg("serve")
-            .env_clear()
-            .env("DATABASE_URL", &database_url)
-            .env("VIGIL_BIND", "127.0.0.1:0")
-            .env("VIGIL_JWT_SECRET", SECRET)
-            .env("RUST_LOG", rust_log)
-            .env("RUST_LOG_STYLE", "never")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the vigil binary");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.split("vigil listening on ").nth(1) {
-                    let _ = tx.send(url.trim().to_owned());
-                }
-                lines.lock().expect("log").push(line);
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "vigil serve printed no URL; its log:\n{}",
-                    log.lock().expect("log").join("\n")
-                );
-            }
-        };
-        Served {
-            child,
-            url,
-            log,
-            database_url,
-            _dir: dir,
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.log.lock().expect("log").clone()
-    }
-
-    /// Waits for a log line containing every one of `parts`; returns it.
-    async fn line_with(&self, parts: &[&str]) -> String {
-        eventually(&format!("a log line with {parts:?}"), || async {
-            self.lines()
-                .into_iter()
-                .find(|line| parts.iter().all(|p| line.contains(p)))
-        })
-        .await
-    }
 }
 
 #[actix_web::test]

@@ -1,0 +1,95 @@
+//! The real `vigil` binary as a child process, for tests of what only the process shows:
+//! its log, its memory.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use crate::helpers::*;
+
+/// The real `vigil serve` as a child process, its stderr (the log) collected line by line.
+pub struct Served {
+    child: Child,
+    /// Where it listens (`http://127.0.0.1:PORT`).
+    pub url: String,
+    log: Arc<Mutex<Vec<String>>>,
+    /// The database it was started on.
+    pub database_url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    /// Starts `vigil serve` on a fresh database with `RUST_LOG=rust_log`.
+    pub fn start(rust_log: &str) -> Served {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database_url = match std::env::var("VIGIL_TEST_DATABASE_URL") {
+            Ok(server) if !server.is_empty() => fresh_postgres_database(&server),
+            _ => format!("sqlite://{}", dir.path().join("vigil.db").display()),
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("serve")
+            .env_clear()
+            .env("DATABASE_URL", &database_url)
+            .env("VIGIL_BIND", "127.0.0.1:0")
+            .env("VIGIL_JWT_SECRET", SECRET)
+            .env("RUST_LOG", rust_log)
+            .env("RUST_LOG_STYLE", "never")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the vigil binary");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let lines = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.split("vigil listening on ").nth(1) {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+                lines.lock().expect("log").push(line);
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "vigil serve printed no URL; its log:\n{}",
+                    log.lock().expect("log").join("\n")
+                );
+            }
+        };
+        Served {
+            child,
+            url,
+            log,
+            database_url,
+            _dir: dir,
+        }
+    }
+
+    /// Every log line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Waits for a log line containing every one of `parts`; returns it.
+    pub async fn line_with(&self, parts: &[&str]) -> String {
+        eventually(&format!("a log line with {parts:?}"), || async {
+            self.lines()
+                .into_iter()
+                .find(|line| parts.iter().all(|p| line.contains(p)))
+        })
+        .await
+    }
+}
