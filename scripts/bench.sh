@@ -42,3 +42,20 @@ for _ in range(300):
         time.sleep(0.1)
 PY
 "$VIGIL_BIN" bench --url "http://127.0.0.1:$port" "${flags[@]}" "$@"
+if [ "$scenario" = B5 ]; then
+  # The bench's streams closed as it exited: what the server still holds of their memory
+  # (it gives it back once a wave of streams has closed; docs/architecture.md).
+  python3 - "$port" <<'PY'
+import sys, time, urllib.request
+lowest = None
+for _ in range(25):
+    time.sleep(0.2)
+    text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith("vigil_process_resident_memory_bytes "):
+            rss = float(line.split()[1])
+            lowest = rss if lowest is None else min(lowest, rss)
+if lowest is not None:
+    print(f"server RSS after the streams closed: {lowest / 1048576:.1f} MiB (lowest within 5 s)")
+PY
+fi

@@ -15,6 +15,7 @@ use super::messages::*;
 use super::subscriptions::{ConnId, Entry, Subscriptions};
 use crate::db::{self, DbPool, events};
 use crate::domain::Role;
+use crate::memory::{self, ClosedStreams};
 use crate::metrics::Metrics;
 use crate::scope::Allowed;
 use crate::transport::frames::{EncodedEvent, sse_control};
@@ -70,6 +71,8 @@ pub struct AlertConnectionManager {
     shutting_down: bool,
     /// The group of streams the next heartbeat tick serves.
     heartbeat_group: u64,
+    /// When enough streams have closed to give their memory back.
+    closed_streams: ClosedStreams,
     pool: DbPool,
     metrics: Arc<Metrics>,
     settings: ManagerSettings,
@@ -89,6 +92,7 @@ impl AlertConnectionManager {
             reading_log: false,
             shutting_down: false,
             heartbeat_group: 0,
+            closed_streams: ClosedStreams::default(),
             pool,
             metrics,
             settings,
@@ -144,6 +148,7 @@ impl AlertConnectionManager {
                 expires_at: msg.expires_at,
             },
         );
+        self.closed_streams.opened(self.clients.len());
         Ok(Connected {
             conn_id,
             head: self.head,
@@ -357,6 +362,18 @@ impl AlertConnectionManager {
         }
     }
 
+    /// Once a wave of streams has closed, shrinks the tables they were in and has the
+    /// allocator return their freed memory (see [`memory`]).
+    fn release_memory(&mut self) {
+        if !self.closed_streams.trim_due(self.clients.len()) {
+            return;
+        }
+        self.clients.shrink_to_fit();
+        self.streams_per_user.shrink_to_fit();
+        self.subscriptions.shrink_to_fit();
+        memory::release_free_memory();
+    }
+
     fn snapshot(&self) -> StatsSnapshot {
         let mut snapshot = StatsSnapshot {
             head: self.head,
@@ -382,7 +399,10 @@ impl Actor for AlertConnectionManager {
         ctx.set_mailbox_capacity(4096);
         let tick = (self.settings.heartbeat / HEARTBEAT_GROUPS).max(Duration::from_millis(1));
         ctx.run_interval(tick, |act, _| act.heartbeat());
-        ctx.run_interval(EXPIRY_TICK, |act, _| act.expire_tokens());
+        ctx.run_interval(EXPIRY_TICK, |act, _| {
+            act.expire_tokens();
+            act.release_memory();
+        });
         ctx.run_interval(self.settings.tail_poll, |act, ctx| act.poll_log(ctx));
     }
 }

@@ -52,6 +52,13 @@ impl Subscriptions {
         self.entries.remove(&id)
     }
 
+    /// Gives back the room of removed subscribers (after a wave of closed streams).
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+        self.by_patient.shrink_to_fit();
+        self.everything.shrink_to_fit();
+    }
+
     /// A subscriber's entry.
     pub fn get(&self, id: ConnId) -> Option<&Entry> {
         self.entries.get(&id)

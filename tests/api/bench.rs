@@ -6,12 +6,17 @@ use std::process::Output;
 
 use serde_json::Value;
 
+use crate::binary::Served;
 use crate::helpers::*;
 
 async fn run_bench(app: &TestApp, secret: &str, extra: &[&str]) -> (Output, Value) {
+    run_bench_at(&app.address, secret, extra).await
+}
+
+async fn run_bench_at(url: &str, secret: &str, extra: &[&str]) -> (Output, Value) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
     command
-        .args(["bench", "--url", &app.address, "--secret", secret, "--json"])
+        .args(["bench", "--url", url, "--secret", secret, "--json"])
         .args(["--drain-secs", "10", "--threads", "2"])
         .args(extra)
         .env("RUST_LOG", "warn");
@@ -84,4 +89,45 @@ async fn bench_with_the_wrong_secret_reports_failed_connections_and_exits_non_ze
     assert_eq!(report["total"]["expected"], 0, "{report:#}");
     assert_eq!(report["total"]["lost"], 0, "{report:#}");
     assert_eq!(report["subscribers_cut_off"], 0, "{report:#}");
+}
+
+/// glibc keeps what the server freed in its arenas; once a wave of streams has closed,
+/// the server has it returned (`src/memory.rs`), so its resident memory falls back
+/// instead of staying at its peak. Only a process of its own shows that, hence the binary.
+#[actix_web::test]
+async fn the_server_gives_back_the_memory_of_streams_once_they_have_closed() {
+    let served = Served::start("warn,vigil::commands::serve=info");
+    let (output, report) = run_bench_at(
+        &served.url,
+        SECRET,
+        &["--subscribers", "3000", "--patients", "1", "--alerts", "0"],
+    )
+    .await;
+    assert!(output.status.success(), "bench failed: {report:#}");
+    assert_eq!(report["connections_established"], 3000, "{report:#}");
+    let before = report["server_rss_before"].as_f64().expect("RSS before");
+    let connected = report["server_rss_connected"]
+        .as_f64()
+        .expect("RSS connected");
+    let mib = 1024.0 * 1024.0;
+    assert!(
+        connected - before > 10.0 * mib,
+        "3,000 streams should cost the server over 10 MiB: {report:#}"
+    );
+    // The bench has exited, so every stream has closed.
+    let halfway = before + (connected - before) / 2.0;
+    let client = reqwest::Client::new();
+    let metrics = format!("{}/metrics", served.url);
+    let what = format!(
+        "resident memory under {:.1} MiB ({:.1} MiB before the streams, {:.1} with them)",
+        halfway / mib,
+        before / mib,
+        connected / mib
+    );
+    eventually(&what, || async {
+        let text = client.get(&metrics).send().await.ok()?.text().await.ok()?;
+        let rss = metric_sample(&text, "vigil_process_resident_memory_bytes", &[])?;
+        (rss < halfway).then_some(())
+    })
+    .await;
 }
