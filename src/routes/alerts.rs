@@ -24,7 +24,7 @@ use crate::state::AppState;
             "title": "Heart rate 148 bpm", "message": "Sustained tachycardia for 5 minutes",
             "data": {"hr": 148, "unit": "bpm"}, "source": "monitor-7"})),
     params(
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "1-255 characters, scoped to the caller's `sub`: a repeat returns the original alert (201, `Idempotent-Replayed: true`)"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "1-255 characters, scoped to the caller's `sub`: a repeat of the same alert returns the original (201, `Idempotent-Replayed: true`); the key with a different alert is 422"),
     ),
     responses(
         (status = 201, description = "Committed, then fanned out (or the original alert for a repeated Idempotency-Key)", body = crate::openapi::Alert,
@@ -35,7 +35,7 @@ use crate::state::AppState;
         (status = 403, description = "The role may not raise alerts", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not `application/json`", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Well-formed but invalid; every bad field is named in `errors`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Well-formed but invalid, every bad field named in `errors`; or an Idempotency-Key this caller used for a different alert", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 429, description = "More writes per second than VIGIL_RATE_LIMIT for this token subject", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         crate::openapi::DatabaseUnavailable,
     ),

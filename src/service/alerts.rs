@@ -131,17 +131,23 @@ pub async fn raise_alert(
                 Ok((alert, event))
             });
             match result {
-                Ok((alert, event)) => Ok((Ok(alert), Some(event))),
-                Err(RaiseError::Replay(existing)) => Ok((
-                    Err(alerts::get(conn, &existing)?.map(|row| as_created(&row))),
-                    None,
-                )),
+                Ok((alert, event)) => Ok((Raised::Created(alert), Some(event))),
+                Err(RaiseError::Replay(existing)) => {
+                    let raised = match alerts::get(conn, &existing)? {
+                        Some(row) if same_request(&row, &new) => {
+                            Raised::Replayed(as_created(&row))
+                        }
+                        Some(row) => Raised::KeyReused(row.id),
+                        None => Raised::KeyDangling,
+                    };
+                    Ok((raised, None))
+                }
                 Err(RaiseError::Api(e)) => Err(e),
             }
         })
         .await?;
     match outcome {
-        Ok(alert) => {
+        Raised::Created(alert) => {
             log::info!(
                 "alert raised alert_id={} patient_id={} severity={} seq={} user_id={} request_id={logged_request_id}",
                 alert.id,
@@ -152,11 +158,51 @@ pub async fn raise_alert(
             );
             Ok((alert, false))
         }
-        Err(Some(existing)) => Ok((existing, true)),
-        Err(None) => Err(ApiError::Internal(
+        Raised::Replayed(existing) => Ok((existing, true)),
+        Raised::KeyReused(existing) => Err(ApiError::invalid(
+            "Idempotency-Key",
+            format!(
+                "already used for a different alert ({existing}); a retry must repeat the same \
+                 alert, a new alert needs a new key"
+            ),
+        )),
+        Raised::KeyDangling => Err(ApiError::Internal(
             "idempotency key points at a missing alert".to_owned(),
         )),
     }
+}
+
+/// What one `raise_alert` transaction came to.
+enum Raised {
+    /// A new alert, stored.
+    Created(Alert),
+    /// The alert this caller's key produced before, for a retry of the same request.
+    Replayed(Alert),
+    /// The caller's key produced this other alert: a new alert under a reused key is
+    /// refused, never answered with the old one (that would drop the new alert unseen).
+    KeyReused(String),
+    /// The key's alert is gone (cannot happen while alerts are never deleted).
+    KeyDangling,
+}
+
+/// Whether a request under an already-used key asks for the same alert as the one the
+/// key produced: every field the producer sent, `data` compared as JSON (key order and
+/// spacing aside), so a retry is recognised and a different alert is not mistaken for one.
+fn same_request(row: &AlertRow, new: &NewAlert) -> bool {
+    let same_data = match (
+        serde_json::from_str::<serde_json::Value>(&row.data),
+        serde_json::from_str::<serde_json::Value>(&new.data),
+    ) {
+        (Ok(stored), Ok(asked)) => stored == asked,
+        _ => row.data == new.data,
+    };
+    row.patient_id == new.patient_id.as_str()
+        && row.severity == new.severity.as_str()
+        && row.kind == new.kind
+        && row.title == new.title
+        && row.message == new.message
+        && row.source == new.source
+        && same_data
 }
 
 /// One alert, if it exists and is in the caller's scope (otherwise 404, so ids outside

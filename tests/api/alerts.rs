@@ -174,6 +174,66 @@ async fn a_repeated_idempotency_key_from_the_same_caller_returns_the_same_alert(
     );
 }
 
+/// Threat: a producer that reuses a key for a new alert (a counter reset after a restart)
+/// must not get the old alert back with 201 — the new one, perhaps critical, would be
+/// dropped unseen. It is 422 naming the header; a true retry (same alert, its `data`
+/// written with other key order and spacing) is still a replay.
+#[actix_web::test]
+async fn a_reused_idempotency_key_for_a_different_alert_is_refused_and_stores_nothing() {
+    let app = spawn_app().await;
+    let send = |body: String| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/api/v1/alerts"))
+                .bearer_auth(service())
+                .header("Idempotency-Key", "monitor-7-alarm-1")
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("POST")
+        }
+    };
+    let original = r#"{"patient_id":"p1","severity":"low","kind":"spo2_low","title":"SpO2 93","data":{"spo2":93,"probe":"finger"}}"#;
+    let first = send(original.to_owned()).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.expect("JSON");
+
+    let different = [
+        r#"{"patient_id":"p2","severity":"low","kind":"spo2_low","title":"SpO2 93","data":{"spo2":93,"probe":"finger"}}"#,
+        r#"{"patient_id":"p1","severity":"critical","kind":"spo2_low","title":"SpO2 93","data":{"spo2":93,"probe":"finger"}}"#,
+        r#"{"patient_id":"p1","severity":"low","kind":"asystole","title":"SpO2 93","data":{"spo2":93,"probe":"finger"}}"#,
+        r#"{"patient_id":"p1","severity":"low","kind":"spo2_low","title":"SpO2 91","data":{"spo2":93,"probe":"finger"}}"#,
+        r#"{"patient_id":"p1","severity":"low","kind":"spo2_low","title":"SpO2 93","message":"x","data":{"spo2":93,"probe":"finger"}}"#,
+        r#"{"patient_id":"p1","severity":"low","kind":"spo2_low","title":"SpO2 93","data":{"spo2":91,"probe":"finger"}}"#,
+        r#"{"patient_id":"p1","severity":"low","kind":"spo2_low","title":"SpO2 93","source":"bed-4","data":{"spo2":93,"probe":"finger"}}"#,
+    ];
+    for body in different {
+        let resp = send(body.to_owned()).await;
+        let problem = expect_problem(resp, 422, body).await;
+        assert_eq!(error_fields(&problem), vec!["Idempotency-Key"], "{problem}");
+        let detail = problem["detail"].as_str().expect("detail");
+        assert!(
+            detail.contains(&id(&first)),
+            "the detail names the alert the key produced: {detail}"
+        );
+    }
+    let list = app.get_ok("/api/v1/alerts", &admin()).await;
+    assert_eq!(ids(&list), vec![id(&first)], "nothing else was stored");
+    assert_eq!(list["last_seq"], first["seq"], "no event was written");
+
+    let retry = send(
+        r#"{ "data": {"probe": "finger", "spo2": 93}, "title": "SpO2 93", "kind": "spo2_low", "severity": "low", "patient_id": "p1" }"#
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(retry.status(), 201);
+    assert_eq!(replayed(&retry).as_deref(), Some("true"));
+    let retry: Value = retry.json().await.expect("JSON");
+    assert_eq!(retry, first, "a retry written differently is still the same alert");
+}
+
 #[actix_web::test]
 async fn the_same_idempotency_key_from_different_callers_creates_two_alerts() {
     let app = spawn_app().await;
