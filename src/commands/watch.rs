@@ -219,6 +219,28 @@ fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
             );
             return;
         }
+        "scope_changed" => {
+            let list = |k: &str| -> String {
+                value
+                    .get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default()
+            };
+            println!(
+                "care team changed: patients now {} (added {}; removed {}); \
+                 `vigil watch` shows the added patients' alerts from now on",
+                list("patients"),
+                list("added"),
+                list("removed")
+            );
+            return;
+        }
         "reset" => {
             println!("the server could not replay from the last id; showing live alerts from now");
             return;

@@ -12,7 +12,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::event::{CareTeamChange, StoredEvent};
 use super::messages::*;
-use super::subscriptions::{ConnId, Entry, Subscriptions};
+use super::subscriptions::{ConnId, Entry, ScopeChange, Subscriptions};
 use crate::db::{self, DbPool, events};
 use crate::domain::Role;
 use crate::memory::{self, ClosedStreams};
@@ -316,6 +316,33 @@ impl AlertConnectionManager {
         }
     }
 
+    /// Tells each stream whose patients a care-team change altered (`scope_changed`), in
+    /// its queue after every event before the change and before every event after it. A
+    /// stream whose queue is full is cut off like one that misses an event: it resumes
+    /// and its `connected` names its patients.
+    fn tell_scope_changes(&mut self, altered: Vec<(ConnId, ScopeChange)>) {
+        let mut cut_off = Vec::new();
+        for (conn_id, change) in altered {
+            let Some(client) = self.clients.get(&conn_id) else {
+                continue;
+            };
+            match client.tx.try_send(Outbound::Scope(Box::new(change))) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    log::warn!(
+                        "client queue full, cutting off connection_id={conn_id} at a care-team change"
+                    );
+                    self.metrics.queue_overflows.inc();
+                    cut_off.push(conn_id);
+                }
+                Err(TrySendError::Closed(_)) => cut_off.push(conn_id),
+            }
+        }
+        for conn_id in cut_off {
+            self.remove(conn_id);
+        }
+    }
+
     /// Sends the heartbeat to one group of SSE streams ([`HEARTBEAT_GROUPS`]); each
     /// stream still gets one per heartbeat period.
     fn heartbeat(&mut self) {
@@ -432,8 +459,12 @@ impl Handler<CareTeamChanged> for AlertConnectionManager {
     type Result = ();
     fn handle(&mut self, msg: CareTeamChanged, _: &mut Context<Self>) {
         let change = msg.0;
-        self.subscriptions
-            .care_team_changed(&change.user_id, &change.patient_id, change.assigned);
+        let altered = self.subscriptions.care_team_changed(
+            &change.user_id,
+            &change.patient_id,
+            change.assigned,
+        );
+        self.tell_scope_changes(altered);
         let now = Instant::now();
         while self
             .recent_care_team

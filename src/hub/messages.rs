@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::event::{CareTeamChange, StoredEvent};
-use super::subscriptions::ConnId;
+use super::subscriptions::{ConnId, ScopeChange};
 use crate::domain::Role;
 use crate::scope::{Allowed, Requested};
 use crate::transport::frames::EncodedEvent;
@@ -49,6 +49,8 @@ pub enum Outbound {
     Event(Arc<EncodedEvent>),
     /// An SSE heartbeat frame (shared bytes; WebSocket sessions ignore it).
     Heartbeat(Bytes),
+    /// A care-team change altered the stream's patients (`scope_changed`).
+    Scope(Box<ScopeChange>),
     /// The last item: end the stream for this reason.
     Close(CloseReason),
 }

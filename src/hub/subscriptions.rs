@@ -30,6 +30,29 @@ impl Entry {
     }
 }
 
+/// How a care-team change altered one stream's patients. Sent to the client
+/// (`scope_changed`) because the change does not show in the events that follow: a
+/// newly assigned patient's alerts that are already open, say, were raised before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeChange {
+    /// The stream's patients now.
+    pub patients: Vec<String>,
+    /// Patients it gained.
+    pub added: Vec<String>,
+    /// Patients it lost.
+    pub removed: Vec<String>,
+}
+
+impl ScopeChange {
+    fn between(before: &BTreeSet<String>, after: BTreeSet<String>) -> Self {
+        ScopeChange {
+            added: after.difference(before).cloned().collect(),
+            removed: before.difference(&after).cloned().collect(),
+            patients: after.into_iter().collect(),
+        }
+    }
+}
+
 /// All subscriptions of one instance.
 #[derive(Debug, Default)]
 pub struct Subscriptions {
@@ -74,15 +97,23 @@ impl Subscriptions {
         self.index(id);
     }
 
-    /// Applies a care-team change to every care-team-scoped subscriber of that user.
-    pub fn care_team_changed(&mut self, user_id: &str, patient_id: &str, assigned: bool) {
+    /// Applies a care-team change to every care-team-scoped subscriber of that user, and
+    /// answers the subscribers whose patients it changed, with how.
+    pub fn care_team_changed(
+        &mut self,
+        user_id: &str,
+        patient_id: &str,
+        assigned: bool,
+    ) -> Vec<(ConnId, ScopeChange)> {
         let ids: Vec<ConnId> = self
             .entries
             .iter()
             .filter(|(_, e)| e.user_id == user_id && e.role.uses_care_team())
             .map(|(id, _)| *id)
             .collect();
+        let mut changed = Vec::new();
         for id in ids {
+            let before = self.entries.get(&id).and_then(Entry::effective);
             self.unindex(id);
             if let Some(Entry {
                 allowed: Allowed::Patients(set),
@@ -96,7 +127,14 @@ impl Subscriptions {
                 }
             }
             self.index(id);
+            let after = self.entries.get(&id).and_then(Entry::effective);
+            if let (Some(before), Some(after)) = (before, after)
+                && before != after
+            {
+                changed.push((id, ScopeChange::between(&before, after)));
+            }
         }
+        changed
     }
 
     /// Subscribers that should receive an event about `patient_id`.
@@ -261,23 +299,55 @@ mod tests {
                 Allowed::Patients(set(&["a"])),
             ),
         );
-        subs.care_team_changed("n", "b", true);
+        let change = |patients: &[&str], added: &[&str], removed: &[&str]| ScopeChange {
+            patients: patients.iter().map(|p| p.to_string()).collect(),
+            added: added.iter().map(|p| p.to_string()).collect(),
+            removed: removed.iter().map(|p| p.to_string()).collect(),
+        };
+        let sorted = |mut changes: Vec<(ConnId, ScopeChange)>| {
+            changes.sort_by_key(|(id, _)| *id);
+            changes
+        };
+        let changed = subs.care_team_changed("n", "b", true);
         assert_eq!(
             matched(&subs, "b"),
             [1].into(),
             "only the stream that asked for everything widens"
         );
-        subs.care_team_changed("n", "a", false);
+        assert_eq!(
+            changed,
+            vec![(1, change(&["a", "b"], &["b"], &[]))],
+            "and only it is told"
+        );
+        let changed = subs.care_team_changed("n", "a", false);
         assert_eq!(
             matched(&subs, "a"),
             [3].into(),
             "removal narrows both of n's streams"
         );
-        subs.care_team_changed("n", "a", true);
+        assert_eq!(
+            sorted(changed),
+            vec![
+                (1, change(&["b"], &[], &["a"])),
+                (2, change(&[], &[], &["a"]))
+            ]
+        );
+        let changed = subs.care_team_changed("n", "a", true);
         assert_eq!(
             matched(&subs, "a"),
             [1, 2, 3].into(),
             "re-adding restores the explicit request"
+        );
+        assert_eq!(
+            sorted(changed),
+            vec![
+                (1, change(&["a", "b"], &["a"], &[])),
+                (2, change(&["a"], &["a"], &[]))
+            ]
+        );
+        assert!(
+            subs.care_team_changed("n", "a", true).is_empty(),
+            "assigning again changes nothing"
         );
     }
 
@@ -293,7 +363,7 @@ mod tests {
                 Allowed::Patients(set(&["u"])),
             ),
         );
-        subs.care_team_changed("u", "x", true);
+        assert!(subs.care_team_changed("u", "x", true).is_empty());
         assert!(matched(&subs, "x").is_empty());
     }
 

@@ -134,9 +134,7 @@ pub async fn raise_alert(
                 Ok((alert, event)) => Ok((Raised::Created(alert), Some(event))),
                 Err(RaiseError::Replay(existing)) => {
                     let raised = match alerts::get(conn, &existing)? {
-                        Some(row) if same_request(&row, &new) => {
-                            Raised::Replayed(as_created(&row))
-                        }
+                        Some(row) if same_request(&row, &new) => Raised::Replayed(as_created(&row)),
                         Some(row) => Raised::KeyReused(row.id),
                         None => Raised::KeyDangling,
                     };

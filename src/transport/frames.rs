@@ -10,6 +10,7 @@ use bytes::Bytes;
 use bytestring::ByteString;
 
 use crate::hub::event::{EventKind, StoredEvent};
+use crate::hub::subscriptions::ScopeChange;
 
 /// One SSE frame. `data` may contain any text; `id`/`event` are sanitised.
 pub fn sse_frame(id: Option<&str>, event: Option<&str>, data: &str) -> String {
@@ -37,6 +38,15 @@ pub fn sse_frame(id: Option<&str>, event: Option<&str>, data: &str) -> String {
 /// A named SSE event without id (connected, heartbeat, reset, auth_expired).
 pub fn sse_control(event: &str, data: &serde_json::Value) -> Bytes {
     Bytes::from(sse_frame(None, Some(event), &data.to_string()))
+}
+
+/// The body of a `scope_changed` event (SSE) or frame (WebSocket, plus its `type`).
+pub fn scope_changed(change: &ScopeChange) -> serde_json::Map<String, serde_json::Value> {
+    let mut body = serde_json::Map::new();
+    body.insert("patients".to_owned(), change.patients.clone().into());
+    body.insert("added".to_owned(), change.added.clone().into());
+    body.insert("removed".to_owned(), change.removed.clone().into());
+    body
 }
 
 /// An event encoded at most once per transport and shared by every recipient.

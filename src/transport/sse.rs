@@ -12,7 +12,7 @@ use futures_util::stream;
 use prometheus::Histogram;
 use tokio::sync::mpsc;
 
-use super::frames::{sse_control, sse_frame};
+use super::frames::{scope_changed, sse_control, sse_frame};
 use super::{
     ConnectionGuard, ReplayRange, StreamParams, connected_payload, last_event_id, open_subscription,
 };
@@ -160,6 +160,10 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
                 return Some((Ok(event.sse().clone()), st));
             }
             Outbound::Heartbeat(frame) => return Some((Ok(frame), st)),
+            Outbound::Scope(change) => {
+                let body = serde_json::Value::Object(scope_changed(&change));
+                return Some((Ok(sse_control("scope_changed", &body)), st));
+            }
             Outbound::Close(CloseReason::AuthExpired) => {
                 st.finished = true;
                 let frame = sse_control(

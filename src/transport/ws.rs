@@ -30,7 +30,7 @@ use crate::scope::Requested;
 use crate::service::acks::{AckRequest, acknowledge};
 use crate::service::scope::allowed_in;
 use crate::state::AppState;
-use crate::transport::frames::EncodedEvent;
+use crate::transport::frames::{EncodedEvent, scope_changed};
 
 /// Largest text frame the protocol accepts; larger ones get an `error` frame.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -598,6 +598,12 @@ impl StreamHandler<Outbound> for WsSession {
                     .observe(event.published.elapsed().as_secs_f64());
             }
             Outbound::Heartbeat(_) => {}
+            Outbound::Scope(change) => {
+                let mut frame = serde_json::Map::new();
+                frame.insert("type".to_owned(), "scope_changed".into());
+                frame.extend(scope_changed(&change));
+                ctx.text(Value::Object(frame).to_string());
+            }
             Outbound::Close(CloseReason::AuthExpired) => {
                 ctx.text(error_frame(
                     "auth_expired",

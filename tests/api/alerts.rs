@@ -231,7 +231,10 @@ async fn a_reused_idempotency_key_for_a_different_alert_is_refused_and_stores_no
     assert_eq!(retry.status(), 201);
     assert_eq!(replayed(&retry).as_deref(), Some("true"));
     let retry: Value = retry.json().await.expect("JSON");
-    assert_eq!(retry, first, "a retry written differently is still the same alert");
+    assert_eq!(
+        retry, first,
+        "a retry written differently is still the same alert"
+    );
 }
 
 #[actix_web::test]

@@ -368,8 +368,14 @@ async fn a_stream_without_patient_id_follows_care_team_changes_live() {
         "not yet on newcomer's team"
     );
 
+    // The stream is told first (newcomer's alert raised before is open, and no event
+    // of this stream will ever carry it): `scope_changed`, then the live events.
     app.assign("newcomer", "alice").await;
     app.raise("newcomer", "high").await;
+    assert_eq!(
+        data(&scope_event(&mut sse).await),
+        serde_json::json!({"patients": ["anchor", "newcomer"], "added": ["newcomer"], "removed": []})
+    );
     let event = sse.next_alert_event().await;
     assert_eq!(
         data(&event)["patient_id"],
@@ -380,11 +386,58 @@ async fn a_stream_without_patient_id_follows_care_team_changes_live() {
     app.unassign("newcomer", "alice").await;
     app.raise("newcomer", "critical").await;
     app.raise("anchor", "medium").await;
+    assert_eq!(
+        data(&scope_event(&mut sse).await),
+        serde_json::json!({"patients": ["anchor"], "added": [], "removed": ["newcomer"]})
+    );
     let event = sse.next_alert_event().await;
     assert_eq!(
         data(&event)["patient_id"],
         "anchor",
         "removal applies to the open stream"
+    );
+
+    // A change that alters nothing of this stream says nothing.
+    app.assign("anchor", "alice").await;
+    app.assign("elsewhere", "bob").await;
+    app.raise("anchor", "info").await;
+    let event = sse.until(WAIT, |e| e.event != "heartbeat").await;
+    assert_eq!(
+        event.event, "alert",
+        "no scope_changed for a no-op: {event:?}"
+    );
+}
+
+/// The next event that is not a heartbeat, which must be `scope_changed`.
+async fn scope_event(sse: &mut SseClient) -> eventsource_stream::Event {
+    let event = sse.until(WAIT, |e| e.event != "heartbeat").await;
+    assert_eq!(event.event, "scope_changed", "{event:?}");
+    event
+}
+
+#[actix_web::test]
+async fn a_stream_naming_its_patients_is_told_when_one_leaves_and_rejoins_the_care_team() {
+    let app = spawn_app().await;
+    app.assign("a", "alice").await;
+    app.assign("b", "alice").await;
+    let (mut sse, _) = open_ok(
+        &app,
+        &token("alice", "nurse", None),
+        "patient_id=a",
+        "nurse",
+    )
+    .await;
+    app.unassign("b", "alice").await;
+    app.unassign("a", "alice").await;
+    assert_eq!(
+        data(&scope_event(&mut sse).await),
+        serde_json::json!({"patients": [], "added": [], "removed": ["a"]}),
+        "b was never on this stream: only a's removal is told"
+    );
+    app.assign("a", "alice").await;
+    assert_eq!(
+        data(&scope_event(&mut sse).await),
+        serde_json::json!({"patients": ["a"], "added": ["a"], "removed": []})
     );
 }
 

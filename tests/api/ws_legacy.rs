@@ -192,6 +192,35 @@ async fn subscribe_narrows_the_session_and_an_out_of_scope_subscribe_changes_not
     );
 }
 
+/// A dashboard must learn that its patients changed: a newly assigned patient's open
+/// alerts were raised before and will never come as frames (the SSE `scope_changed`).
+#[actix_web::test]
+async fn a_care_team_change_tells_the_session_its_new_patients_before_their_frames() {
+    let app = spawn_app().await;
+    let nurse = nurse_on_ward(&app).await;
+    let (mut ws, _) = ws_ready(&app, &nurse, "").await;
+    app.assign("bed-9", "alice").await;
+    let alert = app.raise("bed-9", "critical").await;
+    assert_eq!(
+        ws.next_json(WAIT).await,
+        Some(
+            json!({"type": "scope_changed", "patients": ["bed-9", "ward"], "added": ["bed-9"], "removed": []})
+        )
+    );
+    let next = ws.next_json(WAIT).await.expect("alert");
+    assert_eq!(
+        (&next["type"], &next["alert"]["id"]),
+        (&json!("alert"), &alert["id"])
+    );
+    app.unassign("ward", "alice").await;
+    assert_eq!(
+        ws.next_json(WAIT).await,
+        Some(
+            json!({"type": "scope_changed", "patients": ["bed-9"], "added": [], "removed": ["ward"]})
+        )
+    );
+}
+
 #[actix_web::test]
 async fn malformed_frames_get_error_frames_and_neither_the_session_nor_other_clients_notice() {
     // Threat: one buggy or hostile dashboard crashing the hub or other sessions.

@@ -94,3 +94,18 @@ test('2. acknowledging in the page reaches a second nurse without a reload', asy
   assert.deepEqual(alice.problems, []);
   assert.deepEqual(bob.problems, []);
 });
+
+test('care team: a change shows the new patient\'s open alerts and drops the old patient\'s, without a reload', async () => {
+  assert.ok(alice && alert, 'scenario 1 signed alice in and raised an alert');
+  // Raised before alice is on p-303's team: no event of her stream will ever carry it.
+  const earlier = await vigil.raiseAlert({ patient_id: 'p-303', severity: 'critical', title: 'Asystole' });
+  await alice.evaluate(() => { window.__vigilNoReload = 'still here'; });
+  await vigil.assignCareTeam('p-303', 'alice');
+  await alice.waitForSelector(`${rowSel(earlier.id)}[data-status="open"]`, { timeout: 5000 });
+  await vigil.removeFromCareTeam(PATIENT, 'alice');
+  await alice.waitForSelector(rowSel(alert.id), { state: 'detached', timeout: 5000 });
+  assert.equal(await alice.evaluate(() => window.__vigilNoReload), 'still here', 'the page was reloaded');
+  assert.equal(await rowCount(alice, earlier.id), 1);
+  await screenshot(alice, 'care-team-console');
+  assert.deepEqual(alice.problems, []);
+});

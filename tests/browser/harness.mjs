@@ -231,6 +231,15 @@ export class Vigil {
     return r.body;
   }
 
+  /** Takes `userId` off `patientId`'s care team (as an admin). */
+  async removeFromCareTeam(patientId, userId) {
+    const admin = await this.token('harness-admin', 'admin');
+    const r = await this.api('DELETE', `/api/v1/patients/${encodeURIComponent(patientId)}/care-team/${encodeURIComponent(userId)}`, { token: admin });
+    if (r.status !== 204) {
+      throw new Error(`care-team DELETE ${patientId}/${userId}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+    }
+  }
+
   /** Raises an alert as a service; returns the created alert JSON. */
   async raiseAlert(fields = {}) {
     const svc = await this.token('vitals-analyser', 'service');

@@ -86,3 +86,16 @@ test('4. the legacy dashboard gets the alert, acknowledges it in-socket, and the
   assert.deepEqual(legacy.problems, []);
   assert.deepEqual(consolePage.problems, []);
 });
+
+test('care team: a change reaches the legacy dashboard: the new patient\'s open alert appears', async () => {
+  const earlier = await vigil.raiseAlert({ patient_id: 'p-505', severity: 'critical', title: 'SpO2 80' });
+  const legacy = await newPage(browser);
+  await connectLegacy(legacy, vigil, await vigil.token('fay', 'nurse'));
+  assert.equal(await rowCount(legacy, earlier.id), 0, 'not on p-505\'s team yet');
+  await vigil.assignCareTeam('p-505', 'fay');
+  await legacy.waitForSelector(`${rowSel(earlier.id)}[data-status="open"]`, { timeout: 5000 });
+  await vigil.removeFromCareTeam('p-505', 'fay');
+  await legacy.waitForSelector(rowSel(earlier.id), { state: 'detached', timeout: 5000 });
+  await screenshot(legacy, 'care-team-legacy');
+  assert.deepEqual(legacy.problems, []);
+});
