@@ -574,7 +574,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 );
                 ctx.text(error_frame("protocol", &format!("protocol error: {e}")));
                 ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Size,
+                    code: close_code_for(&e),
                     description: Some("protocol error".to_owned()),
                 }));
                 ctx.stop();
@@ -584,6 +584,17 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
 
     fn finished(&mut self, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+/// The close code RFC 6455 gives a broken frame: 1009 for one too big to read, 1007 for
+/// text that is not UTF-8, 1002 for the rest. actix-web-actors reports bad UTF-8 only as
+/// an I/O error carrying `str::Utf8Error`'s text ("invalid utf-8 sequence …").
+fn close_code_for(error: &ws::ProtocolError) -> ws::CloseCode {
+    match error {
+        ws::ProtocolError::Overflow => ws::CloseCode::Size,
+        ws::ProtocolError::Io(e) if e.to_string().contains("utf-8") => ws::CloseCode::Invalid,
+        _ => ws::CloseCode::Protocol,
     }
 }
 

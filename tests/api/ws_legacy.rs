@@ -313,6 +313,46 @@ async fn malformed_frames_get_error_frames_and_neither_the_session_nor_other_cli
     );
 }
 
+/// A frame that cannot be read ends that session with RFC 6455's code for what broke
+/// (1007 text that is not UTF-8, 1009 too big, 1002 anything else), after a `protocol`
+/// error frame when one can still be sent; other clients never notice.
+#[actix_web::test]
+async fn unreadable_frames_close_the_session_with_the_rfc_6455_code_for_what_broke() {
+    let app = spawn_app().await;
+    let nurse = nurse_on_ward(&app).await;
+    let (mut bystander, _) = ws_ready(&app, &nurse, "").await;
+    let not_utf8: &[u8] = b"\xff\xfe{\"type\":\"ping\"}";
+    let too_big = vec![b' '; 1024 * 1024 + 1];
+    for (what, frame, code) in [
+        (
+            "invalid UTF-8",
+            Frame::message(not_utf8.to_vec(), OpCode::Data(Data::Text), true),
+            1007u16,
+        ),
+        (
+            "over 1 MiB",
+            Frame::message(too_big, OpCode::Data(Data::Text), true),
+            1009,
+        ),
+        (
+            "reserved opcode",
+            Frame::message(b"x".to_vec(), OpCode::Data(Data::Reserved(3)), true),
+            1002,
+        ),
+    ] {
+        let (mut rogue, _) = ws_ready(&app, &nurse, "").await;
+        rogue.send(Message::Frame(frame)).await;
+        let close = rogue
+            .closed(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("{what}: no close frame"));
+        assert_eq!(u16::from(close.code), code, "{what}: {close:?}");
+    }
+    let alert = app.raise("ward", "high").await;
+    let next = bystander.next_json(WAIT).await.expect("still open");
+    assert_eq!(next["alert"]["id"], alert["id"], "{next}");
+}
+
 #[actix_web::test]
 async fn an_in_socket_ack_after_resolve_is_ack_result_409_and_the_session_stays_up() {
     let app = spawn_app().await;
