@@ -9,6 +9,10 @@ use vigil::commands::{bench, serve, token, watch};
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(message) = check_log_filter(cli.log.as_deref()) {
+        eprintln!("vigil: {message}");
+        return ExitCode::FAILURE;
+    }
     match &cli.log {
         Some(filter) => env_logger::Builder::new().parse_filters(filter).init(),
         None => {
@@ -31,6 +35,23 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// env_logger ignores a filter it cannot parse and logs at its default instead, so a
+/// typo in `RUST_LOG` or `--log` would go unnoticed; like every other setting, it stops
+/// the binary with a message naming it.
+fn check_log_filter(flag: Option<&str>) -> Result<(), String> {
+    let (spec, name) = match flag {
+        Some(spec) => (spec.to_owned(), "--log"),
+        None => match std::env::var("RUST_LOG") {
+            Ok(spec) => (spec, "RUST_LOG"),
+            Err(_) => return Ok(()),
+        },
+    };
+    env_filter::Builder::new()
+        .try_parse(&spec)
+        .map(|_| ())
+        .map_err(|e| format!("{name}: {e}"))
 }
 
 fn print_line(text: &str) {

@@ -280,6 +280,31 @@ fn serve_on_a_taken_port_exits_non_zero_naming_vigil_bind_without_a_panic() {
     drop(taken);
 }
 
+/// env_logger would ignore a filter it cannot parse and log at its default: a typo in
+/// `RUST_LOG` is refused like any other bad setting (DESIGN: "a bad value makes `vigil
+/// serve` exit non-zero at once with a message that names the variable").
+#[test]
+fn a_log_filter_that_does_not_parse_stops_serve_naming_rust_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database_url = format!("sqlite://{}", dir.path().join("v.db").display());
+    let (status, stderr) = vigil_exit(
+        &["serve"],
+        &[
+            ("VIGIL_BIND", "127.0.0.1:0"),
+            ("DATABASE_URL", database_url.as_str()),
+            ("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("RUST_LOG", "vigil=[[["),
+        ],
+        Duration::from_secs(60),
+        "vigil serve with RUST_LOG=vigil=[[[",
+    );
+    assert!(!status.success(), "a bad filter is fatal: {stderr}");
+    assert!(
+        stderr.contains("RUST_LOG: error parsing logger filter"),
+        "the message names the variable: {stderr}"
+    );
+}
+
 #[test]
 fn a_database_that_cannot_be_opened_stops_serve_and_migrate_naming_database_url() {
     let dir = tempfile::tempdir().expect("tempdir");
