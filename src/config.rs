@@ -240,7 +240,7 @@ impl Config {
             .rate_limit
             .trim()
             .parse()
-            .map_err(|_| ConfigError::new("VIGIL_RATE_LIMIT", "expected a positive integer"))?;
+            .map_err(|e| not_a_positive_integer("VIGIL_RATE_LIMIT", &e, u32::MAX))?;
         config.request_timeout = Duration::from_secs(seconds(
             &args.request_timeout_secs,
             "VIGIL_REQUEST_TIMEOUT_SECS",
@@ -347,6 +347,12 @@ pub fn jwt_config(args: &JwtArgs, dev_secret: Option<&str>) -> Result<JwtConfig,
                     "expected at least 32 characters",
                 ));
             }
+            if secret.trim().is_empty() {
+                return Err(ConfigError::new(
+                    "VIGIL_JWT_SECRET",
+                    "expected a secret, not only whitespace (a variable left blank?)",
+                ));
+            }
             match alg {
                 None | Some(Algorithm::HS256) => {}
                 Some(_) => {
@@ -411,7 +417,24 @@ fn parse_bind(raw: &str) -> Result<String, ConfigError> {
 fn positive(raw: &str, variable: &'static str) -> Result<u64, ConfigError> {
     match raw.trim().parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(ConfigError::new(variable, "expected a positive integer")),
+        Ok(_) => Err(ConfigError::new(variable, "expected a positive integer")),
+        Err(e) => Err(not_a_positive_integer(variable, &e, u64::MAX)),
+    }
+}
+
+/// "expected a positive integer", naming the largest one when the value was a positive
+/// integer too large to hold (saying only "expected a positive integer" then misleads).
+fn not_a_positive_integer(
+    variable: &'static str,
+    error: &std::num::ParseIntError,
+    max: impl std::fmt::Display,
+) -> ConfigError {
+    match error.kind() {
+        std::num::IntErrorKind::PosOverflow => ConfigError::new(
+            variable,
+            format!("expected a positive integer, at most {max}"),
+        ),
+        _ => ConfigError::new(variable, "expected a positive integer"),
     }
 }
 
@@ -433,7 +456,7 @@ fn seconds(raw: &str, variable: &'static str) -> Result<u64, ConfigError> {
 fn non_zero(raw: &str, variable: &'static str) -> Result<NonZeroUsize, ConfigError> {
     raw.trim()
         .parse::<NonZeroUsize>()
-        .map_err(|_| ConfigError::new(variable, "expected a positive integer"))
+        .map_err(|e| not_a_positive_integer(variable, &e, usize::MAX))
 }
 
 /// `VIGIL_WS_REPLAY_MAX_KIB` in bytes; at most 1 GiB (each resuming session may hold that
@@ -698,6 +721,38 @@ mod tests {
                 "{bad}: {error:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_number_too_large_to_hold_says_the_largest_allowed_and_a_blank_secret_is_refused() {
+        let serve = |tweak: &dyn Fn(&mut crate::cli::ServeArgs)| {
+            let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
+            args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+            tweak(&mut args);
+            Config::from_args(&args, None).err().map(|e| e.to_string())
+        };
+        assert_eq!(
+            serve(&|a| a.rate_limit = "99999999999".to_owned()).as_deref(),
+            Some("VIGIL_RATE_LIMIT: expected a positive integer, at most 4294967295")
+        );
+        assert_eq!(
+            serve(&|a| a.rate_limit = "-5".to_owned()).as_deref(),
+            Some("VIGIL_RATE_LIMIT: expected a positive integer")
+        );
+        assert_eq!(
+            positive("99999999999999999999999", "VIGIL_CLIENT_QUEUE")
+                .err()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("VIGIL_CLIENT_QUEUE: expected a positive integer, at most 18446744073709551615")
+        );
+        let blank = serve(&|a| a.jwt.jwt_secret = Some(" ".repeat(40)));
+        assert!(
+            blank.as_deref().is_some_and(
+                |e| e.starts_with("VIGIL_JWT_SECRET: expected a secret, not only whitespace")
+            ),
+            "{blank:?}"
+        );
     }
 
     #[test]

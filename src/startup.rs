@@ -32,14 +32,14 @@ const LISTEN_BACKLOG: u32 = 4096;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// The database could not be reached or opened.
-    #[error("database: {0}")]
+    /// The database opened but could not be prepared (read-only, full, not Vigil's).
+    #[error("DATABASE_URL: cannot use the database: {0}")]
     Database(String),
     /// The database named by `DATABASE_URL` cannot be opened at all.
     #[error("DATABASE_URL: cannot open the database: {0}")]
     Connect(String),
     /// Migrations failed.
-    #[error("migrations: {0}")]
+    #[error("DATABASE_URL: cannot migrate the database: {0}")]
     Migrations(String),
     /// The JWT key did not load.
     #[error("JWT key: {0}")]
