@@ -32,6 +32,29 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
+/// A key that did not load, with what would: jsonwebtoken says only `InvalidKeyFormat`,
+/// and OpenSSL's usual EC key (`BEGIN EC PRIVATE KEY`, SEC1) is not the PKCS#8 it reads.
+fn key_error(
+    algorithm: jsonwebtoken::Algorithm,
+    pem: &[u8],
+    error: &jsonwebtoken::errors::Error,
+) -> TokenError {
+    let text = String::from_utf8_lossy(pem);
+    let hint = if text.contains("BEGIN EC PRIVATE KEY") {
+        "this EC key is in SEC1 form; convert it to PKCS#8 with \
+         `openssl pkcs8 -topk8 -nocrypt -in key.pem -out key.pkcs8.pem`"
+    } else if !text.contains("-----BEGIN ") {
+        "expected a PEM file (-----BEGIN …-----)"
+    } else if algorithm == jsonwebtoken::Algorithm::ES256 {
+        "ES256 needs a P-256 key in PEM: a PKCS#8 private key (BEGIN PRIVATE KEY) or its public key (BEGIN PUBLIC KEY)"
+    } else {
+        "RS256 needs an RSA key in PEM: PKCS#1 or PKCS#8 private key, or its public key"
+    };
+    TokenError::Key(format!(
+        "{error} ({hint}; docs/deployment.md shows how to make a key pair)"
+    ))
+}
+
 impl Verifier {
     /// Builds a verifier; fails if the key does not parse.
     pub fn new(config: &JwtConfig) -> Result<Self, TokenError> {
@@ -41,7 +64,7 @@ impl Verifier {
                 jsonwebtoken::Algorithm::ES256 => DecodingKey::from_ec_pem(pem),
                 _ => DecodingKey::from_rsa_pem(pem),
             }
-            .map_err(|e| TokenError::Key(e.to_string()))?,
+            .map_err(|e| key_error(config.algorithm, pem, &e))?,
         };
         let mut validation = Validation::new(config.algorithm);
         validation.leeway = 0;
@@ -135,7 +158,7 @@ impl Signer {
             jsonwebtoken::Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
             _ => EncodingKey::from_rsa_pem(pem),
         }
-        .map_err(|e| TokenError::Key(e.to_string()))?;
+        .map_err(|e| key_error(algorithm, pem, &e))?;
         Ok(Self {
             key,
             header: Header::new(algorithm),
@@ -151,6 +174,25 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The header of an EC key as `openssl ecparam -genkey` writes it (SEC1), which
+    /// jsonwebtoken cannot read (checked by hand with a real one): the error must say how
+    /// to convert it. No key material is kept in the code.
+    const SEC1_KEY: &str =
+        "-----BEGIN EC PRIVATE KEY-----\nbm90IGEga2V5\n-----END EC PRIVATE KEY-----\n";
+
+    #[test]
+    fn an_ec_key_in_sec1_form_is_refused_with_the_command_that_converts_it() {
+        let refused = Signer::from_private_pem(jsonwebtoken::Algorithm::ES256, SEC1_KEY.as_bytes());
+        let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("SEC1") && message.contains("openssl pkcs8 -topk8 -nocrypt"),
+            "{message}"
+        );
+        let not_pem = Signer::from_private_pem(jsonwebtoken::Algorithm::RS256, b"hello");
+        let message = not_pem.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("expected a PEM file"), "{message}");
+    }
     use crate::auth::claims::Audience;
     use crate::config::Secret;
 
