@@ -337,7 +337,9 @@ pub fn jwt_config(args: &JwtArgs, dev_secret: Option<&str>) -> Result<JwtConfig,
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
                 "VIGIL_JWT_SECRET",
-                "set either VIGIL_JWT_SECRET or VIGIL_JWT_PUBLIC_KEY_FILE, not both",
+                "set either VIGIL_JWT_SECRET (--jwt-secret) or VIGIL_JWT_PUBLIC_KEY_FILE \
+                 (--jwt-public-key-file), not both; unset the environment variable of the one \
+                 you do not use",
             ));
         }
         (Some(secret), None) => {
