@@ -109,11 +109,21 @@ pub async fn stream_alerts(
         _guard: guard,
     };
     let body = stream::unfold(state_machine, next_chunk);
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(body))
+        .streaming(body);
+    if req.version() == actix_web::http::Version::HTTP_10 {
+        // HTTP/1.0 has no chunked encoding (RFC 9112 §7.1): a 1.0 client (or a proxy
+        // that speaks 1.0 to its backends) would read the chunk sizes as events. The
+        // stream is sent as it is and ends with the connection.
+        response.head_mut().no_chunking(true);
+        response
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    Ok(response)
 }
 
 async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Error>, StreamState)> {

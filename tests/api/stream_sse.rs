@@ -556,3 +556,58 @@ async fn an_alert_at_every_size_limit_reaches_sse_and_websocket_subscribers_whol
         "WebSocket: then the next"
     );
 }
+
+/// HTTP/1.0 has no chunked encoding: a 1.0 client (or a proxy speaking 1.0 to its
+/// backends, nginx's default) would read chunk sizes as part of the events. The stream
+/// goes out as it is, without `Transfer-Encoding`, and ends with the connection.
+#[actix_web::test]
+async fn an_http_1_0_client_gets_the_stream_without_chunked_encoding() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET /api/v1/alerts/stream?patient_id=123 HTTP/1.0\r\nAuthorization: Bearer {}\r\n\r\n",
+        admin()
+    );
+    socket.write_all(request.as_bytes()).await.expect("send");
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut raised = None;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if raised.is_none() && text.contains("event: connected") {
+            raised = Some(app.raise("123", "high").await);
+        }
+        if text.contains("event: alert\n") && text.ends_with("\n\n") {
+            break;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let n = tokio::time::timeout(left, socket.read(&mut buf))
+            .await
+            .expect("the stream within the wait")
+            .expect("read");
+        assert!(n > 0, "closed early: {text}");
+        received.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&received).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding"),
+        "{head}"
+    );
+    assert!(
+        body.starts_with("retry: 3000\n\nevent: connected\n"),
+        "{body}"
+    );
+    let alert = raised.expect("raised");
+    let id = alert["id"].as_str().expect("id");
+    assert!(
+        body.contains(&format!("id: {}\nevent: alert\ndata: {{", alert["seq"]))
+            && body.contains(id),
+        "the alert as a plain event: {body}"
+    );
+}
