@@ -36,7 +36,7 @@ pub enum Command {
     /// Run the HTTP/SSE/WebSocket server (the default).
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
-    Migrate(DatabaseArgs),
+    Migrate(MigrateArgs),
     /// Mint a JWT for development and tests; prints it on stdout.
     Token(TokenArgs),
     /// Terminal client: stream alerts and optionally acknowledge them.
@@ -61,6 +61,20 @@ pub struct DatabaseArgs {
     /// started over (and the file cut back to this size).
     #[arg(long, env = "VIGIL_SQLITE_WAL_LIMIT_MB", default_value = "64")]
     pub sqlite_wal_limit_mb: String,
+}
+
+/// `vigil migrate`: the schema, and the one repair a restored backup needs.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// After restoring a backup, with every instance stopped: move the event log's head
+    /// this many ids on, past every id issued since the backup (screens resume from
+    /// those ids; reissued, they would skip the alerts that reuse them). Generous is
+    /// fine: ids are 64-bit. docs/deployment.md, "Restoring a backup".
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub skip_ids: Option<u32>,
 }
 
 /// How tokens are verified (and, for `token`, signed).

@@ -58,9 +58,9 @@ fn print_line(text: &str) {
     println!("{text}");
 }
 
-async fn migrate(args: vigil::cli::DatabaseArgs) -> Result<(), String> {
-    let config = vigil::config::database_config(&args).map_err(|e| e.to_string())?;
-    let (_, applied) = vigil::startup::open_database(&config)
+async fn migrate(args: vigil::cli::MigrateArgs) -> Result<(), String> {
+    let config = vigil::config::database_config(&args.database).map_err(|e| e.to_string())?;
+    let (pool, applied) = vigil::startup::open_database(&config)
         .await
         .map_err(|e| e.to_string())?;
     if applied.is_empty() {
@@ -68,6 +68,21 @@ async fn migrate(args: vigil::cli::DatabaseArgs) -> Result<(), String> {
     }
     for version in applied {
         print_line(&format!("applied {version}"));
+    }
+    if let Some(count) = args.skip_ids {
+        let (before, after) = actix_web::web::block(move || {
+            let mut conn = pool.get().map_err(|e| e.to_string())?;
+            let before = vigil::db::events::head(&mut conn).map_err(|e| e.to_string())?;
+            let after = vigil::db::events::skip_ids(&mut conn, i64::from(count))
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((before, after))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        print_line(&format!(
+            "event log head moved from {before} to {after}: the next event is {}",
+            after + 1
+        ));
     }
     Ok(())
 }

@@ -16,6 +16,17 @@ pub fn next_seq(conn: &mut AnyConnection) -> QueryResult<i64> {
     head(conn)
 }
 
+/// Moves the log's head `count` ids on without events, so that none of those ids is ever
+/// handed out: after a backup is restored, the ids issued since the backup must not be
+/// issued again (a screen resuming from one would skip the alerts reusing it). Returns
+/// the new head.
+pub fn skip_ids(conn: &mut AnyConnection, count: i64) -> QueryResult<i64> {
+    diesel::update(event_head::table.filter(event_head::id.eq(1)))
+        .set(event_head::seq.eq(event_head::seq + count))
+        .execute(conn)?;
+    head(conn)
+}
+
 /// The newest sequence number handed out (0 when the log is empty).
 pub fn head(conn: &mut AnyConnection) -> QueryResult<i64> {
     event_head::table

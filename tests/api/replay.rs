@@ -470,3 +470,52 @@ async fn a_websocket_client_that_stops_reading_is_cut_off_with_an_overflow_error
     );
     ws.closed(WAIT).await;
 }
+
+/// Threat: a restored backup rewinds the log, and the ids issued after the backup would
+/// be issued again — a screen resuming from one of them would skip every alert that
+/// reuses an id at or below its own. `vigil migrate --skip-ids N` (every instance
+/// stopped) moves the head past them: the next alert's id is above every old one, so
+/// the screen resumes and receives it.
+#[actix_web::test]
+async fn after_migrate_skip_ids_a_screen_resuming_from_an_id_of_the_lost_timeline_misses_nothing() {
+    let app = spawn_app().await;
+    app.raise("123", "low").await;
+    app.raise("123", "low").await;
+    let database_url = app.database_url.clone();
+    app.stopper.stop(true).await;
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "migrate",
+            "--database-url",
+            &database_url,
+            "--skip-ids",
+            "100",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run vigil migrate");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("event log head moved from 2 to 102: the next event is 103"),
+        "{stdout}"
+    );
+
+    let app = spawn_app_on(&database_url, |_| {}).await;
+    // A screen that had seen id 50 of the timeline the restore lost.
+    let mut screen = SseClient::open(&app, &admin(), "patient_id=123", Some("50")).await;
+    screen.connected().await;
+    let alert = app.raise("123", "critical").await;
+    assert_eq!(alert["seq"], 103);
+    let event = screen.next_alert_event().await;
+    assert_eq!(seq_of(&event), 103, "{event:?}");
+    assert_eq!(data(&event)["id"], alert["id"]);
+    let list = app.get_ok("/api/v1/alerts?after=2", &admin()).await;
+    assert_eq!(list["alerts"].as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list["last_seq"], 103);
+}
