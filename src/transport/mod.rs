@@ -51,8 +51,9 @@ pub fn last_event_id(req: &HttpRequest, params: &StreamParams) -> Option<String>
     req.headers()
         .get("Last-Event-ID")
         .map(|v| {
+            // A field value's surrounding whitespace is not part of it (RFC 9110 §5.5).
             v.to_str()
-                .map(str::to_owned)
+                .map(|s| s.trim_matches([' ', '\t']).to_owned())
                 .unwrap_or_else(|_| "invalid".to_owned())
         })
         .or_else(|| params.last_event_id.clone())

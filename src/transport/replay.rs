@@ -20,7 +20,9 @@ pub enum Resume {
 
 /// Decides how to treat a `Last-Event-ID` given the log's head and oldest held id.
 pub fn decide(last_event_id: Option<&str>, log_head: i64, oldest: Option<i64>) -> Resume {
-    let Some(raw) = last_event_id.map(str::trim) else {
+    // Not trimmed: " 28 " is not a decimal integer (an HTTP header's surrounding
+    // whitespace is not part of its value and never reaches here).
+    let Some(raw) = last_event_id else {
         return Resume::Live;
     };
     if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
@@ -56,7 +58,7 @@ mod tests {
     #[test]
     #[allow(clippy::type_complexity)] // a table of cases reads best inline
     fn resume_edge_cases() {
-        let cases: [(Option<&str>, i64, Option<i64>, bool, &str); 9] = [
+        let cases: [(Option<&str>, i64, Option<i64>, bool, &str); 11] = [
             (None, 10, Some(1), false, "no id: live"),
             (Some("5"), 10, Some(1), true, "an id in range replays"),
             (Some("0"), 10, Some(1), true, "0 means from the beginning"),
@@ -72,6 +74,8 @@ mod tests {
             (Some("-1"), 10, Some(1), false, "negative"),
             (Some("99999999999999999999"), 10, Some(1), false, "overflow"),
             (Some("3"), 10, Some(8), false, "older than retained"),
+            (Some(" 5 "), 10, Some(1), false, "spaces around a number"),
+            (Some("\t5"), 10, Some(1), false, "a tab before a number"),
         ];
         for (id, head, oldest, replays, why) in cases {
             let decision = decide(id, head, oldest);

@@ -197,6 +197,10 @@ async fn a_last_event_id_that_is_not_a_number_or_is_ahead_of_the_log_gets_reset_
         head = live["seq"].as_i64().expect("seq");
         sse.close();
     }
+    // The query form is the client's own text: spaces around the number are not a number.
+    let mut sse = nurse_stream(&app, None, "last_event_id=%201%20").await;
+    let reset = sse.until(WAIT, |e| e.event != "heartbeat").await;
+    assert_eq!(reset.event, "reset", "{reset:?}");
 }
 
 /// Deterministic "random-ish" numbers (no extra crate, reproducible failures).

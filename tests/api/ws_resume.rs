@@ -138,6 +138,8 @@ async fn a_last_event_id_that_is_not_a_number_or_is_ahead_of_the_log_gets_a_rese
         ("-1", "negative"),
         ("", "empty"),
         ("999999", "ahead of the head"),
+        ("%201%20", "spaces around a number"),
+        ("%091", "a tab before a number"),
     ] {
         let mut ws = nurse_session(&app, &format!("last_event_id={bad}")).await;
         let reset = ws.next_json(WAIT).await.expect("session open");
