@@ -199,7 +199,7 @@ impl Config {
         config.bind = parse_bind(&args.bind)?;
         config.heartbeat =
             Duration::from_secs(seconds(&args.heartbeat_secs, "VIGIL_HEARTBEAT_SECS")?);
-        config.client_queue = non_zero(&args.client_queue, "VIGIL_CLIENT_QUEUE")?;
+        config.client_queue = non_zero(&args.client_queue, "VIGIL_CLIENT_QUEUE", MAX_QUEUE)?;
         config.ws_replay_max_bytes = ws_replay_bytes(&args.ws_replay_max_kib)?;
         config.redis_url = match args.redis_url.as_deref().map(str::trim) {
             None | Some("") => None,
@@ -230,17 +230,21 @@ impl Config {
             ));
         }
         config.cors_origins = parse_origins(&args.cors_origins)?;
-        config.max_streams_per_user =
-            non_zero(&args.max_streams_per_user, "VIGIL_MAX_STREAMS_PER_USER")?.get();
+        config.max_streams_per_user = non_zero(
+            &args.max_streams_per_user,
+            "VIGIL_MAX_STREAMS_PER_USER",
+            MAX_COUNT,
+        )?
+        .get();
         config.max_connections = match args.max_connections.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(raw) => Some(non_zero(raw, "VIGIL_MAX_CONNECTIONS")?.get()),
+            Some(raw) => Some(non_zero(raw, "VIGIL_MAX_CONNECTIONS", MAX_COUNT)?.get()),
         };
         config.rate_limit = args
             .rate_limit
             .trim()
             .parse()
-            .map_err(|e| not_a_positive_integer("VIGIL_RATE_LIMIT", &e, u32::MAX))?;
+            .map_err(|e| not_a_positive_integer("VIGIL_RATE_LIMIT", &e, u32::MAX, ""))?;
         config.request_timeout = Duration::from_secs(seconds(
             &args.request_timeout_secs,
             "VIGIL_REQUEST_TIMEOUT_SECS",
@@ -290,15 +294,18 @@ pub fn database_config(args: &DatabaseArgs) -> Result<DatabaseConfig, ConfigErro
             ));
         }
     };
-    let pool_size = non_zero(&args.db_pool_size, "VIGIL_DB_POOL_SIZE")?.get();
+    let pool_size = at_most(&args.db_pool_size, "VIGIL_DB_POOL_SIZE", MAX_POOL, "")?;
     let pool_size = u32::try_from(pool_size)
-        .map_err(|_| ConfigError::new("VIGIL_DB_POOL_SIZE", "too large"))?;
-    let wal_limit_mb = non_zero(&args.sqlite_wal_limit_mb, "VIGIL_SQLITE_WAL_LIMIT_MB")?.get();
-    let wal_limit_bytes = u64::try_from(wal_limit_mb)
-        .ok()
-        .and_then(|mb| mb.checked_mul(1024 * 1024))
-        .filter(|bytes| i64::try_from(*bytes).is_ok())
-        .ok_or_else(|| ConfigError::new("VIGIL_SQLITE_WAL_LIMIT_MB", "too large"))?;
+        .map_err(|_| ConfigError::new("VIGIL_DB_POOL_SIZE", format!("at most {MAX_POOL}")))?;
+    // SQLite takes the limit as a signed 64-bit byte count.
+    const MAX_WAL_MB: u64 = (i64::MAX as u64) / (1024 * 1024);
+    let wal_limit_mb = at_most(
+        &args.sqlite_wal_limit_mb,
+        "VIGIL_SQLITE_WAL_LIMIT_MB",
+        MAX_WAL_MB,
+        " MiB",
+    )?;
+    let wal_limit_bytes = wal_limit_mb * 1024 * 1024;
     Ok(DatabaseConfig {
         url: url.to_owned(),
         sqlite_sync,
@@ -416,26 +423,30 @@ fn parse_bind(raw: &str) -> Result<String, ConfigError> {
     }
 }
 
-fn positive(raw: &str, variable: &'static str) -> Result<u64, ConfigError> {
+/// A positive integer up to `max` (`unit` follows the number in the message). Beyond it,
+/// whether it still fits in 64 bits or not, the message names the limit: "expected a
+/// positive integer" for a number too large to hold misled.
+fn at_most(raw: &str, variable: &'static str, max: u64, unit: &str) -> Result<u64, ConfigError> {
     match raw.trim().parse::<u64>() {
+        Ok(n) if n > max => Err(ConfigError::new(variable, format!("at most {max}{unit}"))),
         Ok(n) if n > 0 => Ok(n),
         Ok(_) => Err(ConfigError::new(variable, "expected a positive integer")),
-        Err(e) => Err(not_a_positive_integer(variable, &e, u64::MAX)),
+        Err(e) => Err(not_a_positive_integer(variable, &e, max, unit)),
     }
 }
 
-/// "expected a positive integer", naming the largest one when the value was a positive
-/// integer too large to hold (saying only "expected a positive integer" then misleads).
+/// "expected a positive integer", or the limit when the value was a positive integer too
+/// large to hold.
 fn not_a_positive_integer(
     variable: &'static str,
     error: &std::num::ParseIntError,
     max: impl std::fmt::Display,
+    unit: &str,
 ) -> ConfigError {
     match error.kind() {
-        std::num::IntErrorKind::PosOverflow => ConfigError::new(
-            variable,
-            format!("expected a positive integer, at most {max}"),
-        ),
+        std::num::IntErrorKind::PosOverflow => {
+            ConfigError::new(variable, format!("at most {max}{unit}"))
+        }
         _ => ConfigError::new(variable, "expected a positive integer"),
     }
 }
@@ -443,32 +454,35 @@ fn not_a_positive_integer(
 /// The longest period or timeout a setting may name: beyond a day, a heartbeat or a
 /// ping no longer does its job, and far beyond it the clock arithmetic overflows.
 const MAX_SECONDS: u64 = 86_400;
+/// Largest client queue: tokio's channels hold at most about 2^61 permits (more panics
+/// at the first stream), and a million events per client is far beyond any use.
+const MAX_QUEUE: u64 = 1_000_000;
+/// Largest stream count a limit may name.
+const MAX_COUNT: u64 = 100_000_000;
+/// Largest database pool (each connection is a server process on PostgreSQL).
+const MAX_POOL: u64 = 10_000;
 
 fn seconds(raw: &str, variable: &'static str) -> Result<u64, ConfigError> {
-    let n = positive(raw, variable)?;
-    if n > MAX_SECONDS {
-        return Err(ConfigError::new(
-            variable,
-            format!("at most {MAX_SECONDS} seconds (one day)"),
-        ));
-    }
-    Ok(n)
+    at_most(raw, variable, MAX_SECONDS, " seconds (one day)")
 }
 
-fn non_zero(raw: &str, variable: &'static str) -> Result<NonZeroUsize, ConfigError> {
-    raw.trim()
-        .parse::<NonZeroUsize>()
-        .map_err(|e| not_a_positive_integer(variable, &e, usize::MAX))
+fn non_zero(raw: &str, variable: &'static str, max: u64) -> Result<NonZeroUsize, ConfigError> {
+    let n = at_most(raw, variable, max, "")?;
+    usize::try_from(n)
+        .ok()
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| ConfigError::new(variable, format!("at most {max}")))
 }
 
 /// `VIGIL_WS_REPLAY_MAX_KIB` in bytes; at most 1 GiB (each resuming session may hold that
 /// much until its dashboard reads it).
 fn ws_replay_bytes(raw: &str) -> Result<NonZeroUsize, ConfigError> {
     const VARIABLE: &str = "VIGIL_WS_REPLAY_MAX_KIB";
-    let kib = non_zero(raw, VARIABLE)?;
-    if kib.get() > 1024 * 1024 {
-        return Err(ConfigError::new(VARIABLE, "at most 1048576 (1 GiB)"));
-    }
+    let kib = at_most(raw, VARIABLE, 1024 * 1024, " (1 GiB)")?;
+    let kib = usize::try_from(kib)
+        .ok()
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| ConfigError::new(VARIABLE, "at most 1048576 (1 GiB)"))?;
     // At most 2^30 after the check above: no overflow, even on 32-bit targets.
     Ok(kib.saturating_mul(NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN)))
 }
@@ -597,7 +611,7 @@ mod tests {
         );
         assert_eq!(
             error("99999999999999").as_deref(),
-            Some("VIGIL_SQLITE_WAL_LIMIT_MB: too large"),
+            Some("VIGIL_SQLITE_WAL_LIMIT_MB: at most 8796093022207 MiB"),
             "SQLite takes the limit as a signed 64-bit byte count"
         );
     }
@@ -735,18 +749,23 @@ mod tests {
         };
         assert_eq!(
             serve(&|a| a.rate_limit = "99999999999".to_owned()).as_deref(),
-            Some("VIGIL_RATE_LIMIT: expected a positive integer, at most 4294967295")
+            Some("VIGIL_RATE_LIMIT: at most 4294967295")
         );
         assert_eq!(
             serve(&|a| a.rate_limit = "-5".to_owned()).as_deref(),
             Some("VIGIL_RATE_LIMIT: expected a positive integer")
         );
+        for queue in ["1000001", "18446744073709551615", "99999999999999999999999"] {
+            assert_eq!(
+                serve(&|a| a.client_queue = queue.to_owned()).as_deref(),
+                Some("VIGIL_CLIENT_QUEUE: at most 1000000"),
+                "{queue}: more panics in tokio at the first stream"
+            );
+        }
         assert_eq!(
-            positive("99999999999999999999999", "VIGIL_CLIENT_QUEUE")
-                .err()
-                .map(|e| e.to_string())
-                .as_deref(),
-            Some("VIGIL_CLIENT_QUEUE: expected a positive integer, at most 18446744073709551615")
+            serve(&|a| a.heartbeat_secs = "99999999999999999999999".to_owned()).as_deref(),
+            Some("VIGIL_HEARTBEAT_SECS: at most 86400 seconds (one day)"),
+            "the setting's own limit, not the parser's"
         );
         let blank = serve(&|a| a.jwt.jwt_secret = Some(" ".repeat(40)));
         assert!(
@@ -759,7 +778,7 @@ mod tests {
 
     #[test]
     fn bad_numbers_name_their_variable() {
-        let e = positive("0", "VIGIL_HEARTBEAT_SECS")
+        let e = seconds("0", "VIGIL_HEARTBEAT_SECS")
             .err()
             .map(|e| e.to_string());
         assert_eq!(
