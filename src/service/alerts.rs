@@ -170,6 +170,30 @@ pub async fn raise_alert(
     }
 }
 
+/// JSON equality as a producer means it: objects by key whatever their order, numbers by
+/// value (`1`, `1.0` and `1e0` are one number; serde_json's `==` tells them apart).
+fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => match (x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y)) => x == y,
+                _ => x.as_f64().zip(y.as_f64()).is_some_and(|(x, y)| x == y),
+            },
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 /// What one `raise_alert` transaction came to.
 enum Raised {
     /// A new alert, stored.
@@ -191,7 +215,7 @@ fn same_request(row: &AlertRow, new: &NewAlert) -> bool {
         serde_json::from_str::<serde_json::Value>(&row.data),
         serde_json::from_str::<serde_json::Value>(&new.data),
     ) {
-        (Ok(stored), Ok(asked)) => stored == asked,
+        (Ok(stored), Ok(asked)) => same_json(&stored, &asked),
         _ => row.data == new.data,
     };
     row.patient_id == new.patient_id.as_str()
