@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use super::models::{EventRow, NewEventRow};
 use super::pool::AnyConnection;
-use super::schema::{event_head, events};
+use super::schema::{event_head, events, skipped_ids};
 
 /// Allocates the next sequence number. Call it first in a write transaction: the row
 /// update takes the database's write lock (SQLite) or the row lock (PostgreSQL) until
@@ -21,10 +21,28 @@ pub fn next_seq(conn: &mut AnyConnection) -> QueryResult<i64> {
 /// issued again (a screen resuming from one would skip the alerts reusing it). Returns
 /// the new head.
 pub fn skip_ids(conn: &mut AnyConnection, count: i64) -> QueryResult<i64> {
-    diesel::update(event_head::table.filter(event_head::id.eq(1)))
-        .set(event_head::seq.eq(event_head::seq + count))
-        .execute(conn)?;
-    head(conn)
+    conn.transaction(|c| {
+        let before = head(c)?;
+        diesel::update(event_head::table.filter(event_head::id.eq(1)))
+            .set(event_head::seq.eq(event_head::seq + count))
+            .execute(c)?;
+        let after = head(c)?;
+        diesel::insert_into(skipped_ids::table)
+            .values((
+                skipped_ids::after_seq.eq(before),
+                skipped_ids::upto_seq.eq(after),
+                skipped_ids::created_at.eq(crate::domain::now_millis()),
+            ))
+            .execute(c)?;
+        Ok(after)
+    })
+}
+
+/// The ranges `(after, upto]` of ids skipped with [`skip_ids`]: never issued here.
+pub fn skipped(conn: &mut AnyConnection) -> QueryResult<Vec<(i64, i64)>> {
+    skipped_ids::table
+        .select((skipped_ids::after_seq, skipped_ids::upto_seq))
+        .load(conn)
 }
 
 /// The newest sequence number handed out (0 when the log is empty).

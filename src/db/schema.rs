@@ -76,12 +76,21 @@ diesel::allow_tables_to_appear_in_same_query!(
     acknowledgments,
     care_team,
     idempotency_keys,
-    deployment
+    deployment,
+    skipped_ids
 );
 
 diesel::table! {
     deployment (id) {
         id -> Integer,
         deployment_id -> Text,
+    }
+}
+
+diesel::table! {
+    skipped_ids (after_seq) {
+        after_seq -> BigInt,
+        upto_seq -> BigInt,
+        created_at -> BigInt,
     }
 }

@@ -133,7 +133,7 @@ impl Subscription {
         if last_event_id.is_some() {
             metrics.resumes.inc();
         }
-        match replay::decide(last_event_id, self.log_head, self.oldest) {
+        match replay::decide(last_event_id, self.log_head, self.oldest, &self.skipped) {
             replay::Resume::Live => {}
             replay::Resume::Replay { after } => {
                 // Live events up to `after` were already seen (also when `after` is past
@@ -167,6 +167,8 @@ pub struct Subscription {
     pub log_head: i64,
     /// Oldest event still held.
     pub oldest: Option<i64>,
+    /// Ids the log skipped, never issued (`vigil migrate --skip-ids`; read when resuming).
+    pub skipped: Vec<(i64, i64)>,
 }
 
 /// Authenticates, checks role and scope, and registers with the manager. `resuming`
@@ -192,17 +194,22 @@ pub async fn open_subscription(
     let allowed_at = std::time::Instant::now();
     // The log's bounds matter only to a resume; the scope needs the database only for
     // care-team roles. Everyone else opens without a database round trip.
-    let (allowed, log_head, oldest): (Allowed, i64, Option<i64>) =
+    let (allowed, log_head, oldest, skipped): (Allowed, i64, Option<i64>, Vec<(i64, i64)>) =
         match (resuming, allowed_by_token(&principal)) {
-            (false, Some(allowed)) => (allowed, 0, None),
+            (false, Some(allowed)) => (allowed, 0, None, Vec::new()),
             _ => {
                 let who = principal.clone();
                 db::run(&state.pool, move |c| {
                     let allowed = allowed_in(c, &who)?;
                     if resuming {
-                        Ok((allowed, events::head(c)?, events::oldest(c)?))
+                        Ok((
+                            allowed,
+                            events::head(c)?,
+                            events::oldest(c)?,
+                            events::skipped(c)?,
+                        ))
                     } else {
-                        Ok((allowed, 0, None))
+                        Ok((allowed, 0, None, Vec::new()))
                     }
                 })
                 .await?
@@ -238,6 +245,7 @@ pub async fn open_subscription(
         rx,
         log_head,
         oldest,
+        skipped,
     })
 }
 

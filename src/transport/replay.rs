@@ -18,8 +18,16 @@ pub enum Resume {
     },
 }
 
-/// Decides how to treat a `Last-Event-ID` given the log's head and oldest held id.
-pub fn decide(last_event_id: Option<&str>, log_head: i64, oldest: Option<i64>) -> Resume {
+/// Decides how to treat a `Last-Event-ID` given the log's head, its oldest held id and
+/// the ranges `(after, upto]` of ids it skipped (`vigil migrate --skip-ids`). A skipped id
+/// below `upto` was never issued here (a `reset`); `upto` itself was the head the skip
+/// left, which resets and list envelopes hand out as a resume point, so it replays.
+pub fn decide(
+    last_event_id: Option<&str>,
+    log_head: i64,
+    oldest: Option<i64>,
+    skipped: &[(i64, i64)],
+) -> Resume {
     // Not trimmed: " 28 " is not a decimal integer (an HTTP header's surrounding
     // whitespace is not part of its value and never reaches here).
     let Some(raw) = last_event_id else {
@@ -40,6 +48,14 @@ pub fn decide(last_event_id: Option<&str>, log_head: i64, oldest: Option<i64>) -
             reason: "Last-Event-ID is ahead of this server's event log",
         };
     }
+    if skipped
+        .iter()
+        .any(|&(from, upto)| from < after && after < upto)
+    {
+        return Resume::Reset {
+            reason: "Last-Event-ID was never issued by this event log (ids skipped after a restore)",
+        };
+    }
     if let Some(oldest) = oldest
         && after != 0
         && after < oldest - 1
@@ -58,7 +74,7 @@ mod tests {
     #[test]
     #[allow(clippy::type_complexity)] // a table of cases reads best inline
     fn resume_edge_cases() {
-        let cases: [(Option<&str>, i64, Option<i64>, bool, &str); 11] = [
+        let cases: [(Option<&str>, i64, Option<i64>, bool, &str); 15] = [
             (None, 10, Some(1), false, "no id: live"),
             (Some("5"), 10, Some(1), true, "an id in range replays"),
             (Some("0"), 10, Some(1), true, "0 means from the beginning"),
@@ -76,9 +92,24 @@ mod tests {
             (Some("3"), 10, Some(8), false, "older than retained"),
             (Some(" 5 "), 10, Some(1), false, "spaces around a number"),
             (Some("\t5"), 10, Some(1), false, "a tab before a number"),
+            (Some("4"), 300, Some(1), true, "before the skipped ids"),
+            (Some("5"), 300, Some(1), false, "the first skipped id"),
+            (Some("103"), 300, Some(1), false, "the last id never issued"),
+            (
+                Some("104"),
+                300,
+                Some(1),
+                true,
+                "the head the skip left is a resume point",
+            ),
         ];
         for (id, head, oldest, replays, why) in cases {
-            let decision = decide(id, head, oldest);
+            let skipped = if head == 300 {
+                vec![(4, 104)]
+            } else {
+                Vec::new()
+            };
+            let decision = decide(id, head, oldest, &skipped);
             let is_replay = matches!(decision, Resume::Replay { .. });
             let is_live = decision == Resume::Live;
             assert_eq!(is_replay, replays, "{why}: {decision:?}");

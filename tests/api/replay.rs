@@ -478,10 +478,10 @@ async fn a_websocket_client_that_stops_reading_is_cut_off_with_an_overflow_error
 /// Threat: a restored backup rewinds the log, and the ids issued after the backup would
 /// be issued again — a screen resuming from one of them would skip every alert that
 /// reuses an id at or below its own. `vigil migrate --skip-ids N` (every instance
-/// stopped) moves the head past them: the next alert's id is above every old one, so
-/// the screen resumes and receives it.
+/// stopped) moves the head past them: the next alert's id is above every old one, and a
+/// screen holding one of the skipped ids is told to reload (it shows lost alerts).
 #[actix_web::test]
-async fn after_migrate_skip_ids_a_screen_resuming_from_an_id_of_the_lost_timeline_misses_nothing() {
+async fn after_migrate_skip_ids_a_screen_of_the_lost_timeline_is_reset_and_misses_nothing() {
     let app = spawn_app().await;
     app.raise("123", "low").await;
     app.raise("123", "low").await;
@@ -511,14 +511,29 @@ async fn after_migrate_skip_ids_a_screen_resuming_from_an_id_of_the_lost_timelin
     );
 
     let app = spawn_app_on(&database_url, |_| {}).await;
-    // A screen that had seen id 50 of the timeline the restore lost.
-    let mut screen = SseClient::open(&app, &admin(), "patient_id=123", Some("50")).await;
-    screen.connected().await;
+    // A screen that had seen id 50 of the timeline the restore lost: it shows alerts that
+    // no longer exist, so it is told to reload (`reset`), then goes live.
+    let mut lost = SseClient::open(&app, &admin(), "patient_id=123", Some("50")).await;
+    lost.connected().await;
+    let reset = lost.until(WAIT, |e| e.event != "heartbeat").await;
+    assert_eq!(reset.event, "reset", "{reset:?}");
+    assert!(
+        data(&reset)["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("never issued")),
+        "{reset:?}"
+    );
+    assert_eq!(reset.id, "102", "the head the skip left");
+    // A screen of the restored timeline resumes as usual.
+    let mut kept = SseClient::open(&app, &admin(), "patient_id=123", Some("2")).await;
+    kept.connected().await;
     let alert = app.raise("123", "critical").await;
     assert_eq!(alert["seq"], 103);
-    let event = screen.next_alert_event().await;
-    assert_eq!(seq_of(&event), 103, "{event:?}");
-    assert_eq!(data(&event)["id"], alert["id"]);
+    for screen in [&mut lost, &mut kept] {
+        let event = screen.next_alert_event().await;
+        assert_eq!(seq_of(&event), 103, "{event:?}");
+        assert_eq!(data(&event)["id"], alert["id"]);
+    }
     let list = app.get_ok("/api/v1/alerts?after=2", &admin()).await;
     assert_eq!(list["alerts"].as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list["last_seq"], 103);
