@@ -233,8 +233,8 @@ fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
                     .unwrap_or_default()
             };
             println!(
-                "care team changed: patients now {} (added {}; removed {}); \
-                 `vigil watch` shows the added patients' alerts from now on",
+                "care team changed: patients now {} (added {}; removed {}); new alerts of \
+                 the added patients follow, earlier ones: GET /api/v1/alerts?patient_id=…",
                 list("patients"),
                 list("added"),
                 list("removed")

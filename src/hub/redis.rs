@@ -27,7 +27,16 @@ pub fn channel(deployment_id: &str) -> String {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum WireMessage {
     Event(StoredEvent),
-    CareTeam(CareTeamChange),
+    CareTeam {
+        #[serde(flatten)]
+        change: CareTeamChange,
+        /// The instance that made the change. Redis hands every message back to its
+        /// publisher too, and a care-team change, unlike an event, has no sequence number
+        /// to recognise a second copy by: an echo of "add P" arriving after the local
+        /// "remove P" would put P back on the stream. Absent from older instances.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<String>,
+    },
 }
 
 /// Publishes to Redis (through a queue drained by one task) and delivers locally.
@@ -35,6 +44,8 @@ pub struct RedisBroker {
     local: InProcessBroker,
     outbox: mpsc::UnboundedSender<String>,
     subscribed: Arc<AtomicBool>,
+    /// This instance, in its care-team messages (so that it ignores their echoes).
+    instance: String,
 }
 
 impl RedisBroker {
@@ -49,16 +60,19 @@ impl RedisBroker {
         let channel = channel(deployment_id);
         actix_web::rt::spawn(publisher(client.clone(), channel.clone(), inbox));
         let subscribed = Arc::new(AtomicBool::new(false));
+        let instance = uuid::Uuid::now_v7().to_string();
         actix_web::rt::spawn(subscriber(
             client,
             channel,
             manager.clone(),
             Arc::clone(&subscribed),
+            instance.clone(),
         ));
         Ok(Self {
             local: InProcessBroker::new(manager),
             outbox,
             subscribed,
+            instance,
         })
     }
 
@@ -83,7 +97,10 @@ impl Broker for RedisBroker {
     }
 
     fn publish_care_team(&self, change: CareTeamChange) {
-        self.send(&WireMessage::CareTeam(change.clone()));
+        self.send(&WireMessage::CareTeam {
+            change: change.clone(),
+            origin: Some(self.instance.clone()),
+        });
         self.local.publish_care_team(change);
     }
 
@@ -131,6 +148,7 @@ async fn subscriber(
     channel: String,
     manager: Addr<AlertConnectionManager>,
     subscribed: Arc<AtomicBool>,
+    instance: String,
 ) {
     let mut backoff = Backoff::default();
     loop {
@@ -152,7 +170,9 @@ async fn subscriber(
                     #[allow(clippy::disallowed_methods)]
                     match serde_json::from_str::<WireMessage>(&text) {
                         Ok(WireMessage::Event(event)) => manager.do_send(Publish(event)),
-                        Ok(WireMessage::CareTeam(change)) => {
+                        Ok(WireMessage::CareTeam { origin, .. })
+                            if origin.as_deref() == Some(instance.as_str()) => {}
+                        Ok(WireMessage::CareTeam { change, .. }) => {
                             manager.do_send(CareTeamChanged(change))
                         }
                         Err(e) => log::warn!("ignoring malformed broker message: {e}"),
@@ -182,5 +202,39 @@ impl Backoff {
     }
     fn reset(&mut self) {
         self.attempt = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn care_team_messages_carry_their_origin_and_older_ones_without_it_still_parse() {
+        let change = CareTeamChange {
+            user_id: "alice".to_owned(),
+            patient_id: "p1".to_owned(),
+            assigned: true,
+        };
+        let text = serde_json::to_string(&WireMessage::CareTeam {
+            change,
+            origin: Some("instance-a".to_owned()),
+        })
+        .unwrap_or_default();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(
+            value,
+            serde_json::json!({"type": "care_team", "user_id": "alice", "patient_id": "p1",
+                               "assigned": true, "origin": "instance-a"})
+        );
+        // What instances before the origin field publish.
+        let older = r#"{"type":"care_team","user_id":"alice","patient_id":"p1","assigned":false}"#;
+        match serde_json::from_str::<WireMessage>(older) {
+            Ok(WireMessage::CareTeam { change, origin }) => {
+                assert_eq!((change.patient_id.as_str(), change.assigned), ("p1", false));
+                assert_eq!(origin, None);
+            }
+            other => panic!("an older care-team message: {other:?}"),
+        }
     }
 }

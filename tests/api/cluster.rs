@@ -305,3 +305,48 @@ async fn a_postgres_outage_answers_503_never_201_and_streams_recover() {
     assert_eq!(sse.next_alert_event().await.id, alert["seq"].to_string());
     assert_eq!(app.get("/readyz", "").await.status(), 200);
 }
+
+/// Redis hands every message back to its publisher as well. An event's copy is known by
+/// its sequence number; a care-team change has none, so the instance that made it must
+/// ignore its own. With Redis lagging (frozen while the changes are made), "add P, remove
+/// P" came back as "add P, remove P" once more, P back on the nurse's stream in between
+/// (and for good had the last echo been lost). Changes heard from another instance
+/// still apply.
+#[actix_web::test]
+async fn an_instance_ignores_the_redis_echo_of_its_own_care_team_changes() {
+    let redis = OwnRedis::start();
+    let a = spawn_app_with(|c| c.redis_url = Some(redis.url())).await;
+    let b = spawn_app_on(&a.database_url, |c| c.redis_url = Some(redis.url())).await;
+    for app in [&a, &b] {
+        broker_connected(app).await;
+    }
+    a.assign("anchor", "erin").await;
+    let mut sse = a.sse(&token("erin", "nurse", None), "").await;
+    sse.connected().await;
+    redis.freeze();
+    a.assign("p-echo", "erin").await;
+    a.unassign("p-echo", "erin").await;
+    let mut told = Vec::new();
+    let mut note = |event: &eventsource_stream::Event| {
+        let data: Value = serde_json::from_str(&event.data).expect("json");
+        told.push((data["added"].clone(), data["removed"].clone()));
+        data["added"] == json!(["sentinel"])
+    };
+    for _ in 0..2 {
+        note(&sse.until(WAIT, |e| e.event == "scope_changed").await);
+    }
+    redis.thaw();
+    // Made on B once Redis runs again, after A's changes reached it: B's reaches A
+    // after their echoes.
+    b.assign("sentinel", "erin").await;
+    while !note(&sse.until(WAIT, |e| e.event == "scope_changed").await) {}
+    assert_eq!(
+        told,
+        vec![
+            (json!(["p-echo"]), json!([])),
+            (json!([]), json!(["p-echo"])),
+            (json!(["sentinel"]), json!([])),
+        ],
+        "each change once, B's from Redis too"
+    );
+}

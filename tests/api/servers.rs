@@ -70,6 +70,26 @@ impl OwnRedis {
         wait_for_port(self.port, false);
     }
 
+    /// Suspends the server (SIGSTOP): connections stay open, nothing is answered or
+    /// delivered until [`OwnRedis::thaw`] — a Redis that lags.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let pid = self.child.as_ref().expect("redis is running").id();
+        let status = Command::new("kill")
+            .args([which, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {which} {pid}");
+    }
+
     /// Starts it again on the same port.
     pub fn resume(&mut self) {
         let child = Command::new("redis-server")
