@@ -457,6 +457,15 @@ impl WsClient {
         self.stream.send(message).await.expect("send");
     }
 
+    /// Writes bytes to the socket as they are, past the WebSocket framing (for frames no
+    /// client library would send, e.g. a header declaring a huge payload).
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let socket = self.stream.get_mut();
+        socket.write_all(bytes).await.expect("write");
+        socket.flush().await.expect("flush");
+    }
+
     /// The next JSON text frame (pings/pongs skipped); `None` on close.
     pub async fn next_json(&mut self, timeout: Duration) -> Option<Value> {
         let deadline = Instant::now() + timeout;

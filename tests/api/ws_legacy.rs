@@ -348,6 +348,22 @@ async fn unreadable_frames_close_the_session_with_the_rfc_6455_code_for_what_bro
             .unwrap_or_else(|| panic!("{what}: no close frame"));
         assert_eq!(u16::from(close.code), code, "{what}: {close:?}");
     }
+    // Threat: a frame whose header declares 300 MiB, its payload trickling in. The
+    // session is closed (1009) once the header is read, before any of it is held:
+    // waiting for the payload let one session grow the server by all it sent.
+    let (mut rogue, _) = ws_ready(&app, &nurse, "").await;
+    let declared: u64 = 300 * 1024 * 1024;
+    let mut header = vec![0x81, 0x80 | 127];
+    header.extend_from_slice(&declared.to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    header.extend_from_slice(&[b' '; 1024]);
+    rogue.send_bytes(&header).await;
+    let close = rogue
+        .closed(WAIT)
+        .await
+        .expect("closed at the header, not after 300 MiB");
+    assert_eq!(u16::from(close.code), 1009, "{close:?}");
+
     let alert = app.raise("ward", "high").await;
     let next = bystander.next_json(WAIT).await.expect("still open");
     assert_eq!(next["alert"]["id"], alert["id"], "{next}");

@@ -159,6 +159,13 @@ impl Parser {
             Some(res) => res,
         };
 
+        // vigil patch: a frame that declares more than `max_size` is refused as soon as its
+        // header is read, not once the whole declared payload (up to 2^63 bytes) has been
+        // buffered: until then one WebSocket could grow the server by all it sends.
+        if length > max_size {
+            return Err(ProtocolError::Overflow);
+        }
+
         // Live on 32-bit targets, where `u32::MAX` fits a `usize` and overflows this. On 64-bit
         // it cannot fire: overflowing needs a length above `u64::MAX - idx`, which has the most
         // significant bit set and is rejected earlier.
