@@ -15,6 +15,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod hub;
+pub mod log_spec;
 pub mod memory;
 pub mod metrics;
 pub mod openapi;

@@ -37,9 +37,8 @@ async fn main() -> ExitCode {
     }
 }
 
-/// env_logger ignores a filter it cannot parse and logs at its default instead, so a
-/// typo in `RUST_LOG` or `--log` would go unnoticed; like every other setting, it stops
-/// the binary with a message naming it.
+/// Refuses a `RUST_LOG` / `--log` that env_logger would ignore or misread (see
+/// `vigil::log_spec`), naming the setting, like every other bad setting.
 fn check_log_filter(flag: Option<&str>) -> Result<(), String> {
     let (spec, name) = match flag {
         Some(spec) => (spec.to_owned(), "--log"),
@@ -48,10 +47,10 @@ fn check_log_filter(flag: Option<&str>) -> Result<(), String> {
             Err(_) => return Ok(()),
         },
     };
-    env_filter::Builder::new()
-        .try_parse(&spec)
-        .map(|_| ())
-        .map_err(|e| format!("{name}: {e}"))
+    match vigil::log_spec::problem(&spec) {
+        Some(problem) => Err(format!("{name}: {problem}")),
+        None => Ok(()),
+    }
 }
 
 fn print_line(text: &str) {

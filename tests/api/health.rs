@@ -287,22 +287,30 @@ fn serve_on_a_taken_port_exits_non_zero_naming_vigil_bind_without_a_panic() {
 fn a_log_filter_that_does_not_parse_stops_serve_naming_rust_log() {
     let dir = tempfile::tempdir().expect("tempdir");
     let database_url = format!("sqlite://{}", dir.path().join("v.db").display());
-    let (status, stderr) = vigil_exit(
-        &["serve"],
-        &[
-            ("VIGIL_BIND", "127.0.0.1:0"),
-            ("DATABASE_URL", database_url.as_str()),
-            ("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-            ("RUST_LOG", "vigil=[[["),
-        ],
-        Duration::from_secs(60),
-        "vigil serve with RUST_LOG=vigil=[[[",
-    );
-    assert!(!status.success(), "a bad filter is fatal: {stderr}");
-    assert!(
-        stderr.contains("RUST_LOG: error parsing logger filter"),
-        "the message names the variable: {stderr}"
-    );
+    // Each of these started the server with its log (access and audit lines included)
+    // silently off.
+    for (spec, says) in [
+        ("vigil=[[[", "RUST_LOG: error parsing logger filter"),
+        ("", "RUST_LOG: empty"),
+        ("infoo", "RUST_LOG: `infoo` would be read as a module name"),
+    ] {
+        let (status, stderr) = vigil_exit(
+            &["serve"],
+            &[
+                ("VIGIL_BIND", "127.0.0.1:0"),
+                ("DATABASE_URL", database_url.as_str()),
+                ("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("RUST_LOG", spec),
+            ],
+            Duration::from_secs(60),
+            "vigil serve with a bad RUST_LOG",
+        );
+        assert!(!status.success(), "{spec:?} is fatal: {stderr}");
+        assert!(
+            stderr.contains(says),
+            "{spec:?}: the message names the variable: {stderr}"
+        );
+    }
 }
 
 #[test]

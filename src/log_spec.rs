@@ -1,0 +1,131 @@
+//! Checking a `RUST_LOG` / `--log` filter before env_logger takes it. env_logger ignores
+//! what it cannot parse, and takes any bare word for a module name: `infoo`, `warning`
+//! or an empty value turned every line off (the access and audit log included), a stray
+//! `=` turned on trace output from every crate. Like every other setting, a filter that
+//! cannot mean what was meant stops the binary with a message naming it.
+
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Why a filter is refused; `None` when it may be used.
+pub fn problem(spec: &str) -> Option<String> {
+    if spec.trim().is_empty() {
+        return Some(
+            "empty; leave it out for the default (info), or name a level such as warn".to_owned(),
+        );
+    }
+    if let Err(e) = env_filter::Builder::new().try_parse(spec) {
+        return Some(e.to_string());
+    }
+    // What follows a `/` is a regular expression on the message; the directives precede it.
+    let directives = spec.split_once('/').map_or(spec, |(d, _)| d);
+    directives
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .find_map(directive_problem)
+}
+
+fn directive_problem(directive: &str) -> Option<String> {
+    let name = match directive.split_once('=') {
+        Some((name, _level)) => {
+            if name.trim().is_empty() {
+                return Some(format!("`{directive}` names no module before `=`"));
+            }
+            name.trim()
+        }
+        None if is_level(directive) => return None,
+        None => directive,
+    };
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    {
+        return Some(format!(
+            "`{name}` is not a module path (letters, digits, _ and ::)"
+        ));
+    }
+    if !directive.contains('=')
+        && let Some(level) = near_level(directive)
+    {
+        return Some(format!(
+            "`{directive}` would be read as a module name and turn the log off; did you mean `{level}`?"
+        ));
+    }
+    None
+}
+
+fn is_level(word: &str) -> bool {
+    LEVELS.iter().any(|l| l.eq_ignore_ascii_case(word))
+}
+
+/// The level a bare word was probably meant to be (`infoo`, `warning`, `Debgu`).
+fn near_level(word: &str) -> Option<&'static str> {
+    let word = word.to_ascii_lowercase();
+    if word == "warning" {
+        return Some("warn");
+    }
+    LEVELS
+        .into_iter()
+        .find(|level| edit_distance(&word, level) <= 2)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_that_mean_something_pass() {
+        for spec in [
+            "info",
+            "WARN",
+            "warn,vigil=debug",
+            "vigil",
+            "vigil::hub::manager=trace,actix_web=warn",
+            "info,",
+            "info/alert raised",
+            "off",
+        ] {
+            assert_eq!(problem(spec), None, "{spec}");
+        }
+    }
+
+    #[test]
+    fn filters_that_would_silence_or_flood_the_log_are_refused() {
+        for (spec, says) in [
+            ("", "empty"),
+            ("  ", "empty"),
+            ("infoo", "did you mean `info`"),
+            ("warning", "did you mean `warn`"),
+            ("Debgu", "did you mean `debug`"),
+            ("vigil,eror", "did you mean `error`"),
+            ("[[[", "not a module path"),
+            ("=", "names no module"),
+            ("info,,=", "names no module"),
+            ("vigil=[[[", "error parsing logger filter"),
+            ("vigil=infoo", "error parsing logger filter"),
+        ] {
+            let refused = problem(spec);
+            assert!(
+                refused.as_deref().is_some_and(|p| p.contains(says)),
+                "{spec:?}: {refused:?}"
+            );
+        }
+    }
+}
