@@ -79,7 +79,8 @@ async fn migrate(args: vigil::cli::MigrateArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())??;
         print_line(&format!(
-            "event log head moved from {before} to {after}: the next event is {}",
+            "event log head moved from {before} to {after}: the next event is {}; \
+             restart any instance that was running on this database (it keeps its old head)",
             after + 1
         ));
     }
