@@ -135,6 +135,7 @@ impl Application {
             tail_poll: config.tail_poll,
             max_streams_per_user: config.max_streams_per_user,
             max_connections: config.max_connections,
+            ws_tick: crate::transport::ws::tick_period(config.ws_timeout),
         };
         // The manager starts last, once everything it serves exists: an actor dropped
         // before its first poll (a later step failed, e.g. the port is taken) runs its

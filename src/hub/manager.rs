@@ -34,6 +34,9 @@ const CARE_TEAM_MEMORY: Duration = Duration::from_secs(300);
 /// the heartbeat period. All at once, 10,000 streams meant 10,000 socket writes in one
 /// burst, and alerts raised during it waited 60–80 ms behind them.
 const HEARTBEAT_GROUPS: u32 = 32;
+/// WebSocket sessions get their tick in this many groups, one per tick, for the same
+/// reason: pings written to every session at once would hold up alerts behind them.
+const WS_TICK_GROUPS: u32 = 8;
 
 struct Client {
     tx: ClientTx,
@@ -54,6 +57,8 @@ pub struct ManagerSettings {
     pub max_streams_per_user: usize,
     /// Streams per instance.
     pub max_connections: Option<usize>,
+    /// How often each WebSocket session is ticked (its ping and silence checks).
+    pub ws_tick: Duration,
 }
 
 /// The fan-out actor.
@@ -71,6 +76,8 @@ pub struct AlertConnectionManager {
     shutting_down: bool,
     /// The group of streams the next heartbeat tick serves.
     heartbeat_group: u64,
+    /// The group of WebSocket sessions the next tick serves.
+    ws_tick_group: u64,
     /// When enough streams have closed to give their memory back.
     closed_streams: ClosedStreams,
     pool: DbPool,
@@ -92,6 +99,7 @@ impl AlertConnectionManager {
             reading_log: false,
             shutting_down: false,
             heartbeat_group: 0,
+            ws_tick_group: 0,
             closed_streams: ClosedStreams::default(),
             pool,
             metrics,
@@ -367,6 +375,26 @@ impl AlertConnectionManager {
         }
     }
 
+    /// Ticks one group of WebSocket sessions ([`WS_TICK_GROUPS`]): each session is ticked
+    /// once per `ws_tick` and does its own ping and silence checks then. A session whose
+    /// queue is full misses a tick; one whose queue is closed is gone.
+    fn tick_websockets(&mut self) {
+        let group = self.ws_tick_group;
+        self.ws_tick_group = (group + 1) % u64::from(WS_TICK_GROUPS);
+        let mut gone = Vec::new();
+        for (id, client) in &self.clients {
+            if client.transport == Transport::Ws
+                && id % u64::from(WS_TICK_GROUPS) == group
+                && let Err(TrySendError::Closed(_)) = client.tx.try_send(Outbound::Tick)
+            {
+                gone.push(*id);
+            }
+        }
+        for id in gone {
+            self.remove(id);
+        }
+    }
+
     fn expire_tokens(&mut self) {
         let now = chrono::Utc::now().timestamp();
         let expired: Vec<ConnId> = self
@@ -426,6 +454,8 @@ impl Actor for AlertConnectionManager {
         ctx.set_mailbox_capacity(4096);
         let tick = (self.settings.heartbeat / HEARTBEAT_GROUPS).max(Duration::from_millis(1));
         ctx.run_interval(tick, |act, _| act.heartbeat());
+        let ws_tick = (self.settings.ws_tick / WS_TICK_GROUPS).max(Duration::from_millis(1));
+        ctx.run_interval(ws_tick, |act, _| act.tick_websockets());
         ctx.run_interval(EXPIRY_TICK, |act, _| {
             act.expire_tokens();
             act.release_memory();

@@ -51,6 +51,9 @@ pub enum Outbound {
     Heartbeat(Bytes),
     /// A care-team change altered the stream's patients (`scope_changed`).
     Scope(Box<ScopeChange>),
+    /// The shared WebSocket tick: the session pings if its ping is due and closes if the
+    /// dashboard has been silent too long (one timer for all sessions, not two each).
+    Tick,
     /// The last item: end the stream for this reason.
     Close(CloseReason),
 }

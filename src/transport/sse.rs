@@ -170,6 +170,7 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
                 return Some((Ok(event.sse().clone()), st));
             }
             Outbound::Heartbeat(frame) => return Some((Ok(frame), st)),
+            Outbound::Tick => continue,
             Outbound::Scope(change) => {
                 let body = serde_json::Value::Object(scope_changed(&change));
                 return Some((Ok(sse_control("scope_changed", &body)), st));

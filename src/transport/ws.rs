@@ -131,6 +131,7 @@ pub async fn ws_endpoint(
         replay,
         last_sent: plan.last_sent,
         last_heard: Instant::now(),
+        last_ping: Instant::now(),
         request_id: crate::request_id::of(&req),
         delivered: state.metrics.delivery_seconds.with_label_values(&["ws"]),
     };
@@ -226,6 +227,8 @@ pub struct WsSession {
     /// The newest event sent; live events at or below it were replayed already.
     last_sent: i64,
     last_heard: Instant,
+    /// When the last ping went out (the shared tick sends the next one when it is due).
+    last_ping: Instant,
     /// `X-Request-Id` of the handshake, logged with in-socket acknowledgments.
     request_id: Option<String>,
     /// `vigil_delivery_seconds{transport="ws"}`, looked up once.
@@ -512,23 +515,6 @@ impl Actor for WsSession {
             Some(plan) => self.replay_then_go_live(plan, ctx),
             None => self.go_live(ctx),
         }
-        let ping = self.state.config.ws_ping;
-        let timeout = self.state.config.ws_timeout;
-        ctx.run_interval(ping, |_, ctx| ctx.ping(b"vigil"));
-        let check = (timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
-        ctx.run_interval(check, move |act, ctx| {
-            if act.last_heard.elapsed() > timeout {
-                log::info!(
-                    "websocket silent too long, closing connection_id={}",
-                    act.conn_id
-                );
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Policy,
-                    description: Some("no traffic for too long".to_owned()),
-                }));
-                ctx.stop();
-            }
-        });
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
@@ -587,6 +573,36 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     }
 }
 
+/// How often the manager ticks each WebSocket session ([`WsSession::on_tick`]): a quarter
+/// of the silence timeout, between 250 ms and 5 s, so a silent session is closed at most
+/// that long after its timeout and a ping goes out at most that long after it is due.
+pub fn tick_period(timeout: Duration) -> Duration {
+    (timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(5))
+}
+
+impl WsSession {
+    /// The shared tick (one manager timer for every session, none per session): ping if
+    /// one is due, close if the dashboard has been silent past the timeout.
+    fn on_tick(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.last_heard.elapsed() > self.state.config.ws_timeout {
+            log::info!(
+                "websocket silent too long, closing connection_id={}",
+                self.conn_id
+            );
+            ctx.close(Some(ws::CloseReason {
+                code: ws::CloseCode::Policy,
+                description: Some("no traffic for too long".to_owned()),
+            }));
+            ctx.stop();
+            return;
+        }
+        if self.last_ping.elapsed() >= self.state.config.ws_ping {
+            self.last_ping = Instant::now();
+            ctx.ping(b"vigil");
+        }
+    }
+}
+
 /// The close code RFC 6455 gives a broken frame: 1009 for one too big to read, 1007 for
 /// text that is not UTF-8, 1002 for the rest. actix-web-actors reports bad UTF-8 only as
 /// an I/O error carrying `str::Utf8Error`'s text ("invalid utf-8 sequence …").
@@ -609,6 +625,7 @@ impl StreamHandler<Outbound> for WsSession {
                     .observe(event.published.elapsed().as_secs_f64());
             }
             Outbound::Heartbeat(_) => {}
+            Outbound::Tick => self.on_tick(ctx),
             Outbound::Scope(change) => {
                 let mut frame = serde_json::Map::new();
                 frame.insert("type".to_owned(), "scope_changed".into());
