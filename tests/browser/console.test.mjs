@@ -109,3 +109,17 @@ test('care team: a change shows the new patient\'s open alerts and drops the old
   await screenshot(alice, 'care-team-console');
   assert.deepEqual(alice.problems, []);
 });
+
+test('sign-in shows every unresolved alert, however many came after it, not only the newest 100', async () => {
+  await vigil.assignCareTeam('p-900', 'carol');
+  const old = await vigil.raiseAlert({ patient_id: 'p-900', severity: 'critical', title: 'Asystole, still open' });
+  for (let i = 0; i < 110; i++) {
+    await vigil.raiseAlert({ patient_id: 'p-900', severity: 'info', title: `Routine ${i}` });
+  }
+  const carol = await newPage(browser);
+  await signInConsole(carol, vigil, await vigil.token('carol', 'nurse'));
+  await carol.waitForSelector(`${rowSel(old.id)}[data-status="open"]`, { timeout: 5000 });
+  assert.equal(await carol.textContent('#open-count'), '111');
+  await screenshot(carol, 'sign-in-old-open-alert');
+  assert.deepEqual(carol.problems, []);
+});

@@ -99,3 +99,19 @@ test('care team: a change reaches the legacy dashboard: the new patient\'s open 
   await screenshot(legacy, 'care-team-legacy');
   assert.deepEqual(legacy.problems, []);
 });
+
+test('the legacy dashboard shows every unresolved alert, and drops rows a subscribe leaves out', async () => {
+  await vigil.assignCareTeam('p-901', 'gus');
+  await vigil.assignCareTeam('p-902', 'gus');
+  const old = await vigil.raiseAlert({ patient_id: 'p-901', severity: 'critical', title: 'VF, still open' });
+  for (let i = 0; i < 105; i++) {
+    await vigil.raiseAlert({ patient_id: 'p-902', severity: 'info', title: `Routine ${i}` });
+  }
+  const legacy = await newPage(browser);
+  await connectLegacy(legacy, vigil, await vigil.token('gus', 'nurse'));
+  await legacy.waitForSelector(`${rowSel(old.id)}[data-status="open"]`, { timeout: 5000 });
+  await legacy.fill('#patient-ids', 'p-902');
+  await legacy.click('#subscribe');
+  await legacy.waitForSelector(rowSel(old.id), { state: 'detached', timeout: 5000 });
+  assert.deepEqual(legacy.problems, []);
+});
