@@ -217,6 +217,11 @@ impl AlertConnectionManager {
 
     fn drain(&mut self) {
         while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() <= self.head {
+                // Already delivered or skipped: never let it block the ones after it.
+                entry.remove();
+                continue;
+            }
             if *entry.key() != self.head + 1 {
                 break;
             }
@@ -297,14 +302,22 @@ impl AlertConnectionManager {
             match result {
                 Ok(rows) => {
                     let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= LOG_BATCH;
+                    let first_found = rows.first().map(|row| row.seq);
                     for row in rows {
                         if let Some(event) = StoredEvent::from_row(row) {
                             act.accept(event, ctx);
                         }
                     }
-                    if !full && upto != i64::MAX && act.head < upto {
-                        log::warn!("event log has no rows in ({}, {upto}]; skipping", act.head);
-                        act.head = upto;
+                    // Numbers between the head and the first row read (or `upto`, when the
+                    // read found none) were never issued (`vigil migrate --skip-ids`):
+                    // skip them, and no further — the rows read are delivered by the drain.
+                    let skip_to = first_found.map_or(upto, |seq| seq - 1);
+                    if !full && upto != i64::MAX && act.head < skip_to {
+                        log::warn!(
+                            "event log has no rows in ({}, {skip_to}]; skipping",
+                            act.head
+                        );
+                        act.head = skip_to;
                         act.drain();
                     }
                     if full || !act.pending.is_empty() {

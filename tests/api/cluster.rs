@@ -350,3 +350,44 @@ async fn an_instance_ignores_the_redis_echo_of_its_own_care_team_changes() {
         "each change once, B's from Redis too"
     );
 }
+
+/// `vigil migrate --skip-ids` run beside a live instance (not the documented way, which
+/// stops them first): the instance hears of an event past the skipped ids from the log
+/// while one of its own is already waiting. It must skip only the ids that were never
+/// issued and deliver both, not jump past the first and stall behind it.
+#[actix_web::test]
+async fn an_instance_running_through_skip_ids_delivers_every_event_after_the_gap() {
+    let a = spawn_app().await;
+    let b = spawn_app_on(&a.database_url, |_| {}).await;
+    let first = a.raise("p1", "low").await["seq"].to_string();
+    // From after the first alert, which B may not have read from the log yet.
+    let mut sse = SseClient::open(&b, &admin(), "patient_id=*", Some(&first)).await;
+    sse.connected().await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "migrate",
+            "--database-url",
+            &a.database_url,
+            "--skip-ids",
+            "50",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run vigil migrate");
+    assert!(output.status.success(), "{output:?}");
+    let from_a = a.raise("p1", "high").await;
+    let from_b = b.raise("p1", "critical").await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let event = sse.until(WAIT, |e| e.event == "alert").await;
+        seen.push(event.id.clone());
+    }
+    assert_eq!(
+        seen,
+        vec![from_a["seq"].to_string(), from_b["seq"].to_string()],
+        "both, in order"
+    );
+    let c = b.raise("p1", "low").await;
+    let event = sse.until(WAIT, |e| e.event == "alert").await;
+    assert_eq!(event.id, c["seq"].to_string(), "and the stream goes on");
+}
