@@ -15,6 +15,26 @@ pub fn patients_of(conn: &mut AnyConnection, user_id: &str) -> QueryResult<Vec<S
         .load(conn)
 }
 
+/// The patients of each of `users` (those without any are absent), read in batches of
+/// 500 names so that the query stays within every backend's parameter limit.
+pub fn patients_of_users(
+    conn: &mut AnyConnection,
+    users: &[String],
+) -> QueryResult<std::collections::HashMap<String, std::collections::BTreeSet<String>>> {
+    let mut teams: std::collections::HashMap<String, std::collections::BTreeSet<String>> =
+        std::collections::HashMap::new();
+    for batch in users.chunks(500) {
+        let rows: Vec<(String, String)> = care_team::table
+            .filter(care_team::user_id.eq_any(batch))
+            .select((care_team::user_id, care_team::patient_id))
+            .load(conn)?;
+        for (user, patient) in rows {
+            teams.entry(user).or_default().insert(patient);
+        }
+    }
+    Ok(teams)
+}
+
 /// Members of a patient's care team, sorted by user.
 pub fn members(conn: &mut AnyConnection, patient_id: &str) -> QueryResult<Vec<CareTeamRow>> {
     care_team::table

@@ -13,7 +13,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::event::{CareTeamChange, StoredEvent};
 use super::messages::*;
 use super::subscriptions::{ConnId, Entry, ScopeChange, Subscriptions};
-use crate::db::{self, DbPool, events};
+use crate::db::{self, DbPool, care_team, events};
 use crate::domain::Role;
 use crate::memory::{self, ClosedStreams};
 use crate::metrics::Metrics;
@@ -25,6 +25,11 @@ use crate::transport::frames::{EncodedEvent, sse_control};
 const GAP_WAIT: Duration = Duration::from_millis(25);
 /// Largest batch read from the log at once.
 const LOG_BATCH: i64 = 1000;
+/// Every this many event-log polls, the care teams of the open streams are read back from
+/// the database: a change this instance did not hear of (another instance's, while Redis
+/// was away) or heard of out of order (two instances changing one team at once) is put
+/// right within seconds instead of lasting until the client reconnects.
+const CARE_TEAM_POLLS: u32 = 5;
 /// How often token expiry is checked.
 const EXPIRY_TICK: Duration = Duration::from_secs(1);
 /// How long care-team changes are remembered for registrations whose scope was read
@@ -73,6 +78,8 @@ pub struct AlertConnectionManager {
     pending: BTreeMap<i64, (StoredEvent, Instant)>,
     recent_care_team: VecDeque<(Instant, CareTeamChange)>,
     reading_log: bool,
+    /// A care-team read-back is in flight.
+    reading_care_teams: bool,
     shutting_down: bool,
     /// The group of streams the next heartbeat tick serves.
     heartbeat_group: u64,
@@ -97,6 +104,7 @@ impl AlertConnectionManager {
             pending: BTreeMap::new(),
             recent_care_team: VecDeque::new(),
             reading_log: false,
+            reading_care_teams: false,
             shutting_down: false,
             heartbeat_group: 0,
             ws_tick_group: 0,
@@ -337,6 +345,52 @@ impl AlertConnectionManager {
         }
     }
 
+    /// Reads back the care teams of every user with a care-team-scoped stream and puts the
+    /// streams right where they differ (changes received since the read began are applied
+    /// on top, as for a registration), telling each altered stream (`scope_changed`).
+    fn read_back_care_teams(&mut self, ctx: &mut Context<Self>) {
+        if self.reading_care_teams {
+            return;
+        }
+        let users = self.subscriptions.care_team_users();
+        if users.is_empty() {
+            return;
+        }
+        self.reading_care_teams = true;
+        let started = Instant::now();
+        let pool = self.pool.clone();
+        let names: Vec<String> = users.iter().map(|(user, _)| user.clone()).collect();
+        let read = async move {
+            db::run(&pool, move |c| Ok(care_team::patients_of_users(c, &names)?)).await
+        };
+        ctx.spawn(read.into_actor(self).map(move |result, act, _| {
+            act.reading_care_teams = false;
+            let mut teams = match result {
+                Ok(teams) => teams,
+                Err(e) => {
+                    log::warn!("reading care teams back failed: {e}");
+                    return;
+                }
+            };
+            let mut altered = Vec::new();
+            for (user, role) in users {
+                let mut allowed = Allowed::Patients(teams.remove(&user).unwrap_or_default());
+                act.catch_up(&user, role, &mut allowed, started);
+                if let Allowed::Patients(patients) = allowed {
+                    let changed = act.subscriptions.care_team_is(&user, &patients);
+                    if !changed.is_empty() {
+                        log::info!(
+                            "care team read back differs from the streams', corrected user_id={user} streams={}",
+                            changed.len()
+                        );
+                    }
+                    altered.extend(changed);
+                }
+            }
+            act.tell_scope_changes(altered);
+        }));
+    }
+
     /// Tells each stream whose patients a care-team change altered (`scope_changed`), in
     /// its queue after every event before the change and before every event after it. A
     /// stream whose queue is full is cut off like one that misses an event: it resumes
@@ -474,6 +528,9 @@ impl Actor for AlertConnectionManager {
             act.release_memory();
         });
         ctx.run_interval(self.settings.tail_poll, |act, ctx| act.poll_log(ctx));
+        ctx.run_interval(self.settings.tail_poll * CARE_TEAM_POLLS, |act, ctx| {
+            act.read_back_care_teams(ctx)
+        });
     }
 }
 

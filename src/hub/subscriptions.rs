@@ -137,6 +137,55 @@ impl Subscriptions {
         changed
     }
 
+    /// Replaces the allowed patients of every care-team-scoped subscriber of `user_id`
+    /// (the care team as read from the database), and answers the subscribers whose
+    /// patients that changed, with how.
+    pub fn care_team_is(
+        &mut self,
+        user_id: &str,
+        patients: &BTreeSet<String>,
+    ) -> Vec<(ConnId, ScopeChange)> {
+        let ids: Vec<ConnId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                e.user_id == user_id
+                    && e.role.uses_care_team()
+                    && matches!(&e.allowed, Allowed::Patients(set) if set != patients)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let mut changed = Vec::new();
+        for id in ids {
+            let before = self.entries.get(&id).and_then(Entry::effective);
+            self.unindex(id);
+            if let Some(entry) = self.entries.get_mut(&id) {
+                entry.allowed = Allowed::Patients(patients.clone());
+            }
+            self.index(id);
+            let after = self.entries.get(&id).and_then(Entry::effective);
+            if let (Some(before), Some(after)) = (before, after)
+                && before != after
+            {
+                changed.push((id, ScopeChange::between(&before, after)));
+            }
+        }
+        changed
+    }
+
+    /// Users with a care-team-scoped subscriber (whose scope the care team decides).
+    pub fn care_team_users(&self) -> Vec<(String, Role)> {
+        let mut users: Vec<(String, Role)> = self
+            .entries
+            .values()
+            .filter(|e| e.role.uses_care_team())
+            .map(|e| (e.user_id.clone(), e.role))
+            .collect();
+        users.sort();
+        users.dedup_by(|a, b| a.0 == b.0);
+        users
+    }
+
     /// Subscribers that should receive an event about `patient_id`.
     pub fn matching<'a>(&'a self, patient_id: &str) -> impl Iterator<Item = ConnId> + 'a {
         let specific = self.by_patient.get(patient_id).into_iter().flatten();

@@ -351,6 +351,40 @@ async fn an_instance_ignores_the_redis_echo_of_its_own_care_team_changes() {
     );
 }
 
+/// Threat: a care-team change an instance never heard of (made on another instance while
+/// Redis was away — here there is no Redis at all) left that instance's streams as they
+/// were until the client reconnected: a nurse taken off a patient kept receiving its
+/// alerts, a nurse put on one missed them. Each instance reads the care teams of its
+/// streams back from the database every few seconds and corrects them.
+#[actix_web::test]
+async fn a_care_team_change_made_on_another_instance_reaches_streams_without_any_broker() {
+    let a = spawn_app().await;
+    let b = spawn_app_on(&a.database_url, |_| {}).await;
+    a.assign("anchor", "fay").await;
+    let mut sse = b.sse(&token("fay", "nurse", None), "").await;
+    sse.connected().await;
+
+    a.assign("p-elsewhere", "fay").await;
+    let told = sse.until(WAIT, |e| e.event == "scope_changed").await;
+    let data: Value = serde_json::from_str(&told.data).expect("json");
+    assert_eq!(data["added"], json!(["p-elsewhere"]), "{data}");
+    let alert = a.raise("p-elsewhere", "critical").await;
+    let event = sse.until(WAIT, |e| e.event == "alert").await;
+    assert!(event.data.contains(alert["id"].as_str().expect("id")));
+
+    a.unassign("p-elsewhere", "fay").await;
+    let told = sse.until(WAIT, |e| e.event == "scope_changed").await;
+    let data: Value = serde_json::from_str(&told.data).expect("json");
+    assert_eq!(data["removed"], json!(["p-elsewhere"]), "{data}");
+    a.raise("p-elsewhere", "critical").await;
+    let anchor = a.raise("anchor", "low").await;
+    let event = sse.until(WAIT, |e| e.event == "alert").await;
+    assert!(
+        event.data.contains(anchor["id"].as_str().expect("id")),
+        "the removed patient's alert must not reach the stream: {event:?}"
+    );
+}
+
 /// `vigil migrate --skip-ids` run beside a live instance (not the documented way, which
 /// stops them first): the instance hears of an event past the skipped ids from the log
 /// while one of its own is already waiting. It must skip only the ids that were never
