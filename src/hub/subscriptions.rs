@@ -401,6 +401,63 @@ mod tests {
     }
 
     #[test]
+    fn a_care_team_read_back_corrects_only_the_streams_that_differ() {
+        let mut subs = Subscriptions::default();
+        subs.insert(
+            1,
+            entry(
+                "n",
+                Role::Nurse,
+                Requested::Everything,
+                Allowed::Patients(set(&["a", "b"])),
+            ),
+        );
+        subs.insert(
+            2,
+            entry(
+                "n",
+                Role::Nurse,
+                Requested::Patients(set(&["a"])),
+                Allowed::Patients(set(&["a", "b"])),
+            ),
+        );
+        subs.insert(
+            3,
+            entry(
+                "u",
+                Role::Patient,
+                Requested::Everything,
+                Allowed::Patients(set(&["u"])),
+            ),
+        );
+        let mut changed = subs.care_team_is("n", &set(&["b", "c"]));
+        changed.sort_by_key(|(id, _)| *id);
+        let ids: Vec<ConnId> = changed.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, vec![1, 2]);
+        assert_eq!(changed[0].1.added, vec!["c".to_owned()]);
+        assert_eq!(changed[0].1.removed, vec!["a".to_owned()]);
+        assert_eq!(
+            changed[1].1.patients,
+            Vec::<String>::new(),
+            "a is gone from stream 2"
+        );
+        assert_eq!(matched(&subs, "c"), [1].into());
+        assert!(
+            subs.care_team_is("n", &set(&["b", "c"])).is_empty(),
+            "nothing differs now"
+        );
+        assert!(
+            subs.care_team_is("u", &set(&[])).is_empty(),
+            "patients' scope is their own id"
+        );
+        assert_eq!(
+            subs.care_team_users(),
+            vec![("n".to_owned(), Role::Nurse)],
+            "one entry per user, care-team roles only"
+        );
+    }
+
+    #[test]
     fn care_team_changes_do_not_touch_admins_or_patients() {
         let mut subs = Subscriptions::default();
         subs.insert(
