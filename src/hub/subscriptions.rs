@@ -105,6 +105,33 @@ impl Subscriptions {
         patient_id: &str,
         assigned: bool,
     ) -> Vec<(ConnId, ScopeChange)> {
+        self.change_care_team(user_id, |set| {
+            if assigned {
+                set.insert(patient_id.to_owned());
+            } else {
+                set.remove(patient_id);
+            }
+        })
+    }
+
+    /// Replaces the allowed patients of every care-team-scoped subscriber of `user_id`
+    /// (the care team as read from the database), and answers the subscribers whose
+    /// patients that changed, with how.
+    pub fn care_team_is(
+        &mut self,
+        user_id: &str,
+        patients: &BTreeSet<String>,
+    ) -> Vec<(ConnId, ScopeChange)> {
+        self.change_care_team(user_id, |set| set.clone_from(patients))
+    }
+
+    /// Applies `change` to the allowed patients of each care-team-scoped subscriber of
+    /// `user_id`, re-indexing it; answers those whose effective patients moved.
+    fn change_care_team(
+        &mut self,
+        user_id: &str,
+        change: impl Fn(&mut BTreeSet<String>),
+    ) -> Vec<(ConnId, ScopeChange)> {
         let ids: Vec<ConnId> = self
             .entries
             .iter()
@@ -120,47 +147,7 @@ impl Subscriptions {
                 ..
             }) = self.entries.get_mut(&id)
             {
-                if assigned {
-                    set.insert(patient_id.to_owned());
-                } else {
-                    set.remove(patient_id);
-                }
-            }
-            self.index(id);
-            let after = self.entries.get(&id).and_then(Entry::effective);
-            if let (Some(before), Some(after)) = (before, after)
-                && before != after
-            {
-                changed.push((id, ScopeChange::between(&before, after)));
-            }
-        }
-        changed
-    }
-
-    /// Replaces the allowed patients of every care-team-scoped subscriber of `user_id`
-    /// (the care team as read from the database), and answers the subscribers whose
-    /// patients that changed, with how.
-    pub fn care_team_is(
-        &mut self,
-        user_id: &str,
-        patients: &BTreeSet<String>,
-    ) -> Vec<(ConnId, ScopeChange)> {
-        let ids: Vec<ConnId> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| {
-                e.user_id == user_id
-                    && e.role.uses_care_team()
-                    && matches!(&e.allowed, Allowed::Patients(set) if set != patients)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        let mut changed = Vec::new();
-        for id in ids {
-            let before = self.entries.get(&id).and_then(Entry::effective);
-            self.unindex(id);
-            if let Some(entry) = self.entries.get_mut(&id) {
-                entry.allowed = Allowed::Patients(patients.clone());
+                change(set);
             }
             self.index(id);
             let after = self.entries.get(&id).and_then(Entry::effective);
