@@ -573,7 +573,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     }
 }
 
-/// How often the manager ticks each WebSocket session ([`WsSession::on_tick`]): a quarter
+/// How often the manager ticks each WebSocket session (its ping and silence checks): a quarter
 /// of the silence timeout, between 250 ms and 5 s, so a silent session is closed at most
 /// that long after its timeout and a ping goes out at most that long after it is due.
 pub fn tick_period(timeout: Duration) -> Duration {
