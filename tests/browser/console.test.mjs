@@ -123,3 +123,16 @@ test('sign-in shows every unresolved alert, however many came after it, not only
   await screenshot(carol, 'sign-in-old-open-alert');
   assert.deepEqual(carol.problems, []);
 });
+
+test('bidirectional controls in alert text are shown, never applied (no "HR 148" shown as "HR 841")', async () => {
+  await vigil.assignCareTeam('p-777', 'dora');
+  const spoof = await vigil.raiseAlert({ patient_id: 'p-777', severity: 'high', title: 'HR \u202E841\u202C bpm', message: 'SpO2 \u2067 98 \u2069' });
+  const dora = await newPage(browser);
+  await signInConsole(dora, vigil, await vigil.token('dora', 'nurse'));
+  await dora.waitForSelector(rowSel(spoof.id));
+  const title = await dora.locator(`${rowSel(spoof.id)} .title`).textContent();
+  const message = await dora.locator(`${rowSel(spoof.id)} .message`).textContent();
+  assert.equal(title, 'HR \uFFFD841\uFFFD bpm');
+  assert.equal(message, 'SpO2 \uFFFD 98 \uFFFD');
+  assert.deepEqual(dora.problems, []);
+});
