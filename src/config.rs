@@ -240,11 +240,11 @@ impl Config {
             None | Some("") => None,
             Some(raw) => Some(non_zero(raw, "VIGIL_MAX_CONNECTIONS", MAX_COUNT)?.get()),
         };
-        config.rate_limit = args
-            .rate_limit
-            .trim()
-            .parse()
-            .map_err(|e| not_a_positive_integer("VIGIL_RATE_LIMIT", &e, u32::MAX, ""))?;
+        let rate_limit = at_most(&args.rate_limit, "VIGIL_RATE_LIMIT", u32::MAX.into(), "")?;
+        config.rate_limit = u32::try_from(rate_limit)
+            .ok()
+            .and_then(std::num::NonZeroU32::new)
+            .unwrap_or(std::num::NonZeroU32::MAX);
         config.request_timeout = Duration::from_secs(seconds(
             &args.request_timeout_secs,
             "VIGIL_REQUEST_TIMEOUT_SECS",
@@ -431,23 +431,10 @@ fn at_most(raw: &str, variable: &'static str, max: u64, unit: &str) -> Result<u6
         Ok(n) if n > max => Err(ConfigError::new(variable, format!("at most {max}{unit}"))),
         Ok(n) if n > 0 => Ok(n),
         Ok(_) => Err(ConfigError::new(variable, "expected a positive integer")),
-        Err(e) => Err(not_a_positive_integer(variable, &e, max, unit)),
-    }
-}
-
-/// "expected a positive integer", or the limit when the value was a positive integer too
-/// large to hold.
-fn not_a_positive_integer(
-    variable: &'static str,
-    error: &std::num::ParseIntError,
-    max: impl std::fmt::Display,
-    unit: &str,
-) -> ConfigError {
-    match error.kind() {
-        std::num::IntErrorKind::PosOverflow => {
-            ConfigError::new(variable, format!("at most {max}{unit}"))
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
+            Err(ConfigError::new(variable, format!("at most {max}{unit}")))
         }
-        _ => ConfigError::new(variable, "expected a positive integer"),
+        Err(_) => Err(ConfigError::new(variable, "expected a positive integer")),
     }
 }
 
@@ -467,22 +454,28 @@ fn seconds(raw: &str, variable: &'static str) -> Result<u64, ConfigError> {
 }
 
 fn non_zero(raw: &str, variable: &'static str, max: u64) -> Result<NonZeroUsize, ConfigError> {
-    let n = at_most(raw, variable, max, "")?;
+    non_zero_in(raw, variable, max, "")
+}
+
+/// [`at_most`] as a `NonZeroUsize` (a limit above `usize::MAX` is that on 32-bit targets).
+fn non_zero_in(
+    raw: &str,
+    variable: &'static str,
+    max: u64,
+    unit: &str,
+) -> Result<NonZeroUsize, ConfigError> {
+    let n = at_most(raw, variable, max, unit)?;
     usize::try_from(n)
         .ok()
         .and_then(NonZeroUsize::new)
-        .ok_or_else(|| ConfigError::new(variable, format!("at most {max}")))
+        .ok_or_else(|| ConfigError::new(variable, format!("at most {max}{unit}")))
 }
 
 /// `VIGIL_WS_REPLAY_MAX_KIB` in bytes; at most 1 GiB (each resuming session may hold that
 /// much until its dashboard reads it).
 fn ws_replay_bytes(raw: &str) -> Result<NonZeroUsize, ConfigError> {
     const VARIABLE: &str = "VIGIL_WS_REPLAY_MAX_KIB";
-    let kib = at_most(raw, VARIABLE, 1024 * 1024, " (1 GiB)")?;
-    let kib = usize::try_from(kib)
-        .ok()
-        .and_then(NonZeroUsize::new)
-        .ok_or_else(|| ConfigError::new(VARIABLE, "at most 1048576 (1 GiB)"))?;
+    let kib = non_zero_in(raw, VARIABLE, 1024 * 1024, " (1 GiB)")?;
     // At most 2^30 after the check above: no overflow, even on 32-bit targets.
     Ok(kib.saturating_mul(NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN)))
 }

@@ -247,17 +247,12 @@ impl AlertConnectionManager {
             let Some(client) = self.clients.get(&conn_id) else {
                 continue;
             };
-            match client.tx.try_send(Outbound::Event(Arc::clone(&encoded))) {
-                Ok(()) => delivered += 1,
-                Err(TrySendError::Full(_)) => {
-                    log::warn!(
-                        "client queue full, cutting off connection_id={conn_id} seq={}",
-                        encoded.seq()
-                    );
-                    self.metrics.queue_overflows.inc();
-                    cut_off.push(conn_id);
-                }
-                Err(TrySendError::Closed(_)) => cut_off.push(conn_id),
+            let item = Outbound::Event(Arc::clone(&encoded));
+            let at = format_args!("seq={}", encoded.seq());
+            if enqueue(&self.metrics, conn_id, &client.tx, item, &at) {
+                delivered += 1;
+            } else {
+                cut_off.push(conn_id);
             }
         }
         for conn_id in cut_off {
@@ -401,16 +396,15 @@ impl AlertConnectionManager {
             let Some(client) = self.clients.get(&conn_id) else {
                 continue;
             };
-            match client.tx.try_send(Outbound::Scope(Box::new(change))) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    log::warn!(
-                        "client queue full, cutting off connection_id={conn_id} at a care-team change"
-                    );
-                    self.metrics.queue_overflows.inc();
-                    cut_off.push(conn_id);
-                }
-                Err(TrySendError::Closed(_)) => cut_off.push(conn_id),
+            let item = Outbound::Scope(Box::new(change));
+            if !enqueue(
+                &self.metrics,
+                conn_id,
+                &client.tx,
+                item,
+                &"at a care-team change",
+            ) {
+                cut_off.push(conn_id);
             }
         }
         for conn_id in cut_off {
@@ -427,19 +421,9 @@ impl AlertConnectionManager {
             "heartbeat",
             &serde_json::json!({ "timestamp": crate::domain::format_millis(crate::domain::now_millis()) }),
         );
-        let mut gone = Vec::new();
-        for (id, client) in &self.clients {
-            if client.transport == Transport::Sse
-                && id % u64::from(HEARTBEAT_GROUPS) == group
-                && let Err(TrySendError::Closed(_)) =
-                    client.tx.try_send(Outbound::Heartbeat(frame.clone()))
-            {
-                gone.push(*id);
-            }
-        }
-        for id in gone {
-            self.remove(id);
-        }
+        self.offer_to_group(Transport::Sse, HEARTBEAT_GROUPS, group, || {
+            Outbound::Heartbeat(frame.clone())
+        });
     }
 
     /// Ticks one group of WebSocket sessions ([`WS_TICK_GROUPS`]): each session is ticked
@@ -448,11 +432,24 @@ impl AlertConnectionManager {
     fn tick_websockets(&mut self) {
         let group = self.ws_tick_group;
         self.ws_tick_group = (group + 1) % u64::from(WS_TICK_GROUPS);
+        self.offer_to_group(Transport::Ws, WS_TICK_GROUPS, group, || Outbound::Tick);
+    }
+
+    /// Offers `item()` to the clients of `transport` in `group` of `groups` (by id). A
+    /// full queue skips this one (a heartbeat or tick is not worth cutting a client off
+    /// for); a closed one means the client is gone.
+    fn offer_to_group(
+        &mut self,
+        transport: Transport,
+        groups: u32,
+        group: u64,
+        item: impl Fn() -> Outbound,
+    ) {
         let mut gone = Vec::new();
         for (id, client) in &self.clients {
-            if client.transport == Transport::Ws
-                && id % u64::from(WS_TICK_GROUPS) == group
-                && let Err(TrySendError::Closed(_)) = client.tx.try_send(Outbound::Tick)
+            if client.transport == transport
+                && id % u64::from(groups) == group
+                && let Err(TrySendError::Closed(_)) = client.tx.try_send(item())
             {
                 gone.push(*id);
             }
@@ -511,6 +508,27 @@ impl AlertConnectionManager {
         }
         snapshot.by_role = by_role.into_iter().collect();
         snapshot
+    }
+}
+
+/// Queues `item` for a client without waiting; `false` when the client must be removed:
+/// its queue is closed, or full — it fell behind, and is cut off (counted) to resume with
+/// `Last-Event-ID`. `at` says what it missed, for the log.
+fn enqueue(
+    metrics: &Metrics,
+    conn_id: ConnId,
+    tx: &ClientTx,
+    item: Outbound,
+    at: &dyn std::fmt::Display,
+) -> bool {
+    match tx.try_send(item) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            log::warn!("client queue full, cutting off connection_id={conn_id} {at}");
+            metrics.queue_overflows.inc();
+            false
+        }
+        Err(TrySendError::Closed(_)) => false,
     }
 }
 

@@ -133,7 +133,7 @@ impl Subscription {
         if last_event_id.is_some() {
             metrics.resumes.inc();
         }
-        match replay::decide(last_event_id, self.log_head, self.oldest, &self.skipped) {
+        match replay::decide(last_event_id, &self.log) {
             replay::Resume::Live => {}
             replay::Resume::Replay { after } => {
                 // Live events up to `after` were already seen (also when `after` is past
@@ -148,7 +148,7 @@ impl Subscription {
                 }
             }
             replay::Resume::Reset { reason } => {
-                plan.reset = Some(reset_payload(reason, self.oldest, seam));
+                plan.reset = Some(reset_payload(reason, self.log.oldest, seam));
             }
         }
         plan
@@ -163,12 +163,8 @@ pub struct Subscription {
     pub connected: Connected,
     /// The client's queue.
     pub rx: mpsc::Receiver<Outbound>,
-    /// Head of the event log when checked (for resume validation; 0 when not resuming).
-    pub log_head: i64,
-    /// Oldest event still held.
-    pub oldest: Option<i64>,
-    /// Ids the log skipped, never issued (`vigil migrate --skip-ids`; read when resuming).
-    pub skipped: Vec<(i64, i64)>,
+    /// The event log's bounds, read when resuming (default otherwise).
+    pub log: replay::LogBounds,
 }
 
 /// Authenticates, checks role and scope, and registers with the manager. `resuming`
@@ -194,23 +190,19 @@ pub async fn open_subscription(
     let allowed_at = std::time::Instant::now();
     // The log's bounds matter only to a resume; the scope needs the database only for
     // care-team roles. Everyone else opens without a database round trip.
-    let (allowed, log_head, oldest, skipped): (Allowed, i64, Option<i64>, Vec<(i64, i64)>) =
+    let (allowed, log): (Allowed, replay::LogBounds) =
         match (resuming, allowed_by_token(&principal)) {
-            (false, Some(allowed)) => (allowed, 0, None, Vec::new()),
+            (false, Some(allowed)) => (allowed, replay::LogBounds::default()),
             _ => {
                 let who = principal.clone();
                 db::run(&state.pool, move |c| {
                     let allowed = allowed_in(c, &who)?;
-                    if resuming {
-                        Ok((
-                            allowed,
-                            events::head(c)?,
-                            events::oldest(c)?,
-                            events::skipped(c)?,
-                        ))
+                    let log = if resuming {
+                        replay::LogBounds::read(c)?
                     } else {
-                        Ok((allowed, 0, None, Vec::new()))
-                    }
+                        replay::LogBounds::default()
+                    };
+                    Ok((allowed, log))
                 })
                 .await?
             }
@@ -243,9 +235,7 @@ pub async fn open_subscription(
         principal,
         connected,
         rx,
-        log_head,
-        oldest,
-        skipped,
+        log,
     })
 }
 

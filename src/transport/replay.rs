@@ -18,16 +18,34 @@ pub enum Resume {
     },
 }
 
-/// Decides how to treat a `Last-Event-ID` given the log's head, its oldest held id and
-/// the ranges `(after, upto]` of ids it skipped (`vigil migrate --skip-ids`). A skipped id
-/// below `upto` was never issued here (a `reset`); `upto` itself was the head the skip
+/// What a resume decision needs to know of the event log, read when a client resumes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogBounds {
+    /// The newest id handed out.
+    pub head: i64,
+    /// The oldest event still held.
+    pub oldest: Option<i64>,
+    /// Ranges `(after, upto]` of ids the log skipped (`vigil migrate --skip-ids`).
+    pub skipped: Vec<(i64, i64)>,
+}
+
+impl LogBounds {
+    /// Reads them.
+    pub fn read(conn: &mut crate::db::AnyConnection) -> diesel::QueryResult<Self> {
+        use crate::db::events;
+        Ok(LogBounds {
+            head: events::head(conn)?,
+            oldest: events::oldest(conn)?,
+            skipped: events::skipped(conn)?,
+        })
+    }
+}
+
+/// Decides how to treat a `Last-Event-ID` given the log's bounds. A skipped id below a
+/// range's `upto` was never issued here (a `reset`); `upto` itself was the head the skip
 /// left, which resets and list envelopes hand out as a resume point, so it replays.
-pub fn decide(
-    last_event_id: Option<&str>,
-    log_head: i64,
-    oldest: Option<i64>,
-    skipped: &[(i64, i64)],
-) -> Resume {
+pub fn decide(last_event_id: Option<&str>, log: &LogBounds) -> Resume {
+    let (log_head, oldest, skipped) = (log.head, log.oldest, &log.skipped);
     // Not trimmed: " 28 " is not a decimal integer (an HTTP header's surrounding
     // whitespace is not part of its value and never reaches here).
     let Some(raw) = last_event_id else {
@@ -109,7 +127,12 @@ mod tests {
             } else {
                 Vec::new()
             };
-            let decision = decide(id, head, oldest, &skipped);
+            let log = LogBounds {
+                head,
+                oldest,
+                skipped,
+            };
+            let decision = decide(id, &log);
             let is_replay = matches!(decision, Resume::Replay { .. });
             let is_live = decision == Resume::Live;
             assert_eq!(is_replay, replays, "{why}: {decision:?}");

@@ -115,7 +115,7 @@ pub async fn ws_endpoint(
     }
     let replay = plan.replay.map(|range| PendingReplay {
         range,
-        oldest: sub.oldest,
+        oldest: sub.log.oldest,
         max_bytes: state.config.ws_replay_max_bytes.get(),
     });
     let session = WsSession {
@@ -361,15 +361,15 @@ impl WsSession {
                 Err(e) => {
                     // Closing makes the dashboard reconnect and resume: nothing lost.
                     log::warn!("replay failed, closing connection_id={}: {e}", act.conn_id);
-                    ctx.text(error_frame(
-                        "unavailable",
-                        "the missed events could not be read; reconnect with the same last_event_id",
-                    ));
-                    ctx.close(Some(ws::CloseReason {
-                        code: ws::CloseCode::Again,
-                        description: Some("replay failed".to_owned()),
-                    }));
-                    ctx.stop();
+                    end_session(
+                        ctx,
+                        Some(error_frame(
+                            "unavailable",
+                            "the missed events could not be read; reconnect with the same last_event_id",
+                        )),
+                        ws::CloseCode::Again,
+                        "replay failed",
+                    );
                     return;
                 }
             }
@@ -558,12 +558,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                     "websocket protocol error connection_id={}: {e}",
                     self.conn_id
                 );
-                ctx.text(error_frame("protocol", &format!("protocol error: {e}")));
-                ctx.close(Some(ws::CloseReason {
-                    code: close_code_for(&e),
-                    description: Some("protocol error".to_owned()),
-                }));
-                ctx.stop();
+                end_session(
+                    ctx,
+                    Some(error_frame("protocol", &format!("protocol error: {e}"))),
+                    close_code_for(&e),
+                    "protocol error",
+                );
             }
         }
     }
@@ -571,6 +571,24 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     fn finished(&mut self, ctx: &mut Self::Context) {
         ctx.stop();
     }
+}
+
+/// Ends a session: its last `error` frame when there is something to tell the dashboard,
+/// then the close frame (`code`, `why`).
+fn end_session(
+    ctx: &mut ws::WebsocketContext<WsSession>,
+    last_frame: Option<String>,
+    code: ws::CloseCode,
+    why: &str,
+) {
+    if let Some(frame) = last_frame {
+        ctx.text(frame);
+    }
+    ctx.close(Some(ws::CloseReason {
+        code,
+        description: Some(why.to_owned()),
+    }));
+    ctx.stop();
 }
 
 /// How often the manager ticks each WebSocket session (its ping and silence checks): a quarter
@@ -589,11 +607,7 @@ impl WsSession {
                 "websocket silent too long, closing connection_id={}",
                 self.conn_id
             );
-            ctx.close(Some(ws::CloseReason {
-                code: ws::CloseCode::Policy,
-                description: Some("no traffic for too long".to_owned()),
-            }));
-            ctx.stop();
+            end_session(ctx, None, ws::CloseCode::Policy, "no traffic for too long");
             return;
         }
         if self.last_ping.elapsed() >= self.state.config.ws_ping {
@@ -633,36 +647,32 @@ impl StreamHandler<Outbound> for WsSession {
                 ctx.text(Value::Object(frame).to_string());
             }
             Outbound::Close(CloseReason::AuthExpired) => {
-                ctx.text(error_frame(
-                    "auth_expired",
-                    "your token expired; reconnect with a new one",
-                ));
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Policy,
-                    description: Some("token expired".to_owned()),
-                }));
-                ctx.stop();
+                end_session(
+                    ctx,
+                    Some(error_frame(
+                        "auth_expired",
+                        "your token expired; reconnect with a new one",
+                    )),
+                    ws::CloseCode::Policy,
+                    "token expired",
+                );
             }
             Outbound::Close(CloseReason::Shutdown) => {
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Away,
-                    description: Some("server shutting down".to_owned()),
-                }));
-                ctx.stop();
+                end_session(ctx, None, ws::CloseCode::Away, "server shutting down");
             }
         }
     }
 
     /// The manager dropped our queue: it overflowed (we were too slow) or was removed.
     fn finished(&mut self, ctx: &mut Self::Context) {
-        ctx.text(error_frame(
-            "overflow",
-            "you fell too far behind; reconnect with last_event_id=<last id> to be sent what you missed",
-        ));
-        ctx.close(Some(ws::CloseReason {
-            code: ws::CloseCode::Again,
-            description: Some("queue overflow".to_owned()),
-        }));
-        ctx.stop();
+        end_session(
+            ctx,
+            Some(error_frame(
+                "overflow",
+                "you fell too far behind; reconnect with last_event_id=<last id> to be sent what you missed",
+            )),
+            ws::CloseCode::Again,
+            "queue overflow",
+        );
     }
 }
