@@ -16,6 +16,8 @@ pub mod writer;
 pub use pool::{AnyConnection, DbPool};
 pub use writer::Writer;
 
+use std::time::Duration;
+
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::error::ApiError;
@@ -27,10 +29,20 @@ where
     F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
+    run_within(pool, pool.connection_timeout(), work).await
+}
+
+/// [`run`] with its own wait for a connection: a readiness probe must answer within the
+/// probe's own timeout (Kubernetes' default is one second), not the pool's five.
+pub async fn run_within<F, T>(pool: &DbPool, checkout: Duration, work: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
     let pool = pool.clone();
     actix_web::web::block(move || {
         let mut conn = pool
-            .get()
+            .get_timeout(checkout)
             .map_err(|e| ApiError::DatabaseUnavailable(Box::new(e)))?;
         work(&mut conn)
     })

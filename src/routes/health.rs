@@ -1,5 +1,7 @@
 //! Liveness, readiness (the database answers) and Prometheus metrics.
 
+use std::time::Duration;
+
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
@@ -18,6 +20,10 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// How long readiness waits for a database connection: under a probe's usual one-second
+/// timeout, so an unreachable database is reported as 503 rather than as a probe timeout.
+const READINESS_CHECKOUT: Duration = Duration::from_millis(800);
+
 /// The database answers; 503 otherwise.
 #[utoipa::path(
     method(get, head),
@@ -31,16 +37,15 @@ pub async fn healthz() -> HttpResponse {
     )
 )]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match db::run(&state.pool, |c| Ok(events::head(c)?)).await {
-        Ok(head) => {
-            let broker = match state.broker.connected() {
-                None => "in-process",
-                Some(true) => "connected",
-                Some(false) => "reconnecting",
-            };
-            HttpResponse::Ok()
-                .json(json!({"status": "ready", "database": "ok", "broker": broker, "head": head}))
-        }
+    let checked = db::run_within(&state.pool, READINESS_CHECKOUT, |c| Ok(events::head(c)?)).await;
+    let broker = match state.broker.connected() {
+        None => "in-process",
+        Some(true) => "connected",
+        Some(false) => "reconnecting",
+    };
+    match checked {
+        Ok(head) => HttpResponse::Ok()
+            .json(json!({"status": "ready", "database": "ok", "broker": broker, "head": head})),
         Err(e) => {
             log::warn!("readiness check failed: {e}");
             HttpResponse::ServiceUnavailable()
@@ -49,7 +54,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                     actix_web::http::header::RETRY_AFTER,
                     crate::error::DATABASE_RETRY_AFTER,
                 ))
-                .json(json!({"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": "the database is unreachable", "database": "unreachable"}))
+                .json(json!({"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": "the database is unreachable", "database": "unreachable", "broker": broker}))
         }
     }
 }

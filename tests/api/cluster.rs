@@ -277,7 +277,14 @@ async fn a_postgres_outage_answers_503_never_201_and_streams_recover() {
     assert_eq!(resp.status(), 503, "nothing stored, so never 201");
     let problem: Value = resp.json().await.expect("problem");
     assert_eq!(problem["status"], 503);
-    let ready = app.get("/readyz", "").await;
+    // A probe with a timeout of its own (Kubernetes' default is 1 s; 3 s here leaves a
+    // loaded CI room) gets the 503, not a timeout after the pool's 5 s wait.
+    let ready = reqwest::Client::new()
+        .get(app.url("/readyz"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await
+        .expect("readiness answers within a probe's timeout");
     assert_eq!(ready.status(), 503, "readiness reports the outage");
     assert_eq!(
         ready
@@ -286,6 +293,12 @@ async fn a_postgres_outage_answers_503_never_201_and_streams_recover() {
             .and_then(|v| v.to_str().ok()),
         Some(vigil::error::DATABASE_RETRY_AFTER),
         "and says when to look again, as the other 503s do"
+    );
+    let problem: Value = ready.json().await.expect("readiness problem");
+    assert_eq!(
+        (&problem["database"], &problem["broker"]),
+        (&"unreachable".into(), &"in-process".into()),
+        "it names what is down and what is not: {problem}"
     );
     // The stream stays open: heartbeats keep coming.
     sse.until(WAIT, |e| e.event == "heartbeat").await;
