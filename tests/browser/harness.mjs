@@ -127,6 +127,9 @@ export class Vigil {
         DATABASE_URL: `sqlite://${this.dbPath}`,
         VIGIL_JWT_SECRET: this.secret,
         VIGIL_HEARTBEAT_SECS: '1',
+        // The legacy page pings every half ping interval and gives a silent socket up after
+        // two of those plus 5 s: 2 s here lets a test see that in 7 s rather than 35.
+        VIGIL_WS_PING_SECS: '2',
         RUST_LOG: 'info',
       }),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -172,6 +175,19 @@ export class Vigil {
     clearTimeout(timer);
     this.log.write(`===== stopped: ${JSON.stringify(result)} =====\n`);
     return result;
+  }
+
+  /**
+   * Freezes the server (SIGSTOP): its sockets stay open but nothing answers, as behind a
+   * blackholed network. `thaw()` lets it run on.
+   */
+  freeze() {
+    this.proc?.kill('SIGSTOP');
+  }
+
+  /** Undoes `freeze()`. */
+  thaw() {
+    this.proc?.kill('SIGCONT');
   }
 
   /** Starts the server again on the same port and database. */

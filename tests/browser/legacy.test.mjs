@@ -115,3 +115,31 @@ test('the legacy dashboard shows every unresolved alert, and drops rows a subscr
   await legacy.waitForSelector(rowSel(old.id), { state: 'detached', timeout: 5000 });
   assert.deepEqual(legacy.problems, []);
 });
+
+test('a silent socket is given up: the legacy dashboard shows offline, then catches up once the server answers', async () => {
+  await vigil.assignCareTeam('p-606', 'hal');
+  const legacy = await newPage(browser);
+  let pongs = 0;
+  legacy.on('websocket', (ws) => ws.on('framereceived', (f) => {
+    if (String(f.payload) === '{"type":"pong"}') pongs += 1;
+  }));
+  await connectLegacy(legacy, vigil, await vigil.token('hal', 'nurse'));
+  // The page pings while the server answers; a pong is life like any other frame.
+  await waitUntil(() => pongs >= 2, { timeout: 10000, message: 'two pongs to the page\'s pings' });
+  assert.equal(await legacy.getAttribute('#connection-status', 'data-state'), 'live');
+
+  // A frozen server keeps its sockets open and says nothing: no close event ever comes.
+  vigil.freeze();
+  try {
+    await legacy.waitForSelector('#connection-status[data-state="offline"]', { timeout: 20000 });
+    assert.match(await legacy.textContent('#ws-errors'), /silent: no frame from the server/);
+    assert.match(await legacy.textContent('#notice'), /No answer from the server for \d+ s\. Reconnecting in/);
+    await screenshot(legacy, 'legacy-silent-socket');
+  } finally {
+    vigil.thaw();
+  }
+  await legacy.waitForSelector('#connection-status[data-state="live"]', { timeout: 20000 });
+  const after = await vigil.raiseAlert({ patient_id: 'p-606', severity: 'critical', title: 'SpO2 82' });
+  await legacy.waitForSelector(`${rowSel(after.id)}[data-status="open"]`, { timeout: 5000 });
+  assert.equal(await rowCount(legacy, after.id), 1);
+});
