@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs one of the benchmark scenarios of docs/performance.md against a fresh release
 # server (SQLite in a temporary directory) on this machine, and prints the report.
-#   bash scripts/bench.sh B1 [--json]
+#   bash scripts/bench.sh B1 [--json] [any vigil bench flag, replacing the scenario's]
 # VIGIL_BIN=path/to/vigil uses that binary instead of building the release one.
 # Vigil and `vigil bench` run side by side, as in the figures of docs/performance.md.
 set -euo pipefail
@@ -19,6 +19,17 @@ case "$scenario" in
   smoke) flags=(--subscribers 200 --alerts 50 --rate 50 --transport mix) ;;
   *) echo "unknown scenario $scenario" >&2; exit 2 ;;
 esac
+# A flag given after the scenario replaces the scenario's own (`B5 --subscribers 1500`
+# is a smaller B5); the others are added.
+kept=()
+for ((i = 0; i < ${#flags[@]}; i += 2)); do
+  given=no
+  for arg in "$@"; do
+    case "$arg" in "${flags[$i]}" | "${flags[$i]}="*) given=yes ;; esac
+  done
+  [ "$given" = yes ] || kept+=("${flags[$i]}" "${flags[$((i + 1))]}")
+done
+flags=("${kept[@]}")
 if [ -z "${VIGIL_BIN:-}" ]; then
   cargo build --release --bin vigil
   VIGIL_BIN=${CARGO_TARGET_DIR:-target}/release/vigil
@@ -41,7 +52,8 @@ for _ in range(300):
     except Exception:
         time.sleep(0.1)
 PY
-"$VIGIL_BIN" bench --url "http://127.0.0.1:$port" "${flags[@]}" "$@"
+# VIGIL_BENCH_WRAP runs the bench under a measuring tool, e.g. '/usr/bin/time -v'.
+${VIGIL_BENCH_WRAP:-} "$VIGIL_BIN" bench --url "http://127.0.0.1:$port" "${flags[@]}" "$@"
 if [ "$scenario" = B5 ]; then
   # The bench's streams closed as it exited: what the server still holds of their memory
   # (it gives it back once a wave of streams has closed; docs/architecture.md).

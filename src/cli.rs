@@ -194,46 +194,96 @@ pub struct WatchArgs {
     pub no_color: bool,
 }
 
-/// Flags of `vigil bench`.
+/// Flags of `vigil bench`. Every count that cannot be zero is refused at zero as a usage
+/// error, before a single connection is opened.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// Base URL of a running Vigil.
     #[arg(long, env = "VIGIL_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// The server's HS256 secret; the bench mints its own tokens with it.
-    #[arg(long, env = "VIGIL_JWT_SECRET", hide_env_values = true)]
+    #[arg(long, env = "VIGIL_JWT_SECRET", hide_env_values = true, value_parser = non_blank)]
     pub secret: String,
-    /// Number of subscribers.
+    /// The `iss` claim of the minted tokens, for a server that requires one.
+    #[arg(long, env = "VIGIL_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// The `aud` claim of the minted tokens, for a server that requires one.
+    #[arg(long, env = "VIGIL_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Number of subscribers (0: ingest only); a multiple of --patients.
     #[arg(long, default_value = "200")]
     pub subscribers: usize,
-    /// `sse`, `ws`, or `mix` (half each).
-    #[arg(long, default_value = "sse")]
-    pub transport: String,
-    /// Number of patients; subscribers are spread evenly over them (N/P each).
-    #[arg(long, default_value = "1")]
+    /// Transport of the subscribers; `mix` is half each, on every patient.
+    #[arg(long, value_enum, default_value = "sse")]
+    pub transport: BenchTransport,
+    /// Number of patients; each has --subscribers / --patients subscribers.
+    #[arg(long, default_value = "1", value_parser = at_least_one)]
     pub patients: usize,
     /// Alerts to raise (spread round-robin over the patients).
     #[arg(long, default_value = "50")]
     pub alerts: usize,
-    /// Alerts per second.
-    #[arg(long, default_value = "20")]
+    /// Alerts per second (at least 0.001).
+    #[arg(long, default_value = "20", allow_negative_numbers = true, value_parser = alert_rate)]
     pub rate: f64,
     /// Concurrent producers.
-    #[arg(long, default_value = "4")]
+    #[arg(long, default_value = "4", value_parser = at_least_one)]
     pub producers: usize,
     /// Subscribers connecting at once.
-    #[arg(long, default_value = "256")]
+    #[arg(long, default_value = "256", value_parser = at_least_one)]
     pub connect_concurrency: usize,
-    /// Seconds to wait for stragglers after the last alert.
-    #[arg(long, default_value = "10")]
+    /// Seconds a subscriber may take to see `connected`, and an HTTP call to be answered,
+    /// before it counts as failed.
+    #[arg(long, default_value = "30", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_secs: u64,
+    /// Seconds to wait for stragglers after the last alert (the wait ends as soon as
+    /// every delivery is in).
+    #[arg(long, default_value = "10", value_parser = clap::value_parser!(u64).range(1..))]
     pub drain_secs: u64,
     /// Hold the connections this many seconds after connecting, raising nothing (B5).
     #[arg(long, default_value = "0")]
     pub hold_secs: u64,
     /// Threads the bench itself runs on (default: all cores; 1 = one core).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub threads: Option<usize>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `vigil bench --transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchTransport {
+    /// Server-Sent Events only.
+    Sse,
+    /// The legacy WebSocket only.
+    Ws,
+    /// Half each, alternating on every patient.
+    Mix,
+}
+
+fn at_least_one(raw: &str) -> Result<usize, String> {
+    match raw.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A rate the producers can pace: finite, and not so small that the interval between
+/// two alerts overflows.
+fn alert_rate(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.001 => Ok(r),
+        Ok(_) => Err("must be a number of alerts per second, at least 0.001".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn non_blank(raw: &str) -> Result<String, String> {
+    if raw.trim().is_empty() {
+        Err("is empty: give the server's HS256 secret".to_owned())
+    } else {
+        Ok(raw.to_owned())
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use vigil::cli::{Cli, Command};
 use vigil::commands::{bench, serve, token, watch};
 
@@ -21,6 +21,13 @@ async fn main() -> ExitCode {
         }
     }
     let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    if let Command::Bench(args) = &command
+        && let Some(problem) = bench::usage_problem(args)
+    {
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, problem)
+            .exit();
+    }
     let result: Result<(), String> = match command {
         Command::Serve(args) => serve::run(args).await.map_err(|e| e.to_string()),
         Command::Migrate(args) => migrate(args).await,

@@ -1,155 +1,77 @@
 //! `vigil bench`: opens N subscribers (SSE, WebSocket or both), waits until each has
 //! seen `connected`, raises K alerts at R per second through the HTTP API, and reports
-//! loss, duplicates, publish→receipt latency and the server's memory (from `/metrics`).
-//! Latency runs from the start of the publishing POST to the moment the subscriber has
-//! parsed the event. It exits non-zero when anything was lost or duplicated.
+//! loss, duplicates, misrouting, publish→receipt latency and the server's memory (from
+//! `/metrics`). Latency runs from the start of the publishing POST to the moment the
+//! subscriber has parsed the event. It exits non-zero when anything was lost,
+//! duplicated or misrouted, or failed to connect or be raised — and never waits on the
+//! server without a deadline.
 
+mod report;
 mod sse_stream;
+mod subscriber;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
 
+pub use report::{Delivery, Percentiles, Report, Scenario};
+use subscriber::{Handle, Server, Tally};
+
 use crate::auth::{Claims, Signer};
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, BenchTransport};
 
-/// Read buffer of a bench WebSocket (an alert frame is well under 1 KiB).
-const WS_READ_BUFFER: usize = 4096;
-
-/// Receipts of one subscriber: (alert number, when parsed).
-type Receipts = Vec<(usize, Instant)>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Sse,
-    Ws,
-}
-
-struct Subscriber {
-    kind: Kind,
-    patient: usize,
-}
-
-/// Percentiles in milliseconds.
-#[derive(Debug, Serialize, Default)]
-pub struct Percentiles {
-    /// Median.
-    pub p50: f64,
-    /// 90th.
-    pub p90: f64,
-    /// 99th.
-    pub p99: f64,
-    /// 99.9th.
-    pub p999: f64,
-    /// Worst.
-    pub max: f64,
-}
-
-/// Per-transport delivery figures.
-#[derive(Debug, Serialize, Default)]
-pub struct Delivery {
-    /// Deliveries expected (connected subscribers × their patient's alerts).
-    pub expected: usize,
-    /// Received (first copy of each).
-    pub received: usize,
-    /// Expected but never received.
-    pub lost: usize,
-    /// Received more than once.
-    pub duplicated: usize,
-    /// Publish → receipt latency.
-    pub latency_ms: Percentiles,
-}
-
-/// The whole report (`--json`).
-#[derive(Debug, Serialize, Default)]
-pub struct Report {
-    /// Scenario.
-    pub scenario: Value,
-    /// Subscribers connected.
-    pub connections_established: usize,
-    /// Subscribers that failed to connect (they expect nothing: counted here, not as lost).
-    pub connections_failed: usize,
-    /// Connected subscribers whose stream the server ended before their last alert came
-    /// (a full queue, `VIGIL_CLIENT_QUEUE`, or a shutdown). The bench does not resume, so
-    /// what they missed is counted as lost.
-    pub subscribers_cut_off: usize,
-    /// Time from request to `connected`, ms.
-    pub connect_ms: Percentiles,
-    /// Wall time to connect everyone, ms.
-    pub connect_all_ms: f64,
-    /// Alerts raised (201).
-    pub alerts_raised: usize,
-    /// Alerts refused.
-    pub alerts_failed: usize,
-    /// POST latency, ms.
-    pub post_ms: Percentiles,
-    /// Alerts committed (201) per second while the producers ran (ingest rate).
-    pub alerts_per_second: f64,
-    /// All transports.
-    pub total: Delivery,
-    /// SSE only.
-    pub sse: Delivery,
-    /// WebSocket only.
-    pub ws: Delivery,
-    /// Deliveries per second over the publishing window.
-    pub deliveries_per_second: f64,
-    /// Server RSS before connecting, bytes.
-    pub server_rss_before: Option<f64>,
-    /// Server RSS with everyone connected, bytes.
-    pub server_rss_connected: Option<f64>,
-    /// (connected − before) / connections, bytes.
-    pub server_rss_per_connection: Option<f64>,
-}
-
-/// Runs the benchmark; `Err` carries a message (and failure exit) when something was lost.
+/// Runs the benchmark; `Err` carries a message (and failure exit) when something failed.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     super::serve::raise_open_file_limit();
-    let report = on_own_runtime(args.threads, {
+    let threads = args
+        .threads
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1);
+    let report = on_own_runtime(threads, {
         let args = args.clone();
-        async move { bench(&args).await }
+        async move { bench(&args, threads).await }
     })?;
-    let bad = report.total.lost
-        + report.total.duplicated
-        + report.connections_failed
-        + report.alerts_failed;
     if args.json {
         print_line(&serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
     } else {
-        print_human(&report);
+        for line in report.lines() {
+            print_line(&line);
+        }
     }
-    if bad > 0 {
-        return Err(format!(
-            "{} lost, {} duplicated, {} connections failed, {} alerts failed",
-            report.total.lost,
-            report.total.duplicated,
-            report.connections_failed,
-            report.alerts_failed
-        ));
+    let problems = report.problems();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join(", "))
     }
-    Ok(())
+}
+
+/// Why a bench's arguments cannot describe a run, for a usage error: N/P subscribers
+/// per patient must be a whole number.
+pub fn usage_problem(args: &BenchArgs) -> Option<String> {
+    (!args.subscribers.is_multiple_of(args.patients)).then(|| {
+        format!(
+            "--subscribers ({}) must be a multiple of --patients ({}): each patient has \
+             N/P subscribers",
+            args.subscribers, args.patients
+        )
+    })
 }
 
 /// Runs the bench on a multi-threaded runtime of its own: the command line runs on
 /// actix's single-threaded one, and one thread parsing every delivery of 10,000
 /// streams would measure the bench rather than the server.
-fn on_own_runtime<F>(threads: Option<usize>, work: F) -> Result<Report, String>
+fn on_own_runtime<F>(threads: usize, work: F) -> Result<Report, String>
 where
     F: std::future::Future<Output = Result<Report, String>> + Send + 'static,
 {
-    let threads = threads
-        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
-        .unwrap_or(1)
-        .max(1);
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
+            .worker_threads(threads.max(1))
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the bench runtime: {e}"))?
@@ -159,108 +81,169 @@ where
     .map_err(|_| "the bench panicked".to_owned())?
 }
 
-async fn bench(args: &BenchArgs) -> Result<Report, String> {
-    if args.patients == 0 || args.producers == 0 || args.rate <= 0.0 {
-        return Err("--patients, --producers and --rate must be positive".to_owned());
+/// One entry per subscriber: its transport and patient. Patients take subscribers in
+/// turn; with `mix` each patient's subscribers alternate SSE and WebSocket, so both
+/// transports see every patient's alerts.
+fn layout(args: &BenchArgs) -> Vec<(bool, usize)> {
+    (0..args.subscribers)
+        .map(|i| {
+            let ws = match args.transport {
+                BenchTransport::Sse => false,
+                BenchTransport::Ws => true,
+                BenchTransport::Mix => (i / args.patients) % 2 == 1,
+            };
+            (ws, i % args.patients)
+        })
+        .collect()
+}
+
+/// The run's own names: patients and titles tagged with it keep concurrent runs, and
+/// any other alerts on the server, out of each other's counts.
+struct Names {
+    run: String,
+    prefix: Arc<str>,
+}
+
+impl Names {
+    fn new() -> Self {
+        let run = format!("{:08x}", rand::random::<u32>());
+        let prefix = format!("bench-{run}-").into();
+        Self { run, prefix }
     }
+
+    fn patient(&self, n: usize) -> String {
+        format!("bench-{}-p{n}", self.run)
+    }
+
+    fn title(&self, k: usize) -> String {
+        format!("{}{k}", self.prefix)
+    }
+}
+
+async fn bench(args: &BenchArgs, threads: usize) -> Result<Report, String> {
     let base = args.url.trim_end_matches('/').to_owned();
+    let timeout = Duration::from_secs(args.timeout_secs);
     let signer = Signer::hs256(&args.secret);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.producers * 2)
+        .connect_timeout(timeout)
+        .timeout(timeout)
         .build()
         .map_err(|e| e.to_string())?;
+    // Nothing is opened against a URL where no Vigil answers.
+    http.get(format!("{base}/healthz"))
+        .send()
+        .await
+        .map_err(|e| format!("no Vigil answers at {base}: {}", failure_of(&e)))?;
+    let names = Names::new();
     let mut report = Report {
-        scenario: json!({"subscribers": args.subscribers, "transport": args.transport, "patients": args.patients,
-                         "alerts": args.alerts, "rate": args.rate, "producers": args.producers}),
-        ..Report::default()
+        run: names.run.clone(),
+        scenario: Scenario {
+            subscribers: args.subscribers,
+            transport: args.transport,
+            patients: args.patients,
+            alerts: args.alerts,
+            rate: args.rate,
+            producers: args.producers,
+            connect_concurrency: args.connect_concurrency,
+            timeout_secs: args.timeout_secs,
+            drain_secs: args.drain_secs,
+            hold_secs: args.hold_secs,
+            threads,
+        },
+        connections_established: 0,
+        connections_failed: 0,
+        connection_failures: BTreeMap::new(),
+        subscribers_cut_off: 0,
+        connect_ms: None,
+        connect_all_ms: 0.0,
+        alerts_raised: 0,
+        alerts_failed: 0,
+        alert_failures: BTreeMap::new(),
+        post_ms: None,
+        alerts_per_second: 0.0,
+        total: Delivery::default(),
+        sse: Delivery::default(),
+        ws: Delivery::default(),
+        deliveries_per_second: 0.0,
+        server_rss_before_bytes: None,
+        server_rss_connected_bytes: None,
+        server_rss_per_connection_bytes: None,
     };
-    report.server_rss_before = server_rss(&http, &base).await;
+    report.server_rss_before_bytes = server_rss(&http, &base).await;
+    let token = |sub: &str, role: &str| mint(&signer, args, sub, role);
 
-    let subscribers: Vec<Subscriber> = (0..args.subscribers)
-        .map(|i| Subscriber {
-            kind: match args.transport.as_str() {
-                "ws" => Kind::Ws,
-                "mix" if i % 2 == 1 => Kind::Ws,
-                _ => Kind::Sse,
-            },
-            patient: i % args.patients,
-        })
-        .collect();
-
-    let server = Arc::new(Server::resolve(&base).await?);
-    let per_patient: Vec<usize> = (0..args.patients)
-        .map(|p| (p..args.alerts).step_by(args.patients).count())
-        .collect();
     // Connect everyone, bounded concurrency; each reports its connect time once ready.
+    let subscribers = layout(args);
+    let server = Arc::new(Server::resolve(&base).await?);
     let started = Instant::now();
-    let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
+    let gate = Arc::new(Semaphore::new(args.connect_concurrency));
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<Duration, String>>();
-    let mut receipts: Vec<Arc<Mutex<Receipts>>> = Vec::new();
-    let mut completed: Vec<Arc<AtomicBool>> = Vec::new();
-    // Per subscriber: it saw `connected` (only those expect alerts).
-    let mut connected: Vec<Arc<AtomicBool>> = Vec::new();
-    let mut tasks = Vec::new();
-    for (i, sub) in subscribers.iter().enumerate() {
-        let token = mint(&signer, &format!("bench-sub-{i}"), "admin").map_err(|e| e.to_string())?;
-        let sink = Arc::new(Mutex::new(Vec::new()));
-        receipts.push(Arc::clone(&sink));
-        let expected = per_patient.get(sub.patient).copied().unwrap_or(0);
-        let complete = Arc::new(AtomicBool::new(expected == 0));
-        completed.push(Arc::clone(&complete));
-        let is_connected = Arc::new(AtomicBool::new(false));
-        connected.push(Arc::clone(&is_connected));
-        let url = base.clone();
-        let patient = patient_name(sub.patient);
-        let ready = ready_tx.clone();
-        let gate = Arc::clone(&gate);
-        let kind = sub.kind;
-        let server = Arc::clone(&server);
+    let mut handles = Vec::with_capacity(subscribers.len());
+    let mut tasks = Vec::with_capacity(subscribers.len());
+    // Set when a subscriber saw no `connected` in time: the ones still waiting for a
+    // connect slot do not each wait out the timeout as well.
+    let unanswered = Arc::new(AtomicBool::new(false));
+    for (i, &(ws, patient)) in subscribers.iter().enumerate() {
+        let token = token(&format!("bench-sub-{i}"), "admin")?;
+        let handle = Handle::default();
+        let (ready, gate, server) = (ready_tx.clone(), Arc::clone(&gate), Arc::clone(&server));
+        let (handle_for_task, prefix, patient) = (
+            handle.clone(),
+            Arc::clone(&names.prefix),
+            names.patient(patient),
+        );
+        handles.push(handle);
+        let unanswered = Arc::clone(&unanswered);
         tasks.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await.ok();
-            let mut tally = Tally {
-                start: Instant::now(),
-                permit,
-                ready: ready.clone(),
-                received: Vec::with_capacity(expected),
-                expected,
-                complete,
-                connected: is_connected,
-                sink,
-            };
-            let result = match kind {
-                Kind::Sse => sse_subscriber(&server, &token, &patient, &mut tally).await,
-                Kind::Ws => ws_subscriber(&url, &token, &patient, &mut tally).await,
-            };
+            if unanswered.load(Ordering::Acquire) {
+                let _ = ready.send(Err("not started: the server stopped answering".to_owned()));
+                return;
+            }
+            let mut tally = Tally::new(&handle_for_task, prefix, patient, permit, ready.clone());
+            let result = subscriber::subscribe(&server, ws, &token, &mut tally, timeout).await;
             if let Err(e) = result {
+                if e.starts_with(subscriber::NOT_CONNECTED) {
+                    unanswered.store(true, Ordering::Release);
+                }
                 let _ = ready.send(Err(e));
             }
         }));
     }
     drop(ready_tx);
     let mut connect_times = Vec::new();
-    let mut first_error = None;
     while connect_times.len() + report.connections_failed < subscribers.len() {
         match ready_rx.recv().await {
             Some(Ok(t)) => connect_times.push(ms(t)),
             Some(Err(e)) => {
                 report.connections_failed += 1;
-                first_error.get_or_insert(e);
+                *report.connection_failures.entry(e).or_default() += 1;
             }
             None => break,
         }
     }
-    if let Some(e) = first_error {
-        log::warn!("bench: first connection failure: {e}");
-    }
     report.connect_all_ms = ms(started.elapsed());
     report.connections_established = connect_times.len();
-    report.connect_ms = percentiles(&mut connect_times);
-    report.server_rss_connected = server_rss(&http, &base).await;
-    if let (Some(before), Some(after)) = (report.server_rss_before, report.server_rss_connected)
-        && report.connections_established > 0
+    report.connect_ms = Percentiles::of(&mut connect_times);
+    report.server_rss_connected_bytes = server_rss(&http, &base).await;
+    if let (Some(before), Some(after)) = (
+        report.server_rss_before_bytes,
+        report.server_rss_connected_bytes,
+    ) && report.connections_established > 0
     {
-        report.server_rss_per_connection =
+        report.server_rss_per_connection_bytes =
             Some((after - before) / report.connections_established as f64);
+    }
+    if !subscribers.is_empty() && report.connections_established == 0 {
+        // Nobody could receive them: raising alerts would measure nothing.
+        if args.alerts > 0 {
+            report.alerts_failed = args.alerts;
+            report
+                .alert_failures
+                .insert("not sent: no subscriber connected".to_owned(), args.alerts);
+        }
+        return Ok(report);
     }
     if args.hold_secs > 0 {
         tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
@@ -268,45 +251,61 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
 
     // Publish K alerts at R/s from several producers.
     let publish_started = Instant::now();
-    let sent_at: Arc<Mutex<HashMap<usize, Instant>>> = Arc::default();
-    let post_times: Arc<Mutex<Vec<f64>>> = Arc::default();
-    let failed = Arc::new(AtomicUsize::new(0));
+    let outcome = Arc::new(Mutex::new(Published::default()));
+    // Set on the first POST the server does not answer: the rest are not sent.
+    let server_gone = Arc::new(AtomicBool::new(false));
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     let mut producers = Vec::new();
     for p in 0..args.producers {
-        let token =
-            mint(&signer, &format!("bench-producer-{p}"), "service").map_err(|e| e.to_string())?;
-        let (http, base, sent_at, post_times, failed) = (
+        let token = token(&format!("bench-producer-{p}"), "service")?;
+        let (http, base, outcome, server_gone) = (
             http.clone(),
             base.clone(),
-            Arc::clone(&sent_at),
-            Arc::clone(&post_times),
-            Arc::clone(&failed),
+            Arc::clone(&outcome),
+            Arc::clone(&server_gone),
         );
-        let (alerts, patients, producers_n) = (args.alerts, args.patients, args.producers);
+        let bodies: Vec<(usize, serde_json::Value)> = (p..args.alerts)
+            .step_by(args.producers)
+            .map(|k| {
+                let body = json!({"patient_id": names.patient(k % args.patients), "severity": "high",
+                                  "kind": "bench", "title": names.title(k), "source": "vigil-bench"});
+                (k, body)
+            })
+            .collect();
         producers.push(tokio::spawn(async move {
-            for k in (p..alerts).step_by(producers_n) {
+            for (k, body) in bodies {
+                if server_gone.load(Ordering::Acquire) {
+                    record(&outcome, |o| {
+                        o.failed("not sent: the server stopped answering")
+                    });
+                    continue;
+                }
                 let due = publish_started + interval.mul_f64(k as f64);
                 tokio::time::sleep_until(due.into()).await;
-                let body = json!({"patient_id": patient_name(k % patients), "severity": "high", "kind": "bench",
-                                  "title": format!("bench-{k}"), "source": "vigil-bench"});
                 let start = Instant::now();
-                if let Ok(mut map) = sent_at.lock() {
-                    map.insert(k, start);
-                }
-                let ok = http
+                record(&outcome, |o| {
+                    o.started.insert(k, start);
+                });
+                let answer = http
                     .post(format!("{base}/api/v1/alerts"))
                     .bearer_auth(&token)
                     .json(&body)
                     .send()
-                    .await
-                    .map(|r| r.status().as_u16() == 201)
-                    .unwrap_or(false);
-                if let Ok(mut times) = post_times.lock() {
-                    times.push(ms(start.elapsed()));
-                }
-                if !ok {
-                    failed.fetch_add(1, Ordering::Relaxed);
+                    .await;
+                let took = ms(start.elapsed());
+                match answer {
+                    Ok(r) if r.status().as_u16() == 201 => record(&outcome, |o| {
+                        o.accepted.insert(k);
+                        o.post_ms.push(took);
+                    }),
+                    Ok(r) => record(&outcome, |o| {
+                        o.post_ms.push(took);
+                        o.failed(&format!("HTTP {}", r.status().as_u16()));
+                    }),
+                    Err(e) => {
+                        server_gone.store(true, Ordering::Release);
+                        record(&outcome, |o| o.failed(&failure_of(&e)));
+                    }
                 }
             }
         }));
@@ -315,18 +314,32 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
         let _ = producer.await;
     }
     let publishing = publish_started.elapsed();
-    report.alerts_failed = failed.load(Ordering::Relaxed);
-    report.alerts_raised = args.alerts.saturating_sub(report.alerts_failed);
+    let published = outcome.lock().map(|o| o.clone()).unwrap_or_default();
+    report.alerts_raised = published.accepted.len();
+    report.alerts_failed = args.alerts.saturating_sub(report.alerts_raised);
+    report.alert_failures = published.failures.clone();
     report.alerts_per_second = report.alerts_raised as f64 / publishing.as_secs_f64().max(0.001);
+    let mut accepted_per_patient = vec![0usize; args.patients];
+    for k in &published.accepted {
+        if let Some(n) = accepted_per_patient.get_mut(k % args.patients) {
+            *n += 1;
+        }
+    }
 
     // Wait for stragglers: until every subscriber has everything, or the drain deadline.
     let deadline = Instant::now() + Duration::from_secs(args.drain_secs);
     loop {
         // A subscriber whose task has ended (it failed) will receive nothing more.
-        let complete = completed
-            .iter()
-            .zip(&tasks)
-            .all(|(done, task)| task.is_finished() || done.load(Ordering::Acquire));
+        let complete =
+            subscribers
+                .iter()
+                .zip(&handles)
+                .zip(&tasks)
+                .all(|((&(_, patient), handle), task)| {
+                    task.is_finished()
+                        || handle.progress.load(Ordering::Acquire)
+                            >= accepted_per_patient.get(patient).copied().unwrap_or(0)
+                });
         if complete || Instant::now() >= deadline {
             break;
         }
@@ -343,231 +356,111 @@ async fn bench(args: &BenchArgs) -> Result<Report, String> {
         let _ = task.await;
     }
 
-    let sent = sent_at.lock().map(|m| m.clone()).unwrap_or_default();
     let mut all = Vec::new();
     let mut sse_lat = Vec::new();
     let mut ws_lat = Vec::new();
-    for (i, (sub, sink)) in subscribers.iter().zip(&receipts).enumerate() {
-        if !connected[i].load(Ordering::Acquire) {
+    for (i, (&(ws, patient), handle)) in subscribers.iter().zip(&handles).enumerate() {
+        if !handle.connected.load(Ordering::Acquire) {
             continue; // counted in connections_failed; it could receive nothing
         }
-        let got = sink.lock().map(|v| v.clone()).unwrap_or_default();
-        let expected = per_patient.get(sub.patient).copied().unwrap_or(0);
-        let mut seen: HashMap<usize, usize> = HashMap::new();
-        let target = match sub.kind {
-            Kind::Sse => (&mut report.sse, &mut sse_lat),
-            Kind::Ws => (&mut report.ws, &mut ws_lat),
+        let got = handle.sink.lock().map(|v| v.clone()).unwrap_or_default();
+        let (delivery, latencies) = if ws {
+            (&mut report.ws, &mut ws_lat)
+        } else {
+            (&mut report.sse, &mut sse_lat)
         };
-        target.0.expected += expected;
-        for (k, at) in got {
-            let n = seen.entry(k).or_default();
-            *n += 1;
-            if *n > 1 {
-                target.0.duplicated += 1;
+        let expected = accepted_per_patient.get(patient).copied().unwrap_or(0);
+        delivery.expected += expected;
+        delivery.misrouted += got.misrouted;
+        let mut seen: HashSet<usize> = HashSet::with_capacity(got.own.len());
+        for (k, at) in got.own {
+            // An alert whose POST failed may still have been stored (a timeout after the
+            // commit): it was expected nowhere, so it counts neither way.
+            let Some(start) = published
+                .started
+                .get(&k)
+                .filter(|_| published.accepted.contains(&k))
+            else {
+                continue;
+            };
+            if !seen.insert(k) {
+                delivery.duplicated += 1;
                 continue;
             }
-            target.0.received += 1;
-            if let Some(start) = sent.get(&k) {
-                let latency = ms(at.saturating_duration_since(*start));
-                target.1.push(latency);
-                all.push(latency);
-            }
+            delivery.received += 1;
+            let latency = ms(at.saturating_duration_since(*start));
+            latencies.push(latency);
+            all.push(latency);
         }
-        target.0.lost += expected.saturating_sub(seen.len());
-        if ended[i] && seen.len() < expected {
+        delivery.lost += expected.saturating_sub(seen.len());
+        if ended.get(i).copied().unwrap_or(false) && seen.len() < expected {
             report.subscribers_cut_off += 1;
         }
     }
-    report.sse.latency_ms = percentiles(&mut sse_lat);
-    report.ws.latency_ms = percentiles(&mut ws_lat);
-    report.total = Delivery {
-        expected: report.sse.expected + report.ws.expected,
-        received: report.sse.received + report.ws.received,
-        lost: report.sse.lost + report.ws.lost,
-        duplicated: report.sse.duplicated + report.ws.duplicated,
-        latency_ms: percentiles(&mut all),
-    };
+    report.sse.latency_ms = Percentiles::of(&mut sse_lat);
+    report.ws.latency_ms = Percentiles::of(&mut ws_lat);
+    report.total.add_counts(&report.sse);
+    report.total.add_counts(&report.ws);
+    report.total.latency_ms = Percentiles::of(&mut all);
     report.deliveries_per_second = report.total.received as f64 / window.as_secs_f64().max(0.001);
-    let mut posts = post_times.lock().map(|v| v.clone()).unwrap_or_default();
-    report.post_ms = percentiles(&mut posts);
+    let mut posts = published.post_ms;
+    report.post_ms = Percentiles::of(&mut posts);
     Ok(report)
 }
 
-fn patient_name(n: usize) -> String {
-    format!("bench-p{n}")
+/// What the producers did, shared between them (one lock per alert, not per delivery).
+#[derive(Default, Clone)]
+struct Published {
+    /// When each alert's POST started.
+    started: HashMap<usize, Instant>,
+    /// Alerts answered 201.
+    accepted: HashSet<usize>,
+    /// POST round trips, ms.
+    post_ms: Vec<f64>,
+    /// Why alerts were not raised, with how many.
+    failures: BTreeMap<String, usize>,
 }
 
-fn mint(signer: &Signer, sub: &str, role: &str) -> Result<String, crate::auth::keys::TokenError> {
+impl Published {
+    fn failed(&mut self, why: &str) {
+        *self.failures.entry(why.to_owned()).or_default() += 1;
+    }
+}
+
+fn record(outcome: &Mutex<Published>, change: impl FnOnce(&mut Published)) {
+    if let Ok(mut o) = outcome.lock() {
+        change(&mut o);
+    }
+}
+
+/// A failed request's cause in a few words, the same for every request it hit.
+fn failure_of(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "could not connect".to_owned()
+    } else {
+        "connection failed".to_owned()
+    }
+}
+
+fn mint(signer: &Signer, args: &BenchArgs, sub: &str, role: &str) -> Result<String, String> {
     let now = chrono::Utc::now().timestamp();
-    signer.sign(&Claims {
-        sub: sub.to_owned(),
-        role: role.to_owned(),
-        patient_id: None,
-        exp: now + 24 * 3600,
-        iat: Some(now),
-        iss: None,
-        aud: None,
-    })
-}
-
-/// The one field of an alert the bench reads. Deserialising into it (other fields are
-/// skipped, nothing allocated) keeps the bench's own cost per delivery small, so the
-/// latency it reports is the server's, not the parser's.
-#[derive(serde::Deserialize)]
-struct Titled<'a> {
-    #[serde(borrow)]
-    title: std::borrow::Cow<'a, str>,
-}
-
-impl Titled<'_> {
-    /// The alert number from a bench alert's title (`bench-<k>`).
-    fn number(&self) -> Option<usize> {
-        self.title.strip_prefix("bench-")?.parse().ok()
-    }
-}
-
-/// A legacy WebSocket frame, as far as the bench reads it.
-#[derive(serde::Deserialize)]
-struct WsFrame<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    alert: Option<Titled<'a>>,
-}
-
-/// One subscriber's bookkeeping, whatever its transport: it frees its connect slot and
-/// reports its connect time on `connected`, and records when each alert arrived.
-///
-/// The receipts stay in the subscriber's own task until it ends: a shared lock per
-/// delivery cost the bench 8 % of its CPU in B1 (cache misses on a thousand locks).
-struct Tally {
-    start: Instant,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    ready: mpsc::UnboundedSender<Result<Duration, String>>,
-    received: Receipts,
-    /// Alerts this subscriber's patient is raised.
-    expected: usize,
-    /// Set once `expected` receipts are in, so the bench knows when to stop waiting.
-    complete: Arc<AtomicBool>,
-    /// Set when the server's `connected` arrives: only connected subscribers expect alerts.
-    connected: Arc<AtomicBool>,
-    /// Where the receipts go when the task ends or is cancelled.
-    sink: Arc<Mutex<Receipts>>,
-}
-
-impl Drop for Tally {
-    fn drop(&mut self) {
-        if let Ok(mut sink) = self.sink.lock() {
-            *sink = std::mem::take(&mut self.received);
-        }
-    }
-}
-
-impl Tally {
-    fn connected(&mut self) {
-        self.connected.store(true, Ordering::Release);
-        self.permit.take();
-        let _ = self.ready.send(Ok(self.start.elapsed()));
-    }
-
-    fn received(&mut self, alert: Option<Titled<'_>>) {
-        if let Some(k) = alert.and_then(|a| a.number()) {
-            self.received.push((k, Instant::now()));
-            if self.received.len() == self.expected {
-                self.complete.store(true, Ordering::Release);
-            }
-        }
-    }
-}
-
-async fn sse_subscriber(
-    server: &Server,
-    token: &str,
-    patient: &str,
-    tally: &mut Tally,
-) -> Result<(), String> {
-    let body = sse_stream::open(
-        server.addr,
-        &server.host,
-        &format!("{}/api/v1/alerts/stream?patient_id={patient}", server.path),
-        token,
-    )
-    .await?;
-    let mut events = std::pin::pin!(body.eventsource());
-    while let Some(event) = events.next().await {
-        let event = event.map_err(|e| e.to_string())?;
-        match event.event.as_str() {
-            "connected" => tally.connected(),
-            "alert" => tally.received(serde_json::from_str(&event.data).ok()),
-            _ => {}
-        }
-    }
-    Err("stream ended".to_owned())
-}
-
-/// Where the streams connect: resolved once, not per connection.
-struct Server {
-    addr: std::net::SocketAddr,
-    /// The `Host` header.
-    host: String,
-    /// Path prefix of the base URL (empty at the root).
-    path: String,
-}
-
-impl Server {
-    async fn resolve(base: &str) -> Result<Self, String> {
-        let url = reqwest::Url::parse(base).map_err(|e| format!("--url: {e}"))?;
-        if url.scheme() != "http" {
-            return Err("--url: the bench speaks plain http".to_owned());
-        }
-        let host = url.host_str().ok_or("--url has no host")?.to_owned();
-        let port = url.port_or_known_default().unwrap_or(80);
-        let addr = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| format!("--url: {e}"))?
-            .next()
-            .ok_or_else(|| format!("--url: {host} has no address"))?;
-        Ok(Self {
-            addr,
-            host: format!("{host}:{port}"),
-            path: url.path().trim_end_matches('/').to_owned(),
+    signer
+        .sign(&Claims {
+            sub: sub.to_owned(),
+            role: role.to_owned(),
+            patient_id: None,
+            exp: now + 24 * 3600,
+            iat: Some(now),
+            iss: args.jwt_issuer.clone().filter(|s| !s.is_empty()),
+            aud: args
+                .jwt_audience
+                .clone()
+                .filter(|s| !s.is_empty())
+                .map(Into::into),
         })
-    }
-}
-
-async fn ws_subscriber(
-    base: &str,
-    token: &str,
-    patient: &str,
-    tally: &mut Tally,
-) -> Result<(), String> {
-    use tokio_tungstenite::tungstenite::Message;
-    let ws_base = base.replacen("http", "ws", 1);
-    // tungstenite zero-fills its whole read buffer before every read: at its default
-    // of 128 KiB that cost more than the rest of a delivery. Frames here are small.
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(WS_READ_BUFFER);
-    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(
-        format!("{ws_base}/ws?token={token}&patient_id={patient}"),
-        Some(config),
-        true,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    while let Some(msg) = socket.next().await {
-        let Message::Text(text) = msg.map_err(|e| e.to_string())? else {
-            continue;
-        };
-        let Ok(frame) = serde_json::from_str::<WsFrame>(&text) else {
-            continue;
-        };
-        match frame.kind.as_ref() {
-            "connected" => tally.connected(),
-            "alert" => tally.received(frame.alert),
-            _ => {}
-        }
-    }
-    Err("socket closed".to_owned())
+        .map_err(|e| format!("cannot mint a token: {e}"))
 }
 
 async fn server_rss(http: &reqwest::Client, base: &str) -> Option<f64> {
@@ -592,76 +485,48 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn percentiles(values: &mut [f64]) -> Percentiles {
-    if values.is_empty() {
-        return Percentiles::default();
-    }
-    values.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        let idx = ((values.len() as f64 * q).ceil() as usize)
-            .saturating_sub(1)
-            .min(values.len() - 1);
-        values.get(idx).copied().unwrap_or_default()
-    };
-    Percentiles {
-        p50: at(0.5),
-        p90: at(0.9),
-        p99: at(0.99),
-        p999: at(0.999),
-        max: at(1.0),
-    }
-}
-
 #[allow(clippy::print_stdout)]
 fn print_line(text: &str) {
     println!("{text}");
 }
 
-fn print_human(r: &Report) {
-    let p = |x: &Percentiles| {
-        format!(
-            "p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2} ms",
-            x.p50, x.p90, x.p99, x.p999, x.max
-        )
-    };
-    print_line(&format!("scenario            {}", r.scenario));
-    print_line(&format!(
-        "connections         {} established, {} failed, all in {:.0} ms",
-        r.connections_established, r.connections_failed, r.connect_all_ms
-    ));
-    print_line(&format!("connect time        {}", p(&r.connect_ms)));
-    print_line(&format!(
-        "alerts              {} raised, {} failed, {:.0}/s; POST {}",
-        r.alerts_raised,
-        r.alerts_failed,
-        r.alerts_per_second,
-        p(&r.post_ms)
-    ));
-    for (name, d) in [("total", &r.total), ("sse", &r.sse), ("ws", &r.ws)] {
-        if d.expected > 0 {
-            print_line(&format!(
-                "deliveries {name:<8} expected {} received {} lost {} duplicated {}",
-                d.expected, d.received, d.lost, d.duplicated
-            ));
-            print_line(&format!("latency {name:<11} {}", p(&d.latency_ms)));
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::layout;
+    use crate::cli::{Cli, Command};
+
+    fn bench_args(extra: &[&str]) -> crate::cli::BenchArgs {
+        let mut argv = vec!["vigil", "bench", "--secret", "s"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).map(|c| c.command) {
+            Ok(Some(Command::Bench(args))) => args,
+            other => panic!("not a bench command line: {other:?}"),
         }
     }
-    if r.subscribers_cut_off > 0 {
-        print_line(&format!(
-            "cut off             {} subscribers' streams ended before their last alert (a full queue, VIGIL_CLIENT_QUEUE, or a shutdown); the bench does not resume, so what they missed counts as lost",
-            r.subscribers_cut_off
-        ));
-    }
-    print_line(&format!(
-        "deliveries/s        {:.0}",
-        r.deliveries_per_second
-    ));
-    if let (Some(b), Some(a)) = (r.server_rss_before, r.server_rss_connected) {
-        print_line(&format!(
-            "server RSS          {:.1} MiB before, {:.1} MiB connected, {:.1} KiB per connection",
-            b / 1048576.0,
-            a / 1048576.0,
-            r.server_rss_per_connection.unwrap_or_default() / 1024.0
-        ));
+
+    #[test]
+    fn mix_gives_every_patient_both_transports() {
+        let args = bench_args(&[
+            "--subscribers",
+            "8",
+            "--patients",
+            "2",
+            "--transport",
+            "mix",
+        ]);
+        let per_patient = |p: usize| {
+            let ws = layout(&args)
+                .iter()
+                .filter(|&&(ws, q)| q == p && ws)
+                .count();
+            let sse = layout(&args)
+                .iter()
+                .filter(|&&(ws, q)| q == p && !ws)
+                .count();
+            (sse, ws)
+        };
+        assert_eq!((per_patient(0), per_patient(1)), ((2, 2), (2, 2)));
     }
 }

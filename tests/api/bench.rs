@@ -4,7 +4,7 @@
 
 use std::process::Output;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::binary::Served;
 use crate::helpers::*;
@@ -65,7 +65,7 @@ async fn bench_counts_every_delivery_on_both_transports() {
     }
     assert_eq!(report["total"]["received"], 36);
     assert!(
-        report["server_rss_before"]
+        report["server_rss_before_bytes"]
             .as_f64()
             .is_some_and(|b| b > 0.0)
     );
@@ -84,6 +84,21 @@ async fn bench_with_the_wrong_secret_reports_failed_connections_and_exits_non_ze
     assert_eq!(report["connections_established"], 0);
     assert_eq!(report["connections_failed"], 4);
     assert_eq!(report["alerts_failed"], 2);
+    // The causes are in the report, not only in a log line.
+    assert_eq!(
+        report["connection_failures"],
+        json!({"sse: stream answered 401": 2, "ws: HTTP error: 401 Unauthorized": 2}),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["alert_failures"],
+        json!({"not sent: no subscriber connected": 2}),
+        "nothing is raised when nobody could receive it: {report:#}"
+    );
+    assert!(
+        report["connect_ms"].is_null(),
+        "no connect time without a connection: {report:#}"
+    );
     // Subscribers that never connected expect nothing: a failed connection is not a
     // lost delivery (the report used to call them lost).
     assert_eq!(report["total"]["expected"], 0, "{report:#}");
@@ -105,8 +120,10 @@ async fn the_server_gives_back_the_memory_of_streams_once_they_have_closed() {
     .await;
     assert!(output.status.success(), "bench failed: {report:#}");
     assert_eq!(report["connections_established"], 3000, "{report:#}");
-    let before = report["server_rss_before"].as_f64().expect("RSS before");
-    let connected = report["server_rss_connected"]
+    let before = report["server_rss_before_bytes"]
+        .as_f64()
+        .expect("RSS before");
+    let connected = report["server_rss_connected_bytes"]
         .as_f64()
         .expect("RSS connected");
     let mib = 1024.0 * 1024.0;
@@ -130,4 +147,139 @@ async fn the_server_gives_back_the_memory_of_streams_once_they_have_closed() {
         (rss < halfway).then_some(())
     })
     .await;
+}
+
+/// Alerts the server refuses (here 429, two per subject) are expected nowhere: the report
+/// names the refusal instead of calling every subscriber's copy lost.
+#[actix_web::test]
+async fn refused_alerts_are_failures_by_status_not_lost_deliveries() {
+    let app =
+        spawn_app_with(|c| c.rate_limit = std::num::NonZeroU32::new(2).expect("non-zero")).await;
+    let (output, report) = run_bench(
+        &app,
+        SECRET,
+        &[
+            "--subscribers",
+            "5",
+            "--alerts",
+            "12",
+            "--rate",
+            "200",
+            "--producers",
+            "1",
+        ],
+    )
+    .await;
+    assert!(
+        !output.status.success(),
+        "failed alerts fail the run: {report:#}"
+    );
+    let raised = report["alerts_raised"].as_u64().expect("alerts_raised");
+    assert!(
+        (1..12).contains(&raised),
+        "some raised, some refused: {report:#}"
+    );
+    assert_eq!(
+        report["alert_failures"],
+        json!({"HTTP 429": 12 - raised}),
+        "{report:#}"
+    );
+    assert_eq!(report["total"]["expected"], 5 * raised, "{report:#}");
+    assert_eq!(report["total"]["received"], 5 * raised, "{report:#}");
+    assert_eq!(report["total"]["lost"], 0, "{report:#}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("alerts failed") && !stderr.contains("lost"),
+        "{stderr}"
+    );
+}
+
+/// Two runs side by side on one server: each counts only its own alerts (its patients
+/// and titles carry its run tag), so neither sees the other's as duplicates.
+#[actix_web::test]
+async fn two_benches_at_once_each_count_only_their_own_alerts() {
+    let app = spawn_app().await;
+    let args = [
+        "--subscribers",
+        "6",
+        "--transport",
+        "mix",
+        "--alerts",
+        "10",
+        "--rate",
+        "50",
+    ];
+    let (a, b) = tokio::join!(
+        run_bench(&app, SECRET, &args),
+        run_bench(&app, SECRET, &args)
+    );
+    for (output, report) in [a, b] {
+        assert!(output.status.success(), "{report:#}");
+        assert_eq!(report["total"]["expected"], 60, "{report:#}");
+        assert_eq!(report["total"]["received"], 60, "{report:#}");
+        assert_eq!(report["total"]["duplicated"], 0, "{report:#}");
+        assert_eq!(report["total"]["misrouted"], 0, "{report:#}");
+    }
+}
+
+/// A port that accepts connections and never answers (a frozen server) must not hang
+/// the bench: it gives up after --timeout-secs, names the cause and exits non-zero.
+#[actix_web::test]
+async fn a_server_that_never_answers_fails_the_bench_instead_of_hanging_it() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", silent.local_addr().expect("addr"));
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
+    command
+        .args([
+            "bench",
+            "--url",
+            &url,
+            "--secret",
+            SECRET,
+            "--timeout-secs",
+            "1",
+        ])
+        .env("RUST_LOG", "warn");
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("bench thread")
+        .expect("bench ran");
+    drop(silent);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no Vigil answers at {url}: timed out")),
+        "{stderr}"
+    );
+}
+
+/// Arguments that cannot describe a run are usage errors (exit 2), before anything is
+/// opened.
+#[test]
+fn impossible_bench_arguments_are_usage_errors() {
+    for (extra, names) in [
+        (&["--transport", "WS"][..], "--transport"),
+        (&["--rate", "nan"], "--rate"),
+        (&["--rate", "-1"], "--rate"),
+        (&["--rate", "1e-300"], "--rate"),
+        (&["--patients", "0"], "--patients"),
+        (&["--producers", "0"], "--producers"),
+        (&["--threads", "0"], "--threads"),
+        (&["--connect-concurrency", "0"], "--connect-concurrency"),
+        (&["--drain-secs", "0"], "--drain-secs"),
+        (
+            &["--subscribers", "10", "--patients", "3"],
+            "multiple of --patients",
+        ),
+        (&["--secret", " "], "--secret"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["bench", "--url", "http://127.0.0.1:9", "--secret", SECRET])
+            .args(extra)
+            .output()
+            .expect("bench ran");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(names), "{extra:?} names {names}: {stderr}");
+    }
 }
