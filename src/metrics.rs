@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::hub::messages::Transport;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -96,9 +98,16 @@ impl Metrics {
         registry.register(Box::new(fanout_seconds.clone()))?;
         registry.register(Box::new(delivery_seconds.clone()))?;
         #[cfg(target_os = "linux")]
-        registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        registry.register(Box::new(process::ProcessMetrics::new()))?;
+        // Every series exists from the start, at zero: a dashboard or alert rule on
+        // `vigil_connections{transport="ws",role="nurse"}` has a value before the first
+        // nurse connects, not "no data".
+        for transport in [Transport::Sse, Transport::Ws] {
+            for role in crate::domain::Role::all() {
+                connections.with_label_values(&[transport.as_str(), role.as_str()]);
+            }
+            delivery_seconds.with_label_values(&[transport.as_str()]);
+        }
         Ok(Self {
             registry,
             connections,
@@ -138,5 +147,85 @@ impl Metrics {
             log::error!("metrics encoding failed: {e}");
         }
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+/// Process metrics with CPU time to the clock tick.
+#[cfg(target_os = "linux")]
+mod process {
+    use prometheus::core::{Collector, Desc};
+    use prometheus::process_collector::ProcessCollector;
+    use prometheus::proto::MetricFamily;
+
+    /// prometheus' process collector, whose `process_cpu_seconds_total` is an integer
+    /// counter (0 until a whole second of CPU, then 1 …): Vigil's figure is the real one.
+    pub struct ProcessMetrics {
+        inner: ProcessCollector,
+    }
+
+    impl ProcessMetrics {
+        /// The collector of this process.
+        pub fn new() -> Self {
+            Self {
+                inner: ProcessCollector::for_self(),
+            }
+        }
+    }
+
+    impl Collector for ProcessMetrics {
+        fn desc(&self) -> Vec<&Desc> {
+            self.inner.desc()
+        }
+
+        fn collect(&self) -> Vec<MetricFamily> {
+            let mut families = self.inner.collect();
+            let Some(seconds) = cpu_seconds() else {
+                return families;
+            };
+            for family in &mut families {
+                if family.name().ends_with("process_cpu_seconds_total") {
+                    for metric in family.mut_metric() {
+                        let mut counter = metric.get_counter().clone();
+                        counter.set_value(seconds);
+                        metric.set_counter(counter);
+                    }
+                }
+            }
+            families
+        }
+    }
+
+    /// User and system CPU time of this process, seconds.
+    fn cpu_seconds() -> Option<f64> {
+        let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
+        let ticks = procfs::ticks_per_second();
+        (ticks > 0).then(|| (stat.utime + stat.stime) as f64 / ticks as f64)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use prometheus::core::Collector;
+
+        use super::{ProcessMetrics, cpu_seconds};
+
+        /// The whole-second counter read 0 for a process that had used 0.13 s.
+        #[test]
+        fn cpu_seconds_are_not_rounded_down_to_whole_seconds() {
+            // Spend a few clock ticks of CPU first: a fresh test process has used none.
+            let mut sum = 0u64;
+            while cpu_seconds().unwrap_or(1.0) < 0.05 {
+                for i in 0..100_000u64 {
+                    sum = std::hint::black_box(sum.wrapping_add(i));
+                }
+            }
+            let spent_before = cpu_seconds().unwrap_or_default();
+            let reported = ProcessMetrics::new()
+                .collect()
+                .iter()
+                .find(|f| f.name().ends_with("process_cpu_seconds_total"))
+                .and_then(|f| f.get_metric().first().map(|m| m.get_counter().get_value()))
+                .unwrap_or(-1.0);
+            assert!(reported >= spent_before, "{reported} < {spent_before}");
+        }
     }
 }

@@ -447,6 +447,38 @@ async fn the_api_reads_answer_head_as_get_does_without_a_body() {
 #[actix_web::test]
 async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency() {
     let app = spawn_app().await;
+    // Before any stream: every series is there at zero, so a dashboard has a value.
+    let text = app.metrics_text().await;
+    for transport in ["sse", "ws"] {
+        for role in [
+            "admin",
+            "doctor",
+            "nurse",
+            "caregiver",
+            "dispatcher",
+            "patient",
+            "service",
+        ] {
+            assert_eq!(
+                metric_sample(
+                    &text,
+                    "vigil_connections",
+                    &[("transport", transport), ("role", role)]
+                ),
+                Some(0.0),
+                "{transport}/{role} before any stream: {text}"
+            );
+        }
+        assert_eq!(
+            metric_sample(
+                &text,
+                "vigil_delivery_seconds_count",
+                &[("transport", transport)]
+            ),
+            Some(0.0),
+            "{transport}: {text}"
+        );
+    }
     app.assign("123", "alice").await;
     let mut sse = app
         .sse(&token("alice", "nurse", None), "patient_id=123")
