@@ -136,3 +136,19 @@ test('bidirectional controls in alert text are shown, never applied (no "HR 148"
   assert.equal(message, 'SpO2 \uFFFD 98 \uFFFD');
   assert.deepEqual(dora.problems, []);
 });
+
+test('a keyboard user stays on the row: focus returns to the action button after it answers', async () => {
+  await vigil.assignCareTeam('p-888', 'ezra');
+  const a = await vigil.raiseAlert({ patient_id: 'p-888', severity: 'high', title: 'BP 190/110' });
+  const ezra = await newPage(browser);
+  await signInConsole(ezra, vigil, await vigil.token('ezra', 'nurse'));
+  const button = ezra.locator(`${rowSel(a.id)} button[data-action="escalated"]`);
+  await button.focus();
+  await ezra.keyboard.press('Enter');
+  await ezra.waitForSelector(`${rowSel(a.id)}[data-status="escalated"]`, { timeout: 5000 });
+  await waitUntil(() => ezra.evaluate((id) => {
+    const f = document.activeElement;
+    return f && f.dataset.action === 'escalated' && f.closest('.alert-row')?.dataset.alertId === id;
+  }, a.id), { timeout: 5000, message: 'focus back on the row\'s escalate button' });
+  assert.deepEqual(ezra.problems, []);
+});

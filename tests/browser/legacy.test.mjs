@@ -143,3 +143,19 @@ test('a silent socket is given up: the legacy dashboard shows offline, then catc
   await legacy.waitForSelector(`${rowSel(after.id)}[data-status="open"]`, { timeout: 5000 });
   assert.equal(await rowCount(legacy, after.id), 1);
 });
+
+test('a keyboard user stays on the row: focus returns to the action button after ack_result', async () => {
+  await vigil.assignCareTeam('p-707', 'ivy');
+  const legacy = await newPage(browser);
+  await connectLegacy(legacy, vigil, await vigil.token('ivy', 'nurse'));
+  const a = await vigil.raiseAlert({ patient_id: 'p-707', severity: 'high', title: 'Temp 39.8' });
+  await legacy.waitForSelector(`${rowSel(a.id)}[data-status="open"]`, { timeout: 5000 });
+  await legacy.locator(`${rowSel(a.id)} button[data-action="acknowledged"]`).focus();
+  await legacy.keyboard.press('Enter');
+  await legacy.waitForSelector(`${rowSel(a.id)}[data-status="acknowledged"]`, { timeout: 5000 });
+  await waitUntil(() => legacy.evaluate((id) => {
+    const f = document.activeElement;
+    return f && f.dataset.action === 'acknowledged' && f.closest('.alert-row')?.dataset.alertId === id;
+  }, a.id), { timeout: 5000, message: 'focus back on the row\'s acknowledge button' });
+  assert.deepEqual(legacy.problems, []);
+});
