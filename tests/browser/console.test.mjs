@@ -134,6 +134,17 @@ test('bidirectional controls in alert text are shown, never applied (no "HR 148"
   const message = await dora.locator(`${rowSel(spoof.id)} .message`).textContent();
   assert.equal(title, 'HR \uFFFD841\uFFFD bpm');
   assert.equal(message, 'SpO2 \uFFFD 98 \uFFFD');
+  // A critical one raised now is also announced: its toast shows the controls, too.
+  const critical = await vigil.raiseAlert({ patient_id: 'p-777', severity: 'critical', title: 'HR \u202E841\u202C bpm' });
+  await dora.waitForSelector(rowSel(critical.id));
+  await dora.waitForSelector('#toasts .toast');
+  assert.equal(await dora.textContent('#toasts .toast p'), 'Critical alert for patient p-777: HR \uFFFD841\uFFFD bpm');
+  // A burst of them leaves the newest three on screen, not a wall over the list.
+  for (let i = 0; i < 5; i++) {
+    await vigil.raiseAlert({ patient_id: 'p-777', severity: 'critical', title: `Burst ${i}` });
+  }
+  await dora.waitForFunction(() => document.querySelector('#toasts .toast:last-child p')?.textContent.endsWith('Burst 4'));
+  assert.equal(await dora.locator('#toasts .toast').count(), 3);
   assert.deepEqual(dora.problems, []);
 });
 
