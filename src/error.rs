@@ -151,6 +151,10 @@ impl ApiError {
     /// Text safe to show a client: internal causes are replaced by a generic sentence.
     pub fn client_detail(&self) -> String {
         match self {
+            ApiError::DatabaseUnavailable(cause) if cause.to_string().contains("locked") => {
+                "the database is locked by another process; nothing was changed, retry later"
+                    .to_owned()
+            }
             ApiError::DatabaseUnavailable(_) => {
                 "the database is unreachable; nothing was changed, retry later".to_owned()
             }

@@ -25,7 +25,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::r2d2::ManageConnection;
 use diesel::{Connection, RunQueryDsl};
@@ -42,19 +42,36 @@ use crate::hub::event::StoredEvent;
 const MAX_BATCH: usize = 64;
 /// How often the WAL is checkpointed (off the commit path).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// Takes SQLite's write lock at the start of a batch, changing nothing. Without it each
+/// write of a batch met a lock held by another process on its own and waited out the
+/// busy timeout (10 s) in turn: four writes, forty seconds.
+const TAKE_WRITE_LOCK: &str = "UPDATE event_head SET seq = seq WHERE 0";
+/// A write still queued after this long is answered 503 without being run: its caller
+/// has waited a busy timeout already, and the writer is stuck behind a lock.
+const STALE_AFTER: Duration = Duration::from_secs(10);
+/// What a caller hears when the database is locked by someone else.
+pub const LOCKED: &str = "database is locked by another process";
 
 /// Where write transactions go (see the module documentation).
 #[derive(Clone)]
 pub struct Writer {
     pool: DbPool,
     queue: Option<mpsc::Sender<Box<dyn Job>>>,
+    /// The last batch could not take the write lock (SQLite), and none has committed
+    /// since: readiness must not say "ready" while every write fails.
+    blocked: Arc<AtomicBool>,
 }
 
 impl Writer {
     /// A group-committing writer thread for SQLite; direct writes for PostgreSQL.
     pub fn new(pool: DbPool, database: &DatabaseConfig) -> std::io::Result<Self> {
+        let blocked = Arc::new(AtomicBool::new(false));
         if pool::is_postgres(&database.url) {
-            return Ok(Self { pool, queue: None });
+            return Ok(Self {
+                pool,
+                queue: None,
+                blocked,
+            });
         }
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         // The writer asks the checkpointer for an early checkpoint through `poke`;
@@ -75,13 +92,25 @@ impl Writer {
             copied,
             asked: false,
         };
+        let writer_blocked = Arc::clone(&blocked);
         std::thread::Builder::new()
             .name("vigil-sqlite-writer".to_owned())
-            .spawn(move || write_loop(&manager, &jobs, &mut wal))?;
+            .spawn(move || write_loop(&manager, &jobs, &mut wal, &writer_blocked))?;
         Ok(Self {
             pool,
             queue: Some(queue),
+            blocked,
         })
+    }
+
+    /// Whether writes go through, for readiness: `Err` when the last batch could not
+    /// take SQLite's write lock — then an empty batch tries again (it writes nothing),
+    /// so readiness recovers as soon as the lock is gone, without waiting for a write.
+    pub async fn check_writable(&self) -> Result<(), ApiError> {
+        if !self.blocked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.write(|_| Ok(())).await
     }
 
     /// Runs `work` in a transaction of its own (PostgreSQL) or in a savepoint of the
@@ -138,6 +167,7 @@ impl Writer {
                 work,
                 after_commit,
                 reply,
+                queued: Instant::now(),
             }))
             .map_err(|_| ApiError::Internal("the SQLite writer thread is gone".to_owned()))?;
         answer.await.map_err(|_| {
@@ -153,8 +183,10 @@ type AfterCommit<T> = Box<dyn FnOnce(&mut T) + Send>;
 trait Job: Send {
     /// Runs inside a savepoint; what it returns is sent once the batch's fate is known.
     fn run(self: Box<Self>, conn: &mut AnyConnection) -> Box<dyn Finish>;
-    /// Answers without running (no connection could be had).
+    /// Answers without running (no connection or no lock could be had).
     fn abandon(self: Box<Self>, why: &str);
+    /// When it was queued.
+    fn queued(&self) -> Instant;
 }
 
 /// A ran write waiting for its batch's commit.
@@ -167,6 +199,7 @@ struct WriteJob<F, T> {
     work: F,
     after_commit: Option<AfterCommit<T>>,
     reply: oneshot::Sender<Result<T, ApiError>>,
+    queued: Instant,
 }
 
 impl<F, T> Job for WriteJob<F, T>
@@ -179,6 +212,7 @@ where
             work,
             after_commit,
             reply,
+            ..
         } = *self;
         // Nested in the batch's transaction, this is a savepoint: an error undoes
         // this write alone.
@@ -192,6 +226,10 @@ where
 
     fn abandon(self: Box<Self>, why: &str) {
         let _ = self.reply.send(Err(unavailable(why)));
+    }
+
+    fn queued(&self) -> Instant {
+        self.queued
     }
 }
 
@@ -226,7 +264,12 @@ fn unavailable(why: &str) -> ApiError {
     ApiError::DatabaseUnavailable(why.to_owned().into())
 }
 
-fn write_loop(manager: &AnyManager, jobs: &mpsc::Receiver<Box<dyn Job>>, wal: &mut WalBound) {
+fn write_loop(
+    manager: &AnyManager,
+    jobs: &mpsc::Receiver<Box<dyn Job>>,
+    wal: &mut WalBound,
+    blocked: &AtomicBool,
+) {
     let mut conn: Option<AnyConnection> = None;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -235,6 +278,16 @@ fn write_loop(manager: &AnyManager, jobs: &mpsc::Receiver<Box<dyn Job>>, wal: &m
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
+        }
+        let (stale, fresh): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|job| job.queued().elapsed() >= STALE_AFTER);
+        for job in stale {
+            job.abandon(LOCKED);
+        }
+        let batch = fresh;
+        if batch.is_empty() {
+            continue;
         }
         let mut open = match conn.take() {
             Some(open) => open,
@@ -253,12 +306,17 @@ fn write_loop(manager: &AnyManager, jobs: &mpsc::Receiver<Box<dyn Job>>, wal: &m
         // error (their replies are dropped), none a false success, and the thread
         // lives on with a fresh connection for the next batch.
         match catch_unwind(AssertUnwindSafe(|| commit_batch(&mut open, batch))) {
-            Ok(true) => {
+            Ok(Batch::Committed) => {
+                blocked.store(false, Ordering::Release);
                 wal.after_batch(&mut open);
                 conn = Some(open);
             }
+            Ok(Batch::Locked) => {
+                blocked.store(true, Ordering::Release);
+                conn = Some(open);
+            }
             // Commit failed: start the next batch on a fresh connection.
-            Ok(false) => {}
+            Ok(Batch::Failed) => {}
             Err(_) => log::error!("a write panicked; its batch was rolled back"),
         }
     }
@@ -273,16 +331,40 @@ fn open_writer(manager: &AnyManager, wal: &mut WalBound) -> Result<AnyConnection
     Ok(conn)
 }
 
-/// Runs every job in one transaction; returns whether it committed.
-fn commit_batch(conn: &mut AnyConnection, batch: Vec<Box<dyn Job>>) -> bool {
-    let started = std::time::Instant::now();
+/// How a batch ended.
+enum Batch {
+    Committed,
+    /// The write lock could not be had (another process holds it): nothing ran, every
+    /// caller was answered 503; the connection is fine.
+    Locked,
+    /// The commit failed: every caller was answered 503.
+    Failed,
+}
+
+/// Runs every job in one transaction, once it holds the write lock.
+fn commit_batch(conn: &mut AnyConnection, mut batch: Vec<Box<dyn Job>>) -> Batch {
+    let started = Instant::now();
     let mut ran: Vec<Box<dyn Finish>> = Vec::with_capacity(batch.len());
+    let mut locked = false;
     let committed = conn.transaction::<_, diesel::result::Error, _>(|c| {
-        for job in batch {
+        // One wait for the lock for the whole batch (see TAKE_WRITE_LOCK).
+        diesel::sql_query(TAKE_WRITE_LOCK)
+            .execute(c)
+            .inspect_err(|_| locked = true)?;
+        for job in batch.drain(..) {
             ran.push(job.run(c));
         }
         Ok(())
     });
+    if locked {
+        if let Err(e) = &committed {
+            log::warn!("{} writes refused: the write lock: {e}", batch.len());
+        }
+        for job in batch {
+            job.abandon(LOCKED);
+        }
+        return Batch::Locked;
+    }
     let committed = committed.map_err(|e| {
         log::error!("group commit of {} writes failed: {e}", ran.len());
         e.to_string()
@@ -295,7 +377,11 @@ fn commit_batch(conn: &mut AnyConnection, batch: Vec<Box<dyn Job>>) -> bool {
     for finish in ran {
         finish.finish(committed.as_ref().map(|_| ()).map_err(String::as_str));
     }
-    committed.is_ok()
+    if committed.is_ok() {
+        Batch::Committed
+    } else {
+        Batch::Failed
+    }
 }
 
 /// Keeps the WAL file near its limit under sustained writes (see the module

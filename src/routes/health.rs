@@ -37,7 +37,19 @@ const READINESS_CHECKOUT: Duration = Duration::from_millis(800);
     )
 )]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let checked = db::run_within(&state.pool, READINESS_CHECKOUT, |c| Ok(events::head(c)?)).await;
+    let read = db::run_within(&state.pool, READINESS_CHECKOUT, |c| Ok(events::head(c)?)).await;
+    // Reads can work while writes cannot (SQLite locked by another process): then the
+    // instance cannot store an alert, and is not ready.
+    let checked = match read {
+        Ok(head) => {
+            match tokio::time::timeout(READINESS_CHECKOUT, state.writer.check_writable()).await {
+                Ok(Ok(())) => Ok(head),
+                Ok(Err(e)) => Err((e.to_string(), "locked")),
+                Err(_) => Err(("no write went through in time".to_owned(), "locked")),
+            }
+        }
+        Err(e) => Err((e.to_string(), "unreachable")),
+    };
     let broker = match state.broker.connected() {
         None => "in-process",
         Some(true) => "connected",
@@ -46,15 +58,19 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match checked {
         Ok(head) => HttpResponse::Ok()
             .json(json!({"status": "ready", "database": "ok", "broker": broker, "head": head})),
-        Err(e) => {
+        Err((e, database)) => {
             log::warn!("readiness check failed: {e}");
+            let detail = match database {
+                "locked" => "the database is locked by another process: writes fail",
+                _ => "the database is unreachable",
+            };
             HttpResponse::ServiceUnavailable()
                 .content_type("application/problem+json")
                 .insert_header((
                     actix_web::http::header::RETRY_AFTER,
                     crate::error::DATABASE_RETRY_AFTER,
                 ))
-                .json(json!({"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": "the database is unreachable", "database": "unreachable", "broker": broker}))
+                .json(json!({"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": detail, "database": database, "broker": broker}))
         }
     }
 }

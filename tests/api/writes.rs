@@ -159,3 +159,74 @@ async fn sustained_writes_keep_the_sqlite_write_ahead_log_near_its_limit() {
         "the newest alert is stored and listed"
     );
 }
+
+/// Another process holding SQLite's write lock (a backup tool, an `sqlite3` shell left in
+/// a transaction): each write of a batch used to meet the lock on its own and wait out
+/// the 10 s busy timeout in turn, so four writes hung for as long as the lock was held,
+/// while `/readyz` said ready and the 503 called the database "unreachable". Now the
+/// batch waits once, every write queued behind it is answered too, readiness says the
+/// database is locked, and both recover when the lock goes — without a write.
+#[actix_web::test]
+async fn a_database_locked_by_another_process_answers_every_write_503_and_readiness_says_so() {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = dir.path().join("locked.db");
+    let app = spawn_app_on(&format!("sqlite://{}", database.display()), |_| {}).await;
+    app.raise("lk1", "high").await;
+    let mut other = SqliteConnection::establish(&database.display().to_string()).expect("open");
+    diesel::sql_query("BEGIN EXCLUSIVE")
+        .execute(&mut other)
+        .expect("take the write lock");
+
+    // Generous for the one 10 s wait (a loaded CI); without the fix they wait for ever.
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(40))
+        .build()
+        .expect("client");
+    let posts = (0..4).map(|i| {
+        let client = &client;
+        let url = app.url("/api/v1/alerts");
+        async move {
+            let resp = client
+                .post(url)
+                .bearer_auth(service())
+                .json(&alert_body(&format!("lk-{i}"), "critical"))
+                .send()
+                .await
+                .expect("an answer while the lock is held");
+            (
+                resp.status().as_u16(),
+                resp.json::<Value>().await.expect("problem"),
+            )
+        }
+    });
+    for (status, problem) in join_all(posts).await {
+        assert_eq!(status, 503, "nothing can be stored: {problem}");
+        assert_eq!(
+            problem["detail"],
+            "the database is locked by another process; nothing was changed, retry later"
+        );
+    }
+    let ready = app.get("/readyz", "").await;
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.expect("readiness problem");
+    assert_eq!(ready["database"], "locked", "{ready}");
+
+    diesel::sql_query("COMMIT")
+        .execute(&mut other)
+        .expect("release the lock");
+    eventually("readiness to recover once the lock is gone", || async {
+        (app.get("/readyz", "").await.status() == 200).then_some(())
+    })
+    .await;
+    let list: Value = app
+        .get("/api/v1/alerts?limit=10", &admin())
+        .await
+        .json()
+        .await
+        .expect("list");
+    let stored = list["alerts"].as_array().map_or(0, Vec::len);
+    assert_eq!(stored, 1, "none of the refused alerts was stored: {list}");
+    assert_eq!(app.raise("lk2", "high").await["patient_id"], "lk2");
+}
