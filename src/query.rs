@@ -16,11 +16,6 @@ impl QueryPairs {
             .map_err(|e| ApiError::BadRequest(format!("bad query string: {e}")))
     }
 
-    /// The first non-empty value of `name` (an empty `?status=` means "not given").
-    pub fn first(&self, name: &str) -> Option<&str> {
-        self.raw(name).filter(|v| !v.is_empty())
-    }
-
     /// The value of a parameter that takes one (empty means "not given"); given twice,
     /// it is a 422 naming it rather than one of the two picked silently.
     pub fn single(&self, name: &str) -> Result<Option<&str>, ApiError> {
@@ -36,13 +31,20 @@ impl QueryPairs {
         Ok(first)
     }
 
-    /// The first value of `name`, even empty: `?last_event_id=` must be treated like an
-    /// empty `Last-Event-ID` header (not a decimal integer: `reset`), not like no id.
-    pub fn raw(&self, name: &str) -> Option<&str> {
-        self.0
+    /// The value of `name`, even empty: `?last_event_id=` must be treated like an empty
+    /// `Last-Event-ID` header (not a decimal integer: `reset`), not like no id. Given
+    /// twice it is a 422: a resume point is not picked silently from two.
+    pub fn raw_single(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let mut values = self
+            .0
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::invalid(name, "give it at most once"));
+        }
+        Ok(first)
     }
 
     /// Every `patient_id` (repeated or comma lists) as a validated scope request.

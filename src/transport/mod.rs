@@ -34,29 +34,32 @@ impl StreamParams {
     /// Parses a query string.
     pub fn parse(query: &str) -> Result<Self, ApiError> {
         let pairs = crate::query::QueryPairs::parse(query)?;
-        let requested = pairs.requested()?;
-        let find = |name: &str| pairs.raw(name).map(str::to_owned);
         Ok(Self {
-            requested,
+            requested: pairs.requested()?,
             role: pairs.single("role")?.map(str::to_owned),
-            last_event_id: find("last_event_id"),
+            last_event_id: pairs.raw_single("last_event_id")?.map(str::to_owned),
         })
     }
 }
 
 /// The `Last-Event-ID` a client resumes from: the header, else the `last_event_id` query
 /// (for clients that cannot set headers). A header that is not text still counts as
-/// given, so the client gets a `reset` rather than a silent live-only stream.
-pub fn last_event_id(req: &HttpRequest, params: &StreamParams) -> Option<String> {
-    req.headers()
-        .get("Last-Event-ID")
+/// given, so the client gets a `reset` rather than a silent live-only stream; one given
+/// twice is a 422, as the query parameter is, not one of two resume points picked.
+pub fn last_event_id(req: &HttpRequest, params: &StreamParams) -> Result<Option<String>, ApiError> {
+    let mut headers = req.headers().get_all("Last-Event-ID");
+    let header = headers.next();
+    if headers.next().is_some() {
+        return Err(ApiError::invalid("Last-Event-ID", "give it at most once"));
+    }
+    Ok(header
         .map(|v| {
             // A field value's surrounding whitespace is not part of it (RFC 9110 §5.5).
             v.to_str()
                 .map(|s| s.trim_matches([' ', '\t']).to_owned())
                 .unwrap_or_else(|_| "invalid".to_owned())
         })
-        .or_else(|| params.last_event_id.clone())
+        .or_else(|| params.last_event_id.clone()))
 }
 
 /// What a `reset` tells the client, on either transport: why its `Last-Event-ID` could

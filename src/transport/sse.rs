@@ -59,7 +59,7 @@ struct StreamState {
         (status = 400, description = "Unparseable query string", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad credentials; `?token=` is refused here", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The role may not subscribe, a requested patient is out of scope, or `role` is not the token's", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid `patient_id` or `role`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid `patient_id` or `role`, or `role`, `last_event_id` or `Last-Event-ID` given twice", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 429, description = "The user already holds VIGIL_MAX_STREAMS_PER_USER open streams (SSE and WebSocket together)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The instance holds VIGIL_MAX_CONNECTIONS streams, or is shutting down", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ),
@@ -70,7 +70,7 @@ pub async fn stream_alerts(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = StreamParams::parse(req.query_string())?;
-    let last_event_id = last_event_id(&req, &params);
+    let last_event_id = last_event_id(&req, &params)?;
     let sub = open_subscription(
         &req,
         &state,

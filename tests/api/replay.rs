@@ -538,3 +538,42 @@ async fn after_migrate_skip_ids_a_screen_of_the_lost_timeline_is_reset_and_misse
     assert_eq!(list["alerts"].as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list["last_seq"], 103);
 }
+
+/// A resume point given twice (two `Last-Event-ID` headers, or `last_event_id` twice in
+/// the query) was resolved by picking one of them silently — the first header, the
+/// first query value. Like every single-valued parameter given twice, it is a 422 naming
+/// it, on both transports, before anything is streamed.
+#[actix_web::test]
+async fn a_resume_point_given_twice_is_422_naming_it_on_both_transports() {
+    let app = spawn_app().await;
+    app.raise("ward", "high").await;
+    let client = reqwest::Client::new();
+    let handshake = |req: reqwest::RequestBuilder| {
+        req.header("Connection", "Upgrade")
+            .header("Upgrade", "websocket")
+            .header("Sec-WebSocket-Version", "13")
+            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+    };
+    let cases = [
+        (
+            "/api/v1/alerts/stream?last_event_id=1&last_event_id=4",
+            None,
+            "last_event_id",
+        ),
+        ("/api/v1/alerts/stream", Some(("1", "4")), "Last-Event-ID"),
+        ("/ws?last_event_id=4&last_event_id=1", None, "last_event_id"),
+        ("/ws", Some(("4", "1")), "Last-Event-ID"),
+    ];
+    for (path, headers, name) in cases {
+        let mut req = client.get(app.url(path)).bearer_auth(admin());
+        if path.starts_with("/ws") {
+            req = handshake(req);
+        }
+        if let Some((a, b)) = headers {
+            req = req.header("Last-Event-ID", a).header("Last-Event-ID", b);
+        }
+        let resp = req.send().await.expect("an answer");
+        let problem = expect_problem(resp, 422, path).await;
+        assert_eq!(problem["errors"][0]["field"], name, "{path}: {problem}");
+    }
+}
