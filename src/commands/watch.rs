@@ -165,15 +165,25 @@ pub fn resolve_typed_id(typed: &str, known: &HashMap<String, String>) -> Result<
     }
 }
 
+/// Text from the server as the terminal may show it: control characters (ESC, CR, LF,
+/// BEL, C1 …) and bidirectional controls become `�`. A producer's title is not trusted
+/// with the clinician's terminal: `\x1b[2J` would clear it, a newline forge a line, and
+/// U+202E show "HR 148" as "HR 841" (the pages do the same).
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// Formats one alert line: `seq short-id SEVERITY patient title [status]`.
 pub fn format_alert(alert: &Value, seq: &str, colours: bool) -> String {
-    let text = |k: &str| {
-        alert
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let text = |k: &str| printable(alert.get(k).and_then(Value::as_str).unwrap_or_default());
     let short = short_id(&text("id"));
     let severity = text("severity");
     let label = format!("{:<8}", severity.to_uppercase());
@@ -199,17 +209,12 @@ fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
         "alert" => (value.clone(), ""),
         "alert_updated" => (value.get("alert").cloned().unwrap_or_default(), "updated "),
         "connected" => {
-            let text = |k: &str| {
-                value
-                    .get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            let patients: Vec<&str> = value
+            let text =
+                |k: &str| printable(value.get(k).and_then(Value::as_str).unwrap_or_default());
+            let patients: Vec<String> = value
                 .get("patients")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .map(|a| a.iter().filter_map(Value::as_str).map(printable).collect())
                 .unwrap_or_default();
             println!(
                 "connected as {} ({}), patients {}",
@@ -227,6 +232,7 @@ fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
                     .map(|a| {
                         a.iter()
                             .filter_map(Value::as_str)
+                            .map(printable)
                             .collect::<Vec<_>>()
                             .join(",")
                     })
@@ -298,7 +304,7 @@ async fn ack_loop(
                 let v: Value = resp.json().await.unwrap_or_default();
                 println!(
                     "ack failed {short}: {code} {}",
-                    v.get("detail").and_then(Value::as_str).unwrap_or_default()
+                    printable(v.get("detail").and_then(Value::as_str).unwrap_or_default())
                 );
             }
             Err(e) => println!("ack failed {short}: {e}"),
@@ -310,6 +316,22 @@ async fn ack_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A producer's title reached the clinician's terminal raw: `\x1b[2J` cleared it and
+    /// a newline forged a line of its own.
+    #[test]
+    fn alert_text_cannot_drive_the_terminal_or_forge_lines() {
+        let alert = serde_json::json!({
+            "id": "01a207f5-0000-7000-8000-00000000abcd", "severity": "critical",
+            "patient_id": "P8", "status": "open",
+            "title": "ok\u{1b}[2J\u{1b}[31mFAKE\nCRITICAL P9 resolved\r\u{7}\u{9b}HR \u{202e}841",
+        });
+        let line = format_alert(&alert, "142", false);
+        assert_eq!(
+            line,
+            "#142 0000abcd CRITICAL patient=P8 ok\u{fffd}[2J\u{fffd}[31mFAKE\u{fffd}CRITICAL P9 resolved\u{fffd}\u{fffd}\u{fffd}HR \u{fffd}841 [open]"
+        );
+    }
 
     #[test]
     fn short_ids_come_from_the_random_tail() {
