@@ -56,9 +56,9 @@ pub fn authenticate(
         .role
         .parse()
         .map_err(|_| ApiError::Unauthorized("token role is not one of Vigil's roles".to_owned()))?;
-    if claims.sub.is_empty() || claims.sub.len() > 128 {
+    if !crate::domain::is_user_id(&claims.sub) {
         return Err(ApiError::Unauthorized(
-            "token `sub` must be 1-128 characters".to_owned(),
+            "token `sub` must be 1-128 printable characters".to_owned(),
         ));
     }
     let patient_id = match claims.patient_id.as_deref() {

@@ -12,8 +12,8 @@ const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(366 * 86_400
 /// Mints a token; the error says which flag is wrong.
 pub fn mint(args: &TokenArgs) -> Result<String, String> {
     let role: Role = args.role.parse().map_err(|e| format!("--role: {e}"))?;
-    if args.sub.is_empty() || args.sub.len() > 128 {
-        return Err("--sub: must be 1-128 characters".to_owned());
+    if !crate::domain::is_user_id(&args.sub) {
+        return Err("--sub: must be 1-128 printable characters".to_owned());
     }
     let patient_id = match &args.patient {
         Some(raw) => Some(

@@ -13,6 +13,14 @@ pub use role::Role;
 pub use severity::Severity;
 pub use status::{AckStatus, AlertStatus};
 
+/// A user id (a token's `sub`, a care-team member): 1-128 characters, none of them a
+/// control character. The same rule at both doors: an id that could never be put on a
+/// care team must not act either, and a newline or ESC in one would split log lines and
+/// reach terminals through the audit trail.
+pub fn is_user_id(raw: &str) -> bool {
+    !raw.is_empty() && raw.chars().count() <= 128 && !raw.chars().any(char::is_control)
+}
+
 /// Milliseconds since the Unix epoch, as stored; rendered as RFC 3339 UTC.
 pub fn format_millis(millis: i64) -> String {
     chrono::DateTime::from_timestamp_millis(millis)

@@ -48,8 +48,7 @@ pub fn parse_user_id(raw: &str) -> Result<String, ApiError> {
 /// Validates a user id found at `field` (e.g. `user_ids[2]` of a body), naming it in a 422.
 pub fn parse_user_id_in(field: &str, raw: &str) -> Result<String, ApiError> {
     // Characters, not bytes, as the OpenAPI document's maxLength counts them.
-    let ok = !raw.is_empty() && raw.chars().count() <= 128 && !raw.chars().any(char::is_control);
-    if ok {
+    if crate::domain::is_user_id(raw) {
         Ok(raw.to_owned())
     } else {
         Err(ApiError::invalid(

@@ -106,6 +106,20 @@ async fn every_kind_of_bad_credential_is_a_401_problem_with_a_challenge() {
             "empty sub",
             hs256(json!({"sub": "", "role": "nurse", "exp": exp})),
         ),
+        // A user id that could never be put on a care team: a newline split the audit
+        // log line, ESC reached terminals through the acknowledgment trail.
+        (
+            "sub with a newline and ESC",
+            hs256(json!({"sub": "adm\u{1b}[2J\nFORGED", "role": "admin", "exp": exp})),
+        ),
+        (
+            "sub with NUL",
+            hs256(json!({"sub": "a\u{0}b", "role": "dispatcher", "exp": exp})),
+        ),
+        (
+            "sub of 129 characters",
+            hs256(json!({"sub": "é".repeat(129), "role": "nurse", "exp": exp})),
+        ),
         ("missing role", hs256(json!({"sub": "alice", "exp": exp}))),
         ("unknown role", token("alice", "superuser", None)),
         ("role in the wrong case", token("alice", "Admin", None)),
