@@ -106,7 +106,9 @@ impl Verifier {
                     ErrorKind::InvalidIssuer => "token issuer not accepted".to_owned(),
                     ErrorKind::InvalidAudience => "token audience not accepted".to_owned(),
                     ErrorKind::MissingRequiredClaim(claim) => {
-                        format!("token lacks the `{claim}` claim")
+                        // Also what jsonwebtoken says of a negative `exp`: it is there,
+                        // but not a time it can read.
+                        format!("token lacks a valid `{claim}` claim (a NumericDate: seconds since 1970)")
                     }
                     ErrorKind::InvalidClaimFormat(claim) => {
                         format!("token claim `{claim}` is not a valid NumericDate")
@@ -115,7 +117,10 @@ impl Verifier {
                         "token not valid yet (its `nbf` is in the future)".to_owned()
                     }
                     ErrorKind::Json(_) => {
-                        "token claims malformed (sub, role and exp are required)".to_owned()
+                        "token claims malformed: `sub` and `role` are required strings, `exp` \
+                         a required NumericDate (seconds since 1970), `iat` and `nbf` \
+                         NumericDates when present"
+                            .to_owned()
                     }
                     _ => "token malformed".to_owned(),
                 };
@@ -226,6 +231,38 @@ mod tests {
             .sign(&claims(MAX_EXP))
             .expect("sign");
         assert_eq!(verifier.verify(&token).expect("verifies").sub, "alice");
+    }
+
+    /// The 401 must name what is wrong: a negative `exp` was "lacks the `exp` claim" and a
+    /// text `iat` "sub, role and exp are required", though all three were there.
+    #[test]
+    fn a_bad_claim_is_named_for_what_it_is() {
+        let verifier = Verifier::new(&config()).expect("verifier");
+        let sign = |claims: serde_json::Value| {
+            jsonwebtoken::encode(
+                &Header::new(jsonwebtoken::Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+            )
+            .expect("sign")
+        };
+        let why = |claims| {
+            verifier
+                .verify(&sign(claims))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let hour = chrono::Utc::now().timestamp() + 3600;
+        assert!(
+            why(serde_json::json!({"sub": "a", "role": "nurse", "exp": -1}))
+                .contains("a valid `exp`"),
+        );
+        let iat = why(serde_json::json!({"sub": "a", "role": "nurse", "exp": hour, "iat": "x"}));
+        assert!(
+            iat.contains("`iat` and `nbf` NumericDates when present"),
+            "{iat}"
+        );
     }
 
     #[test]
