@@ -60,7 +60,7 @@ pub async fn acknowledge(
             conn.transaction::<_, ApiError, _>(|c| {
                 let seq = events::next_seq(c)?;
                 let allowed = allowed_in(c, &who)?;
-                let not_found = || ApiError::NotFound(format!("no alert {}", req.alert_id));
+                let not_found = || super::alerts::no_alert(&req.alert_id);
                 let row = alerts::get(c, &req.alert_id)?.ok_or_else(not_found)?;
                 if !allowed.contains(&row.patient_id) {
                     return Err(not_found());

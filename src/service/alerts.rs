@@ -245,7 +245,7 @@ pub async fn get_alert(
         let allowed = allowed_in(conn, &principal)?;
         match load_alert(conn, &id)? {
             Some(alert) if allowed.contains(&alert.patient_id) => Ok(alert),
-            _ => Err(ApiError::NotFound(format!("no alert {id}"))),
+            _ => Err(no_alert(&id)),
         }
     })
     .await
@@ -374,5 +374,15 @@ fn stored_row(row: &NewAlertRow<'_>) -> AlertRow {
         request_id: row.request_id.map(str::to_owned),
         created_at: row.created_at,
         updated_at: row.updated_at,
+    }
+}
+
+/// 404 for an alert id: it is named when it is a UUID (what an alert id is), and not
+/// echoed otherwise — a path segment of NUL, escapes or 65,000 characters came back whole.
+pub fn no_alert(id: &str) -> ApiError {
+    if uuid::Uuid::parse_str(id).is_ok() {
+        ApiError::NotFound(format!("no alert {id}"))
+    } else {
+        ApiError::NotFound("no alert with that id (alert ids are UUIDs)".to_owned())
     }
 }

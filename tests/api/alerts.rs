@@ -543,6 +543,27 @@ async fn unknown_and_out_of_scope_alert_ids_are_404_problems() {
             .await;
         expect_problem(resp, 404, &format!("GET /api/v1/alerts/{unknown}")).await;
     }
+    // A path segment that is not an alert id is not echoed back (NUL, escapes, 65,000
+    // characters came back whole), on reads and on acknowledgments alike.
+    let long = "a".repeat(65_000);
+    for segment in ["%00%1b%5B2J", long.as_str()] {
+        for resp in [
+            app.get(&format!("/api/v1/alerts/{segment}"), &admin())
+                .await,
+            app.post_json(
+                &format!("/api/v1/alerts/{segment}/acknowledge"),
+                &admin(),
+                &json!({}),
+            )
+            .await,
+        ] {
+            let problem = expect_problem(resp, 404, "a segment that is no alert id").await;
+            assert_eq!(
+                problem["detail"],
+                "no alert with that id (alert ids are UUIDs)"
+            );
+        }
+    }
     let nurse = token("alice", "nurse", None);
     let resp = app
         .get(&format!("/api/v1/alerts/{}", id(&theirs)), &nurse)
