@@ -57,7 +57,7 @@ pub const MIGRATION_GUIDE: &str = "/docs/migration";
         crate::openapi::Unauthorized,
         (status = 403, description = "Out of scope, or a cookie handshake without an allowed Origin", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 410, description = "VIGIL_WS_MODE=off: use the SSE stream", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Link" = String, description = "The migration guide and the successor"))),
-        (status = 422, description = "Invalid `patient_id` or `role`, or `role`, `last_event_id` or `Last-Event-ID` given twice", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid `patient_id` or `role`, or `role`, `token`, `last_event_id` or `Last-Event-ID` given twice", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 429, description = "The user already holds VIGIL_MAX_STREAMS_PER_USER open streams", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The instance holds VIGIL_MAX_CONNECTIONS streams, or is shutting down", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ),

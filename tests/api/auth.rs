@@ -355,7 +355,37 @@ async fn a_token_in_the_query_string_is_refused_outside_the_websocket() {
             !problem.to_string().contains(&credential),
             "the token is not echoed"
         );
+        // Beside a valid bearer token too: it was silently ignored then, and the client
+        // never learned that its URLs carry a token.
+        let both = app
+            .client
+            .get(app.url(&format!("{path}?token={credential}")))
+            .bearer_auth(&credential);
+        let problem = expect_401(both, &format!("{path}?token= with a bearer")).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("only accepted on /ws")),
+            "{problem}"
+        );
     }
+    // On /ws, two tokens are not one identity picked from two.
+    let twice = app
+        .client
+        .get(app.url(&format!(
+            "/ws?token={}&token={}",
+            admin(),
+            token("bob", "nurse", None)
+        )))
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("GET /ws");
+    let problem = expect_problem(twice, 422, "/ws with two tokens").await;
+    assert_eq!(problem["errors"][0]["field"], "token", "{problem}");
 }
 
 #[actix_web::test]
