@@ -14,7 +14,8 @@ pub fn check(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok())
     else {
         return Err(ApiError::Forbidden(
-            "a cookie-authenticated request that changes state must carry an Origin header"
+            "a cookie-authenticated request that changes state, or opens a WebSocket, must \
+             carry an Origin header"
                 .to_owned(),
         ));
     };

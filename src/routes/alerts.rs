@@ -131,12 +131,9 @@ pub async fn list(
         None => None,
     };
     let after = match query.single("after")? {
-        Some(s) => Some(
-            s.parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| ApiError::invalid("after", "must be a non-negative integer"))?,
-        ),
+        Some(s) => Some(s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::invalid("after", "must be an integer from 0 to 9223372036854775807")
+        })?),
         None => None,
     };
     let limit = match query.single("limit")? {
