@@ -64,6 +64,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(openapi::swagger_ui())
     .service(
         web::scope("/api/v1")
+            // Patient data is never kept by browser or proxy caches (the console reads it
+            // with a cookie). Responses that set their own (the SSE stream's `no-cache`)
+            // keep it.
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((header::CACHE_CONTROL, "no-store")),
+            )
             .service(
                 web::resource("/openapi.json")
                     .route(web::get().to(openapi::openapi_json))

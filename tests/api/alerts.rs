@@ -574,3 +574,27 @@ async fn unknown_and_out_of_scope_alert_ids_are_404_problems() {
         "the 404 hides the patient: {problem}"
     );
 }
+
+/// Patient data must not stay in a browser's or a proxy's cache: every API answer says
+/// `no-store`, except the SSE stream, whose `no-cache` DESIGN.md names.
+#[actix_web::test]
+async fn api_answers_are_not_stored_by_caches_and_the_stream_keeps_its_own_header() {
+    let app = spawn_app().await;
+    let alert = app.raise("c1", "high").await;
+    for path in [
+        "/api/v1/alerts".to_owned(),
+        format!("/api/v1/alerts/{}", id(&alert)),
+        "/api/v1/alerts/nope".to_owned(),
+    ] {
+        let resp = app.get(&path, &admin()).await;
+        assert_eq!(resp.headers()["cache-control"], "no-store", "{path}");
+    }
+    let stream = app
+        .client
+        .get(app.url("/api/v1/alerts/stream"))
+        .bearer_auth(admin())
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.headers()["cache-control"], "no-cache");
+}
