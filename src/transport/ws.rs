@@ -415,6 +415,25 @@ impl WsSession {
             ));
             return;
         };
+        // As strict as `ack` (and the HTTP bodies): a misspelt field is not dropped, and
+        // each element is one patient id — the query's comma lists are not a frame's.
+        if let Some(extra) = value.as_object().and_then(|o| {
+            o.keys()
+                .find(|k| !matches!(k.as_str(), "type" | "patient_ids"))
+        }) {
+            ctx.text(error_frame(
+                "invalid",
+                &format!("unknown field `{extra}`: a subscribe frame has `type` and `patient_ids`"),
+            ));
+            return;
+        }
+        if ids.iter().any(|id| id.contains(',')) {
+            ctx.text(error_frame(
+                "invalid",
+                "each `patient_ids` element is one patient id (no commas)",
+            ));
+            return;
+        }
         let requested = match Requested::parse(ids) {
             Ok(r) => r,
             Err(e) => {

@@ -182,6 +182,16 @@ async fn subscribe_narrows_the_session_and_an_out_of_scope_subscribe_changes_not
             "{foreign}: {error}"
         );
     }
+    // A misspelt field, or a comma list in one element, is refused as `ack` refuses
+    // them: nothing changes.
+    for frame in [
+        json!({"type": "subscribe", "patient_ids": ["ward-b"], "patient_id": "ward-a"}),
+        json!({"type": "subscribe", "patient_ids": ["ward-a,ward-b"]}),
+    ] {
+        ws.send_json(&frame).await;
+        let error = ws.next_json(WAIT).await.expect("error frame");
+        assert_eq!(error["code"], "invalid", "{frame}: {error}");
+    }
     app.raise("elsewhere", "critical").await;
     app.raise("ward-b", "critical").await;
     let a = app.raise("ward-a", "low").await;
