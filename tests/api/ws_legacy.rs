@@ -580,3 +580,56 @@ async fn the_ws_gauge_returns_to_zero_after_a_close_and_after_a_dropped_connecti
         "{stats}"
     );
 }
+
+/// After the closing handshake the server closes TCP (RFC 6455 §7.1.1). actix-http held
+/// the FIN back for its whole 2 s disconnect timeout, so clients waited that long for the
+/// end of every session (Python's `websockets` `close()` took 2 s). Here the client
+/// never closes its side: the end of the stream must come from the server, long before
+/// that timeout.
+#[actix_web::test]
+async fn the_server_closes_the_connection_right_after_the_closing_handshake() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app().await;
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    let handshake = format!(
+        "GET /ws?token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        admin()
+    );
+    socket
+        .write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\"connected\"") {
+        let n = socket.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed before `connected`");
+        got.extend_from_slice(&buf[..n]);
+    }
+    // A masked close frame, code 1000.
+    let mask = [1u8, 2, 3, 4];
+    let payload = [0x03u8, 0xe8];
+    let mut frame = vec![0x88, 0x80 | 2];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    socket.write_all(&frame).await.expect("close frame");
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let mut rest = Vec::new();
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return rest,
+                Ok(n) => rest.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server ends the connection after its close frame, not after its 2 s timeout");
+    assert!(
+        ended.windows(2).any(|w| w == [0x88, 0x02]),
+        "its close frame came first: {ended:?}"
+    );
+}

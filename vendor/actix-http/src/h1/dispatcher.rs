@@ -449,6 +449,26 @@ where
             return Ok(Poll::Ready(()));
         }
 
+        // vigil patch: a lingering close half-closes first. The response is complete, so
+        // the client gets its FIN now and can close, while what it still sends is drained
+        // as before. Without it the FIN waited for the whole disconnect timeout: a
+        // WebSocket client saw the server's close frame at once but the end of the
+        // connection seconds later (RFC 6455 §7.1.1 has the server close TCP first).
+        if !self.flags.contains(Flags::WRITE_DISCONNECT) {
+            let this = self.as_mut().project();
+            match Pin::new(this.io.as_mut().unwrap()).poll_shutdown(cx) {
+                Poll::Ready(Ok(())) => this.flags.insert(Flags::WRITE_DISCONNECT),
+                Poll::Ready(Err(_)) => {
+                    this.flags.remove(Flags::LINGER);
+                    this.flags.insert(
+                        Flags::READ_DISCONNECT | Flags::WRITE_DISCONNECT | Flags::SHUTDOWN,
+                    );
+                    return Ok(Poll::Ready(()));
+                }
+                Poll::Pending => return Ok(Poll::Pending),
+            }
+        }
+
         loop {
             let should_disconnect = self.as_mut().read_available(cx)?;
             let this = self.as_mut().project();
