@@ -52,6 +52,11 @@ pub async fn acknowledge(
             principal.role
         )));
     }
+    // Not an id any alert can have: 404 without a query (PostgreSQL refuses a NUL in a
+    // text parameter with an error, not an empty result).
+    if uuid::Uuid::parse_str(&request.alert_id).is_err() {
+        return Err(super::alerts::no_alert(&request.alert_id));
+    }
     let who = principal.clone();
     let req = request.clone();
     let outcome = state

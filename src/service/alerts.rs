@@ -240,6 +240,11 @@ pub async fn get_alert(
             principal.role
         )));
     }
+    // Not an id any alert can have: 404 without a query (PostgreSQL refuses a NUL in a
+    // text parameter with an error — it was a 500 — not an empty result).
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Err(no_alert(&id));
+    }
     let principal = principal.clone();
     db::run(&state.pool, move |conn| {
         let allowed = allowed_in(conn, &principal)?;
