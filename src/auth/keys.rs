@@ -89,12 +89,20 @@ impl Verifier {
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         // The header first, so a bad one (`"alg": "none"`, not base64, not JSON) is not
         // reported as bad claims: both would be the same JSON error below.
-        jsonwebtoken::decode_header(token).map_err(|_| {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| {
             TokenError::Invalid(
                 "token malformed: not a JWT with a header this server reads (alg HS256, RS256 or ES256)"
                     .to_owned(),
             )
         })?;
+        // RFC 7515 §4.1.11: extensions named critical must be understood, and Vigil
+        // understands none (jsonwebtoken reads `crit` but does not enforce it).
+        if header.crit.is_some() {
+            return Err(TokenError::Invalid(
+                "token header names critical extensions (`crit`) this server does not implement"
+                    .to_owned(),
+            ));
+        }
         let claims = decode::<Claims>(token, &self.key, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| {
@@ -263,6 +271,27 @@ mod tests {
             iat.contains("`iat` and `nbf` NumericDates when present"),
             "{iat}"
         );
+    }
+
+    /// RFC 7515 §4.1.11: a token whose header lists critical extensions this server does
+    /// not implement must be refused; it verified.
+    #[test]
+    fn a_token_with_critical_extensions_is_refused() {
+        let verifier = Verifier::new(&config()).expect("verifier");
+        let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+        header.crit = Some(vec!["exp".to_owned()]);
+        let token = jsonwebtoken::encode(
+            &header,
+            &claims(chrono::Utc::now().timestamp() + 3600),
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .expect("sign");
+        let why = verifier
+            .verify(&token)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(why.contains("`crit`"), "{why}");
     }
 
     #[test]
