@@ -163,3 +163,96 @@ test('a keyboard user stays on the row: focus returns to the action button after
   }, a.id), { timeout: 5000, message: 'focus back on the row\'s escalate button' });
   assert.deepEqual(ezra.problems, []);
 });
+
+test('every unresolved alert is loaded, past 500 of them, and none is dropped to make room', async () => {
+  await vigil.assignCareTeam('p-1201', 'fred');
+  await vigil.assignCareTeam('p-1202', 'fred');
+  const old = await vigil.raiseAlert({ patient_id: 'p-1202', severity: 'critical', title: 'VT, oldest and open' });
+  // One producer per batch: the write rate limit is per token `sub` (200/s).
+  for (let i = 0; i < 1200; i += 50) {
+    const svc = await vigil.token(`analyser-${i}`, 'service');
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, k) => vigil.api('POST', '/api/v1/alerts', {
+      token: svc, body: { patient_id: 'p-1201', severity: 'low', kind: 'k', title: `Routine ${i + k}` },
+    })));
+    assert.deepEqual([...new Set(answers.map((r) => r.status))], [201]);
+  }
+  const fred = await newPage(browser);
+  await signInConsole(fred, vigil, await vigil.token('fred', 'nurse'));
+  await fred.waitForSelector(`${rowSel(old.id)}[data-status="open"]`, { timeout: 15000 });
+  await fred.waitForFunction(() => document.getElementById('open-count').textContent === '1201', null, { timeout: 15000 });
+  assert.equal(await fred.locator('li.alert-row').count(), 1201, 'past the 1,000-row cap: nothing unresolved is dropped');
+  assert.deepEqual(fred.problems, []);
+});
+
+test('Enter in a note does not acknowledge: the note goes with the action chosen', async () => {
+  await vigil.assignCareTeam('p-313', 'gail');
+  const a = await vigil.raiseAlert({ patient_id: 'p-313', severity: 'high', title: 'RR 34' });
+  const gail = await newPage(browser);
+  await signInConsole(gail, vigil, await vigil.token('gail', 'nurse'));
+  const row = gail.locator(rowSel(a.id));
+  await row.locator('.note-input').fill('Escalating to charge nurse');
+  await row.locator('.note-input').press('Enter');
+  await row.locator('button[data-action="escalated"]').click();
+  await gail.waitForSelector(`${rowSel(a.id)}[data-status="escalated"]`);
+  const stored = await vigil.getAlert(await vigil.token('harness-admin', 'admin'), a.id);
+  assert.deepEqual(stored.acknowledgments.map((k) => [k.status, k.note]), [['escalated', 'Escalating to charge nurse']]);
+  assert.deepEqual(gail.problems, []);
+});
+
+test('a burst of critical alerts is announced together, not overwritten in the live region', async () => {
+  await vigil.assignCareTeam('p-414', 'hank');
+  const hank = await newPage(browser);
+  await signInConsole(hank, vigil, await vigil.token('hank', 'nurse'));
+  await hank.evaluate(() => {
+    window.__spoken = [];
+    new MutationObserver(() => {
+      const t = document.getElementById('announcer').textContent;
+      if (t) window.__spoken.push(t);
+    }).observe(document.getElementById('announcer'), { childList: true, characterData: true, subtree: true });
+  });
+  const titles = ['VF one', 'VF two', 'VF three', 'VF four'];
+  await Promise.all(titles.map((title) => vigil.raiseAlert({ patient_id: 'p-414', severity: 'critical', title })));
+  await waitUntil(async () => {
+    const spoken = (await hank.evaluate(() => window.__spoken)).join(' ');
+    return titles.every((t) => spoken.includes(t));
+  }, { timeout: 5000, message: 'every critical alert spoken' });
+  const spoken = await hank.evaluate(() => window.__spoken);
+  assert.ok(spoken.length < titles.length, `gathered, not one announcement each: ${JSON.stringify(spoken)}`);
+  assert.match(spoken.join(' '), /\d critical alerts\./);
+});
+
+test('on a phone, an alert\'s long data scrolls inside its row: every action button stays on screen', async () => {
+  await vigil.assignCareTeam('p-515', 'iris');
+  const a = await vigil.raiseAlert({ patient_id: 'p-515', severity: 'medium', title: 'Long data', data: { waveform: 'x'.repeat(400) } });
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 } });
+  const iris = await context.newPage();
+  iris.problems = [];
+  await signInConsole(iris, vigil, await vigil.token('iris', 'nurse'));
+  await iris.locator(`${rowSel(a.id)} details.trail summary`).click();
+  for (const b of await iris.locator(`${rowSel(a.id)} button[data-action]`).all()) {
+    const box = await b.boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 360, `button inside the 360 px viewport: ${JSON.stringify(box)}`);
+  }
+  await screenshot(iris, 'mobile-details-open');
+  await context.close();
+});
+
+// Last: it restarts the server.
+test('with the stream blocked but the API answering, the console polls after a few failures', async () => {
+  await vigil.assignCareTeam('p-616', 'jill');
+  const jill = await newPage(browser);
+  await signInConsole(jill, vigil, await vigil.token('jill', 'nurse'));
+  await jill.route('**/api/v1/alerts/stream**', (route) => route.abort());
+  await vigil.restart();
+  // Three failed tries (1 + 2 + 4 s of backoff), then the API is polled every 5 s.
+  await jill.waitForSelector('#mode-note:not([hidden])', { timeout: 20000 });
+  const a = await vigil.raiseAlert({ patient_id: 'p-616', severity: 'high', title: 'Raised while the stream is blocked' });
+  await jill.waitForSelector(`${rowSel(a.id)}[data-status="open"]`, { timeout: 10000 });
+  await screenshot(jill, 'console-polling-stream-blocked');
+
+  // Signed out, the header claims neither a connection state nor a count.
+  await jill.click('#sign-out');
+  await jill.waitForSelector('#signin-view', { state: 'visible' });
+  assert.equal(await jill.isVisible('#connection-status'), false);
+  assert.equal(await jill.isVisible('#open-badge'), false);
+});
