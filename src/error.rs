@@ -155,6 +155,9 @@ impl ApiError {
                 "the database is locked by another process; nothing was changed, retry later"
                     .to_owned()
             }
+            ApiError::DatabaseUnavailable(cause) if cause.to_string().contains("disk is full") => {
+                "the database's disk is full; nothing was changed, retry later".to_owned()
+            }
             ApiError::DatabaseUnavailable(_) => {
                 "the database is unreachable; nothing was changed, retry later".to_owned()
             }

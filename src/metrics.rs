@@ -28,6 +28,8 @@ pub struct Metrics {
     pub replayed_events: IntCounter,
     /// Streams refused by a limit, by limit name.
     pub limit_rejections: IntCounterVec,
+    /// SQLite writes refused (503) by cause: `locked`, `full`, `failing`.
+    pub write_failures: IntCounterVec,
     /// WebSocket connections accepted while the transport is deprecated.
     pub ws_deprecated_connections: IntCounter,
     /// WebSocket frames received, by type.
@@ -62,6 +64,13 @@ impl Metrics {
             Opts::new("limit_rejections_total", "Requests refused by a limit"),
             &["limit"],
         )?;
+        let write_failures = IntCounterVec::new(
+            Opts::new(
+                "write_failures_total",
+                "SQLite writes answered 503, by cause (locked by another process, disk full, other)",
+            ),
+            &["cause"],
+        )?;
         let ws_deprecated_connections = IntCounter::new(
             "ws_deprecated_connections_total",
             "WebSocket connections while deprecated",
@@ -82,6 +91,7 @@ impl Metrics {
         registry.register(Box::new(resumes.clone()))?;
         registry.register(Box::new(replayed_events.clone()))?;
         registry.register(Box::new(limit_rejections.clone()))?;
+        registry.register(Box::new(write_failures.clone()))?;
         registry.register(Box::new(ws_deprecated_connections.clone()))?;
         registry.register(Box::new(ws_frames.clone()))?;
         let delivery_seconds = HistogramVec::new(
@@ -101,12 +111,30 @@ impl Metrics {
         registry.register(Box::new(process::ProcessMetrics::new()))?;
         // Every series exists from the start, at zero: a dashboard or alert rule on
         // `vigil_connections{transport="ws",role="nurse"}` has a value before the first
-        // nurse connects, not "no data".
+        // nurse connects, not "no data", and `rate()` sees the first increment.
         for transport in [Transport::Sse, Transport::Ws] {
             for role in crate::domain::Role::all() {
                 connections.with_label_values(&[transport.as_str(), role.as_str()]);
             }
             delivery_seconds.with_label_values(&[transport.as_str()]);
+        }
+        for limit in ["per_user", "instance", "shutdown", "write_rate"] {
+            limit_rejections.with_label_values(&[limit]);
+        }
+        for frame in [
+            "subscribe",
+            "ack",
+            "ping",
+            "oversize",
+            "malformed",
+            "unknown",
+            "binary",
+            "fragment",
+        ] {
+            ws_frames.with_label_values(&[frame]);
+        }
+        for cause in ["locked", "full", "failing"] {
+            write_failures.with_label_values(&[cause]);
         }
         Ok(Self {
             registry,
@@ -117,6 +145,7 @@ impl Metrics {
             resumes,
             replayed_events,
             limit_rejections,
+            write_failures,
             ws_deprecated_connections,
             ws_frames,
             fanout_seconds,

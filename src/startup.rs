@@ -167,7 +167,11 @@ impl Application {
         });
         let request_timeout = config.request_timeout;
         let cors_origins = config.cors_origins.clone();
-        let writer = db::Writer::new(pool.clone(), &config.database)?;
+        let writer = db::Writer::new(
+            pool.clone(),
+            &config.database,
+            metrics.write_failures.clone(),
+        )?;
         let state = web::Data::new(AppState {
             config: Arc::new(config),
             pool,

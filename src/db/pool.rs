@@ -109,7 +109,7 @@ impl ManageConnection for AnyManager {
             // switch itself needs the lock. journal_size_limit: when the log starts
             // over, a file grown past the limit is cut back to it.
             for pragma in [
-                "PRAGMA busy_timeout = 10000".to_owned(),
+                format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"),
                 "PRAGMA journal_mode = WAL".to_owned(),
                 format!("PRAGMA synchronous = {sync}"),
                 "PRAGMA foreign_keys = ON".to_owned(),
@@ -131,6 +131,9 @@ impl ManageConnection for AnyManager {
         std::thread::panicking() || conn.is_broken()
     }
 }
+
+/// How long a SQLite connection waits for a lock another connection holds.
+pub const BUSY_TIMEOUT_MS: u64 = 10_000;
 
 /// Builds the pool; fails at once (with the real cause) if the database is unreachable.
 pub fn build_pool(config: &DatabaseConfig) -> Result<DbPool, r2d2::Error> {

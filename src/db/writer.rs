@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use diesel::r2d2::ManageConnection;
 use diesel::{Connection, RunQueryDsl};
+use prometheus::IntCounterVec;
 use tokio::sync::oneshot;
 
 use super::pool::AnyManager;
@@ -46,6 +47,10 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// write of a batch met a lock held by another process on its own and waited out the
 /// busy timeout (10 s) in turn: four writes, forty seconds.
 const TAKE_WRITE_LOCK: &str = "UPDATE event_head SET seq = seq WHERE 0";
+/// Readiness's test write: one page rewritten as it was.
+const REWRITE_HEAD: &str = "UPDATE event_head SET seq = seq WHERE id = 1";
+/// How long readiness's test write waits for SQLite's write lock.
+const PROBE_BUSY_MS: u64 = 500;
 /// A write still queued after this long is answered 503 without being run: its caller
 /// has waited a busy timeout already, and the writer is stuck behind a lock.
 const STALE_AFTER: Duration = Duration::from_secs(10);
@@ -57,21 +62,53 @@ pub const LOCKED: &str = "database is locked by another process";
 pub struct Writer {
     pool: DbPool,
     queue: Option<mpsc::Sender<Box<dyn Job>>>,
-    /// The last batch could not take the write lock (SQLite), and none has committed
-    /// since: readiness must not say "ready" while every write fails.
-    blocked: Arc<AtomicBool>,
+}
+
+/// Why writes fail (SQLite), as readiness and `vigil_write_failures_total` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Failing {
+    /// Another process holds SQLite's write lock.
+    Locked = 1,
+    /// The disk (or the file's quota) is full.
+    Full = 2,
+    /// Any other commit failure.
+    Other = 3,
+    /// The database cannot be reached at all (readiness only).
+    Unreachable = 4,
+}
+
+impl Failing {
+    /// The label and readiness `database` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failing::Locked => "locked",
+            Failing::Full => "full",
+            Failing::Other => "failing",
+            Failing::Unreachable => "unreachable",
+        }
+    }
+
+    fn of_error(text: &str) -> Self {
+        if text.contains("locked") {
+            Failing::Locked
+        } else if text.contains("full") {
+            Failing::Full
+        } else {
+            Failing::Other
+        }
+    }
 }
 
 impl Writer {
     /// A group-committing writer thread for SQLite; direct writes for PostgreSQL.
-    pub fn new(pool: DbPool, database: &DatabaseConfig) -> std::io::Result<Self> {
-        let blocked = Arc::new(AtomicBool::new(false));
+    pub fn new(
+        pool: DbPool,
+        database: &DatabaseConfig,
+        failures: IntCounterVec,
+    ) -> std::io::Result<Self> {
         if pool::is_postgres(&database.url) {
-            return Ok(Self {
-                pool,
-                queue: None,
-                blocked,
-            });
+            return Ok(Self { pool, queue: None });
         }
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         // The writer asks the checkpointer for an early checkpoint through `poke`;
@@ -92,25 +129,42 @@ impl Writer {
             copied,
             asked: false,
         };
-        let writer_blocked = Arc::clone(&blocked);
+        let outcome = Outcome { failures };
         std::thread::Builder::new()
             .name("vigil-sqlite-writer".to_owned())
-            .spawn(move || write_loop(&manager, &jobs, &mut wal, &writer_blocked))?;
+            .spawn(move || write_loop(&manager, &jobs, &mut wal, &outcome))?;
         Ok(Self {
             pool,
             queue: Some(queue),
-            blocked,
         })
     }
 
-    /// Whether writes go through, for readiness: `Err` when the last batch could not
-    /// take SQLite's write lock — then an empty batch tries again (it writes nothing),
-    /// so readiness recovers as soon as the lock is gone, without waiting for a write.
-    pub async fn check_writable(&self) -> Result<(), ApiError> {
-        if !self.blocked.load(Ordering::Acquire) {
-            return Ok(());
+    /// Whether a write goes through now, for readiness; `Err` names why not. SQLite: a
+    /// real one-page write (the event-log head rewritten unchanged) from a pooled
+    /// connection that waits [`PROBE_BUSY_MS`] for the write lock — the writer's own
+    /// batches last milliseconds, so a longer wait means another process holds it — so a
+    /// lock or a full disk shows before any alert meets it. PostgreSQL: the pool answers.
+    pub async fn check_writable(&self, within: Duration) -> Result<(), (Failing, String)> {
+        let probe = super::run_within(&self.pool, within, |conn| {
+            let AnyConnection::Sqlite(c) = conn else {
+                return Ok(Ok(()));
+            };
+            let set_busy = |c: &mut diesel::SqliteConnection, ms: u64| {
+                diesel::sql_query(format!("PRAGMA busy_timeout = {ms}")).execute(c)
+            };
+            set_busy(c, PROBE_BUSY_MS)?;
+            let wrote = c.immediate_transaction(|c| diesel::sql_query(REWRITE_HEAD).execute(c));
+            set_busy(c, pool::BUSY_TIMEOUT_MS)?;
+            Ok(wrote.map(|_| ()).map_err(|e| e.to_string()))
+        });
+        match probe.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err((Failing::of_error(&why), why)),
+            Err(e) => Err((
+                Failing::Unreachable,
+                e.internal_chain().unwrap_or_else(|| e.to_string()),
+            )),
         }
-        self.write(|_| Ok(())).await
     }
 
     /// Runs `work` in a transaction of its own (PostgreSQL) or in a savepoint of the
@@ -264,11 +318,24 @@ fn unavailable(why: &str) -> ApiError {
     ApiError::DatabaseUnavailable(why.to_owned().into())
 }
 
+/// How the writer thread reports its batches.
+struct Outcome {
+    failures: IntCounterVec,
+}
+
+impl Outcome {
+    fn failed(&self, cause: Failing, writes: usize) {
+        self.failures
+            .with_label_values(&[cause.as_str()])
+            .inc_by(writes as u64);
+    }
+}
+
 fn write_loop(
     manager: &AnyManager,
     jobs: &mpsc::Receiver<Box<dyn Job>>,
     wal: &mut WalBound,
-    blocked: &AtomicBool,
+    outcome: &Outcome,
 ) {
     let mut conn: Option<AnyConnection> = None;
     while let Ok(first) = jobs.recv() {
@@ -282,6 +349,9 @@ fn write_loop(
         let (stale, fresh): (Vec<_>, Vec<_>) = batch
             .into_iter()
             .partition(|job| job.queued().elapsed() >= STALE_AFTER);
+        if !stale.is_empty() {
+            outcome.failed(Failing::Locked, stale.len());
+        }
         for job in stale {
             job.abandon(LOCKED);
         }
@@ -305,18 +375,18 @@ fn write_loop(
         // it, so its open transaction is rolled back; the callers of the batch get an
         // error (their replies are dropped), none a false success, and the thread
         // lives on with a fresh connection for the next batch.
+        let writes = batch.len();
         match catch_unwind(AssertUnwindSafe(|| commit_batch(&mut open, batch))) {
             Ok(Batch::Committed) => {
-                blocked.store(false, Ordering::Release);
                 wal.after_batch(&mut open);
                 conn = Some(open);
             }
             Ok(Batch::Locked) => {
-                blocked.store(true, Ordering::Release);
+                outcome.failed(Failing::Locked, writes);
                 conn = Some(open);
             }
             // Commit failed: start the next batch on a fresh connection.
-            Ok(Batch::Failed) => {}
+            Ok(Batch::Failed(why)) => outcome.failed(Failing::of_error(&why), writes),
             Err(_) => log::error!("a write panicked; its batch was rolled back"),
         }
     }
@@ -337,8 +407,8 @@ enum Batch {
     /// The write lock could not be had (another process holds it): nothing ran, every
     /// caller was answered 503; the connection is fine.
     Locked,
-    /// The commit failed: every caller was answered 503.
-    Failed,
+    /// The commit failed (the error's text): every caller was answered 503.
+    Failed(String),
 }
 
 /// Runs every job in one transaction, once it holds the write lock.
@@ -377,10 +447,9 @@ fn commit_batch(conn: &mut AnyConnection, mut batch: Vec<Box<dyn Job>>) -> Batch
     for finish in ran {
         finish.finish(committed.as_ref().map(|_| ()).map_err(String::as_str));
     }
-    if committed.is_ok() {
-        Batch::Committed
-    } else {
-        Batch::Failed
+    match committed {
+        Ok(()) => Batch::Committed,
+        Err(why) => Batch::Failed(why),
     }
 }
 
@@ -448,5 +517,18 @@ fn checkpoint_loop(pool: &DbPool, pokes: &mpsc::Receiver<()>, copied: &AtomicBoo
             // Even after a failure: the writer then checkpoints the whole log itself.
             copied.store(true, Ordering::Release);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Failing;
+
+    /// The causes SQLite reports, as readiness and `vigil_write_failures_total` name them.
+    #[test]
+    fn a_commit_error_is_named_by_its_cause() {
+        assert_eq!(Failing::of_error("database is locked"), Failing::Locked);
+        assert_eq!(Failing::of_error("database or disk is full"), Failing::Full);
+        assert_eq!(Failing::of_error("disk I/O error"), Failing::Other);
     }
 }

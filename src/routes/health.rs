@@ -38,17 +38,20 @@ const READINESS_CHECKOUT: Duration = Duration::from_millis(800);
 )]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let read = db::run_within(&state.pool, READINESS_CHECKOUT, |c| Ok(events::head(c)?)).await;
-    // Reads can work while writes cannot (SQLite locked by another process): then the
-    // instance cannot store an alert, and is not ready.
+    // Reads can work while writes cannot (SQLite locked by another process, a full
+    // disk): then the instance cannot store an alert, and is not ready. A test write
+    // says so before any alert meets it.
     let checked = match read {
-        Ok(head) => {
-            match tokio::time::timeout(READINESS_CHECKOUT, state.writer.check_writable()).await {
-                Ok(Ok(())) => Ok(head),
-                Ok(Err(e)) => Err((e.to_string(), "locked")),
-                Err(_) => Err(("no write went through in time".to_owned(), "locked")),
-            }
-        }
-        Err(e) => Err((e.to_string(), "unreachable")),
+        Ok(head) => state
+            .writer
+            .check_writable(READINESS_CHECKOUT)
+            .await
+            .map(|()| head)
+            .map_err(|(cause, why)| (why, cause.as_str())),
+        Err(e) => Err((
+            e.internal_chain().unwrap_or_else(|| e.to_string()),
+            "unreachable",
+        )),
     };
     let broker = match state.broker.connected() {
         None => "in-process",
@@ -58,11 +61,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match checked {
         Ok(head) => HttpResponse::Ok()
             .json(json!({"status": "ready", "database": "ok", "broker": broker, "head": head})),
-        Err((e, database)) => {
-            log::warn!("readiness check failed: {e}");
+        Err((why, database)) => {
+            log::warn!("readiness check failed ({database}): {why}");
             let detail = match database {
                 "locked" => "the database is locked by another process: writes fail",
-                _ => "the database is unreachable",
+                "full" => "the database's disk is full: writes fail",
+                "unreachable" => "the database is unreachable",
+                _ => "the database does not take writes",
             };
             HttpResponse::ServiceUnavailable()
                 .content_type("application/problem+json")

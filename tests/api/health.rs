@@ -447,8 +447,43 @@ async fn the_api_reads_answer_head_as_get_does_without_a_body() {
 #[actix_web::test]
 async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency() {
     let app = spawn_app().await;
-    // Before any stream: every series is there at zero, so a dashboard has a value.
+    // Before any stream: every series is there at zero, so a dashboard has a value (and
+    // `rate()` sees the first increment).
     let text = app.metrics_text().await;
+    for (name, label, values) in [
+        (
+            "vigil_limit_rejections_total",
+            "limit",
+            &["per_user", "instance", "shutdown", "write_rate"][..],
+        ),
+        (
+            "vigil_ws_frames_total",
+            "type",
+            &[
+                "subscribe",
+                "ack",
+                "ping",
+                "oversize",
+                "malformed",
+                "unknown",
+                "binary",
+                "fragment",
+            ],
+        ),
+        (
+            "vigil_write_failures_total",
+            "cause",
+            &["locked", "full", "failing"],
+        ),
+    ] {
+        for value in values {
+            assert_eq!(
+                metric_sample(&text, name, &[(label, value)]),
+                Some(0.0),
+                "{name}{{{label}={value}}}: {text}"
+            );
+        }
+    }
     for transport in ["sse", "ws"] {
         for role in [
             "admin",

@@ -165,7 +165,8 @@ async fn sustained_writes_keep_the_sqlite_write_ahead_log_near_its_limit() {
 /// the 10 s busy timeout in turn, so four writes hung for as long as the lock was held,
 /// while `/readyz` said ready and the 503 called the database "unreachable". Now the
 /// batch waits once, every write queued behind it is answered too, readiness says the
-/// database is locked, and both recover when the lock goes — without a write.
+/// database is locked (from a test write of its own, before any alert meets the lock),
+/// the refusals are counted, and both recover when the lock goes.
 #[actix_web::test]
 async fn a_database_locked_by_another_process_answers_every_write_503_and_readiness_says_so() {
     use diesel::{Connection, RunQueryDsl, SqliteConnection};
@@ -178,6 +179,22 @@ async fn a_database_locked_by_another_process_answers_every_write_503_and_readin
     diesel::sql_query("BEGIN EXCLUSIVE")
         .execute(&mut other)
         .expect("take the write lock");
+    // Readiness sees it before any alert has met the lock (a test write of its own).
+    let ready = app.get("/readyz", "").await;
+    assert_eq!(
+        ready.status(),
+        503,
+        "not ready while writes cannot go through"
+    );
+    let ready: Value = ready.json().await.expect("readiness problem");
+    assert_eq!(
+        (&ready["database"], &ready["detail"]),
+        (
+            &"locked".into(),
+            &"the database is locked by another process: writes fail".into()
+        ),
+        "{ready}"
+    );
 
     // Generous for the one 10 s wait (a loaded CI); without the fix they wait for ever.
     let client = reqwest::Client::builder()
@@ -208,10 +225,12 @@ async fn a_database_locked_by_another_process_answers_every_write_503_and_readin
             "the database is locked by another process; nothing was changed, retry later"
         );
     }
-    let ready = app.get("/readyz", "").await;
-    assert_eq!(ready.status(), 503);
-    let ready: Value = ready.json().await.expect("readiness problem");
-    assert_eq!(ready["database"], "locked", "{ready}");
+    let text = app.metrics_text().await;
+    assert_eq!(
+        metric_sample(&text, "vigil_write_failures_total", &[("cause", "locked")]),
+        Some(4.0),
+        "refused writes are counted by cause: {text}"
+    );
 
     diesel::sql_query("COMMIT")
         .execute(&mut other)
