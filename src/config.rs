@@ -268,10 +268,37 @@ fn check_database_url(url: &str) -> Result<(), ConfigError> {
             format!("unsupported scheme `{scheme}` (expected sqlite://… or postgres://…)"),
         ));
     }
-    if crate::db::pool::sqlite_path(url).trim().is_empty() {
+    let path = crate::db::pool::sqlite_path(url);
+    let no_file = || {
+        ConfigError::new(
+            "DATABASE_URL",
+            "names no database file (e.g. sqlite://vigil.db): an in-memory or temporary \
+             SQLite database loses every alert when the process ends",
+        )
+    };
+    if let Some(uri) = path.strip_prefix("file:") {
+        // A SQLite URI: `file:/path?options`. Its file part must name a file, and no
+        // option may make it a memory database.
+        let (file, options) = uri.split_once('?').unwrap_or((uri, ""));
+        let file = file
+            .trim_start_matches("//localhost")
+            .trim_start_matches("//");
+        let memory = options
+            .split('&')
+            .any(|o| o.eq_ignore_ascii_case("mode=memory"));
+        if file.trim().is_empty() || file == ":memory:" || memory {
+            return Err(no_file());
+        }
+        return Ok(());
+    }
+    if path.trim().is_empty() || path == ":memory:" {
+        return Err(no_file());
+    }
+    if path.contains('?') {
         return Err(ConfigError::new(
             "DATABASE_URL",
-            "names no database file (e.g. sqlite://vigil.db)",
+            "has a query string, which SQLite would take as part of the file name; for \
+             SQLite options use a file: URI (file:/var/lib/vigil/vigil.db?mode=rwc)",
         ));
     }
     Ok(())
@@ -314,13 +341,22 @@ pub fn database_config(args: &DatabaseArgs) -> Result<DatabaseConfig, ConfigErro
     })
 }
 
+/// A setting without a default: `None` when absent, empty or only spaces (README: an
+/// empty variable means "not set"), else its value without surrounding spaces. A blank
+/// `VIGIL_JWT_ISSUER` had become a required `iss` of " " that no token carries.
+pub fn set_value(raw: Option<&str>) -> Option<String> {
+    raw.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
 /// Validates the JWT flags. Exactly one key source; the algorithm must fit the key.
 pub fn jwt_config(args: &JwtArgs, dev_secret: Option<&str>) -> Result<JwtConfig, ConfigError> {
     let secret = args.jwt_secret.as_deref().filter(|s| !s.is_empty());
     let key_file = args
         .jwt_public_key_file
         .as_deref()
-        .filter(|s| !s.is_empty());
+        .filter(|s| !s.trim().is_empty());
     let alg = match args
         .jwt_alg
         .as_deref()
@@ -404,8 +440,8 @@ pub fn jwt_config(args: &JwtArgs, dev_secret: Option<&str>) -> Result<JwtConfig,
     let config = JwtConfig {
         key,
         algorithm,
-        issuer: args.jwt_issuer.clone().filter(|s| !s.is_empty()),
-        audience: args.jwt_audience.clone().filter(|s| !s.is_empty()),
+        issuer: set_value(args.jwt_issuer.as_deref()),
+        audience: set_value(args.jwt_audience.as_deref()),
     };
     crate::auth::keys::Verifier::new(&config)
         .map_err(|e| ConfigError::new("VIGIL_JWT_PUBLIC_KEY_FILE", e.to_string()))?;
@@ -617,7 +653,7 @@ mod tests {
             "sqlite:///var/lib/vigil/vigil.db",
             "vigil.db",
             "file:vigil.db?mode=rwc",
-            "sqlite://:memory:",
+            "file:///var/lib/vigil/vigil.db?mode=rwc&cache=private",
             "postgres://vigil@db/vigil",
             "postgresql://vigil@db/vigil",
         ] {
@@ -628,6 +664,21 @@ mod tests {
             ("redis://localhost/", "unsupported scheme `redis`"),
             ("sqlite://", "names no database file"),
             ("sqlite:", "names no database file"),
+            // Each pooled connection would get a database of its own, and all is lost at
+            // exit: the server started, and every write failed.
+            (":memory:", "names no database file"),
+            ("sqlite::memory:", "names no database file"),
+            ("sqlite://:memory:", "names no database file"),
+            ("file::memory:", "names no database file"),
+            ("file:", "names no database file"),
+            ("file:/x.db?mode=memory", "names no database file"),
+            (
+                "file:x.db?cache=shared&MODE=memory",
+                "names no database file",
+            ),
+            // Not a URI: the options would be part of the file's name.
+            ("sqlite:///var/lib/vigil/vigil.db?mode=rwc", "file: URI"),
+            ("/var/lib/vigil/plain.db?cache=shared", "file: URI"),
         ] {
             let error = database_config(&args(url)).err().map(|e| e.to_string());
             assert!(
@@ -767,6 +818,19 @@ mod tests {
             ),
             "{blank:?}"
         );
+    }
+
+    /// A blank issuer or audience is "not set", as README says of empty settings: it had
+    /// become a required claim of " " that no token carries, so every token got 401.
+    #[test]
+    fn a_blank_issuer_or_audience_is_not_set_and_others_lose_their_surrounding_spaces() {
+        let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
+        args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+        args.jwt.jwt_issuer = Some("  ".to_owned());
+        args.jwt.jwt_audience = Some(" vigil ".to_owned());
+        args.jwt.jwt_public_key_file = Some(" ".to_owned());
+        let jwt = jwt_config(&args.jwt, None).expect("valid");
+        assert_eq!((jwt.issuer, jwt.audience), (None, Some("vigil".to_owned())));
     }
 
     #[test]

@@ -117,7 +117,12 @@ impl Application {
             let mut c = head_pool.get().map_err(|e| e.to_string())?;
             let head = events::head(&mut c).map_err(|e| e.to_string())?;
             let deployment = db::deployment::get_or_create(&mut c).map_err(|e| e.to_string())?;
-            let wal = db::pool::sqlite_wal_path(&mut c).map_err(|e| e.to_string())?;
+            let file = db::pool::sqlite_file(&mut c).map_err(|e| e.to_string())?;
+            match &file {
+                Some(file) => log::info!("database: SQLite file {}", file.display()),
+                None => log::info!("database: PostgreSQL"),
+            }
+            let wal = file.map(|f| std::path::PathBuf::from(format!("{}-wal", f.display())));
             Ok::<_, String>((head, deployment, wal))
         })
         .await

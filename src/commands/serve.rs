@@ -48,13 +48,22 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         .map(|(h, _)| h.to_owned())
         .unwrap_or_default();
     let app = Application::build(config).await?;
-    let url_host = if host == "0.0.0.0" || host.is_empty() {
+    let every_interface = matches!(host.as_str(), "0.0.0.0" | "[::]" | "");
+    let url_host = if every_interface {
         "127.0.0.1".to_owned()
     } else {
         host
     };
     let url = format!("http://{url_host}:{}", app.port());
-    log::info!("vigil listening on {url}");
+    if every_interface {
+        // Said plainly: reachable from the network, not only from this machine.
+        log::info!(
+            "vigil listening on every interface, port {} (here: {url})",
+            app.port()
+        );
+    } else {
+        log::info!("vigil listening on {url}");
+    }
     if let Some(jwt) = banner_jwt {
         print_dev_banner(&url, &jwt, dev_secret.is_some());
     }

@@ -41,10 +41,16 @@ pub fn sqlite_path(url: &str) -> &str {
 }
 
 /// The write-ahead log of the SQLite database `conn` is open on, watched to keep it
-/// bounded (`db::writer`) and exported as a metric. SQLite names the file itself, so a
-/// `file:` URI or a relative path resolves as SQLite resolved it; `None` on PostgreSQL
-/// and for an in-memory database, which have no such file.
+/// bounded (`db::writer`) and exported as a metric. `None` on PostgreSQL and for an
+/// in-memory database, which have no such file.
 pub fn sqlite_wal_path(conn: &mut AnyConnection) -> QueryResult<Option<PathBuf>> {
+    Ok(sqlite_file(conn)?.map(|file| format!("{}-wal", file.display()).into()))
+}
+
+/// The SQLite database file `conn` is open on, as SQLite resolved it (a `file:` URI or a
+/// relative path included): what the startup log names, so a backup copies the right
+/// file. `None` on PostgreSQL and for an in-memory database.
+pub fn sqlite_file(conn: &mut AnyConnection) -> QueryResult<Option<PathBuf>> {
     /// A row of `PRAGMA database_list`.
     #[derive(QueryableByName)]
     struct Database {
@@ -61,7 +67,7 @@ pub fn sqlite_wal_path(conn: &mut AnyConnection) -> QueryResult<Option<PathBuf>>
         .into_iter()
         .find(|database| database.name == "main")
         .filter(|main| !main.file.is_empty())
-        .map(|main| format!("{}-wal", main.file).into()))
+        .map(|main| main.file.into()))
 }
 
 /// The length of the write-ahead log at `path`: 0 while there is none (nothing written
