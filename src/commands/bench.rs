@@ -453,12 +453,8 @@ fn mint(signer: &Signer, args: &BenchArgs, sub: &str, role: &str) -> Result<Stri
             patient_id: None,
             exp: now + 24 * 3600,
             iat: Some(now),
-            iss: args.jwt_issuer.clone().filter(|s| !s.is_empty()),
-            aud: args
-                .jwt_audience
-                .clone()
-                .filter(|s| !s.is_empty())
-                .map(Into::into),
+            iss: crate::config::set_value(args.jwt_issuer.as_deref()),
+            aud: crate::config::set_value(args.jwt_audience.as_deref()).map(Into::into),
         })
         .map_err(|e| format!("cannot mint a token: {e}"))
 }

@@ -38,13 +38,8 @@ pub fn mint(args: &TokenArgs) -> Result<String, String> {
         patient_id,
         exp: now + i64::try_from(ttl.as_secs()).map_err(|_| "--ttl: too long")?,
         iat: Some(now),
-        iss: args.jwt.jwt_issuer.clone().filter(|s| !s.is_empty()),
-        aud: args
-            .jwt
-            .jwt_audience
-            .clone()
-            .filter(|s| !s.is_empty())
-            .map(Into::into),
+        iss: crate::config::set_value(args.jwt.jwt_issuer.as_deref()),
+        aud: crate::config::set_value(args.jwt.jwt_audience.as_deref()).map(Into::into),
     };
     let signer = match (
         &args.private_key_file,
