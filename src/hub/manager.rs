@@ -375,7 +375,8 @@ impl AlertConnectionManager {
                     let changed = act.subscriptions.care_team_is(&user, &patients);
                     if !changed.is_empty() {
                         log::info!(
-                            "care team read back differs from the streams', corrected user_id={user} streams={}",
+                            "care team read back differs from the streams', corrected user_id={} streams={}",
+                            crate::log_value::quoted_if_needed(&user),
                             changed.len()
                         );
                     }
@@ -471,7 +472,7 @@ impl AlertConnectionManager {
             if let Some(client) = self.clients.get(&id) {
                 log::info!(
                     "token expired, ending stream connection_id={id} user_id={}",
-                    client.user_id
+                    crate::log_value::quoted_if_needed(&client.user_id)
                 );
                 let _ = client
                     .tx

@@ -136,7 +136,7 @@ pub async fn acknowledge(
         outcome.alert.id,
         outcome.alert.patient_id,
         outcome.alert.status,
-        principal.user_id,
+        crate::log_value::quoted_if_needed(&principal.user_id),
         outcome.alert.last_seq,
         request.request_id.as_deref().unwrap_or("-")
     );

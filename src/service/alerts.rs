@@ -152,7 +152,7 @@ pub async fn raise_alert(
                 alert.patient_id,
                 alert.severity,
                 alert.seq,
-                principal.user_id
+                crate::log_value::quoted_if_needed(&principal.user_id)
             );
             Ok((alert, false))
         }

@@ -100,7 +100,10 @@ pub async fn assign(
         })
         .await?;
     if created {
-        log::info!("care team changed patient_id={patient} user_id={user_id} assigned=true");
+        log::info!(
+            "care team changed patient_id={patient} user_id={} assigned=true",
+            crate::log_value::quoted_if_needed(&user_id)
+        );
         state.broker.publish_care_team(CareTeamChange {
             user_id,
             patient_id: patient.as_str().to_owned(),
@@ -134,7 +137,10 @@ pub async fn unassign(
             "{user_id} is not on the care team of patient {patient}"
         )));
     }
-    log::info!("care team changed patient_id={patient} user_id={user_id} assigned=false");
+    log::info!(
+        "care team changed patient_id={patient} user_id={} assigned=false",
+        crate::log_value::quoted_if_needed(&user_id)
+    );
     state.broker.publish_care_team(CareTeamChange {
         user_id,
         patient_id: patient.as_str().to_owned(),
@@ -183,7 +189,10 @@ pub async fn replace(
         })
         .await?;
     for (user_id, assigned) in changes {
-        log::info!("care team changed patient_id={patient} user_id={user_id} assigned={assigned}");
+        log::info!(
+            "care team changed patient_id={patient} user_id={} assigned={assigned}",
+            crate::log_value::quoted_if_needed(&user_id)
+        );
         state.broker.publish_care_team(CareTeamChange {
             user_id,
             patient_id: patient.as_str().to_owned(),

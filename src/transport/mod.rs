@@ -227,12 +227,15 @@ pub async fn open_subscription(
         .await
         .map_err(|_| ApiError::ManagerUnavailable)?
         .map_err(|refused| refused_error(state, refused))?;
+    // The request id joins this line to the stream's access line, which is written only
+    // when the stream ends.
     log::info!(
-        "stream opened transport={} connection_id={} user_id={} role={}",
+        "stream opened transport={} connection_id={} user_id={} role={} request_id={}",
         transport.as_str(),
         connected.conn_id,
-        principal.user_id,
-        principal.role
+        crate::log_value::quoted_if_needed(&principal.user_id),
+        principal.role,
+        crate::request_id::of(req).as_deref().unwrap_or("-")
     );
     Ok(Subscription {
         principal,

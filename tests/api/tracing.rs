@@ -297,7 +297,21 @@ async fn the_real_binary_logs_the_request_id_on_access_error_and_audit_lines_and
         .await
         .expect("stream");
     assert_eq!(stream.status(), 200);
-    served.line_with(&["stream opened", "user_id=alice"]).await;
+    served
+        .line_with(&["stream opened", "user_id=alice", "request_id="])
+        .await;
+    // A `sub` that could pass for another field is written quoted.
+    let forged = client
+        .get(url("/api/v1/alerts/stream"))
+        .bearer_auth(token("svc user_id=root", "admin", None))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(forged.status(), 200);
+    served
+        .line_with(&["stream opened", "user_id=\"svc user_id=root\" role=admin"])
+        .await;
+    drop(forged);
 
     let resp = client
         .post(url("/api/v1/alerts"))
