@@ -83,6 +83,16 @@ impl Served {
         self.log.lock().expect("log").clone()
     }
 
+    /// Sends a signal (`-HUP`, `-TERM` …) and waits for the process to exit.
+    pub fn signal_and_wait(&mut self, which: &str) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args([which, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {which}");
+        self.child.wait().expect("wait for vigil")
+    }
+
     /// Waits for a log line containing every one of `parts`; returns it.
     pub async fn line_with(&self, parts: &[&str]) -> String {
         eventually(&format!("a log line with {parts:?}"), || async {

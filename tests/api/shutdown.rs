@@ -142,3 +142,25 @@ async fn every_alert_answered_201_while_the_server_stops_is_in_the_database() {
         created.len()
     );
 }
+
+/// SIGHUP (a closed terminal, `vigil serve &` included) killed the process at once: no
+/// stream got its end. It stops like SIGTERM: streams end, exit status 0.
+#[actix_web::test]
+async fn a_hangup_stops_the_server_gracefully_like_sigterm() {
+    let mut served = crate::binary::Served::start("info");
+    let mut stream = reqwest::Client::new()
+        .get(format!("{}/api/v1/alerts/stream", served.url))
+        .bearer_auth(admin())
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status(), 200);
+    served.line_with(&["stream opened"]).await;
+    let status = served.signal_and_wait("-HUP");
+    assert!(status.success(), "exit status {status:?}");
+    // The stream was ended by the server (a clean end of the chunked body), not cut.
+    while let Some(chunk) = stream.chunk().await.expect("the stream ends cleanly") {
+        assert!(!chunk.is_empty());
+    }
+    served.line_with(&["vigil stopped"]).await;
+}
