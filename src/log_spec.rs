@@ -8,16 +8,20 @@ const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
 /// Why a filter is refused; `None` when it may be used.
 pub fn problem(spec: &str) -> Option<String> {
-    if spec.trim().is_empty() {
+    // `,` or `, ,` hold no directive at all: env_logger then logs errors only, as for an
+    // empty filter.
+    let directives = spec.split_once('/').map_or(spec, |(d, _)| d);
+    if directives.split(',').all(|d| d.trim().is_empty()) {
         return Some(
-            "empty; leave it out for the default (info), or name a level such as warn".to_owned(),
+            "empty, or names no level or module; leave it out for the default (info), or name a level \
+             such as warn"
+                .to_owned(),
         );
     }
     if let Err(e) = env_filter::Builder::new().try_parse(spec) {
         return Some(e.to_string());
     }
     // What follows a `/` is a regular expression on the message; the directives precede it.
-    let directives = spec.split_once('/').map_or(spec, |(d, _)| d);
     directives
         .split(',')
         .map(str::trim)
@@ -111,6 +115,8 @@ mod tests {
         for (spec, says) in [
             ("", "empty"),
             ("  ", "empty"),
+            (",", "names no level or module"),
+            (", ,", "names no level or module"),
             ("infoo", "did you mean `info`"),
             ("warning", "did you mean `warn`"),
             ("Debgu", "did you mean `debug`"),

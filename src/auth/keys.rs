@@ -113,10 +113,14 @@ impl Verifier {
                     ErrorKind::InvalidSignature => "token signature invalid".to_owned(),
                     ErrorKind::InvalidIssuer => "token issuer not accepted".to_owned(),
                     ErrorKind::InvalidAudience => "token audience not accepted".to_owned(),
+                    // Also what jsonwebtoken says of a negative `exp`: it is there, but
+                    // not a time it can read.
+                    ErrorKind::MissingRequiredClaim(claim) if claim == "exp" => {
+                        "token lacks a valid `exp` claim (a NumericDate: seconds since 1970)"
+                            .to_owned()
+                    }
                     ErrorKind::MissingRequiredClaim(claim) => {
-                        // Also what jsonwebtoken says of a negative `exp`: it is there,
-                        // but not a time it can read.
-                        format!("token lacks a valid `{claim}` claim (a NumericDate: seconds since 1970)")
+                        format!("token lacks the `{claim}` claim this server requires")
                     }
                     ErrorKind::InvalidClaimFormat(claim) => {
                         format!("token claim `{claim}` is not a valid NumericDate")
