@@ -43,7 +43,35 @@ pub fn run_pending(conn: &mut AnyConnection) -> Result<Vec<String>, MigrationErr
                 .map(|versions| versions.iter().map(ToString::to_string).collect())
         })?,
     };
+    refuse_unknown(conn)?;
     Ok(applied)
+}
+
+/// A database a newer Vigil has migrated (this binary rolled back onto it) holds a
+/// schema this one was not written for: it is refused, naming the migrations, rather
+/// than served as if nothing were different.
+fn refuse_unknown(conn: &mut AnyConnection) -> Result<(), MigrationError> {
+    use diesel::migration::MigrationSource;
+    let known: Vec<String> = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    let unknown: Vec<String> = conn
+        .applied_migrations()?
+        .iter()
+        .map(ToString::to_string)
+        .filter(|v| !known.contains(v))
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the database has migrations this Vigil does not know ({}): a newer version \
+             migrated it; run that version, or restore a backup taken before it",
+            unknown.join(", ")
+        )
+        .into())
+    }
 }
 
 /// Reverts every applied migration (used by the migration round-trip test).

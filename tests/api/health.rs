@@ -343,6 +343,37 @@ fn a_database_that_cannot_be_opened_stops_serve_and_migrate_naming_database_url(
     }
 }
 
+/// A rollback onto a database a newer Vigil migrated: this binary does not know its
+/// schema, so it refuses to migrate or serve it, naming the unknown migration.
+#[test]
+fn a_database_migrated_by_a_newer_vigil_is_refused_naming_the_migration() {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("newer.db");
+    let database_url = format!("sqlite://{}", file.display());
+    let env = [
+        ("VIGIL_BIND", "127.0.0.1:0"),
+        ("DATABASE_URL", database_url.as_str()),
+        ("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("RUST_LOG", "warn"),
+    ];
+    let (status, stderr) = vigil_exit(&["migrate"], &env, Duration::from_secs(60), "migrate");
+    assert!(status.success(), "a fresh database migrates: {stderr}");
+    let mut c = SqliteConnection::establish(&file.display().to_string()).expect("open");
+    diesel::sql_query("INSERT INTO __diesel_schema_migrations (version) VALUES ('29991231000001')")
+        .execute(&mut c)
+        .expect("a newer migration");
+    for command in ["migrate", "serve"] {
+        let (status, stderr) = vigil_exit(&[command], &env, Duration::from_secs(60), command);
+        assert!(!status.success(), "{command}: {stderr}");
+        assert!(
+            stderr.contains("migrations this Vigil does not know (29991231000001)"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn the_pages_answer_head_like_get_without_a_body() {
     let app = spawn_app().await;
