@@ -55,13 +55,44 @@ fn key_error(
     ))
 }
 
+/// The DER of the P-256 curve's OID (1.2.840.10045.3.1.7), present in every P-256 key.
+const P256_OID: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+
+/// ES256 is ECDSA on P-256 only. jsonwebtoken loads a P-384 or P-521 key for it without
+/// a word, and then refuses every token ("token malformed") or fails to sign: the key
+/// is refused when it is loaded instead, naming the curve rule.
+fn check_es256_curve(algorithm: jsonwebtoken::Algorithm, pem: &[u8]) -> Result<(), TokenError> {
+    if algorithm != jsonwebtoken::Algorithm::ES256 {
+        return Ok(());
+    }
+    let Ok(block) = pem::parse(pem) else {
+        return Ok(()); // not PEM: jsonwebtoken's own error, with key_error's hint, follows
+    };
+    if block
+        .contents()
+        .windows(P256_OID.len())
+        .any(|w| w == P256_OID)
+    {
+        Ok(())
+    } else {
+        Err(TokenError::Key(
+            "ES256 needs a key on the P-256 curve (prime256v1); this one is on another \
+             curve (P-384 belongs to ES384, P-521 to ES512, which Vigil does not accept)"
+                .to_owned(),
+        ))
+    }
+}
+
 impl Verifier {
     /// Builds a verifier; fails if the key does not parse.
     pub fn new(config: &JwtConfig) -> Result<Self, TokenError> {
         let key = match &config.key {
             JwtKey::Secret(secret) => DecodingKey::from_secret(secret.expose().as_bytes()),
             JwtKey::PublicPem(pem) => match config.algorithm {
-                jsonwebtoken::Algorithm::ES256 => DecodingKey::from_ec_pem(pem),
+                jsonwebtoken::Algorithm::ES256 => {
+                    check_es256_curve(config.algorithm, pem)?;
+                    DecodingKey::from_ec_pem(pem)
+                }
                 _ => DecodingKey::from_rsa_pem(pem),
             }
             .map_err(|e| key_error(config.algorithm, pem, &e))?,
@@ -171,6 +202,7 @@ impl Signer {
         algorithm: jsonwebtoken::Algorithm,
         pem: &[u8],
     ) -> Result<Self, TokenError> {
+        check_es256_curve(algorithm, pem)?;
         let key = match algorithm {
             jsonwebtoken::Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
             _ => EncodingKey::from_rsa_pem(pem),
@@ -275,6 +307,37 @@ mod tests {
             iat.contains("`iat` and `nbf` NumericDates when present"),
             "{iat}"
         );
+    }
+
+    /// ES256 is P-256 only: a P-384 public key loaded without a word and then every
+    /// token was "malformed". Public keys, made with `openssl ecparam -name … -genkey`.
+    #[test]
+    fn an_es256_key_on_another_curve_is_refused_when_loaded() {
+        const P384: &str = "-----BEGIN PUBLIC KEY-----
+MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEsShYHa1VQXPNXHDznYBiq52Ow3ZdViZD
+2AjedIOr2GMqkwKrknnLK6ymKGc8Fi41W4aaXrnknFbS4YKnHIjxKCBPiUFn0Mqp
+eWibKThvnskNEUmftRyg2aboUKekm+C8
+-----END PUBLIC KEY-----
+";
+        const P256: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQ5yE9QjUzEQkGHdaS2Ag4Yri6cRR
+wg8mny8FGaXgnD3tTqDERbJ7rKkCKDneBBxpmy5KOOyr3WcUvhC4yy8Bzg==
+-----END PUBLIC KEY-----
+";
+        let verifier = |pem: &str| {
+            Verifier::new(&JwtConfig {
+                key: JwtKey::PublicPem(pem.as_bytes().to_vec()),
+                algorithm: jsonwebtoken::Algorithm::ES256,
+                issuer: None,
+                audience: None,
+            })
+        };
+        assert!(verifier(P256).is_ok());
+        let refused = verifier(P384)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(refused.contains("P-256"), "{refused}");
     }
 
     /// RFC 7515 §4.1.11: a token whose header lists critical extensions this server does

@@ -55,8 +55,15 @@ pub fn mint(args: &TokenArgs) -> Result<String, String> {
             {
                 Some("ES256") => jsonwebtoken::Algorithm::ES256,
                 Some("RS256") => jsonwebtoken::Algorithm::RS256,
-                _ => return Err("VIGIL_JWT_ALG: a private key needs RS256 or ES256".to_owned()),
+                _ => {
+                    return Err(
+                        "VIGIL_JWT_ALG: a private key needs --jwt-alg (or VIGIL_JWT_ALG) RS256 \
+                         or ES256, as the server's"
+                            .to_owned(),
+                    );
+                }
             };
+
             let pem = std::fs::read(path)
                 .map_err(|e| format!("--private-key-file: cannot read {path}: {e}"))?;
             Signer::from_private_pem(alg, &pem).map_err(|e| format!("--private-key-file: {e}"))?
@@ -72,7 +79,23 @@ pub fn mint(args: &TokenArgs) -> Result<String, String> {
             );
         }
     };
-    signer.sign(&claims).map_err(|e| e.to_string())
+    let token = signer.sign(&claims).map_err(|e| e.to_string())?;
+    // Given the server's public key too (VIGIL_JWT_PUBLIC_KEY_FILE set for `serve` in the
+    // same shell), the token is checked as the server would: a private key that is not
+    // its pair was silently used, and every token it made refused.
+    if args.private_key_file.is_some()
+        && crate::config::set_value(args.jwt.jwt_public_key_file.as_deref()).is_some()
+    {
+        let jwt = crate::config::jwt_config(&args.jwt, None).map_err(|e| e.to_string())?;
+        let verifier = crate::auth::Verifier::new(&jwt).map_err(|e| e.to_string())?;
+        verifier.verify(&token).map_err(|e| {
+            format!(
+                "--private-key-file: the server with VIGIL_JWT_PUBLIC_KEY_FILE would refuse this \
+                 token ({e}); is the private key the public key's pair?"
+            )
+        })?;
+    }
+    Ok(token)
 }
 
 #[cfg(test)]
@@ -125,4 +148,43 @@ mod tests {
         }
         assert!(mint(&args(&["--jwt-secret", SECRET, "--ttl", "366d"])).is_ok());
     }
+
+    /// With the server's public key in the same shell, a private key that is not its
+    /// pair was used without a word, and the server refused every token it made.
+    #[test]
+    fn a_private_key_that_is_not_the_public_keys_pair_is_refused() {
+        let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/keys");
+        let private = format!("{keys}/rs256_private.pem");
+        let pair = format!("{keys}/rs256_public.pem");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let other = dir.path().join("other.pem");
+        std::fs::write(&other, OTHER_RSA_PUBLIC_KEY).expect("write");
+        let other = other.display().to_string();
+        let with = |public: &str| {
+            mint(&args(&[
+                "--private-key-file",
+                &private,
+                "--jwt-alg",
+                "RS256",
+                "--jwt-public-key-file",
+                public,
+            ]))
+        };
+        assert!(with(&pair).is_ok(), "{:?}", with(&pair));
+        let refused = with(&other).err().unwrap_or_default();
+        assert!(refused.contains("the public key's pair"), "{refused}");
+    }
+
+    /// A public key that is no pair of the test private key (`openssl genrsa 2048 |
+    /// openssl rsa -pubout`).
+    const OTHER_RSA_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA0txt49d5JDM/BbdGtAw8
+QROq8lGrjdDbtOXDHuaH+TNj2w/tOeTzrikF4uJJCZ3iOMsoKzAblLsN3MvuYyak
+gtMasR7UHjBvl+nMh2fDPhjoahOJdUPIWPcmJSMpaZePCTaaOSlhfM3J2t8j46R5
+TEQfBn4ZPS9qsQlkt2c+tZpAGOb5d84xk59GGFj3dX8iPkRFpsQxkFyJO4FllEa9
+EYvfIkbcBXB+/sbCDCKTwsR5ZphUWHF8Jp813wWwMS5dIIwikq+z6kt8BwBemE9w
+ic66qd70GkWKjFxIRswrfnTgsvKjr4f21URm+edhQC0fSIS822duYU5N2nMyXdPF
+owIDAQAB
+-----END PUBLIC KEY-----
+";
 }
