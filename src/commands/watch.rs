@@ -37,7 +37,12 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
     let base = args.url.trim_end_matches('/').to_owned();
     // A URL that cannot work never will: say so now instead of retrying forever.
     match reqwest::Url::parse(&base) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+        // Paths are appended to it: a query string or fragment would swallow them.
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && url.has_host()
+                && url.query().is_none()
+                && url.fragment().is_none() => {}
         Ok(_) | Err(_) => {
             return Err(WatchError::Refused(format!(
                 "--url: expected the server's base URL, e.g. http://127.0.0.1:8080 (got {:?})",

@@ -129,7 +129,13 @@ async fn without_a_subcommand_and_with_a_public_key_the_banner_says_why_it_print
 
 #[test]
 fn watch_with_a_url_that_cannot_work_exits_at_once_naming_the_flag() {
-    for url in ["notaurl", "ftp://127.0.0.1:1"] {
+    // A query string would swallow the paths appended to the base: it looped for ever.
+    for url in [
+        "notaurl",
+        "ftp://127.0.0.1:1",
+        "http://127.0.0.1:1?x=1",
+        "http://127.0.0.1:1/#a",
+    ] {
         let (status, stderr) = vigil_exit(
             &["watch", "--url", url, "--token", "t"],
             &[],
