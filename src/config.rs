@@ -203,7 +203,15 @@ impl Config {
         config.ws_replay_max_bytes = ws_replay_bytes(&args.ws_replay_max_kib)?;
         config.redis_url = match args.redis_url.as_deref().map(str::trim) {
             None | Some("") => None,
+            // Parsed now (no connection), as Redis will take it: a bad one was found only
+            // after the database had been opened and migrated.
             Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                redis::Client::open(url).map_err(|e| {
+                    ConfigError::new(
+                        "VIGIL_REDIS_URL",
+                        format!("{e} (expected redis://host:port/; TLS is not built in)"),
+                    )
+                })?;
                 Some(url.to_owned())
             }
             Some(_) => {
@@ -831,6 +839,29 @@ mod tests {
         args.jwt.jwt_public_key_file = Some(" ".to_owned());
         let jwt = jwt_config(&args.jwt, None).expect("valid");
         assert_eq!((jwt.issuer, jwt.audience), (None, Some("vigil".to_owned())));
+    }
+
+    /// A Redis URL Redis cannot use is refused with the other settings, before the
+    /// database is created and migrated.
+    #[test]
+    fn a_redis_url_redis_cannot_use_is_refused_naming_the_variable() {
+        for (url, says) in [
+            ("redis://", "Missing hostname"),
+            ("redis://h:99999/", "did not parse"),
+            ("rediss://h/", "TLS"),
+            ("http://h/", "expected a redis:// URL"),
+        ] {
+            let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
+            args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+            args.redis_url = Some(url.to_owned());
+            let error = Config::from_args(&args, None).err().map(|e| e.to_string());
+            assert!(
+                error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("VIGIL_REDIS_URL: ") && e.contains(says)),
+                "{url}: {error:?}"
+            );
+        }
     }
 
     #[test]
