@@ -89,8 +89,15 @@ pub async fn open_database(
         // One connection first, so a database that cannot be opened (a missing directory,
         // a server that is down) is reported at once with its cause and the variable to
         // fix, not after the pool's 5 s wait as "timed out waiting for connection".
-        diesel::r2d2::ManageConnection::connect(&pool::AnyManager::new(&config))
-            .map_err(|e| StartupError::Connect(e.to_string()))?;
+        diesel::r2d2::ManageConnection::connect(&pool::AnyManager::new(&config)).map_err(|e| {
+            // SQLite's "unable to open database file" names no file: the path is added
+            // (a PostgreSQL URL is not repeated, it may hold a password).
+            StartupError::Connect(if pool::is_postgres(&config.url) {
+                e.to_string()
+            } else {
+                format!("{e} ({})", pool::sqlite_path(&config.url))
+            })
+        })?;
         let pool = pool::build_pool(&config).map_err(|e| StartupError::Database(e.to_string()))?;
         let mut conn = pool
             .get()

@@ -333,7 +333,8 @@ fn a_database_that_cannot_be_opened_stops_serve_and_migrate_naming_database_url(
         assert!(!status.success(), "{command}: {stderr}");
         assert!(
             stderr.contains("DATABASE_URL: cannot open the database")
-                && stderr.contains("unable to open database file"),
+                && stderr.contains("unable to open database file")
+                && stderr.contains(&missing.display().to_string()),
             "{command}: the message names the variable and the cause: {stderr}"
         );
         assert!(
