@@ -89,14 +89,15 @@ impl Verifier {
         let key = match &config.key {
             JwtKey::Secret(secret) => DecodingKey::from_secret(secret.expose().as_bytes()),
             JwtKey::PublicPem(pem) => match config.algorithm {
-                jsonwebtoken::Algorithm::ES256 => {
-                    check_es256_curve(config.algorithm, pem)?;
-                    DecodingKey::from_ec_pem(pem)
-                }
+                jsonwebtoken::Algorithm::ES256 => DecodingKey::from_ec_pem(pem),
                 _ => DecodingKey::from_rsa_pem(pem),
             }
             .map_err(|e| key_error(config.algorithm, pem, &e))?,
         };
+        // Once the key has loaded (a key that does not gets key_error's hints first).
+        if let JwtKey::PublicPem(pem) = &config.key {
+            check_es256_curve(config.algorithm, pem)?;
+        }
         let mut validation = Validation::new(config.algorithm);
         validation.leeway = 0;
         // A token that says it is not valid yet is not valid (RFC 7519 §4.1.5).
@@ -202,12 +203,12 @@ impl Signer {
         algorithm: jsonwebtoken::Algorithm,
         pem: &[u8],
     ) -> Result<Self, TokenError> {
-        check_es256_curve(algorithm, pem)?;
         let key = match algorithm {
             jsonwebtoken::Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
             _ => EncodingKey::from_rsa_pem(pem),
         }
         .map_err(|e| key_error(algorithm, pem, &e))?;
+        check_es256_curve(algorithm, pem)?;
         Ok(Self {
             key,
             header: Header::new(algorithm),
