@@ -517,15 +517,7 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
         }
     }
     for transport in ["sse", "ws"] {
-        for role in [
-            "admin",
-            "doctor",
-            "nurse",
-            "caregiver",
-            "dispatcher",
-            "patient",
-            "service",
-        ] {
+        for role in ROLES {
             assert_eq!(
                 metric_sample(
                     &text,

@@ -124,6 +124,17 @@ pub fn on_postgres() -> bool {
     std::env::var("VIGIL_TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty())
 }
 
+/// Vigil's seven roles, as tokens name them.
+pub const ROLES: [&str; 7] = [
+    "admin",
+    "doctor",
+    "nurse",
+    "caregiver",
+    "dispatcher",
+    "patient",
+    "service",
+];
+
 /// Signs any claims with the test secret.
 pub fn sign(claims: &Claims) -> String {
     Signer::hs256(SECRET).sign(claims).expect("sign")

@@ -12,16 +12,6 @@ use crate::helpers::*;
 /// The patient every role below is entitled to (care team or own claim).
 const PATIENT: &str = "p-1";
 
-const ROLES: [&str; 7] = [
-    "admin",
-    "doctor",
-    "nurse",
-    "caregiver",
-    "dispatcher",
-    "patient",
-    "service",
-];
-
 /// A token for each role; clinical roles are put on `PATIENT`'s care team by `setup`.
 fn role_token(role: &str) -> String {
     match role {
