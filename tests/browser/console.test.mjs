@@ -256,3 +256,23 @@ test('with the stream blocked but the API answering, the console polls after a f
   assert.equal(await jill.isVisible('#connection-status'), false);
   assert.equal(await jill.isVisible('#open-badge'), false);
 });
+
+test('a tab refused by the per-user stream limit says so, and keeps the list current by polling', async () => {
+  const limited = await Vigil.start('console-stream-limit', { VIGIL_MAX_STREAMS_PER_USER: '1' });
+  try {
+    await limited.assignCareTeam('p-717', 'kim');
+    const token = await limited.token('kim', 'nurse');
+    const first = await newPage(browser);
+    await signInConsole(first, limited, token);
+    const second = await newPage(browser);
+    await second.goto(`${limited.baseUrl}/`);
+    await second.fill('#token-input', token);
+    await second.click('#sign-in');
+    await second.waitForSelector('#mode-note:not([hidden])', { timeout: 20000 });
+    assert.match(await second.textContent('#mode-note'), /too many live streams are open for you/);
+    const a = await limited.raiseAlert({ patient_id: 'p-717', severity: 'high', title: 'Seen by polling' });
+    await second.waitForSelector(`${rowSel(a.id)}[data-status="open"]`, { timeout: 10000 });
+  } finally {
+    await limited.dispose();
+  }
+});

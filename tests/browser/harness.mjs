@@ -86,8 +86,12 @@ export async function waitUntil(fn, { timeout = 5000, interval = 50, message = '
 
 /** A `vigil serve` process under test. */
 export class Vigil {
-  /** @param {string} name used for the log file name */
-  constructor(name = 'vigil') {
+  /**
+   * @param {string} name used for the log file name
+   * @param {object} extraEnv settings the harness does not pass itself (VIGIL_WS_MODE, …)
+   */
+  constructor(name = 'vigil', extraEnv = {}) {
+    this.extraEnv = extraEnv;
     this.name = name.replace(/[^A-Za-z0-9_.-]+/g, '-');
     this.dir = mkdtempSync(path.join(os.tmpdir(), 'vigil-browser-'));
     this.dbPath = path.join(this.dir, 'vigil.db');
@@ -101,9 +105,10 @@ export class Vigil {
     this.log = createWriteStream(this.logPath, { flags: 'w' });
   }
 
-  /** Starts a fresh server (free port, empty database) and waits until it is healthy. */
-  static async start(name) {
-    const v = new Vigil(name);
+  /** Starts a fresh server (free port, empty database, `extraEnv` on top of the harness's
+   *  settings) and waits until it is healthy. */
+  static async start(name, extraEnv = {}) {
+    const v = new Vigil(name, extraEnv);
     try {
       v.port = await freePort();
       await v.#spawn();
@@ -131,6 +136,7 @@ export class Vigil {
         // two of those plus 5 s: 2 s here lets a test see that in 7 s rather than 35.
         VIGIL_WS_PING_SECS: '2',
         RUST_LOG: 'info',
+        ...this.extraEnv,
       }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });

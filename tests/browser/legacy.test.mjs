@@ -3,10 +3,8 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import {
   Vigil, launchBrowser, newPage, signInConsole, connectLegacy, screenshot, rowSel, rowCount, waitUntil,
-  freePort, VIGIL_BIN,
 } from './harness.mjs';
 
 const PATIENT = 'p-404';
@@ -194,47 +192,6 @@ async function raiseMany(v, n, fields) {
   return raised;
 }
 
-/**
- * A `vigil serve` with extra settings the harness does not pass (VIGIL_WS_MODE): a Vigil
- * object (temporary database, secret, `token()`, `dispose()`) whose process is started here.
- */
-async function startWith(name, extraEnv) {
-  const v = new Vigil(name);
-  v.port = await freePort();
-  const env = {};
-  for (const [k, val] of Object.entries(process.env)) {
-    if (!k.startsWith('VIGIL_') && k !== 'DATABASE_URL' && k !== 'RUST_LOG') env[k] = val;
-  }
-  const proc = spawn(VIGIL_BIN, ['serve'], {
-    env: {
-      ...env,
-      VIGIL_BIND: `127.0.0.1:${v.port}`,
-      DATABASE_URL: `sqlite://${v.dbPath}`,
-      VIGIL_JWT_SECRET: v.secret,
-      VIGIL_HEARTBEAT_SECS: '1',
-      RUST_LOG: 'info',
-      ...extraEnv,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  proc.stdout.pipe(v.log, { end: false });
-  proc.stderr.pipe(v.log, { end: false });
-  proc.exited = new Promise((resolve) => {
-    proc.once('exit', (code, signal) => resolve({ code, signal }));
-    proc.once('error', (e) => resolve({ error: e.message }));
-  });
-  v.proc = proc;
-  try {
-    await waitUntil(async () => {
-      const r = await fetch(`${v.baseUrl}/healthz`).catch(() => null);
-      return r && r.ok;
-    }, { timeout: 20000, interval: 100, message: `/healthz on ${v.baseUrl}` });
-  } catch (e) {
-    await v.dispose().catch(() => {});
-    throw e;
-  }
-  return v;
-}
 
 /**
  * Routes the page's WebSockets through Playwright so a test can cut them: `cut()` closes the
@@ -457,7 +414,7 @@ test('audit 4a: a token that expired while the page was disconnected stops the r
 });
 
 test('audit 4b: VIGIL_WS_MODE=off (410 on /ws) stops the retries and points to the console', async () => {
-  const v = await startWith('legacy-ws-off', { VIGIL_WS_MODE: 'off' });
+  const v = await Vigil.start('legacy-ws-off', { VIGIL_WS_MODE: 'off' });
   try {
     const legacy = await newPage(browser);
     await legacy.goto(`${v.baseUrl}/legacy`);
@@ -586,7 +543,7 @@ test('audit 9: no blank line before "Acknowledged by" when there is no message',
 });
 
 test('audit 9: the deprecation banner names the new console at / (a link), not the API path', async () => {
-  const v = await startWith('legacy-ws-deprecated', { VIGIL_WS_MODE: 'deprecated' });
+  const v = await Vigil.start('legacy-ws-deprecated', { VIGIL_WS_MODE: 'deprecated' });
   try {
     const legacy = await newPage(browser);
     await connectLegacy(legacy, v, await v.token('uma', 'nurse'));
