@@ -237,6 +237,25 @@ test('on a phone, an alert\'s long data scrolls inside its row: every action but
   await context.close();
 });
 
+test('the status filter hides resolved alerts (or shows only one status)', async () => {
+  await vigil.assignCareTeam('p-818', 'lena');
+  const done = await vigil.raiseAlert({ patient_id: 'p-818', severity: 'low', title: 'Done' });
+  const open = await vigil.raiseAlert({ patient_id: 'p-818', severity: 'low', title: 'Still open' });
+  const admin = await vigil.token('harness-admin', 'admin');
+  const r = await vigil.api('POST', `/api/v1/alerts/${done.id}/acknowledge`, { token: admin, body: { status: 'resolved' } });
+  assert.equal(r.status, 200);
+  const lena = await newPage(browser);
+  await signInConsole(lena, vigil, await vigil.token('lena', 'nurse'));
+  await lena.fill('#filter-patient', 'p-818');
+  await lena.selectOption('#filter-status', 'unresolved');
+  assert.equal(await lena.isVisible(rowSel(done.id)), false, 'resolved: hidden');
+  assert.equal(await lena.isVisible(rowSel(open.id)), true, 'open: shown');
+  await lena.selectOption('#filter-status', 'resolved');
+  assert.equal(await lena.isVisible(rowSel(done.id)), true);
+  assert.equal(await lena.isVisible(rowSel(open.id)), false);
+  assert.deepEqual(lena.problems, []);
+});
+
 // Last: it restarts the server.
 test('with the stream blocked but the API answering, the console polls after a few failures', async () => {
   await vigil.assignCareTeam('p-616', 'jill');
