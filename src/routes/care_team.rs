@@ -37,6 +37,7 @@ fn require_admin(principal: &Principal) -> Result<(), ApiError> {
     responses(
         (status = 200, description = "The team (possibly empty)", body = crate::openapi::CareTeam),
         crate::openapi::Unauthorized,
+        crate::openapi::DatabaseUnavailable,
         crate::openapi::CareTeamRefusals,
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -68,6 +69,7 @@ pub async fn get(
         (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not `application/json`", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::Unauthorized,
+        crate::openapi::DatabaseUnavailable,
         crate::openapi::CareTeamRefusals,
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -119,6 +121,7 @@ pub async fn replace(
         crate::openapi::StrayBody,
         (status = 204, description = "The team is empty"),
         crate::openapi::Unauthorized,
+        crate::openapi::DatabaseUnavailable,
         crate::openapi::CareTeamRefusals,
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -147,6 +150,7 @@ pub async fn clear(
     responses(
         (status = 200, description = "The member", body = crate::openapi::CareTeamMember),
         crate::openapi::Unauthorized,
+        crate::openapi::DatabaseUnavailable,
         crate::openapi::CareTeamRefusals,
         (status = 404, description = "Not a member", body = crate::openapi::Problem, content_type = "application/problem+json"),
     ),
@@ -184,6 +188,7 @@ pub async fn get_member(
         (status = 201, description = "Added; the user's open streams see the patient at once", body = crate::openapi::CareTeamAssignment),
         (status = 200, description = "Already a member", body = crate::openapi::CareTeamAssignment),
         crate::openapi::Unauthorized,
+        crate::openapi::DatabaseUnavailable,
         crate::openapi::CareTeamRefusals,
     ),
     security(("bearer" = []), ("cookie" = []))
@@ -225,6 +230,7 @@ pub async fn assign(
         crate::openapi::StrayBody,
         (status = 204, description = "Removed; the user's open streams stop seeing the patient at once"),
         crate::openapi::Unauthorized,
+        crate::openapi::DatabaseUnavailable,
         crate::openapi::CareTeamRefusals,
         (status = 404, description = "Not a member", body = crate::openapi::Problem, content_type = "application/problem+json"),
     ),
