@@ -193,6 +193,7 @@ impl Application {
             broker,
             metrics,
             write_limiter,
+            conn_ids: crate::state::ConnIds::default(),
         });
         let server = HttpServer::new(move || {
             App::new()

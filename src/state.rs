@@ -31,4 +31,21 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Per-subject write rate.
     pub write_limiter: WriteLimiter,
+    /// Stream ids, handed out before a stream registers (see [`ConnIds`]).
+    pub conn_ids: ConnIds,
+}
+
+/// This instance's stream ids (from 1). The transport takes one *before* it asks the
+/// manager to register the stream, so the guard that unregisters it exists while the
+/// request waits for the answer: a client that went away in that moment left a
+/// registered stream behind (its slot under the per-user limit and its gauge held until
+/// the next heartbeat found the queue closed).
+#[derive(Debug, Default)]
+pub struct ConnIds(std::sync::atomic::AtomicU64);
+
+impl ConnIds {
+    /// The next id.
+    pub fn next(&self) -> crate::hub::subscriptions::ConnId {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+    }
 }

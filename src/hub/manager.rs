@@ -73,7 +73,6 @@ pub struct AlertConnectionManager {
     /// Open streams per user, kept alongside `clients` so the per-user limit costs a
     /// lookup, not a scan of every connection (which made connecting quadratic).
     streams_per_user: HashMap<String, usize>,
-    next_id: ConnId,
     head: i64,
     pending: BTreeMap<i64, (StoredEvent, Instant)>,
     recent_care_team: VecDeque<(Instant, CareTeamChange)>,
@@ -99,7 +98,6 @@ impl AlertConnectionManager {
             subscriptions: Subscriptions::default(),
             clients: HashMap::new(),
             streams_per_user: HashMap::new(),
-            next_id: 1,
             head,
             pending: BTreeMap::new(),
             recent_care_team: VecDeque::new(),
@@ -134,8 +132,7 @@ impl AlertConnectionManager {
                 self.settings.max_streams_per_user,
             ));
         }
-        let conn_id = self.next_id;
-        self.next_id += 1;
+        let conn_id = msg.conn_id;
         let mut allowed = msg.allowed;
         self.catch_up(&msg.user_id, msg.role, &mut allowed, msg.allowed_at);
         let entry = Entry {

@@ -68,6 +68,8 @@ pub type ClientTx = mpsc::Sender<Outbound>;
 #[derive(Message)]
 #[rtype(result = "Result<Connected, ConnectRefused>")]
 pub struct Connect {
+    /// The stream's id, taken by the transport before sending this (`state::ConnIds`).
+    pub conn_id: ConnId,
     /// User (`sub`).
     pub user_id: String,
     /// Role.

@@ -168,6 +168,8 @@ pub struct Subscription {
     pub rx: mpsc::Receiver<Outbound>,
     /// The event log's bounds, read when resuming (default otherwise).
     pub log: replay::LogBounds,
+    /// Unregisters the stream when dropped: the transport keeps it as long as the stream.
+    pub guard: ConnectionGuard,
 }
 
 /// Authenticates, checks role and scope, and registers with the manager. `resuming`
@@ -212,9 +214,15 @@ pub async fn open_subscription(
         };
     params.requested.authorize(principal.role, &allowed)?;
     let (tx, rx) = mpsc::channel(state.config.client_queue.get());
+    // The guard first: if the client goes away while the manager answers, dropping it
+    // unregisters the stream the manager is registering (its Disconnect follows the
+    // Connect in the manager's mailbox).
+    let conn_id = state.conn_ids.next();
+    let mut guard = ConnectionGuard::new(conn_id, state.manager.clone());
     let connected = state
         .manager
         .send(Connect {
+            conn_id,
             user_id: principal.user_id.clone(),
             role: principal.role,
             requested: params.requested.clone(),
@@ -227,6 +235,7 @@ pub async fn open_subscription(
         .await
         .map_err(|_| ApiError::ManagerUnavailable)?
         .map_err(|refused| refused_error(state, refused))?;
+    guard.opened = true;
     // The request id joins this line to the stream's access line, which is written only
     // when the stream ends.
     log::info!(
@@ -242,6 +251,7 @@ pub async fn open_subscription(
         connected,
         rx,
         log,
+        guard,
     })
 }
 
@@ -297,21 +307,31 @@ pub fn connected_payload(sub: &Subscription, heartbeat_secs: u64) -> serde_json:
 pub struct ConnectionGuard {
     conn_id: u64,
     manager: actix::Addr<crate::hub::manager::AlertConnectionManager>,
+    /// The manager accepted the stream (only then is its end logged).
+    opened: bool,
 }
 
 impl ConnectionGuard {
-    /// Guards one registration.
+    /// Guards one registration, from before it is asked for.
     pub fn new(
         conn_id: u64,
         manager: actix::Addr<crate::hub::manager::AlertConnectionManager>,
     ) -> Self {
-        Self { conn_id, manager }
+        Self {
+            conn_id,
+            manager,
+            opened: false,
+        }
     }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        log::info!("stream closed connection_id={}", self.conn_id);
+        if self.opened {
+            log::info!("stream closed connection_id={}", self.conn_id);
+        }
+        // Also for a registration whose answer never arrived (the client left): the
+        // manager ignores an id it does not hold.
         #[allow(clippy::disallowed_methods)]
         self.manager.do_send(crate::hub::messages::Disconnect {
             conn_id: self.conn_id,

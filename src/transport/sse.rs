@@ -79,7 +79,6 @@ pub async fn stream_alerts(
         last_event_id.is_some(),
     )
     .await?;
-    let guard = ConnectionGuard::new(sub.connected.conn_id, state.manager.clone());
 
     let mut prelude = VecDeque::new();
     let connected = connected_payload(&sub, state.config.heartbeat.as_secs());
@@ -106,7 +105,7 @@ pub async fn stream_alerts(
         pool: state.pool.clone(),
         metrics: Arc::clone(&state.metrics),
         delivered: state.metrics.delivery_seconds.with_label_values(&["sse"]),
-        _guard: guard,
+        _guard: sub.guard,
     };
     let body = stream::unfold(state_machine, next_chunk);
     let mut response = HttpResponse::Ok()

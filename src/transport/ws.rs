@@ -120,10 +120,7 @@ pub async fn ws_endpoint(
         max_bytes: state.config.ws_replay_max_bytes.get(),
     });
     let session = WsSession {
-        guard: Some(ConnectionGuard::new(
-            sub.connected.conn_id,
-            state.manager.clone(),
-        )),
+        guard: Some(sub.guard),
         conn_id: sub.connected.conn_id,
         principal: sub.principal,
         state: state.clone(),

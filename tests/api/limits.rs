@@ -538,3 +538,43 @@ async fn a_request_head_over_128_kib_or_96_headers_is_431_and_the_connection_is_
     expect_problem(resp, 401, "a 16 KiB bearer token").await;
     assert_eq!(app.get("/healthz", "").await.status(), 200, "still serving");
 }
+
+/// A client that goes away while its stream is being registered (a reset a few
+/// milliseconds after the request) left the stream registered: its slot under the
+/// per-user limit and its gauge held until a heartbeat found the queue closed (never,
+/// with this heartbeat), and the user got 429 with no stream open.
+#[actix_web::test]
+async fn a_client_gone_while_its_stream_registers_frees_its_slot() {
+    use tokio::io::AsyncWriteExt;
+
+    let app = spawn_app_with(|c| {
+        c.heartbeat = Duration::from_secs(3600);
+        c.max_streams_per_user = 2;
+    })
+    .await;
+    let who = token("churn", "admin", None);
+    for i in 0..60u64 {
+        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connect");
+        // A reset, not a FIN, on close.
+        socket.set_zero_linger().expect("linger");
+        let request = format!(
+            "GET /api/v1/alerts/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {who}\r\n\r\n"
+        );
+        socket.write_all(request.as_bytes()).await.expect("request");
+        // Gone at once, or a moment later: somewhere in the registration.
+        tokio::time::sleep(Duration::from_micros(i * 50)).await;
+        drop(socket);
+    }
+    app.wait_for_stats("no stream left registered", |s| {
+        s["connections"]["sse"] == 0
+    })
+    .await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let stream = app.sse(&who, "").await;
+        assert_eq!(stream.status, 200, "the user's two slots are free");
+        open.push(stream);
+    }
+}
