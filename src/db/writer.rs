@@ -141,7 +141,7 @@ impl Writer {
 
     /// Whether a write goes through now, for readiness; `Err` names why not. SQLite: a
     /// real one-page write (the event-log head rewritten unchanged) from a pooled
-    /// connection that waits [`PROBE_BUSY_MS`] for the write lock — the writer's own
+    /// connection that waits 0.5 s for the write lock — the writer's own
     /// batches last milliseconds, so a longer wait means another process holds it — so a
     /// lock or a full disk shows before any alert meets it. PostgreSQL: the pool answers.
     pub async fn check_writable(&self, within: Duration) -> Result<(), (Failing, String)> {

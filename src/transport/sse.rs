@@ -38,7 +38,19 @@ struct StreamState {
     metrics: Arc<Metrics>,
     /// `vigil_delivery_seconds{transport="sse"}`, looked up once.
     delivered: Histogram,
+    /// The token's expiry (seconds since the epoch). The manager ends a live stream then;
+    /// a replay reads the database, not the queue, so it checks this itself before every
+    /// batch — a slow reader could otherwise pull the whole history on an expired token.
+    expires_at: i64,
     _guard: ConnectionGuard,
+}
+
+/// The stream's last frame when its token has expired.
+fn auth_expired_frame() -> Bytes {
+    sse_control(
+        "auth_expired",
+        &serde_json::json!({"reason": "token expired; sign in again"}),
+    )
 }
 
 /// The SSE endpoint.
@@ -105,6 +117,7 @@ pub async fn stream_alerts(
         pool: state.pool.clone(),
         metrics: Arc::clone(&state.metrics),
         delivered: state.metrics.delivery_seconds.with_label_values(&["sse"]),
+        expires_at: sub.principal.expires_at,
         _guard: sub.guard,
     };
     let body = stream::unfold(state_machine, next_chunk);
@@ -133,6 +146,10 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
         return None;
     }
     while let Some(range) = st.replay.take() {
+        if chrono::Utc::now().timestamp() >= st.expires_at {
+            st.finished = true;
+            return Some((Ok(auth_expired_frame()), st));
+        }
         let pool = st.pool.clone();
         match db::run(&pool, move |c| Ok(range.read_batch(c, REPLAY_BATCH)?)).await {
             Ok((batch, rest)) => {
@@ -176,11 +193,7 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
             }
             Outbound::Close(CloseReason::AuthExpired) => {
                 st.finished = true;
-                let frame = sse_control(
-                    "auth_expired",
-                    &serde_json::json!({"reason": "token expired; sign in again"}),
-                );
-                return Some((Ok(frame), st));
+                return Some((Ok(auth_expired_frame()), st));
             }
             Outbound::Close(CloseReason::Shutdown) => return None,
         }
