@@ -199,3 +199,67 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use actix::Actor;
+    use tokio::sync::mpsc;
+
+    use super::{StreamState, next_chunk};
+    use crate::config::Config;
+    use crate::hub::manager::{AlertConnectionManager, ManagerSettings};
+    use crate::metrics::Metrics;
+    use crate::transport::{ConnectionGuard, ReplayRange};
+
+    /// A replay reads the database, not the queue where the manager puts the expiry: it
+    /// must check the token itself, or a slow reader pulls the whole history on an
+    /// expired token. (Black-box, the kernel's socket buffers take a whole test replay
+    /// before any expiry, so the check is shown here.)
+    #[actix_web::test]
+    async fn a_replay_on_an_expired_token_ends_with_auth_expired_before_reading_anything() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("v.db").display());
+        let config = Config::new(&url, "0123456789abcdef0123456789abcdef");
+        let pool = crate::db::pool::build_pool(&config.database).expect("pool");
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let settings = ManagerSettings {
+            heartbeat: Duration::from_secs(3600),
+            tail_poll: Duration::from_secs(3600),
+            max_streams_per_user: 10,
+            max_connections: None,
+            ws_tick: Duration::from_secs(3600),
+        };
+        let manager =
+            AlertConnectionManager::new(pool.clone(), Arc::clone(&metrics), settings, 0).start();
+        let (_tx, rx) = mpsc::channel(8);
+        let state = StreamState {
+            prelude: VecDeque::new(),
+            replay: Some(ReplayRange {
+                after: 0,
+                upto: 100,
+                patients: None,
+            }),
+            rx,
+            last_sent: 0,
+            finished: false,
+            pool,
+            metrics: Arc::clone(&metrics),
+            delivered: metrics.delivery_seconds.with_label_values(&["sse"]),
+            expires_at: chrono::Utc::now().timestamp() - 1,
+            _guard: ConnectionGuard::new(1, manager),
+        };
+        let (frame, state) = next_chunk(state).await.expect("a last frame");
+        let frame = frame.expect("bytes");
+        assert!(
+            String::from_utf8_lossy(&frame).starts_with("event: auth_expired\n"),
+            "{frame:?}"
+        );
+        assert!(next_chunk(state).await.is_none(), "and nothing after it");
+    }
+}
