@@ -16,6 +16,59 @@ pub fn parse(body: &[u8]) -> serde_json::Result<Value> {
     serde_json::from_slice::<Strict>(body).map(|strict| strict.0)
 }
 
+/// The first integer in `body` too large for 64 bits, as (the top-level key it is under,
+/// its literal). serde_json keeps such an integer as a double, so
+/// `123456789012345678901234567890` would be stored as `1.2345678901234568e29`: a
+/// clinical value changed without a word. Reading the text finds it (the parsed value
+/// cannot tell it from `1.2345678901234568e29`). `body` is well-formed JSON.
+pub fn oversized_integer(body: &[u8]) -> Option<(String, String)> {
+    let (mut in_string, mut escaped, mut depth) = (false, false, 0usize);
+    let (mut string_start, mut last_string, mut key) = (0, String::new(), String::new());
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => {
+                    in_string = false;
+                    last_string = String::from_utf8_lossy(body.get(string_start..i)?).into_owned();
+                }
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = true;
+                string_start = i + 1;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b':' if depth == 1 => key = std::mem::take(&mut last_string),
+            b'-' | b'0'..=b'9' => {
+                let end = body
+                    .get(i..)?
+                    .iter()
+                    .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                    .map_or(body.len(), |n| i + n);
+                let literal = std::str::from_utf8(body.get(i..end)?).ok()?;
+                let integer = !literal.contains(['.', 'e', 'E']);
+                if integer && literal.parse::<i64>().is_err() && literal.parse::<u64>().is_err() {
+                    let field = if depth == 0 { "body".to_owned() } else { key };
+                    return Some((field, literal.to_owned()));
+                }
+                i = end;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// A JSON value whose objects had no repeated key.
 struct Strict(Value);
 
@@ -85,6 +138,33 @@ impl<'de> Visitor<'de> for StrictVisitor {
 
 #[cfg(test)]
 mod tests {
+    /// Integers past 64 bits are found (serde_json would keep them as doubles), under
+    /// their top-level key; anything that fits, and every non-integer, is left alone.
+    #[test]
+    fn an_integer_too_large_for_64_bits_is_found_with_its_key() {
+        let find = |text: &str| super::oversized_integer(text.as_bytes());
+        assert_eq!(
+            find(
+                r#"{"title":"HR 123456789012345678901234","data":{"x":[1,{"y":123456789012345678901234567890}]}}"#
+            ),
+            Some((
+                "data".to_owned(),
+                "123456789012345678901234567890".to_owned()
+            ))
+        );
+        assert_eq!(
+            find(r#"{"data":{"a":-9223372036854775809}}"#).map(|(k, _)| k),
+            Some("data".to_owned())
+        );
+        for fits in [
+            r#"{"data":{"a":9223372036854775807,"b":18446744073709551615,"c":-9223372036854775808}}"#,
+            r#"{"data":{"a":1.2345678901234568e29,"b":0.1234567890123456789,"c":1e400}}"#,
+            r#"{"k\"ey":"12345678901234567890123","data":{}}"#,
+        ] {
+            assert_eq!(find(fits), None, "{fits}");
+        }
+    }
+
     use serde_json::json;
 
     use super::parse;

@@ -149,8 +149,19 @@ pub fn json_body(req: &HttpRequest, body: &[u8], empty: Option<Value>) -> Result
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    crate::strict_json::parse(body)
-        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
+    let value = crate::strict_json::parse(body)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    if let Some((field, literal)) = crate::strict_json::oversized_integer(body) {
+        let shown: String = literal.chars().take(40).collect();
+        return Err(ApiError::invalid(
+            &field,
+            format!(
+                "holds the integer {shown}, too large to keep exactly (at most 64 bits); \
+                 send it as a string"
+            ),
+        ));
+    }
+    Ok(value)
 }
 
 /// The body of a write that takes none: what a client sends anyway is held to the rules
