@@ -115,6 +115,9 @@ impl Application {
     /// Builds everything; must run inside an actix system (`#[actix_web::main]` or
     /// `#[actix_web::test]`), because the manager is an actor.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
+        // The port first: one in use (or an address not on this machine) stops the start
+        // before the database is created or migrated, leaving nothing behind.
+        let listener = listen(&config.bind)?;
         let (pool, applied) = open_database(&config.database).await?;
         for version in applied {
             log::info!("migration applied version={version}");
@@ -164,7 +167,6 @@ impl Application {
             None => Arc::new(InProcessBroker::new(manager.clone())),
         };
         let verifier = Verifier::new(&config.jwt).map_err(|e| StartupError::Key(e.to_string()))?;
-        let bind = config.bind.clone();
         let write_limiter = WriteLimiter::new(
             config.rate_limit,
             metrics.limit_rejections.with_label_values(&["write_rate"]),
@@ -235,11 +237,7 @@ impl Application {
         // Blocking work is database work, and the pool bounds it anyway; more threads
         // would only cost stacks and malloc arenas.
         .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
-        // The standard library listens with a backlog of 128: a crowd of screens
-        // reconnecting at once (after a restart) would see SYNs dropped and retried
-        // only after a second.
-        .backlog(LISTEN_BACKLOG)
-        .bind(&bind)?;
+        .listen(listener)?;
         let (manager_pool, manager_metrics) = manager_parts;
         manager_context.run(AlertConnectionManager::new(
             manager_pool,
@@ -290,6 +288,27 @@ impl Application {
     pub async fn run_without_signals(self) -> io::Result<()> {
         self.server.await
     }
+}
+
+/// The listening socket for `bind`. The standard library listens with a backlog of 128:
+/// a crowd of screens reconnecting at once (after a restart) would see SYNs dropped and
+/// retried only after a second, hence `LISTEN_BACKLOG`.
+fn listen(bind: &str) -> io::Result<std::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addr = bind.to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{bind} names no address"),
+        )
+    })?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
 }
 
 /// CORS for the listed origins only: credentials allowed for them, nothing for others
