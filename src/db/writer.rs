@@ -53,7 +53,7 @@ const REWRITE_HEAD: &str = "UPDATE event_head SET seq = seq WHERE id = 1";
 const PROBE_BUSY_MS: u64 = 500;
 /// A write still queued after this long is answered 503 without being run: its caller
 /// has waited a busy timeout already, and the writer is stuck behind a lock.
-const STALE_AFTER: Duration = Duration::from_secs(10);
+const STALE_AFTER: Duration = Duration::from_millis(pool::BUSY_TIMEOUT_MS);
 /// What a caller hears when the database is locked by someone else.
 pub const LOCKED: &str = "database is locked by another process";
 
@@ -66,16 +66,15 @@ pub struct Writer {
 
 /// Why writes fail (SQLite), as readiness and `vigil_write_failures_total` name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
 pub enum Failing {
     /// Another process holds SQLite's write lock.
-    Locked = 1,
+    Locked,
     /// The disk (or the file's quota) is full.
-    Full = 2,
+    Full,
     /// Any other commit failure.
-    Other = 3,
+    Other,
     /// The database cannot be reached at all (readiness only).
-    Unreachable = 4,
+    Unreachable,
 }
 
 impl Failing {
@@ -86,6 +85,16 @@ impl Failing {
             Failing::Full => "full",
             Failing::Other => "failing",
             Failing::Unreachable => "unreachable",
+        }
+    }
+
+    /// What readiness tells a client about it.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Failing::Locked => "the database is locked by another process: writes fail",
+            Failing::Full => "the database's disk is full: writes fail",
+            Failing::Other => "the database does not take writes",
+            Failing::Unreachable => "the database is unreachable",
         }
     }
 
@@ -143,8 +152,13 @@ impl Writer {
     /// real one-page write (the event-log head rewritten unchanged) from a pooled
     /// connection that waits 0.5 s for the write lock — the writer's own
     /// batches last milliseconds, so a longer wait means another process holds it — so a
-    /// lock or a full disk shows before any alert meets it. PostgreSQL: the pool answers.
+    /// lock or a full disk shows before any alert meets it. PostgreSQL: nothing to add to
+    /// the read readiness has made.
     pub async fn check_writable(&self, within: Duration) -> Result<(), (Failing, String)> {
+        if self.queue.is_none() {
+            // PostgreSQL: readiness's own read has just had a connection from the pool.
+            return Ok(());
+        }
         let probe = super::run_within(&self.pool, within, |conn| {
             let AnyConnection::Sqlite(c) = conn else {
                 return Ok(Ok(()));

@@ -5,6 +5,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use crate::db::writer::Failing;
 use crate::db::{self, events};
 use crate::state::AppState;
 
@@ -47,10 +48,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .check_writable(READINESS_CHECKOUT)
             .await
             .map(|()| head)
-            .map_err(|(cause, why)| (why, cause.as_str())),
+            .map_err(|(cause, why)| (why, cause)),
         Err(e) => Err((
             e.internal_chain().unwrap_or_else(|| e.to_string()),
-            "unreachable",
+            Failing::Unreachable,
         )),
     };
     let broker = match state.broker.connected() {
@@ -61,21 +62,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match checked {
         Ok(head) => HttpResponse::Ok()
             .json(json!({"status": "ready", "database": "ok", "broker": broker, "head": head})),
-        Err((why, database)) => {
-            log::warn!("readiness check failed ({database}): {why}");
-            let detail = match database {
-                "locked" => "the database is locked by another process: writes fail",
-                "full" => "the database's disk is full: writes fail",
-                "unreachable" => "the database is unreachable",
-                _ => "the database does not take writes",
-            };
+        Err((why, cause)) => {
+            log::warn!("readiness check failed ({}): {why}", cause.as_str());
             HttpResponse::ServiceUnavailable()
                 .content_type("application/problem+json")
                 .insert_header((
                     actix_web::http::header::RETRY_AFTER,
                     crate::error::DATABASE_RETRY_AFTER,
                 ))
-                .json(json!({"type": "about:blank", "title": "Service Unavailable", "status": 503, "detail": detail, "database": database, "broker": broker}))
+                .json(json!({"type": "about:blank", "title": "Service Unavailable", "status": 503,
+                             "detail": cause.detail(), "database": cause.as_str(), "broker": broker}))
         }
     }
 }
