@@ -39,7 +39,7 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Mint a JWT for development and tests; prints it on stdout.
     Token(TokenArgs),
-    /// Terminal client: stream alerts and optionally acknowledge them.
+    /// Terminal client: list the unresolved alerts, stream new ones, optionally acknowledge.
     Watch(WatchArgs),
     /// Load generator: N subscribers, K alerts at R/s; reports loss, duplicates, latency.
     Bench(BenchArgs),
@@ -186,7 +186,7 @@ pub struct WatchArgs {
     /// Patients to watch (repeatable); all in scope when omitted.
     #[arg(long = "patient")]
     pub patients: Vec<String>,
-    /// Read alert short ids from stdin and acknowledge them.
+    /// Read alert short ids (and an optional status) from stdin and acknowledge them.
     #[arg(long)]
     pub ack: bool,
     /// Disable ANSI colours.

@@ -1,8 +1,9 @@
-//! `vigil watch`: a terminal SSE client. Prints one line per alert (coloured by
-//! severity), resumes from the last id after a dropped connection, and with `--ack`
-//! acknowledges alerts whose short id is typed on stdin. The short id is the *last* 8
-//! characters of the UUID: a v7 UUID starts with its timestamp, so prefixes collide for
-//! alerts raised close together, while the tail is random.
+//! `vigil watch`: a terminal SSE client. Lists the alerts not yet resolved, then prints
+//! one line per alert as it comes (coloured by severity), resumes from the last id after
+//! a dropped connection, and with `--ack` acknowledges alerts whose short id is typed on
+//! stdin. The short id is the *last* 8 characters of the UUID: a v7 UUID starts with its
+//! timestamp, so prefixes collide for alerts raised close together, while the tail is
+//! random.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -60,61 +61,168 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
             !args.no_color,
         ));
     }
+    let patients: Vec<(&str, &str)> = args
+        .patients
+        .iter()
+        .map(|p| ("patient_id", p.as_str()))
+        .collect();
     let mut last_id: Option<String> = None;
     let mut delay = Duration::from_secs(1);
     loop {
-        let mut url = format!("{base}/api/v1/alerts/stream");
-        let query: Vec<String> = args
-            .patients
-            .iter()
-            .map(|p| format!("patient_id={p}"))
-            .collect();
-        if !query.is_empty() {
-            url.push('?');
-            url.push_str(&query.join("&"));
-        }
-        let mut request = client.get(&url).bearer_auth(&args.token);
-        if let Some(id) = &last_id {
-            request = request.header("Last-Event-ID", id);
-        }
-        match request.send().await {
-            Ok(resp) if resp.status().is_success() => {
-                delay = Duration::from_secs(1);
-                let mut events = resp.bytes_stream().eventsource();
-                while let Some(Ok(event)) = events.next().await {
-                    if !event.id.is_empty() {
-                        last_id = Some(event.id.clone());
-                    }
-                    if event.event == "auth_expired" {
-                        return Err(WatchError::Refused(
-                            "token expired; mint a new one".to_owned(),
-                        ));
-                    }
-                    print_event(&event.event, &event.data, &known, !args.no_color);
+        let attempt = async {
+            if last_id.is_none() {
+                let backlog = unresolved_backlog(&client, &base, &args.token, &patients).await?;
+                print_backlog(&backlog, &known, !args.no_color);
+                last_id = Some(backlog.head.to_string());
+            }
+            let mut request = client
+                .get(format!("{base}/api/v1/alerts/stream"))
+                .query(&patients)
+                .bearer_auth(&args.token);
+            if let Some(id) = &last_id {
+                request = request.header("Last-Event-ID", id);
+            }
+            let resp = answered(request.send().await).await?;
+            delay = Duration::from_secs(1);
+            let mut events = resp.bytes_stream().eventsource();
+            while let Some(Ok(event)) = events.next().await {
+                if !event.id.is_empty() {
+                    last_id = Some(event.id.clone());
                 }
-                status_line("stream ended; reconnecting");
+                if event.event == "auth_expired" {
+                    return Err(Failure::Final("token expired; mint a new one".to_owned()));
+                }
+                print_event(&event.event, &event.data, &known, !args.no_color);
             }
-            Ok(resp) if resp.status().is_client_error() => {
-                let status = resp.status();
-                let body: Value = resp.json().await.unwrap_or_default();
-                let detail = body
-                    .get("detail")
-                    .and_then(Value::as_str)
-                    .unwrap_or("refused");
-                return Err(WatchError::Refused(format!("{status}: {detail}")));
+            Err(Failure::Retry("stream ended".to_owned()))
+        };
+        match attempt.await {
+            Ok(()) => {}
+            Err(Failure::Final(why)) => return Err(WatchError::Refused(why)),
+            Err(Failure::Retry(why)) => {
+                status_line(&format!("{why}; retrying in {}s", delay.as_secs()));
             }
-            Ok(resp) => status_line(&format!(
-                "server answered {}; retrying in {}s",
-                resp.status(),
-                delay.as_secs()
-            )),
-            Err(e) => status_line(&format!(
-                "cannot connect ({e}); retrying in {}s",
-                delay.as_secs()
-            )),
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Why one attempt at the server did not go on.
+enum Failure {
+    /// An answer retrying cannot change (401, 403, 404 …, an expired token): watching stops.
+    Final(String),
+    /// The server unreachable, failing or gone: tried again with backoff.
+    Retry(String),
+}
+
+/// A successful response, or what its failure means for watching.
+async fn answered(
+    sent: Result<reqwest::Response, reqwest::Error>,
+) -> Result<reqwest::Response, Failure> {
+    let resp = sent.map_err(|e| Failure::Retry(format!("cannot connect ({e})")))?;
+    let status = resp.status();
+    if status.is_success() {
+        Ok(resp)
+    } else if status.is_client_error() {
+        let body: Value = resp.json().await.unwrap_or_default();
+        let detail = body
+            .get("detail")
+            .and_then(Value::as_str)
+            .unwrap_or("refused");
+        Err(Failure::Final(format!("{status}: {}", printable(detail))))
+    } else {
+        Err(Failure::Retry(format!("server answered {status}")))
+    }
+}
+
+/// The alerts still waiting for someone when watching starts, and the event-log head
+/// they were read at.
+struct Backlog {
+    /// Open, escalated and acknowledged alerts whose latest change is at or before `head`,
+    /// oldest first.
+    alerts: Vec<Value>,
+    /// The stream resumes after it: an alert changed since is replayed rather than
+    /// listed, so each shows once and none falls between the list and the stream.
+    head: u64,
+}
+
+/// The statuses that still need someone (`resolved` is final).
+const UNRESOLVED: [&str; 3] = ["open", "escalated", "acknowledged"];
+/// The list endpoint's largest page.
+const PAGE: usize = 500;
+
+/// Reads every unresolved alert in scope, page by page (a clinician starting `watch`
+/// needs the critical alert raised an hour ago as much as the next one).
+async fn unresolved_backlog(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    patients: &[(&str, &str)],
+) -> Result<Backlog, Failure> {
+    let latest_change = |a: &Value| a.get("last_seq").and_then(Value::as_u64).unwrap_or(0);
+    let mut head = None;
+    let mut alerts = Vec::new();
+    for status in UNRESOLVED {
+        let mut after = 0;
+        loop {
+            let request = client
+                .get(format!("{base}/api/v1/alerts"))
+                .query(patients)
+                .query(&[("status", status), ("limit", &PAGE.to_string())])
+                .query(&[("after", after)])
+                .bearer_auth(token);
+            let page: Value = answered(request.send().await)
+                .await?
+                .json()
+                .await
+                .map_err(|e| Failure::Retry(format!("unreadable alert list ({e})")))?;
+            let page_head = page.get("last_seq").and_then(Value::as_u64).unwrap_or(0);
+            let head = *head.get_or_insert(page_head);
+            let rows = page
+                .get("alerts")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let furthest = rows.iter().map(latest_change).max().unwrap_or(after);
+            let full = rows.len() >= PAGE;
+            alerts.extend(rows.into_iter().filter(|a| latest_change(a) <= head));
+            // Pages run oldest change first: past the head, the stream has the rest.
+            if !full || furthest > head || furthest <= after {
+                break;
+            }
+            after = furthest;
+        }
+    }
+    alerts.sort_by_key(|a| a.get("seq").and_then(Value::as_u64).unwrap_or(0));
+    Ok(Backlog {
+        alerts,
+        head: head.unwrap_or(0),
+    })
+}
+
+#[allow(clippy::print_stdout)]
+fn print_backlog(backlog: &Backlog, known: &Known, colours: bool) {
+    match backlog.alerts.len() {
+        0 => println!("no unresolved alerts"),
+        1 => println!("1 unresolved alert:"),
+        n => println!("{n} unresolved alerts, oldest first:"),
+    }
+    for alert in &backlog.alerts {
+        remember(alert, known);
+        let seq = alert
+            .get("last_seq")
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        println!("{}", format_alert(alert, &seq, colours));
+    }
+    let _ = std::io::stdout().flush();
+}
+
+/// Lets `--ack` find an alert by the short id printed for it.
+fn remember(alert: &Value, known: &Known) {
+    if let (Some(id), Ok(mut map)) = (alert.get("id").and_then(Value::as_str), known.lock()) {
+        map.insert(id.to_owned(), id.to_owned());
     }
 }
 
@@ -262,9 +370,7 @@ fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
         .get("last_seq")
         .map(ToString::to_string)
         .unwrap_or_default();
-    if let (Some(id), Ok(mut map)) = (alert.get("id").and_then(Value::as_str), known.lock()) {
-        map.insert(id.to_owned(), id.to_owned());
-    }
+    remember(&alert, known);
     println!("{prefix}{}", format_alert(&alert, &seq, colours));
     let _ = std::io::stdout().flush();
 }

@@ -128,3 +128,67 @@ test('watch resumes after a server restart (Last-Event-ID): nothing repeated, no
   assert.equal(w.lines.some((l) => l.includes('could not replay')), false, `no reset: ${JSON.stringify(w.lines)}`);
   assert.equal(w.proc.exitCode, null, 'watch is still running');
 });
+
+// A nurse starting `watch` in the middle of a shift needs the alerts already waiting for
+// someone, not only the next one: they are listed first (the resolved one is not), can
+// be acknowledged by the short id shown, and the stream then goes on from where the list
+// was read — nothing listed is streamed again, nothing raised meanwhile is missed.
+test('watch lists the unresolved alerts first, then streams from where the list was read', async () => {
+  const patient = 'p-701';
+  await vigil.assignCareTeam(patient, 'frank');
+  const token = await vigil.token('frank', 'nurse');
+  const waiting = await vigil.raiseAlert({ patient_id: patient, severity: 'critical', title: 'Raised before watch started' });
+  const done = await vigil.raiseAlert({ patient_id: patient, severity: 'high', title: 'Resolved before watch started' });
+  const acknowledge = async (id, status) => {
+    const r = await vigil.api('POST', `/api/v1/alerts/${id}/acknowledge`, { token, body: { status } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body.alert;
+  };
+  await acknowledge(done.id, 'resolved');
+  const seen = await vigil.raiseAlert({ patient_id: patient, severity: 'medium', title: 'Acknowledged before watch started' });
+  const seenNow = await acknowledge(seen.id, 'acknowledged');
+
+  const w = spawnWatch(vigil, token, { patients: [patient], ack: true });
+  watchers.push(w);
+  await w.waitForLine(/^connected as /, 10000);
+  const connectedAt = w.lines.findIndex((l) => l.startsWith('connected as '));
+  const listed = w.lines.slice(0, connectedAt);
+  assert.equal(listed[0], '2 unresolved alerts, oldest first:', JSON.stringify(w.lines));
+  assert.match(listed[1], alertLine(waiting));
+  assert.match(listed[2], new RegExp(`^#${seenNow.last_seq} ${reEscape(short(seen))} .*\\[acknowledged\\]$`));
+  assert.equal(listed.length, 3, JSON.stringify(w.lines));
+
+  const next = await vigil.raiseAlert({ patient_id: patient, severity: 'low', title: 'Raised after watch started' });
+  await w.waitForLine(alertLine(next), 5000);
+  w.send(short(waiting));
+  await w.waitForLine(new RegExp(`^ack ok ${reEscape(short(waiting))} acknowledged$`), 5000);
+  assert.equal((await vigil.getAlert(token, waiting.id)).status, 'acknowledged');
+  await w.waitForLine(new RegExp(`^updated #\\d+ ${reEscape(short(waiting))} .*\\[acknowledged\\]$`), 5000);
+  // Each listed or streamed once: the alerts before the list are not replayed.
+  for (const a of [waiting, seen, next]) {
+    assert.equal(w.lines.filter((l) => l.startsWith('#') && l.includes(short(a))).length, 1, JSON.stringify(w.lines));
+  }
+  assert.equal(w.lines.some((l) => l.includes(short(done))), false, JSON.stringify(w.lines));
+});
+
+// The list endpoint answers at most 500 alerts a page: the oldest open critical alert must
+// not be lost behind hundreds of routine ones.
+test('watch lists every unresolved alert, past one page of 500', async () => {
+  const patient = 'p-702';
+  await vigil.assignCareTeam(patient, 'frank');
+  const oldest = await vigil.raiseAlert({ patient_id: patient, severity: 'critical', title: 'VT, oldest and open' });
+  // One producer per batch: the write rate limit is per token `sub` (200/s).
+  for (let i = 0; i < 550; i += 50) {
+    const svc = await vigil.token(`watch-analyser-${i}`, 'service');
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, k) => vigil.api('POST', '/api/v1/alerts', {
+      token: svc, body: { patient_id: patient, severity: 'low', kind: 'k', title: `Routine ${i + k}` },
+    })));
+    assert.deepEqual([...new Set(answers.map((r) => r.status))], [201]);
+  }
+  const w = spawnWatch(vigil, await vigil.token('frank', 'nurse'), { patients: [patient] });
+  watchers.push(w);
+  await w.waitForLine(/^connected as /, 10000);
+  assert.equal(w.lines[0], '551 unresolved alerts, oldest first:');
+  assert.match(w.lines[1], alertLine(oldest));
+  assert.equal(new Set(w.lines.filter((l) => l.startsWith('#'))).size, 551);
+});
