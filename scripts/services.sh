@@ -1,6 +1,7 @@
 # Starts throwaway PostgreSQL and Redis servers on loopback for the test suite.
 # Source it (`. scripts/services.sh`): it exports VIGIL_TEST_DATABASE_URL and
-# VIGIL_TEST_REDIS_URL and installs an EXIT trap that stops both servers.
+# VIGIL_TEST_REDIS_URL and installs an EXIT trap that stops both servers and deletes
+# their data.
 # Installs the Debian packages first if they are missing (needs root, as in CI).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -30,5 +31,7 @@ export VIGIL_REDIS_PORT="$REDIS_PORT_TEST" VIGIL_SVC_ROOT
 vigil_services_stop() {
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$VIGIL_SVC_ROOT/pg" -m fast -w stop >/dev/null 2>&1 || true
   [ -f "$VIGIL_SVC_ROOT/redis.pid" ] && kill "$(cat "$VIGIL_SVC_ROOT/redis.pid")" 2>/dev/null || true
+  # The test databases live here (one per test, never dropped): gigabytes after a run.
+  rm -rf "$VIGIL_SVC_ROOT"
 }
 trap vigil_services_stop EXIT
