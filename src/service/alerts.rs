@@ -175,13 +175,7 @@ pub async fn raise_alert(
 fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value;
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => match (x.as_u64(), y.as_u64()) {
-                (Some(x), Some(y)) => x == y,
-                _ => x.as_f64().zip(y.as_f64()).is_some_and(|(x, y)| x == y),
-            },
-        },
+        (Value::Number(x), Value::Number(y)) => same_number(x, y),
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y))
         }
@@ -191,6 +185,26 @@ fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
                     .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
         }
         _ => a == b,
+    }
+}
+
+/// Numbers by exact value. An integer and a decimal are compared without going through a
+/// double for the integer: `9007199254740993` and `9007199254740992.0` are one double
+/// apart from nothing, but two different readings.
+fn same_number(x: &serde_json::Number, y: &serde_json::Number) -> bool {
+    let integer = |n: &serde_json::Number| {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+    };
+    // A double that is a whole number converts to i128 exactly (beyond i128, `as`
+    // saturates, and no 64-bit integer is that large).
+    let equals = |i: i128, f: Option<f64>| f.is_some_and(|f| f.fract() == 0.0 && f as i128 == i);
+    match (integer(x), integer(y)) {
+        (Some(i), Some(j)) => i == j,
+        (Some(i), None) => equals(i, y.as_f64()),
+        (None, Some(j)) => equals(j, x.as_f64()),
+        (None, None) => x.as_f64() == y.as_f64(),
     }
 }
 
@@ -389,5 +403,46 @@ pub fn no_alert(id: &str) -> ApiError {
         ApiError::NotFound(format!("no alert {id}"))
     } else {
         ApiError::NotFound("no alert with that id (alert ids are UUIDs)".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_json;
+    use serde_json::Value;
+
+    fn same(a: &str, b: &str) -> bool {
+        let parse = |s: &str| serde_json::from_str::<Value>(s).expect("JSON");
+        same_json(&parse(a), &parse(b))
+    }
+
+    #[test]
+    fn one_number_written_differently_is_the_same() {
+        for (a, b) in [
+            ("93", "93.0"),
+            ("93", "9.3e1"),
+            ("-4", "-4.0"),
+            ("0.5", "5e-1"),
+        ] {
+            assert!(same(a, b), "{a} and {b}");
+            assert!(same(b, a), "{b} and {a}");
+        }
+        assert!(same(r#"{"a":1,"b":[2.0]}"#, r#"{"b":[2],"a":1e0}"#));
+    }
+
+    /// A retry whose big integer became another number was taken for the same alert
+    /// (both went through a double), and the new value was dropped unseen.
+    #[test]
+    fn integers_are_never_rounded_to_match_a_decimal() {
+        for (a, b) in [
+            ("9007199254740993", "9007199254740992.0"),
+            ("18446744073709551615", "1.8446744073709552e19"),
+            ("-9223372036854775807", "-9.223372036854775808e18"),
+            ("93", "93.5"),
+        ] {
+            assert!(!same(a, b), "{a} and {b}");
+            assert!(!same(b, a), "{b} and {a}");
+        }
+        assert!(same("9007199254740992", "9007199254740992.0"));
     }
 }
