@@ -342,8 +342,17 @@ pub mod handlers {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }
         let status = res.status();
-        // RFC 9110 §15.5.6: a 405 names the allowed methods; keep actix's `Allow`.
-        let allow = res.headers().get(actix_web::http::header::ALLOW).cloned();
+        // Only the body changes: `Allow` (RFC 9110 §15.5.6: a 405 names the allowed
+        // methods) and the `/api/v1` scope's `Cache-Control: no-store` stay.
+        let kept: Vec<_> = res
+            .headers()
+            .iter()
+            .filter(|(name, _)| {
+                **name != actix_web::http::header::CONTENT_TYPE
+                    && **name != actix_web::http::header::CONTENT_LENGTH
+            })
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
         let api = match status {
             StatusCode::NOT_FOUND => ApiError::NotFound("no such resource".to_owned()),
             StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
@@ -358,10 +367,10 @@ pub mod handlers {
         };
         let (req, _) = res.into_parts();
         let mut response = api.error_response();
-        if let Some(allow) = allow {
-            response
-                .headers_mut()
-                .insert(actix_web::http::header::ALLOW, allow);
+        for (name, value) in kept {
+            if !response.headers().contains_key(&name) {
+                response.headers_mut().append(name, value);
+            }
         }
         Ok(ErrorHandlerResponse::Response(
             ServiceResponse::new(req, response).map_into_right_body(),

@@ -239,6 +239,56 @@ async fn a_reused_idempotency_key_for_a_different_alert_is_refused_and_stores_no
     }
 }
 
+/// A key the server would have to guess about is refused, storing nothing: two keys
+/// (the first one used, a retry carrying only the second stored the alert twice), control
+/// characters (a TAB passed as "visible ASCII"), bytes past ASCII, past 255 characters.
+#[actix_web::test]
+async fn an_idempotency_key_must_be_one_key_of_printable_ascii() {
+    let app = spawn_app().await;
+    let post = || {
+        app.client
+            .post(app.url("/api/v1/alerts"))
+            .bearer_auth(service())
+            .json(&alert_body("123", "high"))
+    };
+    let refused = [
+        (
+            "two keys",
+            post()
+                .header("Idempotency-Key", "a-1")
+                .header("Idempotency-Key", "a-2"),
+        ),
+        ("a TAB", post().header("Idempotency-Key", "a\t1")),
+        (
+            "UTF-8",
+            post().header(
+                "Idempotency-Key",
+                reqwest::header::HeaderValue::from_bytes("caf\u{e9}".as_bytes()).expect("value"),
+            ),
+        ),
+        (
+            "256 characters",
+            post().header("Idempotency-Key", "k".repeat(256)),
+        ),
+    ];
+    for (what, request) in refused {
+        let resp = request.send().await.expect("POST");
+        let problem = expect_problem(resp, 422, what).await;
+        assert_eq!(
+            error_fields(&problem),
+            vec!["Idempotency-Key"],
+            "{what}: {problem}"
+        );
+    }
+    let list = app.get_ok("/api/v1/alerts", &admin()).await;
+    assert_eq!(ids(&list), Vec::<String>::new(), "nothing stored");
+
+    let spaced = post().header("Idempotency-Key", "bed 4 alarm 1");
+    assert_eq!(spaced.send().await.expect("POST").status(), 201);
+    let longest = post().header("Idempotency-Key", "k".repeat(255));
+    assert_eq!(longest.send().await.expect("POST").status(), 201);
+}
+
 #[actix_web::test]
 async fn the_same_idempotency_key_from_different_callers_creates_two_alerts() {
     let app = spawn_app().await;
@@ -576,7 +626,9 @@ async fn unknown_and_out_of_scope_alert_ids_are_404_problems() {
 }
 
 /// Patient data must not stay in a browser's or a proxy's cache: every API answer says
-/// `no-store`, except the SSE stream, whose `no-cache` DESIGN.md names.
+/// `no-store`, except the SSE stream, whose `no-cache` DESIGN.md names. Refusals made
+/// before a handler runs (no such route, 405, 413) say it too: they lost the header when
+/// they were rewritten as problem+json.
 #[actix_web::test]
 async fn api_answers_are_not_stored_by_caches_and_the_stream_keeps_its_own_header() {
     let app = spawn_app().await;
@@ -588,6 +640,33 @@ async fn api_answers_are_not_stored_by_caches_and_the_stream_keeps_its_own_heade
     ] {
         let resp = app.get(&path, &admin()).await;
         assert_eq!(resp.headers()["cache-control"], "no-store", "{path}");
+    }
+    let refused = [
+        (app.get("/api/v1/nonexistent", &admin()).await, 404),
+        (app.get("/api/v1/alerts/", &admin()).await, 404),
+        (
+            app.send(reqwest::Method::PUT, "/api/v1/alerts", &admin(), None)
+                .await,
+            405,
+        ),
+        (
+            app.client
+                .post(app.url("/api/v1/alerts"))
+                .bearer_auth(service())
+                .header("Content-Type", "application/json")
+                .body(vec![b' '; 64 * 1024 + 1])
+                .send()
+                .await
+                .expect("POST"),
+            413,
+        ),
+    ];
+    for (resp, status) in refused {
+        assert_eq!(resp.status(), status);
+        assert_eq!(resp.headers()["cache-control"], "no-store", "{status}");
+        if status == 405 {
+            assert!(resp.headers().contains_key("allow"), "405 keeps Allow");
+        }
     }
     let stream = app
         .client
