@@ -24,7 +24,7 @@ use crate::state::AppState;
             "title": "Heart rate 148 bpm", "message": "Sustained tachycardia for 5 minutes",
             "data": {"hr": 148, "unit": "bpm"}, "source": "monitor-7"})),
     params(
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "1-255 characters, scoped to the caller's `sub`: a repeat of the same alert returns the original (201, `Idempotent-Replayed: true`); the key with a different alert is 422"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "1-255 printable ASCII characters, given once, scoped to the caller's `sub`: a repeat of the same alert returns the original (201, `Idempotent-Replayed: true`); the key with a different alert is 422"),
     ),
     responses(
         (status = 201, description = "Committed, then fanned out (or the original alert for a repeated Idempotency-Key)", body = crate::openapi::Alert,
@@ -67,21 +67,34 @@ pub async fn create(
     Ok(response.json(alert))
 }
 
+/// The caller's `Idempotency-Key`: 1–255 printable ASCII characters (spaces inside
+/// allowed, as in the IETF draft's string), given once. A second key is refused rather
+/// than one picked: a retry that sent only the other one would store the alert twice.
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get("Idempotency-Key") else {
+    let mut values = req.headers().get_all("Idempotency-Key");
+    let Some(value) = values.next() else {
         return Ok(None);
     };
-    let key = value
-        .to_str()
-        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?
-        .trim();
+    if values.next().is_some() {
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "given twice; send one key",
+        ));
+    }
+    let key = value.as_bytes().trim_ascii();
+    if key.iter().any(|b| !(b' '..=b'~').contains(b)) {
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "must be printable ASCII (letters, digits, punctuation, spaces)",
+        ));
+    }
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
         return Err(ApiError::invalid(
             "Idempotency-Key",
             format!("must be 1-{MAX_IDEMPOTENCY_KEY} characters"),
         ));
     }
-    Ok(Some(key.to_owned()))
+    Ok(Some(String::from_utf8_lossy(key).into_owned()))
 }
 
 /// List alerts in scope.
