@@ -384,11 +384,13 @@ pub struct Alert {
 pub struct AlertList {
     /// Newest first without `after`; oldest change first with `after`.
     pub alerts: Vec<Alert>,
-    /// Head of the event log when the query ran: poll again with `after` = this.
+    /// Head of the event log when the query ran. Poll again with `after` = this when the
+    /// page held fewer than `limit` alerts; after a full page, continue from its last
+    /// alert's `last_seq` (this head would skip the changes not yet read).
     pub last_seq: i64,
 }
 
-/// Body of an acknowledgment; an empty body means `{}` (status `acknowledged`).
+/// Body of an acknowledgment; an empty body or `null` means `{}` (status `acknowledged`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"status": "acknowledged", "note": "On my way"}))]

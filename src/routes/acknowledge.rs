@@ -1,7 +1,7 @@
 //! `POST /api/v1/alerts/{alert_id}/acknowledge` and the seed-era alias.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::json_body;
 use crate::auth::Principal;
@@ -88,7 +88,11 @@ async fn handle(
         )));
     }
     state.write_limiter.check(principal)?;
-    let value = json_body(req, body, Some(json!({})))?;
+    let value = match json_body(req, body, Some(json!({})))? {
+        // The OpenAPI body is optional, and a generated client sends "no body" as `null`.
+        Value::Null => json!({}),
+        value => value,
+    };
     let (status, note) = parse_ack_body(&value)?;
     let outcome = service_ack(
         state,

@@ -89,7 +89,7 @@ async fn acknowledging_answers_200_with_the_alert_and_the_acknowledgment() {
 }
 
 #[actix_web::test]
-async fn an_empty_object_and_an_empty_body_both_mean_acknowledged() {
+async fn an_empty_object_an_empty_body_and_null_all_mean_acknowledged() {
     let app = spawn_app().await;
     let alert = app.raise("123", "high").await;
     let path = format!("/api/v1/alerts/{}/acknowledge", id_of(&alert));
@@ -108,6 +108,16 @@ async fn an_empty_object_and_an_empty_body_both_mean_acknowledged() {
     let no_body = ok_json(no_body, "empty body").await;
     assert_eq!(no_body["acknowledgment"]["status"], "acknowledged");
     assert_eq!(no_body["alert"]["status"], "acknowledged");
+
+    // The OpenAPI document declares the body optional: a generated client sends `null`.
+    let null = ok_json(app.post_json(&path, &admin(), &Value::Null).await, "null").await;
+    assert_eq!(null["acknowledgment"]["status"], "acknowledged");
+    let acks = ok_json(
+        app.get(&path.replace("/acknowledge", ""), &admin()).await,
+        "GET",
+    )
+    .await;
+    assert_eq!(acks["acknowledgments"].as_array().map(Vec::len), Some(4));
 }
 
 #[actix_web::test]
