@@ -77,6 +77,14 @@ pub struct AlertConnectionManager {
     pending: BTreeMap<i64, (StoredEvent, Instant)>,
     recent_care_team: VecDeque<(Instant, CareTeamChange)>,
     reading_log: bool,
+    /// The largest event number another instance announced that no log read has covered
+    /// yet (read as soon as the log read in flight, if any, is done).
+    announced: Option<i64>,
+    /// Care-team changes other instances announced, with when each arrived, waiting to be
+    /// confirmed by the database (one read at a time, in arrival order).
+    care_team_claims: VecDeque<(Instant, CareTeamChange)>,
+    /// A confirmation read of `care_team_claims` is in flight.
+    confirming_care_teams: bool,
     /// A care-team read-back is in flight.
     reading_care_teams: bool,
     shutting_down: bool,
@@ -102,6 +110,9 @@ impl AlertConnectionManager {
             pending: BTreeMap::new(),
             recent_care_team: VecDeque::new(),
             reading_log: false,
+            announced: None,
+            care_team_claims: VecDeque::new(),
+            confirming_care_teams: false,
             reading_care_teams: false,
             shutting_down: false,
             heartbeat_group: 0,
@@ -284,7 +295,9 @@ impl AlertConnectionManager {
 
     /// Reads `(after, upto]` from the log and feeds it through [`Self::accept`]. Under
     /// the write lock every number up to a committed one is committed too, so what the
-    /// read does not find never will exist: the manager then skips it.
+    /// read does not find at or below the log's head never will exist: the manager then
+    /// skips it. A number past the head (announced, not this database's) is not skipped
+    /// to: the real events below it would be lost.
     fn read_log(&mut self, after: i64, upto: i64, ctx: &mut Context<Self>) {
         if self.reading_log {
             return;
@@ -293,14 +306,18 @@ impl AlertConnectionManager {
         let pool = self.pool.clone();
         let read = async move {
             db::run(&pool, move |c| {
-                Ok(events::range(c, after, upto, None, LOG_BATCH)?)
+                // The head first: every number up to it is committed before the range
+                // is read, so the range holds all of them that exist.
+                let log_head = events::head(c)?;
+                let rows = events::range(c, after, upto.min(log_head), None, LOG_BATCH)?;
+                Ok((rows, log_head))
             })
             .await
         };
         ctx.spawn(read.into_actor(self).map(move |result, act, ctx| {
             act.reading_log = false;
             match result {
-                Ok(rows) => {
+                Ok((rows, log_head)) => {
                     let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= LOG_BATCH;
                     let first_found = rows.first().map(|row| row.seq);
                     for row in rows {
@@ -308,10 +325,18 @@ impl AlertConnectionManager {
                             act.accept(event, ctx);
                         }
                     }
-                    // Numbers between the head and the first row read (or `upto`, when the
-                    // read found none) were never issued (`vigil migrate --skip-ids`):
-                    // skip them, and no further — the rows read are delivered by the drain.
-                    let skip_to = first_found.map_or(upto, |seq| seq - 1);
+                    if upto != i64::MAX && upto > log_head {
+                        log::warn!(
+                            "event {upto} was announced but this database's event log ends at \
+                             {log_head}: ignored (another deployment publishing on this Redis \
+                             channel, e.g. a copy of this database, or a forged message)"
+                        );
+                    }
+                    // Numbers between the head and the first row read (or the end of the
+                    // range, when the read found none) were never issued (`vigil migrate
+                    // --skip-ids`): skip them, and no further — the rows read are
+                    // delivered by the drain.
+                    let skip_to = first_found.map_or(upto.min(log_head), |seq| seq - 1);
                     if !full && upto != i64::MAX && act.head < skip_to {
                         log::warn!(
                             "event log has no rows in ({}, {skip_to}]; skipping",
@@ -326,7 +351,21 @@ impl AlertConnectionManager {
                 }
                 Err(e) => log::warn!("reading the event log failed: {e}"),
             }
+            act.read_announced(ctx);
         }));
+    }
+
+    /// Reads up to the largest number other instances announced, unless a read is under
+    /// way (its end calls this again).
+    fn read_announced(&mut self, ctx: &mut Context<Self>) {
+        if self.reading_log {
+            return;
+        }
+        if let Some(upto) = self.announced.take()
+            && upto > self.head
+        {
+            self.read_log(self.head, upto, ctx);
+        }
     }
 
     /// Catches up with events no broker message announced (e.g. Redis was down).
@@ -335,6 +374,69 @@ impl AlertConnectionManager {
             Some((&first, _)) if first > self.head + 1 => self.read_log(self.head, first - 1, ctx),
             _ => self.read_log(self.head, i64::MAX, ctx),
         }
+    }
+
+    /// Applies a care-team change to the open streams (telling each altered one) and
+    /// remembers it, from `received`, for registrations whose scope was read before it.
+    fn apply_care_team_change(&mut self, change: CareTeamChange, received: Instant) {
+        let altered = self.subscriptions.care_team_changed(
+            &change.user_id,
+            &change.patient_id,
+            change.assigned,
+        );
+        self.tell_scope_changes(altered);
+        let now = Instant::now();
+        while self
+            .recent_care_team
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > CARE_TEAM_MEMORY)
+        {
+            self.recent_care_team.pop_front();
+        }
+        self.recent_care_team.push_back((received, change));
+    }
+
+    /// Applies the care-team changes other instances announced that the database
+    /// confirms, in arrival order, one read at a time. A claim the database contradicts
+    /// is dropped: either a later change, announced too, undid it (reads run in order, so
+    /// the last one read wins, as in the database), or it is not this deployment's.
+    fn confirm_care_team_claims(&mut self, ctx: &mut Context<Self>) {
+        if self.confirming_care_teams || self.care_team_claims.is_empty() {
+            return;
+        }
+        self.confirming_care_teams = true;
+        let claims: Vec<(Instant, CareTeamChange)> = self.care_team_claims.drain(..).collect();
+        let mut users: Vec<String> = claims.iter().map(|(_, c)| c.user_id.clone()).collect();
+        users.sort();
+        users.dedup();
+        let pool = self.pool.clone();
+        let read = async move {
+            db::run(&pool, move |c| Ok(care_team::patients_of_users(c, &users)?)).await
+        };
+        ctx.spawn(read.into_actor(self).map(move |result, act, ctx| {
+            act.confirming_care_teams = false;
+            match result {
+                Ok(teams) => {
+                    for (received, claim) in claims {
+                        let holds = teams
+                            .get(&claim.user_id)
+                            .is_some_and(|team| team.contains(&claim.patient_id));
+                        if holds == claim.assigned {
+                            act.apply_care_team_change(claim, received);
+                        } else {
+                            log::debug!(
+                                "announced care-team change not in the database, ignored user_id={} patient_id={}",
+                                crate::log_value::quoted_if_needed(&claim.user_id),
+                                crate::log_value::quoted_if_needed(&claim.patient_id)
+                            );
+                        }
+                    }
+                }
+                // The periodic read-back puts the streams right once the database answers.
+                Err(e) => log::warn!("confirming announced care-team changes failed: {e}"),
+            }
+            act.confirm_care_team_claims(ctx);
+        }));
     }
 
     /// Reads back the care teams of every user with a care-team-scoped stream and puts the
@@ -571,25 +673,28 @@ impl Handler<Publish> for AlertConnectionManager {
     }
 }
 
+impl Handler<Announced> for AlertConnectionManager {
+    type Result = ();
+    fn handle(&mut self, msg: Announced, ctx: &mut Context<Self>) {
+        if msg.0 > self.head {
+            self.announced = Some(self.announced.map_or(msg.0, |a| a.max(msg.0)));
+            self.read_announced(ctx);
+        }
+    }
+}
+
 impl Handler<CareTeamChanged> for AlertConnectionManager {
     type Result = ();
     fn handle(&mut self, msg: CareTeamChanged, _: &mut Context<Self>) {
-        let change = msg.0;
-        let altered = self.subscriptions.care_team_changed(
-            &change.user_id,
-            &change.patient_id,
-            change.assigned,
-        );
-        self.tell_scope_changes(altered);
-        let now = Instant::now();
-        while self
-            .recent_care_team
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > CARE_TEAM_MEMORY)
-        {
-            self.recent_care_team.pop_front();
-        }
-        self.recent_care_team.push_back((now, change));
+        self.apply_care_team_change(msg.0, Instant::now());
+    }
+}
+
+impl Handler<CareTeamAnnounced> for AlertConnectionManager {
+    type Result = ();
+    fn handle(&mut self, msg: CareTeamAnnounced, ctx: &mut Context<Self>) {
+        self.care_team_claims.push_back((Instant::now(), msg.0));
+        self.confirm_care_team_claims(ctx);
     }
 }
 

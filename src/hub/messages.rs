@@ -119,17 +119,32 @@ pub struct Disconnect {
     pub conn_id: ConnId,
 }
 
-/// Sent by the broker for each committed event. Events may arrive out of order or
-/// twice; the manager delivers each exactly once, in sequence order, filling gaps from
+/// Sent for each event this instance committed. Events may arrive out of order (several
+/// writers); the manager delivers each exactly once, in sequence order, filling gaps from
 /// the event log.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Publish(pub StoredEvent);
 
-/// Sent by the broker when a care-team assignment changed.
+/// Sent by the Redis bridge when another instance says it committed event `seq`. A hint,
+/// never content: the manager reads the event from its own database. A copy of this
+/// database running on the same Redis (a staging clone keeps the deployment id), or
+/// anyone able to publish there, would otherwise put foreign alerts on screens, or
+/// announce a number past the log's head and have the real events below it skipped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Announced(pub i64);
+
+/// Sent when this instance changed a care-team assignment.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CareTeamChanged(pub CareTeamChange);
+
+/// Sent by the Redis bridge when another instance says it changed a care-team
+/// assignment. Applied only once the database confirms it (see [`Announced`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CareTeamAnnounced(pub CareTeamChange);
 
 /// Sent by a WebSocket session on `subscribe`, after checking the request against a
 /// fresh allowed set. Answers the effective patients (`None` = every patient).

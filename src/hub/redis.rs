@@ -1,7 +1,9 @@
 //! Redis pub/sub broker for several instances (issue: scale out). Each committed event
 //! is delivered locally at once and published to Redis for the other instances; a
-//! bridge task forwards what Redis delivers to the local manager, reconnecting with
-//! backoff. Pub/sub is at-most-once: the manager's event-log poll fills any loss.
+//! bridge task forwards what Redis delivers to the local manager as hints (an event's
+//! number, a care-team change to confirm), reconnecting with backoff. Nothing read from
+//! Redis reaches a screen unchecked: the manager reads events and care teams from the
+//! database. Pub/sub is at-most-once: the manager's event-log poll fills any loss.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::event::{CareTeamChange, StoredEvent};
 use super::manager::AlertConnectionManager;
-use super::messages::{CareTeamChanged, Publish};
+use super::messages::{Announced, CareTeamAnnounced};
 use super::{Broker, InProcessBroker};
 
 /// The Redis channel of one deployment: instances of the same database share it; other
@@ -169,11 +171,12 @@ async fn subscriber(
                     };
                     #[allow(clippy::disallowed_methods)]
                     match serde_json::from_str::<WireMessage>(&text) {
-                        Ok(WireMessage::Event(event)) => manager.do_send(Publish(event)),
+                        // Only the number: the manager reads the event itself.
+                        Ok(WireMessage::Event(event)) => manager.do_send(Announced(event.seq)),
                         Ok(WireMessage::CareTeam { origin, .. })
                             if origin.as_deref() == Some(instance.as_str()) => {}
                         Ok(WireMessage::CareTeam { change, .. }) => {
-                            manager.do_send(CareTeamChanged(change))
+                            manager.do_send(CareTeamAnnounced(change))
                         }
                         Err(e) => log::warn!("ignoring malformed broker message: {e}"),
                     }

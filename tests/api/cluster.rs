@@ -438,3 +438,123 @@ async fn an_instance_running_through_skip_ids_delivers_every_event_after_the_gap
     let event = sse.until(WAIT, |e| e.event == "alert").await;
     assert_eq!(event.id, c["seq"].to_string(), "and the stream goes on");
 }
+
+/// The deployment id the instances of `database_url` publish under (what a copy of the
+/// database, e.g. a staging clone, keeps too).
+fn deployment_channel(database_url: &str) -> String {
+    use diesel::{Connection, RunQueryDsl, sql_types::Text};
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        deployment_id: String,
+    }
+    let query = diesel::sql_query("SELECT deployment_id FROM deployment");
+    let rows: Vec<Row> = if on_postgres() {
+        let mut conn = diesel::PgConnection::establish(database_url).expect("connect");
+        query.load(&mut conn).expect("deployment id")
+    } else {
+        let path = vigil::db::pool::sqlite_path(database_url);
+        let mut conn = diesel::SqliteConnection::establish(path).expect("open");
+        query.load(&mut conn).expect("deployment id")
+    };
+    let id = &rows.first().expect("a deployment id").deployment_id;
+    vigil::hub::redis::channel(id)
+}
+
+/// Threat: a copy of the production database (staging, a restore drill) running on the
+/// same Redis keeps the deployment id, so its instances publish on production's channel;
+/// so can anyone who can reach Redis. Production took what Redis said as events: a
+/// foreign alert numbered like the next real one was put on screens and the real one
+/// dropped as a duplicate, and a number far past the log's head made the instances skip
+/// every real event below it. Redis is now a hint: events and care-team changes are read
+/// from the instance's own database.
+#[actix_web::test]
+async fn an_instance_shows_only_its_database_s_events_whatever_is_published_on_redis() {
+    let redis = shared_redis_url();
+    let a = spawn_app_with(|c| {
+        c.redis_url = Some(redis.clone());
+        c.tail_poll = HOUR;
+    })
+    .await;
+    let b = spawn_app_on(&a.database_url, |c| {
+        c.redis_url = Some(redis.clone());
+        c.tail_poll = HOUR;
+    })
+    .await;
+    for app in [&a, &b] {
+        broker_connected(app).await;
+    }
+    a.assign("p-real", "gus").await;
+    let first = a.raise("p-real", "low").await;
+    let head = first["seq"].as_i64().expect("seq");
+    // From right after it (B may not have heard of it yet: "live from now" would be
+    // from before it).
+    let after_first = head.to_string();
+    let mut admin_b = SseClient::open(&b, &admin(), "patient_id=*", Some(&after_first)).await;
+    admin_b.connected().await;
+    let nurse = token("gus", "nurse", None);
+    let mut nurse_b = SseClient::open(&b, &nurse, "", Some(&after_first)).await;
+    nurse_b.connected().await;
+
+    let foreign = |seq: i64, patient: &str| {
+        json!({"type": "event", "seq": seq, "kind": "alert", "alert_id": "0190c0de-0000-7000-8000-00000000f00d",
+               "patient_id": patient, "payload": format!("{{\"id\":\"0190c0de-0000-7000-8000-00000000f00d\",\"seq\":{seq},\"patient_id\":\"{patient}\",\"title\":\"FOREIGN\"}}")})
+        .to_string()
+    };
+    let channel = deployment_channel(&a.database_url);
+    let client = redis::Client::open(redis.as_str()).expect("redis client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    for message in [
+        foreign(head + 1, "p-real"),
+        foreign(head + 1000, "p-staging"),
+        json!({"type": "care_team", "user_id": "gus", "patient_id": "p-staging", "assigned": true, "origin": "staging"})
+            .to_string(),
+    ] {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(message)
+            .query_async(&mut conn)
+            .await
+            .expect("PUBLISH");
+    }
+
+    // Real alerts raised on A after the forged messages: B's screens get exactly these,
+    // numbered as in the log, and never the foreign one.
+    let staged = a.raise("p-staging", "critical").await;
+    let mut real = Vec::new();
+    for _ in 0..3 {
+        real.push(a.raise("p-real", "high").await);
+    }
+    let mut ids = Vec::new();
+    while ids.len() < 4 {
+        let event = admin_b.until(WAIT, |e| e.event == "alert").await;
+        assert!(
+            !event.data.contains("FOREIGN"),
+            "a foreign alert was shown: {event:?}"
+        );
+        ids.push(event.id.clone());
+    }
+    let expected: Vec<String> = std::iter::once(&staged)
+        .chain(&real)
+        .map(|alert| alert["seq"].to_string())
+        .collect();
+    assert_eq!(ids, expected, "every real alert, in order, none skipped");
+    // The nurse was not put on p-staging by the forged care-team message: the next alert
+    // her stream receives is her own patient's, not p-staging's raised before it.
+    let event = nurse_b
+        .until(WAIT, |e| e.event == "alert" || e.event == "scope_changed")
+        .await;
+    assert_eq!(
+        event.event, "alert",
+        "no scope change from Redis alone: {event:?}"
+    );
+    assert_eq!(event.id, real[0]["seq"].to_string(), "{event:?}");
+    // And a real care-team change from A still reaches B's stream (confirmed, applied).
+    a.assign("p-new", "gus").await;
+    let told = nurse_b.until(WAIT, |e| e.event == "scope_changed").await;
+    let data: Value = serde_json::from_str(&told.data).expect("json");
+    assert_eq!(data["added"], json!(["p-new"]), "{data}");
+}
