@@ -1,5 +1,8 @@
 //! The authenticated caller, extracted from `Authorization: Bearer` (RFC 6750), the
-//! `vigil_token` cookie, or — for `/ws` only — the `token` query parameter.
+//! `token` query parameter (`/ws` only), or the `vigil_token` cookie — in that order of
+//! precedence: a credential the client put in the request on purpose wins over the one
+//! the browser attaches on its own, so a signed-in console never turns a `/ws?token=…`
+//! session (and the acknowledgments it records) into the cookie owner's.
 
 use std::future::{Ready, ready};
 
@@ -41,7 +44,8 @@ pub struct Principal {
 }
 
 /// Authenticates a request. `allow_query` admits `?token=` (the `/ws` exception for
-/// browsers that cannot set headers); elsewhere it is ignored and, alone, yields 401.
+/// browsers that cannot set headers); elsewhere a `?token=` is a 401 even beside another
+/// credential. When several are sent, the header wins, then `?token=`, then the cookie.
 pub fn authenticate(
     req: &HttpRequest,
     state: &AppState,
@@ -86,6 +90,8 @@ pub fn authenticate(
     Ok(principal)
 }
 
+/// The token to verify and where it came from: `Authorization`, else `?token=` (when
+/// `allow_query`), else the cookie. Only one source is ever read past this choice.
 fn find_token(req: &HttpRequest, allow_query: bool) -> Result<(String, Credential), ApiError> {
     let query_token = query_token(req)?;
     // Refused outside /ws even beside a valid credential: a token in a URL ends up in
@@ -111,14 +117,17 @@ fn find_token(req: &HttpRequest, allow_query: bool) -> Result<(String, Credentia
             })?;
         return Ok((token.to_owned(), Credential::Bearer));
     }
-    if let Some(cookie) = req.cookie(COOKIE_NAME)
-        && !cookie.value().is_empty()
-    {
-        return Ok((cookie.value().to_owned(), Credential::Cookie));
+    // An explicit `?token=` (allowed here, see above) beats the ambient cookie, which is
+    // then not read at all: neither its identity, nor its validity, nor its Origin rule
+    // applies to this request.
+    if let Some(token) = query_token {
+        return Ok((token, Credential::Query));
     }
-    match query_token {
-        Some(token) => Ok((token, Credential::Query)),
-        None => Err(ApiError::Unauthorized(
+    match req.cookie(COOKIE_NAME) {
+        Some(cookie) if !cookie.value().is_empty() => {
+            Ok((cookie.value().to_owned(), Credential::Cookie))
+        }
+        _ => Err(ApiError::Unauthorized(
             "missing credentials: send Authorization: Bearer <token> or the vigil_token cookie"
                 .to_owned(),
         )),

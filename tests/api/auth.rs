@@ -436,3 +436,107 @@ async fn deleting_the_session_clears_the_cookie() {
     )
     .await;
 }
+
+/// Threat: a browser signed in to the console (the `vigil_token` cookie) opens
+/// `/ws?token=<someone else's token>` from the same origin, as the `/legacy` page does.
+/// The cookie used to win: the session, and every acknowledgment it recorded, took the
+/// cookie owner's identity. A credential the client sent on purpose wins over the one the
+/// browser adds on its own — header, then `?token=`, then the cookie — and the cookie is
+/// then not read at all: neither its identity, nor its validity, nor its Origin rule.
+#[actix_web::test]
+async fn on_the_websocket_an_explicit_token_wins_over_the_session_cookie() {
+    let app = spawn_app().await;
+    app.assign("ward", "alice").await;
+    app.assign("ward", "bob").await;
+    let alice = token("alice", "nurse", None);
+    let alice_cookie = format!("vigil_token={alice}");
+    let bob_url = format!(
+        "ws://127.0.0.1:{}/ws?token={}",
+        app.port,
+        token("bob", "caregiver", None)
+    );
+    let origin = app.address.as_str();
+    let garbage = "vigil_token=not.a.token";
+    let cases: [(&str, &[(&'static str, &str)]); 4] = [
+        (
+            "alice's cookie, same Origin",
+            &[("cookie", &alice_cookie), ("origin", origin)],
+        ),
+        ("alice's cookie, no Origin", &[("cookie", &alice_cookie)]),
+        (
+            "a cookie that does not verify",
+            &[("cookie", garbage), ("origin", origin)],
+        ),
+        (
+            "a cookie that does not verify, no Origin",
+            &[("cookie", garbage)],
+        ),
+    ];
+    for (what, headers) in cases {
+        let mut ws = WsClient::connect_with(&bob_url, headers).await;
+        let connected = ws.next_json(WAIT).await.expect("connected frame");
+        assert_eq!(
+            (
+                &connected["type"],
+                &connected["user_id"],
+                &connected["role"]
+            ),
+            (&json!("connected"), &json!("bob"), &json!("caregiver")),
+            "?token= with {what}: {connected}"
+        );
+    }
+
+    // What bob does in that session is bob's: a caregiver may not resolve, and his
+    // escalation is recorded as his.
+    let mut ws =
+        WsClient::connect_with(&bob_url, &[("cookie", &alice_cookie), ("origin", origin)]).await;
+    ws.until_type("connected").await;
+    let alert = app.raise("ward", "critical").await;
+    ws.until_type("alert").await;
+    ws.send_json(&json!({"type": "ack", "alert_id": alert["id"], "status": "resolved"}))
+        .await;
+    let refused = ws.until_type("ack_result").await;
+    assert_eq!(
+        (&refused["ok"], &refused["status"]),
+        (&json!(false), &json!(403)),
+        "{refused}"
+    );
+    ws.send_json(&json!({"type": "ack", "alert_id": alert["id"], "status": "escalated"}))
+        .await;
+    let done = ws.until_type("ack_result").await;
+    assert_eq!(done["ok"], true, "{done}");
+    let id = alert["id"].as_str().expect("id");
+    let stored = app.get_ok(&format!("/api/v1/alerts/{id}"), &admin()).await;
+    let acks = stored["acknowledgments"]
+        .as_array()
+        .expect("acknowledgments");
+    assert_eq!(acks.len(), 1, "{stored}");
+    assert_eq!(
+        (&acks[0]["user_id"], &acks[0]["role"], &acks[0]["status"]),
+        (&json!("bob"), &json!("caregiver"), &json!("escalated")),
+        "{stored}"
+    );
+
+    // The header still wins over the query (and the cookie).
+    let mut ws = WsClient::connect_with(
+        &bob_url,
+        &[
+            ("authorization", &format!("Bearer {alice}")),
+            ("cookie", garbage),
+        ],
+    )
+    .await;
+    let connected = ws.until_type("connected").await;
+    assert_eq!(connected["user_id"], "alice", "{connected}");
+
+    // The cookie alone is still the credential, with its Origin rule.
+    let resp = app.ws_handshake("", &[("cookie", &alice_cookie)]).await;
+    expect_problem(resp, 403, "cookie /ws without Origin").await;
+    let mut ws = WsClient::connect_with(
+        &format!("ws://127.0.0.1:{}/ws", app.port),
+        &[("cookie", &alice_cookie), ("origin", origin)],
+    )
+    .await;
+    let connected = ws.until_type("connected").await;
+    assert_eq!(connected["user_id"], "alice", "{connected}");
+}
