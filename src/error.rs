@@ -47,6 +47,10 @@ pub enum ApiError {
     /// 410: the resource is retired (WebSocket phase 3).
     #[error("{0}")]
     Gone(String),
+    /// 426: a WebSocket handshake offering a version other than 13; the answer names
+    /// the one spoken (RFC 6455 §4.4) so the client can retry with it.
+    #[error("{0}")]
+    UpgradeRequired(String),
     /// 413: body over the limit.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -116,6 +120,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "Method Not Allowed",
             ApiError::Conflict(_) => "Conflict",
             ApiError::Gone(_) => "Gone",
+            ApiError::UpgradeRequired(_) => "Upgrade Required",
             ApiError::PayloadTooLarge { .. } => "Payload Too Large",
             ApiError::UnsupportedMediaType => "Unsupported Media Type",
             ApiError::Validation { .. } => "Unprocessable Content",
@@ -137,6 +142,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::Gone(_) => "gone",
+            ApiError::UpgradeRequired(_) => "upgrade_required",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation { .. } => "invalid",
@@ -214,6 +220,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -258,6 +265,12 @@ impl ResponseError for ApiError {
             }
             ApiError::DatabaseUnavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, DATABASE_RETRY_AFTER));
+            }
+            // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to (actix adds the
+            // `Connection: upgrade` that goes with it).
+            ApiError::UpgradeRequired(_) => {
+                response.insert_header((header::SEC_WEBSOCKET_VERSION, "13"));
+                response.insert_header((header::UPGRADE, "websocket"));
             }
             _ => {}
         }

@@ -58,6 +58,7 @@ pub const MIGRATION_GUIDE: &str = "/docs/migration";
         (status = 403, description = "Out of scope, or a cookie handshake without an allowed Origin", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 410, description = "VIGIL_WS_MODE=off: use the SSE stream", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Link" = String, description = "The migration guide and the successor"))),
         (status = 422, description = "Invalid `patient_id` or `role`, or `role`, `token`, `last_event_id` or `Last-Event-ID` given twice", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 426, description = "A `Sec-WebSocket-Version` other than 13 (RFC 6455 §4.4)", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Sec-WebSocket-Version" = String, description = "`13`, the version this server speaks"), ("Upgrade" = String, description = "`websocket`"))),
         (status = 429, description = "The user already holds VIGIL_MAX_STREAMS_PER_USER open streams", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The instance holds VIGIL_MAX_CONNECTIONS streams, or is shutting down", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
     ),
@@ -79,6 +80,7 @@ pub async fn ws_endpoint(
         );
         return Ok(response);
     }
+    check_version(&req)?;
     ws::handshake(&req)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
     let params = StreamParams::parse(req.query_string())?;
@@ -158,6 +160,29 @@ pub async fn ws_endpoint(
         );
     }
     Ok(response)
+}
+
+/// The one WebSocket version spoken here (RFC 6455).
+pub const WS_VERSION: &str = "13";
+
+/// Refuses a handshake offering a `Sec-WebSocket-Version` other than 13 with 426 and
+/// `Sec-WebSocket-Version: 13` (RFC 6455 §4.2.2, §4.4), so the client can retry with a
+/// version it shares. actix's own check accepts the hybi drafts 7 and 8 and refuses the
+/// rest with a bare 400, which tells the client nothing. A missing header is left to
+/// the handshake (400: not a WebSocket handshake).
+fn check_version(req: &HttpRequest) -> Result<(), ApiError> {
+    let offered: Vec<&str> = req
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.to_str().map(str::trim).unwrap_or("?"))
+        .collect();
+    match offered.as_slice() {
+        [] | [WS_VERSION] => Ok(()),
+        _ => Err(ApiError::UpgradeRequired(format!(
+            "unsupported Sec-WebSocket-Version {}; this server speaks version {WS_VERSION} (RFC 6455)",
+            offered.join(", ")
+        ))),
+    }
 }
 
 /// The missed events a resuming session sends before it goes live: `(after, upto]` in
@@ -501,11 +526,32 @@ impl WsSession {
             expected_patient: None,
             request_id: self.request_id.clone(),
         };
-        let work = async move { acknowledge(&state, &principal, request).await };
-        ctx.spawn(work.into_actor(self).map(move |result, _, ctx| match result {
-            Ok(outcome) => ctx.text(json!({"type": "ack_result", "alert_id": alert_id, "ok": true, "alert": outcome.alert}).to_string()),
-            Err(e) => ctx.text(ack_failure(&alert_id, &e)),
-        }));
+        // The acknowledgment runs as a task of its own, not on the session: a dashboard
+        // that sends `ack` and closes at once (`ws.send(ack); ws.close()`), or whose
+        // session ends on a protocol error or a dropped connection right after, stopped
+        // the actor and, with it, every future spawned on it — the ack was never stored.
+        // The session only waits for the answer; if it is gone, nobody is told, but the
+        // ack is stored and broadcast all the same.
+        let conn_id = self.conn_id;
+        let task = actix_web::rt::spawn(async move {
+            let result = acknowledge(&state, &principal, request).await;
+            if let Err(e) = &result {
+                log::debug!("in-socket ack refused connection_id={conn_id}: {e}");
+            }
+            result
+        });
+        ctx.spawn(
+            actix::fut::wrap_future::<_, Self>(task).map(move |joined, _, ctx| {
+                let result = joined.unwrap_or_else(|e| {
+                    log::error!("in-socket ack task failed connection_id={conn_id}: {e}");
+                    Err(ApiError::Internal(format!("acknowledgment task failed: {e}")))
+                });
+                match result {
+                    Ok(outcome) => ctx.text(json!({"type": "ack_result", "alert_id": alert_id, "ok": true, "alert": outcome.alert}).to_string()),
+                    Err(e) => ctx.text(ack_failure(&alert_id, &e)),
+                }
+            }),
+        );
     }
 }
 

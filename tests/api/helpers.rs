@@ -675,3 +675,33 @@ pub fn vigil_exit(
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+impl TestApp {
+    /// Sends a WebSocket handshake for `/ws?{query}` through the HTTP client (the four RFC
+    /// 6455 headers, version 13; `headers` are added, or replace one of them), for the
+    /// refusals whose status and problem body a WebSocket client does not show.
+    pub async fn ws_handshake(&self, query: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+        let mut map = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]
+        .iter()
+        .chain(headers)
+        {
+            map.insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+                HeaderValue::from_str(value).expect("a header value"),
+            );
+        }
+        self.client
+            .get(self.url(&format!("/ws?{query}")))
+            .headers(map)
+            .send()
+            .await
+            .expect("GET /ws")
+    }
+}

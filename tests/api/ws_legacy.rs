@@ -633,3 +633,117 @@ async fn the_server_closes_the_connection_right_after_the_closing_handshake() {
         "its close frame came first: {ended:?}"
     );
 }
+
+/// One masked client frame with FIN set, as it goes on the wire: for several frames in
+/// one write, which a client library sends as separate writes.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | u8::try_from(n).expect("under 126")),
+        n => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&u16::try_from(n).expect("under 64 KiB").to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    frame
+}
+
+/// Threat (clinical): a clinician clicks "Acknowledge" as the dashboard closes (a browser's
+/// `ws.send(ack); ws.close()`) and believes the alert handled while it silently stays
+/// open. The ack and the frame that ends the session arrive in one write, so the server
+/// reads both at once; stopping the session used to drop the acknowledgment it had just
+/// started. It must be stored and reach everyone else all the same.
+#[actix_web::test]
+async fn an_ack_arriving_with_the_frame_that_ends_the_session_is_still_stored_and_broadcast() {
+    let app = spawn_app().await;
+    let nurse = nurse_on_ward(&app).await;
+    let mut witness = app.sse(&admin(), "").await;
+    witness.connected().await;
+    let enders = [
+        ("a close frame", client_frame(0x8, &1000u16.to_be_bytes())),
+        ("a protocol error", client_frame(0x3, b"x")),
+    ];
+    for (ender, end_frame) in enders {
+        let (mut ws, _) = ws_ready(&app, &nurse, "").await;
+        let alert = app.raise("ward", "critical").await;
+        let id = alert["id"].as_str().expect("id").to_owned();
+        assert_eq!(ws.until_type("alert").await["alert"]["id"], alert["id"]);
+        assert_eq!(
+            sse_data(&witness.next_alert_event().await)["id"],
+            alert["id"]
+        );
+
+        let ack =
+            json!({"type": "ack", "alert_id": id, "status": "acknowledged", "note": "on my way"});
+        let mut write = client_frame(0x1, ack.to_string().as_bytes());
+        write.extend_from_slice(&end_frame);
+        ws.send_bytes(&write).await;
+
+        let updated = witness
+            .until(Duration::from_secs(5), |e| e.event == "alert_updated")
+            .await;
+        let body = sse_data(&updated);
+        assert_eq!(body["alert"]["id"], alert["id"], "{ender}: {body}");
+        let a = &body["acknowledgment"];
+        assert_eq!(
+            (&a["user_id"], &a["status"], &a["note"]),
+            (&json!("alice"), &json!("acknowledged"), &json!("on my way")),
+            "{ender}: {body}"
+        );
+        let stored = app.get_ok(&format!("/api/v1/alerts/{id}"), &admin()).await;
+        assert_eq!(stored["status"], "acknowledged", "{ender}: {stored}");
+        ws.closed(WAIT).await;
+    }
+}
+
+/// RFC 6455 §4.2.2 / §4.4: a handshake in a version the server does not speak gets an
+/// error naming the one it does, so the client can retry. actix accepted the hybi
+/// drafts 7 and 8 and answered the rest 400 without naming any.
+#[actix_web::test]
+async fn a_handshake_in_another_websocket_version_is_426_naming_version_13() {
+    let app = spawn_app().await;
+    for version in ["99", "12", "0", "7", "8", "13, 8", "thirteen"] {
+        let what = format!("Sec-WebSocket-Version: {version}");
+        let resp = app
+            .ws_handshake(
+                &format!("token={}", admin()),
+                &[("sec-websocket-version", version)],
+            )
+            .await;
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (offered, upgrade) = (header("sec-websocket-version"), header("upgrade"));
+        let problem = expect_problem(resp, 426, &what).await;
+        assert_eq!(offered, "13", "{what}: the version spoken is named");
+        assert_eq!(upgrade, "websocket", "{what}: RFC 9110 §15.5.22");
+        assert_eq!(problem["code"], "upgrade_required", "{what}: {problem}");
+    }
+    // Without the header it is not a WebSocket handshake at all (400), and 13 opens.
+    let resp = app
+        .client
+        .get(app.url(&format!("/ws?token={}", admin())))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("GET /ws");
+    expect_problem(resp, 400, "no Sec-WebSocket-Version").await;
+    let resp = app.ws_handshake(&format!("token={}", admin()), &[]).await;
+    assert_eq!(resp.status(), 101, "version 13");
+
+    let doc = app.get_ok("/api/v1/openapi.json", "").await;
+    let documented = &doc["paths"]["/ws"]["get"]["responses"]["426"];
+    assert!(
+        documented["headers"]["Sec-WebSocket-Version"].is_object(),
+        "426 and its header are documented: {documented}"
+    );
+}
