@@ -23,13 +23,10 @@ pub enum ServeError {
 
 /// Validates the configuration; in `--dev` mode invents a secret when none is set.
 pub fn config_from(args: &ServeArgs) -> Result<(Config, Option<String>), ServeError> {
+    // Blank counts as not set, as for every setting without a default (README).
     let needs_dev_secret = args.dev
-        && args.jwt.jwt_secret.as_deref().is_none_or(str::is_empty)
-        && args
-            .jwt
-            .jwt_public_key_file
-            .as_deref()
-            .is_none_or(str::is_empty);
+        && crate::config::set_value(args.jwt.jwt_secret.as_deref()).is_none()
+        && crate::config::set_value(args.jwt.jwt_public_key_file.as_deref()).is_none();
     let dev_secret = needs_dev_secret.then(random_secret);
     let config = Config::from_args(args, dev_secret.as_deref())?;
     Ok((config, dev_secret))
@@ -114,9 +111,33 @@ fn print_dev_banner(url: &str, jwt: &JwtConfig, generated: bool) {
     println!("  admin token (12 h):          {token}");
     if generated {
         println!("  JWT secret (this run only):  {secret}");
+        // The claims the server requires, whether they came from a flag or the
+        // environment: a command that mints tokens the server refuses is no help.
+        let mut required = String::new();
+        for (flag, value) in [
+            ("--jwt-issuer", &jwt.issuer),
+            ("--jwt-audience", &jwt.audience),
+        ] {
+            if let Some(value) = value {
+                required.push_str(&format!(" {flag} {}", shell_word(value)));
+            }
+        }
         println!(
-            "  mint more tokens with:       VIGIL_JWT_SECRET={secret} vigil token --sub alice --role nurse"
+            "  mint more tokens with:       VIGIL_JWT_SECRET={secret} vigil token{required} --sub alice --role nurse"
         );
+    }
+}
+
+/// `value` as one word for a POSIX shell, quoted only when it needs to be.
+fn shell_word(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/@%+=,".contains(c));
+    if plain {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
     }
 }
 

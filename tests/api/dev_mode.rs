@@ -103,6 +103,41 @@ async fn the_printed_admin_token_signs_in_even_with_an_issuer_and_audience_requi
     assert_eq!(resp.status(), 200, "the banner's token is accepted");
 }
 
+/// The banner's "mint more tokens with" command, pasted into a shell, mints tokens the
+/// server accepts: the issuer and audience it requires were left out when they came from
+/// flags. And a secret of only spaces is "not set" (README), so `--dev` makes one up
+/// instead of refusing to start.
+#[actix_web::test]
+async fn the_printed_mint_command_mints_tokens_the_server_accepts() {
+    let server = DevServer::start(
+        &["serve", "--jwt-issuer", "me", "--jwt-audience", "vig ward"],
+        &[("VIGIL_JWT_SECRET", "    ")],
+    );
+    let line = server.banner_line("mint more tokens with");
+    let command = line
+        .split("with:")
+        .nth(1)
+        .expect("the command")
+        .trim()
+        .to_owned();
+    assert!(command.contains("--jwt-audience 'vig ward'"), "{command}");
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!("vigil() {{ \"$VIGIL_BIN\" \"$@\"; }}; {command}"))
+        .env("VIGIL_BIN", env!("CARGO_BIN_EXE_vigil"))
+        .output()
+        .expect("run the printed command");
+    assert!(output.status.success(), "{output:?}");
+    let token = String::from_utf8(output.stdout).expect("UTF-8");
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/v1/alerts", server.url))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), 200, "the minted token is accepted");
+}
+
 #[actix_web::test]
 async fn without_a_subcommand_and_with_a_public_key_the_banner_says_why_it_prints_no_token() {
     let key = concat!(
