@@ -186,10 +186,10 @@ pub struct WatchArgs {
     /// Patients to watch (repeatable); all in scope when omitted.
     #[arg(long = "patient")]
     pub patients: Vec<String>,
-    /// Read alert short ids (and an optional status) from stdin and acknowledge them.
+    /// Acknowledge from stdin: a line is `<short id> [acknowledged|escalated|resolved] [note]`.
     #[arg(long)]
     pub ack: bool,
-    /// Disable ANSI colours.
+    /// Disable ANSI colours (also off when stdout is not a terminal or NO_COLOR is set).
     #[arg(long)]
     pub no_color: bool,
 }

@@ -6,7 +6,7 @@
 //! random.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,13 +52,21 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
         }
     }
     let known: Known = Arc::default();
+    // Colours only for a person at a terminal: not into a file or a pipe, and not when
+    // NO_COLOR (no-color.org) is set.
+    let colours = !args.no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal();
     if args.ack {
+        status_line(
+            "--ack: type an alert's short id (shown after its #seq), optionally a status \
+             (acknowledged, escalated, resolved) and a note, e.g. `4f3a9c1d escalated need a doctor`",
+        );
         tokio::spawn(ack_loop(
             client.clone(),
             base.clone(),
             args.token.clone(),
             Arc::clone(&known),
-            !args.no_color,
         ));
     }
     let patients: Vec<(&str, &str)> = args
@@ -72,7 +80,7 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
         let attempt = async {
             if last_id.is_none() {
                 let backlog = unresolved_backlog(&client, &base, &args.token, &patients).await?;
-                print_backlog(&backlog, &known, !args.no_color);
+                print_backlog(&backlog, &known, colours);
                 last_id = Some(backlog.head.to_string());
             }
             let mut request = client
@@ -92,7 +100,7 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
                 if event.event == "auth_expired" {
                     return Err(Failure::Final("token expired; mint a new one".to_owned()));
                 }
-                print_event(&event.event, &event.data, &known, !args.no_color);
+                print_event(&event.event, &event.data, &known, colours);
             }
             Err(Failure::Retry("stream ended".to_owned()))
         };
@@ -241,6 +249,39 @@ fn colour(severity: &str) -> &'static str {
     }
 }
 
+/// One line typed under `--ack`: `<id> [status] [note …]`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AckLine<'a> {
+    /// A short id (6+ characters of the tail) or a full UUID.
+    pub short: &'a str,
+    /// `acknowledged` unless the second word is a status.
+    pub status: &'a str,
+    /// The rest of the line, as typed. A note typed without a status ("on my way") is
+    /// still a note: it used to be taken for a status and refused, and after a status it
+    /// was dropped while `ack ok` was printed.
+    pub note: Option<&'a str>,
+}
+
+/// Reads a typed line; `None` for a blank one.
+pub fn parse_ack_line(line: &str) -> Option<AckLine<'_>> {
+    let line = line.trim();
+    let (short, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    if short.is_empty() {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let (first, after) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let (status, note) = match first {
+        "acknowledged" | "escalated" | "resolved" => (first, after.trim()),
+        _ => ("acknowledged", rest),
+    };
+    Some(AckLine {
+        short,
+        status,
+        note: (!note.is_empty()).then_some(note),
+    })
+}
+
 /// The last 8 characters of an alert id (the random part of a UUID v7).
 pub fn short_id(id: &str) -> String {
     let chars: Vec<char> = id.chars().collect();
@@ -338,26 +379,35 @@ fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
             return;
         }
         "scope_changed" => {
-            let list = |k: &str| -> String {
+            let list = |k: &str| -> Vec<String> {
                 value
                     .get(k)
                     .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(printable)
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
+                    .map(|a| a.iter().filter_map(Value::as_str).map(printable).collect())
                     .unwrap_or_default()
             };
-            println!(
-                "care team changed: patients now {} (added {}; removed {}); new alerts of \
-                 the added patients follow, earlier ones: GET /api/v1/alerts?patient_id=…",
-                list("patients"),
-                list("added"),
-                list("removed")
-            );
+            let mut parts = Vec::new();
+            for (label, key) in [("added", "added"), ("removed", "removed")] {
+                let ids = list(key);
+                if !ids.is_empty() {
+                    parts.push(format!("{label} {}", ids.join(",")));
+                }
+            }
+            let now = list("patients");
+            let now = if now.is_empty() {
+                "no patients now: nothing will be shown until you are put on a care team".to_owned()
+            } else {
+                format!("patients now {}", now.join(","))
+            };
+            println!("care team changed: {} ({now})", parts.join("; "));
+            let added = list("added");
+            if !added.is_empty() {
+                let query: Vec<String> = added.iter().map(|p| format!("patient_id={p}")).collect();
+                println!(
+                    "  their alerts raised before now: GET /api/v1/alerts?{}",
+                    query.join("&")
+                );
+            }
             return;
         }
         "reset" => {
@@ -376,18 +426,17 @@ fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
 }
 
 #[allow(clippy::print_stdout)]
-async fn ack_loop(
-    client: reqwest::Client,
-    base: String,
-    token: String,
-    known: Known,
-    _colours: bool,
-) {
+async fn ack_loop(client: reqwest::Client, base: String, token: String, known: Known) {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        let mut parts = line.split_whitespace();
-        let Some(short) = parts.next() else { continue };
-        let status = parts.next().unwrap_or("acknowledged").to_owned();
+        let Some(AckLine {
+            short,
+            status,
+            note,
+        }) = parse_ack_line(&line)
+        else {
+            continue;
+        };
         let resolved = match known.lock() {
             Ok(map) => resolve_typed_id(short, &map),
             Err(_) => Err("internal error".to_owned()),
@@ -401,7 +450,10 @@ async fn ack_loop(
             }
         };
         let url = format!("{base}/api/v1/alerts/{full}/acknowledge");
-        let body = serde_json::json!({ "status": status });
+        let mut body = serde_json::json!({ "status": status });
+        if let Some(note) = note {
+            body["note"] = Value::String(note.to_owned());
+        }
         match client
             .post(&url)
             .bearer_auth(&token)
@@ -441,6 +493,27 @@ mod tests {
         assert_eq!(
             line,
             "#142 0000abcd CRITICAL patient=P8 ok\u{fffd}[2J\u{fffd}[31mFAKE\u{fffd}CRITICAL P9 resolved\u{fffd}\u{fffd}\u{fffd}HR \u{fffd}841 [open]"
+        );
+    }
+
+    /// A note typed after the id (with or without a status) used to be dropped or taken
+    /// for a status.
+    #[test]
+    fn a_typed_line_is_id_then_status_then_note() {
+        let parse = |l| parse_ack_line(l).map(|a| (a.short, a.status, a.note));
+        assert_eq!(parse("  "), None);
+        assert_eq!(parse("4f3a9c1d"), Some(("4f3a9c1d", "acknowledged", None)));
+        assert_eq!(
+            parse("4f3a9c1d resolved"),
+            Some(("4f3a9c1d", "resolved", None))
+        );
+        assert_eq!(
+            parse("4f3a9c1d  escalated   need a  doctor "),
+            Some(("4f3a9c1d", "escalated", Some("need a  doctor")))
+        );
+        assert_eq!(
+            parse("4f3a9c1d on my way"),
+            Some(("4f3a9c1d", "acknowledged", Some("on my way")))
         );
     }
 

@@ -80,6 +80,31 @@ test('watch --ack acknowledges the alert whose short id is typed on stdin', asyn
   w.send('zzzzzzzz');
   await w.waitForLine(/^ack failed zzzzzzzz/, 5000);
   assert.equal((await vigil.getAlert(token, a.id)).status, 'escalated');
+
+  // A note after the status, or alone, goes with the acknowledgment (it used to be
+  // dropped while "ack ok" was printed, or taken for a status and refused).
+  w.send(`${short(a)} escalated  need a doctor now`);
+  await w.waitForLine(new RegExp(`^ack ok ${reEscape(short(a))} escalated$`), 5000);
+  w.send(`${short(a)} on my way`);
+  // (An earlier "ack ok … acknowledged" line is already there: count them.)
+  await waitUntil(() => w.lines.filter((l) => l === `ack ok ${short(a)} acknowledged`).length === 2,
+    { message: 'the second acknowledgment answered' });
+  const acks = (await vigil.getAlert(token, a.id)).acknowledgments.slice(-2);
+  assert.deepEqual(acks.map((k) => [k.status, k.note]), [['escalated', 'need a doctor now'], ['acknowledged', 'on my way']]);
+});
+
+test('watch says when the care team changes, naming only what changed', async () => {
+  await vigil.assignCareTeam('p-720', 'hana');
+  const w = spawnWatch(vigil, await vigil.token('hana', 'nurse'));
+  watchers.push(w);
+  await w.waitForLine(/^connected as /, 10000);
+  await vigil.assignCareTeam('p-721', 'hana');
+  await w.waitForLine(/^care team changed: added p-721 \(patients now p-720,p-721\)$/, 10000);
+  await w.waitForLine(/^  their alerts raised before now: GET \/api\/v1\/alerts\?patient_id=p-721$/, 5000);
+  await vigil.removeFromCareTeam('p-720', 'hana');
+  await vigil.removeFromCareTeam('p-721', 'hana');
+  await w.waitForLine(/^care team changed: removed p-721 \(no patients now: nothing will be shown until you are put on a care team\)$/, 10000);
+  assert.equal(w.proc.exitCode, null, 'watch is still running');
 });
 
 // Short ids must never make --ack touch another alert than the one shown (UUID v7
