@@ -67,7 +67,7 @@ impl Metrics {
         let write_failures = IntCounterVec::new(
             Opts::new(
                 "write_failures_total",
-                "SQLite writes answered 503, by cause (locked by another process, disk full, other)",
+                "Writes answered 503, by cause (locked by another process, disk full, database unreachable, other)",
             ),
             &["cause"],
         )?;
@@ -133,7 +133,7 @@ impl Metrics {
         ] {
             ws_frames.with_label_values(&[frame]);
         }
-        for cause in ["locked", "full", "failing"] {
+        for cause in ["locked", "full", "unreachable", "failing"] {
             write_failures.with_label_values(&[cause]);
         }
         Ok(Self {

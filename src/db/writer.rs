@@ -62,9 +62,12 @@ pub const LOCKED: &str = "database is locked by another process";
 pub struct Writer {
     pool: DbPool,
     queue: Option<mpsc::Sender<Box<dyn Job>>>,
+    /// `vigil_write_failures_total`, counted here for PostgreSQL's writes (the SQLite
+    /// writer thread counts its own).
+    failures: IntCounterVec,
 }
 
-/// Why writes fail (SQLite), as readiness and `vigil_write_failures_total` name it.
+/// Why writes fail, as readiness and `vigil_write_failures_total` name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failing {
     /// Another process holds SQLite's write lock.
@@ -73,7 +76,7 @@ pub enum Failing {
     Full,
     /// Any other commit failure.
     Other,
-    /// The database cannot be reached at all (readiness only).
+    /// The database cannot be reached at all (PostgreSQL down, no pool connection).
     Unreachable,
 }
 
@@ -117,7 +120,11 @@ impl Writer {
         failures: IntCounterVec,
     ) -> std::io::Result<Self> {
         if pool::is_postgres(&database.url) {
-            return Ok(Self { pool, queue: None });
+            return Ok(Self {
+                pool,
+                queue: None,
+                failures,
+            });
         }
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         // The writer asks the checkpointer for an early checkpoint through `poke`;
@@ -138,13 +145,16 @@ impl Writer {
             copied,
             asked: false,
         };
-        let outcome = Outcome { failures };
+        let outcome = Outcome {
+            failures: failures.clone(),
+        };
         std::thread::Builder::new()
             .name("vigil-sqlite-writer".to_owned())
             .spawn(move || write_loop(&manager, &jobs, &mut wal, &outcome))?;
         Ok(Self {
             pool,
             queue: Some(queue),
+            failures,
         })
     }
 
@@ -223,7 +233,13 @@ impl Writer {
         T: Send + 'static,
     {
         let Some(queue) = &self.queue else {
-            let mut value = super::run(&self.pool, work).await?;
+            let mut value = super::run(&self.pool, work).await.inspect_err(|e| {
+                if matches!(e, ApiError::DatabaseUnavailable(_)) {
+                    self.failures
+                        .with_label_values(&[Failing::Unreachable.as_str()])
+                        .inc();
+                }
+            })?;
             if let Some(after_commit) = after_commit {
                 after_commit(&mut value);
             }

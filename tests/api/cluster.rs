@@ -277,6 +277,18 @@ async fn a_postgres_outage_answers_503_never_201_and_streams_recover() {
     assert_eq!(resp.status(), 503, "nothing stored, so never 201");
     let problem: Value = resp.json().await.expect("problem");
     assert_eq!(problem["status"], 503);
+    // Counted, as SQLite's refusals are: deployment.md's alert on this counter covers
+    // PostgreSQL too.
+    let metrics = app.get("/metrics", "").await.text().await.expect("metrics");
+    assert_eq!(
+        metric_sample(
+            &metrics,
+            "vigil_write_failures_total",
+            &[("cause", "unreachable")]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
     // A probe with a timeout of its own (Kubernetes' default is 1 s; 3 s here leaves a
     // loaded CI room) gets the 503, not a timeout after the pool's 5 s wait.
     let ready = reqwest::Client::new()

@@ -508,7 +508,7 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
         (
             "vigil_write_failures_total",
             "cause",
-            &["locked", "full", "failing"],
+            &["locked", "full", "unreachable", "failing"],
         ),
     ] {
         for value in values {
