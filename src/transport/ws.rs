@@ -449,10 +449,15 @@ impl WsSession {
             ));
             return;
         }
-        if ids.iter().any(|id| id.contains(',')) {
+        // A blank element would be dropped as an empty query value is, and `[""]` would
+        // then widen the subscription to every patient in scope.
+        if ids
+            .iter()
+            .any(|id| id.contains(',') || id.trim().is_empty())
+        {
             ctx.text(error_frame(
                 "invalid",
-                "each `patient_ids` element is one patient id (no commas)",
+                "each `patient_ids` element is one patient id (not blank, no commas); `[]` means every patient in scope",
             ));
             return;
         }

@@ -182,11 +182,14 @@ async fn subscribe_narrows_the_session_and_an_out_of_scope_subscribe_changes_not
             "{foreign}: {error}"
         );
     }
-    // A misspelt field, or a comma list in one element, is refused as `ack` refuses
-    // them: nothing changes.
+    // A misspelt field, a comma list in one element, or a blank one (`[""]` widened the
+    // subscription to every patient in scope) is refused as `ack` refuses them: nothing
+    // changes.
     for frame in [
         json!({"type": "subscribe", "patient_ids": ["ward-b"], "patient_id": "ward-a"}),
         json!({"type": "subscribe", "patient_ids": ["ward-a,ward-b"]}),
+        json!({"type": "subscribe", "patient_ids": [""]}),
+        json!({"type": "subscribe", "patient_ids": ["ward-a", " "]}),
     ] {
         ws.send_json(&frame).await;
         let error = ws.next_json(WAIT).await.expect("error frame");
