@@ -16,22 +16,23 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// Three instances on one database and one Redis. The event-log poll is switched off
 /// (one hour) so that delivery across instances can only come from Redis.
 async fn three_instances(redis: &str) -> (TestApp, TestApp, TestApp) {
-    let a = spawn_app_with(|c| {
-        c.redis_url = Some(redis.to_owned());
-        c.tail_poll = HOUR;
-    })
-    .await;
-    let b = spawn_app_on(&a.database_url, |c| {
-        c.redis_url = Some(redis.to_owned());
-        c.tail_poll = HOUR;
-    })
-    .await;
-    let c = spawn_app_on(&a.database_url, |c| {
-        c.redis_url = Some(redis.to_owned());
-        c.tail_poll = HOUR;
-    })
-    .await;
+    let a = redis_only_instance(redis, None).await;
+    let b = redis_only_instance(redis, Some(&a.database_url)).await;
+    let c = redis_only_instance(redis, Some(&a.database_url)).await;
     (a, b, c)
+}
+
+/// An instance on `database_url` (a new database when `None`) that hears of other
+/// instances' events only through Redis (its event-log poll is an hour apart).
+async fn redis_only_instance(redis: &str, database_url: Option<&str>) -> TestApp {
+    let tweak = |c: &mut vigil::config::Config| {
+        c.redis_url = Some(redis.to_owned());
+        c.tail_poll = HOUR;
+    };
+    match database_url {
+        None => spawn_app_with(tweak).await,
+        Some(url) => spawn_app_on(url, tweak).await,
+    }
 }
 
 /// Waits until an instance's Redis subscription is up (it subscribes asynchronously).
@@ -483,16 +484,8 @@ fn deployment_channel(database_url: &str) -> String {
 #[actix_web::test]
 async fn an_instance_shows_only_its_database_s_events_whatever_is_published_on_redis() {
     let redis = shared_redis_url();
-    let a = spawn_app_with(|c| {
-        c.redis_url = Some(redis.clone());
-        c.tail_poll = HOUR;
-    })
-    .await;
-    let b = spawn_app_on(&a.database_url, |c| {
-        c.redis_url = Some(redis.clone());
-        c.tail_poll = HOUR;
-    })
-    .await;
+    let a = redis_only_instance(&redis, None).await;
+    let b = redis_only_instance(&redis, Some(&a.database_url)).await;
     for app in [&a, &b] {
         broker_connected(app).await;
     }

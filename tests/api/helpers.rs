@@ -705,3 +705,12 @@ impl TestApp {
             .expect("GET /ws")
     }
 }
+
+/// A header's value as text (empty when absent or not text), for assertions.
+pub fn header_text(headers: &reqwest::header::HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}

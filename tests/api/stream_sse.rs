@@ -49,13 +49,7 @@ async fn the_stream_has_event_stream_headers_and_opens_with_retry_then_connected
     let nurse = token("alice", "nurse", None);
     let resp = stream_get(&app, Some(&nurse), "patient_id=123").await;
     assert_eq!(resp.status(), 200);
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let header = |name: &str| header_text(resp.headers(), name);
     assert!(
         header("content-type").starts_with("text/event-stream"),
         "{}",

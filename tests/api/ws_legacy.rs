@@ -491,13 +491,7 @@ async fn ws_mode_deprecated_sends_headers_and_a_deprecation_frame_after_connecte
         "{notice}"
     );
     assert_eq!(notice["migrate_to"], "/api/v1/alerts/stream");
-    let header = |name: &str| {
-        ws.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let header = |name: &str| header_text(&ws.headers, name);
     assert!(!header("deprecation").is_empty(), "Deprecation header");
     assert_eq!(
         header("sunset"),
@@ -716,13 +710,7 @@ async fn a_handshake_in_another_websocket_version_is_426_naming_version_13() {
                 &[("sec-websocket-version", version)],
             )
             .await;
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let header = |name: &str| header_text(resp.headers(), name);
         let (offered, upgrade) = (header("sec-websocket-version"), header("upgrade"));
         let problem = expect_problem(resp, 426, &what).await;
         assert_eq!(offered, "13", "{what}: the version spoken is named");
