@@ -46,6 +46,9 @@ pub struct RedisBroker {
     local: InProcessBroker,
     outbox: mpsc::UnboundedSender<String>,
     subscribed: Arc<AtomicBool>,
+    /// Redis answered the publisher's last command (a PUBLISH, or a PING when idle)
+    /// within [`REDIS_ANSWER`].
+    reachable: Arc<AtomicBool>,
     /// This instance, in its care-team messages (so that it ignores their echoes).
     instance: String,
 }
@@ -60,7 +63,13 @@ impl RedisBroker {
         let client = redis::Client::open(url)?;
         let (outbox, inbox) = mpsc::unbounded_channel();
         let channel = channel(deployment_id);
-        actix_web::rt::spawn(publisher(client.clone(), channel.clone(), inbox));
+        let reachable = Arc::new(AtomicBool::new(true));
+        actix_web::rt::spawn(publisher(
+            client.clone(),
+            channel.clone(),
+            inbox,
+            Arc::clone(&reachable),
+        ));
         let subscribed = Arc::new(AtomicBool::new(false));
         let instance = uuid::Uuid::now_v7().to_string();
         actix_web::rt::spawn(subscriber(
@@ -74,6 +83,7 @@ impl RedisBroker {
             local: InProcessBroker::new(manager),
             outbox,
             subscribed,
+            reachable,
             instance,
         })
     }
@@ -107,41 +117,72 @@ impl Broker for RedisBroker {
     }
 
     fn connected(&self) -> Option<bool> {
-        Some(self.subscribed.load(Ordering::Relaxed))
+        Some(self.subscribed.load(Ordering::Relaxed) && self.reachable.load(Ordering::Relaxed))
     }
 }
+
+/// How long Redis may take to answer a command before it counts as gone. A frozen or
+/// overloaded Redis keeps its TCP connections open: without a bound the publisher waited
+/// for ever, its queue grew with every event, and readiness said "connected".
+const REDIS_ANSWER: Duration = Duration::from_secs(2);
+/// How often an idle publisher asks Redis whether it is there (PING).
+const REDIS_LIVENESS: Duration = Duration::from_secs(5);
 
 async fn publisher(
     client: redis::Client,
     channel: String,
     mut inbox: mpsc::UnboundedReceiver<String>,
+    reachable: Arc<AtomicBool>,
 ) {
     let mut backoff = Backoff::default();
     'connect: loop {
-        let mut conn = match client.get_connection_manager().await {
-            Ok(conn) => {
-                backoff.reset();
-                conn
-            }
-            Err(e) => {
-                log::warn!("redis publisher cannot connect: {e}");
-                backoff.wait().await;
-                continue;
-            }
-        };
-        while let Some(text) = inbox.recv().await {
-            let result: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg(&text)
-                .query_async(&mut conn)
-                .await;
-            if let Err(e) = result {
-                // Lost for Redis; the other instances' event-log poll delivers it.
-                log::warn!("redis publish failed: {e}");
-                continue 'connect;
-            }
+        let mut conn =
+            match tokio::time::timeout(REDIS_ANSWER, client.get_connection_manager()).await {
+                Ok(Ok(conn)) => {
+                    backoff.reset();
+                    conn
+                }
+                Ok(Err(e)) => {
+                    reachable.store(false, Ordering::Relaxed);
+                    log::warn!("redis publisher cannot connect: {e}");
+                    backoff.wait().await;
+                    continue;
+                }
+                Err(_) => {
+                    reachable.store(false, Ordering::Relaxed);
+                    log::warn!("redis publisher cannot connect: no answer within {REDIS_ANSWER:?}");
+                    backoff.wait().await;
+                    continue;
+                }
+            };
+        loop {
+            let command = match tokio::time::timeout(REDIS_LIVENESS, inbox.recv()).await {
+                Ok(Some(text)) => {
+                    let mut publish = redis::cmd("PUBLISH");
+                    publish.arg(&channel).arg(text);
+                    publish
+                }
+                Ok(None) => return,
+                Err(_) => redis::cmd("PING"),
+            };
+            let answer =
+                tokio::time::timeout(REDIS_ANSWER, command.query_async::<redis::Value>(&mut conn))
+                    .await;
+            let failure = match answer {
+                Ok(Ok(_)) => {
+                    reachable.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {REDIS_ANSWER:?}"),
+            };
+            // What was being published is lost for Redis; the other instances' event-log
+            // poll delivers it.
+            reachable.store(false, Ordering::Relaxed);
+            log::warn!("redis publisher: {failure}; reconnecting");
+            backoff.wait().await;
+            continue 'connect;
         }
-        return;
     }
 }
 

@@ -37,11 +37,13 @@ async fn redis_only_instance(redis: &str, database_url: Option<&str>) -> TestApp
 
 /// Waits until an instance's Redis subscription is up (it subscribes asynchronously).
 async fn broker_connected(app: &TestApp) {
-    eventually("the Redis subscription", || async {
-        let ready: Value = app.get("/readyz", "").await.json().await.ok()?;
-        (ready["broker"] == "connected").then_some(())
-    })
-    .await;
+    eventually("the Redis subscription", || broker_is(app, "connected")).await;
+}
+
+/// `Some` when readiness reports the broker as `want`.
+async fn broker_is(app: &TestApp, want: &str) -> Option<()> {
+    let ready: Value = app.get("/readyz", "").await.json().await.ok()?;
+    (ready["broker"] == want).then_some(())
 }
 
 #[actix_web::test]
@@ -562,4 +564,37 @@ async fn an_instance_shows_only_its_database_s_events_whatever_is_published_on_r
     let told = nurse_b.until(WAIT, |e| e.event == "scope_changed").await;
     let data: Value = serde_json::from_str(&told.data).expect("json");
     assert_eq!(data["added"], json!(["p-new"]), "{data}");
+}
+
+/// A frozen Redis (stopped, overloaded, a network that drops without resetting) keeps its
+/// TCP connections open: readiness said "connected" for as long as it lasted, and the
+/// publisher waited on it for ever with every event queued behind. Redis must answer
+/// within two seconds; until it does again the broker is "reconnecting", and delivery
+/// between instances goes on through the event log.
+#[actix_web::test]
+async fn a_frozen_redis_shows_as_reconnecting_and_delivery_goes_on_through_the_log() {
+    let redis = OwnRedis::start();
+    let a = spawn_app_with(|c| c.redis_url = Some(redis.url())).await;
+    let b = spawn_app_on(&a.database_url, |c| c.redis_url = Some(redis.url())).await;
+    for app in [&a, &b] {
+        broker_connected(app).await;
+    }
+    let mut sse_b = b.sse(&admin(), "patient_id=*").await;
+    sse_b.connected().await;
+
+    redis.freeze();
+    let during = a.raise("p1", "critical").await;
+    eventually("A's broker reconnecting", || broker_is(&a, "reconnecting")).await;
+    let event = sse_b.until(WAIT, |e| e.event == "alert").await;
+    assert_eq!(
+        event.id,
+        during["seq"].to_string(),
+        "delivered through the log"
+    );
+
+    redis.thaw();
+    eventually("A's broker connected again", || broker_is(&a, "connected")).await;
+    let after = a.raise("p1", "high").await;
+    let event = sse_b.until(WAIT, |e| e.event == "alert").await;
+    assert_eq!(event.id, after["seq"].to_string());
 }
