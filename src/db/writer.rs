@@ -62,6 +62,9 @@ pub const LOCKED: &str = "database is locked by another process";
 pub struct Writer {
     pool: DbPool,
     queue: Option<mpsc::Sender<Box<dyn Job>>>,
+    /// SQLite: the last batch failed because the disk is full (cleared by a commit, or by
+    /// readiness finding room again), and the directory the database grows in.
+    disk_full: Option<(Arc<AtomicBool>, PathBuf)>,
     /// `vigil_write_failures_total`, counted here for PostgreSQL's writes (the SQLite
     /// writer thread counts its own).
     failures: IntCounterVec,
@@ -123,6 +126,7 @@ impl Writer {
             return Ok(Self {
                 pool,
                 queue: None,
+                disk_full: None,
                 failures,
             });
         }
@@ -145,15 +149,22 @@ impl Writer {
             copied,
             asked: false,
         };
+        let disk_full = Arc::new(AtomicBool::new(false));
         let outcome = Outcome {
             failures: failures.clone(),
+            disk_full: Arc::clone(&disk_full),
         };
+        let directory = std::path::Path::new(pool::sqlite_path(&database.url))
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf);
         std::thread::Builder::new()
             .name("vigil-sqlite-writer".to_owned())
             .spawn(move || write_loop(&manager, &jobs, &mut wal, &outcome))?;
         Ok(Self {
             pool,
             queue: Some(queue),
+            disk_full: Some((disk_full, directory)),
             failures,
         })
     }
@@ -162,14 +173,20 @@ impl Writer {
     /// real one-page write (the event-log head rewritten unchanged) from a pooled
     /// connection that waits 0.5 s for the write lock — the writer's own
     /// batches last milliseconds, so a longer wait means another process holds it — so a
-    /// lock or a full disk shows before any alert meets it. PostgreSQL: nothing to add to
-    /// the read readiness has made.
+    /// lock or a full disk shows before any alert meets it. That page's rewrite needs no
+    /// new space (the log reuses its file after a checkpoint), so once a batch has failed
+    /// on a full disk, readiness also checks the database's directory still has room to
+    /// grow ([`room_to_grow`]): the instance stays unready until it has (it had answered
+    /// "ready" while every alert was refused), and turns ready again as soon as space is
+    /// freed, without waiting for a write to prove it. PostgreSQL: nothing to add to the
+    /// read readiness has made.
     pub async fn check_writable(&self, within: Duration) -> Result<(), (Failing, String)> {
         if self.queue.is_none() {
             // PostgreSQL: readiness's own read has just had a connection from the pool.
             return Ok(());
         }
-        let probe = super::run_within(&self.pool, within, |conn| {
+        let disk_full = self.disk_full.clone();
+        let probe = super::run_within(&self.pool, within, move |conn| {
             let AnyConnection::Sqlite(c) = conn else {
                 return Ok(Ok(()));
             };
@@ -179,7 +196,18 @@ impl Writer {
             set_busy(c, PROBE_BUSY_MS)?;
             let wrote = c.immediate_transaction(|c| diesel::sql_query(REWRITE_HEAD).execute(c));
             set_busy(c, pool::BUSY_TIMEOUT_MS)?;
-            Ok(wrote.map(|_| ()).map_err(|e| e.to_string()))
+            if let Err(e) = wrote {
+                return Ok(Err(e.to_string()));
+            }
+            if let Some((flag, directory)) = disk_full
+                && flag.load(Ordering::Relaxed)
+            {
+                if let Err(why) = room_to_grow(&directory) {
+                    return Ok(Err(why));
+                }
+                flag.store(false, Ordering::Relaxed);
+            }
+            Ok(Ok(()))
         });
         match probe.await {
             Ok(Ok(())) => Ok(()),
@@ -351,6 +379,8 @@ fn unavailable(why: &str) -> ApiError {
 /// How the writer thread reports its batches.
 struct Outcome {
     failures: IntCounterVec,
+    /// Shared with [`Writer::check_writable`].
+    disk_full: Arc<AtomicBool>,
 }
 
 impl Outcome {
@@ -358,7 +388,38 @@ impl Outcome {
         self.failures
             .with_label_values(&[cause.as_str()])
             .inc_by(writes as u64);
+        if cause == Failing::Full {
+            self.disk_full.store(true, Ordering::Relaxed);
+        }
     }
+
+    fn committed(&self) {
+        self.disk_full.store(false, Ordering::Relaxed);
+    }
+}
+
+/// How much room readiness wants to see before it calls a full disk free again: a few
+/// dozen alerts' worth of log, enough that the next write is not refused at once.
+const ROOM_TO_GROW: usize = 1024 * 1024;
+
+/// Whether [`ROOM_TO_GROW`] bytes can be written in `directory` now (a scratch file,
+/// written, synced and removed). `Err` reads as SQLite's own message, so it is named
+/// `full` like a refused write.
+fn room_to_grow(directory: &std::path::Path) -> Result<(), String> {
+    use std::io::Write;
+    let path = directory.join(format!(".vigil-readyz-{}", std::process::id()));
+    let tried = std::fs::File::create(&path).and_then(|mut file| {
+        file.write_all(&vec![0u8; ROOM_TO_GROW])?;
+        file.sync_data()
+    });
+    let _ = std::fs::remove_file(&path);
+    tried.map_err(|e| {
+        format!(
+            "database or disk is full: no room for {} KiB more in {} ({e})",
+            ROOM_TO_GROW / 1024,
+            directory.display()
+        )
+    })
 }
 
 fn write_loop(
@@ -408,6 +469,7 @@ fn write_loop(
         let writes = batch.len();
         match catch_unwind(AssertUnwindSafe(|| commit_batch(&mut open, batch))) {
             Ok(Batch::Committed) => {
+                outcome.committed();
                 wal.after_batch(&mut open);
                 conn = Some(open);
             }

@@ -249,3 +249,93 @@ async fn a_database_locked_by_another_process_answers_every_write_503_and_readin
     assert_eq!(stored, 1, "none of the refused alerts was stored: {list}");
     assert_eq!(app.raise("lk2", "high").await["patient_id"], "lk2");
 }
+
+/// A small filesystem of its own for one test (tmpfs; the suite runs as root, as
+/// `scripts/test.sh` says), unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a {size} tmpfs needs root (scripts/test.sh runs the suite as root)"
+        );
+        SmallDisk { dir }
+    }
+
+    /// Fills what is left with one file; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.dir.path().join("filler");
+        let mut file = std::fs::File::create(&path).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        while file.write_all(&chunk[..512]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A full disk: every write was refused with 503 (never a 201 for something not stored)
+/// while `/readyz` answered ready — its one-page test write needs no new space — so a
+/// load balancer kept sending producers to an instance that refused every alert. Once a
+/// write has failed on a full disk, readiness says `full` until the database's directory
+/// has room again, and then at once, without waiting for a write.
+#[actix_web::test]
+async fn a_full_disk_answers_503_readiness_says_full_until_space_returns() {
+    let disk = SmallDisk::mount("4m");
+    let database = disk.dir.path().join("full.db");
+    let app = spawn_app_on(&format!("sqlite://{}", database.display()), |_| {}).await;
+    app.raise("df0", "high").await;
+    let filler = disk.fill();
+
+    let mut refused = None;
+    for i in 0..500 {
+        let resp = app
+            .post_json(
+                "/api/v1/alerts",
+                &service(),
+                &alert_body(&format!("df-{i}"), "critical"),
+            )
+            .await;
+        match resp.status().as_u16() {
+            201 => continue,
+            503 => {
+                refused = Some(resp.json::<Value>().await.expect("problem"));
+                break;
+            }
+            other => panic!("POST on a full disk: {other}"),
+        }
+    }
+    let refused = refused.expect("a write refused on the full disk");
+    assert_eq!(
+        refused["detail"], "the database's disk is full; nothing was changed, retry later",
+        "{refused}"
+    );
+    let ready = app.get("/readyz", "").await;
+    assert_eq!(ready.status(), 503, "not ready while writes are refused");
+    let ready: Value = ready.json().await.expect("readiness problem");
+    assert_eq!(ready["database"], "full", "{ready}");
+
+    std::fs::remove_file(filler).expect("free the space");
+    let ready = app.get("/readyz", "").await;
+    assert_eq!(ready.status(), 200, "ready as soon as there is room again");
+    let stored = app.raise("df-after", "critical").await;
+    assert_eq!(stored["patient_id"], "df-after");
+}
