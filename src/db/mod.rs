@@ -50,6 +50,26 @@ where
     .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
 }
 
+/// Runs several reads on one snapshot of the database: an answer built from several
+/// queries (a list, the acknowledgments of its alerts, the log's head) then describes one
+/// moment. Read separately, an alert could show `open` beside an acknowledgment that
+/// already made it `acknowledged`, or a `last_seq` past the envelope's head. SQLite: a
+/// deferred transaction reads one snapshot from its first query; PostgreSQL: repeatable
+/// read (read committed takes a new snapshot per statement).
+pub fn on_one_snapshot<T>(
+    conn: &mut AnyConnection,
+    work: impl FnOnce(&mut AnyConnection) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    use diesel::{Connection, RunQueryDsl};
+    conn.transaction(|c| {
+        if matches!(c, AnyConnection::Postgresql(_)) {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(c)?;
+        }
+        work(c)
+    })
+}
+
 impl From<DieselError> for ApiError {
     fn from(err: DieselError) -> Self {
         let unavailable = match &err {

@@ -261,11 +261,13 @@ pub async fn get_alert(
     }
     let principal = principal.clone();
     db::run(&state.pool, move |conn| {
-        let allowed = allowed_in(conn, &principal)?;
-        match load_alert(conn, &id)? {
-            Some(alert) if allowed.contains(&alert.patient_id) => Ok(alert),
-            _ => Err(no_alert(&id)),
-        }
+        db::on_one_snapshot(conn, |conn| {
+            let allowed = allowed_in(conn, &principal)?;
+            match load_alert(conn, &id)? {
+                Some(alert) if allowed.contains(&alert.patient_id) => Ok(alert),
+                _ => Err(no_alert(&id)),
+            }
+        })
     })
     .await
 }
@@ -284,23 +286,25 @@ pub async fn list_alerts(
     }
     let principal = principal.clone();
     db::run(&state.pool, move |conn| {
-        let allowed = allowed_in(conn, &principal)?;
-        query.requested.authorize(principal.role, &allowed)?;
-        let head = events::head(conn)?;
-        let filter = alerts::ListFilter {
-            patients: query
-                .requested
-                .effective(&allowed)
-                .map(|s| s.into_iter().collect()),
-            status: query.status.map(|s| s.as_str().to_owned()),
-            severity: query.severity.map(|s| s.as_str().to_owned()),
-            after: query.after,
-            limit: query.limit,
-        };
-        let rows = alerts::list(conn, &filter)?;
-        Ok(AlertList {
-            alerts: with_acks(conn, rows)?,
-            last_seq: head,
+        db::on_one_snapshot(conn, |conn| {
+            let allowed = allowed_in(conn, &principal)?;
+            query.requested.authorize(principal.role, &allowed)?;
+            let head = events::head(conn)?;
+            let filter = alerts::ListFilter {
+                patients: query
+                    .requested
+                    .effective(&allowed)
+                    .map(|s| s.into_iter().collect()),
+                status: query.status.map(|s| s.as_str().to_owned()),
+                severity: query.severity.map(|s| s.as_str().to_owned()),
+                after: query.after,
+                limit: query.limit,
+            };
+            let rows = alerts::list(conn, &filter)?;
+            Ok(AlertList {
+                alerts: with_acks(conn, rows)?,
+                last_seq: head,
+            })
         })
     })
     .await

@@ -677,3 +677,54 @@ async fn api_answers_are_not_stored_by_caches_and_the_stream_keeps_its_own_heade
         .expect("stream");
     assert_eq!(stream.headers()["cache-control"], "no-cache");
 }
+
+/// A list is one moment of the database: its alerts, their acknowledgments and the log's
+/// head were read by separate queries, so under concurrent acknowledgments an answer
+/// could carry an alert whose `last_seq` is past the envelope's head, or an alert still
+/// `open` beside the acknowledgment that made it `acknowledged`.
+#[actix_web::test]
+async fn a_list_under_concurrent_acknowledgments_is_one_consistent_snapshot() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(id(&app.raise(&format!("snap-{i}"), "high").await));
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let acking = async {
+        for round in 0..150 {
+            let status = if round % 2 == 0 {
+                "acknowledged"
+            } else {
+                "escalated"
+            };
+            let resp = app
+                .ack(&admin(), &ids[round % ids.len()], status, None)
+                .await;
+            assert_eq!(resp.status(), 200);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let polling = async {
+        let mut polls = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) || polls < 20 {
+            polls += 1;
+            let list = app.get_ok("/api/v1/alerts?limit=500", &admin()).await;
+            let head = list["last_seq"].as_i64().expect("head");
+            for alert in list["alerts"].as_array().expect("alerts") {
+                assert!(
+                    alert["last_seq"].as_i64().expect("last_seq") <= head,
+                    "an alert changed after the envelope's head: {alert} (head {head})"
+                );
+                let latest = alert["acknowledgments"]
+                    .as_array()
+                    .and_then(|acks| acks.last())
+                    .map_or("open", |ack| ack["status"].as_str().unwrap_or("?"));
+                assert_eq!(
+                    alert["status"], latest,
+                    "status and audit trail disagree: {alert}"
+                );
+            }
+        }
+    };
+    tokio::join!(acking, polling);
+}
