@@ -134,6 +134,8 @@ pub async fn ws_endpoint(
         last_ping: Instant::now(),
         request_id: crate::request_id::of(&req),
         delivered: state.metrics.delivery_seconds.with_label_values(&["ws"]),
+        subscribing: false,
+        next_subscribe: None,
     };
     let mut response = ws::WsResponseBuilder::new(session, &req, payload)
         .frame_size(CODEC_MAX_FRAME)
@@ -256,6 +258,14 @@ pub struct WsSession {
     request_id: Option<String>,
     /// `vigil_delivery_seconds{transport="ws"}`, looked up once.
     delivered: Histogram,
+    /// A `subscribe` is being applied (its care-team read and the manager's answer).
+    subscribing: bool,
+    /// The `subscribe` that arrived meanwhile, applied next; any earlier one waiting is
+    /// answered `superseded` (a subscribe replaces the subscription, so only the last
+    /// counts). One at a time per session: a token flooding `subscribe` frames had every
+    /// one read the database and queue for the manager, and alerts for everyone waited
+    /// seconds behind them.
+    next_subscribe: Option<Requested>,
 }
 
 /// A client text frame that [`parse_client_frame`] accepted: its `type` is known. Its
@@ -468,6 +478,22 @@ impl WsSession {
                 return;
             }
         };
+        if self.subscribing {
+            if self.next_subscribe.replace(requested).is_some() {
+                ctx.text(error_frame(
+                    "superseded",
+                    "a later subscribe replaced this one before it was applied",
+                ));
+            }
+            return;
+        }
+        self.apply_subscribe(requested, ctx);
+    }
+
+    /// Checks `requested` against a fresh read of the caller's scope and has the manager
+    /// apply it; then applies the subscribe that arrived meanwhile, if any.
+    fn apply_subscribe(&mut self, requested: Requested, ctx: &mut ws::WebsocketContext<Self>) {
+        self.subscribing = true;
         let state = self.state.clone();
         let principal = self.principal.clone();
         let conn_id = self.conn_id;
@@ -487,12 +513,18 @@ impl WsSession {
                 .await
                 .map_err(|_| ApiError::ManagerUnavailable)
         };
-        ctx.spawn(work.into_actor(self).map(|result, _, ctx| match result {
-            Ok(patients) => {
-                let patients = patients.unwrap_or_else(|| vec!["*".to_owned()]);
-                ctx.text(json!({"type": "subscribed", "patient_ids": patients}).to_string());
+        ctx.spawn(work.into_actor(self).map(|result, act, ctx| {
+            match result {
+                Ok(patients) => {
+                    let patients = patients.unwrap_or_else(|| vec!["*".to_owned()]);
+                    ctx.text(json!({"type": "subscribed", "patient_ids": patients}).to_string());
+                }
+                Err(e) => ctx.text(error_frame(e.code(), &e.client_detail())),
             }
-            Err(e) => ctx.text(error_frame(e.code(), &e.client_detail())),
+            act.subscribing = false;
+            if let Some(next) = act.next_subscribe.take() {
+                act.apply_subscribe(next, ctx);
+            }
         }));
     }
 

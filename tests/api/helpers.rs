@@ -463,6 +463,17 @@ impl WsClient {
         self.send_text(&value.to_string()).await;
     }
 
+    /// Sends JSON frames back to back, flushed once (as one burst on the wire).
+    pub async fn send_burst(&mut self, values: &[Value]) {
+        for value in values {
+            self.stream
+                .feed(Message::text(value.to_string()))
+                .await
+                .expect("feed");
+        }
+        self.stream.flush().await.expect("flush");
+    }
+
     /// Sends a raw message.
     pub async fn send(&mut self, message: Message) {
         self.stream.send(message).await.expect("send");

@@ -205,6 +205,58 @@ async fn subscribe_narrows_the_session_and_an_out_of_scope_subscribe_changes_not
     );
 }
 
+/// A token flooding `subscribe` frames (each one allowed: its own patient) had every
+/// frame read the database and queue for the manager, whose mailbox every alert passes
+/// through: alerts for everyone took seconds. A session applies one subscribe at a time,
+/// and of those arriving meanwhile only the last: each earlier one is answered
+/// `superseded`. Every frame is answered, the last one applies, and an alert raised
+/// right after the burst arrives on the subscription it set.
+#[actix_web::test]
+async fn a_burst_of_subscribes_is_applied_one_at_a_time_and_the_last_one_wins() {
+    let app = spawn_app().await;
+    for bed in ["bed-1", "bed-2"] {
+        app.assign(bed, "alice").await;
+    }
+    let nurse = token("alice", "nurse", None);
+    let (mut ws, _) = ws_ready(&app, &nurse, "").await;
+    let burst: Vec<Value> = (0..300)
+        .map(|i| {
+            let bed = if i % 2 == 0 { "bed-1" } else { "bed-2" };
+            json!({"type": "subscribe", "patient_ids": [bed]})
+        })
+        .collect();
+    ws.send_burst(&burst).await;
+    let (mut subscribed, mut superseded) = (Vec::new(), 0);
+    while subscribed.len() + superseded < burst.len() {
+        let frame = ws
+            .next_json(WAIT)
+            .await
+            .expect("an answer to every subscribe");
+        match (frame["type"].as_str(), frame["code"].as_str()) {
+            (Some("subscribed"), _) => subscribed.push(frame["patient_ids"].clone()),
+            (Some("error"), Some("superseded")) => superseded += 1,
+            _ => panic!("unexpected frame: {frame}"),
+        }
+    }
+    assert!(
+        superseded > 0,
+        "a burst is not applied frame by frame ({} applied)",
+        subscribed.len()
+    );
+    assert_eq!(
+        subscribed.last(),
+        Some(&json!(["bed-2"])),
+        "the last one wins"
+    );
+    app.raise("bed-1", "critical").await;
+    let alert = app.raise("bed-2", "critical").await;
+    let frame = ws.next_json(WAIT).await.expect("alert");
+    assert_eq!(
+        frame["alert"]["id"], alert["id"],
+        "only bed-2 is subscribed: {frame}"
+    );
+}
+
 /// A dashboard must learn that its patients changed: a newly assigned patient's open
 /// alerts were raised before and will never come as frames (the SSE `scope_changed`).
 #[actix_web::test]
