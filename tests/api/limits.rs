@@ -405,6 +405,50 @@ fn status_line(received: &[u8]) -> String {
         .to_owned()
 }
 
+/// Threat: a request head declaring a chunked body that never comes, without any
+/// credentials. It was answered at once, and then the connection was held for good
+/// (actix-http drained the unread body to keep the connection, with no timer): a few
+/// hundred used up the process's open files. Now the answer ends the connection. A
+/// chunked body that is read keeps its connection as before.
+#[actix_web::test]
+async fn a_chunked_request_whose_body_is_not_read_is_answered_and_its_connection_closed() {
+    let app = spawn_app().await;
+    for head in [
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned(),
+        "POST /api/v1/alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned(),
+    ] {
+        let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connect");
+        stream.write_all(head.as_bytes()).await.expect("write the head");
+        let received = read_until_closed(&mut stream, WAIT).await;
+        let line = status_line(&received);
+        assert!(
+            line.starts_with("HTTP/1.1 200") || line.starts_with("HTTP/1.1 401"),
+            "{head:?} got {line:?}"
+        );
+    }
+
+    // A chunked body that is read: answered, and the connection serves the next request.
+    let body = serde_json::to_string(&alert_body("chunked-1", "high")).expect("json");
+    let request = format!(
+        "POST /api/v1/alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        service(),
+        body.len()
+    );
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let received =
+        String::from_utf8_lossy(&read_until_closed(&mut stream, WAIT).await).into_owned();
+    assert!(received.starts_with("HTTP/1.1 201"), "{received}");
+    assert!(
+        received.contains("HTTP/1.1 200 OK"),
+        "the same connection answered the next request: {received}"
+    );
+}
+
 #[actix_web::test]
 async fn slowloris_connections_are_cut_off_after_the_request_timeout_while_others_are_served() {
     // Threat: slowloris, connections that open and never finish (or never start) a request

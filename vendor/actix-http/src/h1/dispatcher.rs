@@ -1532,10 +1532,11 @@ fn should_close_for_unread_payload(
     payload: Option<&PayloadSender>,
     payload_drainable: bool,
 ) -> bool {
-    let payload_unfinished = payload.is_some();
-    let drain_payload = payload.is_some_and(|pl| pl.is_dropped()) && payload_drainable;
-
-    payload_unfinished && !drain_payload
+    // Vigil: a chunked body the handler left unread is not drained to keep the
+    // connection: draining had no timer, so a request head without its body held the
+    // connection for good (see vendor/actix-http.patch).
+    let _ = payload_drainable;
+    payload.is_some()
 }
 
 #[allow(dead_code)]
