@@ -176,7 +176,7 @@ impl Writer {
     /// lock or a full disk shows before any alert meets it. That page's rewrite needs no
     /// new space (the log reuses its file after a checkpoint), so once a batch has failed
     /// on a full disk, readiness also checks the database's directory still has room to
-    /// grow ([`room_to_grow`]): the instance stays unready until it has (it had answered
+    /// grow (`room_to_grow`): the instance stays unready until it has (it had answered
     /// "ready" while every alert was refused), and turns ready again as soon as space is
     /// freed, without waiting for a write to prove it. PostgreSQL: nothing to add to the
     /// read readiness has made.
