@@ -137,7 +137,7 @@ pub async fn ws_endpoint(
         subscribing: false,
         next_subscribe: None,
     };
-    let mut response = ws::WsResponseBuilder::new(session, &req, payload)
+    let mut response = ws::WsResponseBuilder::new(session, &req, frames_then_end(payload))
         .frame_size(CODEC_MAX_FRAME)
         .start()
         .map_err(|e| ApiError::BadRequest(format!("WebSocket handshake failed: {e}")))?;
@@ -162,6 +162,28 @@ pub async fn ws_endpoint(
         );
     }
     Ok(response)
+}
+
+/// The connection's bytes, ending where the connection does. actix-web-actors turns a
+/// read error (the client's FIN arrives as "payload reached EOF": half-closed clients
+/// are treated as gone) into a protocol error at once, dropping the frames it had read
+/// but not yet decoded: an `ack` sent just before a dashboard's process exited was lost
+/// about half the time. Ended instead, the stream decodes and hands over every complete
+/// frame first, then ends the session.
+fn frames_then_end(
+    payload: web::Payload,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, actix_web::error::PayloadError>> + 'static
+{
+    use futures_util::StreamExt;
+    payload.scan((), |(), chunk| {
+        std::future::ready(match chunk {
+            Ok(bytes) => Some(Ok(bytes)),
+            Err(e) => {
+                log::debug!("websocket connection ended: {e}");
+                None
+            }
+        })
+    })
 }
 
 /// The one WebSocket version spoken here (RFC 6455).

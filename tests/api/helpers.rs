@@ -488,6 +488,14 @@ impl WsClient {
         socket.flush().await.expect("flush");
     }
 
+    /// Ends the sending side of the connection (TCP FIN), as a client process that exits
+    /// or a connection that drops does.
+    pub async fn shut_down_sending(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        let socket = self.stream.get_mut();
+        socket.shutdown().await.expect("shutdown");
+    }
+
     /// The next JSON text frame (pings/pongs skipped); `None` on close.
     pub async fn next_json(&mut self, timeout: Duration) -> Option<Value> {
         let deadline = Instant::now() + timeout;
