@@ -130,6 +130,7 @@ impl Metrics {
             "unknown",
             "binary",
             "fragment",
+            "flood",
         ] {
             ws_frames.with_label_values(&[frame]);
         }

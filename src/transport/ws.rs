@@ -136,6 +136,7 @@ pub async fn ws_endpoint(
         delivered: state.metrics.delivery_seconds.with_label_values(&["ws"]),
         subscribing: false,
         next_subscribe: None,
+        frame_window: (Instant::now(), 0),
     };
     let mut response = ws::WsResponseBuilder::new(session, &req, frames_then_end(payload))
         .frame_size(CODEC_MAX_FRAME)
@@ -288,7 +289,17 @@ pub struct WsSession {
     /// one read the database and queue for the manager, and alerts for everyone waited
     /// seconds behind them.
     next_subscribe: Option<Requested>,
+    /// The current one-second window of [`MAX_FRAMES_PER_SECOND`]: when it began, and the
+    /// frames received in it.
+    frame_window: (Instant, u32),
 }
+
+/// Frames a dashboard may send in one second before its session is closed (1008). A
+/// person acknowledges a few alerts a minute; a client sending more is broken or hostile,
+/// and every frame it sends is work on the worker thread its connection shares with
+/// other clients' requests and streams: one session flooding `ack` frames delayed alerts
+/// for everyone on that thread by seconds.
+pub const MAX_FRAMES_PER_SECOND: u32 = 100;
 
 /// A client text frame that [`parse_client_frame`] accepted: its `type` is known. Its
 /// other fields are checked when it is handled (a bad one gets an `error` frame then).
@@ -645,9 +656,46 @@ impl Actor for WsSession {
     }
 }
 
+impl WsSession {
+    /// Counts a received frame; `false` once the session has sent more than
+    /// [`MAX_FRAMES_PER_SECOND`] in the current second.
+    fn within_frame_budget(&mut self, now: Instant) -> bool {
+        let (started, count) = &mut self.frame_window;
+        if now.duration_since(*started) >= Duration::from_secs(1) {
+            *started = now;
+            *count = 0;
+        }
+        *count = count.saturating_add(1);
+        *count <= MAX_FRAMES_PER_SECOND
+    }
+}
+
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        self.last_heard = Instant::now();
+        let now = Instant::now();
+        self.last_heard = now;
+        if !self.within_frame_budget(now) {
+            // Closed at the first frame over; the rest that were already read are dropped.
+            if self.frame_window.1 == MAX_FRAMES_PER_SECOND + 1 {
+                log::info!(
+                    "websocket session sent more than {MAX_FRAMES_PER_SECOND} frames in a second, closing connection_id={}",
+                    self.conn_id
+                );
+                self.count("flood");
+                end_session(
+                    ctx,
+                    Some(error_frame(
+                        "too_many_frames",
+                        &format!(
+                            "more than {MAX_FRAMES_PER_SECOND} frames in a second; reconnect and send fewer"
+                        ),
+                    )),
+                    ws::CloseCode::Policy,
+                    "too many frames",
+                );
+            }
+            return;
+        }
         match msg {
             Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
             Ok(ws::Message::Binary(_)) => {

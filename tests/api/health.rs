@@ -503,6 +503,7 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
                 "unknown",
                 "binary",
                 "fragment",
+                "flood",
             ],
         ),
         (

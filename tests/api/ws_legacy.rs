@@ -219,7 +219,8 @@ async fn a_burst_of_subscribes_is_applied_one_at_a_time_and_the_last_one_wins() 
     }
     let nurse = token("alice", "nurse", None);
     let (mut ws, _) = ws_ready(&app, &nurse, "").await;
-    let burst: Vec<Value> = (0..300)
+    // Within the session's frame budget (vigil::transport::ws::MAX_FRAMES_PER_SECOND).
+    let burst: Vec<Value> = (0..90)
         .map(|i| {
             let bed = if i % 2 == 0 { "bed-1" } else { "bed-2" };
             json!({"type": "subscribe", "patient_ids": [bed]})
@@ -254,6 +255,45 @@ async fn a_burst_of_subscribes_is_applied_one_at_a_time_and_the_last_one_wins() 
     assert_eq!(
         frame["alert"]["id"], alert["id"],
         "only bed-2 is subscribed: {frame}"
+    );
+}
+
+/// A session flooding frames of any kind (here `ack`s for alerts that do not exist,
+/// answered cheaply, but each one work on the worker thread other clients share) delayed
+/// alerts for everyone on that thread by seconds. Past 100 frames in a second the session
+/// is told why and closed (1008); other clients never notice.
+#[actix_web::test]
+async fn a_session_sending_more_than_its_frame_budget_is_closed_and_others_go_on() {
+    let app = spawn_app().await;
+    let nurse = nurse_on_ward(&app).await;
+    let (mut calm, _) = ws_ready(&app, &nurse, "").await;
+    let (mut flood, _) = ws_ready(&app, &admin(), "").await;
+    let frames: Vec<Value> = (0..vigil::transport::ws::MAX_FRAMES_PER_SECOND + 50)
+        .map(|_| json!({"type": "ack", "alert_id": uuid::Uuid::now_v7().to_string()}))
+        .collect();
+    flood.send_burst(&frames).await;
+    let told = loop {
+        let frame = flood
+            .next_json(WAIT)
+            .await
+            .expect("told why before the close");
+        if frame["type"] == "error" {
+            break frame;
+        }
+        assert_eq!(frame["type"], "ack_result", "{frame}");
+    };
+    assert_eq!(told["code"], "too_many_frames", "{told}");
+    let close = flood.closed(WAIT).await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1008, "closed for policy: {close:?}");
+
+    let alert = app.raise("ward", "critical").await;
+    let frame = calm.until_type("alert").await;
+    assert_eq!(frame["alert"]["id"], alert["id"]);
+    let metrics = app.metrics_text().await;
+    assert_eq!(
+        metric_sample(&metrics, "vigil_ws_frames_total", &[("type", "flood")]),
+        Some(1.0),
+        "{metrics}"
     );
 }
 
