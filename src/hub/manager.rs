@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::mpsc::error::TrySendError;
 
+use super::care_team_memory::CareTeamMemory;
 use super::event::{CareTeamChange, StoredEvent};
 use super::messages::*;
 use super::subscriptions::{ConnId, Entry, ScopeChange, Subscriptions};
@@ -32,9 +33,9 @@ const LOG_BATCH: i64 = 1000;
 const CARE_TEAM_POLLS: u32 = 5;
 /// How often token expiry is checked.
 const EXPIRY_TICK: Duration = Duration::from_secs(1);
-/// How long care-team changes are remembered for registrations whose scope was read
-/// before the change was applied (far longer than reading a scope ever takes).
-const CARE_TEAM_MEMORY: Duration = Duration::from_secs(300);
+/// At most this many announced care-team changes wait for their confirming read; past
+/// it the oldest are dropped and the care teams are read back whole instead.
+const MAX_CLAIMS_WAITING: usize = 10_000;
 /// SSE streams get their heartbeat in this many groups, one group per tick, spread over
 /// the heartbeat period. All at once, 10,000 streams meant 10,000 socket writes in one
 /// burst, and alerts raised during it waited 60–80 ms behind them.
@@ -75,7 +76,7 @@ pub struct AlertConnectionManager {
     streams_per_user: HashMap<String, usize>,
     head: i64,
     pending: BTreeMap<i64, (StoredEvent, Instant)>,
-    recent_care_team: VecDeque<(Instant, CareTeamChange)>,
+    recent_care_team: CareTeamMemory,
     reading_log: bool,
     /// The largest event number another instance announced that no log read has covered
     /// yet (read as soon as the log read in flight, if any, is done).
@@ -108,7 +109,7 @@ impl AlertConnectionManager {
             streams_per_user: HashMap::new(),
             head,
             pending: BTreeMap::new(),
-            recent_care_team: VecDeque::new(),
+            recent_care_team: CareTeamMemory::default(),
             reading_log: false,
             announced: None,
             care_team_claims: VecDeque::new(),
@@ -190,11 +191,7 @@ impl AlertConnectionManager {
         if !role.uses_care_team() {
             return;
         }
-        for (_, change) in self
-            .recent_care_team
-            .iter()
-            .filter(|(at, c)| *at >= since && c.user_id == user_id)
-        {
+        for change in self.recent_care_team.of_user_since(user_id, since) {
             if change.assigned {
                 set.insert(change.patient_id.clone());
             } else {
@@ -385,15 +382,7 @@ impl AlertConnectionManager {
             change.assigned,
         );
         self.tell_scope_changes(altered);
-        let now = Instant::now();
-        while self
-            .recent_care_team
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > CARE_TEAM_MEMORY)
-        {
-            self.recent_care_team.pop_front();
-        }
-        self.recent_care_team.push_back((received, change));
+        self.recent_care_team.remember(received, change);
     }
 
     /// Applies the care-team changes other instances announced that the database
@@ -693,6 +682,12 @@ impl Handler<CareTeamChanged> for AlertConnectionManager {
 impl Handler<CareTeamAnnounced> for AlertConnectionManager {
     type Result = ();
     fn handle(&mut self, msg: CareTeamAnnounced, ctx: &mut Context<Self>) {
+        if self.care_team_claims.len() >= MAX_CLAIMS_WAITING {
+            // A flood (real changes do not come by the ten thousand): the read-back puts
+            // the streams right from the database whatever was dropped.
+            self.care_team_claims.pop_front();
+            self.read_back_care_teams(ctx);
+        }
         self.care_team_claims.push_back((Instant::now(), msg.0));
         self.confirm_care_team_claims(ctx);
     }

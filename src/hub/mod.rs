@@ -1,6 +1,7 @@
 //! Real-time fan-out: the broker seam (where committed events enter), the manager actor
 //! and its pure subscription table.
 
+pub mod care_team_memory;
 pub mod event;
 pub mod manager;
 pub mod messages;
