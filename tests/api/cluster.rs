@@ -35,6 +35,17 @@ async fn redis_only_instance(redis: &str, database_url: Option<&str>) -> TestApp
     }
 }
 
+/// Two instances on a new database and `redis` (event-log poll at its default), both
+/// subscribed.
+async fn two_instances_connected(redis: &str) -> (TestApp, TestApp) {
+    let a = spawn_app_with(|c| c.redis_url = Some(redis.to_owned())).await;
+    let b = spawn_app_on(&a.database_url, |c| c.redis_url = Some(redis.to_owned())).await;
+    for app in [&a, &b] {
+        broker_connected(app).await;
+    }
+    (a, b)
+}
+
 /// Waits until an instance's Redis subscription is up (it subscribes asynchronously).
 async fn broker_connected(app: &TestApp) {
     eventually("the Redis subscription", || broker_is(app, "connected")).await;
@@ -343,11 +354,7 @@ async fn a_postgres_outage_answers_503_never_201_and_streams_recover() {
 #[actix_web::test]
 async fn an_instance_ignores_the_redis_echo_of_its_own_care_team_changes() {
     let redis = OwnRedis::start();
-    let a = spawn_app_with(|c| c.redis_url = Some(redis.url())).await;
-    let b = spawn_app_on(&a.database_url, |c| c.redis_url = Some(redis.url())).await;
-    for app in [&a, &b] {
-        broker_connected(app).await;
-    }
+    let (a, b) = two_instances_connected(&redis.url()).await;
     a.assign("anchor", "erin").await;
     let mut sse = a.sse(&token("erin", "nurse", None), "").await;
     sse.connected().await;
@@ -574,11 +581,7 @@ async fn an_instance_shows_only_its_database_s_events_whatever_is_published_on_r
 #[actix_web::test]
 async fn a_frozen_redis_shows_as_reconnecting_and_delivery_goes_on_through_the_log() {
     let redis = OwnRedis::start();
-    let a = spawn_app_with(|c| c.redis_url = Some(redis.url())).await;
-    let b = spawn_app_on(&a.database_url, |c| c.redis_url = Some(redis.url())).await;
-    for app in [&a, &b] {
-        broker_connected(app).await;
-    }
+    let (a, b) = two_instances_connected(&redis.url()).await;
     let mut sse_b = b.sse(&admin(), "patient_id=*").await;
     sse_b.connected().await;
 
