@@ -1,6 +1,7 @@
 //! Values from outside (a token's `sub`) in `key=value` log lines. A user id may hold a
 //! space, an `=` or a bidirectional control (`sub` = `svc user_id=root` logged as
-//! `user_id=svc user_id=root` reads as two fields): such a value is written quoted and
+//! `user_id=svc user_id=root` reads as two fields) or an invisible character (a zero-width
+//! space makes another user look like `alice`): such a value is written quoted and
 //! escaped, like logfmt does; plain ones are written as they are, so `grep user_id=alice`
 //! keeps working.
 
@@ -12,12 +13,27 @@ pub fn quoted_if_needed(value: &str) -> Cow<'_, str> {
         !c.is_whitespace()
             && !c.is_control()
             && !matches!(c, '=' | '"' | '\\' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+            && !is_invisible(c)
     });
     if plain {
         Cow::Borrowed(value)
     } else {
         Cow::Owned(format!("{value:?}"))
     }
+}
+
+/// Characters that print as nothing: `alice` with a zero-width space read as `alice` in
+/// the log while being another user.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{FEFF}'
+    )
 }
 
 #[cfg(test)]
@@ -31,5 +47,9 @@ mod tests {
         assert_eq!(quoted_if_needed("svc user_id=root"), "\"svc user_id=root\"");
         assert_eq!(quoted_if_needed("a\u{202e}b"), "\"a\\u{202e}b\"");
         assert_eq!(quoted_if_needed(""), "\"\"");
+        // Another user than `alice`, and it must look like one.
+        assert_eq!(quoted_if_needed("ali\u{200b}ce"), "\"ali\\u{200b}ce\"");
+        assert_eq!(quoted_if_needed("\u{feff}alice"), "\"\\u{feff}alice\"");
+        assert_eq!(quoted_if_needed("josé"), "josé");
     }
 }
