@@ -379,7 +379,7 @@ fn a_database_migrated_by_a_newer_vigil_is_refused_naming_the_migration() {
 }
 
 #[actix_web::test]
-async fn the_pages_answer_head_like_get_without_a_body() {
+async fn the_pages_answer_head_like_get_without_a_body_and_refuse_to_be_framed() {
     let app = spawn_app().await;
     for page in ["/", "/legacy"] {
         let resp = app.client.head(app.url(page)).send().await.expect("HEAD");
@@ -390,6 +390,14 @@ async fn the_pages_answer_head_like_get_without_a_body() {
                 .unwrap_or_default()
                 .starts_with("text/html"),
             "HEAD {page} describes the HTML page"
+        );
+        // Never framed by another site (a framed, signed-in console could be clicked
+        // into acknowledging alerts).
+        assert_eq!(resp.headers()["x-frame-options"], "DENY", "{page}");
+        assert!(
+            header_text(resp.headers(), "content-security-policy")
+                .contains("frame-ancestors 'none'"),
+            "{page}"
         );
         assert!(
             resp.bytes().await.expect("body").is_empty(),
