@@ -217,14 +217,21 @@ fn print_backlog(backlog: &Backlog, known: &Known, colours: bool) {
         n => println!("{n} unresolved alerts, oldest first:"),
     }
     for alert in &backlog.alerts {
-        remember(alert, known);
-        let seq = alert
-            .get("last_seq")
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        println!("{}", format_alert(alert, &seq, colours));
+        print_alert(alert, "", known, colours);
     }
     let _ = std::io::stdout().flush();
+}
+
+/// Prints an alert's line (numbered by its latest change) and remembers its id for
+/// `--ack`.
+#[allow(clippy::print_stdout)]
+fn print_alert(alert: &Value, prefix: &str, known: &Known, colours: bool) {
+    remember(alert, known);
+    let seq = alert
+        .get("last_seq")
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    println!("{prefix}{}", format_alert(alert, &seq, colours));
 }
 
 /// Lets `--ack` find an alert by the short id printed for it.
@@ -416,12 +423,7 @@ fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
         }
         _ => return,
     };
-    let seq = alert
-        .get("last_seq")
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    remember(&alert, known);
-    println!("{prefix}{}", format_alert(&alert, &seq, colours));
+    print_alert(&alert, prefix, known, colours);
     let _ = std::io::stdout().flush();
 }
 

@@ -197,26 +197,25 @@ impl Writer {
             let wrote = c.immediate_transaction(|c| diesel::sql_query(REWRITE_HEAD).execute(c));
             set_busy(c, pool::BUSY_TIMEOUT_MS)?;
             if let Err(e) = wrote {
-                return Ok(Err(e.to_string()));
+                let why = e.to_string();
+                return Ok(Err((Failing::of_error(&why), why)));
             }
             if let Some((flag, directory)) = disk_full
                 && flag.load(Ordering::Relaxed)
             {
                 if let Err(why) = room_to_grow(&directory) {
-                    return Ok(Err(why));
+                    return Ok(Err((Failing::Full, why)));
                 }
                 flag.store(false, Ordering::Relaxed);
             }
             Ok(Ok(()))
         });
-        match probe.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(why)) => Err((Failing::of_error(&why), why)),
-            Err(e) => Err((
+        probe.await.unwrap_or_else(|e| {
+            Err((
                 Failing::Unreachable,
                 e.internal_chain().unwrap_or_else(|| e.to_string()),
-            )),
-        }
+            ))
+        })
     }
 
     /// Runs `work` in a transaction of its own (PostgreSQL) or in a savepoint of the
@@ -403,8 +402,7 @@ impl Outcome {
 const ROOM_TO_GROW: usize = 1024 * 1024;
 
 /// Whether [`ROOM_TO_GROW`] bytes can be written in `directory` now (a scratch file,
-/// written, synced and removed). `Err` reads as SQLite's own message, so it is named
-/// `full` like a refused write.
+/// written, synced and removed); `Err` says why not.
 fn room_to_grow(directory: &std::path::Path) -> Result<(), String> {
     use std::io::Write;
     let path = directory.join(format!(".vigil-readyz-{}", std::process::id()));
