@@ -5,6 +5,7 @@
 //! an `error` frame; the session stays up. A dashboard that reconnects with
 //! `last_event_id` is replayed what it missed first, as SSE clients are.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -136,6 +137,7 @@ pub async fn ws_endpoint(
         delivered: state.metrics.delivery_seconds.with_label_values(&["ws"]),
         subscribing: false,
         next_subscribe: None,
+        named: None,
         frame_window: (Instant::now(), 0),
     };
     let mut response = ws::WsResponseBuilder::new(session, &req, frames_then_end(payload))
@@ -226,26 +228,29 @@ struct PendingReplay {
 /// stays well under a MiB however large the budget.
 const WS_REPLAY_BATCH: i64 = 50;
 
-/// Reads and encodes `range` as WebSocket frames, `(seq, frame)`; `None` as soon as the
-/// frames pass `max_bytes`.
+/// One missed event, encoded: its `seq`, its patient and the frame.
+type ReplayFrame = (i64, String, bytestring::ByteString);
+
+/// Reads and encodes `range` as WebSocket frames; `None` as soon as the frames pass
+/// `max_bytes`.
 fn read_replay(
     conn: &mut db::AnyConnection,
     range: ReplayRange,
     max_bytes: usize,
-) -> diesel::QueryResult<Option<Vec<(i64, bytestring::ByteString)>>> {
+) -> diesel::QueryResult<Option<Vec<ReplayFrame>>> {
     let mut frames = Vec::new();
     let mut bytes = 0usize;
     let mut next = Some(range);
     while let Some(range) = next {
         let (events, rest) = range.read_batch(conn, WS_REPLAY_BATCH)?;
         for event in events {
-            let seq = event.seq;
+            let (seq, patient) = (event.seq, event.patient_id.clone());
             let frame = EncodedEvent::new(event).ws().clone();
             bytes += frame.len();
             if bytes > max_bytes {
                 return Ok(None);
             }
-            frames.push((seq, frame));
+            frames.push((seq, patient, frame));
         }
         next = rest;
     }
@@ -289,6 +294,12 @@ pub struct WsSession {
     /// one read the database and queue for the manager, and alerts for everyone waited
     /// seconds behind them.
     next_subscribe: Option<Requested>,
+    /// The patients the last applied `subscribe` named (`None`: it named none, and the
+    /// manager's scope alone decides). After `subscribed` a dashboard takes every frame to
+    /// be for these patients, but events for the previous set can still be on their way:
+    /// queued before the manager applied the change, or in a resume's replay read before
+    /// it. Those are not sent.
+    named: Option<BTreeSet<String>>,
     /// The current one-second window of [`MAX_FRAMES_PER_SECOND`]: when it began, and the
     /// frames received in it.
     frame_window: (Instant, u32),
@@ -407,14 +418,15 @@ impl WsSession {
         ctx.spawn(load.into_actor(self).map(move |result, act, ctx| {
             match result {
                 Ok(Some(frames)) => {
-                    act.state
-                        .metrics
-                        .replayed_events
-                        .inc_by(u64::try_from(frames.len()).unwrap_or(0));
-                    for (seq, frame) in frames {
+                    let mut sent = 0u64;
+                    for (seq, patient, frame) in frames {
                         act.last_sent = act.last_sent.max(seq);
-                        ctx.text(frame);
+                        if act.wants(&patient) {
+                            ctx.text(frame);
+                            sent += 1;
+                        }
                     }
+                    act.state.metrics.replayed_events.inc_by(sent);
                 }
                 Ok(None) => {
                     let reason = format!(
@@ -458,6 +470,13 @@ impl WsSession {
                 ctx.text(rejection.error_frame);
             }
         }
+    }
+
+    /// Whether an event for `patient` may follow the last `subscribed` (see `named`).
+    fn wants(&self, patient: &str) -> bool {
+        self.named
+            .as_ref()
+            .is_none_or(|named| named.contains(patient))
     }
 
     fn count(&self, kind: &str) {
@@ -530,6 +549,17 @@ impl WsSession {
         let state = self.state.clone();
         let principal = self.principal.clone();
         let conn_id = self.conn_id;
+        let named = match &requested {
+            Requested::Patients(patients) => Some(patients.clone()),
+            Requested::Everything | Requested::Wildcard => None,
+        };
+        // Until the answer, the events of both sets pass: the manager may already be
+        // sending the new set's while the old set's are still queued.
+        let previous = self.named.clone();
+        self.named = match (&previous, &named) {
+            (Some(old), Some(new)) => Some(old.union(new).cloned().collect()),
+            _ => None,
+        };
         let work = async move {
             let who = principal.clone();
             let allowed_at = Instant::now();
@@ -549,10 +579,14 @@ impl WsSession {
         ctx.spawn(work.into_actor(self).map(|result, act, ctx| {
             match result {
                 Ok(patients) => {
+                    act.named = named;
                     let patients = patients.unwrap_or_else(|| vec!["*".to_owned()]);
                     ctx.text(json!({"type": "subscribed", "patient_ids": patients}).to_string());
                 }
-                Err(e) => ctx.text(error_frame(e.code(), &e.client_detail())),
+                Err(e) => {
+                    act.named = previous;
+                    ctx.text(error_frame(e.code(), &e.client_detail()));
+                }
             }
             act.subscribing = false;
             if let Some(next) = act.next_subscribe.take() {
@@ -802,6 +836,7 @@ impl StreamHandler<Outbound> for WsSession {
     fn handle(&mut self, item: Outbound, ctx: &mut Self::Context) {
         match item {
             Outbound::Event(event) if event.seq() <= self.last_sent => {}
+            Outbound::Event(event) if !self.wants(&event.event.patient_id) => {}
             Outbound::Event(event) => {
                 self.last_sent = event.seq();
                 ctx.text(event.ws().clone());

@@ -278,3 +278,52 @@ async fn a_dashboard_reconnecting_ten_times_during_four_concurrent_publishers_mi
  {
     reconnecting_ten_times_during_four_concurrent_publishers::<WsClient>().await;
 }
+
+#[actix_web::test]
+async fn after_subscribed_a_resuming_dashboard_gets_no_missed_event_of_a_patient_it_left() {
+    // A dashboard reconnecting with `last_event_id` sends its `subscribe` at once, while
+    // the server is still reading the missed events: those of the patients it no longer
+    // watches must not follow `subscribed`, and those of the one it keeps all arrive.
+    let app = spawn_app().await;
+    app.assign("ward-a", "alice").await;
+    app.assign("ward-b", "alice").await;
+    let from = seq_of(&app.raise("ward-a", "high").await);
+    let mut kept = Vec::new();
+    for i in 0..300 {
+        let patient = if i % 2 == 0 { "ward-a" } else { "ward-b" };
+        let alert = app.raise(patient, "low").await;
+        if patient == "ward-a" {
+            kept.push(id_of(&alert));
+        }
+    }
+    for attempt in 0..3 {
+        let mut ws = nurse_session(&app, &format!("last_event_id={from}")).await;
+        ws.send_json(&serde_json::json!({"type": "subscribe", "patient_ids": ["ward-a"]}))
+            .await;
+        let live = app.raise("ward-a", "low").await;
+        let (mut subscribed, mut received) = (false, Vec::new());
+        while !subscribed || received.last() != Some(&id_of(&live)) {
+            let frame = ws.next_json(WAIT).await.expect("session open");
+            match frame["type"].as_str() {
+                Some("subscribed") => subscribed = true,
+                Some("alert") => {
+                    let patient = frame["alert"]["patient_id"].as_str();
+                    assert!(
+                        !subscribed || patient == Some("ward-a"),
+                        "attempt {attempt}: after `subscribed` [ward-a], {frame}"
+                    );
+                    if patient == Some("ward-a") {
+                        received.push(alert_id(&frame));
+                    }
+                }
+                _ => panic!("attempt {attempt}: unexpected {frame}"),
+            }
+        }
+        assert_eq!(received.pop(), Some(id_of(&live)));
+        assert_eq!(
+            received, kept,
+            "attempt {attempt}: every missed ward-a alert, once"
+        );
+        kept.push(id_of(&live));
+    }
+}
