@@ -83,6 +83,11 @@ pub struct ReplayRange {
     pub upto: i64,
     /// The stream's patients when it registered.
     pub patients: Option<Vec<String>>,
+    /// The user whose care team decides the stream's scope (`None` when the token
+    /// does). Each batch is narrowed to the team as it is then: a replay can run for
+    /// minutes for a slow reader, and a patient removed from the team stops at once, as
+    /// it does for live events.
+    pub care_team_of: Option<String>,
 }
 
 impl ReplayRange {
@@ -94,7 +99,20 @@ impl ReplayRange {
         conn: &mut db::AnyConnection,
         limit: i64,
     ) -> diesel::QueryResult<(Vec<StoredEvent>, Option<ReplayRange>)> {
-        let rows = events::range(conn, self.after, self.upto, self.patients.as_deref(), limit)?;
+        let narrowed = match &self.care_team_of {
+            Some(user) => {
+                let team = crate::db::care_team::patients_of(conn, user)?;
+                Some(match &self.patients {
+                    Some(registered) => team
+                        .into_iter()
+                        .filter(|p| registered.contains(p))
+                        .collect(),
+                    None => team,
+                })
+            }
+            None => self.patients.clone(),
+        };
+        let rows = events::range(conn, self.after, self.upto, narrowed.as_deref(), limit)?;
         let rest = match rows.last() {
             Some(last) if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit => {
                 Some(ReplayRange {
@@ -147,6 +165,9 @@ impl Subscription {
                         after,
                         upto: seam,
                         patients: self.connected.patients.clone(),
+                        care_team_of: allowed_by_token(&self.principal)
+                            .is_none()
+                            .then(|| self.principal.user_id.clone()),
                     });
                 }
             }
@@ -336,5 +357,71 @@ impl Drop for ConnectionGuard {
         self.manager.do_send(crate::hub::messages::Disconnect {
             conn_id: self.conn_id,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+
+    use super::ReplayRange;
+    use crate::config::Config;
+    use crate::db::models::{CareTeamRow, NewEventRow};
+    use crate::db::{care_team, events, migrate};
+
+    /// A slow reader's replay runs batch after batch long after it began; the care team
+    /// is read again for each, so a patient removed meanwhile stops at the next batch.
+    /// (Black-box, the kernel's socket buffers take hundreds of events before the server
+    /// reads its second batch, so the batch boundary is shown here.)
+    #[test]
+    fn each_replay_batch_follows_the_care_team_as_it_is_then() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("v.db").display());
+        let config = Config::new(&url, "0123456789abcdef0123456789abcdef");
+        let pool = crate::db::pool::build_pool(&config.database).expect("pool");
+        let mut conn = pool.get().expect("connection");
+        migrate::run_pending(&mut conn).expect("migrations");
+        for patient in ["a", "b"] {
+            let row = CareTeamRow {
+                patient_id: patient.to_owned(),
+                user_id: "alice".to_owned(),
+                created_at: 0,
+            };
+            care_team::assign(&mut conn, &row).expect("assign");
+        }
+        for seq in 1..=8 {
+            let patient = if seq % 2 == 0 { "a" } else { "b" };
+            let row = NewEventRow {
+                seq,
+                kind: "alert",
+                alert_id: "x",
+                patient_id: patient,
+                payload: "{}",
+                created_at: 0,
+            };
+            events::insert(&mut conn, &row).expect("event");
+        }
+        let range = ReplayRange {
+            after: 0,
+            upto: 8,
+            patients: Some(vec!["a".to_owned(), "b".to_owned()]),
+            care_team_of: Some("alice".to_owned()),
+        };
+        let (first, rest) = range.read_batch(&mut conn, 4).expect("first batch");
+        let seqs: Vec<i64> = first.iter().map(|e| e.seq).collect();
+        assert_eq!(
+            seqs,
+            [1, 2, 3, 4],
+            "both patients while both are on the team"
+        );
+
+        care_team::unassign(&mut conn, "b", "alice").expect("unassign");
+        let (second, rest) = rest
+            .expect("more to read")
+            .read_batch(&mut conn, 4)
+            .expect("second batch");
+        let seqs: Vec<i64> = second.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [6, 8], "b's events stop once b has left the team");
+        assert!(rest.is_none());
     }
 }

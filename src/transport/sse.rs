@@ -244,6 +244,7 @@ mod tests {
                 after: 0,
                 upto: 100,
                 patients: None,
+                care_team_of: None,
             }),
             rx,
             last_sent: 0,
