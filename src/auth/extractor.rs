@@ -35,7 +35,9 @@ pub struct Principal {
     pub user_id: String,
     /// `role`.
     pub role: Role,
-    /// `patient_id` claim (always present for role `patient`).
+    /// `patient_id` claim, for role `patient` only (always present there). Another
+    /// role's claim grants nothing, so it is dropped here rather than echoed (the console
+    /// showed a nurse "patient P2" from it).
     pub patient_id: Option<PatientId>,
     /// `exp`, seconds since the epoch.
     pub expires_at: i64,
@@ -79,7 +81,7 @@ pub fn authenticate(
     let principal = Principal {
         user_id: claims.sub,
         role,
-        patient_id,
+        patient_id: patient_id.filter(|_| role == Role::Patient),
         expires_at: claims.exp,
         credential,
     };

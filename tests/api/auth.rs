@@ -288,6 +288,22 @@ async fn a_session_sets_an_httponly_strict_cookie_that_authenticates_reads() {
         .expect("POST");
     let body: Value = resp.json().await.expect("JSON");
     assert_eq!(body["patient_id"], "123");
+
+    // Only a patient's `patient_id` means anything: a nurse's grants nothing, so the
+    // answer (which the console shows beside the role) does not echo it.
+    let nurse_with_claim = token("alice", "nurse", Some("P2"));
+    let resp = app
+        .client
+        .post(app.url("/api/v1/session"))
+        .bearer_auth(&nurse_with_claim)
+        .send()
+        .await
+        .expect("POST");
+    let body: Value = resp.json().await.expect("JSON");
+    assert_eq!(
+        (&body["role"], &body["patient_id"]),
+        (&"nurse".into(), &Value::Null)
+    );
 }
 
 #[actix_web::test]
