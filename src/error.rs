@@ -87,6 +87,11 @@ pub enum ApiError {
     /// 503: the database cannot be reached (pool timeout, connection refused).
     #[error("database unavailable")]
     DatabaseUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// 503: the database took the request but did not answer in time (a frozen host, a
+    /// network dropping packets). Unlike [`ApiError::DatabaseUnavailable`], a write may
+    /// still be carried out when it answers.
+    #[error("the database did not answer within {} s", .0.as_secs())]
+    DatabaseTimeout(std::time::Duration),
     /// 500: a database error that is not the client's fault.
     #[error("database error")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -127,6 +132,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => "Too Many Requests",
             ApiError::Unavailable { .. }
             | ApiError::DatabaseUnavailable(_)
+            | ApiError::DatabaseTimeout(_)
             | ApiError::ManagerUnavailable => "Service Unavailable",
             ApiError::Database(_) | ApiError::Internal(_) => "Internal Server Error",
         }
@@ -149,6 +155,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable { .. }
             | ApiError::DatabaseUnavailable(_)
+            | ApiError::DatabaseTimeout(_)
             | ApiError::ManagerUnavailable => "unavailable",
             ApiError::Database(_) | ApiError::Internal(_) => "internal",
         }
@@ -167,6 +174,10 @@ impl ApiError {
             ApiError::DatabaseUnavailable(_) => {
                 "the database is unreachable; nothing was changed, retry later".to_owned()
             }
+            ApiError::DatabaseTimeout(waited) => format!(
+                "the database did not answer within {} s; a write may still be carried out when it does: retry later (a raise with the same Idempotency-Key is stored once)",
+                waited.as_secs()
+            ),
             ApiError::ManagerUnavailable => "the connection manager is not available".to_owned(),
             ApiError::Database(_) | ApiError::Internal(_) => {
                 "an internal error occurred; it has been logged".to_owned()
@@ -227,6 +238,7 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. }
             | ApiError::DatabaseUnavailable(_)
+            | ApiError::DatabaseTimeout(_)
             | ApiError::ManagerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Database(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -263,7 +275,7 @@ impl ResponseError for ApiError {
             } => {
                 response.insert_header((header::RETRY_AFTER, secs.to_string()));
             }
-            ApiError::DatabaseUnavailable(_) => {
+            ApiError::DatabaseUnavailable(_) | ApiError::DatabaseTimeout(_) => {
                 response.insert_header((header::RETRY_AFTER, DATABASE_RETRY_AFTER));
             }
             // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to (actix adds the

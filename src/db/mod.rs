@@ -22,32 +22,60 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::error::ApiError;
 
+/// How long a request waits for the database in all, connection and work: a database
+/// that takes requests but never answers (a frozen host, a network that drops packets)
+/// held every request, readiness included, until it came back — or for the kernel's
+/// quarter of an hour of TCP retries.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
 /// Runs blocking database work on actix's blocking pool. A pool timeout (database
-/// unreachable) becomes 503; the closure's own errors pass through.
+/// unreachable) becomes 503, and so does no answer within [`DEADLINE`]; the closure's
+/// own errors pass through.
 pub async fn run<F, T>(pool: &DbPool, work: F) -> Result<T, ApiError>
 where
     F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    run_within(pool, pool.connection_timeout(), work).await
+    bounded(pool, pool.connection_timeout(), DEADLINE, work).await
 }
 
-/// [`run`] with its own wait for a connection: a readiness probe must answer within the
+/// [`run`] answered within `limit` in all: a readiness probe must answer within the
 /// probe's own timeout (Kubernetes' default is one second), not the pool's five.
-pub async fn run_within<F, T>(pool: &DbPool, checkout: Duration, work: F) -> Result<T, ApiError>
+pub async fn run_within<F, T>(pool: &DbPool, limit: Duration, work: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    bounded(pool, limit, limit, work).await
+}
+
+/// Waits `checkout` for a connection and `deadline` for the answer. Past the deadline the
+/// work goes on on its blocking thread (a thread cannot be stopped inside a query): a
+/// write may still commit, which is why [`ApiError::DatabaseTimeout`] does not say
+/// "nothing was changed".
+async fn bounded<F, T>(
+    pool: &DbPool,
+    checkout: Duration,
+    deadline: Duration,
+    work: F,
+) -> Result<T, ApiError>
 where
     F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
     let pool = pool.clone();
-    actix_web::web::block(move || {
+    let blocking = actix_web::web::block(move || {
         let mut conn = pool
             .get_timeout(checkout)
             .map_err(|e| ApiError::DatabaseUnavailable(Box::new(e)))?;
         work(&mut conn)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+    });
+    match tokio::time::timeout(deadline, blocking).await {
+        Ok(answer) => {
+            answer.map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+        }
+        Err(_) => Err(ApiError::DatabaseTimeout(deadline)),
+    }
 }
 
 /// Runs several reads on one snapshot of the database: an answer built from several

@@ -260,17 +260,27 @@ impl Writer {
         T: Send + 'static,
     {
         let Some(queue) = &self.queue else {
-            let mut value = super::run(&self.pool, work).await.inspect_err(|e| {
-                if matches!(e, ApiError::DatabaseUnavailable(_)) {
+            // Published from the blocking thread as the commit returns: a caller that
+            // stopped waiting (the database answered past the deadline) does not keep a
+            // committed event from its screens.
+            return super::run(&self.pool, move |conn| {
+                let mut value = work(conn)?;
+                if let Some(after_commit) = after_commit {
+                    after_commit(&mut value);
+                }
+                Ok(value)
+            })
+            .await
+            .inspect_err(|e| {
+                if matches!(
+                    e,
+                    ApiError::DatabaseUnavailable(_) | ApiError::DatabaseTimeout(_)
+                ) {
                     self.failures
                         .with_label_values(&[Failing::Unreachable.as_str()])
                         .inc();
                 }
-            })?;
-            if let Some(after_commit) = after_commit {
-                after_commit(&mut value);
-            }
-            return Ok(value);
+            });
         };
         let (reply, answer) = oneshot::channel();
         queue

@@ -345,6 +345,61 @@ async fn a_postgres_outage_answers_503_never_201_and_streams_recover() {
     assert_eq!(app.get("/readyz", "").await.status(), 200);
 }
 
+/// A database that takes queries and never answers (a frozen host, a network dropping
+/// packets) held every request and readiness until it came back: a POST waited 36 s,
+/// readiness never said 503. Now a request gives up after `db::DEADLINE` and readiness
+/// after 0.8 s; the write goes on, and once the database answers it is stored once and
+/// reaches the screens (its retry with the same key is answered with it).
+#[actix_web::test]
+async fn a_hung_postgres_gets_503s_within_the_deadline_and_a_late_write_still_reaches_screens() {
+    let pg = OwnPostgres::start();
+    let url = fresh_postgres_database(&pg.url());
+    let app = spawn_app_on(&url, |_| {}).await;
+    let mut sse = app.sse(&admin(), "patient_id=*").await;
+    sse.connected().await;
+    let body = alert_body("p-hung", "critical");
+    let raise = || {
+        app.client
+            .post(app.url("/api/v1/alerts"))
+            .bearer_auth(service())
+            .header("Idempotency-Key", "hung-1")
+            .json(&body)
+            .timeout(vigil::db::DEADLINE + Duration::from_secs(5))
+            .send()
+    };
+
+    pg.freeze();
+    let resp = raise()
+        .await
+        .expect("answered before the client's own timeout");
+    let status = resp.status();
+    let problem: Value = resp.json().await.expect("problem");
+    let ready = reqwest::Client::new()
+        .get(app.url("/readyz"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await;
+    pg.thaw();
+    assert_eq!(status, 503, "{problem}");
+    let ready = ready.expect("readiness answers within a probe's timeout");
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.expect("readiness problem");
+    assert_eq!(ready["database"], "unreachable", "{ready}");
+
+    let alert = eventually("the database to answer again", || async {
+        let resp = raise().await.ok()?;
+        (resp.status() == 201).then_some(())?;
+        resp.json::<Value>().await.ok()
+    })
+    .await;
+    let event = sse.next_alert_event().await;
+    assert_eq!(event.id, alert["seq"].to_string(), "the alert, once");
+    let list = app
+        .get_ok("/api/v1/alerts?patient_id=p-hung", &admin())
+        .await;
+    assert_eq!(list["alerts"].as_array().map(Vec::len), Some(1), "{list}");
+}
+
 /// Redis hands every message back to its publisher as well. An event's copy is known by
 /// its sequence number; a care-team change has none, so the instance that made it must
 /// ignore its own. With Redis lagging (frozen while the changes are made), "add P, remove

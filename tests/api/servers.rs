@@ -209,6 +209,28 @@ impl OwnPostgres {
     fn data(&self) -> String {
         self.dir.join("data").to_string_lossy().into_owned()
     }
+
+    /// Suspends the server and its backends (SIGSTOP): connections stay open and
+    /// queries are taken but never answered until [`OwnPostgres::thaw`] — a frozen
+    /// database host, or a network that drops packets.
+    pub fn freeze(&self) {
+        let pid = self.postmaster_pid();
+        run("kill", &["-STOP", &pid]);
+        run("pkill", &["-STOP", "-P", &pid]);
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        let pid = self.postmaster_pid();
+        run("pkill", &["-CONT", "-P", &pid]);
+        run("kill", &["-CONT", &pid]);
+    }
+
+    fn postmaster_pid(&self) -> String {
+        let file = std::fs::read_to_string(self.dir.join("data").join("postmaster.pid"))
+            .expect("postmaster.pid");
+        file.lines().next().expect("a pid").trim().to_owned()
+    }
 }
 
 impl Drop for OwnPostgres {
