@@ -37,7 +37,7 @@ use super::{AnyConnection, DbPool, pool};
 use crate::config::DatabaseConfig;
 use crate::error::ApiError;
 use crate::hub::Broker;
-use crate::hub::event::StoredEvent;
+use crate::hub::event::{CareTeamChange, StoredEvent};
 
 /// Most writes committed together; bounds the time the first caller of a batch waits.
 const MAX_BATCH: usize = 64;
@@ -68,6 +68,8 @@ pub struct Writer {
     /// `vigil_write_failures_total`, counted here for PostgreSQL's writes (the SQLite
     /// writer thread counts its own).
     failures: IntCounterVec,
+    /// PostgreSQL: care-team writes take turns (see [`Writer::write_care_team`]).
+    care_team_order: Arc<std::sync::Mutex<()>>,
 }
 
 /// Why writes fail, as readiness and `vigil_write_failures_total` name it.
@@ -128,6 +130,7 @@ impl Writer {
                 queue: None,
                 disk_full: None,
                 failures,
+                care_team_order: Arc::default(),
             });
         }
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
@@ -166,6 +169,7 @@ impl Writer {
             queue: Some(queue),
             disk_full: Some((disk_full, directory)),
             failures,
+            care_team_order: Arc::default(),
         })
     }
 
@@ -245,6 +249,55 @@ impl Writer {
                 broker.publish_event(event);
             }
         });
+        self.submit(work, Some(publish))
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// [`Self::write`] for a care-team write: the changes `work` returns go to `broker`
+    /// as its commit is known, from the writer thread, so they reach the manager in
+    /// commit order. Published by the request handlers after their await, two changes of
+    /// one membership made at once (add and remove) could arrive reversed, and the
+    /// streams followed the first commit for seconds while the database held the second.
+    pub async fn write_care_team<F, T>(
+        &self,
+        broker: &Arc<dyn Broker>,
+        work: F,
+    ) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<(T, Vec<CareTeamChange>), ApiError>
+            + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        let broker = Arc::clone(broker);
+        let publish: AfterCommit<(T, Vec<CareTeamChange>)> = Box::new(move |(_, changes)| {
+            for change in changes.drain(..) {
+                log::info!(
+                    "care team changed patient_id={} user_id={} assigned={}",
+                    crate::log_value::quoted_if_needed(&change.patient_id),
+                    crate::log_value::quoted_if_needed(&change.user_id),
+                    change.assigned
+                );
+                broker.publish_care_team(change);
+            }
+        });
+        if self.queue.is_none() {
+            // PostgreSQL: each write commits on its own pool thread; two that commit back
+            // to back could publish in the other order. One care-team write at a time
+            // per instance, commit and publication together (they are rare, and take no
+            // lock another writer could be holding while it waits for this one).
+            let order = Arc::clone(&self.care_team_order);
+            let serial = move |conn: &mut AnyConnection| {
+                let _turn = order
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut value = work(conn)?;
+                publish(&mut value);
+                Ok(value)
+            };
+            return self.submit(serial, None).await.map(|(value, _)| value);
+        }
         self.submit(work, Some(publish))
             .await
             .map(|(value, _)| value)

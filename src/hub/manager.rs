@@ -82,8 +82,9 @@ pub struct AlertConnectionManager {
     /// yet (read as soon as the log read in flight, if any, is done).
     announced: Option<i64>,
     /// Care-team changes other instances announced, with when each arrived, waiting to be
-    /// confirmed by the database (one read at a time, in arrival order).
-    care_team_claims: VecDeque<(Instant, CareTeamChange)>,
+    /// confirmed by the database (one read at a time, in arrival order); and this
+    /// instance's own, applied at once and checked the same way (`true`: applied).
+    care_team_claims: VecDeque<(Instant, CareTeamChange, bool)>,
     /// A confirmation read of `care_team_claims` is in flight.
     confirming_care_teams: bool,
     /// A care-team read-back is in flight.
@@ -385,6 +386,24 @@ impl AlertConnectionManager {
         self.recent_care_team.remember(received, change);
     }
 
+    /// Queues a care-team change for [`Self::confirm_care_team_claims`].
+    fn claim_care_team(
+        &mut self,
+        change: CareTeamChange,
+        received: Instant,
+        applied: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.care_team_claims.len() >= MAX_CLAIMS_WAITING {
+            // A flood (real changes do not come by the ten thousand): the read-back puts
+            // the streams right from the database whatever was dropped.
+            self.care_team_claims.pop_front();
+            self.read_back_care_teams(ctx);
+        }
+        self.care_team_claims.push_back((received, change, applied));
+        self.confirm_care_team_claims(ctx);
+    }
+
     /// Applies the care-team changes other instances announced that the database
     /// confirms, in arrival order, one read at a time. A claim the database contradicts
     /// is dropped: either a later change, announced too, undid it (reads run in order, so
@@ -394,11 +413,13 @@ impl AlertConnectionManager {
             return;
         }
         self.confirming_care_teams = true;
-        let claims: Vec<(Instant, CareTeamChange)> = self.care_team_claims.drain(..).collect();
-        let mut users: Vec<String> = claims.iter().map(|(_, c)| c.user_id.clone()).collect();
+        let claims: Vec<(Instant, CareTeamChange, bool)> =
+            self.care_team_claims.drain(..).collect();
+        let mut users: Vec<String> = claims.iter().map(|(_, c, _)| c.user_id.clone()).collect();
         users.sort();
         users.dedup();
         let pool = self.pool.clone();
+        let started = Instant::now();
         let read = async move {
             db::run(&pool, move |c| Ok(care_team::patients_of_users(c, &users)?)).await
         };
@@ -406,11 +427,24 @@ impl AlertConnectionManager {
             act.confirming_care_teams = false;
             match result {
                 Ok(teams) => {
-                    for (received, claim) in claims {
+                    for (received, mut claim, applied) in claims {
                         let holds = teams
                             .get(&claim.user_id)
                             .is_some_and(|team| team.contains(&claim.patient_id));
-                        if holds == claim.assigned {
+                        if applied {
+                            // Our own change. If the database holds the opposite, one that
+                            // committed after it reached us first: the database's state
+                            // holds — unless a change of that membership arrived while
+                            // the read ran (the read may predate it; its own check follows).
+                            let since_read = act
+                                .recent_care_team
+                                .of_user_since(&claim.user_id, started)
+                                .any(|c| c.patient_id == claim.patient_id);
+                            if holds != claim.assigned && !since_read {
+                                claim.assigned = holds;
+                                act.apply_care_team_change(claim, Instant::now());
+                            }
+                        } else if holds == claim.assigned {
                             act.apply_care_team_change(claim, received);
                         } else {
                             log::debug!(
@@ -674,22 +708,20 @@ impl Handler<Announced> for AlertConnectionManager {
 
 impl Handler<CareTeamChanged> for AlertConnectionManager {
     type Result = ();
-    fn handle(&mut self, msg: CareTeamChanged, _: &mut Context<Self>) {
-        self.apply_care_team_change(msg.0, Instant::now());
+    fn handle(&mut self, msg: CareTeamChanged, ctx: &mut Context<Self>) {
+        // Applied at once (an alert raised right after a removal's 204 must not reach
+        // the removed user), then checked against the database: the writer hands changes
+        // over in commit order, but two PostgreSQL transactions publish from two threads.
+        let received = Instant::now();
+        self.apply_care_team_change(msg.0.clone(), received);
+        self.claim_care_team(msg.0, received, true, ctx);
     }
 }
 
 impl Handler<CareTeamAnnounced> for AlertConnectionManager {
     type Result = ();
     fn handle(&mut self, msg: CareTeamAnnounced, ctx: &mut Context<Self>) {
-        if self.care_team_claims.len() >= MAX_CLAIMS_WAITING {
-            // A flood (real changes do not come by the ten thousand): the read-back puts
-            // the streams right from the database whatever was dropped.
-            self.care_team_claims.pop_front();
-            self.read_back_care_teams(ctx);
-        }
-        self.care_team_claims.push_back((Instant::now(), msg.0));
-        self.confirm_care_team_claims(ctx);
+        self.claim_care_team(msg.0, Instant::now(), false, ctx);
     }
 }
 

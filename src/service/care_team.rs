@@ -85,31 +85,29 @@ pub async fn assign(
     let (p, u) = (patient.clone(), user_id.clone());
     let (row, created) = state
         .writer
-        .write(move |conn| {
+        .write_care_team(&state.broker, move |conn| {
             let row = CareTeamRow {
                 patient_id: p.as_str().to_owned(),
                 user_id: u,
                 created_at: now_millis(),
             };
             let created = care_team::assign(conn, &row)?;
+            let changes = if created {
+                vec![CareTeamChange {
+                    user_id: row.user_id.clone(),
+                    patient_id: row.patient_id.clone(),
+                    assigned: true,
+                }]
+            } else {
+                Vec::new()
+            };
             let stored = care_team::members(conn, p.as_str())?
                 .into_iter()
                 .find(|m| m.user_id == row.user_id)
                 .unwrap_or(row);
-            Ok((stored, created))
+            Ok(((stored, created), changes))
         })
         .await?;
-    if created {
-        log::info!(
-            "care team changed patient_id={patient} user_id={} assigned=true",
-            crate::log_value::quoted_if_needed(&user_id)
-        );
-        state.broker.publish_care_team(CareTeamChange {
-            user_id,
-            patient_id: patient.as_str().to_owned(),
-            assigned: true,
-        });
-    }
     Ok((
         Member {
             user_id: row.user_id,
@@ -130,22 +128,25 @@ pub async fn unassign(
     let (p, u) = (patient.clone(), user_id.clone());
     let removed = state
         .writer
-        .write(move |conn| Ok(care_team::unassign(conn, p.as_str(), &u)?))
+        .write_care_team(&state.broker, move |conn| {
+            let removed = care_team::unassign(conn, p.as_str(), &u)?;
+            let changes = if removed {
+                vec![CareTeamChange {
+                    user_id: u,
+                    patient_id: p.as_str().to_owned(),
+                    assigned: false,
+                }]
+            } else {
+                Vec::new()
+            };
+            Ok((removed, changes))
+        })
         .await?;
     if !removed {
         return Err(ApiError::NotFound(format!(
             "{user_id} is not on the care team of patient {patient}"
         )));
     }
-    log::info!(
-        "care team changed patient_id={patient} user_id={} assigned=false",
-        crate::log_value::quoted_if_needed(&user_id)
-    );
-    state.broker.publish_care_team(CareTeamChange {
-        user_id,
-        patient_id: patient.as_str().to_owned(),
-        assigned: false,
-    });
     Ok(())
 }
 
@@ -158,16 +159,20 @@ pub async fn replace(
 ) -> Result<CareTeam, ApiError> {
     require_admin(principal)?;
     let p = patient.clone();
-    let (team, changes) = state
+    state
         .writer
-        .write(move |conn| {
+        .write_care_team(&state.broker, move |conn| {
             conn.transaction::<_, ApiError, _>(|c| {
                 let before = care_team::members(c, p.as_str())?;
                 let mut changes = Vec::new();
                 for old in &before {
                     if !user_ids.contains(&old.user_id) {
                         care_team::unassign(c, p.as_str(), &old.user_id)?;
-                        changes.push((old.user_id.clone(), false));
+                        changes.push(CareTeamChange {
+                            user_id: old.user_id.clone(),
+                            patient_id: p.as_str().to_owned(),
+                            assigned: false,
+                        });
                     }
                 }
                 let now = now_millis();
@@ -178,7 +183,11 @@ pub async fn replace(
                         created_at: now,
                     };
                     if care_team::assign(c, &row)? {
-                        changes.push((user.clone(), true));
+                        changes.push(CareTeamChange {
+                            user_id: user.clone(),
+                            patient_id: p.as_str().to_owned(),
+                            assigned: true,
+                        });
                     }
                 }
                 Ok((
@@ -187,19 +196,7 @@ pub async fn replace(
                 ))
             })
         })
-        .await?;
-    for (user_id, assigned) in changes {
-        log::info!(
-            "care team changed patient_id={patient} user_id={} assigned={assigned}",
-            crate::log_value::quoted_if_needed(&user_id)
-        );
-        state.broker.publish_care_team(CareTeamChange {
-            user_id,
-            patient_id: patient.as_str().to_owned(),
-            assigned,
-        });
-    }
-    Ok(team)
+        .await
 }
 
 fn to_team(patient_id: &str, rows: Vec<CareTeamRow>) -> CareTeam {

@@ -292,3 +292,44 @@ async fn only_admins_may_read_or_change_care_teams() {
         "no refused request changed the team"
     );
 }
+
+#[actix_web::test]
+async fn an_add_and_a_remove_made_at_once_leave_the_stream_on_the_team_the_database_holds() {
+    // The two changes commit in some order; the streams must end up with the one the
+    // database ends up with (they followed the first commit for seconds, until the
+    // periodic read-back, when the changes reached the manager reversed).
+    let app = spawn_app().await;
+    app.assign("keep", "tu").await;
+    let mut sse = app.sse(&token("tu", "nurse", None), "").await;
+    sse.connected().await;
+    let path = "/api/v1/patients/r0/care-team/tu";
+    let admin = admin();
+    for round in 0..40 {
+        let (added, removed) =
+            tokio::join!(put(&app, path, &admin, None), delete(&app, path, &admin));
+        assert!(added.status().is_success(), "{}", added.status());
+        assert!(matches!(removed.status().as_u16(), 204 | 404));
+        let team = app.get_ok("/api/v1/patients/r0/care-team", &admin).await;
+        let member = members(&team).contains(&"tu".to_owned());
+        let probe = app.raise("r0", "critical").await;
+        let sentinel = app.raise("keep", "low").await;
+        let mut probe_seen = false;
+        loop {
+            let event = sse.next_alert_event().await;
+            let data: Value = serde_json::from_str(&event.data).expect("json");
+            if data["id"] == probe["id"] {
+                probe_seen = true;
+            }
+            if data["id"] == sentinel["id"] {
+                break;
+            }
+        }
+        assert_eq!(
+            probe_seen, member,
+            "round {round}: the stream shows r0's alert exactly when the database has tu on r0's team"
+        );
+        if member {
+            app.unassign("r0", "tu").await;
+        }
+    }
+}
