@@ -92,15 +92,10 @@ pub async fn assign(
                 created_at: now_millis(),
             };
             let created = care_team::assign(conn, &row)?;
-            let changes = if created {
-                vec![CareTeamChange {
-                    user_id: row.user_id.clone(),
-                    patient_id: row.patient_id.clone(),
-                    assigned: true,
-                }]
-            } else {
-                Vec::new()
-            };
+            let changes = created
+                .then(|| change(&row.user_id, &row.patient_id, true))
+                .into_iter()
+                .collect();
             let stored = care_team::members(conn, p.as_str())?
                 .into_iter()
                 .find(|m| m.user_id == row.user_id)
@@ -130,15 +125,10 @@ pub async fn unassign(
         .writer
         .write_care_team(&state.broker, move |conn| {
             let removed = care_team::unassign(conn, p.as_str(), &u)?;
-            let changes = if removed {
-                vec![CareTeamChange {
-                    user_id: u,
-                    patient_id: p.as_str().to_owned(),
-                    assigned: false,
-                }]
-            } else {
-                Vec::new()
-            };
+            let changes = removed
+                .then(|| change(&u, p.as_str(), false))
+                .into_iter()
+                .collect();
             Ok((removed, changes))
         })
         .await?;
@@ -168,11 +158,7 @@ pub async fn replace(
                 for old in &before {
                     if !user_ids.contains(&old.user_id) {
                         care_team::unassign(c, p.as_str(), &old.user_id)?;
-                        changes.push(CareTeamChange {
-                            user_id: old.user_id.clone(),
-                            patient_id: p.as_str().to_owned(),
-                            assigned: false,
-                        });
+                        changes.push(change(&old.user_id, p.as_str(), false));
                     }
                 }
                 let now = now_millis();
@@ -183,11 +169,7 @@ pub async fn replace(
                         created_at: now,
                     };
                     if care_team::assign(c, &row)? {
-                        changes.push(CareTeamChange {
-                            user_id: user.clone(),
-                            patient_id: p.as_str().to_owned(),
-                            assigned: true,
-                        });
+                        changes.push(change(user, p.as_str(), true));
                     }
                 }
                 Ok((
@@ -197,6 +179,15 @@ pub async fn replace(
             })
         })
         .await
+}
+
+/// The change the manager is handed once the write commits.
+fn change(user_id: &str, patient_id: &str, assigned: bool) -> CareTeamChange {
+    CareTeamChange {
+        user_id: user_id.to_owned(),
+        patient_id: patient_id.to_owned(),
+        assigned,
+    }
 }
 
 fn to_team(patient_id: &str, rows: Vec<CareTeamRow>) -> CareTeam {
