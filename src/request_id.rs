@@ -48,15 +48,18 @@ pub async fn middleware(
     let method = req.method().clone();
     let path = req.path().to_owned();
     let mut res = next.call(req).await?;
-    if res.status().is_server_error() {
-        let cause = res
-            .response()
-            .error()
-            .map(|e| match e.as_error::<crate::error::ApiError>() {
-                Some(api) => api.internal_chain().unwrap_or_else(|| api.to_string()),
-                None => e.to_string(),
-            })
-            .unwrap_or_else(|| "no error attached".to_owned());
+    // A 5xx built by its handler without an error (the readiness probe's 503) is an
+    // answer, not a failure: that handler logs its cause at the level it deserves.
+    let failed = res
+        .status()
+        .is_server_error()
+        .then(|| res.response().error())
+        .flatten();
+    if let Some(error) = failed {
+        let cause = match error.as_error::<crate::error::ApiError>() {
+            Some(api) => api.internal_chain().unwrap_or_else(|| api.to_string()),
+            None => error.to_string(),
+        };
         log::error!(
             "request failed request_id={id} {method} {path} status={}: {cause}",
             res.status().as_u16()

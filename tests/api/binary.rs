@@ -29,11 +29,24 @@ impl Drop for Served {
 impl Served {
     /// Starts `vigil serve` on a fresh database with `RUST_LOG=rust_log`.
     pub fn start(rust_log: &str) -> Served {
+        let postgres = std::env::var("VIGIL_TEST_DATABASE_URL")
+            .ok()
+            .filter(|server| !server.is_empty());
+        Served::start_on(rust_log, postgres.as_deref().map(fresh_postgres_database))
+    }
+
+    /// Starts `vigil serve` on a fresh SQLite file whatever the suite's backend, for what
+    /// only SQLite can be made to do (another process holding its write lock).
+    pub fn start_on_sqlite(rust_log: &str) -> Served {
+        Served::start_on(rust_log, None)
+    }
+
+    /// Starts `vigil serve` on `database_url`, or on a fresh SQLite file (`vigil.db` in
+    /// its own directory) when `None`.
+    fn start_on(rust_log: &str, database_url: Option<String>) -> Served {
         let dir = tempfile::tempdir().expect("tempdir");
-        let database_url = match std::env::var("VIGIL_TEST_DATABASE_URL") {
-            Ok(server) if !server.is_empty() => fresh_postgres_database(&server),
-            _ => format!("sqlite://{}", dir.path().join("vigil.db").display()),
-        };
+        let database_url = database_url
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("vigil.db").display()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
             .arg("serve")
             .env_clear()

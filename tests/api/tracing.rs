@@ -454,3 +454,42 @@ async fn the_real_binary_logs_the_request_id_on_access_error_and_audit_lines_and
     }
     assert!(!log.contains("token="), "no query string is logged:\n{log}");
 }
+
+/// A readiness probe's 503 is an answer about the instance, logged once as a warning
+/// naming the cause; it used to be logged a second time as an `ERROR request failed …:
+/// no error attached`, an alarm with no cause, on every probe for as long as it lasted.
+#[actix_web::test]
+async fn a_readiness_503_is_logged_once_as_a_warning_with_its_cause_not_as_a_failed_request() {
+    use diesel::{Connection, SqliteConnection};
+
+    let served = Served::start_on_sqlite("info");
+    let file = served
+        .database_url
+        .strip_prefix("sqlite://")
+        .expect("a SQLite file");
+    let mut other = SqliteConnection::establish(file).expect("open");
+    diesel::sql_query("BEGIN EXCLUSIVE")
+        .execute(&mut other)
+        .expect("take the write lock");
+    let client = reqwest::Client::new();
+    let ready = client
+        .get(format!("{}/readyz", served.url))
+        .header("X-Request-Id", "probe-locked-0001")
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 503);
+    served
+        .line_with(&["WARN", "readiness check failed (locked)"])
+        .await;
+    // The access line is written after any error line of the same request.
+    served
+        .line_with(&["GET /readyz 503", "request_id=probe-locked-0001"])
+        .await;
+    let log = served.lines().join("\n");
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("/readyz")),
+        "no error line for the probe:\n{log}"
+    );
+}
