@@ -163,7 +163,8 @@ impl Verifier {
                     ErrorKind::Json(_) => {
                         "token claims malformed: `sub` and `role` are required strings, `exp` \
                          a required NumericDate (seconds since 1970), `iat` and `nbf` \
-                         NumericDates when present"
+                         NumericDates when present, `iss` and `patient_id` strings when \
+                         present, `aud` a string or an array of strings when present"
                             .to_owned()
                     }
                     _ => "token malformed".to_owned(),
@@ -307,6 +308,15 @@ mod tests {
         assert!(
             iat.contains("`iat` and `nbf` NumericDates when present"),
             "{iat}"
+        );
+        // An identity provider's array-valued `iss` is named too, not only the claims
+        // Vigil requires.
+        let iss = why(serde_json::json!({"sub": "a", "role": "nurse", "exp": hour, "iss": ["x"]}));
+        assert!(iss.contains("`iss` and `patient_id` strings"), "{iss}");
+        let aud = why(serde_json::json!({"sub": "a", "role": "nurse", "exp": hour, "aud": 7}));
+        assert!(
+            aud.contains("`aud` a string or an array of strings"),
+            "{aud}"
         );
     }
 
