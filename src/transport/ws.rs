@@ -95,12 +95,12 @@ pub async fn ws_endpoint(
     )
     .await?;
     let deprecated = state.config.ws_mode == WsMode::Deprecated;
-    let mut hello = vec![json!({"type": "connected"}).to_string()];
     // A WebSocket's heartbeat is the server's ping, not the SSE heartbeat event.
-    if let Value::Object(mut fields) = connected_payload(&sub, state.config.ws_ping.as_secs()) {
-        fields.insert("type".to_owned(), json!("connected"));
-        hello = vec![Value::Object(fields).to_string()];
-    }
+    let mut hello = vec![typed_frame(
+        "connected",
+        None,
+        connected_payload(&sub, state.config.ws_ping.as_secs()),
+    )];
     if deprecated {
         state.metrics.ws_deprecated_connections.inc();
         hello.push(
@@ -259,12 +259,23 @@ fn read_replay(
 
 /// The `reset` frame: the SSE `event: reset` as a WebSocket frame, `id` the head the
 /// client continues from.
-fn reset_frame(mut frame: Value, head: i64) -> String {
-    if let Value::Object(fields) = &mut frame {
-        fields.insert("type".to_owned(), json!("reset"));
-        fields.insert("id".to_owned(), json!(head));
+fn reset_frame(payload: Value, head: i64) -> String {
+    typed_frame("reset", Some(head), payload)
+}
+
+/// A frame built from an SSE event's data: `type` first and then `id`, as DESIGN.md
+/// writes every frame (`{"type":"connected",…}`), so a dashboard reading frames by eye
+/// or matching their start sees the kind first.
+fn typed_frame(kind: &str, id: Option<i64>, payload: Value) -> String {
+    let mut frame = serde_json::Map::new();
+    frame.insert("type".to_owned(), kind.into());
+    if let Some(id) = id {
+        frame.insert("id".to_owned(), id.into());
     }
-    frame.to_string()
+    if let Value::Object(fields) = payload {
+        frame.extend(fields);
+    }
+    Value::Object(frame).to_string()
 }
 
 /// One legacy dashboard connection.
@@ -846,10 +857,8 @@ impl StreamHandler<Outbound> for WsSession {
             Outbound::Heartbeat(_) => {}
             Outbound::Tick => self.on_tick(ctx),
             Outbound::Scope(change) => {
-                let mut frame = serde_json::Map::new();
-                frame.insert("type".to_owned(), "scope_changed".into());
-                frame.extend(scope_changed(&change));
-                ctx.text(Value::Object(frame).to_string());
+                let body = Value::Object(scope_changed(&change));
+                ctx.text(typed_frame("scope_changed", None, body));
             }
             Outbound::Close(CloseReason::AuthExpired) => {
                 end_session(

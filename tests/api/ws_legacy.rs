@@ -844,3 +844,73 @@ async fn a_handshake_in_another_websocket_version_is_426_naming_version_13() {
         "426 and its header are documented: {documented}"
     );
 }
+
+fn keys(value: &Value) -> Vec<&str> {
+    value
+        .as_object()
+        .map(|fields| fields.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// DESIGN.md writes every frame with its `type` first (`{"type":"connected",…}`,
+/// `{"type":"error","code":…,"message":…}`) and the SSE `connected` data in a set order;
+/// frames went out with their keys sorted (`type` last), and a producer's `data` came
+/// back sorted too. Field order carries no meaning in JSON, but a dashboard that
+/// matches on a frame's start, or a person reading frames, meets the documented text.
+#[actix_web::test]
+async fn frames_and_payloads_keep_design_field_order_and_data_keeps_the_producers_order() {
+    let app = spawn_app().await;
+    let alice = nurse_on_ward(&app).await;
+    let (mut ws, connected) = ws_ready(&app, &alice, "patient_id=ward").await;
+    let data_order = [
+        "type",
+        "connection_id",
+        "user_id",
+        "role",
+        "patients",
+        "heartbeat_seconds",
+        "server_time",
+    ];
+    assert_eq!(keys(&connected), data_order, "{connected}");
+    let mut sse = app.sse(&alice, "patient_id=ward").await;
+    let sse_connected = sse.connected().await;
+    assert_eq!(keys(&sse_connected), data_order[1..], "{sse_connected}");
+
+    ws.send_text("{").await;
+    let error = ws.next_json(WAIT).await.expect("an error frame");
+    assert_eq!(keys(&error), ["type", "code", "message"], "{error}");
+
+    let mut body = alert_body("ward", "high");
+    body["data"] =
+        serde_json::from_str(r#"{"spo2":91,"hr":148,"arrhythmia":"afib"}"#).expect("data");
+    let raised = app.post_json("/api/v1/alerts", &service(), &body).await;
+    assert_eq!(raised.status(), 201);
+    let alert = ws.until_type("alert").await;
+    assert_eq!(keys(&alert), ["type", "id", "alert"], "{alert}");
+    let producer_order = ["spo2", "hr", "arrhythmia"];
+    assert_eq!(keys(&alert["alert"]["data"]), producer_order, "{alert}");
+    let sse_alert = sse_data(&sse.next_alert_event().await);
+    assert_eq!(keys(&sse_alert["data"]), producer_order, "{sse_alert}");
+    assert_eq!(
+        keys(&sse_alert),
+        keys(&alert["alert"]),
+        "one layout of an alert"
+    );
+
+    let id = alert["alert"]["id"].as_str().expect("id").to_owned();
+    ws.send_json(&json!({"type": "ack", "alert_id": id, "status": "acknowledged"}))
+        .await;
+    let frames = frames_of(&mut ws, &["ack_result", "alert_updated"]).await;
+    let result = frame(&frames, "ack_result");
+    assert_eq!(
+        keys(result),
+        ["type", "alert_id", "ok", "alert"],
+        "{result}"
+    );
+    assert_eq!(
+        keys(&result["alert"]),
+        keys(&frame(&frames, "alert_updated")["alert"]),
+        "the same layout of the alert in both frames"
+    );
+    assert_eq!(keys(&result["alert"]["data"]), producer_order, "{result}");
+}
