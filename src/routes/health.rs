@@ -71,7 +71,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                     crate::error::DATABASE_RETRY_AFTER,
                 ))
                 .json(json!({"type": "about:blank", "title": "Service Unavailable", "status": 503,
-                             "detail": cause.detail(), "database": cause.as_str(), "broker": broker}))
+                             "detail": cause.detail(), "code": "unavailable", "database": cause.as_str(),
+                             "broker": broker}))
         }
     }
 }

@@ -188,10 +188,12 @@ async fn a_database_locked_by_another_process_answers_every_write_503_and_readin
     );
     let ready: Value = ready.json().await.expect("readiness problem");
     assert_eq!(
-        (&ready["database"], &ready["detail"]),
+        (&ready["database"], &ready["detail"], &ready["code"]),
         (
             &"locked".into(),
-            &"the database is locked by another process: writes fail".into()
+            &"the database is locked by another process: writes fail".into(),
+            // Every problem body carries its code (docs/protocol.md), this one too.
+            &"unavailable".into()
         ),
         "{ready}"
     );
