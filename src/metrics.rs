@@ -81,7 +81,7 @@ impl Metrics {
         )?;
         let fanout_seconds = Histogram::with_opts(
             HistogramOpts::new("fanout_seconds", "Publish to client-queue latency").buckets(vec![
-                0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+                0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 2.5, 10.0,
             ]),
         )?;
         registry.register(Box::new(connections.clone()))?;
@@ -99,9 +99,12 @@ impl Metrics {
                 "delivery_seconds",
                 "Publish to write latency: committed event taken in by the manager to its frame handed to the client's connection",
             )
+            // Past the threshold an operator alerts on (a second, docs/deployment.md):
+            // `histogram_quantile` cannot report above the highest finite bucket, so a
+            // histogram ending at 1 s said "1" for a p99 of a minute.
             .buckets(vec![
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                1.0,
+                1.0, 2.5, 5.0, 10.0, 30.0,
             ]),
             &["transport"],
         )?;
@@ -257,5 +260,43 @@ mod process {
                 .unwrap_or(-1.0);
             assert!(reported >= spent_before, "{reported} < {spent_before}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    /// Bucket counts of `vigil_delivery_seconds{transport="sse"}` by their `le`.
+    fn sse_buckets(text: &str) -> Vec<(String, f64)> {
+        text.lines()
+            .filter_map(|line| line.strip_prefix("vigil_delivery_seconds_bucket{"))
+            .filter(|line| line.contains("transport=\"sse\""))
+            .filter_map(|line| {
+                let le = line.split("le=\"").nth(1)?.split('"').next()?.to_owned();
+                let count = line.rsplit(' ').next()?.parse().ok()?;
+                Some((le, count))
+            })
+            .collect()
+    }
+
+    /// The alert docs/deployment.md recommends (delivery p99 above a second) could never
+    /// fire: the last finite bucket was 1 s, where `histogram_quantile` stops.
+    #[test]
+    fn a_delivery_slower_than_the_alerting_threshold_lands_in_a_finite_bucket_above_it() {
+        let metrics = Metrics::new().expect("metrics");
+        metrics
+            .delivery_seconds
+            .with_label_values(&["sse"])
+            .observe(20.0);
+        let buckets = sse_buckets(&metrics.render());
+        let above_threshold = buckets
+            .iter()
+            .find(|(le, count)| *count == 1.0 && le != "+Inf")
+            .map(|(le, _)| le.parse::<f64>().unwrap_or_default());
+        assert!(
+            above_threshold.is_some_and(|le| le > 1.0),
+            "a 20 s delivery is counted in a finite bucket over 1 s: {buckets:?}"
+        );
     }
 }
