@@ -448,6 +448,11 @@ pub struct CareTeamAssignment {
 #[schema(example = json!({"user_ids": ["alice", "bob"]}))]
 pub struct ReplaceCareTeam {
     /// User ids, 1-128 printable characters each.
+    #[schema(
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]{1,128}$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub user_ids: Vec<String>,
 }
 
@@ -553,7 +558,8 @@ pub struct Problem {
 #[response(
     status = 401,
     content_type = "application/problem+json",
-    description = "No or bad credentials (`WWW-Authenticate: Bearer`)"
+    description = "No or bad credentials (`WWW-Authenticate: Bearer`)",
+    headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"vigil\"` (RFC 6750)"))
 )]
 pub struct Unauthorized(pub Problem);
 

@@ -24,7 +24,7 @@ use crate::state::AppState;
             "title": "Heart rate 148 bpm", "message": "Sustained tachycardia for 5 minutes",
             "data": {"hr": 148, "unit": "bpm"}, "source": "monitor-7"})),
     params(
-        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "1-255 printable ASCII characters, given once, scoped to the caller's `sub`: a repeat of the same alert returns the original (201, `Idempotent-Replayed: true`); the key with a different alert is 422"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]([ -~]*[!-~])?$", min_length = 1, max_length = 255, description = "1-255 printable ASCII characters, given once, scoped to the caller's `sub`: a repeat of the same alert returns the original (201, `Idempotent-Replayed: true`); the key with a different alert is 422"),
     ),
     responses(
         (status = 201, description = "Committed, then fanned out (or the original alert for a repeated Idempotency-Key)", body = crate::openapi::Alert,
@@ -104,7 +104,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     operation_id = "list_alerts",
     tag = "alerts",
     params(
-        ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, description = "Repeatable or comma list; `*` (admin) for all; default: every patient in scope"),
+        ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, pattern = r"^\s*(\*|[A-Za-z0-9_.-]{1,64})?\s*(,\s*(\*|[A-Za-z0-9_.-]{1,64})?\s*)*$", description = "Repeatable or comma list of patient ids (1-64 of `[A-Za-z0-9_.-]`; empty items skipped); `*` (admin) for all; default: every patient in scope"),
         ("status" = Option<crate::openapi::AlertStatus>, Query, description = "Only alerts with this status"),
         ("severity" = Option<crate::openapi::Severity>, Query, description = "Only alerts with this severity"),
         ("after" = Option<i64>, Query, description = "Every alert whose `last_seq` is greater, oldest change first (polling fallback)", minimum = 0),

@@ -47,13 +47,18 @@ pub const MIGRATION_GUIDE: &str = "/docs/migration";
     tag = "streams",
     description = "Legacy WebSocket (JSON text frames; see docs/protocol.md). Phase-gated by VIGIL_WS_MODE: `deprecated` adds `Deprecation`/`Sunset` headers and a `deprecation` frame, `off` answers 410.",
     params(
-        ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, description = "Repeatable or comma list; `*` (admin) for all"),
+        ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, pattern = r"^\s*(\*|[A-Za-z0-9_.-]{1,64})?\s*(,\s*(\*|[A-Za-z0-9_.-]{1,64})?\s*)*$", description = "Repeatable or comma list of patient ids (1-64 of `[A-Za-z0-9_.-]`; empty items skipped); `*` (admin) for all"),
         ("role" = Option<crate::openapi::Role>, Query, description = "May only name the token's own role"),
         ("last_event_id" = Option<String>, Query, description = "Resume: the missed events in scope (at most VIGIL_WS_REPLAY_MAX_KIB, 1 MiB, of frames, else a `reset` frame) as `alert`/`alert_updated` frames, in order, then live; the header wins"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume, for clients that can set headers"),
     ),
     responses(
-        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 101, description = "Switching to the WebSocket protocol",
+            headers(
+                ("Deprecation" = String, description = "`true`, only while `VIGIL_WS_MODE=deprecated`"),
+                ("Sunset" = String, description = "`VIGIL_WS_SUNSET` as an HTTP date, only while deprecated"),
+                ("Link" = String, description = "The migration guide (`rel=\"deprecation\"`) and the SSE stream (`rel=\"successor-version\"`), only while deprecated"),
+            )),
         (status = 400, description = "Not a WebSocket handshake, or an unparseable query", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::Unauthorized,
         (status = 403, description = "Out of scope, or a cookie handshake without an allowed Origin", body = crate::openapi::Problem, content_type = "application/problem+json"),

@@ -971,3 +971,111 @@ async fn the_swagger_ui_is_served_offline_and_its_assets_load() {
         "the online validator (validator.swagger.io) is switched off: {init}"
     );
 }
+
+/// The schema of parameter `name` of `method path`.
+fn parameter_schema(doc: &Value, method: &str, path: &str, name: &str) -> Value {
+    doc["paths"][path][method]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .map(|p| p["schema"].clone())
+        .unwrap_or_else(|| panic!("{method} {path} documents {name}"))
+}
+
+/// A client or validator generated from the document must refuse what the server
+/// refuses and accept what it accepts: the query's `patient_id` items, the care team's
+/// `user_ids` and `Idempotency-Key` were bare strings, so `a b`, `""` or `ké` passed the
+/// schema and met a 422 (found by schemathesis).
+#[actix_web::test]
+async fn parameter_and_body_constraints_are_the_servers_own() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let root = admin();
+    let client = reqwest::Client::new();
+
+    let items = |path: &str| parameter_schema(&doc, "get", path, "patient_id")["items"].clone();
+    let long = "p".repeat(65);
+    for value in [
+        "123",
+        "123,456",
+        " 123 , ",
+        "*",
+        "",
+        ",",
+        "a b",
+        "12;3",
+        long.as_str(),
+    ] {
+        let status = client
+            .get(app.url("/api/v1/alerts"))
+            .query(&[("patient_id", value)])
+            .bearer_auth(&root)
+            .send()
+            .await
+            .expect("list")
+            .status()
+            .as_u16();
+        assert!(status == 200 || status == 422, "{value:?}: {status}");
+        for path in ["/api/v1/alerts", "/api/v1/alerts/stream", "/ws"] {
+            let errors = errors_of(&doc, &items(path), &json!(value));
+            assert_eq!(
+                errors.is_empty(),
+                status == 200,
+                "{path} patient_id {value:?}: the server says {status}, the schema {errors:?}"
+            );
+        }
+    }
+
+    let team = doc["components"]["schemas"]["ReplaceCareTeam"].clone();
+    let long = "u".repeat(129);
+    for user in ["alice", "dr. o'brien", "", "bell\u{7}", long.as_str()] {
+        let body = json!({ "user_ids": [user] });
+        let status = app
+            .send(
+                Method::PUT,
+                "/api/v1/patients/p1/care-team",
+                &root,
+                Some(&body),
+            )
+            .await
+            .status()
+            .as_u16();
+        assert!(status == 200 || status == 422, "{user:?}: {status}");
+        let errors = errors_of(&doc, &team, &body);
+        assert_eq!(
+            errors.is_empty(),
+            status == 200,
+            "user_ids [{user:?}]: the server says {status}, the schema {errors:?}"
+        );
+    }
+
+    let key = parameter_schema(&doc, "post", "/api/v1/alerts", "Idempotency-Key");
+    let long = "k".repeat(256);
+    for (n, value) in ["key-1", "a b c", "k\u{e9}", long.as_str()]
+        .into_iter()
+        .enumerate()
+    {
+        let header = reqwest::header::HeaderValue::from_bytes(value.as_bytes()).expect("bytes");
+        let status = client
+            .post(app.url("/api/v1/alerts"))
+            .bearer_auth(service())
+            .header("Idempotency-Key", header)
+            .json(&alert_body(&format!("idem{n}"), "low"))
+            .send()
+            .await
+            .expect("POST")
+            .status()
+            .as_u16();
+        assert!(status == 201 || status == 422, "{value:?}: {status}");
+        let errors = errors_of(&doc, &key, &json!(value));
+        assert_eq!(
+            errors.is_empty(),
+            status == 201,
+            "Idempotency-Key {value:?}: the server says {status}, the schema {errors:?}"
+        );
+    }
+    assert_ne!(
+        key["type"],
+        json!(["string", "null"]),
+        "a header is never null"
+    );
+}
