@@ -17,6 +17,11 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::cli::WatchArgs;
 
+/// `println!` through [`emit`].
+macro_rules! out {
+    ($($arg:tt)*) => { emit(format_args!($($arg)*)) };
+}
+
 /// Why watching stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -75,12 +80,13 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
         .map(|p| ("patient_id", p.as_str()))
         .collect();
     let mut last_id: Option<String> = None;
+    let mut shown = Shown::default();
     let mut delay = Duration::from_secs(1);
     loop {
         let attempt = async {
             if last_id.is_none() {
                 let backlog = unresolved_backlog(&client, &base, &args.token, &patients).await?;
-                print_backlog(&backlog, &known, colours);
+                print_backlog(&backlog, &mut shown, &known, colours);
                 last_id = Some(backlog.head.to_string());
             }
             let mut request = client
@@ -93,16 +99,51 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
             let resp = answered(request.send().await).await?;
             delay = Duration::from_secs(1);
             let mut events = resp.bytes_stream().eventsource();
-            while let Some(Ok(event)) = events.next().await {
+            // Until `connected` says otherwise, the server's default heartbeat.
+            let mut silence = silence_limit(DEFAULT_HEARTBEAT_SECS);
+            loop {
+                let event = match tokio::time::timeout(silence, events.next()).await {
+                    Ok(Some(Ok(event))) => event,
+                    Ok(Some(Err(e))) => return Err(Failure::Retry(format!("stream broken ({e})"))),
+                    Ok(None) => return Err(Failure::Retry("stream ended".to_owned())),
+                    // A connection that died without a word (a network dropping packets,
+                    // a frozen proxy) shows nothing for ever: no heartbeat is a drop.
+                    Err(_) => {
+                        return Err(Failure::Retry(format!(
+                            "nothing heard for {}s, not even a heartbeat; reconnecting",
+                            silence.as_secs()
+                        )));
+                    }
+                };
                 if !event.id.is_empty() {
                     last_id = Some(event.id.clone());
                 }
-                if event.event == "auth_expired" {
-                    return Err(Failure::Final("token expired; mint a new one".to_owned()));
+                match event.event.as_str() {
+                    "auth_expired" => {
+                        return Err(Failure::Final("token expired; mint a new one".to_owned()));
+                    }
+                    "connected" => {
+                        if let Some(secs) = serde_json::from_str::<Value>(&event.data)
+                            .ok()
+                            .and_then(|v| v.get("heartbeat_seconds").and_then(Value::as_u64))
+                        {
+                            silence = silence_limit(secs);
+                        }
+                    }
+                    _ => {}
                 }
-                print_event(&event.event, &event.data, &known, colours);
+                let reload = print_event(&event.event, &event.data, &mut shown, &known, colours);
+                // What the stream will not bring (alerts before a `reset`, an added
+                // patient's earlier ones) is read from the list, as at start.
+                if let Some(only) = reload {
+                    let scope: Vec<(&str, &str)> = match &only {
+                        Some(added) => added.iter().map(|p| ("patient_id", p.as_str())).collect(),
+                        None => patients.clone(),
+                    };
+                    let backlog = unresolved_backlog(&client, &base, &args.token, &scope).await?;
+                    print_reloaded(&backlog, &mut shown, &known, colours);
+                }
             }
-            Err(Failure::Retry("stream ended".to_owned()))
         };
         match attempt.await {
             Ok(()) => {}
@@ -113,6 +154,45 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// The SSE heartbeat period the server uses unless configured otherwise.
+const DEFAULT_HEARTBEAT_SECS: u64 = 30;
+
+/// How long a stream may stay silent before it counts as dropped: two heartbeats missed,
+/// and a few seconds for a loaded server.
+fn silence_limit(heartbeat_secs: u64) -> Duration {
+    Duration::from_secs(heartbeat_secs.saturating_mul(2).saturating_add(5))
+}
+
+/// The latest change of each alert printed (`last_seq` by id): a list read again after a
+/// `reset` or a care-team addition prints only what is new, and a streamed change older
+/// than what a list already showed is not printed over it.
+#[derive(Default)]
+struct Shown(HashMap<String, u64>);
+
+impl Shown {
+    /// Whether this change of the alert is newer than any printed.
+    fn is_new(&self, alert: &Value) -> bool {
+        let printed = alert
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| self.0.get(id));
+        printed.is_none_or(|&printed| printed < Self::change(alert))
+    }
+
+    /// Records the alert's change; false when it (or a later one) was printed already.
+    fn first_time(&mut self, alert: &Value) -> bool {
+        let new = self.is_new(alert);
+        if let (true, Some(id)) = (new, alert.get("id").and_then(Value::as_str)) {
+            self.0.insert(id.to_owned(), Self::change(alert));
+        }
+        new
+    }
+
+    fn change(alert: &Value) -> u64 {
+        alert.get("last_seq").and_then(Value::as_u64).unwrap_or(0)
     }
 }
 
@@ -138,7 +218,14 @@ async fn answered(
             .get("detail")
             .and_then(Value::as_str)
             .unwrap_or("refused");
-        Err(Failure::Final(format!("{status}: {}", printable(detail))))
+        let why = format!("{status}: {}", printable(detail));
+        // This user's other screens hold every stream slot: one closing (a console tab
+        // reconnecting after a restart, a stream not yet seen as closed) frees it.
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            Err(Failure::Retry(why))
+        } else {
+            Err(Failure::Final(why))
+        }
     } else {
         Err(Failure::Retry(format!("server answered {status}")))
     }
@@ -209,29 +296,56 @@ async fn unresolved_backlog(
     })
 }
 
-#[allow(clippy::print_stdout)]
-fn print_backlog(backlog: &Backlog, known: &Known, colours: bool) {
+fn print_backlog(backlog: &Backlog, shown: &mut Shown, known: &Known, colours: bool) {
     match backlog.alerts.len() {
-        0 => println!("no unresolved alerts"),
-        1 => println!("1 unresolved alert:"),
-        n => println!("{n} unresolved alerts, oldest first:"),
+        0 => out!("no unresolved alerts"),
+        1 => out!("1 unresolved alert:"),
+        n => out!("{n} unresolved alerts, oldest first:"),
     }
     for alert in &backlog.alerts {
-        print_alert(alert, "", known, colours);
+        print_alert(alert, "", shown, known, colours);
     }
-    let _ = std::io::stdout().flush();
+}
+
+/// A list read again while streaming: only the alerts (or changes) not printed yet.
+fn print_reloaded(backlog: &Backlog, shown: &mut Shown, known: &Known, colours: bool) {
+    let new: Vec<&Value> = backlog.alerts.iter().filter(|a| shown.is_new(a)).collect();
+    match new.len() {
+        0 => out!("  no unresolved alert there that was not shown already"),
+        n => out!("  {n} unresolved alert(s) not shown before, oldest first:"),
+    }
+    for alert in new {
+        print_alert(alert, "", shown, known, colours);
+    }
 }
 
 /// Prints an alert's line (numbered by its latest change) and remembers its id for
-/// `--ack`.
-#[allow(clippy::print_stdout)]
-fn print_alert(alert: &Value, prefix: &str, known: &Known, colours: bool) {
+/// `--ack`, unless that change (or a later one) was printed already.
+fn print_alert(alert: &Value, prefix: &str, shown: &mut Shown, known: &Known, colours: bool) {
+    if !shown.first_time(alert) {
+        return;
+    }
     remember(alert, known);
     let seq = alert
         .get("last_seq")
         .map(ToString::to_string)
         .unwrap_or_default();
-    println!("{prefix}{}", format_alert(alert, &seq, colours));
+    out!("{prefix}{}", format_alert(alert, &seq, colours));
+}
+
+/// Writes one line to stdout. A closed stdout (`vigil watch | head -1`) ends watching
+/// quietly, where `println!` panicked; any other write failure (a full disk) ends it
+/// with the cause.
+#[allow(clippy::print_stderr)]
+fn emit(line: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("vigil: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// Lets `--ack` find an alert by the short id printed for it.
@@ -361,10 +475,23 @@ pub fn format_alert(alert: &Value, seq: &str, colours: bool) -> String {
     )
 }
 
-#[allow(clippy::print_stdout)]
-fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
-    let Ok(value) = serde_json::from_str::<Value>(data) else {
-        return;
+/// Prints one streamed event. Returns `Some(scope)` when a list must be read for what
+/// the stream will not bring: `Some(None)` after a `reset` (everything watched),
+/// `Some(Some(added))` for patients just added to the care team.
+fn print_event(
+    kind: &str,
+    data: &str,
+    shown: &mut Shown,
+    known: &Known,
+    colours: bool,
+) -> Option<Option<Vec<String>>> {
+    let value = serde_json::from_str::<Value>(data).ok()?;
+    let list = |k: &str| -> Vec<String> {
+        value
+            .get(k)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(printable).collect())
+            .unwrap_or_default()
     };
     let (alert, prefix) = match kind {
         "alert" => (value.clone(), ""),
@@ -372,27 +499,20 @@ fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
         "connected" => {
             let text =
                 |k: &str| printable(value.get(k).and_then(Value::as_str).unwrap_or_default());
-            let patients: Vec<String> = value
-                .get("patients")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(printable).collect())
-                .unwrap_or_default();
-            println!(
-                "connected as {} ({}), patients {}",
+            let patients = list("patients");
+            let patients = if patients.is_empty() {
+                "none yet: nothing will be shown until you are put on a care team".to_owned()
+            } else {
+                patients.join(",")
+            };
+            out!(
+                "connected as {} ({}), patients {patients}",
                 text("user_id"),
                 text("role"),
-                patients.join(",")
             );
-            return;
+            return None;
         }
         "scope_changed" => {
-            let list = |k: &str| -> Vec<String> {
-                value
-                    .get(k)
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).map(printable).collect())
-                    .unwrap_or_default()
-            };
             let mut parts = Vec::new();
             for (label, key) in [("added", "added"), ("removed", "removed")] {
                 let ids = list(key);
@@ -406,28 +526,31 @@ fn print_event(kind: &str, data: &str, known: &Known, colours: bool) {
             } else {
                 format!("patients now {}", now.join(","))
             };
-            println!("care team changed: {} ({now})", parts.join("; "));
+            out!("care team changed: {} ({now})", parts.join("; "));
             let added = list("added");
-            if !added.is_empty() {
-                let query: Vec<String> = added.iter().map(|p| format!("patient_id={p}")).collect();
-                println!(
-                    "  their alerts raised before now: GET /api/v1/alerts?{}",
-                    query.join("&")
-                );
+            if added.is_empty() {
+                return None;
             }
-            return;
+            out!("  unresolved alerts of {}:", added.join(","));
+            return Some(Some(added));
         }
         "reset" => {
-            println!("the server could not replay from the last id; showing live alerts from now");
-            return;
+            let reason = value
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            out!(
+                "the server could not replay what was missed ({}); listing the unresolved alerts again:",
+                printable(reason)
+            );
+            return Some(None);
         }
-        _ => return,
+        _ => return None,
     };
-    print_alert(&alert, prefix, known, colours);
-    let _ = std::io::stdout().flush();
+    print_alert(&alert, prefix, shown, known, colours);
+    None
 }
 
-#[allow(clippy::print_stdout)]
 async fn ack_loop(client: reqwest::Client, base: String, token: String, known: Known) {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -446,8 +569,7 @@ async fn ack_loop(client: reqwest::Client, base: String, token: String, known: K
         let full = match resolved {
             Ok(full) => full,
             Err(why) => {
-                println!("ack failed {short}: {why}");
-                let _ = std::io::stdout().flush();
+                out!("ack failed {short}: {why}");
                 continue;
             }
         };
@@ -463,18 +585,17 @@ async fn ack_loop(client: reqwest::Client, base: String, token: String, known: K
             .send()
             .await
         {
-            Ok(resp) if resp.status().is_success() => println!("ack ok {short} {status}"),
+            Ok(resp) if resp.status().is_success() => out!("ack ok {short} {status}"),
             Ok(resp) => {
                 let code = resp.status();
                 let v: Value = resp.json().await.unwrap_or_default();
-                println!(
+                out!(
                     "ack failed {short}: {code} {}",
                     printable(v.get("detail").and_then(Value::as_str).unwrap_or_default())
                 );
             }
-            Err(e) => println!("ack failed {short}: {e}"),
+            Err(e) => out!("ack failed {short}: {e}"),
         }
-        let _ = std::io::stdout().flush();
     }
 }
 

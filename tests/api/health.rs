@@ -157,15 +157,6 @@ async fn the_write_ahead_log_metric_follows_a_database_named_by_a_file_uri() {
     );
 }
 
-/// An empty database of the suite's backend: a new PostgreSQL database, or a SQLite
-/// file named `file` in `dir`.
-fn fresh_database_url(dir: &tempfile::TempDir, file: &str) -> String {
-    match std::env::var("VIGIL_TEST_DATABASE_URL") {
-        Ok(server) if !server.is_empty() => fresh_postgres_database(&server),
-        _ => format!("sqlite://{}", dir.path().join(file).display()),
-    }
-}
-
 #[actix_web::test]
 async fn migrations_run_up_down_and_up_again_on_a_fresh_database() {
     let dir = tempfile::tempdir().expect("tempdir");

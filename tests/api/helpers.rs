@@ -97,6 +97,15 @@ async fn start(config: Config, dir: tempfile::TempDir) -> TestApp {
     }
 }
 
+/// An empty database of the suite's backend: a new PostgreSQL database, or a SQLite
+/// file named `file` in `dir`.
+pub fn fresh_database_url(dir: &tempfile::TempDir, file: &str) -> String {
+    match std::env::var("VIGIL_TEST_DATABASE_URL") {
+        Ok(server) if !server.is_empty() => fresh_postgres_database(&server),
+        _ => format!("sqlite://{}", dir.path().join(file).display()),
+    }
+}
+
 fn test_database_url(dir: &tempfile::TempDir) -> String {
     match std::env::var("VIGIL_TEST_DATABASE_URL") {
         Ok(server) if !server.is_empty() => fresh_postgres_database(&server),

@@ -32,4 +32,5 @@ mod cors;
 mod limits;
 mod openapi;
 mod tracing;
+mod watch;
 mod writes;

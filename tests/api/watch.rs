@@ -1,0 +1,304 @@
+//! `vigil watch` as a nurse runs it: the real binary, its stdout and stderr read line by
+//! line, against a real server — restarted on another database, behind a connection that
+//! goes silent, with every stream slot taken, with its output closed, and with a patient
+//! added to the care team while it runs.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::*;
+use crate::servers::free_port;
+
+/// Long enough for a reconnect after two missed heartbeats and a backoff step.
+const WATCH_WAIT: Duration = Duration::from_secs(40);
+
+/// A running `vigil watch`; killed when dropped.
+struct Watcher {
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(from: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            sink.lock().expect("lines").push(line);
+        }
+    });
+    lines
+}
+
+impl Watcher {
+    /// `vigil watch --url url --token token`, output collected.
+    fn start(url: &str, token: &str) -> Watcher {
+        let mut child = Watcher::command(url, token)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start vigil watch");
+        let stdout = collect(child.stdout.take().expect("stdout"));
+        let stderr = collect(child.stderr.take().expect("stderr"));
+        Watcher {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn command(url: &str, token: &str) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        command
+            .args(["watch", "--url", url, "--token", token])
+            .env_clear()
+            .env("RUST_LOG", "off")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Waits for a stdout line containing `part`.
+    async fn says(&self, part: &str) -> String {
+        self.line_in(&self.stdout, part, "stdout").await
+    }
+
+    /// Waits for a stderr line containing `part`.
+    async fn complains(&self, part: &str) -> String {
+        self.line_in(&self.stderr, part, "stderr").await
+    }
+
+    async fn line_in(&self, lines: &Mutex<Vec<String>>, part: &str, which: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WATCH_WAIT;
+        loop {
+            if let Some(line) = lines
+                .lock()
+                .expect("lines")
+                .iter()
+                .find(|l| l.contains(part))
+            {
+                return line.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {which} line with {part:?}; stdout:\n{}\nstderr:\n{}",
+                self.stdout.lock().expect("lines").join("\n"),
+                self.stderr.lock().expect("lines").join("\n"),
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// The short id `watch` prints for an alert (the last 8 characters of its id).
+fn short(alert: &serde_json::Value) -> String {
+    let id = alert["id"].as_str().expect("id");
+    id[id.len() - 8..].to_owned()
+}
+
+/// A database replaced under a running `watch` (restored from an old backup, lost, or
+/// a power cut that dropped commits): its last id is ahead of the new head, and the
+/// server says `reset` so that the client reloads. `watch` printed a line and went on
+/// live, so a critical alert raised before it reconnected was never shown.
+#[actix_web::test]
+async fn after_a_reset_watch_lists_the_unresolved_alerts_the_stream_could_not_replay() {
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let first = spawn_app_with(|c| c.bind = bind.clone()).await;
+    let watch = Watcher::start(&first.address, &admin());
+    watch.says("connected as root").await;
+    for n in 0..3 {
+        let alert = first.raise(&format!("before{n}"), "low").await;
+        watch.says(&short(&alert)).await;
+    }
+    first.stopper.stop(true).await;
+
+    // Another database, holding one critical alert and a head behind what watch saw.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let replaced = fresh_database_url(&dir, "replaced.db");
+    let filler = spawn_app_on(&replaced, |_| {}).await;
+    let missed = filler.raise("p-missed", "critical").await;
+    filler.stopper.stop(true).await;
+    let second = spawn_app_on(&replaced, |c| c.bind = bind.clone()).await;
+
+    watch.says("could not replay what was missed").await;
+    let line = watch.says(&short(&missed)).await;
+    assert!(
+        line.contains("CRITICAL") && line.contains("p-missed"),
+        "{line}"
+    );
+    let live = second.raise("p-live", "high").await;
+    watch.says(&short(&live)).await;
+}
+
+/// Forwards TCP to a server until frozen: then existing connections stay open and carry
+/// nothing (a network dropping packets, a stuck proxy); new connections pass.
+struct FreezingProxy {
+    address: String,
+    frozen: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+}
+
+impl FreezingProxy {
+    async fn to(upstream: u16) -> FreezingProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let local: SocketAddr = listener.local_addr().expect("addr");
+        let frozen: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let flags = Arc::clone(&frozen);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                else {
+                    continue;
+                };
+                let flag = Arc::new(AtomicBool::new(false));
+                flags.lock().expect("flags").push(Arc::clone(&flag));
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(relay(client_read, server_write, Arc::clone(&flag)));
+                tokio::spawn(relay(server_read, client_write, flag));
+            }
+        });
+        FreezingProxy {
+            address: format!("http://{local}"),
+            frozen,
+        }
+    }
+
+    /// Every connection open now stops carrying bytes, without closing.
+    fn freeze(&self) {
+        for flag in self.frozen.lock().expect("flags").iter() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        if frozen.load(Ordering::SeqCst) {
+            // Hold both halves open and carry nothing more.
+            std::future::pending::<()>().await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// A connection that dies without a word (no FIN, no RST) used to leave `watch` showing
+/// "connected" for ever while alerts went unshown: now two missed heartbeats count as a
+/// drop, and it resumes from the last id, the missed alert included.
+#[actix_web::test]
+async fn a_stream_gone_silent_is_dropped_and_resumed_without_losing_an_alert() {
+    let app = spawn_app().await; // heartbeat 1 s
+    let proxy = FreezingProxy::to(app.port).await;
+    let watch = Watcher::start(&proxy.address, &admin());
+    watch.says("connected as root").await;
+    let before = app.raise("p-silent", "low").await;
+    watch.says(&short(&before)).await;
+
+    proxy.freeze();
+    let during = app.raise("p-silent", "critical").await;
+    watch.complains("nothing heard").await;
+    watch.says(&short(&during)).await;
+}
+
+/// The per-user stream limit was taken for a final refusal: `watch` exited 1 while the
+/// slot it needed freed a moment later (console tabs reconnecting first after a restart).
+#[actix_web::test]
+async fn a_full_stream_limit_is_waited_out_not_taken_for_a_refusal() {
+    let app = spawn_app_with(|c| c.max_streams_per_user = 1).await;
+    let mut held = app.sse(&admin(), "").await;
+    held.connected().await;
+    let mut watch = Watcher::start(&app.address, &admin());
+    watch.complains("429").await;
+    assert!(watch.running(), "still waiting for a slot");
+    held.close();
+    watch.says("connected as root").await;
+    let alert = app.raise("p-slot", "high").await;
+    watch.says(&short(&alert)).await;
+}
+
+/// `vigil watch | head -1`: once the reader went away the next line panicked ("failed
+/// printing to stdout: Broken pipe", exit 101).
+#[actix_web::test]
+async fn a_closed_output_ends_watch_quietly() {
+    let app = spawn_app().await;
+    let mut child = Watcher::command(&app.address, &admin())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start vigil watch");
+    let stderr = collect(child.stderr.take().expect("stderr"));
+    // The reader reads one line and goes away (on a thread: this one runs the server).
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut first);
+        let _ = tx.send(first);
+    });
+    let first = eventually("watch's first line", || async { rx.try_recv().ok() }).await;
+    assert!(first.contains("unresolved"), "{first}");
+    // Output to write after the reader is gone; until watch exits, more of it.
+    let status: ExitStatus = loop {
+        app.raise("p-pipe", "low").await;
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stderr = stderr.lock().expect("lines").join("\n");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+/// A patient added to the nurse's care team while `watch` runs: the stream brings their
+/// new alerts, and their open alerts from before are listed at once (it printed only the
+/// request that would list them, so an open critical alert stayed unseen until restart).
+#[actix_web::test]
+async fn a_patient_added_to_the_care_team_has_their_open_alerts_listed() {
+    let app = spawn_app().await;
+    let waiting = app.raise("p-added", "critical").await;
+    let watch = Watcher::start(&app.address, &token("nina", "nurse", None));
+    watch.says("patients none yet").await;
+    app.assign("p-added", "nina").await;
+    watch.says("care team changed: added p-added").await;
+    let line = watch.says(&short(&waiting)).await;
+    assert!(line.contains("CRITICAL"), "{line}");
+    let next = app.raise("p-added", "high").await;
+    watch.says(&short(&next)).await;
+    let shown = watch.stdout.lock().expect("lines").clone();
+    assert_eq!(
+        shown
+            .iter()
+            .filter(|l| l.contains(&short(&waiting)))
+            .count(),
+        1,
+        "listed once: {shown:?}"
+    );
+}
