@@ -273,13 +273,22 @@ impl Application {
         self.stopper.clone()
     }
 
-    /// Serves until stopped; SIGINT/SIGTERM stop gracefully.
+    /// Serves until stopped; SIGINT/SIGTERM/SIGHUP stop gracefully, and a second one
+    /// at once (an operator pressing Ctrl-C again does not want to wait out a stalled
+    /// upload for the 10 s grace).
     pub async fn run_until_stopped(self) -> io::Result<()> {
         let stopper = self.stopper.clone();
         actix_web::rt::spawn(async move {
             wait_for_signal().await;
-            log::info!("shutdown signal received; closing streams and finishing requests");
-            stopper.stop(true).await;
+            log::info!(
+                "shutdown signal received; closing streams and finishing requests (a second signal stops at once)"
+            );
+            actix_web::rt::spawn(async move { stopper.stop(true).await });
+            wait_for_signal().await;
+            // Nothing is lost that was answered: a write is committed before its 201,
+            // and SQLite and PostgreSQL roll back a transaction cut off by the exit.
+            log::warn!("second shutdown signal: exiting without waiting for requests in flight");
+            std::process::exit(FORCED_EXIT);
         });
         self.server.await
     }
@@ -336,6 +345,10 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
     }
     cors
 }
+
+/// The exit status after a second signal: 128 + SIGINT, as a shell reports an
+/// interrupted program (a graceful stop exits 0).
+const FORCED_EXIT: i32 = 130;
 
 async fn wait_for_signal() {
     #[cfg(unix)]

@@ -98,12 +98,22 @@ impl Served {
 
     /// Sends a signal (`-HUP`, `-TERM` …) and waits for the process to exit.
     pub fn signal_and_wait(&mut self, which: &str) -> std::process::ExitStatus {
+        self.signal(which);
+        self.child.wait().expect("wait for vigil")
+    }
+
+    /// Sends a signal (`-HUP`, `-INT` …) and returns at once.
+    pub fn signal(&self, which: &str) {
         let status = Command::new("kill")
             .args([which, &self.child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success(), "kill {which}");
-        self.child.wait().expect("wait for vigil")
+    }
+
+    /// Whether the process has not exited yet.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits for a log line containing every one of `parts`; returns it.

@@ -164,3 +164,43 @@ async fn a_hangup_stops_the_server_gracefully_like_sigterm() {
     }
     served.line_with(&["vigil stopped"]).await;
 }
+
+/// A second Ctrl-C (or SIGTERM) was ignored: with an upload stalled mid-body the server
+/// waited out the whole 10 s grace however often it was asked. A second signal now
+/// stops it at once, with status 130.
+#[actix_web::test]
+async fn a_second_signal_stops_at_once_instead_of_waiting_out_a_stalled_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut served = crate::binary::Served::start("info");
+    let address = served.url.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    // One whole request first, so the server holds this connection for certain.
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: vigil\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = [0u8; 512];
+    let n = conn.read(&mut answer).await.expect("read");
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "healthz answered");
+    // Then an upload whose body never comes.
+    let stalled = format!(
+        "POST /api/v1/alerts HTTP/1.1\r\nHost: vigil\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"patient_id\":",
+        service()
+    );
+    conn.write_all(stalled.as_bytes()).await.expect("write");
+
+    served.signal("-INT");
+    served.line_with(&["shutdown signal received"]).await;
+    assert!(
+        served.running(),
+        "the graceful stop waits for the stalled upload"
+    );
+    let status = served.signal_and_wait("-INT");
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    served
+        .line_with(&["WARN", "second shutdown signal: exiting"])
+        .await;
+}
