@@ -398,7 +398,8 @@ pub fn jwt_config(args: &JwtArgs, dev_secret: Option<&str>) -> Result<JwtConfig,
             if secret.len() < 32 {
                 return Err(ConfigError::new(
                     "VIGIL_JWT_SECRET",
-                    "expected at least 32 characters",
+                    "expected at least 32 bytes (32 ASCII characters): HS256 needs a key as \
+                     long as its 256-bit hash (RFC 7518 §3.2)",
                 ));
             }
             match alg {
