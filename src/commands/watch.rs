@@ -135,10 +135,12 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
                 let reload = print_event(&event.event, &event.data, &mut shown, &known, colours);
                 // What the stream will not bring (alerts before a `reset`, an added
                 // patient's earlier ones) is read from the list, as at start.
-                if let Some(only) = reload {
-                    let scope: Vec<(&str, &str)> = match &only {
-                        Some(added) => added.iter().map(|p| ("patient_id", p.as_str())).collect(),
-                        None => patients.clone(),
+                if let Some(again) = reload {
+                    let scope: Vec<(&str, &str)> = match &again {
+                        ListAgain::Added(added) => {
+                            added.iter().map(|p| ("patient_id", p.as_str())).collect()
+                        }
+                        ListAgain::Watched => patients.clone(),
                     };
                     let backlog = unresolved_backlog(&client, &base, &args.token, &scope).await?;
                     print_reloaded(&backlog, &mut shown, &known, colours);
@@ -310,9 +312,11 @@ fn print_backlog(backlog: &Backlog, shown: &mut Shown, known: &Known, colours: b
 /// A list read again while streaming: only the alerts (or changes) not printed yet.
 fn print_reloaded(backlog: &Backlog, shown: &mut Shown, known: &Known, colours: bool) {
     let new: Vec<&Value> = backlog.alerts.iter().filter(|a| shown.is_new(a)).collect();
-    match new.len() {
-        0 => out!("  no unresolved alert there that was not shown already"),
-        n => out!("  {n} unresolved alert(s) not shown before, oldest first:"),
+    match (backlog.alerts.len(), new.len()) {
+        (0, _) => out!("  none"),
+        (_, 0) => out!("  all shown above already"),
+        (_, 1) => out!("  1 not shown before:"),
+        (_, n) => out!("  {n} not shown before, oldest first:"),
     }
     for alert in new {
         print_alert(alert, "", shown, known, colours);
@@ -475,16 +479,22 @@ pub fn format_alert(alert: &Value, seq: &str, colours: bool) -> String {
     )
 }
 
-/// Prints one streamed event. Returns `Some(scope)` when a list must be read for what
-/// the stream will not bring: `Some(None)` after a `reset` (everything watched),
-/// `Some(Some(added))` for patients just added to the care team.
+/// A list to read again while streaming, for what the stream will not bring.
+enum ListAgain {
+    /// After a `reset`: every patient watched.
+    Watched,
+    /// Patients just added to the care team: their alerts from before.
+    Added(Vec<String>),
+}
+
+/// Prints one streamed event; says which list to read again, if any.
 fn print_event(
     kind: &str,
     data: &str,
     shown: &mut Shown,
     known: &Known,
     colours: bool,
-) -> Option<Option<Vec<String>>> {
+) -> Option<ListAgain> {
     let value = serde_json::from_str::<Value>(data).ok()?;
     let list = |k: &str| -> Vec<String> {
         value
@@ -532,7 +542,7 @@ fn print_event(
                 return None;
             }
             out!("  unresolved alerts of {}:", added.join(","));
-            return Some(Some(added));
+            return Some(ListAgain::Added(added));
         }
         "reset" => {
             let reason = value
@@ -543,7 +553,7 @@ fn print_event(
                 "the server could not replay what was missed ({}); listing the unresolved alerts again:",
                 printable(reason)
             );
-            return Some(None);
+            return Some(ListAgain::Watched);
         }
         _ => return None,
     };

@@ -100,7 +100,9 @@ test('watch says when the care team changes, naming only what changed', async ()
   await w.waitForLine(/^connected as /, 10000);
   await vigil.assignCareTeam('p-721', 'hana');
   await w.waitForLine(/^care team changed: added p-721 \(patients now p-720,p-721\)$/, 10000);
-  await w.waitForLine(/^  their alerts raised before now: GET \/api\/v1\/alerts\?patient_id=p-721$/, 5000);
+  // The added patient's unresolved alerts are listed at once (none here).
+  await w.waitForLine(/^  unresolved alerts of p-721:$/, 5000);
+  await w.waitForLine(/^  none$/, 5000);
   await vigil.removeFromCareTeam('p-720', 'hana');
   await vigil.removeFromCareTeam('p-721', 'hana');
   await w.waitForLine(/^care team changed: removed p-721 \(no patients now: nothing will be shown until you are put on a care team\)$/, 10000);
