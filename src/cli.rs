@@ -213,7 +213,8 @@ pub struct BenchArgs {
     /// Number of subscribers (0: ingest only); a multiple of --patients.
     #[arg(long, default_value = "200")]
     pub subscribers: usize,
-    /// Transport of the subscribers; `mix` is half each, on every patient.
+    /// Transport of the subscribers; `mix` alternates SSE and WebSocket on every patient
+    /// (half each; SSE has the odd one when --subscribers / --patients is odd).
     #[arg(long, value_enum, default_value = "sse")]
     pub transport: BenchTransport,
     /// Number of patients; each has --subscribers / --patients subscribers.
@@ -233,14 +234,14 @@ pub struct BenchArgs {
     pub connect_concurrency: usize,
     /// Seconds a subscriber may take to see `connected`, and an HTTP call to be answered,
     /// before it counts as failed.
-    #[arg(long, default_value = "30", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value = "30", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout_secs: u64,
     /// Seconds to wait for stragglers after the last alert (the wait ends as soon as
     /// every delivery is in).
-    #[arg(long, default_value = "10", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value = "10", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub drain_secs: u64,
     /// Hold the connections this many seconds after connecting, raising nothing (B5).
-    #[arg(long, default_value = "0")]
+    #[arg(long, default_value = "0", value_parser = clap::value_parser!(u64).range(..=86_400))]
     pub hold_secs: u64,
     /// Threads the bench itself runs on (default: all cores; 1 = one core).
     #[arg(long, value_parser = at_least_one)]

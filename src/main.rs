@@ -24,7 +24,12 @@ async fn main() -> ExitCode {
     if let Command::Bench(args) = &command
         && let Some(problem) = bench::usage_problem(args)
     {
-        Cli::command()
+        // The bench's own usage line, not the top-level command's.
+        let mut cli = Cli::command();
+        let bench = cli.find_subcommand_mut("bench").map(std::mem::take);
+        bench
+            .unwrap_or(cli)
+            .bin_name("vigil bench")
             .error(clap::error::ErrorKind::ArgumentConflict, problem)
             .exit();
     }

@@ -130,11 +130,7 @@ async fn bench(args: &BenchArgs, threads: usize) -> Result<Report, String> {
         .timeout(timeout)
         .build()
         .map_err(|e| e.to_string())?;
-    // Nothing is opened against a URL where no Vigil answers.
-    http.get(format!("{base}/healthz"))
-        .send()
-        .await
-        .map_err(|e| format!("no Vigil answers at {base}: {}", failure_of(&e)))?;
+    check_server(&http, &base, &mint(&signer, args, "bench-check", "admin")?).await?;
     let names = Names::new();
     let mut report = Report {
         run: names.run.clone(),
@@ -207,7 +203,11 @@ async fn bench(args: &BenchArgs, threads: usize) -> Result<Report, String> {
                 if e.starts_with(subscriber::NOT_CONNECTED) {
                     unanswered.store(true, Ordering::Release);
                 }
-                let _ = ready.send(Err(e));
+                // Each subscriber reports once: a stream that ends after `connected` was
+                // counted as established, and is counted as cut off when it missed alerts.
+                if !handle_for_task.connected.load(Ordering::Acquire) {
+                    let _ = ready.send(Err(e));
+                }
             }
         }));
     }
@@ -233,7 +233,7 @@ async fn bench(args: &BenchArgs, threads: usize) -> Result<Report, String> {
     ) && report.connections_established > 0
     {
         report.server_rss_per_connection_bytes =
-            Some((after - before) / report.connections_established as f64);
+            Some((after as f64 - before as f64) / report.connections_established as f64);
     }
     if !subscribers.is_empty() && report.connections_established == 0 {
         // Nobody could receive them: raising alerts would measure nothing.
@@ -433,6 +433,48 @@ fn record(outcome: &Mutex<Published>, change: impl FnOnce(&mut Published)) {
     }
 }
 
+/// Nothing is opened against a URL where no Vigil answers, nor with tokens it refuses:
+/// either would end as N identical failures that do not say why.
+async fn check_server(http: &reqwest::Client, base: &str, token: &str) -> Result<(), String> {
+    let url =
+        reqwest::Url::parse(base).map_err(|e| format!("--url: expected http://HOST:PORT ({e})"))?;
+    if url.scheme() != "http" || !url.has_host() {
+        return Err(format!(
+            "--url: expected http://HOST:PORT, got {base} (the bench speaks plain http)"
+        ));
+    }
+    let health = http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .map_err(|e| format!("no Vigil answers at {base}: {}", failure_of(&e)))?;
+    let status = health.status();
+    let body: serde_json::Value = health.json().await.unwrap_or_default();
+    if !status.is_success() || body.get("status").and_then(|s| s.as_str()) != Some("ok") {
+        return Err(format!(
+            "no Vigil answers at {base}: GET /healthz answered {status}, not Vigil's {{\"status\":\"ok\"}} (is --url the server's base URL, without a path?)"
+        ));
+    }
+    let probe = http
+        .get(format!("{base}/api/v1/alerts?limit=1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("no Vigil answers at {base}: {}", failure_of(&e)))?;
+    if probe.status() == reqwest::StatusCode::UNAUTHORIZED {
+        let body: serde_json::Value = probe.json().await.unwrap_or_default();
+        let detail = body
+            .get("detail")
+            .and_then(|d| d.as_str())
+            .unwrap_or("refused");
+        return Err(format!(
+            "the server refuses the tokens the bench mints ({detail}): is --secret the \
+             server's VIGIL_JWT_SECRET, and does it require --jwt-issuer or --jwt-audience?"
+        ));
+    }
+    Ok(())
+}
+
 /// A failed request's cause in a few words, the same for every request it hit.
 fn failure_of(e: &reqwest::Error) -> String {
     if e.is_timeout() {
@@ -459,7 +501,7 @@ fn mint(signer: &Signer, args: &BenchArgs, sub: &str, role: &str) -> Result<Stri
         .map_err(|e| format!("cannot mint a token: {e}"))
 }
 
-async fn server_rss(http: &reqwest::Client, base: &str) -> Option<f64> {
+async fn server_rss(http: &reqwest::Client, base: &str) -> Option<u64> {
     let text = http
         .get(format!("{base}/metrics"))
         .send()
@@ -474,7 +516,10 @@ async fn server_rss(http: &reqwest::Client, base: &str) -> Option<f64> {
                 || l.starts_with("process_resident_memory_bytes ")
         })
         .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
+        .and_then(|v| v.parse::<f64>().ok())
+        // Prometheus writes every value as a float; these are whole bytes.
+        .filter(|bytes| bytes.is_finite() && *bytes >= 0.0)
+        .map(|bytes| bytes.round() as u64)
 }
 
 fn ms(d: Duration) -> f64 {

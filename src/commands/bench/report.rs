@@ -143,9 +143,9 @@ pub struct Report {
     /// Deliveries per second over the publishing window.
     pub deliveries_per_second: f64,
     /// Server resident memory before connecting (`/metrics`).
-    pub server_rss_before_bytes: Option<f64>,
+    pub server_rss_before_bytes: Option<u64>,
     /// Server resident memory with everyone connected.
-    pub server_rss_connected_bytes: Option<f64>,
+    pub server_rss_connected_bytes: Option<u64>,
     /// (connected − before) / connections.
     pub server_rss_per_connection_bytes: Option<f64>,
 }
@@ -182,11 +182,12 @@ impl Report {
         let s = &self.scenario;
         let mut out = vec![
             format!(
-                "scenario            run {}: {} {} subscribers on {} patients, {} alerts at {}/s from {} producers",
+                "scenario            run {}: {} {} subscribers on {} patient{}, {} alerts at {}/s from {} producers",
                 self.run,
                 s.subscribers,
                 format!("{:?}", s.transport).to_lowercase(),
                 s.patients,
+                if s.patients == 1 { "" } else { "s" },
                 s.alerts,
                 s.rate,
                 s.producers
@@ -233,11 +234,14 @@ impl Report {
             self.server_rss_before_bytes,
             self.server_rss_connected_bytes,
         ) {
+            let per_connection = match self.server_rss_per_connection_bytes {
+                Some(bytes) => format!(", {:.1} KiB per connection", bytes / 1024.0),
+                None => String::new(),
+            };
             out.push(format!(
-                "server RSS          {:.1} MiB before, {:.1} MiB connected, {:.1} KiB per connection",
-                b / 1048576.0,
-                a / 1048576.0,
-                self.server_rss_per_connection_bytes.unwrap_or_default() / 1024.0
+                "server RSS          {:.1} MiB before, {:.1} MiB connected{per_connection}",
+                b as f64 / 1048576.0,
+                a as f64 / 1048576.0,
             ));
         }
         out
