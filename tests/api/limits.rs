@@ -533,6 +533,67 @@ async fn slowloris_connections_are_cut_off_after_the_request_timeout_while_other
     assert_eq!(app.get("/healthz", "").await.status(), 200);
 }
 
+/// The request timeout covered only a connection's first head: after one complete
+/// request (`GET /healthz`, no credentials needed), a next head trickled or left
+/// half-sent held the connection for good, and a few hundred such connections used up
+/// the process's open files — producers' POSTs then timed out. Every head now has the
+/// timeout, on the first request or the next.
+#[actix_web::test]
+async fn a_keep_alive_connections_next_head_has_the_request_timeout_too() {
+    let app = spawn_app_with(|c| c.request_timeout = Duration::from_secs(1)).await;
+    for trickle in [false, true] {
+        let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .expect("write");
+        let mut first = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&first).contains("{\"status\":\"ok\"}") {
+            let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+                .await
+                .expect("the first answer")
+                .expect("read");
+            assert!(n > 0, "closed before the first answer");
+            first.extend_from_slice(&buf[..n]);
+        }
+        assert!(status_line(&first).starts_with("HTTP/1.1 200"));
+
+        // The next head: begun and never finished (trickled, or one write and silence).
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            .await
+            .expect("write");
+        let opened = Instant::now();
+        let mut received = Vec::new();
+        loop {
+            assert!(
+                opened.elapsed() < Duration::from_secs(8),
+                "a half-sent second head (trickle: {trickle}) kept its connection for 8 s: {:?}",
+                String::from_utf8_lossy(&received)
+            );
+            match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+                Err(_) if trickle => {
+                    if stream.write_all(b"a").await.is_err() {
+                        break;
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        assert!(
+            status_line(&received).starts_with("HTTP/1.1 408"),
+            "trickle: {trickle}: got {:?}",
+            String::from_utf8_lossy(&received)
+        );
+    }
+    assert_eq!(app.get("/healthz", "").await.status(), 200);
+}
+
 #[actix_web::test]
 async fn a_request_head_over_128_kib_or_96_headers_is_431_and_the_connection_is_closed() {
     // Threat: memory exhaustion through huge or numerous headers. DESIGN.md sets no

@@ -957,7 +957,8 @@ where
 
                     match msg {
                         Message::Item(mut req) => {
-                            // head timer only applies to first request on connection
+                            // vigil patch: the head timer runs for every request's head
+                            // (set when a keep-alive connection's next request begins)
                             this.head_timer.clear(line!());
 
                             req.head_mut().peer_addr = *this.peer_addr;
@@ -1385,6 +1386,22 @@ where
                         let inner = inner.as_mut().project();
                         inner.flags.remove(Flags::KEEP_ALIVE);
                         inner.ka_timer.clear(line!());
+
+                        // vigil patch: the next request's head has begun, and must arrive
+                        // within the request timeout like the first one's. Without it a
+                        // head trickled (or left half-sent) after one complete request held
+                        // the connection for good: enough of them, without credentials,
+                        // used up the process's open files. Set once per head: every
+                        // trickled byte passes here again (the keep-alive flag is set anew
+                        // while no request is decoded), and must not move the deadline.
+                        let started = matches!(inner.head_timer, TimerState::Active { .. });
+                        if let (false, Some(deadline)) =
+                            (started, inner.config.client_request_deadline())
+                        {
+                            inner
+                                .head_timer
+                                .set_and_init(cx, sleep_until(deadline.into()), line!());
+                        }
                     }
 
                     if !inner.flags.contains(Flags::STARTED) {
