@@ -104,7 +104,16 @@ fn find_token(req: &HttpRequest, allow_query: bool) -> Result<(String, Credentia
                 .to_owned(),
         ));
     }
-    if let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+    let mut authorizations = req
+        .headers()
+        .get_all(actix_web::http::header::AUTHORIZATION);
+    if let Some(value) = authorizations.next() {
+        // Two identities are never picked from, as for `?token=`.
+        if authorizations.next().is_some() {
+            return Err(ApiError::Unauthorized(
+                "Authorization given twice; send one credential".to_owned(),
+            ));
+        }
         let value = value
             .to_str()
             .map_err(|_| ApiError::Unauthorized("Authorization header is not ASCII".to_owned()))?;
@@ -124,6 +133,18 @@ fn find_token(req: &HttpRequest, allow_query: bool) -> Result<(String, Credentia
     // applies to this request.
     if let Some(token) = query_token {
         return Ok((token, Credential::Query));
+    }
+    // A second `vigil_token` is refused, not ordered: a page on a sibling subdomain can
+    // plant one with a longer Path, which browsers send first, and the console would
+    // then act (and acknowledge) as the planted identity.
+    let tokens = req.cookies().map_or(0, |cookies| {
+        cookies.iter().filter(|c| c.name() == COOKIE_NAME).count()
+    });
+    if tokens > 1 {
+        return Err(ApiError::Unauthorized(format!(
+            "{tokens} {COOKIE_NAME} cookies were sent (one may have been set by another site \
+             of this domain); clear this site's cookies and sign in again"
+        )));
     }
     match req.cookie(COOKIE_NAME) {
         Some(cookie) if !cookie.value().is_empty() => {

@@ -556,3 +556,60 @@ async fn on_the_websocket_an_explicit_token_wins_over_the_session_cookie() {
     let connected = ws.until_type("connected").await;
     assert_eq!(connected["user_id"], "alice", "{connected}");
 }
+
+/// Two credentials of one kind were ordered, not refused: the first `Authorization`
+/// header won, and of two `vigil_token` cookies the first — the one a page on a sibling
+/// subdomain can plant with a longer Path, which browsers send first — so the console
+/// would act, and acknowledge, as the planted identity. Both are now a 401, as two
+/// `?token=` are refused.
+#[actix_web::test]
+async fn two_credentials_of_one_kind_are_refused_never_picked_from() {
+    let app = spawn_app().await;
+    let (root, nurse) = (admin(), token("alice", "nurse", None));
+    let client = reqwest::Client::new();
+    let stats = app.url("/api/v1/alerts/stream/stats");
+    let twice = client
+        .get(&stats)
+        .header("authorization", format!("Bearer {root}"))
+        .header("authorization", format!("Bearer {nurse}"));
+    let problem = expect_401(twice, "two Authorization headers").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("twice")),
+        "{problem}"
+    );
+    let two_cookies = client
+        .get(&stats)
+        .header("cookie", format!("vigil_token={root}; vigil_token={nurse}"));
+    let problem = expect_401(two_cookies, "two vigil_token cookies").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("2 vigil_token cookies")),
+        "{problem}"
+    );
+    // The WebSocket handshake by cookie too.
+    let handshake = app
+        .ws_handshake(
+            "",
+            &[
+                (
+                    "cookie",
+                    &format!("vigil_token={nurse}; vigil_token={root}"),
+                ),
+                ("origin", &app.address),
+            ],
+        )
+        .await;
+    assert_eq!(handshake.status(), 401);
+    // One of each kind is still read as documented: the header wins over the cookie.
+    let one_each = client
+        .get(&stats)
+        .bearer_auth(&root)
+        .header("cookie", format!("vigil_token={nurse}"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(one_each.status(), 200);
+}
