@@ -449,7 +449,7 @@ pub struct CareTeamAssignment {
 pub struct ReplaceCareTeam {
     /// User ids, 1-128 printable characters each.
     #[schema(
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]{1,128}$",
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$",
         min_length = 1,
         max_length = 128
     )]

@@ -16,9 +16,14 @@ pub use status::{AckStatus, AlertStatus};
 /// A user id (a token's `sub`, a care-team member): 1-128 characters, none of them a
 /// control character. The same rule at both doors: an id that could never be put on a
 /// care team must not act either, and a newline or ESC in one would split log lines and
-/// reach terminals through the audit trail.
+/// reach terminals through the audit trail. Nor U+FFFD, what invalid UTF-8 in a URL is
+/// decoded to: `…/care-team/jos%e9` and `…/jos%e8` (two people) became one member.
 pub fn is_user_id(raw: &str) -> bool {
-    !raw.is_empty() && raw.chars().count() <= 128 && !raw.chars().any(char::is_control)
+    !raw.is_empty()
+        && raw.chars().count() <= 128
+        && !raw
+            .chars()
+            .any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER)
 }
 
 /// Milliseconds since the Unix epoch, as stored; rendered as RFC 3339 UTC.

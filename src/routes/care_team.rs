@@ -145,7 +145,7 @@ pub async fn clear(
     tag = "care-team",
     params(
         ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
-        ("user_id" = String, Path, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+        ("user_id" = String, Path, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
     ),
     responses(
         (status = 200, description = "The member", body = crate::openapi::CareTeamMember),
@@ -181,7 +181,7 @@ pub async fn get_member(
     tag = "care-team",
     params(
         ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
-        ("user_id" = String, Path, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+        ("user_id" = String, Path, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
     ),
     responses(
         crate::openapi::StrayBody,
@@ -224,7 +224,7 @@ pub async fn assign(
     tag = "care-team",
     params(
         ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
-        ("user_id" = String, Path, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+        ("user_id" = String, Path, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
     ),
     responses(
         crate::openapi::StrayBody,

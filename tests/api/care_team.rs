@@ -333,3 +333,38 @@ async fn an_add_and_a_remove_made_at_once_leave_the_stream_on_the_team_the_datab
         }
     }
 }
+
+/// Invalid UTF-8 in a URL's user id was decoded to U+FFFD and stored: `jos%e9` and
+/// `jos%e8`, two people, became one member ("already a member", and a DELETE of either
+/// removed it). It is a 422 naming `user_id`, in a path or a body, and nothing is stored.
+#[actix_web::test]
+async fn a_user_id_that_is_not_utf8_in_the_url_is_refused_not_merged() {
+    let app = spawn_app().await;
+    let root = admin();
+    for (method, path) in [
+        (reqwest::Method::PUT, "/api/v1/patients/p1/care-team/jos%e9"),
+        (reqwest::Method::PUT, "/api/v1/patients/p1/care-team/%c0%af"),
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/patients/p1/care-team/jos%ff",
+        ),
+        (reqwest::Method::GET, "/api/v1/patients/p1/care-team/jos%e8"),
+    ] {
+        let resp = app.send(method.clone(), path, &root, None).await;
+        let problem = expect_problem(resp, 422, &format!("{method} {path}")).await;
+        assert_eq!(error_fields(&problem), ["user_id"], "{problem}");
+    }
+    let body = serde_json::json!({"user_ids": ["jos\u{fffd}"]});
+    let resp = app
+        .send(
+            reqwest::Method::PUT,
+            "/api/v1/patients/p1/care-team",
+            &root,
+            Some(&body),
+        )
+        .await;
+    let problem = expect_problem(resp, 422, "a body user id").await;
+    assert_eq!(error_fields(&problem), ["user_ids[0]"], "{problem}");
+    let team = app.get_ok("/api/v1/patients/p1/care-team", &root).await;
+    assert_eq!(team["members"], serde_json::json!([]), "nothing stored");
+}

@@ -1027,7 +1027,14 @@ async fn parameter_and_body_constraints_are_the_servers_own() {
 
     let team = doc["components"]["schemas"]["ReplaceCareTeam"].clone();
     let long = "u".repeat(129);
-    for user in ["alice", "dr. o'brien", "", "bell\u{7}", long.as_str()] {
+    for user in [
+        "alice",
+        "dr. o'brien",
+        "",
+        "bell\u{7}",
+        "jos\u{fffd}",
+        long.as_str(),
+    ] {
         let body = json!({ "user_ids": [user] });
         let status = app
             .send(
