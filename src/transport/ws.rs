@@ -89,6 +89,7 @@ pub async fn ws_endpoint(
     check_version(&req)?;
     ws::handshake(&req)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket handshake: {e}")))?;
+    check_handshake_form(&req)?;
     let params = StreamParams::parse(req.query_string())?;
     let last_event_id = last_event_id(&req, &params)?;
     let sub = open_subscription(
@@ -192,6 +193,32 @@ fn frames_then_end(
             }
         })
     })
+}
+
+/// What actix's handshake check lets through and RFC 6455 §4.2.1 refuses: a request
+/// older than HTTP/1.1, and a `Sec-WebSocket-Key` that is not the base64 of 16 bytes
+/// (24 characters, the last two `==`). actix checks only that a key is there.
+fn check_handshake_form(req: &HttpRequest) -> Result<(), ApiError> {
+    if req.version() < actix_web::http::Version::HTTP_11 {
+        return Err(ApiError::BadRequest(
+            "not a WebSocket handshake: it needs HTTP/1.1 or later (RFC 6455 §4.1)".to_owned(),
+        ));
+    }
+    let key = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(HeaderValue::as_bytes)
+        .unwrap_or_default();
+    let base64 = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    let well_formed = key.len() == 24 && key.ends_with(b"==") && key[..22].iter().all(base64);
+    if !well_formed {
+        return Err(ApiError::BadRequest(
+            "not a WebSocket handshake: Sec-WebSocket-Key must be 16 random bytes in base64 \
+             (24 characters; RFC 6455 §4.1)"
+                .to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// The one WebSocket version spoken here (RFC 6455).

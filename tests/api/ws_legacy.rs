@@ -914,3 +914,49 @@ async fn frames_and_payloads_keep_design_field_order_and_data_keeps_the_producer
     );
     assert_eq!(keys(&result["alert"]["data"]), producer_order, "{result}");
 }
+
+/// RFC 6455 §4.1/§4.2.1: the key is the base64 of 16 bytes and the handshake HTTP/1.1 or
+/// later. actix checked only that a key was there: `not base64!!`, five bytes of base64
+/// and an HTTP/1.0 request all opened a session.
+#[actix_web::test]
+async fn a_handshake_with_a_malformed_key_or_over_http_1_0_is_400() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app().await;
+    for key in [
+        "not base64!!",
+        "aGVsbG8=",
+        "dGhlIHNhbXBsZSBub25jZQ",
+        "dGhlIHNhbXBsZSBub25jZQ=x",
+    ] {
+        let resp = app
+            .ws_handshake(&format!("token={}", admin()), &[("sec-websocket-key", key)])
+            .await;
+        let problem = expect_problem(resp, 400, &format!("key {key:?}")).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("Sec-WebSocket-Key")),
+            "{problem}"
+        );
+    }
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET /ws?token={} HTTP/1.0\r\nHost: vigil\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        admin()
+    );
+    conn.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = vec![0u8; 2048];
+    let n = tokio::time::timeout(WAIT, conn.read(&mut answer))
+        .await
+        .expect("an answer")
+        .expect("read");
+    let head = String::from_utf8_lossy(&answer[..n]);
+    assert!(head.starts_with("HTTP/1.0 400"), "{head}");
+    // A well-formed handshake still opens.
+    let resp = app.ws_handshake(&format!("token={}", admin()), &[]).await;
+    assert_eq!(resp.status(), 101);
+}
