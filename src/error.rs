@@ -60,6 +60,10 @@ pub enum ApiError {
     /// 415: the body is not `application/json`.
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
+    /// 415: the body is compressed (or claims to be): bodies are read as sent, and a
+    /// compressed one would be "malformed JSON", a mislabelled one stored as if plain.
+    #[error("Content-Encoding {0} is not accepted: send the JSON body uncompressed")]
+    UnsupportedEncoding(String),
     /// 422: well-formed but invalid; names the fields.
     #[error("{detail}")]
     Validation {
@@ -127,7 +131,9 @@ impl ApiError {
             ApiError::Gone(_) => "Gone",
             ApiError::UpgradeRequired(_) => "Upgrade Required",
             ApiError::PayloadTooLarge { .. } => "Payload Too Large",
-            ApiError::UnsupportedMediaType => "Unsupported Media Type",
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => {
+                "Unsupported Media Type"
+            }
             ApiError::Validation { .. } => "Unprocessable Content",
             ApiError::TooManyRequests { .. } => "Too Many Requests",
             ApiError::Unavailable { .. }
@@ -150,7 +156,9 @@ impl ApiError {
             ApiError::Gone(_) => "gone",
             ApiError::UpgradeRequired(_) => "upgrade_required",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => {
+                "unsupported_media_type"
+            }
             ApiError::Validation { .. } => "invalid",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Unavailable { .. }
@@ -233,7 +241,9 @@ impl ResponseError for ApiError {
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. }

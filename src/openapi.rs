@@ -580,7 +580,7 @@ pub enum StrayBody {
     /// A body over 64 KiB
     #[response(status = 413, content_type = "application/problem+json")]
     TooLarge(Problem),
-    /// A body declared as anything but `application/json`
+    /// A body declared as anything but `application/json`, or with a `Content-Encoding`
     #[response(status = 415, content_type = "application/problem+json")]
     NotJson(Problem),
 }
@@ -621,7 +621,7 @@ pub enum AckResponses {
     /// Body over 64 KiB
     #[response(status = 413, content_type = "application/problem+json")]
     TooLarge(Problem),
-    /// Body is not `application/json`
+    /// Body is not `application/json`, or has a `Content-Encoding`
     #[response(status = 415, content_type = "application/problem+json")]
     NotJson(Problem),
     /// Invalid field, named in `errors`

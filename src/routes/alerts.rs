@@ -34,7 +34,7 @@ use crate::state::AppState;
         crate::openapi::Unauthorized,
         (status = 403, description = "The role may not raise alerts", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not `application/json`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not `application/json`, or has a `Content-Encoding` (bodies are read uncompressed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Well-formed but invalid, every bad field named in `errors`; or an Idempotency-Key this caller used for a different alert", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 429, description = "More writes per second than VIGIL_RATE_LIMIT for this token subject", body = crate::openapi::Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
         crate::openapi::DatabaseUnavailable,

@@ -67,7 +67,7 @@ pub async fn get(
         (status = 200, description = "The new team", body = crate::openapi::CareTeam),
         (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not `application/json`", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not `application/json`, or has a `Content-Encoding` (bodies are read uncompressed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::Unauthorized,
         crate::openapi::DatabaseUnavailable,
         crate::openapi::CareTeamRefusals,

@@ -127,6 +127,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// is `empty` (callers decide whether that is allowed), but only when it claims no other
 /// media type: a form post or `text/plain` is refused whatever it carries.
 pub fn json_body(req: &HttpRequest, body: &[u8], empty: Option<Value>) -> Result<Value, ApiError> {
+    // RFC 9110 §8.4: an encoding the server does not decode is 415 (`identity` is none).
+    let encodings: Vec<&str> = req
+        .headers()
+        .get_all(header::CONTENT_ENCODING)
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"))
+        .collect();
+    if !encodings.is_empty() {
+        return Err(ApiError::UnsupportedEncoding(encodings.join(", ")));
+    }
     let declared = req.headers().get(header::CONTENT_TYPE);
     let essence = declared
         .and_then(|v| v.to_str().ok())

@@ -559,3 +559,67 @@ async fn a_barrage_of_bad_requests_goes_unnoticed_by_other_clients_and_leaks_not
         "heartbeats continue"
     );
 }
+
+/// Content-Encoding was ignored: a gzip-compressed alert was "malformed JSON", a plain
+/// body labelled `br` was stored as if it had been decoded, and so was an acknowledgment.
+/// Bodies are read as sent, so any encoding but `identity` is 415 naming it.
+#[actix_web::test]
+async fn a_request_body_with_a_content_encoding_is_415_naming_it() {
+    let app = spawn_app().await;
+    let alert = app.raise("enc", "high").await;
+    let body = alert_body("enc", "low").to_string();
+    let ack = format!(
+        "/api/v1/alerts/{}/acknowledge",
+        alert["id"].as_str().expect("id")
+    );
+    for (path, token, encoding) in [
+        ("/api/v1/alerts", service(), "gzip"),
+        ("/api/v1/alerts", service(), "br"),
+        ("/api/v1/alerts", service(), "identity, gzip"),
+        (ack.as_str(), admin(), "gzip"),
+    ] {
+        let resp = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(if path == ack {
+                "{}".to_owned()
+            } else {
+                body.clone()
+            })
+            .send()
+            .await
+            .expect("POST");
+        let problem = expect_problem(resp, 415, &format!("{path} {encoding}")).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("gzip") || d.contains("br")),
+            "{problem}"
+        );
+    }
+    let listed = app.get_ok("/api/v1/alerts?patient_id=enc", &admin()).await;
+    assert_eq!(
+        listed["alerts"].as_array().map(Vec::len),
+        Some(1),
+        "nothing stored"
+    );
+    assert_eq!(
+        listed["alerts"][0]["status"], "open",
+        "nothing acknowledged"
+    );
+    // `identity` is no encoding at all.
+    let resp = app
+        .client
+        .post(app.url("/api/v1/alerts"))
+        .bearer_auth(service())
+        .header("content-type", "application/json")
+        .header("content-encoding", "identity")
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), 201);
+}
