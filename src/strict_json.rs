@@ -22,6 +22,25 @@ pub fn parse(body: &[u8]) -> serde_json::Result<Value> {
 /// clinical value changed without a word. Reading the text finds it (the parsed value
 /// cannot tell it from `1.2345678901234568e29`). `body` is well-formed JSON.
 pub fn oversized_integer(body: &[u8]) -> Option<(String, String)> {
+    first_number(body, |literal| {
+        !literal.contains(['.', 'e', 'E'])
+            && literal.parse::<i64>().is_err()
+            && literal.parse::<u64>().is_err()
+    })
+}
+
+/// The first number in `body` beyond what a double holds (`1e309`, a 400-digit integer),
+/// as (the top-level key it is under, its literal): valid JSON (RFC 8259 sets no range)
+/// that serde_json refuses as "number out of range", so the field can be named in a 422
+/// rather than the body called malformed.
+pub fn unrepresentable_number(body: &[u8]) -> Option<(String, String)> {
+    first_number(body, |literal| {
+        literal.parse::<f64>().is_ok_and(f64::is_infinite)
+    })
+}
+
+/// The first number literal in `body` that `wanted` picks, with its top-level key.
+fn first_number(body: &[u8], wanted: impl Fn(&str) -> bool) -> Option<(String, String)> {
     let (mut in_string, mut escaped, mut depth) = (false, false, 0usize);
     let (mut string_start, mut last_string, mut key) = (0, String::new(), String::new());
     let mut i = 0;
@@ -54,8 +73,7 @@ pub fn oversized_integer(body: &[u8]) -> Option<(String, String)> {
                     .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
                     .map_or(body.len(), |n| i + n);
                 let literal = std::str::from_utf8(body.get(i..end)?).ok()?;
-                let integer = !literal.contains(['.', 'e', 'E']);
-                if integer && literal.parse::<i64>().is_err() && literal.parse::<u64>().is_err() {
+                if wanted(literal) {
                     let field = if depth == 0 { "body".to_owned() } else { key };
                     return Some((field, literal.to_owned()));
                 }
@@ -163,6 +181,28 @@ mod tests {
         ] {
             assert_eq!(find(fits), None, "{fits}");
         }
+    }
+
+    /// Numbers past a double's range are found under their key; large finite ones and
+    /// numbers inside strings are not.
+    #[test]
+    fn a_number_beyond_a_double_is_found_with_its_key() {
+        let find = |text: &str| super::unrepresentable_number(text.as_bytes());
+        let digits = "9".repeat(400);
+        assert_eq!(
+            find(&format!(
+                r#"{{"title":"1e999","data":{{"n":[1,{digits}]}}}}"#
+            )),
+            Some(("data".to_owned(), digits.clone()))
+        );
+        assert_eq!(
+            find(r#"{"status":-1.5e999}"#),
+            Some(("status".to_owned(), "-1.5e999".to_owned()))
+        );
+        assert_eq!(
+            find(r#"{"data":{"a":1.7e308,"b":123456789012345678901234}}"#),
+            None
+        );
     }
 
     use serde_json::json;

@@ -160,8 +160,27 @@ pub fn json_body(req: &HttpRequest, body: &[u8], empty: Option<Value>) -> Result
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let value = crate::strict_json::parse(body)
-        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    let value = crate::strict_json::parse(body).map_err(|e| {
+        // Valid JSON that no double holds: a field's value, named, not a malformed body.
+        let unrepresentable = e
+            .to_string()
+            .starts_with("number out of range")
+            .then(|| crate::strict_json::unrepresentable_number(body))
+            .flatten();
+        match unrepresentable {
+            Some((field, literal)) => {
+                let shown: String = literal.chars().take(40).collect();
+                ApiError::invalid(
+                    &field,
+                    format!(
+                        "holds the number {shown}, beyond what a double holds (about \
+                         ±1.8e308); send it as a string"
+                    ),
+                )
+            }
+            None => ApiError::BadRequest(format!("malformed JSON: {e}")),
+        }
+    })?;
     if let Some((field, literal)) = crate::strict_json::oversized_integer(body) {
         let shown: String = literal.chars().take(40).collect();
         return Err(ApiError::invalid(

@@ -623,3 +623,62 @@ async fn a_request_body_with_a_content_encoding_is_415_naming_it() {
         .expect("POST");
     assert_eq!(resp.status(), 201);
 }
+
+/// A number past a double's range (`1e309`, a 400-digit integer) is valid JSON but was
+/// answered 400 "number out of range" with no field named, while `5` for a status is a
+/// 422 naming it. It is a 422 naming the field, and nothing is stored.
+#[actix_web::test]
+async fn a_number_beyond_a_double_is_422_naming_its_field() {
+    let app = spawn_app().await;
+    let alert = app.raise("num", "high").await;
+    let ack = format!(
+        "/api/v1/alerts/{}/acknowledge",
+        alert["id"].as_str().expect("id")
+    );
+    let digits = "9".repeat(400);
+    for (path, token, body, field) in [
+        (
+            "/api/v1/alerts",
+            service(),
+            r#"{"patient_id":"num","severity":"low","kind":"k","title":"t","data":{"n":1e309}}"#
+                .to_owned(),
+            "data",
+        ),
+        (
+            "/api/v1/alerts",
+            service(),
+            format!(
+                r#"{{"patient_id":"num","severity":"low","kind":"k","title":"t","data":{{"n":[{digits}]}}}}"#
+            ),
+            "data",
+        ),
+        (
+            ack.as_str(),
+            admin(),
+            r#"{"status":1e309}"#.to_owned(),
+            "status",
+        ),
+    ] {
+        let resp = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("POST");
+        let problem = expect_problem(resp, 422, &format!("{path} {body:.60}")).await;
+        assert_eq!(error_fields(&problem), [field], "{problem}");
+    }
+    let listed = app.get_ok("/api/v1/alerts?patient_id=num", &admin()).await;
+    assert_eq!(
+        listed["alerts"].as_array().map(Vec::len),
+        Some(1),
+        "nothing stored"
+    );
+    assert_eq!(
+        listed["alerts"][0]["status"], "open",
+        "nothing acknowledged"
+    );
+}
