@@ -56,11 +56,19 @@ pub async fn middleware(
         .then(|| res.response().error())
         .flatten();
     if let Some(error) = failed {
-        let cause = match error.as_error::<crate::error::ApiError>() {
+        let api = error.as_error::<crate::error::ApiError>();
+        let cause = match api {
             Some(api) => api.internal_chain().unwrap_or_else(|| api.to_string()),
             None => error.to_string(),
         };
-        log::error!(
+        // An instance full of streams (or stopping) is working as configured: a warning,
+        // so that clients knocking at the limit cannot flood the error log.
+        let level = match api {
+            Some(crate::error::ApiError::Unavailable { .. }) => log::Level::Warn,
+            _ => log::Level::Error,
+        };
+        log::log!(
+            level,
             "request failed request_id={id} {method} {path} status={}: {cause}",
             res.status().as_u16()
         );

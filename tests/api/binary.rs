@@ -32,18 +32,27 @@ impl Served {
         let postgres = std::env::var("VIGIL_TEST_DATABASE_URL")
             .ok()
             .filter(|server| !server.is_empty());
-        Served::start_on(rust_log, postgres.as_deref().map(fresh_postgres_database))
+        Served::start_on(
+            rust_log,
+            postgres.as_deref().map(fresh_postgres_database),
+            &[],
+        )
+    }
+
+    /// Starts `vigil serve` on a fresh SQLite file with extra settings (`VIGIL_…`).
+    pub fn start_with(rust_log: &str, settings: &[(&str, &str)]) -> Served {
+        Served::start_on(rust_log, None, settings)
     }
 
     /// Starts `vigil serve` on a fresh SQLite file whatever the suite's backend, for what
     /// only SQLite can be made to do (another process holding its write lock).
     pub fn start_on_sqlite(rust_log: &str) -> Served {
-        Served::start_on(rust_log, None)
+        Served::start_on(rust_log, None, &[])
     }
 
     /// Starts `vigil serve` on `database_url`, or on a fresh SQLite file (`vigil.db` in
-    /// its own directory) when `None`.
-    fn start_on(rust_log: &str, database_url: Option<String>) -> Served {
+    /// its own directory) when `None`, with `settings` added to its environment.
+    fn start_on(rust_log: &str, database_url: Option<String>, settings: &[(&str, &str)]) -> Served {
         let dir = tempfile::tempdir().expect("tempdir");
         let database_url = database_url
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("vigil.db").display()));
@@ -55,6 +64,7 @@ impl Served {
             .env("VIGIL_JWT_SECRET", SECRET)
             .env("RUST_LOG", rust_log)
             .env("RUST_LOG_STYLE", "never")
+            .envs(settings.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -493,3 +493,27 @@ async fn a_readiness_503_is_logged_once_as_a_warning_with_its_cause_not_as_a_fai
         "no error line for the probe:\n{log}"
     );
 }
+
+/// A stream refused because the instance is full is the configured limit at work: it
+/// was logged as `ERROR request failed`, one line per attempt, so clients knocking at
+/// the limit flooded the error log. It is a warning; real failures stay errors.
+#[actix_web::test]
+async fn a_stream_refused_by_the_instance_limit_is_logged_as_a_warning_not_an_error() {
+    let served = Served::start_with("info", &[("VIGIL_MAX_CONNECTIONS", "1")]);
+    let client = reqwest::Client::new();
+    let stream = |id: &'static str| {
+        client
+            .get(format!("{}/api/v1/alerts/stream", served.url))
+            .bearer_auth(admin())
+            .header("X-Request-Id", id)
+            .send()
+    };
+    let held = stream("limit-held-0001").await.expect("stream");
+    assert_eq!(held.status(), 200);
+    let refused = stream("limit-refused-0001").await.expect("stream");
+    assert_eq!(refused.status(), 503);
+    let line = served
+        .line_with(&["request failed", "request_id=limit-refused-0001"])
+        .await;
+    assert!(line.contains("WARN") && !line.contains("ERROR"), "{line}");
+}
