@@ -174,7 +174,7 @@ pub fn json_body(req: &HttpRequest, body: &[u8], empty: Option<Value>) -> Result
                     &field,
                     format!(
                         "holds the number {shown}, beyond what a double holds (about \
-                         ±1.8e308); send it as a string"
+                         ±1.8e308); the body's other fields were not checked"
                     ),
                 )
             }

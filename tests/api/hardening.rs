@@ -661,6 +661,13 @@ async fn a_number_beyond_a_double_is_422_naming_its_field() {
             .expect("POST");
         let problem = expect_problem(resp, 422, &format!("{path} {body:.60}")).await;
         assert_eq!(error_fields(&problem), [field], "{problem}");
+        // Said plainly: such a body cannot be read, so nothing else in it was checked.
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("other fields were not checked")),
+            "{problem}"
+        );
     }
     only_the_first_alert_stands(&app, "num").await;
 }
