@@ -235,6 +235,15 @@ impl OwnPostgres {
 
 impl Drop for OwnPostgres {
     fn drop(&mut self) {
+        // A test that failed while the server was frozen left it stopped for good: a
+        // stopped process never acts on the stop signal below. Let it go on first.
+        let pid = std::fs::read_to_string(self.dir.join("data").join("postmaster.pid"))
+            .ok()
+            .and_then(|file| file.lines().next().map(|pid| pid.trim().to_owned()));
+        if let Some(pid) = pid {
+            let _ = Command::new("pkill").args(["-CONT", "-P", &pid]).status();
+            let _ = Command::new("kill").args(["-CONT", &pid]).status();
+        }
         let _ = Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(self.bin.join("pg_ctl"))
