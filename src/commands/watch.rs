@@ -143,7 +143,18 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
                         ListAgain::Watched => patients.clone(),
                     };
                     let backlog = unresolved_backlog(&client, &base, &args.token, &scope).await?;
-                    print_reloaded(&backlog, &mut shown, &known, colours);
+                    match again {
+                        // The log the ids and changes came from may be gone (a restored
+                        // or replaced database numbers its changes anew): what was
+                        // printed says nothing about what is current, so all is listed.
+                        ListAgain::Watched => {
+                            shown = Shown::default();
+                            print_backlog(&backlog, &mut shown, &known, colours);
+                        }
+                        ListAgain::Added(_) => {
+                            print_reloaded(&backlog, &mut shown, &known, colours)
+                        }
+                    }
                 }
             }
         };
@@ -169,8 +180,8 @@ fn silence_limit(heartbeat_secs: u64) -> Duration {
 }
 
 /// The latest change of each alert printed (`last_seq` by id): a list read again after a
-/// `reset` or a care-team addition prints only what is new, and a streamed change older
-/// than what a list already showed is not printed over it.
+/// care-team addition prints only what is new, and a streamed change older than what a
+/// list already showed is not printed over it. Forgotten after a `reset`.
 #[derive(Default)]
 struct Shown(HashMap<String, u64>);
 

@@ -302,3 +302,69 @@ async fn a_patient_added_to_the_care_team_has_their_open_alerts_listed() {
         "listed once: {shown:?}"
     );
 }
+
+/// A database restored from a backup numbers its changes anew: an alert `watch` showed
+/// acknowledged at change #2 is open again at #1. The reload after `reset` compared with
+/// what it had printed and hid the alert; it now lists everything the server holds.
+#[actix_web::test]
+async fn after_a_restore_watch_shows_each_alert_as_the_restored_database_has_it() {
+    if on_postgres() {
+        // A restore is a file copy here; the behaviour under test is watch's own.
+        return;
+    }
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("restored.db");
+    let url = format!("sqlite://{}", file.display());
+    let first = spawn_app_on(&url, |c| c.bind = bind.clone()).await;
+    let watch = Watcher::start(&first.address, &admin());
+    watch.says("connected as root").await;
+    let alert = first.raise("p-restored", "critical").await;
+    let open_line = format!("#1 {} ", short(&alert));
+    watch.says(&open_line).await;
+    first.stopper.stop(true).await;
+    let backup = dir.path().join("backup");
+    std::fs::create_dir(&backup).expect("backup dir");
+    let files = ["restored.db", "restored.db-wal", "restored.db-shm"];
+    for name in files {
+        if dir.path().join(name).exists() {
+            std::fs::copy(dir.path().join(name), backup.join(name)).expect("back up");
+        }
+    }
+
+    let second = spawn_app_on(&url, |c| c.bind = bind.clone()).await;
+    let id = alert["id"].as_str().expect("id");
+    let acked = second.ack(&admin(), id, "acknowledged", None).await;
+    assert_eq!(acked.status(), 200);
+    watch.says(&format!("updated #2 {}", short(&alert))).await;
+    second.raise("p-other", "low").await;
+    watch.says("#3 ").await;
+    second.stopper.stop(true).await;
+    for name in files {
+        let _ = std::fs::remove_file(dir.path().join(name));
+        if backup.join(name).exists() {
+            std::fs::copy(backup.join(name), dir.path().join(name)).expect("restore");
+        }
+    }
+
+    let _third = spawn_app_on(&url, |c| c.bind = bind.clone()).await;
+    watch.says("could not replay what was missed").await;
+    let deadline = tokio::time::Instant::now() + WATCH_WAIT;
+    loop {
+        let lines = watch.stdout.lock().expect("lines").clone();
+        let shown_open = lines.iter().filter(|l| l.starts_with(&open_line)).count();
+        if shown_open == 2 {
+            assert!(
+                lines.last().is_some_and(|l| l.contains("[open]")),
+                "{lines:?}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restored alert was not listed again as open: {lines:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
