@@ -168,30 +168,32 @@ pub fn json_body(req: &HttpRequest, body: &[u8], empty: Option<Value>) -> Result
             .then(|| crate::strict_json::unrepresentable_number(body))
             .flatten();
         match unrepresentable {
-            Some((field, literal)) => {
-                let shown: String = literal.chars().take(40).collect();
-                ApiError::invalid(
-                    &field,
-                    format!(
-                        "holds the number {shown}, beyond what a double holds (about \
-                         ±1.8e308); the body's other fields were not checked"
-                    ),
-                )
-            }
+            Some((field, literal)) => number_refused(
+                &field,
+                "holds the number",
+                &literal,
+                "beyond what a double holds (about ±1.8e308); the body's other fields were \
+                 not checked",
+            ),
             None => ApiError::BadRequest(format!("malformed JSON: {e}")),
         }
     })?;
     if let Some((field, literal)) = crate::strict_json::oversized_integer(body) {
-        let shown: String = literal.chars().take(40).collect();
-        return Err(ApiError::invalid(
+        return Err(number_refused(
             &field,
-            format!(
-                "holds the integer {shown}, too large to keep exactly (at most 64 bits); \
-                 send it as a string"
-            ),
+            "holds the integer",
+            &literal,
+            "too large to keep exactly (at most 64 bits); send it as a string",
         ));
     }
     Ok(value)
+}
+
+/// The 422 for a number a double cannot keep: the field, then its literal (the first 40
+/// characters of it; a 400-digit number is not echoed whole).
+fn number_refused(field: &str, holds: &str, literal: &str, why: &str) -> ApiError {
+    let shown: String = literal.chars().take(40).collect();
+    ApiError::invalid(field, format!("{holds} {shown}, {why}"))
 }
 
 /// The body of a write that takes none: what a client sends anyway is held to the rules
