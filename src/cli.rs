@@ -144,7 +144,8 @@ pub struct ServeArgs {
     /// Writes (raise, acknowledge) per second per token subject; bursts of twice that.
     #[arg(long, env = "VIGIL_RATE_LIMIT", default_value = "200")]
     pub rate_limit: String,
-    /// Seconds a client has to send a complete request head (slowloris defence).
+    /// Seconds a client has to send a complete request head, and then its body
+    /// (slowloris defence).
     #[arg(long, env = "VIGIL_REQUEST_TIMEOUT_SECS", default_value = "10")]
     pub request_timeout_secs: String,
     /// Development mode: invent a secret if none is set, print an admin token and the console URL.

@@ -150,7 +150,8 @@ pub struct Config {
     pub tail_poll: Duration,
     /// Writes (raise, acknowledge) per second per token subject.
     pub rate_limit: std::num::NonZeroU32,
-    /// Time a client has to send a complete request head (slowloris defence).
+    /// Time a client has to send a complete request head, and again its body once the
+    /// head is in (slowloris defence).
     pub request_timeout: Duration,
 }
 

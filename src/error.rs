@@ -51,6 +51,10 @@ pub enum ApiError {
     /// the one spoken (RFC 6455 §4.4) so the client can retry with it.
     #[error("{0}")]
     UpgradeRequired(String),
+    /// 408: the body did not arrive within the request timeout of its head; the
+    /// connection is closed, since the rest of the body may still be on its way.
+    #[error("the request body did not arrive within {} s; nothing was stored", .0.as_secs())]
+    BodyTimeout(std::time::Duration),
     /// 413: body over the limit.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -130,6 +134,7 @@ impl ApiError {
             ApiError::Conflict(_) => "Conflict",
             ApiError::Gone(_) => "Gone",
             ApiError::UpgradeRequired(_) => "Upgrade Required",
+            ApiError::BodyTimeout(_) => "Request Timeout",
             ApiError::PayloadTooLarge { .. } => "Payload Too Large",
             ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => {
                 "Unsupported Media Type"
@@ -155,6 +160,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::Gone(_) => "gone",
             ApiError::UpgradeRequired(_) => "upgrade_required",
+            ApiError::BodyTimeout(_) => "request_timeout",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => {
                 "unsupported_media_type"
@@ -240,6 +246,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::UpgradeRequired(_) => StatusCode::UPGRADE_REQUIRED,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType | ApiError::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -290,6 +297,10 @@ impl ResponseError for ApiError {
             }
             // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to (actix adds the
             // `Connection: upgrade` that goes with it).
+            // The rest of the body may still arrive: it must not be read as a next request.
+            ApiError::BodyTimeout(_) => {
+                response.force_close();
+            }
             ApiError::UpgradeRequired(_) => {
                 response.insert_header((header::SEC_WEBSOCKET_VERSION, "13"));
                 response.insert_header((header::UPGRADE, "websocket"));

@@ -121,7 +121,13 @@ impl Metrics {
             }
             delivery_seconds.with_label_values(&[transport.as_str()]);
         }
-        for limit in ["per_user", "instance", "shutdown", "write_rate"] {
+        for limit in [
+            "per_user",
+            "instance",
+            "shutdown",
+            "write_rate",
+            "body_timeout",
+        ] {
             limit_rejections.with_label_values(&[limit]);
         }
         for frame in [

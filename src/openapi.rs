@@ -570,6 +570,16 @@ pub struct Unauthorized(pub Problem);
     headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))]
 pub struct DatabaseUnavailable(pub Problem);
 
+/// The 408 of every endpoint that reads a body, declared once: the body must arrive
+/// within `VIGIL_REQUEST_TIMEOUT_SECS` of the request head.
+#[derive(IntoResponses)]
+#[response(
+    status = 408,
+    content_type = "application/problem+json",
+    description = "The body did not arrive within VIGIL_REQUEST_TIMEOUT_SECS of the request head; nothing was stored, and the connection is closed"
+)]
+pub struct BodyTimeout(pub Problem);
+
 /// What a write that takes no body answers when one is sent anyway (`routes::NoBody`).
 #[derive(IntoResponses)]
 #[allow(clippy::large_enum_variant)] // never built: it only describes responses
@@ -577,6 +587,9 @@ pub enum StrayBody {
     /// A body that is not well-formed JSON
     #[response(status = 400, content_type = "application/problem+json")]
     Malformed(Problem),
+    /// A body that did not arrive within VIGIL_REQUEST_TIMEOUT_SECS of the request head
+    #[response(status = 408, content_type = "application/problem+json")]
+    TimedOut(Problem),
     /// A body over 64 KiB
     #[response(status = 413, content_type = "application/problem+json")]
     TooLarge(Problem),
@@ -615,6 +628,9 @@ pub enum AckResponses {
     /// No such alert, or not in the caller's scope
     #[response(status = 404, content_type = "application/problem+json")]
     NotFound(Problem),
+    /// The body did not arrive within VIGIL_REQUEST_TIMEOUT_SECS of the request head; nothing was recorded
+    #[response(status = 408, content_type = "application/problem+json")]
+    TimedOut(Problem),
     /// The alert is resolved; `resolved` is final
     #[response(status = 409, content_type = "application/problem+json")]
     Resolved(Problem),

@@ -3,6 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
+use super::body::TimedBody;
 use super::json_body;
 use crate::auth::Principal;
 use crate::domain::PatientId;
@@ -33,7 +34,7 @@ pub async fn acknowledge(
     req: HttpRequest,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: TimedBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     handle(&req, &principal, path.into_inner(), &body, &state, None).await
@@ -62,7 +63,7 @@ pub async fn acknowledge_seed_alias(
     req: HttpRequest,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: TimedBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = crate::query::QueryPairs::parse(req.query_string())?;

@@ -3,6 +3,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::body::TimedBody;
 use super::json_body;
 use crate::auth::Principal;
 use crate::domain::{AlertStatus, NewAlert, Severity};
@@ -33,6 +34,7 @@ use crate::state::AppState;
         (status = 400, description = "Malformed JSON or empty body", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::Unauthorized,
         (status = 403, description = "The role may not raise alerts", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::BodyTimeout,
         (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not `application/json`, or has a `Content-Encoding` (bodies are read uncompressed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Well-formed but invalid, every bad field named in `errors`; or an Idempotency-Key this caller used for a different alert", body = crate::openapi::Problem, content_type = "application/problem+json"),
@@ -44,7 +46,7 @@ use crate::state::AppState;
 pub async fn create(
     req: HttpRequest,
     principal: Principal,
-    body: web::Bytes,
+    body: TimedBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     if !principal.role.may_create() {

@@ -3,6 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
+use super::body::TimedBody;
 use super::{NoBody, json_body};
 use crate::auth::Principal;
 use crate::domain::PatientId;
@@ -66,6 +67,7 @@ pub async fn get(
     responses(
         (status = 200, description = "The new team", body = crate::openapi::CareTeam),
         (status = 400, description = "Malformed JSON", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        crate::openapi::BodyTimeout,
         (status = 413, description = "Body over 64 KiB", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not `application/json`, or has a `Content-Encoding` (bodies are read uncompressed)", body = crate::openapi::Problem, content_type = "application/problem+json"),
         crate::openapi::Unauthorized,
@@ -78,7 +80,7 @@ pub async fn replace(
     req: HttpRequest,
     principal: Principal,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: TimedBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&principal)?;

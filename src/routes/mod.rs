@@ -2,6 +2,7 @@
 
 pub mod acknowledge;
 pub mod alerts;
+pub mod body;
 pub mod care_team;
 pub mod console;
 pub mod health;
@@ -207,7 +208,7 @@ impl FromRequest for NoBody {
 
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
         let req = req.clone();
-        let body = web::Bytes::from_request(&req, payload);
+        let body = body::TimedBody::from_request(&req, payload);
         Box::pin(async move {
             let body = body.await?;
             json_body(&req, &body, Some(Value::Null))?;

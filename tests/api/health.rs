@@ -488,7 +488,13 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
         (
             "vigil_limit_rejections_total",
             "limit",
-            &["per_user", "instance", "shutdown", "write_rate"][..],
+            &[
+                "per_user",
+                "instance",
+                "shutdown",
+                "write_rate",
+                "body_timeout",
+            ][..],
         ),
         (
             "vigil_ws_frames_total",

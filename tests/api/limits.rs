@@ -594,6 +594,118 @@ async fn a_keep_alive_connections_next_head_has_the_request_timeout_too() {
     assert_eq!(app.get("/healthz", "").await.status(), 200);
 }
 
+/// A complete head and then a body that trickles, or stops half-way: actix-http times out
+/// the head only, so the request (and its connection, and its handler) waited for good. The
+/// body now has the request timeout too, counted from the head: 408, nothing stored, the
+/// connection closed (the rest of the body must not be read as a next request), and other
+/// clients served meanwhile. A body sent in parts that arrives in time is stored as usual.
+#[actix_web::test]
+async fn a_body_that_does_not_arrive_within_the_request_timeout_is_408_and_nothing_is_stored() {
+    let app = spawn_app_with(|c| c.request_timeout = Duration::from_secs(1)).await;
+    let mut screen = app.sse(&admin(), "patient_id=*").await;
+    screen.connected().await;
+    let alert = serde_json::to_vec(&alert_body("stalled", "critical")).expect("json");
+    let service = service();
+
+    for (framing, trickle) in [
+        ("length", false),
+        ("length", true),
+        ("chunked", false),
+        ("chunked", true),
+    ] {
+        let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connect");
+        let length = if framing == "length" {
+            format!("Content-Length: {}\r\n", alert.len())
+        } else {
+            "Transfer-Encoding: chunked\r\n".to_owned()
+        };
+        let head = format!(
+            "POST /api/v1/alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {service}\r\nContent-Type: application/json\r\n{length}\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("write head");
+        let half = &alert[..alert.len() / 2];
+        let first = if framing == "length" {
+            half.to_vec()
+        } else {
+            [format!("{:x}\r\n", half.len()).as_bytes(), half, b"\r\n"].concat()
+        };
+        stream.write_all(&first).await.expect("write half the body");
+
+        // Meanwhile another producer's alert reaches the open stream.
+        let other = app.raise("other", "high").await;
+        let seen: Value =
+            serde_json::from_str(&screen.next_alert_event().await.data).expect("JSON");
+        assert_eq!(seen["id"], other["id"], "{framing} trickle {trickle}");
+
+        let opened = Instant::now();
+        let mut received = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            assert!(
+                opened.elapsed() < Duration::from_secs(8),
+                "a stalled {framing} body (trickle: {trickle}) kept its request for 8 s: {:?}",
+                String::from_utf8_lossy(&received)
+            );
+            match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+                // One more byte of the body every 100 ms: still never the whole of it.
+                Err(_) if trickle => {
+                    let byte: &[u8] = if framing == "length" {
+                        b" "
+                    } else {
+                        b"1\r\n \r\n"
+                    };
+                    if stream.write_all(byte).await.is_err() {
+                        break;
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        let text = String::from_utf8_lossy(&received);
+        assert!(
+            status_line(&received).starts_with("HTTP/1.1 408"),
+            "{framing} trickle {trickle}: got {text:?}"
+        );
+        assert!(text.contains("application/problem+json"), "{text}");
+        assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
+        assert!(text.contains("nothing was stored"), "{text}");
+    }
+
+    let stored = app
+        .get_ok("/api/v1/alerts?patient_id=stalled", &admin())
+        .await;
+    assert_eq!(
+        stored["alerts"].as_array().map(Vec::len),
+        Some(0),
+        "{stored}"
+    );
+
+    // A body sent in two parts, well within the timeout, is an ordinary request.
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/v1/alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {service}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        alert.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    stream.write_all(&alert[..10]).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.write_all(&alert[10..]).await.expect("write");
+    let received = read_until_closed(&mut stream, WAIT).await;
+    assert!(
+        status_line(&received).starts_with("HTTP/1.1 201"),
+        "{:?}",
+        String::from_utf8_lossy(&received)
+    );
+    let stored: Value = serde_json::from_str(&screen.next_alert_event().await.data).expect("JSON");
+    assert_eq!(stored["patient_id"], "stalled");
+}
+
 #[actix_web::test]
 async fn a_request_head_over_128_kib_or_96_headers_is_431_and_the_connection_is_closed() {
     // Threat: memory exhaustion through huge or numerous headers. DESIGN.md sets no
