@@ -8,6 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v chattr >/dev/null || need+=(e2fsprogs) # tests/api/writes.rs: unwritable files
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   apt-get update -qq

@@ -185,6 +185,22 @@ impl ApiError {
             ApiError::DatabaseUnavailable(cause) if cause.to_string().contains("disk is full") => {
                 "the database's disk is full; nothing was changed, retry later".to_owned()
             }
+            ApiError::DatabaseUnavailable(cause)
+                if cause.to_string().starts_with(crate::db::files::REPLACED) =>
+            {
+                format!(
+                    "{}; nothing was changed: the server must be restarted",
+                    crate::db::files::REPLACED
+                )
+            }
+            ApiError::DatabaseUnavailable(cause) if cause.to_string().contains("disk I/O error") => {
+                "the database's files could not be written (I/O error); nothing was changed, retry later"
+                    .to_owned()
+            }
+            ApiError::DatabaseUnavailable(cause) if cause.to_string().contains("readonly") => {
+                "the database's files cannot be written (read-only); nothing was changed, retry later"
+                    .to_owned()
+            }
             ApiError::DatabaseUnavailable(_) => {
                 "the database is unreachable; nothing was changed, retry later".to_owned()
             }

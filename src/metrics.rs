@@ -67,7 +67,7 @@ impl Metrics {
         let write_failures = IntCounterVec::new(
             Opts::new(
                 "write_failures_total",
-                "Writes answered 503, by cause (locked by another process, disk full, database unreachable, other)",
+                "Writes answered 503, by cause (locked by another process, disk full, read-only files, files replaced under the server, database unreachable, other)",
             ),
             &["cause"],
         )?;
@@ -143,7 +143,14 @@ impl Metrics {
         ] {
             ws_frames.with_label_values(&[frame]);
         }
-        for cause in ["locked", "full", "unreachable", "failing"] {
+        for cause in [
+            "locked",
+            "full",
+            "read_only",
+            "replaced",
+            "unreachable",
+            "failing",
+        ] {
             write_failures.with_label_values(&[cause]);
         }
         Ok(Self {

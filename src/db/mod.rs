@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod care_team;
 pub mod deployment;
 pub mod events;
+pub mod files;
 pub mod migrate;
 pub mod models;
 pub mod pool;

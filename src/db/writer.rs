@@ -32,6 +32,7 @@ use diesel::{Connection, RunQueryDsl};
 use prometheus::IntCounterVec;
 use tokio::sync::oneshot;
 
+use super::files::{self, WatchedFiles};
 use super::pool::AnyManager;
 use super::{AnyConnection, DbPool, pool};
 use crate::config::DatabaseConfig;
@@ -68,6 +69,11 @@ pub struct Writer {
     /// `vigil_write_failures_total`, counted here for PostgreSQL's writes (the SQLite
     /// writer thread counts its own).
     failures: IntCounterVec,
+    /// SQLite: the database's files as the server opened them, checked by readiness.
+    files: Option<Arc<WatchedFiles>>,
+    /// SQLite: the writer's last batch failed otherwise than on a lock or a full disk
+    /// (cleared by a commit); see [`Writer::check_writable`].
+    writer_failing: Arc<std::sync::Mutex<Option<Failing>>>,
     /// PostgreSQL: care-team writes take turns (see [`Writer::write_care_team`]).
     care_team_order: Arc<std::sync::Mutex<()>>,
 }
@@ -79,6 +85,11 @@ pub enum Failing {
     Locked,
     /// The disk (or the file's quota) is full.
     Full,
+    /// The database's files cannot be written (read-only file, directory or mount).
+    ReadOnly,
+    /// The database file was replaced or removed, or its write-ahead log removed, under
+    /// the running server (see [`super::files`]).
+    Replaced,
     /// Any other commit failure.
     Other,
     /// The database cannot be reached at all (PostgreSQL down, no pool connection).
@@ -91,6 +102,8 @@ impl Failing {
         match self {
             Failing::Locked => "locked",
             Failing::Full => "full",
+            Failing::ReadOnly => "read_only",
+            Failing::Replaced => "replaced",
             Failing::Other => "failing",
             Failing::Unreachable => "unreachable",
         }
@@ -101,6 +114,10 @@ impl Failing {
         match self {
             Failing::Locked => "the database is locked by another process: writes fail",
             Failing::Full => "the database's disk is full: writes fail",
+            Failing::ReadOnly => "the database's files cannot be written: writes fail",
+            Failing::Replaced => {
+                "the database's files were replaced or removed while the server ran: writes fail until it is restarted"
+            }
             Failing::Other => "the database does not take writes",
             Failing::Unreachable => "the database is unreachable",
         }
@@ -111,6 +128,10 @@ impl Failing {
             Failing::Locked
         } else if text.contains("full") {
             Failing::Full
+        } else if text.contains("readonly") || text.contains("read-only") {
+            Failing::ReadOnly
+        } else if text.starts_with(files::REPLACED) {
+            Failing::Replaced
         } else {
             Failing::Other
         }
@@ -130,6 +151,8 @@ impl Writer {
                 queue: None,
                 disk_full: None,
                 failures,
+                files: None,
+                writer_failing: Arc::default(),
                 care_team_order: Arc::default(),
             });
         }
@@ -153,22 +176,28 @@ impl Writer {
             asked: false,
         };
         let disk_full = Arc::new(AtomicBool::new(false));
+        let writer_failing = Arc::default();
         let outcome = Outcome {
             failures: failures.clone(),
             disk_full: Arc::clone(&disk_full),
+            writer_failing: Arc::clone(&writer_failing),
         };
+        let files = watch_files(&pool).map(Arc::new);
+        let watched = files.clone();
         let directory = std::path::Path::new(pool::sqlite_path(&database.url))
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf);
         std::thread::Builder::new()
             .name("vigil-sqlite-writer".to_owned())
-            .spawn(move || write_loop(&manager, &jobs, &mut wal, &outcome))?;
+            .spawn(move || write_loop(&manager, &jobs, &mut wal, &outcome, watched.as_deref()))?;
         Ok(Self {
             pool,
             queue: Some(queue),
             disk_full: Some((disk_full, directory)),
             failures,
+            files,
+            writer_failing,
             care_team_order: Arc::default(),
         })
     }
@@ -182,12 +211,36 @@ impl Writer {
     /// on a full disk, readiness also checks the database's directory still has room to
     /// grow (`room_to_grow`): the instance stays unready until it has (it had answered
     /// "ready" while every alert was refused), and turns ready again as soon as space is
-    /// freed, without waiting for a write to prove it. PostgreSQL: nothing to add to the
+    /// freed, without waiting for a write to prove it. The pool's connections are not
+    /// the writer's: once the writer's batch has failed otherwise (files it could not
+    /// write while the pool's older connections still could), the test write goes
+    /// through the writer itself until one commits. PostgreSQL: nothing to add to the
     /// read readiness has made.
     pub async fn check_writable(&self, within: Duration) -> Result<(), (Failing, String)> {
         if self.queue.is_none() {
             // PostgreSQL: readiness's own read has just had a connection from the pool.
             return Ok(());
+        }
+        if let Some(Err(why)) = self.files.as_deref().map(WatchedFiles::check) {
+            return Err((Failing::Replaced, why));
+        }
+        let failing = *self
+            .writer_failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(cause) = failing {
+            let through_writer = self.write(|conn| {
+                diesel::sql_query(REWRITE_HEAD).execute(conn)?;
+                Ok(())
+            });
+            return match actix_web::rt::time::timeout(within, through_writer).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => {
+                    let why = e.internal_chain().unwrap_or_else(|| e.to_string());
+                    Err((Failing::of_error(&why), why))
+                }
+                Err(_) => Err((cause, "the writer's test write did not finish".to_owned())),
+            };
         }
         let disk_full = self.disk_full.clone();
         let probe = super::run_within(&self.pool, within, move |conn| {
@@ -443,6 +496,8 @@ struct Outcome {
     failures: IntCounterVec,
     /// Shared with [`Writer::check_writable`].
     disk_full: Arc<AtomicBool>,
+    /// Shared with [`Writer::check_writable`].
+    writer_failing: Arc<std::sync::Mutex<Option<Failing>>>,
 }
 
 impl Outcome {
@@ -450,14 +505,37 @@ impl Outcome {
         self.failures
             .with_label_values(&[cause.as_str()])
             .inc_by(writes as u64);
-        if cause == Failing::Full {
-            self.disk_full.store(true, Ordering::Relaxed);
+        match cause {
+            Failing::Full => self.disk_full.store(true, Ordering::Relaxed),
+            // Readiness sees a lock itself, and files replaced, with its own checks.
+            Failing::Locked | Failing::Replaced | Failing::Unreachable => {}
+            Failing::ReadOnly | Failing::Other => *self.failing_slot() = Some(cause),
         }
     }
 
     fn committed(&self) {
         self.disk_full.store(false, Ordering::Relaxed);
+        *self.failing_slot() = None;
     }
+
+    fn failing_slot(&self) -> std::sync::MutexGuard<'_, Option<Failing>> {
+        self.writer_failing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The database file the pool's connections are open on, to be watched; `None` for an
+/// in-memory database, or when it cannot be found out (then nothing is watched).
+fn watch_files(pool: &DbPool) -> Option<WatchedFiles> {
+    let mut conn = pool
+        .get()
+        .inspect_err(|e| log::warn!("the database file is not watched: {e}"))
+        .ok()?;
+    let file = pool::sqlite_file(&mut conn)
+        .inspect_err(|e| log::warn!("the database file is not watched: {e}"))
+        .ok()??;
+    WatchedFiles::new(&file)
 }
 
 /// How much room readiness wants to see before it calls a full disk free again: a few
@@ -488,8 +566,10 @@ fn write_loop(
     jobs: &mpsc::Receiver<Box<dyn Job>>,
     wal: &mut WalBound,
     outcome: &Outcome,
+    files: Option<&WatchedFiles>,
 ) {
     let mut conn: Option<AnyConnection> = None;
+    let mut files_changed = false;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -511,6 +591,18 @@ fn write_loop(
         if batch.is_empty() {
             continue;
         }
+        if let Some(Err(why)) = files.map(WatchedFiles::check) {
+            if !files_changed {
+                log::error!("writes refused: {why}");
+                files_changed = true;
+            }
+            outcome.failed(Failing::Replaced, batch.len());
+            for job in batch {
+                job.abandon(&why);
+            }
+            continue;
+        }
+        files_changed = false;
         let mut open = match conn.take() {
             Some(open) => open,
             None => match open_writer(manager, wal) {
@@ -560,33 +652,64 @@ enum Batch {
     /// The write lock could not be had (another process holds it): nothing ran, every
     /// caller was answered 503; the connection is fine.
     Locked,
-    /// The commit failed (the error's text): every caller was answered 503.
+    /// The write lock or the commit failed otherwise (the error's text): every caller
+    /// was answered 503, and the next batch starts on a fresh connection (one opened
+    /// while the files could not be written stays read-only for good).
     Failed(String),
+}
+
+/// How long a batch may wait for SQLite's write lock, when less than the connection's
+/// usual busy timeout: what is left of its oldest write's. A write queued behind a batch
+/// that waited out the lock would otherwise wait a whole busy timeout again — twice as
+/// long as a caller is told it waits.
+fn lock_budget(batch: &[Box<dyn Job>]) -> Option<u64> {
+    let oldest = batch.iter().map(|job| job.queued()).min()?;
+    let left = STALE_AFTER.saturating_sub(oldest.elapsed());
+    // Fresh writes (all of them, but behind a lock) keep the usual timeout, unchanged:
+    // no statement is added to a batch's path.
+    (left < STALE_AFTER - Duration::from_millis(100)).then(|| left.as_millis().max(1) as u64)
+}
+
+fn set_busy_timeout(conn: &mut AnyConnection, ms: u64) {
+    if let Err(e) = diesel::sql_query(format!("PRAGMA busy_timeout = {ms}")).execute(conn) {
+        log::warn!("could not set the writer's busy timeout to {ms} ms: {e}");
+    }
 }
 
 /// Runs every job in one transaction, once it holds the write lock.
 fn commit_batch(conn: &mut AnyConnection, mut batch: Vec<Box<dyn Job>>) -> Batch {
     let started = Instant::now();
     let mut ran: Vec<Box<dyn Finish>> = Vec::with_capacity(batch.len());
-    let mut locked = false;
+    let mut lock_error: Option<String> = None;
+    let budget = lock_budget(&batch);
+    if let Some(ms) = budget {
+        set_busy_timeout(conn, ms);
+    }
     let committed = conn.transaction::<_, diesel::result::Error, _>(|c| {
         // One wait for the lock for the whole batch (see TAKE_WRITE_LOCK).
         diesel::sql_query(TAKE_WRITE_LOCK)
             .execute(c)
-            .inspect_err(|_| locked = true)?;
+            .inspect_err(|e| lock_error = Some(e.to_string()))?;
         for job in batch.drain(..) {
             ran.push(job.run(c));
         }
         Ok(())
     });
-    if locked {
-        if let Err(e) = &committed {
-            log::warn!("{} writes refused: the write lock: {e}", batch.len());
+    if budget.is_some() {
+        set_busy_timeout(conn, pool::BUSY_TIMEOUT_MS);
+    }
+    if let Some(why) = lock_error {
+        log::warn!("{} writes refused: the write lock: {why}", batch.len());
+        if Failing::of_error(&why) == Failing::Locked {
+            for job in batch {
+                job.abandon(LOCKED);
+            }
+            return Batch::Locked;
         }
         for job in batch {
-            job.abandon(LOCKED);
+            job.abandon(&why);
         }
-        return Batch::Locked;
+        return Batch::Failed(why);
     }
     let committed = committed.map_err(|e| {
         log::error!("group commit of {} writes failed: {e}", ran.len());

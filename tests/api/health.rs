@@ -514,7 +514,14 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
         (
             "vigil_write_failures_total",
             "cause",
-            &["locked", "full", "unreachable", "failing"],
+            &[
+                "locked",
+                "full",
+                "read_only",
+                "replaced",
+                "unreachable",
+                "failing",
+            ],
         ),
     ] {
         for value in values {

@@ -220,7 +220,27 @@ async fn a_database_locked_by_another_process_answers_every_write_503_and_readin
             )
         }
     });
-    for (status, problem) in join_all(posts).await {
+    // One more, queued while the first batch waits out the lock: it waits what is left
+    // of its own 10 s, not a whole busy timeout more (it was answered after ~18 s).
+    let late = async {
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let sent = std::time::Instant::now();
+        let resp = client
+            .post(app.url("/api/v1/alerts"))
+            .bearer_auth(service())
+            .json(&alert_body("lk-late", "critical"))
+            .send()
+            .await
+            .expect("an answer while the lock is held");
+        (resp.status().as_u16(), sent.elapsed())
+    };
+    let (answers, (late_status, late_waited)) = tokio::join!(join_all(posts), late);
+    assert_eq!(late_status, 503);
+    assert!(
+        late_waited < std::time::Duration::from_secs(14),
+        "a write queued behind a locked batch waited {late_waited:?}"
+    );
+    for (status, problem) in answers {
         assert_eq!(status, 503, "nothing can be stored: {problem}");
         assert_eq!(
             problem["detail"],
@@ -230,7 +250,7 @@ async fn a_database_locked_by_another_process_answers_every_write_503_and_readin
     let text = app.metrics_text().await;
     assert_eq!(
         metric_sample(&text, "vigil_write_failures_total", &[("cause", "locked")]),
-        Some(4.0),
+        Some(5.0),
         "refused writes are counted by cause: {text}"
     );
 
@@ -340,4 +360,150 @@ async fn a_full_disk_answers_503_readiness_says_full_until_space_returns() {
     assert_eq!(ready.status(), 200, "ready as soon as there is room again");
     let stored = app.raise("df-after", "critical").await;
     assert_eq!(stored["patient_id"], "df-after");
+}
+
+/// Marks a file immutable (`chattr +i`: even root cannot write it), as a failing device
+/// or an operator's mistake would; undone when dropped.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(path: std::path::PathBuf) -> Immutable {
+        Immutable::chattr("+i", &path);
+        Immutable(path)
+    }
+
+    fn chattr(flag: &str, path: &std::path::Path) {
+        let status = std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(path)
+            .status()
+            .expect("run chattr (e2fsprogs; scripts/services.sh installs it)");
+        assert!(status.success(), "chattr {flag} {}", path.display());
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The database's files unwritable for a moment (a failing device, a permission
+/// error): the writer's fresh connection, opened while nothing could be written, was
+/// read-only for good, and since its failure was taken for another process's lock it was
+/// kept. Every write was then refused as "locked by another process" until a restart,
+/// while `/readyz` said ready. Now each failed batch hands the next one a fresh
+/// connection: writes are refused, not as "locked", only while the files cannot be
+/// written, and go through again by themselves once they can.
+#[actix_web::test]
+async fn a_moment_of_unwritable_files_refuses_writes_only_while_it_lasts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = dir.path().join("ro.db");
+    let app = spawn_app_on(&format!("sqlite://{}", database.display()), |_| {}).await;
+    let first = app.raise("ro0", "high").await;
+
+    let unwritable = Immutable::set(dir.path().join("ro.db-wal"));
+    let mut details = Vec::new();
+    for i in 0..3 {
+        let resp = app
+            .post_json(
+                "/api/v1/alerts",
+                &service(),
+                &alert_body(&format!("ro-{i}"), "critical"),
+            )
+            .await;
+        assert_eq!(
+            resp.status(),
+            503,
+            "nothing can be stored in an unwritable log"
+        );
+        let problem: Value = resp.json().await.expect("problem");
+        details.push(problem["detail"].as_str().unwrap_or_default().to_owned());
+    }
+    assert!(
+        details.iter().all(|d| !d.contains("locked")),
+        "unwritable files are not another process's lock: {details:?}"
+    );
+    let ready = app.get("/readyz", "").await;
+    assert_eq!(ready.status(), 503, "not ready while writes are refused");
+
+    drop(unwritable);
+    let stored = eventually(
+        "writes to go through once the files are writable again",
+        || async {
+            let resp = app
+                .post_json(
+                    "/api/v1/alerts",
+                    &service(),
+                    &alert_body("ro-after", "critical"),
+                )
+                .await;
+            if resp.status() == 201 {
+                Some(resp.json::<Value>().await.expect("alert"))
+            } else {
+                None
+            }
+        },
+    )
+    .await;
+    assert_eq!(app.get("/readyz", "").await.status(), 200);
+    let list = app.get_ok("/api/v1/alerts?limit=10", &admin()).await;
+    let ids: Vec<&Value> = list["alerts"]
+        .as_array()
+        .map(|alerts| alerts.iter().map(|a| &a["id"]).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        ids,
+        vec![&stored["id"], &first["id"]],
+        "exactly the alerts answered 201: {list}"
+    );
+}
+
+/// The database file renamed over, or its write-ahead log removed, while the server
+/// runs: the server went on writing to files no path named any more, and the alerts it
+/// answered 201 were gone at the next restart (or an old log corrupted the new file).
+/// Now such writes are refused, 503 naming the cause, readiness says `replaced`, and the
+/// refusals are counted.
+#[actix_web::test]
+async fn database_files_replaced_under_the_server_refuse_writes_and_readiness_says_so() {
+    for what in ["database", "log"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let database = dir.path().join("a.db");
+        let app = spawn_app_on(&format!("sqlite://{}", database.display()), |_| {}).await;
+        app.raise("rp0", "high").await;
+        if what == "database" {
+            let other = dir.path().join("other.db");
+            std::fs::copy(&database, &other).expect("copy");
+            std::fs::rename(&other, &database).expect("rename over the database");
+        } else {
+            std::fs::remove_file(dir.path().join("a.db-wal")).expect("remove the log");
+        }
+
+        let resp = app
+            .post_json("/api/v1/alerts", &service(), &alert_body("rp1", "critical"))
+            .await;
+        let problem = expect_problem(resp, 503, "a write to replaced files").await;
+        assert_eq!(
+            problem["detail"],
+            "the database's files were replaced or removed while Vigil ran; nothing was changed: the server must be restarted",
+            "{what}: {problem}"
+        );
+        let ready = app.get("/readyz", "").await;
+        assert_eq!(ready.status(), 503, "{what}: not ready");
+        let ready: Value = ready.json().await.expect("readiness problem");
+        assert_eq!(ready["database"], "replaced", "{what}: {ready}");
+        let text = app.metrics_text().await;
+        assert_eq!(
+            metric_sample(
+                &text,
+                "vigil_write_failures_total",
+                &[("cause", "replaced")]
+            ),
+            Some(1.0),
+            "{what}: {text}"
+        );
+    }
 }
