@@ -1,7 +1,7 @@
 //! Embedded migrations: run at `serve` start and by `vigil migrate`.
 
-use diesel::RunQueryDsl;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Text};
+use diesel::{QueryableByName, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::pool::AnyConnection;
@@ -28,9 +28,14 @@ pub fn run_pending(conn: &mut AnyConnection) -> Result<Vec<String>, MigrationErr
             diesel::sql_query("SELECT pg_advisory_lock($1)")
                 .bind::<BigInt, _>(MIGRATION_LOCK)
                 .execute(pg)?;
-            let applied = pg
-                .run_pending_migrations(MIGRATIONS)
-                .map(|versions| versions.iter().map(ToString::to_string).collect());
+            let applied = diesel::sql_query(PG_TABLES)
+                .load::<Table>(pg)
+                .map_err(MigrationError::from)
+                .and_then(refuse_foreign)
+                .and_then(|()| {
+                    pg.run_pending_migrations(MIGRATIONS)
+                        .map(|versions| versions.iter().map(ToString::to_string).collect())
+                });
             diesel::sql_query("SELECT pg_advisory_unlock($1)")
                 .bind::<BigInt, _>(MIGRATION_LOCK)
                 .execute(pg)?;
@@ -39,12 +44,51 @@ pub fn run_pending(conn: &mut AnyConnection) -> Result<Vec<String>, MigrationErr
         // Taking the write lock first makes the check for pending migrations and their
         // application one step; the other instances wait in the busy handler.
         AnyConnection::Sqlite(lite) => lite.immediate_transaction(|lite| {
+            refuse_foreign(diesel::sql_query(SQLITE_TABLES).load::<Table>(lite)?)?;
             lite.run_pending_migrations(MIGRATIONS)
                 .map(|versions| versions.iter().map(ToString::to_string).collect())
         })?,
     };
     refuse_unknown(conn)?;
     Ok(applied)
+}
+
+/// The tables of the database Vigil would migrate (SQLite's own left out).
+const SQLITE_TABLES: &str = "SELECT name FROM sqlite_master WHERE type = 'table' \
+     AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name";
+/// The same on PostgreSQL: the schema Vigil's tables go into.
+const PG_TABLES: &str = "SELECT table_name::text AS name FROM information_schema.tables \
+     WHERE table_schema = current_schema() ORDER BY table_name";
+
+/// A row of [`SQLITE_TABLES`] or [`PG_TABLES`].
+#[derive(QueryableByName)]
+struct Table {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+/// A database holding tables but no migration history is another application's (a
+/// mistyped `DATABASE_URL`): it is refused before anything is written to it. Vigil
+/// added its nine tables beside the other application's, or failed half-way on a
+/// table name both use.
+fn refuse_foreign(tables: Vec<Table>) -> Result<(), MigrationError> {
+    let names: Vec<String> = tables.into_iter().map(|t| t.name).collect();
+    if names.is_empty() || names.iter().any(|n| n == "__diesel_schema_migrations") {
+        return Ok(());
+    }
+    let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    let more = names.len().saturating_sub(shown.len());
+    Err(format!(
+        "the database holds tables of another application ({}{}) and no Vigil migration \
+         history: give Vigil a database of its own (an empty one is set up at start)",
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )
+    .into())
 }
 
 /// A database a newer Vigil has migrated (this binary rolled back onto it) holds a

@@ -369,6 +369,49 @@ fn a_database_migrated_by_a_newer_vigil_is_refused_naming_the_migration() {
     }
 }
 
+/// A mistyped `DATABASE_URL` naming another application's SQLite file: Vigil added its
+/// nine tables beside the other application's (or failed half-way on a table name both
+/// use). A database with tables but no migration history is refused, untouched.
+#[test]
+fn another_applications_database_is_refused_untouched() {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("other-app.db");
+    let mut c = SqliteConnection::establish(&file.display().to_string()).expect("open");
+    diesel::sql_query("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        .execute(&mut c)
+        .expect("another application's table");
+    let database_url = format!("sqlite://{}", file.display());
+    let env = [
+        ("VIGIL_BIND", "127.0.0.1:0"),
+        ("DATABASE_URL", database_url.as_str()),
+        ("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("RUST_LOG", "warn"),
+    ];
+    for command in ["migrate", "serve"] {
+        let (status, stderr) = vigil_exit(&[command], &env, Duration::from_secs(60), command);
+        assert!(!status.success(), "{command}: {stderr}");
+        assert!(
+            stderr.contains("tables of another application (users)"),
+            "{command}: {stderr}"
+        );
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let tables: Vec<String> =
+        diesel::sql_query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .load::<Name>(&mut c)
+            .expect("tables")
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+    assert_eq!(tables, vec!["users"], "nothing was added");
+}
+
 #[actix_web::test]
 async fn the_pages_answer_head_like_get_without_a_body_and_refuse_to_be_framed() {
     let app = spawn_app().await;
