@@ -307,6 +307,17 @@ fn a_log_filter_that_does_not_parse_stops_serve_naming_rust_log() {
     }
 }
 
+/// The environment of a `vigil` run that must stop at start: any port, `database_url`,
+/// a valid secret, warnings only.
+fn exit_env(database_url: &str) -> [(&'static str, &str); 4] {
+    [
+        ("VIGIL_BIND", "127.0.0.1:0"),
+        ("DATABASE_URL", database_url),
+        ("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("RUST_LOG", "warn"),
+    ]
+}
+
 #[test]
 fn a_database_that_cannot_be_opened_stops_serve_and_migrate_naming_database_url() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -315,12 +326,7 @@ fn a_database_that_cannot_be_opened_stops_serve_and_migrate_naming_database_url(
     for command in ["serve", "migrate"] {
         let (status, stderr) = vigil_exit(
             &[command],
-            &[
-                ("VIGIL_BIND", "127.0.0.1:0"),
-                ("DATABASE_URL", database_url.as_str()),
-                ("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-                ("RUST_LOG", "warn"),
-            ],
+            &exit_env(&database_url),
             Duration::from_secs(60),
             "vigil with a database in a missing directory",
         );
@@ -347,12 +353,7 @@ fn a_database_migrated_by_a_newer_vigil_is_refused_naming_the_migration() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("newer.db");
     let database_url = format!("sqlite://{}", file.display());
-    let env = [
-        ("VIGIL_BIND", "127.0.0.1:0"),
-        ("DATABASE_URL", database_url.as_str()),
-        ("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-        ("RUST_LOG", "warn"),
-    ];
+    let env = exit_env(&database_url);
     let (status, stderr) = vigil_exit(&["migrate"], &env, Duration::from_secs(60), "migrate");
     assert!(status.success(), "a fresh database migrates: {stderr}");
     let mut c = SqliteConnection::establish(&file.display().to_string()).expect("open");
@@ -383,12 +384,7 @@ fn another_applications_database_is_refused_untouched() {
         .execute(&mut c)
         .expect("another application's table");
     let database_url = format!("sqlite://{}", file.display());
-    let env = [
-        ("VIGIL_BIND", "127.0.0.1:0"),
-        ("DATABASE_URL", database_url.as_str()),
-        ("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-        ("RUST_LOG", "warn"),
-    ];
+    let env = exit_env(&database_url);
     for command in ["migrate", "serve"] {
         let (status, stderr) = vigil_exit(&[command], &env, Duration::from_secs(60), command);
         assert!(!status.success(), "{command}: {stderr}");
