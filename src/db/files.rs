@@ -23,10 +23,10 @@ pub struct WatchedFiles {
     /// Device and inode of the database file when the server opened it.
     identity: (u64, u64),
     wal: PathBuf,
-    /// The write-ahead log has existed since: its disappearance means it was removed
-    /// (SQLite removes it only when the last connection closes, and the pool keeps
-    /// connections open).
-    wal_seen: AtomicBool,
+    /// The writer's connection has committed since it opened, and the write-ahead log
+    /// existed then: while that connection lives, the log's disappearance means it was
+    /// removed (SQLite removes it only when the last connection to the database closes).
+    wal_held: AtomicBool,
 }
 
 impl WatchedFiles {
@@ -34,18 +34,30 @@ impl WatchedFiles {
     /// database has no file).
     pub fn new(database: &Path) -> Option<Self> {
         let metadata = std::fs::metadata(database).ok()?;
-        let wal = PathBuf::from(format!("{}-wal", database.display()));
-        let wal_seen = AtomicBool::new(wal.exists());
         Some(Self {
             database: database.to_path_buf(),
             identity: (metadata.dev(), metadata.ino()),
-            wal,
-            wal_seen,
+            wal: PathBuf::from(format!("{}-wal", database.display())),
+            wal_held: AtomicBool::new(false),
         })
     }
 
+    /// The writer's connection has committed: from now on, while it lives, it holds the
+    /// write-ahead log open (when the database has one).
+    pub fn committed(&self) {
+        if !self.wal_held.load(Ordering::Relaxed) && self.wal.exists() {
+            self.wal_held.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The writer's connection is gone: with no connection left, SQLite may remove the
+    /// write-ahead log itself.
+    pub fn connection_closed(&self) {
+        self.wal_held.store(false, Ordering::Relaxed);
+    }
+
     /// `Err` says what changed, for the log: the database file replaced or removed, or
-    /// its write-ahead log removed. Two `stat`s.
+    /// its write-ahead log removed under the writer's connection. One or two `stat`s.
     pub fn check(&self) -> Result<(), String> {
         match std::fs::metadata(&self.database) {
             Ok(now) if (now.dev(), now.ino()) == self.identity => {}
@@ -62,9 +74,7 @@ impl WatchedFiles {
                 ));
             }
         }
-        if self.wal.exists() {
-            self.wal_seen.store(true, Ordering::Relaxed);
-        } else if self.wal_seen.load(Ordering::Relaxed) {
+        if self.wal_held.load(Ordering::Relaxed) && !self.wal.exists() {
             return Err(format!(
                 "{REPLACED}: its write-ahead log {} was removed; restart Vigil",
                 self.wal.display()
@@ -90,13 +100,18 @@ mod tests {
         let watched = WatchedFiles::new(&database).ok_or(std::io::ErrorKind::NotFound)?;
         assert_eq!(watched.check(), Ok(()));
 
+        // Removed by SQLite when no connection is left (the writer's closed): expected.
+        std::fs::remove_file(&wal)?;
+        assert_eq!(watched.check(), Ok(()));
+        std::fs::write(&wal, b"wal")?;
+        watched.committed();
         std::fs::remove_file(&wal)?;
         assert!(
             watched
                 .check()
                 .is_err_and(|e| e.contains("write-ahead log"))
         );
-        std::fs::write(&wal, b"wal")?;
+        watched.connection_closed();
         assert_eq!(watched.check(), Ok(()));
 
         let other = dir.path().join("other.db");

@@ -623,6 +623,9 @@ fn write_loop(
         match catch_unwind(AssertUnwindSafe(|| commit_batch(&mut open, batch))) {
             Ok(Batch::Committed) => {
                 outcome.committed();
+                if let Some(files) = files {
+                    files.committed();
+                }
                 wal.after_batch(&mut open);
                 conn = Some(open);
             }
@@ -631,8 +634,18 @@ fn write_loop(
                 conn = Some(open);
             }
             // Commit failed: start the next batch on a fresh connection.
-            Ok(Batch::Failed(why)) => outcome.failed(Failing::of_error(&why), writes),
-            Err(_) => log::error!("a write panicked; its batch was rolled back"),
+            Ok(Batch::Failed(why)) => {
+                outcome.failed(Failing::of_error(&why), writes);
+                if let Some(files) = files {
+                    files.connection_closed();
+                }
+            }
+            Err(_) => {
+                log::error!("a write panicked; its batch was rolled back");
+                if let Some(files) = files {
+                    files.connection_closed();
+                }
+            }
         }
     }
 }
