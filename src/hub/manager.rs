@@ -87,6 +87,9 @@ pub struct AlertConnectionManager {
     care_team_claims: VecDeque<(Instant, CareTeamChange, bool)>,
     /// A confirmation read of `care_team_claims` is in flight.
     confirming_care_teams: bool,
+    /// When the oldest announced (not yet applied) claim of the confirmation read in
+    /// flight arrived: events accepted after it wait for that read (see [`Self::drain`]).
+    confirming_since: Option<Instant>,
     /// A care-team read-back is in flight.
     reading_care_teams: bool,
     shutting_down: bool,
@@ -115,6 +118,7 @@ impl AlertConnectionManager {
             announced: None,
             care_team_claims: VecDeque::new(),
             confirming_care_teams: false,
+            confirming_since: None,
             reading_care_teams: false,
             shutting_down: false,
             heartbeat_group: 0,
@@ -229,7 +233,14 @@ impl AlertConnectionManager {
         }
     }
 
+    /// Delivers the pending events that are next in sequence, but none accepted after a
+    /// care-team change another instance announced that no database read has settled
+    /// yet. That instance published the change before any event it committed later, so
+    /// such an event may be one the change applies to: an alert raised on another
+    /// instance right after a nurse's removal had its 204 reached her when the log read
+    /// finished before the change's confirmation, and an added nurse missed one.
     fn drain(&mut self) {
+        let unsettled_since = self.unsettled_claims_since();
         while let Some(entry) = self.pending.first_entry() {
             if *entry.key() <= self.head {
                 // Already delivered or skipped: never let it block the ones after it.
@@ -237,6 +248,9 @@ impl AlertConnectionManager {
                 continue;
             }
             if *entry.key() != self.head + 1 {
+                break;
+            }
+            if unsettled_since.is_some_and(|since| entry.get().1 >= since) {
                 break;
             }
             let (event, received) = entry.remove();
@@ -386,6 +400,17 @@ impl AlertConnectionManager {
         self.recent_care_team.remember(received, change);
     }
 
+    /// When the oldest care-team change announced by another instance and not yet
+    /// settled by a database read arrived (this instance's own are applied at once).
+    fn unsettled_claims_since(&self) -> Option<Instant> {
+        self.care_team_claims
+            .iter()
+            .filter(|(_, _, applied)| !applied)
+            .map(|(received, _, _)| *received)
+            .chain(self.confirming_since)
+            .min()
+    }
+
     /// Queues a care-team change for [`Self::confirm_care_team_claims`].
     fn claim_care_team(
         &mut self,
@@ -415,6 +440,11 @@ impl AlertConnectionManager {
         self.confirming_care_teams = true;
         let claims: Vec<(Instant, CareTeamChange, bool)> =
             self.care_team_claims.drain(..).collect();
+        self.confirming_since = claims
+            .iter()
+            .filter(|(_, _, applied)| !applied)
+            .map(|(received, _, _)| *received)
+            .min();
         let mut users: Vec<String> = claims.iter().map(|(_, c, _)| c.user_id.clone()).collect();
         users.sort();
         users.dedup();
@@ -425,6 +455,7 @@ impl AlertConnectionManager {
         };
         ctx.spawn(read.into_actor(self).map(move |result, act, ctx| {
             act.confirming_care_teams = false;
+            act.confirming_since = None;
             match result {
                 Ok(teams) => {
                     for (received, mut claim, applied) in claims {
@@ -458,6 +489,8 @@ impl AlertConnectionManager {
                 // The periodic read-back puts the streams right once the database answers.
                 Err(e) => log::warn!("confirming announced care-team changes failed: {e}"),
             }
+            // The events these claims held back (see `drain`), now matched under them.
+            act.drain();
             act.confirm_care_team_claims(ctx);
         }));
     }

@@ -656,3 +656,90 @@ async fn a_frozen_redis_shows_as_reconnecting_and_delivery_goes_on_through_the_l
     let event = sse_b.until(WAIT, |e| e.event == "alert").await;
     assert_eq!(event.id, after["seq"].to_string());
 }
+
+/// A nurse taken off a patient on instance A, and an alert for that patient raised on A
+/// after the removal's 204: instance B, streaming to her, read the alert from the log and
+/// the removal from the care team as two separate reads, and when the log read finished
+/// first it matched the alert under her old team — she received it (DESIGN: "a change
+/// applies to live subscriptions at once"). Here B's read of the care team is held up (the
+/// table locked once the removal has committed, its announcement held in a frozen Redis
+/// until then) so that the log read always finishes first: the alert must wait for the
+/// removal, reach the admin's screen once it is settled, and never hers.
+#[actix_web::test]
+async fn an_alert_raised_after_a_removal_on_another_instance_never_reaches_the_removed_nurse() {
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+
+    let pg = OwnPostgres::start();
+    let url = fresh_postgres_database(&pg.url());
+    let redis = OwnRedis::start();
+    let a = redis_only_instance(&redis.url(), Some(&url)).await;
+    let b = redis_only_instance(&redis.url(), Some(&url)).await;
+    for app in [&a, &b] {
+        broker_connected(app).await;
+    }
+    a.assign("p-gone", "hana").await;
+    a.assign("p-kept", "hana").await;
+    let mut nurse_b = b.sse(&token("hana", "nurse", None), "").await;
+    let connected = nurse_b.connected().await;
+    assert_eq!(
+        connected["patients"],
+        json!(["p-gone", "p-kept"]),
+        "{connected}"
+    );
+    let mut admin_b = b.sse(&admin(), "patient_id=*").await;
+    admin_b.connected().await;
+
+    redis.freeze();
+    a.unassign("p-gone", "hana").await;
+    let mut lock = PgConnection::establish(&url).expect("a connection of the test's own");
+    diesel::sql_query("BEGIN")
+        .execute(&mut lock)
+        .expect("BEGIN");
+    diesel::sql_query("LOCK TABLE care_team IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .expect("lock the care team");
+    let gone = a.raise("p-gone", "critical").await;
+    redis.thaw();
+
+    // B has the announcements now; its log read finishes, its care-team read cannot.
+    // Before the fix the alert went out at once, to both screens.
+    let early = tokio::time::timeout(
+        Duration::from_secs(2),
+        admin_b.until(WAIT, |e| e.event == "alert"),
+    )
+    .await;
+    if let Ok(event) = early {
+        let nurse_saw = nurse_b
+            .until(WAIT, |e| e.event == "alert" || e.event == "scope_changed")
+            .await;
+        panic!(
+            "the alert went out before the removal was settled ({:?}); the removed nurse's \
+             next event: {} {}",
+            event.id, nurse_saw.event, nurse_saw.data
+        );
+    }
+    diesel::sql_query("COMMIT")
+        .execute(&mut lock)
+        .expect("release the lock");
+
+    let told = nurse_b
+        .until(WAIT, |e| e.event == "alert" || e.event == "scope_changed")
+        .await;
+    assert_eq!(told.event, "scope_changed", "removal first: {told:?}");
+    let change: Value = serde_json::from_str(&told.data).expect("json");
+    assert_eq!(change["removed"], json!(["p-gone"]), "{change}");
+    let event = admin_b.until(WAIT, |e| e.event == "alert").await;
+    assert_eq!(
+        event.id,
+        gone["seq"].to_string(),
+        "then the alert, to the admin"
+    );
+
+    let kept = a.raise("p-kept", "high").await;
+    let event = nurse_b.until(WAIT, |e| e.event == "alert").await;
+    assert_eq!(
+        event.id,
+        kept["seq"].to_string(),
+        "her next alert is her own patient's, never the removed one's"
+    );
+}
