@@ -296,7 +296,11 @@ pub enum Role {
     "data": {"hr": 148, "unit": "bpm"}, "source": "monitor-7"}))]
 pub struct NewAlert {
     /// The patient: 1-64 of `[A-Za-z0-9_.-]`.
-    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.-]{1,64}$")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,64}$"
+    )]
     pub patient_id: String,
     /// Severity.
     pub severity: Severity,
@@ -449,7 +453,7 @@ pub struct CareTeamAssignment {
 pub struct ReplaceCareTeam {
     /// User ids, 1-128 printable characters each.
     #[schema(
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$",
+        pattern = "^(?!\\.\\.?$)[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$",
         min_length = 1,
         max_length = 128
     )]

@@ -656,11 +656,12 @@ fn alert_oracle(body: &Value) -> bool {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
     };
-    text("patient_id", true, &|s| ascii_id(s, b"_.-"))
-        && text("severity", true, &|s| {
-            ["info", "low", "medium", "high", "critical"].contains(&s)
-        })
-        && text("kind", true, &|s| ascii_id(s, b"_.-:"))
+    // "." and ".." fit the characters but are URL dot-segments (docs/API.md).
+    text("patient_id", true, &|s| {
+        ascii_id(s, b"_.-") && s != "." && s != ".."
+    }) && text("severity", true, &|s| {
+        ["info", "low", "medium", "high", "critical"].contains(&s)
+    }) && text("kind", true, &|s| ascii_id(s, b"_.-:"))
         && text("title", true, &|s| chars(s, 1, 200))
         && text("message", false, &|s| chars(s, 0, 2000))
         && text("source", false, &|s| chars(s, 1, 128))
@@ -824,6 +825,8 @@ fn claims_ok(token: &str) -> bool {
         .is_none_or(|p| vigil::domain::PatientId::parse(p).is_ok());
     roles.contains(&claims.role.as_str())
         && (1..=128).contains(&claims.sub.len())
+        && claims.sub != "."
+        && claims.sub != ".."
         && patient_ok
         && (claims.role != "patient" || claims.patient_id.is_some())
 }

@@ -13,6 +13,19 @@ pub use role::Role;
 pub use severity::Severity;
 pub use status::{AckStatus, AlertStatus};
 
+/// Why "." and ".." are refused as patient and user ids (DESIGN.md's character set allows
+/// them): the care-team API names both in URL paths, where every WHATWG URL parser (the
+/// browsers' `fetch`, Node's) rewrites such a segment, `%2E%2E` included, before sending.
+/// A patient named ".." could never be given a care team, and a member named ".." never
+/// taken off one.
+pub const DOT_SEGMENT: &str =
+    "may not be \".\" or \"..\": a URL path cannot name it (clients rewrite such segments)";
+
+/// Whether `raw` is a URL path's dot-segment (see [`DOT_SEGMENT`]).
+pub fn is_dot_segment(raw: &str) -> bool {
+    raw == "." || raw == ".."
+}
+
 /// A user id (a token's `sub`, a care-team member): 1-128 characters, none of them a
 /// control character. The same rule at both doors: an id that could never be put on a
 /// care team must not act either, and a newline or ESC in one would split log lines and
@@ -20,6 +33,7 @@ pub use status::{AckStatus, AlertStatus};
 /// decoded to: `…/care-team/jos%e9` and `…/jos%e8` (two people) became one member.
 pub fn is_user_id(raw: &str) -> bool {
     !raw.is_empty()
+        && !is_dot_segment(raw)
         && raw.chars().count() <= 128
         && !raw
             .chars()

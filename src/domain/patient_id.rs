@@ -25,6 +25,9 @@ impl PatientId {
         {
             return Err("may only contain A-Z, a-z, 0-9, '_', '.' and '-'".to_owned());
         }
+        if super::is_dot_segment(raw) {
+            return Err(super::DOT_SEGMENT.to_owned());
+        }
         Ok(Self(raw.to_owned()))
     }
 

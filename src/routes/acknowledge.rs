@@ -47,7 +47,7 @@ pub async fn acknowledge(
     tag = "acknowledgments",
     params(
         ("alert_id" = String, Path, description = "The alert's id (UUID v7)", example = "019a8f3e-5b1c-7d2e-9f00-1a2b3c4d5e6f"),
-        ("patient_id" = Option<String>, Query, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "When given, must be the alert's patient (else 404)", example = "123"),
+        ("patient_id" = Option<String>, Query, pattern = "^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "When given, must be the alert's patient (else 404)", example = "123"),
     ),
     request_body(content = Option<crate::openapi::AckRequest>, content_type = "application/json",
         description = "Optional: an empty body means `{\"status\": \"acknowledged\"}`",

@@ -106,7 +106,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     operation_id = "list_alerts",
     tag = "alerts",
     params(
-        ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, pattern = r"^\s*(\*|[A-Za-z0-9_.-]{1,64})?\s*(,\s*(\*|[A-Za-z0-9_.-]{1,64})?\s*)*$", description = "Repeatable or comma list of patient ids (1-64 of `[A-Za-z0-9_.-]`; empty items skipped); `*` (admin) for all; default: every patient in scope"),
+        ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, pattern = r"^\s*(\*|(?!\.\.?\s*(,|$))[A-Za-z0-9_.-]{1,64})?\s*(,\s*(\*|(?!\.\.?\s*(,|$))[A-Za-z0-9_.-]{1,64})?\s*)*$", description = "Repeatable or comma list of patient ids (1-64 of `[A-Za-z0-9_.-]`; empty items skipped); `*` (admin) for all; default: every patient in scope"),
         ("status" = Option<crate::openapi::AlertStatus>, Query, description = "Only alerts with this status"),
         ("severity" = Option<crate::openapi::Severity>, Query, description = "Only alerts with this severity"),
         ("after" = Option<i64>, Query, description = "Every alert whose `last_seq` is greater, oldest change first (polling fallback)", minimum = 0),

@@ -33,7 +33,7 @@ fn require_admin(principal: &Principal) -> Result<(), ApiError> {
     operation_id = "get_care_team",
     tag = "care-team",
     params(
-        ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("patient_id" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
     ),
     responses(
         (status = 200, description = "The team (possibly empty)", body = crate::openapi::CareTeam),
@@ -59,7 +59,7 @@ pub async fn get(
     operation_id = "replace_care_team",
     tag = "care-team",
     params(
-        ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("patient_id" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
     ),
     request_body(content = crate::openapi::ReplaceCareTeam, content_type = "application/json",
         description = "The whole new team; open streams rescope at once",
@@ -117,7 +117,7 @@ pub async fn replace(
     operation_id = "clear_care_team",
     tag = "care-team",
     params(
-        ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("patient_id" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
     ),
     responses(
         crate::openapi::StrayBody,
@@ -146,8 +146,8 @@ pub async fn clear(
     operation_id = "get_care_team_member",
     tag = "care-team",
     params(
-        ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
-        ("user_id" = String, Path, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+        ("patient_id" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("user_id" = String, Path, pattern = "^(?!\\.\\.?$)[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
     ),
     responses(
         (status = 200, description = "The member", body = crate::openapi::CareTeamMember),
@@ -182,8 +182,8 @@ pub async fn get_member(
     operation_id = "assign_care_team_member",
     tag = "care-team",
     params(
-        ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
-        ("user_id" = String, Path, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+        ("patient_id" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("user_id" = String, Path, pattern = "^(?!\\.\\.?$)[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
     ),
     responses(
         crate::openapi::StrayBody,
@@ -225,8 +225,8 @@ pub async fn assign(
     operation_id = "unassign_care_team_member",
     tag = "care-team",
     params(
-        ("patient_id" = String, Path, pattern = "^[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
-        ("user_id" = String, Path, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+        ("patient_id" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
+        ("user_id" = String, Path, pattern = "^(?!\\.\\.?$)[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
     ),
     responses(
         crate::openapi::StrayBody,

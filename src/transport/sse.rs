@@ -60,7 +60,7 @@ fn auth_expired_frame() -> Bytes {
     tag = "streams",
     description = "WHATWG Server-Sent Events. Opens with `retry: 3000` and `event: connected`; then `alert` and `alert_updated` events whose `id:` is the event's sequence number, `heartbeat` events, `reset` when a Last-Event-ID cannot be honoured, and a final `auth_expired` when the token expires. Every role but service. See docs/protocol.md.",
     params(
-        ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, pattern = r"^\s*(\*|[A-Za-z0-9_.-]{1,64})?\s*(,\s*(\*|[A-Za-z0-9_.-]{1,64})?\s*)*$", description = "Repeatable or comma list of patient ids (1-64 of `[A-Za-z0-9_.-]`; empty items skipped); `*` (admin) for all; default: every patient in scope, following care-team changes"),
+        ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, pattern = r"^\s*(\*|(?!\.\.?\s*(,|$))[A-Za-z0-9_.-]{1,64})?\s*(,\s*(\*|(?!\.\.?\s*(,|$))[A-Za-z0-9_.-]{1,64})?\s*)*$", description = "Repeatable or comma list of patient ids (1-64 of `[A-Za-z0-9_.-]`; empty items skipped); `*` (admin) for all; default: every patient in scope, following care-team changes"),
         ("role" = Option<crate::openapi::Role>, Query, description = "Seed-era clients: may only name the token's own role"),
         ("last_event_id" = Option<String>, Query, description = "For clients that cannot set headers; the header wins"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume: every missed event in scope, exactly once, in order, then live"),

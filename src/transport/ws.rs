@@ -47,7 +47,7 @@ pub const MIGRATION_GUIDE: &str = "/docs/migration";
     tag = "streams",
     description = "Legacy WebSocket (JSON text frames; see docs/protocol.md). Phase-gated by VIGIL_WS_MODE: `deprecated` adds `Deprecation`/`Sunset` headers and a `deprecation` frame, `off` answers 410.",
     params(
-        ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, pattern = r"^\s*(\*|[A-Za-z0-9_.-]{1,64})?\s*(,\s*(\*|[A-Za-z0-9_.-]{1,64})?\s*)*$", description = "Repeatable or comma list of patient ids (1-64 of `[A-Za-z0-9_.-]`; empty items skipped); `*` (admin) for all"),
+        ("patient_id" = Option<Vec<String>>, Query, style = Form, explode, pattern = r"^\s*(\*|(?!\.\.?\s*(,|$))[A-Za-z0-9_.-]{1,64})?\s*(,\s*(\*|(?!\.\.?\s*(,|$))[A-Za-z0-9_.-]{1,64})?\s*)*$", description = "Repeatable or comma list of patient ids (1-64 of `[A-Za-z0-9_.-]`; empty items skipped); `*` (admin) for all"),
         ("role" = Option<crate::openapi::Role>, Query, description = "May only name the token's own role"),
         ("last_event_id" = Option<String>, Query, description = "Resume: the missed events in scope (at most VIGIL_WS_REPLAY_MAX_KIB, 1 MiB, of frames, else a `reset` frame) as `alert`/`alert_updated` frames, in order, then live; the header wins"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume, for clients that can set headers"),

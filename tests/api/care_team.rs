@@ -368,3 +368,53 @@ async fn a_user_id_that_is_not_utf8_in_the_url_is_refused_not_merged() {
     let team = app.get_ok("/api/v1/patients/p1/care-team", &root).await;
     assert_eq!(team["members"], serde_json::json!([]), "nothing stored");
 }
+
+/// "." and ".." fit the id character sets, but the care-team API names ids in URL paths,
+/// and every WHATWG URL parser (a browser's `fetch`, Node's) rewrites such a segment
+/// before sending: a patient named ".." could be raised for and never given a care team,
+/// and a member named ".." was added through a body and could never be taken off. Both are
+/// refused wherever an id comes in: an alert's or a filter's patient, a body's user id, a
+/// token's `sub`.
+#[actix_web::test]
+async fn dot_segment_ids_are_refused_wherever_an_id_comes_in() {
+    let app = spawn_app().await;
+    let root = admin();
+    for id in [".", ".."] {
+        let resp = app
+            .post_json("/api/v1/alerts", &service(), &alert_body(id, "high"))
+            .await;
+        let problem = expect_problem(resp, 422, &format!("an alert for patient {id}")).await;
+        assert_eq!(error_fields(&problem), ["patient_id"], "{problem}");
+
+        let resp = app
+            .get(&format!("/api/v1/alerts?patient_id=p1,{id}"), &root)
+            .await;
+        let problem = expect_problem(resp, 422, &format!("a filter naming {id}")).await;
+        assert_eq!(error_fields(&problem), ["patient_id"], "{problem}");
+
+        let body = serde_json::json!({"user_ids": ["ann", id]});
+        let resp = app
+            .send(
+                reqwest::Method::PUT,
+                "/api/v1/patients/p1/care-team",
+                &root,
+                Some(&body),
+            )
+            .await;
+        let problem = expect_problem(resp, 422, &format!("a member named {id}")).await;
+        assert_eq!(error_fields(&problem), ["user_ids[1]"], "{problem}");
+
+        let resp = app.get("/api/v1/alerts", &token(id, "admin", None)).await;
+        let problem = expect_problem(resp, 401, &format!("a token for {id}")).await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("sub")),
+            "{problem}"
+        );
+    }
+    let team = app.get_ok("/api/v1/patients/p1/care-team", &root).await;
+    assert_eq!(team["members"], serde_json::json!([]), "nothing stored");
+    // Three dots are no path segment of that kind: an ordinary id.
+    assert_eq!(app.raise("...", "low").await["patient_id"], "...");
+}
