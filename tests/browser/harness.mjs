@@ -286,6 +286,46 @@ export class Vigil {
   }
 }
 
+// ---- A network path that can go silent ---------------------------------------
+
+/**
+ * A TCP proxy on a free loopback port in front of `targetPort`, for a page to reach the
+ * server through. `blackhole()` makes the path silent, as a dropped network or a stuck proxy
+ * does: what is sent either way on the open connections is dropped, and new connections are
+ * accepted but never answered (they stay stuck for good, even after `pass()`). `pass()` lets
+ * traffic through again. Nothing is ever closed by the proxy: no event tells the page.
+ */
+export async function startProxy(targetPort) {
+  const port = await freePort();
+  let mode = 'pass';
+  const sockets = new Set();
+  const track = (sock) => { sockets.add(sock); sock.on('close', () => sockets.delete(sock)); sock.on('error', () => {}); };
+  const server = net.createServer((client) => {
+    track(client);
+    if (mode === 'blackhole') return;                 // accepted, never answered
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    track(upstream);
+    client.on('data', (d) => { if (mode === 'pass') upstream.write(d); });
+    upstream.on('data', (d) => { if (mode === 'pass') client.write(d); });
+    const end = () => { client.destroy(); upstream.destroy(); };
+    client.on('close', end);
+    upstream.on('close', end);
+  });
+  server.listen(port, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port,
+    baseUrl: `http://127.0.0.1:${port}`,
+    blackhole() { mode = 'blackhole'; },
+    pass() { mode = 'pass'; },
+    async close() {
+      for (const sock of sockets) sock.destroy();
+      server.close();
+      await once(server, 'close').catch(() => {});
+    },
+  };
+}
+
 // ---- Browser ---------------------------------------------------------------
 
 /** Launches Debian's Chromium (never a downloaded one) through playwright-core. */
