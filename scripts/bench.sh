@@ -52,8 +52,15 @@ for _ in range(300):
     except Exception:
         time.sleep(0.1)
 PY
+# The server's CPU time (user + system, in clock ticks) from /proc: what the run cost it.
+server_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+ticks_before=$(server_ticks)
 # VIGIL_BENCH_WRAP runs the bench under a measuring tool, e.g. '/usr/bin/time -v'.
-${VIGIL_BENCH_WRAP:-} "$VIGIL_BIN" bench --url "http://127.0.0.1:$port" "${flags[@]}" "$@"
+status=0
+${VIGIL_BENCH_WRAP:-} "$VIGIL_BIN" bench --url "http://127.0.0.1:$port" "${flags[@]}" "$@" || status=$?
+# On stderr, so that `--json` output stays one JSON document.
+python3 -c 'import os, sys; t = (int(sys.argv[2]) - int(sys.argv[1])) / os.sysconf("SC_CLK_TCK"); print(f"server CPU during the run: {t:.2f} s (user + system)", file=sys.stderr)' \
+  "$ticks_before" "$(server_ticks)"
 if [ "$scenario" = B5 ]; then
   # The bench's streams closed as it exited: what the server still holds of their memory
   # (it gives it back once a wave of streams has closed; docs/architecture.md).
@@ -71,3 +78,4 @@ if lowest is not None:
     print(f"server RSS after the streams closed: {lowest / 1048576:.1f} MiB (lowest within 5 s)")
 PY
 fi
+exit "$status"
