@@ -32,6 +32,7 @@ use crate::service::acks::{AckRequest, acknowledge};
 use crate::service::scope::allowed_in;
 use crate::state::AppState;
 use crate::transport::frames::{EncodedEvent, scope_changed};
+use crate::transport::ws_fragments::{Assembled, Fragments};
 
 /// Largest text frame the protocol accepts; larger ones get an `error` frame.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -145,6 +146,7 @@ pub async fn ws_endpoint(
         next_subscribe: None,
         named: None,
         frame_window: (Instant::now(), 0),
+        fragments: Fragments::default(),
     };
     let mut response = ws::WsResponseBuilder::new(session, &req, frames_then_end(payload))
         .frame_size(CODEC_MAX_FRAME)
@@ -346,6 +348,8 @@ pub struct WsSession {
     /// The current one-second window of [`MAX_FRAMES_PER_SECOND`]: when it began, and the
     /// frames received in it.
     frame_window: (Instant, u32),
+    /// A message arriving in fragments, joined before it is read.
+    fragments: Fragments,
 }
 
 /// Frames a dashboard may send in one second before its session is closed (1008). A
@@ -496,6 +500,61 @@ impl WsSession {
             }
             act.go_live(ctx);
         }));
+    }
+
+    /// One fragment of a message sent in pieces; the message is read once it is whole.
+    fn on_fragment(&mut self, item: actix_http::ws::Item, ctx: &mut ws::WebsocketContext<Self>) {
+        match self.fragments.push(item) {
+            Assembled::Pending => {}
+            Assembled::Text(text) => self.on_text(&text, ctx),
+            Assembled::Binary => self.on_binary(ctx),
+            Assembled::Oversize => {
+                self.count("oversize");
+                ctx.text(error_frame(
+                    "too_large",
+                    &format!("messages are limited to {MAX_FRAME_BYTES} bytes"),
+                ));
+            }
+            Assembled::NotUtf8 => self.fragment_error(
+                ctx,
+                "the message is not valid utf-8 text",
+                ws::CloseCode::Invalid,
+            ),
+            // The codec refuses a fragment out of order before it gets here.
+            Assembled::Stray => self.fragment_error(
+                ctx,
+                "a continuation frame with no message begun",
+                ws::CloseCode::Protocol,
+            ),
+        }
+    }
+
+    /// A fragmented message that breaks the protocol ends the session, as a single
+    /// frame that does would (see `close_code_for`).
+    fn fragment_error(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        what: &str,
+        code: ws::CloseCode,
+    ) {
+        log::info!(
+            "websocket protocol error connection_id={}: {what}",
+            self.conn_id
+        );
+        end_session(
+            ctx,
+            Some(error_frame("protocol", &format!("protocol error: {what}"))),
+            code,
+            "protocol error",
+        );
+    }
+
+    fn on_binary(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        self.count("binary");
+        ctx.text(error_frame(
+            "unsupported",
+            "binary frames are not supported; send JSON text frames",
+        ));
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
@@ -775,25 +834,17 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
         }
         match msg {
             Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
-            Ok(ws::Message::Binary(_)) => {
-                self.count("binary");
-                ctx.text(error_frame(
-                    "unsupported",
-                    "binary frames are not supported; send JSON text frames",
-                ));
+            Ok(ws::Message::Binary(_)) => self.on_binary(ctx),
+            Ok(ws::Message::Continuation(item)) => {
+                if matches!(
+                    item,
+                    actix_http::ws::Item::FirstText(_) | actix_http::ws::Item::FirstBinary(_)
+                ) {
+                    // Which dashboards fragment their messages, for the migration's record.
+                    self.count("fragment");
+                }
+                self.on_fragment(item, ctx);
             }
-            // One answer per fragmented message, at its first fragment; the rest of it
-            // is dropped without a word.
-            Ok(ws::Message::Continuation(
-                actix_http::ws::Item::FirstText(_) | actix_http::ws::Item::FirstBinary(_),
-            )) => {
-                self.count("fragment");
-                ctx.text(error_frame(
-                    "unsupported",
-                    "fragmented messages are not supported; send each as one frame",
-                ));
-            }
-            Ok(ws::Message::Continuation(_)) => {}
             Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
             Ok(ws::Message::Close(reason)) => {

@@ -376,30 +376,6 @@ async fn malformed_frames_get_error_frames_and_neither_the_session_nor_other_cli
         );
     }
 
-    // A message in three fragments gets one `unsupported` answer, not one per fragment:
-    // the pong to the ping sent after it is the very next frame.
-    for (payload, opcode, last) in [
-        ("{\"type\":", OpCode::Data(Data::Text), false),
-        ("\"ping\"", OpCode::Data(Data::Continue), false),
-        ("}", OpCode::Data(Data::Continue), true),
-    ] {
-        rogue
-            .send(Message::Frame(Frame::message(payload, opcode, last)))
-            .await;
-    }
-    rogue.send_json(&json!({"type": "ping"})).await;
-    let error = rogue.next_json(WAIT).await.expect("session open");
-    assert_eq!(
-        (&error["type"], &error["code"]),
-        (&json!("error"), &json!("unsupported")),
-        "{error}"
-    );
-    let pong = rogue.next_json(WAIT).await.expect("session open");
-    assert_eq!(
-        pong["type"], "pong",
-        "one answer per fragmented message: {pong}"
-    );
-
     let alert = app.raise("ward", "critical").await;
     for (who, ws) in [("rogue", &mut rogue), ("bystander", &mut bystander)] {
         let next = ws.next_json(WAIT).await.expect("still open");
@@ -421,6 +397,93 @@ async fn malformed_frames_get_error_frames_and_neither_the_session_nor_other_cli
 /// A frame that cannot be read ends that session with RFC 6455's code for what broke
 /// (1007 text that is not UTF-8, 1009 too big, 1002 anything else), after a `protocol`
 /// error frame when one can still be sent; other clients never notice.
+/// A client library or a proxy may split one message over several frames (RFC 6455
+/// §5.4): an `ack` sent that way was refused, and the alert stayed open while the nurse
+/// took it as acknowledged. Fragments are joined, a control frame may come between them,
+/// and the 64 KiB limit holds for the whole message. (A fragment out of order breaks the
+/// protocol: the codec ends the session, 1002.)
+#[actix_web::test]
+async fn a_message_sent_in_fragments_is_joined_and_acted_on() {
+    let app = spawn_app().await;
+    let nurse = nurse_on_ward(&app).await;
+    let (mut ws, _) = ws_ready(&app, &nurse, "").await;
+    let alert = app.raise("ward", "critical").await;
+    assert_eq!(ws.until_type("alert").await["alert"]["id"], alert["id"]);
+
+    let ack = json!({"type": "ack", "alert_id": alert["id"], "status": "acknowledged", "note": "on my way, né"})
+        .to_string();
+    // Split inside the "é", so the pieces are not UTF-8 on their own; a ping between them.
+    let cut = ack.find('é').expect("the accent") + 1;
+    let (head, tail) = ack.as_bytes().split_at(cut);
+    let (first, middle) = head.split_at(10);
+    for (payload, opcode, last) in [
+        (first, OpCode::Data(Data::Text), false),
+        (middle, OpCode::Data(Data::Continue), false),
+    ] {
+        ws.send(Message::Frame(Frame::message(
+            payload.to_vec(),
+            opcode,
+            last,
+        )))
+        .await;
+    }
+    ws.send(Message::Ping(b"between".to_vec().into())).await;
+    ws.send(Message::Frame(Frame::message(
+        tail.to_vec(),
+        OpCode::Data(Data::Continue),
+        true,
+    )))
+    .await;
+    let frames = frames_of(&mut ws, &["ack_result", "alert_updated"]).await;
+    let result = frame(&frames, "ack_result");
+    assert_eq!(
+        (&result["ok"], &result["alert"]["status"]),
+        (&json!(true), &json!("acknowledged")),
+        "{result}"
+    );
+    let stored = app
+        .get_ok(
+            &format!("/api/v1/alerts/{}", alert["id"].as_str().expect("id")),
+            &nurse,
+        )
+        .await;
+    assert_eq!(stored["status"], "acknowledged", "{stored}");
+    assert_eq!(
+        stored["acknowledgments"][0]["note"], "on my way, né",
+        "{stored}"
+    );
+
+    // Over 64 KiB in all is refused as a single large frame is, once, at its end.
+    ws.send(Message::Frame(Frame::message(
+        format!("{{\"type\":\"ping\",\"pad\":\"{}", "x".repeat(40 * 1024)),
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await;
+    ws.send(Message::Frame(Frame::message(
+        format!("{}\"}}", "x".repeat(40 * 1024)),
+        OpCode::Data(Data::Continue),
+        true,
+    )))
+    .await;
+    let error = ws.next_json(WAIT).await.expect("session open");
+    assert_eq!(error["code"], "too_large", "{error}");
+    ws.send_json(&json!({"type": "ping"})).await;
+    assert_eq!(
+        ws.next_json(WAIT).await.expect("open")["type"],
+        "pong",
+        "one answer for the large message, and the session goes on"
+    );
+    let metrics = app.metrics_text().await;
+    for (kind, count) in [("fragment", 2.0), ("ack", 1.0), ("oversize", 1.0)] {
+        assert_eq!(
+            metric_sample(&metrics, "vigil_ws_frames_total", &[("type", kind)]),
+            Some(count),
+            "{kind}: {metrics}"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn unreadable_frames_close_the_session_with_the_rfc_6455_code_for_what_broke() {
     let app = spawn_app().await;
@@ -428,25 +491,57 @@ async fn unreadable_frames_close_the_session_with_the_rfc_6455_code_for_what_bro
     let (mut bystander, _) = ws_ready(&app, &nurse, "").await;
     let not_utf8: &[u8] = b"\xff\xfe{\"type\":\"ping\"}";
     let too_big = vec![b' '; 1024 * 1024 + 1];
-    for (what, frame, code) in [
+    let fragment = |payload: &[u8], first: bool, last: bool| {
+        let opcode = if first { Data::Text } else { Data::Continue };
+        Frame::message(payload.to_vec(), OpCode::Data(opcode), last)
+    };
+    for (what, frames, code) in [
         (
             "invalid UTF-8",
-            Frame::message(not_utf8.to_vec(), OpCode::Data(Data::Text), true),
+            vec![Frame::message(
+                not_utf8.to_vec(),
+                OpCode::Data(Data::Text),
+                true,
+            )],
             1007u16,
         ),
         (
+            "invalid UTF-8 in fragments",
+            vec![
+                fragment(b"{\"a\":\"", true, false),
+                fragment(b"\xff\"}", false, true),
+            ],
+            1007,
+        ),
+        (
             "over 1 MiB",
-            Frame::message(too_big, OpCode::Data(Data::Text), true),
+            vec![Frame::message(too_big, OpCode::Data(Data::Text), true)],
             1009,
         ),
         (
             "reserved opcode",
-            Frame::message(b"x".to_vec(), OpCode::Data(Data::Reserved(3)), true),
+            vec![Frame::message(
+                b"x".to_vec(),
+                OpCode::Data(Data::Reserved(3)),
+                true,
+            )],
+            1002,
+        ),
+        (
+            "a continuation with no message begun",
+            vec![fragment(b"}", false, true)],
+            1002,
+        ),
+        (
+            "a new message before the fragmented one ended",
+            vec![fragment(b"{", true, false), fragment(b"{}", true, true)],
             1002,
         ),
     ] {
         let (mut rogue, _) = ws_ready(&app, &nurse, "").await;
-        rogue.send(Message::Frame(frame)).await;
+        for frame in frames {
+            rogue.send(Message::Frame(frame)).await;
+        }
         let close = rogue
             .closed(WAIT)
             .await
