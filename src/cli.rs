@@ -122,6 +122,10 @@ pub struct ServeArgs {
     /// Sunset date announced while `VIGIL_WS_MODE=deprecated` (YYYY-MM-DD).
     #[arg(long, env = "VIGIL_WS_SUNSET", default_value = "2027-06-30")]
     pub ws_sunset: String,
+    /// Date the legacy WebSocket was (or will be) deprecated, sent as the `Deprecation`
+    /// header while `VIGIL_WS_MODE=deprecated` (YYYY-MM-DD, not after the sunset).
+    #[arg(long, env = "VIGIL_WS_DEPRECATED_SINCE", default_value = "2026-11-23")]
+    pub ws_deprecated_since: String,
     /// KiB of missed events a WebSocket resume (`last_event_id`) replays; a longer gap gets
     /// a `reset` frame and the dashboard reloads over HTTP.
     #[arg(long, env = "VIGIL_WS_REPLAY_MAX_KIB", default_value = "1024")]

@@ -134,6 +134,9 @@ pub struct Config {
     pub ws_mode: WsMode,
     /// Sunset date (YYYY-MM-DD) announced in deprecated mode.
     pub ws_sunset: chrono::NaiveDate,
+    /// The `Deprecation` header's date in deprecated mode (RFC 9745 wants a date, not
+    /// `true`); never after the sunset.
+    pub ws_deprecated_since: chrono::NaiveDate,
     /// Most bytes of frames a WebSocket resume replays before it answers `reset` instead.
     pub ws_replay_max_bytes: NonZeroUsize,
     /// WebSocket ping period.
@@ -178,6 +181,7 @@ impl Config {
             redis_url: None,
             ws_mode: WsMode::On,
             ws_sunset: chrono::NaiveDate::from_ymd_opt(2027, 6, 30).unwrap_or_default(),
+            ws_deprecated_since: chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap_or_default(),
             ws_replay_max_bytes: NonZeroUsize::new(1024 * 1024).unwrap_or(NonZeroUsize::MIN),
             ws_ping: Duration::from_secs(30),
             ws_timeout: Duration::from_secs(60),
@@ -225,6 +229,20 @@ impl Config {
         config.ws_mode = parse_ws_mode(&args.ws_mode)?;
         config.ws_sunset = chrono::NaiveDate::parse_from_str(args.ws_sunset.trim(), "%Y-%m-%d")
             .map_err(|_| ConfigError::new("VIGIL_WS_SUNSET", "expected a date YYYY-MM-DD"))?;
+        config.ws_deprecated_since =
+            chrono::NaiveDate::parse_from_str(args.ws_deprecated_since.trim(), "%Y-%m-%d")
+                .map_err(|_| {
+                    ConfigError::new("VIGIL_WS_DEPRECATED_SINCE", "expected a date YYYY-MM-DD")
+                })?;
+        if config.ws_deprecated_since > config.ws_sunset {
+            return Err(ConfigError::new(
+                "VIGIL_WS_DEPRECATED_SINCE",
+                format!(
+                    "must not be after VIGIL_WS_SUNSET ({}): an interface is deprecated before it goes",
+                    config.ws_sunset
+                ),
+            ));
+        }
         config.ws_ping = Duration::from_secs(seconds(&args.ws_ping_secs, "VIGIL_WS_PING_SECS")?);
         config.ws_timeout =
             Duration::from_secs(seconds(&args.ws_timeout_secs, "VIGIL_WS_TIMEOUT_SECS")?);
@@ -826,6 +844,33 @@ mod tests {
                 "{blank:?}"
             );
         }
+    }
+
+    /// RFC 9745: a deprecation date, never after the sunset it leads to.
+    #[test]
+    fn the_deprecation_date_is_a_date_not_after_the_sunset() {
+        let serve = |since: &str, sunset: &str| {
+            let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
+            args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+            args.ws_deprecated_since = since.to_owned();
+            args.ws_sunset = sunset.to_owned();
+            Config::from_args(&args, None).map_err(|e| e.to_string())
+        };
+        assert!(
+            serve("2027-06-30", "2027-06-30")
+                .is_ok_and(|c| c.ws_deprecated_since.to_string() == "2027-06-30")
+        );
+        assert_eq!(
+            serve("soon", "2027-06-30").err().as_deref(),
+            Some("VIGIL_WS_DEPRECATED_SINCE: expected a date YYYY-MM-DD")
+        );
+        assert!(
+            serve("2027-07-01", "2027-06-30")
+                .err()
+                .is_some_and(|e| e.starts_with(
+                    "VIGIL_WS_DEPRECATED_SINCE: must not be after VIGIL_WS_SUNSET (2027-06-30)"
+                )),
+        );
     }
 
     /// A blank issuer or audience is "not set", as README says of empty settings: it had

@@ -56,7 +56,7 @@ pub const MIGRATION_GUIDE: &str = "/docs/migration";
     responses(
         (status = 101, description = "Switching to the WebSocket protocol",
             headers(
-                ("Deprecation" = String, description = "`true`, only while `VIGIL_WS_MODE=deprecated`"),
+                ("Deprecation" = String, description = "`@` and the Unix time of `VIGIL_WS_DEPRECATED_SINCE` (RFC 9745), only while `VIGIL_WS_MODE=deprecated`"),
                 ("Sunset" = String, description = "`VIGIL_WS_SUNSET` as an HTTP date, only while deprecated"),
                 ("Link" = String, description = "The migration guide (`rel=\"deprecation\"`) and the SSE stream (`rel=\"successor-version\"`), only while deprecated"),
             )),
@@ -159,11 +159,17 @@ pub async fn ws_endpoint(
             .and_hms_opt(0, 0, 0)
             .map(|d| d.and_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string())
             .unwrap_or_default();
+        // RFC 9745: a structured-field date, `@` and Unix seconds (`true` was a draft's).
+        let deprecation = state
+            .config
+            .ws_deprecated_since
+            .and_hms_opt(0, 0, 0)
+            .map(|d| format!("@{}", d.and_utc().timestamp()))
+            .unwrap_or_default();
         let headers = response.headers_mut();
-        headers.insert(
-            header::HeaderName::from_static("deprecation"),
-            HeaderValue::from_static("true"),
-        );
+        if let Ok(value) = HeaderValue::from_str(&deprecation) {
+            headers.insert(header::HeaderName::from_static("deprecation"), value);
+        }
         if let Ok(value) = HeaderValue::from_str(&sunset) {
             headers.insert(header::HeaderName::from_static("sunset"), value);
         }

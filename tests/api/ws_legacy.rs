@@ -679,7 +679,11 @@ async fn ws_mode_deprecated_sends_headers_and_a_deprecation_frame_after_connecte
     );
     assert_eq!(notice["migrate_to"], "/api/v1/alerts/stream");
     let header = |name: &str| header_text(&ws.headers, name);
-    assert!(!header("deprecation").is_empty(), "Deprecation header");
+    assert_eq!(
+        header("deprecation"),
+        "@1795392000",
+        "Deprecation is an RFC 9745 date: 2026-11-23, the default"
+    );
     assert_eq!(
         header("sunset"),
         "Sat, 01 Mar 2031 00:00:00 GMT",
