@@ -102,8 +102,16 @@ test('care team: a change shows the new patient\'s open alerts and drops the old
   await alice.evaluate(() => { window.__vigilNoReload = 'still here'; });
   await vigil.assignCareTeam('p-303', 'alice');
   await alice.waitForSelector(`${rowSel(earlier.id)}[data-status="open"]`, { timeout: 5000 });
+  // Said in words, not only by rows appearing and vanishing.
+  await alice.waitForFunction(() => !document.getElementById('scope-note').hidden
+    && /now also see patient p-303\.$/.test(document.querySelector('#scope-note span').textContent), null, { timeout: 5000 });
   await vigil.removeFromCareTeam(PATIENT, 'alice');
   await alice.waitForSelector(rowSel(alert.id), { state: 'detached', timeout: 5000 });
+  const note = await alice.textContent('#scope-note span');
+  assert.match(note, new RegExp(`^Care team changed at .+: you are no longer on the care team of patient ${PATIENT} \\(\\d+ alerts? no longer shown\\)\\.$`), note);
+  assert.equal(await alice.getAttribute('#scope-live', 'role'), 'status', 'read out politely');
+  await alice.click('#scope-dismiss');
+  assert.ok(await alice.isHidden('#scope-note'));
   assert.equal(await alice.evaluate(() => window.__vigilNoReload), 'still here', 'the page was reloaded');
   assert.equal(await rowCount(alice, earlier.id), 1);
   await screenshot(alice, 'care-team-console');
