@@ -94,8 +94,12 @@ test('care team: a change reaches the legacy dashboard: the new patient\'s open 
   assert.equal(await rowCount(legacy, earlier.id), 0, 'not on p-505\'s team yet');
   await vigil.assignCareTeam('p-505', 'fay');
   await legacy.waitForSelector(`${rowSel(earlier.id)}[data-status="open"]`, { timeout: 5000 });
+  assert.match(await legacy.textContent('#scope-note'), /you now also see patient p-505\.$/);
   await vigil.removeFromCareTeam('p-505', 'fay');
   await legacy.waitForSelector(rowSel(earlier.id), { state: 'detached', timeout: 5000 });
+  // Said in words, not only by the row vanishing.
+  assert.match(await legacy.textContent('#scope-note'),
+    /^Care team changed at .+: you are no longer on the care team of patient p-505 \(1 alert no longer shown\)\.$/);
   await screenshot(legacy, 'care-team-legacy');
   assert.deepEqual(legacy.problems, []);
 });
