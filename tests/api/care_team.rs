@@ -355,14 +355,7 @@ async fn a_user_id_that_is_not_utf8_in_the_url_is_refused_not_merged() {
         assert_eq!(error_fields(&problem), ["user_id"], "{problem}");
     }
     let body = serde_json::json!({"user_ids": ["jos\u{fffd}"]});
-    let resp = app
-        .send(
-            reqwest::Method::PUT,
-            "/api/v1/patients/p1/care-team",
-            &root,
-            Some(&body),
-        )
-        .await;
+    let resp = put(&app, "/api/v1/patients/p1/care-team", &root, Some(body)).await;
     let problem = expect_problem(resp, 422, "a body user id").await;
     assert_eq!(error_fields(&problem), ["user_ids[0]"], "{problem}");
     let team = app.get_ok("/api/v1/patients/p1/care-team", &root).await;
@@ -393,14 +386,7 @@ async fn dot_segment_ids_are_refused_wherever_an_id_comes_in() {
         assert_eq!(error_fields(&problem), ["patient_id"], "{problem}");
 
         let body = serde_json::json!({"user_ids": ["ann", id]});
-        let resp = app
-            .send(
-                reqwest::Method::PUT,
-                "/api/v1/patients/p1/care-team",
-                &root,
-                Some(&body),
-            )
-            .await;
+        let resp = put(&app, "/api/v1/patients/p1/care-team", &root, Some(body)).await;
         let problem = expect_problem(resp, 422, &format!("a member named {id}")).await;
         assert_eq!(error_fields(&problem), ["user_ids[1]"], "{problem}");
 
