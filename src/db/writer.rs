@@ -19,7 +19,10 @@
 //! companion for a checkpoint at once and, when it is done, checkpoints the few frames
 //! committed meanwhile itself, between two batches, where no commit can slip in. The
 //! next commit then starts the log over and SQLite cuts the file back to the limit
-//! (`journal_size_limit`).
+//! (`journal_size_limit`). Should the companion fall behind — starved of CPU, or waiting
+//! for a pooled connection while readers hold them all — and the file pass twice its
+//! limit, the writer does the whole checkpoint itself: a few milliseconds of writes wait,
+//! rather than the log growing with no bound.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -174,6 +177,7 @@ impl Writer {
             poke,
             copied,
             asked: false,
+            took_over: false,
         };
         let disk_full = Arc::new(AtomicBool::new(false));
         let writer_failing = Arc::default();
@@ -754,6 +758,9 @@ struct WalBound {
     copied: Arc<AtomicBool>,
     /// A checkpoint was asked for and the writer has not finished it yet.
     asked: bool,
+    /// The writer has had to checkpoint on its own since the log was last within its
+    /// limit (said once in the log, not after every batch).
+    took_over: bool,
 }
 
 impl WalBound {
@@ -767,14 +774,30 @@ impl WalBound {
                 log::warn!("WAL checkpoint on the writer failed: {e}");
             }
             self.asked = false;
-        } else if !self.asked
-            && self
-                .path
-                .as_deref()
-                .is_some_and(|path| pool::sqlite_wal_len(path) > self.limit)
-        {
+            return;
+        }
+        let Some(len) = self.path.as_deref().map(pool::sqlite_wal_len) else {
+            return;
+        };
+        if len <= self.limit {
+            self.took_over = false;
+        }
+        if !self.asked && len > self.limit {
             log::debug!("WAL over {} bytes; asking for a checkpoint", self.limit);
             self.asked = self.poke.send(()).is_ok();
+        } else if self.asked && len > self.limit.saturating_mul(2) {
+            // The checkpointer has fallen behind: copy the whole log here, between two
+            // batches, and the next commit starts it over. Its own checkpoint, when it
+            // comes, finds little left.
+            if !self.took_over {
+                log::warn!(
+                    "WAL at {len} bytes, over twice its limit: the writer checkpoints it itself"
+                );
+                self.took_over = true;
+            }
+            if let Err(e) = checkpoint(conn) {
+                log::warn!("WAL checkpoint on the writer failed: {e}");
+            }
         }
     }
 }
@@ -811,7 +834,56 @@ fn checkpoint_loop(pool: &DbPool, pokes: &mpsc::Receiver<()>, copied: &AtomicBoo
 
 #[cfg(test)]
 mod tests {
-    use super::Failing;
+    use std::sync::{Arc, mpsc};
+
+    use diesel::RunQueryDsl;
+
+    use super::{Failing, WalBound, open_writer};
+    use crate::config::{DatabaseConfig, SqliteSync};
+    use crate::db::pool::{self, AnyManager};
+
+    /// A checkpointer that never gets to run (starved of CPU, or waiting for a pooled
+    /// connection) used to leave the log growing by every commit: the writer now does the
+    /// checkpoint itself once the file passes twice its limit.
+    #[test]
+    fn a_checkpointer_fallen_behind_does_not_let_the_log_grow_past_twice_its_limit()
+    -> Result<(), Box<dyn std::error::Error>> {
+        const LIMIT: u64 = 64 * 1024;
+        let dir = tempfile::tempdir()?;
+        let database = dir.path().join("w.db");
+        let manager = AnyManager::new(&DatabaseConfig {
+            url: format!("sqlite://{}", database.display()),
+            sqlite_sync: SqliteSync::Normal,
+            pool_size: 1,
+            wal_limit_bytes: LIMIT,
+        });
+        // The checkpointer's end of the channel is held and never read.
+        let (poke, _never_read) = mpsc::channel();
+        let mut wal = WalBound {
+            path: None,
+            limit: LIMIT,
+            poke,
+            copied: Arc::default(),
+            asked: false,
+            took_over: false,
+        };
+        let mut conn = open_writer(&manager, &mut wal)?;
+        let wal_path = wal.path.clone().ok_or("a file database has a log")?;
+        diesel::sql_query("CREATE TABLE t (x BLOB)").execute(&mut conn)?;
+        let mut largest = 0;
+        for _ in 0..300 {
+            diesel::sql_query("INSERT INTO t VALUES (randomblob(4000))").execute(&mut conn)?;
+            wal.after_batch(&mut conn);
+            largest = largest.max(pool::sqlite_wal_len(&wal_path));
+        }
+        assert!(wal.asked, "a checkpoint was asked for and never came");
+        // 300 commits of ~8 KiB of frames each: ~2.4 MiB without the writer's own checkpoint.
+        assert!(
+            largest <= 2 * LIMIT + 32 * 1024,
+            "the log reached {largest} bytes with a limit of {LIMIT}"
+        );
+        Ok(())
+    }
 
     /// The causes SQLite reports, as readiness and `vigil_write_failures_total` name them.
     #[test]
