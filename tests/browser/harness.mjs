@@ -293,7 +293,8 @@ export class Vigil {
  * server through. `blackhole()` makes the path silent, as a dropped network or a stuck proxy
  * does: what is sent either way on the open connections is dropped, and new connections are
  * accepted but never answered (they stay stuck for good, even after `pass()`). `pass()` lets
- * traffic through again. Nothing is ever closed by the proxy: no event tells the page.
+ * traffic through again. Nothing is ever closed by the proxy in those modes: no event tells
+ * the page. `refuse()` is a server gone: open connections are reset, new ones too.
  */
 export async function startProxy(targetPort) {
   const port = await freePort();
@@ -302,6 +303,7 @@ export async function startProxy(targetPort) {
   const track = (sock) => { sockets.add(sock); sock.on('close', () => sockets.delete(sock)); sock.on('error', () => {}); };
   const server = net.createServer((client) => {
     track(client);
+    if (mode === 'refuse') { client.destroy(); return; }
     if (mode === 'blackhole') return;                 // accepted, never answered
     const upstream = net.connect(targetPort, '127.0.0.1');
     track(upstream);
@@ -318,6 +320,7 @@ export async function startProxy(targetPort) {
     baseUrl: `http://127.0.0.1:${port}`,
     blackhole() { mode = 'blackhole'; },
     pass() { mode = 'pass'; },
+    refuse() { mode = 'refuse'; for (const sock of sockets) sock.destroy(); },
     async close() {
       for (const sock of sockets) sock.destroy();
       server.close();

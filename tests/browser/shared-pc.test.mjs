@@ -1,0 +1,216 @@
+// The second usability audit (N): a shared ward PC and a phone held sideways. What one user
+// leaves behind must never hide, show or act for the next one. One finding per test.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Vigil, launchBrowser, newPage, signInConsole, connectLegacy, rowSel, startProxy,
+} from './harness.mjs';
+
+let vigil;
+let browser;
+
+before(async () => {
+  vigil = await Vigil.start('shared-pc');
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await vigil?.dispose();
+});
+
+/** A page in a context of its own (cookies, viewport), problems collected. */
+async function pageIn(viewport) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.problems = [];
+  page.on('pageerror', (e) => page.problems.push(`pageerror: ${e.message}`));
+  page.setDefaultTimeout(10000);
+  return { context, page };
+}
+
+async function signInHere(page, token) {
+  await page.waitForSelector('#token-input', { state: 'visible' });
+  await page.fill('#token-input', token);
+  await page.click('#sign-in');
+  await page.waitForSelector('#connection-status[data-state="live"]', { timeout: 10000 });
+}
+
+test('audit N1: the previous user\'s filters are gone at the next sign-in: her alerts are not hidden', async () => {
+  await vigil.assignCareTeam('p-n1a', 'ada');
+  await vigil.assignCareTeam('p-n1b', 'ben');
+  const { context, page } = await pageIn({ width: 1100, height: 900 });
+  try {
+    await signInConsole(page, vigil, await vigil.token('ada', 'nurse'));
+    await page.fill('#filter-patient', 'p-n1a');
+    await page.selectOption('#filter-status', 'open');
+    await page.selectOption('#filter-severity', 'high');
+    await page.click('#sign-out');
+    await signInHere(page, await vigil.token('ben', 'nurse'));
+    const a = await vigil.raiseAlert({ patient_id: 'p-n1b', severity: 'critical', title: 'Ben\'s patient' });
+    await page.waitForSelector(rowSel(a.id), { state: 'visible' });
+    assert.deepEqual(
+      await page.evaluate(() => ['filter-patient', 'filter-status', 'filter-severity'].map((id) => document.getElementById(id).value)),
+      ['', '', ''],
+    );
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('audit N2: a sign-out the server could not hear opens no session from its cookie later', async () => {
+  await vigil.assignCareTeam('p-n2', 'cal');
+  const proxy = await startProxy(vigil.port);
+  const { context, page } = await pageIn({ width: 1100, height: 900 });
+  try {
+    await page.goto(`${proxy.baseUrl}/`);
+    await signInHere(page, await vigil.token('cal', 'nurse'));
+    proxy.refuse();
+    await page.click('#sign-out');
+    await page.waitForSelector('#signin-view', { state: 'visible' });
+    assert.match(await page.textContent('#signin-message'), /could not be reached/);
+    proxy.pass();
+    // The next person opens the console on this PC: the sign-in form, not cal's session.
+    const next = await context.newPage();
+    await next.goto(`${proxy.baseUrl}/`);
+    await next.waitForSelector('#signin-view', { state: 'visible' });
+    assert.ok(await next.isHidden('#console-view'), 'cal\'s session was opened from the cookie');
+    // The cookie has been cleared meanwhile: even without the flag, nothing opens.
+    await next.evaluate(() => localStorage.clear());
+    await next.reload();
+    await next.waitForSelector('#signin-view', { state: 'visible' });
+    assert.ok(await next.isHidden('#console-view'));
+    assert.deepEqual([...page.problems], []);
+  } finally {
+    await context.close();
+    await proxy.close();
+  }
+});
+
+test('audit N3: a list still loading for the previous user never lands in the next user\'s list', async () => {
+  await vigil.assignCareTeam('p-n3a', 'dee');
+  await vigil.assignCareTeam('p-n3b', 'eli');
+  const hers = await vigil.raiseAlert({ patient_id: 'p-n3a', severity: 'high', title: 'Dee\'s patient only' });
+  const { context, page } = await pageIn({ width: 1100, height: 900 });
+  try {
+    await page.goto(`${vigil.baseUrl}/`);
+    // Dee's first list load is slow; she signs out before it answers, and Eli signs in.
+    let slowed = false;
+    let release;
+    const held = new Promise((r) => { release = r; });
+    await page.route((url) => url.pathname === '/api/v1/alerts' && url.search === '?limit=100', async (route) => {
+      if (slowed) return route.continue();
+      slowed = true;
+      const response = await route.fetch();   // answered for Dee, slow to arrive
+      await held;
+      return route.fulfill({ response });
+    });
+    await page.fill('#token-input', await vigil.token('dee', 'nurse'));
+    await page.click('#sign-in');
+    await page.waitForSelector('#console-view', { state: 'visible' });
+    await page.click('#sign-out');
+    await signInHere(page, await vigil.token('eli', 'nurse'));
+    const his = await vigil.raiseAlert({ patient_id: 'p-n3b', severity: 'high', title: 'Eli\'s patient' });
+    await page.waitForSelector(rowSel(his.id));
+    assert.ok(slowed, 'Dee\'s first list load was held');
+    release();
+    // Dee's answer arrives now; a poll-free page does nothing more, so give it a moment.
+    await page.waitForTimeout(500);
+    assert.equal(await page.locator(rowSel(hers.id)).count(), 0, 'Dee\'s alert in Eli\'s list');
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('audit N4: signing in through a #token= link clears the previous user\'s toasts and care-team note', async () => {
+  await vigil.assignCareTeam('p-n4a', 'fox');
+  await vigil.assignCareTeam('p-n4b', 'gil');
+  const { context, page } = await pageIn({ width: 1100, height: 900 });
+  try {
+    await signInConsole(page, vigil, await vigil.token('fox', 'nurse'));
+    await vigil.raiseAlert({ patient_id: 'p-n4a', severity: 'critical', title: 'Fox\'s patient, critical' });
+    await page.waitForSelector('.toast');
+    await vigil.assignCareTeam('p-n4c', 'fox');
+    await page.waitForSelector('#scope-note', { state: 'visible' });
+    const gil = await vigil.token('gil', 'nurse');
+    await page.evaluate((t) => { location.hash = `token=${t}`; }, gil);
+    await page.waitForFunction(() => /gil/.test(document.getElementById('who')?.textContent || document.body.textContent));
+    await page.waitForSelector('#connection-status[data-state="live"]');
+    assert.equal(await page.locator('.toast').count(), 0, 'fox\'s toast still shown');
+    assert.ok(await page.isHidden('#scope-note'), 'fox\'s care-team note still shown');
+    assert.equal(await page.textContent('#announcer'), '');
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('audit N5: on a phone held sideways one toast at most: the actions stay reachable', async () => {
+  await vigil.assignCareTeam('p-n5', 'hal');
+  const { context, page } = await pageIn({ width: 640, height: 360 });
+  try {
+    await signInConsole(page, vigil, await vigil.token('hal', 'nurse'));
+    const raised = [];
+    for (let i = 0; i < 3; i++) raised.push(await vigil.raiseAlert({ patient_id: 'p-n5', severity: 'critical', title: `Bed ${i}: SpO2 82 %` }));
+    await page.waitForSelector(rowSel(raised[2].id));
+    await page.waitForFunction(() => [...document.querySelectorAll('.toast p')].some((p) => p.textContent.includes('Bed 2:')));
+    assert.equal(await page.locator('.toast').count(), 1);
+    await page.waitForFunction(() => !document.querySelector('li.alert-row.fresh'));
+    // Some row's actions can be brought clear of the toast and the header and clicked.
+    const reachable = await page.evaluate(() => {
+      const header = document.querySelector('header.bar').getBoundingClientRect().bottom;
+      const toastTop = document.getElementById('toasts').getBoundingClientRect().top;
+      return toastTop - header;
+    });
+    assert.ok(reachable >= 80, `a band of ${reachable} px between the header and the toast`);
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('audit N6: a removal then an addition at once: the note says both, and Dismiss by keyboard keeps focus', async () => {
+  await vigil.assignCareTeam('p-n6a', 'ivy');
+  const { context, page } = await pageIn({ width: 1100, height: 900 });
+  try {
+    await signInConsole(page, vigil, await vigil.token('ivy', 'nurse'));
+    await vigil.raiseAlert({ patient_id: 'p-n6a', severity: 'critical', title: 'Ivy\'s first patient' });
+    await page.waitForSelector('.toast');
+    await vigil.removeFromCareTeam('p-n6a', 'ivy');
+    await vigil.assignCareTeam('p-n6b', 'ivy');
+    await page.waitForFunction(() => /now also see patient p-n6b/.test(document.querySelector('#scope-note span').textContent));
+    assert.match(await page.textContent('#scope-note span'), /no longer on the care team of patient p-n6a \(1 alert no longer shown\)/);
+    await page.focus('.toast button');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.locator('.toast').count(), 0);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'alert-list', 'focus fell to the page');
+    assert.deepEqual(page.problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('audit N7: disconnecting the legacy dashboard forgets the session: list, note, user, patients, errors', async () => {
+  await vigil.assignCareTeam('p-n7', 'joy');
+  const legacy = await newPage(browser);
+  await connectLegacy(legacy, vigil, await vigil.token('joy', 'nurse'));
+  const a = await vigil.raiseAlert({ patient_id: 'p-n7', severity: 'high', title: 'Joy\'s patient' });
+  await legacy.waitForSelector(rowSel(a.id));
+  await legacy.fill(`${rowSel(a.id)} .note-input`, 'private note');
+  await legacy.fill('#patient-ids', 'p-elsewhere');
+  await legacy.click('#subscribe');
+  await legacy.waitForFunction(() => document.getElementById('ws-errors').children.length > 0);
+  await legacy.click('#disconnect');
+  const left = await legacy.evaluate(() => ({
+    rows: document.querySelectorAll('li.alert-row').length,
+    who: document.getElementById('who').textContent,
+    ids: document.getElementById('patient-ids').value,
+    errors: document.getElementById('ws-errors').children.length,
+    open: document.getElementById('open-count').textContent,
+  }));
+  assert.deepEqual(left, { rows: 0, who: '', ids: '', errors: 0, open: '0' });
+  assert.deepEqual(legacy.problems, []);
+});
