@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   Vigil, launchBrowser, newPage, signInConsole, connectLegacy, screenshot, rowSel, waitUntil, startProxy,
+  signInHere, pageIn as pageInContext,
 } from './harness.mjs';
 
 let vigil;
@@ -31,23 +32,7 @@ async function record(page, id) {
   }, id);
 }
 
-/** A page in a context of its own (viewport, init scripts), problems collected. */
-async function pageIn(viewport, init) {
-  const context = await browser.newContext({ viewport });
-  if (init) await context.addInitScript(init);
-  const page = await context.newPage();
-  page.problems = [];
-  page.on('pageerror', (e) => page.problems.push(`pageerror: ${e.message}`));
-  page.setDefaultTimeout(10000);
-  return { context, page };
-}
-
-/** Signs in with the form of the console already open (the page is not reloaded). */
-async function signInHere(page, token) {
-  await page.fill('#token-input', token);
-  await page.click('#sign-in');
-  await page.waitForSelector('#connection-status[data-state="live"]', { timeout: 10000 });
-}
+const pageIn = (viewport, init) => pageInContext(browser, viewport, init);
 
 /** Signs in on the console at `base` (a proxy's address, say) with the form. */
 async function signInAt(page, base, token) {

@@ -376,6 +376,25 @@ export async function signInConsole(page, vigil, token) {
   await page.waitForSelector('#connection-status[data-state="live"]', { timeout: 10000 });
 }
 
+/** Signs in with the form of the console already open (the page is not reloaded). */
+export async function signInHere(page, token) {
+  await page.waitForSelector('#token-input', { state: 'visible' });
+  await page.fill('#token-input', token);
+  await page.click('#sign-in');
+  await page.waitForSelector('#connection-status[data-state="live"]', { timeout: 10000 });
+}
+
+/** A page in a browser context of its own (cookies, viewport, init script), problems collected. */
+export async function pageIn(browser, viewport, init) {
+  const context = await browser.newContext({ viewport });
+  if (init) await context.addInitScript(init);
+  const page = await context.newPage();
+  page.problems = [];
+  page.on('pageerror', (e) => page.problems.push(`pageerror: ${e.message}`));
+  page.setDefaultTimeout(10000);
+  return { context, page };
+}
+
 /** Opens the legacy WebSocket dashboard, pastes the token, connects, waits until live. */
 export async function connectLegacy(page, vigil, token) {
   await page.goto(`${vigil.baseUrl}/legacy`);

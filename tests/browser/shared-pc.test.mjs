@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   Vigil, launchBrowser, newPage, signInConsole, connectLegacy, rowSel, startProxy,
+  signInHere, pageIn as pageInContext,
 } from './harness.mjs';
 
 let vigil;
@@ -20,22 +21,7 @@ after(async () => {
   await vigil?.dispose();
 });
 
-/** A page in a context of its own (cookies, viewport), problems collected. */
-async function pageIn(viewport) {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  page.problems = [];
-  page.on('pageerror', (e) => page.problems.push(`pageerror: ${e.message}`));
-  page.setDefaultTimeout(10000);
-  return { context, page };
-}
-
-async function signInHere(page, token) {
-  await page.waitForSelector('#token-input', { state: 'visible' });
-  await page.fill('#token-input', token);
-  await page.click('#sign-in');
-  await page.waitForSelector('#connection-status[data-state="live"]', { timeout: 10000 });
-}
+const pageIn = (viewport) => pageInContext(browser, viewport);
 
 test('audit N1: the previous user\'s filters are gone at the next sign-in: her alerts are not hidden', async () => {
   await vigil.assignCareTeam('p-n1a', 'ada');
