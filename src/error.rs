@@ -10,6 +10,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::db::writer::Failing;
+
 /// One invalid field in a 422 answer.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct FieldError {
@@ -178,31 +180,33 @@ impl ApiError {
     /// Text safe to show a client: internal causes are replaced by a generic sentence.
     pub fn client_detail(&self) -> String {
         match self {
-            ApiError::DatabaseUnavailable(cause) if cause.to_string().contains("locked") => {
-                "the database is locked by another process; nothing was changed, retry later"
-                    .to_owned()
-            }
-            ApiError::DatabaseUnavailable(cause) if cause.to_string().contains("disk is full") => {
-                "the database's disk is full; nothing was changed, retry later".to_owned()
-            }
-            ApiError::DatabaseUnavailable(cause)
-                if cause.to_string().starts_with(crate::db::files::REPLACED) =>
-            {
-                format!(
-                    "{}; nothing was changed: the server must be restarted",
-                    crate::db::files::REPLACED
-                )
-            }
-            ApiError::DatabaseUnavailable(cause) if cause.to_string().contains("disk I/O error") => {
-                "the database's files could not be written (I/O error); nothing was changed, retry later"
-                    .to_owned()
-            }
-            ApiError::DatabaseUnavailable(cause) if cause.to_string().contains("readonly") => {
-                "the database's files cannot be written (read-only); nothing was changed, retry later"
-                    .to_owned()
-            }
-            ApiError::DatabaseUnavailable(_) => {
-                "the database is unreachable; nothing was changed, retry later".to_owned()
+            ApiError::DatabaseUnavailable(cause) => {
+                // Classified as the writer counts failures, so the two never disagree.
+                let text = cause.to_string();
+                match Failing::of_error(&text) {
+                    Failing::Locked => {
+                        "the database is locked by another process; nothing was changed, retry later"
+                            .to_owned()
+                    }
+                    Failing::Full => {
+                        "the database's disk is full; nothing was changed, retry later".to_owned()
+                    }
+                    Failing::Replaced => format!(
+                        "{}; nothing was changed: the server must be restarted",
+                        crate::db::files::REPLACED
+                    ),
+                    Failing::ReadOnly => {
+                        "the database's files cannot be written (read-only); nothing was changed, retry later"
+                            .to_owned()
+                    }
+                    Failing::Other if text.contains("disk I/O error") => {
+                        "the database's files could not be written (I/O error); nothing was changed, retry later"
+                            .to_owned()
+                    }
+                    Failing::Other | Failing::Unreachable => {
+                        "the database is unreachable; nothing was changed, retry later".to_owned()
+                    }
+                }
             }
             ApiError::DatabaseTimeout(waited) => format!(
                 "the database did not answer within {} s; a write may still be carried out when it does: retry later (a raise with the same Idempotency-Key is stored once)",

@@ -126,7 +126,8 @@ impl Failing {
         }
     }
 
-    fn of_error(text: &str) -> Self {
+    /// What a database error's text says went wrong (SQLite's and the writer's own words).
+    pub fn of_error(text: &str) -> Self {
         if text.contains("locked") {
             Failing::Locked
         } else if text.contains("full") {
@@ -228,10 +229,7 @@ impl Writer {
         if let Some(Err(why)) = self.files.as_deref().map(WatchedFiles::check) {
             return Err((Failing::Replaced, why));
         }
-        let failing = *self
-            .writer_failing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let failing = *failing_slot(&self.writer_failing);
         if let Some(cause) = failing {
             let through_writer = self.write(|conn| {
                 diesel::sql_query(REWRITE_HEAD).execute(conn)?;
@@ -513,20 +511,23 @@ impl Outcome {
             Failing::Full => self.disk_full.store(true, Ordering::Relaxed),
             // Readiness sees a lock itself, and files replaced, with its own checks.
             Failing::Locked | Failing::Replaced | Failing::Unreachable => {}
-            Failing::ReadOnly | Failing::Other => *self.failing_slot() = Some(cause),
+            Failing::ReadOnly | Failing::Other => *failing_slot(&self.writer_failing) = Some(cause),
         }
     }
 
     fn committed(&self) {
         self.disk_full.store(false, Ordering::Relaxed);
-        *self.failing_slot() = None;
+        *failing_slot(&self.writer_failing) = None;
     }
+}
 
-    fn failing_slot(&self) -> std::sync::MutexGuard<'_, Option<Failing>> {
-        self.writer_failing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+/// The writer's failing cause, shared by the writer thread and readiness (a panic while
+/// it was held leaves the value as good as before).
+fn failing_slot(
+    slot: &std::sync::Mutex<Option<Failing>>,
+) -> std::sync::MutexGuard<'_, Option<Failing>> {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The database file the pool's connections are open on, to be watched; `None` for an
@@ -638,18 +639,13 @@ fn write_loop(
                 conn = Some(open);
             }
             // Commit failed: start the next batch on a fresh connection.
-            Ok(Batch::Failed(why)) => {
-                outcome.failed(Failing::of_error(&why), writes);
-                if let Some(files) = files {
-                    files.connection_closed();
-                }
-            }
-            Err(_) => {
-                log::error!("a write panicked; its batch was rolled back");
-                if let Some(files) = files {
-                    files.connection_closed();
-                }
-            }
+            Ok(Batch::Failed(why)) => outcome.failed(Failing::of_error(&why), writes),
+            Err(_) => log::error!("a write panicked; its batch was rolled back"),
+        }
+        if conn.is_none()
+            && let Some(files) = files
+        {
+            files.connection_closed();
         }
     }
 }
