@@ -153,19 +153,15 @@ pub async fn ws_endpoint(
         .start()
         .map_err(|e| ApiError::BadRequest(format!("WebSocket handshake failed: {e}")))?;
     if deprecated {
-        let sunset = state
-            .config
-            .ws_sunset
-            .and_hms_opt(0, 0, 0)
-            .map(|d| d.and_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-            .unwrap_or_default();
+        let midnight = |date: chrono::NaiveDate| date.and_time(chrono::NaiveTime::MIN).and_utc();
+        let sunset = midnight(state.config.ws_sunset)
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
         // RFC 9745: a structured-field date, `@` and Unix seconds (`true` was a draft's).
-        let deprecation = state
-            .config
-            .ws_deprecated_since
-            .and_hms_opt(0, 0, 0)
-            .map(|d| format!("@{}", d.and_utc().timestamp()))
-            .unwrap_or_default();
+        let deprecation = format!(
+            "@{}",
+            midnight(state.config.ws_deprecated_since).timestamp()
+        );
         let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&deprecation) {
             headers.insert(header::HeaderName::from_static("deprecation"), value);
@@ -388,6 +384,18 @@ impl ClientFrame {
     }
 }
 
+/// The refusal of text over [`MAX_FRAME_BYTES`], in one frame or in fragments (`what`
+/// says which: "frames", "messages").
+fn too_large(what: &str) -> FrameRejection {
+    FrameRejection {
+        label: "oversize",
+        error_frame: error_frame(
+            "too_large",
+            &format!("{what} are limited to {MAX_FRAME_BYTES} bytes"),
+        ),
+    }
+}
+
 /// A client text frame that [`parse_client_frame`] refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameRejection {
@@ -406,11 +414,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameRejection> {
         error_frame: error_frame(code, message),
     };
     if text.len() > MAX_FRAME_BYTES {
-        return Err(reject(
-            "oversize",
-            "too_large",
-            &format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
-        ));
+        return Err(too_large("frames"));
     }
     let value = crate::strict_json::parse(text.as_bytes()).map_err(|e| {
         // Only a repeated key is a data error here; say which. Syntax errors stay generic.
@@ -510,17 +514,18 @@ impl WsSession {
 
     /// One fragment of a message sent in pieces; the message is read once it is whole.
     fn on_fragment(&mut self, item: actix_http::ws::Item, ctx: &mut ws::WebsocketContext<Self>) {
+        if matches!(
+            item,
+            actix_http::ws::Item::FirstText(_) | actix_http::ws::Item::FirstBinary(_)
+        ) {
+            // Which dashboards fragment their messages, for the migration's record.
+            self.count("fragment");
+        }
         match self.fragments.push(item) {
             Assembled::Pending => {}
             Assembled::Text(text) => self.on_text(&text, ctx),
             Assembled::Binary => self.on_binary(ctx),
-            Assembled::Oversize => {
-                self.count("oversize");
-                ctx.text(error_frame(
-                    "too_large",
-                    &format!("messages are limited to {MAX_FRAME_BYTES} bytes"),
-                ));
-            }
+            Assembled::Oversize => self.refuse(too_large("messages"), ctx),
             Assembled::NotUtf8 => self.fragment_error(
                 ctx,
                 "the message is not valid utf-8 text",
@@ -555,6 +560,12 @@ impl WsSession {
         );
     }
 
+    /// A refused frame: counted, and answered with its `error` frame.
+    fn refuse(&mut self, rejection: FrameRejection, ctx: &mut ws::WebsocketContext<Self>) {
+        self.count(rejection.label);
+        ctx.text(rejection.error_frame);
+    }
+
     fn on_binary(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         self.count("binary");
         ctx.text(error_frame(
@@ -573,10 +584,7 @@ impl WsSession {
                     ClientFrame::Ping => ctx.text(json!({"type": "pong"}).to_string()),
                 }
             }
-            Err(rejection) => {
-                self.count(rejection.label);
-                ctx.text(rejection.error_frame);
-            }
+            Err(rejection) => self.refuse(rejection, ctx),
         }
     }
 
@@ -841,16 +849,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
         match msg {
             Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
             Ok(ws::Message::Binary(_)) => self.on_binary(ctx),
-            Ok(ws::Message::Continuation(item)) => {
-                if matches!(
-                    item,
-                    actix_http::ws::Item::FirstText(_) | actix_http::ws::Item::FirstBinary(_)
-                ) {
-                    // Which dashboards fragment their messages, for the migration's record.
-                    self.count("fragment");
-                }
-                self.on_fragment(item, ctx);
-            }
+            Ok(ws::Message::Continuation(item)) => self.on_fragment(item, ctx),
             Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
             Ok(ws::Message::Close(reason)) => {
