@@ -403,10 +403,8 @@ impl AlertConnectionManager {
     /// When the oldest care-team change announced by another instance and not yet
     /// settled by a database read arrived (this instance's own are applied at once).
     fn unsettled_claims_since(&self) -> Option<Instant> {
-        self.care_team_claims
-            .iter()
-            .filter(|(_, _, applied)| !applied)
-            .map(|(received, _, _)| *received)
+        oldest_announced(&self.care_team_claims)
+            .into_iter()
             .chain(self.confirming_since)
             .min()
     }
@@ -440,11 +438,7 @@ impl AlertConnectionManager {
         self.confirming_care_teams = true;
         let claims: Vec<(Instant, CareTeamChange, bool)> =
             self.care_team_claims.drain(..).collect();
-        self.confirming_since = claims
-            .iter()
-            .filter(|(_, _, applied)| !applied)
-            .map(|(received, _, _)| *received)
-            .min();
+        self.confirming_since = oldest_announced(&claims);
         let mut users: Vec<String> = claims.iter().map(|(_, c, _)| c.user_id.clone()).collect();
         users.sort();
         users.dedup();
@@ -686,6 +680,18 @@ fn enqueue(
         }
         Err(TrySendError::Closed(_)) => false,
     }
+}
+
+/// When the oldest of `claims` announced by another instance (not applied at once, as this
+/// instance's own are) arrived.
+fn oldest_announced<'a>(
+    claims: impl IntoIterator<Item = &'a (Instant, CareTeamChange, bool)>,
+) -> Option<Instant> {
+    claims
+        .into_iter()
+        .filter(|(_, _, applied)| !applied)
+        .map(|(received, _, _)| *received)
+        .min()
 }
 
 impl Actor for AlertConnectionManager {
