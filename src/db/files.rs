@@ -11,7 +11,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 /// What a write refused because the files changed is answered (and readiness logs).
 pub const REPLACED: &str = "the database's files were replaced or removed while Vigil ran";
@@ -23,10 +23,11 @@ pub struct WatchedFiles {
     /// Device and inode of the database file when the server opened it.
     identity: (u64, u64),
     wal: PathBuf,
-    /// The writer's connection has committed since it opened, and the write-ahead log
-    /// existed then: while that connection lives, the log's disappearance means it was
-    /// removed (SQLite removes it only when the last connection to the database closes).
-    wal_held: AtomicBool,
+    /// Device and inode of the write-ahead log once the writer's connection has committed
+    /// on it: while that connection lives, the log gone, or another file in its place (a
+    /// connection opened after the removal creates a fresh one), means it was removed
+    /// (SQLite removes it only when the last connection to the database closes).
+    wal_held: Mutex<Option<(u64, u64)>>,
 }
 
 impl WatchedFiles {
@@ -38,22 +39,29 @@ impl WatchedFiles {
             database: database.to_path_buf(),
             identity: (metadata.dev(), metadata.ino()),
             wal: PathBuf::from(format!("{}-wal", database.display())),
-            wal_held: AtomicBool::new(false),
+            wal_held: Mutex::new(None),
         })
     }
 
     /// The writer's connection has committed: from now on, while it lives, it holds the
     /// write-ahead log open (when the database has one).
     pub fn committed(&self) {
-        if !self.wal_held.load(Ordering::Relaxed) && self.wal.exists() {
-            self.wal_held.store(true, Ordering::Relaxed);
+        let mut held = self.held();
+        if held.is_none() {
+            *held = std::fs::metadata(&self.wal)
+                .ok()
+                .map(|m| (m.dev(), m.ino()));
         }
     }
 
     /// The writer's connection is gone: with no connection left, SQLite may remove the
     /// write-ahead log itself.
     pub fn connection_closed(&self) {
-        self.wal_held.store(false, Ordering::Relaxed);
+        *self.held() = None;
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<(u64, u64)>> {
+        self.wal_held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `Err` says what changed, for the log: the database file replaced or removed, or
@@ -74,7 +82,13 @@ impl WatchedFiles {
                 ));
             }
         }
-        if self.wal_held.load(Ordering::Relaxed) && !self.wal.exists() {
+        let held = *self.held();
+        let now = || {
+            std::fs::metadata(&self.wal)
+                .ok()
+                .map(|m| (m.dev(), m.ino()))
+        };
+        if held.is_some() && now() != held {
             return Err(format!(
                 "{REPLACED}: its write-ahead log {} was removed; restart Vigil",
                 self.wal.display()
@@ -113,6 +127,18 @@ mod tests {
         );
         watched.connection_closed();
         assert_eq!(watched.check(), Ok(()));
+        // Removed, and a fresh log created in its place by a connection opened after.
+        std::fs::write(&wal, b"wal")?;
+        watched.committed();
+        let moved = dir.path().join("moved-wal");
+        std::fs::rename(&wal, &moved)?;
+        std::fs::write(&wal, b"fresh")?;
+        assert!(
+            watched
+                .check()
+                .is_err_and(|e| e.contains("write-ahead log"))
+        );
+        watched.connection_closed();
 
         let other = dir.path().join("other.db");
         std::fs::write(&other, b"other")?;
