@@ -200,3 +200,64 @@ test('audit N7: disconnecting the legacy dashboard forgets the session: list, no
   assert.deepEqual(left, { rows: 0, who: '', ids: '', errors: 0, open: '0' });
   assert.deepEqual(legacy.problems, []);
 });
+
+test('audit N11: past the 1,000-row cap, a resolved row the nurse is typing in is not the one dropped', async () => {
+  await vigil.assignCareTeam('p-n11', 'kim');
+  const typed = await vigil.raiseAlert({ patient_id: 'p-n11', severity: 'high', title: 'SpO2 86, oldest' });
+  // One producer per batch: the write rate limit is per token `sub` (200/s).
+  for (let i = 0; i < 1000; i += 50) {
+    const svc = await vigil.token(`n11-analyser-${i}`, 'service');
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, k) => vigil.api('POST', '/api/v1/alerts', {
+      token: svc, body: { patient_id: 'p-n11', severity: 'low', kind: 'k', title: `Routine ${i + k}` },
+    })));
+    assert.deepEqual([...new Set(answers.map((r) => r.status))], [201]);
+  }
+  const page = await newPage(browser);
+  await signInConsole(page, vigil, await vigil.token('kim', 'nurse'));
+  await page.waitForFunction(() => document.querySelectorAll('li.alert-row').length === 1001, null, { timeout: 15000 });
+  const note = page.locator(`${rowSel(typed.id)} .note-input`);
+  await note.fill('Sats back to 94 on 2 L');
+  await note.focus();
+  // A colleague resolves it while Kim types; then one more alert arrives, past the cap.
+  const colleague = await vigil.token('lou', 'admin');
+  const resolved = await vigil.api('POST', `/api/v1/alerts/${typed.id}/acknowledge`, { token: colleague, body: { status: 'resolved' } });
+  assert.equal(resolved.status, 200);
+  await page.waitForSelector(`${rowSel(typed.id)}[data-status="resolved"]`);
+  const next = await vigil.raiseAlert({ patient_id: 'p-n11', severity: 'low', title: 'One more' });
+  await page.waitForSelector(rowSel(next.id));
+  assert.equal(await page.locator(rowSel(typed.id)).count(), 1, 'the row in use was dropped');
+  assert.equal(await note.inputValue(), 'Sats back to 94 on 2 L');
+  assert.ok(await page.evaluate((id) => document.activeElement?.closest('.alert-row')?.dataset.alertId === id, typed.id),
+    'the focus left the note');
+  assert.deepEqual(page.problems, []);
+});
+
+test('audit N12: an action that timed out keeps its warning when the stream comes back; "unreachable" goes', async () => {
+  await vigil.assignCareTeam('p-n12', 'max');
+  const proxy = await startProxy(vigil.port);
+  const { context, page } = await pageIn({ width: 1100, height: 900 });
+  try {
+    await page.goto(`${proxy.baseUrl}/`);
+    await signInHere(page, await vigil.token('max', 'nurse'));
+    const slow = await vigil.raiseAlert({ patient_id: 'p-n12', severity: 'high', title: 'No answer to this one' });
+    const refused = await vigil.raiseAlert({ patient_id: 'p-n12', severity: 'high', title: 'Server gone for this one' });
+    await page.waitForSelector(rowSel(slow.id));
+    await page.waitForSelector(rowSel(refused.id));
+    proxy.blackhole();
+    await page.click(`${rowSel(slow.id)} button[data-action="acknowledged"]`);
+    await page.waitForFunction((sel) => /No answer within 10 s/.test(document.querySelector(sel).textContent),
+      `${rowSel(slow.id)} .row-error`, { timeout: 20000 });
+    proxy.refuse();
+    await page.click(`${rowSel(refused.id)} button[data-action="acknowledged"]`);
+    await page.waitForFunction((sel) => /Could not reach the server/.test(document.querySelector(sel).textContent),
+      `${rowSel(refused.id)} .row-error`, { timeout: 10000 });
+    proxy.pass();
+    await page.waitForSelector('#connection-status[data-state="live"]', { timeout: 30000 });
+    assert.equal(await page.textContent(`${rowSel(refused.id)} .row-error`), '');
+    assert.match(await page.textContent(`${rowSel(slow.id)} .row-error`), /connection is back.*check it for yours before trying again/);
+    assert.deepEqual([...page.problems], []);
+  } finally {
+    await context.close();
+    await proxy.close();
+  }
+});
