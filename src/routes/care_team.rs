@@ -139,6 +139,11 @@ pub async fn clear(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// One membership as `GET` and `PUT` of one member both answer it: a client keeps one type.
+fn assignment(patient_id: &str, member: &service::Member) -> Value {
+    serde_json::json!({"patient_id": patient_id, "user_id": member.user_id, "created_at": member.created_at})
+}
+
 /// One member, or 404.
 #[utoipa::path(
     method(get, head),
@@ -150,7 +155,7 @@ pub async fn clear(
         ("user_id" = String, Path, pattern = "^(?!\\.\\.?$)[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
     ),
     responses(
-        (status = 200, description = "The member", body = crate::openapi::CareTeamMember),
+        (status = 200, description = "The member", body = crate::openapi::CareTeamAssignment),
         crate::openapi::Unauthorized,
         crate::openapi::DatabaseUnavailable,
         crate::openapi::CareTeamRefusals,
@@ -168,7 +173,7 @@ pub async fn get_member(
     let user = parse_user_id(&user_raw)?;
     let team = service::get(&state, &principal, patient(&patient_raw)?).await?;
     match team.members.into_iter().find(|m| m.user_id == user) {
-        Some(member) => Ok(HttpResponse::Ok().json(member)),
+        Some(member) => Ok(HttpResponse::Ok().json(assignment(&patient_raw, &member))),
         None => Err(ApiError::NotFound(format!(
             "{user} is not on the care team of patient {patient_raw}"
         ))),
@@ -210,7 +215,7 @@ pub async fn assign(
         parse_user_id(&user_raw)?,
     )
     .await?;
-    let body = serde_json::json!({"patient_id": patient_raw, "user_id": member.user_id, "created_at": member.created_at});
+    let body = assignment(&patient_raw, &member);
     Ok(if created {
         HttpResponse::Created().json(body)
     } else {

@@ -61,8 +61,7 @@ async fn putting_a_member_answers_201_the_first_time_and_200_after() {
     );
 
     let member = app.get_ok(path, &admin()).await;
-    assert_eq!(member["user_id"], "alice");
-    assert_eq!(member["created_at"], first["created_at"]);
+    assert_eq!(member, first, "GET answers what PUT did");
     let team = app.get_ok("/api/v1/patients/123/care-team", &admin()).await;
     assert_eq!(members(&team), ["alice"]);
     let other = app.get_ok("/api/v1/patients/456/care-team", &admin()).await;
