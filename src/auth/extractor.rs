@@ -150,10 +150,14 @@ fn find_token(req: &HttpRequest, allow_query: bool) -> Result<(String, Credentia
         Some(cookie) if !cookie.value().is_empty() => {
             Ok((cookie.value().to_owned(), Credential::Cookie))
         }
-        _ => Err(ApiError::Unauthorized(
+        // On /ws the query is named too: it is the one credential a browser's WebSocket
+        // can send by itself.
+        _ => Err(ApiError::Unauthorized(if allow_query {
+            "missing credentials: send ?token=<token>, Authorization: Bearer <token> or the vigil_token cookie"
+        } else {
             "missing credentials: send Authorization: Bearer <token> or the vigil_token cookie"
-                .to_owned(),
-        )),
+        }
+        .to_owned())),
     }
 }
 

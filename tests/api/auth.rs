@@ -613,3 +613,20 @@ async fn two_credentials_of_one_kind_are_refused_never_picked_from() {
         .expect("GET");
     assert_eq!(one_each.status(), 200);
 }
+
+/// A bare `/ws` handshake was told to send a bearer header or the cookie, neither of
+/// which a browser's `WebSocket` can send by itself: the 401 names `?token=` there, and
+/// only there (elsewhere a query token is refused).
+#[actix_web::test]
+async fn missing_credentials_name_the_query_token_on_ws_only() {
+    let app = spawn_app().await;
+    let handshake = app.ws_handshake("", &[]).await;
+    let problem = expect_problem(handshake, 401, "bare /ws handshake").await;
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("?token=<token>"), "{problem}");
+    let stats = app.client.get(app.url("/api/v1/alerts/stream/stats"));
+    let problem = expect_401(stats, "no credentials").await;
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with("missing credentials"), "{problem}");
+    assert!(!detail.contains("token="), "{problem}");
+}
