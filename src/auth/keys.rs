@@ -171,6 +171,12 @@ impl Verifier {
                 };
                 TokenError::Invalid(why)
             })?;
+        // jsonwebtoken compares `exp` with the current whole second and lets `exp == now`
+        // through, so a token was accepted for up to a second past its expiry; RFC 7519
+        // §4.1.4: the current time must be before it. Streams end at the same instant.
+        if !before_expiry(claims.exp, std::time::SystemTime::now()) {
+            return Err(TokenError::Invalid("token expired".to_owned()));
+        }
         if claims.exp > MAX_EXP {
             return Err(TokenError::Invalid(
                 "token expiry beyond the year 9999".to_owned(),
@@ -178,6 +184,12 @@ impl Verifier {
         }
         Ok(claims)
     }
+}
+
+/// Whether `now` is strictly before the NumericDate `exp` (seconds since 1970).
+fn before_expiry(exp: i64, now: std::time::SystemTime) -> bool {
+    let expiry = std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp.max(0).unsigned_abs());
+    now < expiry
 }
 
 /// The last second of the year 9999: an `exp` past it cannot be written as a date (the
@@ -277,6 +289,28 @@ mod tests {
             .sign(&claims(MAX_EXP))
             .expect("sign");
         assert_eq!(verifier.verify(&token).expect("verifies").sub, "alice");
+    }
+
+    /// A token was accepted until a second past its `exp` (jsonwebtoken lets `exp == now`
+    /// through, comparing whole seconds): expiry is now the exact instant.
+    #[test]
+    fn a_token_expires_at_the_instant_of_its_exp() {
+        let at = |secs: u64, millis: u64| {
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(secs * 1000 + millis)
+        };
+        assert!(before_expiry(1_000, at(999, 999)));
+        assert!(!before_expiry(1_000, at(1_000, 0)));
+        assert!(!before_expiry(1_000, at(1_000, 300)));
+        assert!(!before_expiry(-5, at(0, 0)));
+        let verifier = Verifier::new(&config()).expect("verifier");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let token = Signer::hs256("0123456789abcdef0123456789abcdef")
+            .sign(&claims(i64::try_from(now).unwrap_or(i64::MAX)))
+            .expect("sign");
+        let refused = verifier.verify(&token).err().map(|e| e.to_string());
+        assert_eq!(refused.as_deref(), Some("token expired"), "exp == now");
     }
 
     /// The 401 must name what is wrong: a negative `exp` was "lacks the `exp` claim" and a
