@@ -795,3 +795,62 @@ async fn a_client_gone_while_its_stream_registers_frees_its_slot() {
         open.push(stream);
     }
 }
+
+/// A write pipelined with garbage behind it (a second request that cannot be parsed, in
+/// the same packet) was stored, and its connection closed with no answer at all: the
+/// parse error closed the read half, and with half-closed connections refused actix-http
+/// dropped the request in flight. The client saw a failure for an alert that was stored,
+/// and a retry without an Idempotency-Key stored it twice. Now the write's own answer
+/// comes first, then the 400 for the garbage, then the close; for an acknowledgment too.
+#[actix_web::test]
+async fn a_write_followed_by_pipelined_garbage_is_answered_before_the_400() {
+    let app = spawn_app().await;
+    let send = |request: String| async move {
+        let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        String::from_utf8_lossy(&read_until_closed(&mut stream, WAIT).await).into_owned()
+    };
+    for (i, garbage) in ["{", "GET /x y HTTP/1.1\r\n\r\n"].into_iter().enumerate() {
+        let patient = format!("piped-{i}");
+        let body = serde_json::to_string(&alert_body(&patient, "high")).expect("json");
+        let received = send(format!(
+            "POST /api/v1/alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}{garbage}",
+            service(),
+            body.len()
+        ))
+        .await;
+        assert!(
+            received.starts_with("HTTP/1.1 201"),
+            "{garbage:?}: {received}"
+        );
+        let alert_id = received
+            .split("\"id\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            received.contains("HTTP/1.1 400"),
+            "{garbage:?}: the garbage is answered too: {received}"
+        );
+        let listed = app
+            .get_ok(&format!("/api/v1/alerts?patient_id={patient}"), &admin())
+            .await;
+        let ids: Vec<&str> = listed["alerts"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(ids, [alert_id.as_str()], "stored once, the one answered");
+
+        // An acknowledgment whose body is sent without a length: the body is the garbage.
+        let received = send(format!(
+            "POST /api/v1/alerts/{alert_id}/acknowledge HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n{{\"status\":\"resolved\"}}",
+            admin()
+        ))
+        .await;
+        assert!(received.starts_with("HTTP/1.1 200"), "{received}");
+        assert!(received.contains("HTTP/1.1 400"), "{received}");
+    }
+}

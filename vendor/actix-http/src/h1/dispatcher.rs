@@ -19,7 +19,7 @@ use tokio::{
     time::sleep_until,
 };
 use tokio_util::codec::{Decoder as _, Encoder as _};
-use tracing::{error, trace};
+use tracing::{debug, error, trace};
 
 use super::{
     codec::Codec,
@@ -1494,8 +1494,16 @@ where
                     //   processing, so if the client closed its writer-side it means that it won't
                     //   send more requests.
                     // - The user requested to not allow half-closures
+                    //
+                    // vigil patch: not while a request is in flight when the read half was
+                    // closed by a malformed message after it (pipelined garbage), not by the
+                    // client: that request's response goes out first, then the 400, then
+                    // the close. The in-flight request was dropped unanswered before, though
+                    // its handler may already have stored what it asked for.
+                    let closed_by_parse_error = inner_p.error.is_some() && !state_is_none;
                     if inner_p.flags.contains(Flags::READ_DISCONNECT)
-                        && (!inner_p.config.h1_allow_half_closed() || state_is_none)
+                        && ((!inner_p.config.h1_allow_half_closed() && !closed_by_parse_error)
+                            || state_is_none)
                     {
                         trace!("read half closed; start shutdown");
                         inner_p.flags.insert(Flags::SHUTDOWN);
@@ -1504,7 +1512,10 @@ where
                     // keep-alive and stream errors
                     if state_is_none && inner_p.write_buf.is_empty() {
                         if let Some(err) = inner_p.error.take() {
-                            error!("stream error: {}", &err);
+                            // vigil patch: a client's malformed request or its I/O error is
+                            // the client's, answered with a 400 or nothing; at error level
+                            // any unauthenticated peer could fill the error log with it.
+                            debug!("stream error: {}", &err);
                             return Poll::Ready(Err(err));
                         }
 
