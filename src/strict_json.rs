@@ -16,17 +16,36 @@ pub fn parse(body: &[u8]) -> serde_json::Result<Value> {
     serde_json::from_slice::<Strict>(body).map(|strict| strict.0)
 }
 
-/// The first integer in `body` too large for 64 bits, as (the top-level key it is under,
-/// its literal). serde_json keeps such an integer as a double, so
-/// `123456789012345678901234567890` would be stored as `1.2345678901234568e29`: a
-/// clinical value changed without a word. Reading the text finds it (the parsed value
-/// cannot tell it from `1.2345678901234568e29`). `body` is well-formed JSON.
-pub fn oversized_integer(body: &[u8]) -> Option<(String, String)> {
-    first_number(body, |literal| {
-        !literal.contains(['.', 'e', 'E'])
-            && literal.parse::<i64>().is_err()
-            && literal.parse::<u64>().is_err()
-    })
+/// How a number would be changed by keeping it as serde_json does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    /// An integer past 64 bits: serde_json keeps it as a double, so
+    /// `123456789012345678901234567890` would be stored as `1.2345678901234568e29`.
+    Rounded,
+    /// A number that is not zero but below the smallest double (`1e-400`): stored as 0.
+    Zeroed,
+}
+
+/// The first number in `body` that keeping it would change (see [`Changed`]), as (the
+/// top-level key it is under, its literal, how): a clinical value changed without a word.
+/// Reading the text finds it (the parsed value cannot tell `1e-400` from `0`). Decimals
+/// that a double holds only to its ~16 significant digits are not reported: every
+/// decimal fraction is rounded so (0.1 too). `body` is well-formed JSON.
+pub fn changed_number(body: &[u8]) -> Option<(String, String, Changed)> {
+    let changed = |literal: &str| {
+        let is_integer = !literal.contains(['.', 'e', 'E']);
+        if is_integer {
+            let fits = literal.parse::<i64>().is_ok() || literal.parse::<u64>().is_ok();
+            return (!fits).then_some(Changed::Rounded);
+        }
+        let mantissa = literal.split(['e', 'E']).next().unwrap_or(literal);
+        let not_zero = mantissa.bytes().any(|b| matches!(b, b'1'..=b'9'));
+        let zeroed = literal.parse::<f64>().is_ok_and(|v| v == 0.0);
+        (not_zero && zeroed).then_some(Changed::Zeroed)
+    };
+    let (field, literal) = first_number(body, |literal| changed(literal).is_some())?;
+    let how = changed(&literal)?;
+    Some((field, literal, how))
 }
 
 /// The first number in `body` beyond what a double holds (`1e309`, a 400-digit integer),
@@ -160,18 +179,19 @@ mod tests {
     /// their top-level key; anything that fits, and every non-integer, is left alone.
     #[test]
     fn an_integer_too_large_for_64_bits_is_found_with_its_key() {
-        let find = |text: &str| super::oversized_integer(text.as_bytes());
+        let find = |text: &str| super::changed_number(text.as_bytes());
         assert_eq!(
             find(
                 r#"{"title":"HR 123456789012345678901234","data":{"x":[1,{"y":123456789012345678901234567890}]}}"#
             ),
             Some((
                 "data".to_owned(),
-                "123456789012345678901234567890".to_owned()
+                "123456789012345678901234567890".to_owned(),
+                super::Changed::Rounded
             ))
         );
         assert_eq!(
-            find(r#"{"data":{"a":-9223372036854775809}}"#).map(|(k, _)| k),
+            find(r#"{"data":{"a":-9223372036854775809}}"#).map(|(k, _, _)| k),
             Some("data".to_owned())
         );
         for fits in [
@@ -180,6 +200,35 @@ mod tests {
             r#"{"k\"ey":"12345678901234567890123","data":{}}"#,
         ] {
             assert_eq!(find(fits), None, "{fits}");
+        }
+    }
+
+    /// A number that is not zero but would be stored as 0 (below the smallest double) is
+    /// found; zeros however written, and tiny numbers a double still holds, are not.
+    #[test]
+    fn a_number_a_double_would_make_zero_is_found_with_its_key() {
+        let find = |text: &str| super::changed_number(text.as_bytes());
+        for (text, literal) in [
+            (r#"{"data":{"x":0.1e-400}}"#, "0.1e-400"),
+            (r#"{"data":{"x":[0,-2E-999]}}"#, "-2E-999"),
+            (r#"{"data":{"x":1e-324}}"#, "1e-324"),
+        ] {
+            assert_eq!(
+                find(text),
+                Some((
+                    "data".to_owned(),
+                    literal.to_owned(),
+                    super::Changed::Zeroed
+                )),
+                "{text}"
+            );
+        }
+        for kept in [
+            r#"{"data":{"a":0,"b":-0,"c":0.0,"d":0e-999,"e":0.000E5,"f":-0.0e-400}}"#,
+            r#"{"data":{"a":5e-324,"b":2.2250738585072014e-308,"c":1e-300}}"#,
+            r#"{"data":{"pi":3.141592653589793238462643383279}}"#,
+        ] {
+            assert_eq!(find(kept), None, "{kept}");
         }
     }
 

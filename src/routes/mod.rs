@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::openapi;
+use crate::strict_json::Changed;
 use crate::transport::{sse, ws};
 
 /// Largest request body (DESIGN.md: 413 over 64 KiB).
@@ -179,13 +180,21 @@ pub fn json_body(req: &HttpRequest, body: &[u8], empty: Option<Value>) -> Result
             None => ApiError::BadRequest(format!("malformed JSON: {e}")),
         }
     })?;
-    if let Some((field, literal)) = crate::strict_json::oversized_integer(body) {
-        return Err(number_refused(
-            &field,
-            "holds the integer",
-            &literal,
-            "too large to keep exactly (at most 64 bits); send it as a string",
-        ));
+    if let Some((field, literal, how)) = crate::strict_json::changed_number(body) {
+        return Err(match how {
+            Changed::Rounded => number_refused(
+                &field,
+                "holds the integer",
+                &literal,
+                "too large to keep exactly (at most 64 bits); send it as a string",
+            ),
+            Changed::Zeroed => number_refused(
+                &field,
+                "holds the number",
+                &literal,
+                "too small for a double (below about 4.9e-324): it would be stored as 0; send it as a string",
+            ),
+        });
     }
     Ok(value)
 }

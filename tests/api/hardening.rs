@@ -376,21 +376,34 @@ async fn every_invalid_alert_field_is_422_naming_that_field() {
         assert_eq!(error_fields(&answer), vec![field], "missing {field}");
     }
     problem(create(&app, &json!([1])).await, 422, "an array body").await;
-    // An integer past 64 bits would be kept as a double (1.2345678901234568e29): a
-    // clinical value changed without a word. Only raw text can carry one.
-    let raw = r#"{"patient_id":"1","severity":"high","kind":"k","title":"t","data":{"id":123456789012345678901234567890}}"#;
-    let resp = app
-        .client
-        .post(app.url("/api/v1/alerts"))
-        .bearer_auth(service())
-        .header("Content-Type", "application/json")
-        .body(raw)
-        .send()
-        .await
-        .expect("POST");
-    let answer = problem(resp, 422, "an integer past 64 bits in data").await;
-    assert_eq!(error_fields(&answer), vec!["data"], "{answer}");
-    assert_eq!(stored_alerts(&app).await, 0, "no invalid alert was stored");
+    // An integer past 64 bits would be kept as a double (1.2345678901234568e29), and a
+    // number below the smallest double as 0: a clinical value changed without a word.
+    // Only raw text can carry one.
+    for (number, why) in [
+        (
+            "123456789012345678901234567890",
+            "an integer past 64 bits in data",
+        ),
+        ("0.1e-400", "a number a double would store as 0"),
+    ] {
+        let raw = format!(
+            r#"{{"patient_id":"1","severity":"high","kind":"k","title":"t","data":{{"v":{number}}}}}"#
+        );
+        let resp = app
+            .client
+            .post(app.url("/api/v1/alerts"))
+            .bearer_auth(service())
+            .header("Content-Type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .expect("POST");
+        let answer = problem(resp, 422, why).await;
+        assert_eq!(error_fields(&answer), vec!["data"], "{answer}");
+        let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(number), "{why}: {answer}");
+        assert_eq!(stored_alerts(&app).await, 0, "no invalid alert was stored");
+    }
 
     let at_limits = json!({
         "patient_id": "p".repeat(64), "severity": "info", "kind": "k".repeat(64),
