@@ -28,5 +28,6 @@ pub mod scope;
 pub mod service;
 pub mod startup;
 pub mod state;
+pub mod stdout;
 pub mod strict_json;
 pub mod transport;

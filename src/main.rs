@@ -36,7 +36,7 @@ async fn main() -> ExitCode {
     let result: Result<(), String> = match command {
         Command::Serve(args) => serve::run(args).await.map_err(|e| e.to_string()),
         Command::Migrate(args) => migrate(args).await,
-        Command::Token(args) => token::mint(&args).map(|t| print_line(&t)),
+        Command::Token(args) => token::mint(&args).map(|t| vigil::stdout::line_or_exit(&t)),
         Command::Watch(args) => watch::run(args).await.map_err(|e| e.to_string()),
         Command::Bench(args) => bench::run(args).await,
     };
@@ -65,20 +65,16 @@ fn check_log_filter(flag: Option<&str>) -> Result<(), String> {
     }
 }
 
-fn print_line(text: &str) {
-    println!("{text}");
-}
-
 async fn migrate(args: vigil::cli::MigrateArgs) -> Result<(), String> {
     let config = vigil::config::database_config(&args.database).map_err(|e| e.to_string())?;
     let (pool, applied) = vigil::startup::open_database(&config)
         .await
         .map_err(|e| e.to_string())?;
     if applied.is_empty() {
-        print_line("no pending migrations");
+        vigil::stdout::line_or_exit("no pending migrations");
     }
     for version in applied {
-        print_line(&format!("applied {version}"));
+        vigil::stdout::line_or_exit(&format!("applied {version}"));
     }
     if let Some(count) = args.skip_ids {
         let (before, after) = actix_web::web::block(move || {
@@ -90,7 +86,7 @@ async fn migrate(args: vigil::cli::MigrateArgs) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())??;
-        print_line(&format!(
+        vigil::stdout::line_or_exit(&format!(
             "event log head moved from {before} to {after}: the next event is {}; \
              restart any instance that was running on this database (it keeps its old head)",
             after + 1

@@ -36,10 +36,12 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         async move { bench(&args, threads).await }
     })?;
     if args.json {
-        print_line(&serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+        crate::stdout::line_or_exit(
+            &serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?,
+        );
     } else {
         for line in report.lines() {
-            print_line(&line);
+            crate::stdout::line_or_exit(&line);
         }
     }
     let problems = report.problems();
@@ -524,11 +526,6 @@ async fn server_rss(http: &reqwest::Client, base: &str) -> Option<u64> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-#[allow(clippy::print_stdout)]
-fn print_line(text: &str) {
-    println!("{text}");
 }
 
 #[cfg(test)]

@@ -82,11 +82,17 @@ fn random_secret() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[allow(clippy::print_stdout)]
+/// Prints the development banner. A stdout that cannot take it (closed by a reader that
+/// had what it wanted, a full disk) loses the banner, not the server: it goes on serving.
 fn print_dev_banner(url: &str, jwt: &JwtConfig, generated: bool) {
+    if let Err(e) = crate::stdout::write_line(&dev_banner(url, jwt, generated)) {
+        log::warn!("the development banner could not be written to stdout: {e}");
+    }
+}
+
+fn dev_banner(url: &str, jwt: &JwtConfig, generated: bool) -> String {
     let JwtKey::Secret(secret) = &jwt.key else {
-        print_public_key_banner(url);
-        return;
+        return public_key_banner(url);
     };
     let secret = secret.expose();
     let now = chrono::Utc::now().timestamp();
@@ -103,14 +109,16 @@ fn print_dev_banner(url: &str, jwt: &JwtConfig, generated: bool) {
         Ok(t) => t,
         Err(e) => {
             log::error!("cannot mint the development token: {e}");
-            return;
+            return String::from(
+                "Vigil is running in development mode (no admin token: see the log).",
+            );
         }
     };
-    println!("Vigil is running in development mode.");
-    println!("  console (signs in as admin): {url}/#token={token}");
-    println!("  admin token (12 h):          {token}");
+    let mut banner = format!(
+        "Vigil is running in development mode.\n  console (signs in as admin): {url}/#token={token}\n  admin token (12 h):          {token}"
+    );
     if generated {
-        println!("  JWT secret (this run only):  {secret}");
+        banner.push_str(&format!("\n  JWT secret (this run only):  {secret}"));
         // The claims the server requires, whether they came from a flag or the
         // environment: a command that mints tokens the server refuses is no help.
         let mut required = String::new();
@@ -122,10 +130,11 @@ fn print_dev_banner(url: &str, jwt: &JwtConfig, generated: bool) {
                 required.push_str(&format!(" {flag} {}", shell_word(value)));
             }
         }
-        println!(
-            "  mint more tokens with:       VIGIL_JWT_SECRET={secret} vigil token{required} --sub alice --role nurse"
-        );
+        banner.push_str(&format!(
+            "\n  mint more tokens with:       VIGIL_JWT_SECRET={secret} vigil token{required} --sub alice --role nurse"
+        ));
     }
+    banner
 }
 
 /// `value` as one word for a POSIX shell, quoted only when it needs to be.
@@ -143,12 +152,9 @@ fn shell_word(value: &str) -> String {
 
 /// `--dev` with a public key: Vigil holds no key to sign with, so it says so instead of
 /// printing nothing.
-#[allow(clippy::print_stdout)]
-fn print_public_key_banner(url: &str) {
-    println!("Vigil is running in development mode.");
-    println!("  console: {url}/");
-    println!(
-        "  no admin token printed: tokens are verified with VIGIL_JWT_PUBLIC_KEY_FILE, so only \
+fn public_key_banner(url: &str) -> String {
+    format!(
+        "Vigil is running in development mode.\n  console: {url}/\n  no admin token printed: tokens are verified with VIGIL_JWT_PUBLIC_KEY_FILE, so only \
          the holder of its private key can mint them (unset it to get a development secret)"
-    );
+    )
 }

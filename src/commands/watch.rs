@@ -6,7 +6,7 @@
 //! random.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -348,19 +348,10 @@ fn print_alert(alert: &Value, prefix: &str, shown: &mut Shown, known: &Known, co
     out!("{prefix}{}", format_alert(alert, &seq, colours));
 }
 
-/// Writes one line to stdout. A closed stdout (`vigil watch | head -1`) ends watching
-/// quietly, where `println!` panicked; any other write failure (a full disk) ends it
-/// with the cause.
-#[allow(clippy::print_stderr)]
+/// Writes one line to stdout: a closed stdout (`vigil watch | head -1`) ends watching
+/// quietly, any other write failure (a full disk) with the cause.
 fn emit(line: std::fmt::Arguments<'_>) {
-    let mut stdout = std::io::stdout().lock();
-    if let Err(e) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("vigil: cannot write to stdout: {e}");
-        std::process::exit(1);
-    }
+    crate::stdout::line_or_exit(&line.to_string());
 }
 
 /// Lets `--ack` find an alert by the short id printed for it.

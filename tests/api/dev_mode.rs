@@ -181,3 +181,71 @@ fn watch_with_a_url_that_cannot_work_exits_at_once_naming_the_flag() {
         assert!(stderr.contains("--url"), "{url}: {stderr}");
     }
 }
+
+/// `println!` panicked on a closed stdout: `vigil serve --dev | grep -m1 token` stopped
+/// the server it had just started (exit 101) once grep had its line, and `vigil token |
+/// true` exited 101 with a panic. The banner is now lost alone, with a warning, and the
+/// server goes on; a command whose output is its purpose ends quietly with 0.
+#[actix_web::test]
+async fn a_closed_stdout_loses_the_banner_not_the_server_and_no_command_panics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["serve", "--dev", "--bind", "127.0.0.1:0"])
+        .env_clear()
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("dev.db").display()),
+        )
+        .env("RUST_LOG", "info")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vigil serve --dev");
+    // The reader goes before the server has started: its banner meets a closed pipe.
+    drop(child.stdout.take());
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, log) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut url, mut warned) = (None, false);
+    while url.is_none() || !warned {
+        let line = log
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the listening line and the banner's warning");
+        assert!(!line.contains("panicked"), "{line}");
+        if let Some(found) = line.split("vigil listening on ").nth(1) {
+            url = Some(found.trim().to_owned());
+        }
+        warned |= line.contains("the development banner could not be written to stdout");
+    }
+    let url = url.unwrap_or_default();
+    let health = reqwest::get(format!("{url}/readyz")).await.expect("GET");
+    assert_eq!(health.status(), 200, "the server goes on serving");
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "still running"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let mut token = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["token", "--sub", "alice", "--role", "nurse"])
+        .env_clear()
+        .env("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vigil token");
+    drop(token.stdout.take());
+    let output = token.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}
