@@ -72,7 +72,8 @@ pub struct MigrateArgs {
     /// After restoring a backup, with every instance stopped: move the event log's head
     /// this many ids on, past every id issued since the backup (screens resume from
     /// those ids; reissued, they would skip the alerts that reuse them). Generous is
-    /// fine: ids are 64-bit. docs/deployment.md, "Restoring a backup".
+    /// fine (1 to 4,294,967,295; the log's ids are 64-bit). docs/deployment.md,
+    /// "Restoring a backup".
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub skip_ids: Option<u32>,
 }
@@ -89,10 +90,10 @@ pub struct JwtArgs {
     /// Pinned algorithm: HS256, RS256 or ES256 (HS256 when a secret is given).
     #[arg(long, env = "VIGIL_JWT_ALG")]
     pub jwt_alg: Option<String>,
-    /// Required `iss` claim, when set.
+    /// The `iss` claim: required by `serve` when set; written into tokens by `token`.
     #[arg(long, env = "VIGIL_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
-    /// Required `aud` claim, when set.
+    /// The `aud` claim: required by `serve` when set; written into tokens by `token`.
     #[arg(long, env = "VIGIL_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 }

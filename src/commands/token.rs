@@ -43,7 +43,8 @@ pub fn mint(args: &TokenArgs) -> Result<String, String> {
     };
     let signer = match (
         &args.private_key_file,
-        args.jwt.jwt_secret.as_deref().filter(|s| !s.is_empty()),
+        // Blank is "not set", as for `serve` (README).
+        args.jwt.jwt_secret.as_deref().filter(|s| !s.trim().is_empty()),
     ) {
         (Some(path), _) => {
             let alg = match args
@@ -130,6 +131,11 @@ mod tests {
             (
                 vec!["--jwt-secret", SECRET, "--jwt-alg", "HS512"],
                 "VIGIL_JWT_ALG: expected HS256",
+            ),
+            // Blank is "not set": the advice is how to sign, not how to run a server.
+            (
+                vec!["--jwt-secret", "   "],
+                "VIGIL_JWT_SECRET: set it (or --private-key-file) to sign tokens",
             ),
             (
                 vec!["--jwt-secret", SECRET, "--ttl", "367d"],
