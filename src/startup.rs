@@ -50,9 +50,15 @@ pub enum StartupError {
     /// Metrics registry.
     #[error("metrics: {0}")]
     Metrics(String),
-    /// Binding failed.
-    #[error("VIGIL_BIND: {0}")]
-    Bind(#[from] io::Error),
+    /// Binding failed; the address is named (a port in use says only "Address already in
+    /// use").
+    #[error("VIGIL_BIND: {address}: {source}")]
+    Bind {
+        /// What was to be bound.
+        address: String,
+        /// Why it could not be.
+        source: io::Error,
+    },
 }
 
 /// A built, bound, not yet awaited server.
@@ -117,7 +123,11 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         // The port first: one in use (or an address not on this machine) stops the start
         // before the database is created or migrated, leaving nothing behind.
-        let listener = listen(&config.bind)?;
+        let bind = config.bind.clone();
+        let listener = listen(&bind).map_err(|source| StartupError::Bind {
+            address: bind.clone(),
+            source,
+        })?;
         let (pool, applied) = open_database(&config.database).await?;
         for version in applied {
             log::info!("migration applied version={version}");
@@ -185,7 +195,8 @@ impl Application {
             pool.clone(),
             &config.database,
             metrics.write_failures.clone(),
-        )?;
+        )
+        .map_err(|e| StartupError::Database(format!("cannot start its writer thread: {e}")))?;
         let state = web::Data::new(AppState {
             config: Arc::new(config),
             pool,
@@ -237,7 +248,11 @@ impl Application {
         // Blocking work is database work, and the pool bounds it anyway; more threads
         // would only cost stacks and malloc arenas.
         .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
-        .listen(listener)?;
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            address: bind,
+            source,
+        })?;
         let (manager_pool, manager_metrics) = manager_parts;
         manager_context.run(AlertConnectionManager::new(
             manager_pool,

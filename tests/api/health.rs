@@ -264,8 +264,8 @@ fn serve_on_a_taken_port_exits_non_zero_naming_vigil_bind_without_a_panic() {
     );
     assert!(!status.success(), "a taken port is fatal: {stderr}");
     assert!(
-        stderr.contains("VIGIL_BIND") && stderr.contains("in use"),
-        "the message names the variable and the cause: {stderr}"
+        stderr.contains(&format!("VIGIL_BIND: {bind}: ")) && stderr.contains("in use"),
+        "the message names the variable, the address and the cause: {stderr}"
     );
     assert!(!stderr.contains("panicked"), "and nothing panics: {stderr}");
     // Found before the database is touched: a new database was created and migrated
