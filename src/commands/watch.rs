@@ -221,7 +221,7 @@ enum Failure {
 async fn answered(
     sent: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<reqwest::Response, Failure> {
-    let resp = sent.map_err(|e| Failure::Retry(format!("cannot connect ({e})")))?;
+    let resp = sent.map_err(|e| Failure::Retry(format!("cannot connect ({})", with_cause(&e))))?;
     let status = resp.status();
     if status.is_success() {
         Ok(resp)
@@ -352,6 +352,22 @@ fn print_alert(alert: &Value, prefix: &str, shown: &mut Shown, known: &Known, co
 /// quietly, any other write failure (a full disk) with the cause.
 fn emit(line: std::fmt::Arguments<'_>) {
     crate::stdout::line_or_exit(&line.to_string());
+}
+
+/// reqwest's error with its innermost cause: "error sending request for url (…)" alone
+/// does not say whether the connection was refused, timed out or the name did not resolve.
+fn with_cause(error: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let cause = cause.to_string();
+    let error = error.to_string();
+    if cause == error {
+        error
+    } else {
+        format!("{error}: {cause}")
+    }
 }
 
 /// Lets `--ack` find an alert by the short id printed for it.

@@ -249,3 +249,37 @@ async fn a_closed_stdout_loses_the_banner_not_the_server_and_no_command_panics()
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(output.status.code(), Some(0), "{stderr}");
 }
+
+/// `vigil watch` retrying an unreachable server said only "error sending request for url
+/// (…)": whether the connection was refused, timed out or the name did not resolve was
+/// left out. The innermost cause is now on the line.
+#[test]
+fn watch_says_why_it_cannot_connect() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = closed.local_addr().expect("its address").port();
+    drop(closed);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "watch",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--token",
+            "t",
+        ])
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vigil watch");
+    let stderr = child.stderr.take().expect("stderr");
+    let first = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|line| line.contains("cannot connect"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = first.unwrap_or_default();
+    assert!(line.contains("Connection refused"), "{line:?}");
+    assert!(line.contains("retrying in"), "{line:?}");
+}
