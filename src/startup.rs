@@ -101,7 +101,8 @@ pub async fn open_database(
             StartupError::Connect(if pool::is_postgres(&config.url) {
                 e.to_string()
             } else {
-                format!("{e} ({})", pool::sqlite_path(&config.url))
+                let path = pool::sqlite_path(&config.url);
+                format!("{e} ({path}{})", sqlite_open_hint(path))
             })
         })?;
         let pool = pool::build_pool(&config).map_err(|e| StartupError::Database(e.to_string()))?;
@@ -311,6 +312,22 @@ impl Application {
     /// Serves until stopped, without installing signal handlers (tests).
     pub async fn run_without_signals(self) -> io::Result<()> {
         self.server.await
+    }
+}
+
+/// Why SQLite may not have opened `path`, which its own message does not say: a missing
+/// directory and one the server may not write in read alike.
+fn sqlite_open_hint(path: &str) -> &'static str {
+    let path = std::path::Path::new(path);
+    let directory = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    match std::fs::metadata(directory) {
+        Err(_) => ": its directory does not exist",
+        Ok(meta) if !meta.is_dir() => ": its directory is not a directory",
+        Ok(_) if path.is_dir() => ": it is a directory",
+        Ok(_) => ": check that this user may create and write files in its directory",
     }
 }
 

@@ -334,7 +334,8 @@ fn a_database_that_cannot_be_opened_stops_serve_and_migrate_naming_database_url(
         assert!(
             stderr.contains("DATABASE_URL: cannot open the database")
                 && stderr.contains("unable to open database file")
-                && stderr.contains(&missing.display().to_string()),
+                && stderr.contains(&missing.display().to_string())
+                && stderr.contains("its directory does not exist"),
             "{command}: the message names the variable and the cause: {stderr}"
         );
         assert!(
@@ -342,6 +343,16 @@ fn a_database_that_cannot_be_opened_stops_serve_and_migrate_naming_database_url(
             "{command}: reported from the first attempt, not after the pool's wait: {stderr}"
         );
     }
+    // A path that is a directory reads the same in SQLite's words: told apart.
+    let database_url = format!("sqlite://{}", dir.path().display());
+    let (status, stderr) = vigil_exit(
+        &["serve"],
+        &exit_env(&database_url),
+        Duration::from_secs(60),
+        "vigil with a directory as its database",
+    );
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("it is a directory"), "{stderr}");
 }
 
 /// A rollback onto a database a newer Vigil migrated: this binary does not know its
