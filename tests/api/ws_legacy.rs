@@ -548,6 +548,14 @@ async fn unreadable_frames_close_the_session_with_the_rfc_6455_code_for_what_bro
             .unwrap_or_else(|| panic!("{what}: no close frame"));
         assert_eq!(u16::from(close.code), code, "{what}: {close:?}");
     }
+    // A close frame whose reason is not UTF-8 (code 1000, reason 0xff; masked with a zero
+    // key) was closed with 1002 "Bad opcode": it is text that is not UTF-8, 1007.
+    let (mut rogue, _) = ws_ready(&app, &nurse, "").await;
+    rogue
+        .send_bytes(&[0x88, 0x83, 0, 0, 0, 0, 0x03, 0xe8, 0xff])
+        .await;
+    let close = rogue.closed(WAIT).await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1007, "{close:?}");
     // Threat: a frame whose header declares 300 MiB, its payload trickling in. The
     // session is closed (1009) once the header is read, before any of it is held:
     // waiting for the payload let one session grow the server by all it sent.

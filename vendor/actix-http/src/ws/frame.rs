@@ -282,9 +282,13 @@ impl Parser {
                 // RFC 6455 §5.5.1 defines the remaining bytes as a UTF-8 reason. RFC 6455 §8.1
                 // requires the connection to fail when data interpreted as UTF-8 is invalid.
                 str::from_utf8(&payload[2..]).map_err(|_| {
-                    // TODO(semver-major): use this instead
-                    // ProtocolError::InvalidCloseReason
-                    ProtocolError::BadOpCode
+                    // vigil patch: told apart from a bad opcode (which it was reported
+                    // as), so the session can be closed with 1007 as RFC 6455 §8.1 asks
+                    // for text that is not UTF-8, and not "Bad opcode".
+                    ProtocolError::Io(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "invalid utf-8 in a close frame's reason",
+                    ))
                 })?;
             }
         }
@@ -645,7 +649,7 @@ mod tests {
     fn try_parse_close_payload_validates_payload() {
         assert!(matches!(
             Parser::try_parse_close_payload(&[0x03, 0xe8, 0xff]).unwrap_err(),
-            ProtocolError::BadOpCode
+            ProtocolError::Io(_)
         ));
         assert!(matches!(
             Parser::try_parse_close_payload(&[0, 0]).unwrap_err(),
