@@ -44,7 +44,10 @@ pub fn mint(args: &TokenArgs) -> Result<String, String> {
     let signer = match (
         &args.private_key_file,
         // Blank is "not set", as for `serve` (README).
-        args.jwt.jwt_secret.as_deref().filter(|s| !s.trim().is_empty()),
+        args.jwt
+            .jwt_secret
+            .as_deref()
+            .filter(|s| !s.trim().is_empty()),
     ) {
         (Some(path), _) => {
             let alg = match args
