@@ -1495,12 +1495,17 @@ where
                     //   send more requests.
                     // - The user requested to not allow half-closures
                     //
-                    // vigil patch: not while a request is in flight when the read half was
-                    // closed by a malformed message after it (pipelined garbage), not by the
-                    // client: that request's response goes out first, then the 400, then
-                    // the close. The in-flight request was dropped unanswered before, though
-                    // its handler may already have stored what it asked for.
-                    let closed_by_parse_error = inner_p.error.is_some() && !state_is_none;
+                    // vigil patch: not while a handler is still working on a request when
+                    // the read half was closed by a malformed message after it (pipelined
+                    // garbage), not by the client: that request's response goes out first,
+                    // then the 400, then the close. The request was dropped unanswered
+                    // before, though its handler may already have stored what it asked
+                    // for. (A response already streaming is cut as before: it may never end.)
+                    let handler_at_work = matches!(
+                        &*inner_p.state,
+                        State::ServiceCall { .. } | State::ExpectCall { .. }
+                    );
+                    let closed_by_parse_error = inner_p.error.is_some() && handler_at_work;
                     if inner_p.flags.contains(Flags::READ_DISCONNECT)
                         && ((!inner_p.config.h1_allow_half_closed() && !closed_by_parse_error)
                             || state_is_none)
