@@ -137,9 +137,15 @@ fn find_token(req: &HttpRequest, allow_query: bool) -> Result<(String, Credentia
     // A second `vigil_token` is refused, not ordered: a page on a sibling subdomain can
     // plant one with a longer Path, which browsers send first, and the console would
     // then act (and acknowledge) as the planted identity.
-    let tokens = req.cookies().map_or(0, |cookies| {
-        cookies.iter().filter(|c| c.name() == COOKIE_NAME).count()
-    });
+    let tokens = match req.cookies() {
+        Ok(cookies) => cookies.iter().filter(|c| c.name() == COOKIE_NAME).count(),
+        // Not "missing credentials": the browser sent cookies, which cannot be read.
+        Err(e) => {
+            return Err(ApiError::Unauthorized(format!(
+                "the Cookie header cannot be read ({e}); clear this site's cookies and sign in again"
+            )));
+        }
+    };
     if tokens > 1 {
         return Err(ApiError::Unauthorized(format!(
             "{tokens} {COOKIE_NAME} cookies were sent (one may have been set by another site \

@@ -630,3 +630,24 @@ async fn missing_credentials_name_the_query_token_on_ws_only() {
     assert!(detail.starts_with("missing credentials"), "{problem}");
     assert!(!detail.contains("token="), "{problem}");
 }
+
+/// A `Cookie` header that is not UTF-8 (another site of the domain, a broken extension)
+/// read as "missing credentials", though the browser had sent cookies: the 401 now says
+/// the header cannot be read and what to do.
+#[actix_web::test]
+async fn a_cookie_header_that_cannot_be_read_is_named_as_such() {
+    let app = spawn_app().await;
+    let unreadable = reqwest::header::HeaderValue::from_bytes(b"vigil_token=\xff\xfe")
+        .expect("obs-text is a valid header value");
+    let request = app
+        .client
+        .get(app.url("/api/v1/alerts"))
+        .header("cookie", unreadable);
+    let problem = expect_401(request, "a cookie header that is not UTF-8").await;
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("the Cookie header cannot be read")
+            && detail.contains("clear this site's cookies"),
+        "{problem}"
+    );
+}
