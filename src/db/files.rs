@@ -30,6 +30,12 @@ pub struct WatchedFiles {
     wal_held: Mutex<Option<(u64, u64)>>,
 }
 
+/// Device and inode of the file at `path`, if there is one: what stays the same while
+/// the same file is there, whatever is written to it.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 impl WatchedFiles {
     /// Watches `database` as it is now; `None` when it cannot be read (an in-memory
     /// database has no file).
@@ -48,9 +54,7 @@ impl WatchedFiles {
     pub fn committed(&self) {
         let mut held = self.held();
         if held.is_none() {
-            *held = std::fs::metadata(&self.wal)
-                .ok()
-                .map(|m| (m.dev(), m.ino()));
+            *held = file_identity(&self.wal);
         }
     }
 
@@ -83,12 +87,7 @@ impl WatchedFiles {
             }
         }
         let held = *self.held();
-        let now = || {
-            std::fs::metadata(&self.wal)
-                .ok()
-                .map(|m| (m.dev(), m.ino()))
-        };
-        if held.is_some() && now() != held {
+        if held.is_some() && file_identity(&self.wal) != held {
             return Err(format!(
                 "{REPLACED}: its write-ahead log {} was removed; restart Vigil",
                 self.wal.display()

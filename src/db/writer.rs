@@ -759,6 +759,14 @@ struct WalBound {
     took_over: bool,
 }
 
+/// A checkpoint run by the writer itself, between two batches; a failure is logged (the
+/// log is then copied by the next checkpoint, the writer's or the companion's).
+fn checkpoint_on_the_writer(conn: &mut AnyConnection) {
+    if let Err(e) = checkpoint(conn) {
+        log::warn!("WAL checkpoint on the writer failed: {e}");
+    }
+}
+
 impl WalBound {
     /// Runs after each committed batch, before the next one starts.
     fn after_batch(&mut self, conn: &mut AnyConnection) {
@@ -766,9 +774,7 @@ impl WalBound {
             // The checkpointer copied what was there when it began; the frames
             // committed since are few. Nothing commits while this runs, so it copies
             // the whole log and the next commit starts it over.
-            if let Err(e) = checkpoint(conn) {
-                log::warn!("WAL checkpoint on the writer failed: {e}");
-            }
+            checkpoint_on_the_writer(conn);
             self.asked = false;
             return;
         }
@@ -791,9 +797,7 @@ impl WalBound {
                 );
                 self.took_over = true;
             }
-            if let Err(e) = checkpoint(conn) {
-                log::warn!("WAL checkpoint on the writer failed: {e}");
-            }
+            checkpoint_on_the_writer(conn);
         }
     }
 }
