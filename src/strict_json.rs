@@ -43,9 +43,7 @@ pub fn changed_number(body: &[u8]) -> Option<(String, String, Changed)> {
         let zeroed = literal.parse::<f64>().is_ok_and(|v| v == 0.0);
         (not_zero && zeroed).then_some(Changed::Zeroed)
     };
-    let (field, literal) = first_number(body, |literal| changed(literal).is_some())?;
-    let how = changed(&literal)?;
-    Some((field, literal, how))
+    first_number(body, changed)
 }
 
 /// The first number in `body` beyond what a double holds (`1e309`, a 400-digit integer),
@@ -54,12 +52,17 @@ pub fn changed_number(body: &[u8]) -> Option<(String, String, Changed)> {
 /// rather than the body called malformed.
 pub fn unrepresentable_number(body: &[u8]) -> Option<(String, String)> {
     first_number(body, |literal| {
-        literal.parse::<f64>().is_ok_and(f64::is_infinite)
+        literal
+            .parse::<f64>()
+            .is_ok_and(f64::is_infinite)
+            .then_some(())
     })
+    .map(|(field, literal, ())| (field, literal))
 }
 
-/// The first number literal in `body` that `wanted` picks, with its top-level key.
-fn first_number(body: &[u8], wanted: impl Fn(&str) -> bool) -> Option<(String, String)> {
+/// The first number literal in `body` that `wanted` picks (`Some`), with its top-level
+/// key and what `wanted` said of it.
+fn first_number<T>(body: &[u8], wanted: impl Fn(&str) -> Option<T>) -> Option<(String, String, T)> {
     let (mut in_string, mut escaped, mut depth) = (false, false, 0usize);
     let (mut string_start, mut last_string, mut key) = (0, String::new(), String::new());
     let mut i = 0;
@@ -92,9 +95,9 @@ fn first_number(body: &[u8], wanted: impl Fn(&str) -> bool) -> Option<(String, S
                     .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
                     .map_or(body.len(), |n| i + n);
                 let literal = std::str::from_utf8(body.get(i..end)?).ok()?;
-                if wanted(literal) {
+                if let Some(found) = wanted(literal) {
                     let field = if depth == 0 { "body".to_owned() } else { key };
-                    return Some((field, literal.to_owned()));
+                    return Some((field, literal.to_owned(), found));
                 }
                 i = end;
                 continue;
