@@ -264,6 +264,50 @@ test('the status filter hides resolved alerts (or shows only one status)', async
   assert.deepEqual(lena.problems, []);
 });
 
+test('critical alerts nobody has taken are counted in the header, and one click shows them', async () => {
+  await vigil.assignCareTeam('p-919', 'nora');
+  const admin = await vigil.token('harness-admin', 'admin');
+  const old = await vigil.raiseAlert({ patient_id: 'p-919', severity: 'critical', title: 'Old critical, still open' });
+  const taken = await vigil.raiseAlert({ patient_id: 'p-919', severity: 'critical', title: 'Critical someone is on' });
+  const ack = await vigil.api('POST', `/api/v1/alerts/${taken.id}/acknowledge`, { token: admin, body: { status: 'acknowledged' } });
+  assert.equal(ack.status, 200);
+  const newer = [];
+  for (let i = 0; i < 3; i++) {
+    newer.push(await vigil.raiseAlert({ patient_id: 'p-919', severity: 'high', title: `Newer high ${i}` }));
+  }
+  const nora = await newPage(browser);
+  await signInConsole(nora, vigil, await vigil.token('nora', 'nurse'));
+  await nora.fill('#filter-patient', 'p-919');
+  await waitUntil(async () => (await nora.textContent('#critical-count')) === '1', { message: 'one critical waiting' });
+  assert.equal(await nora.isEnabled('#critical-badge'), true);
+  assert.match(await nora.getAttribute('#critical-badge', 'class'), /has-critical/);
+
+  // A new critical alert changes the count, not the place of the list under the pointer.
+  const listTop = (await nora.locator('#alert-list').boundingBox()).y;
+  const fresh = await vigil.raiseAlert({ patient_id: 'p-919', severity: 'critical', title: 'New critical' });
+  await nora.waitForSelector(rowSel(fresh.id));
+  await waitUntil(async () => (await nora.textContent('#critical-count')) === '2', { message: 'two critical waiting' });
+  assert.equal((await nora.locator('#alert-list').boundingBox()).y, listTop, 'the list did not move');
+
+  await nora.click('#critical-badge');
+  assert.equal(await nora.inputValue('#filter-patient'), '', 'every patient the count covers');
+  assert.equal(await nora.inputValue('#filter-severity'), 'critical');
+  assert.equal(await nora.inputValue('#filter-status'), 'unresolved');
+  for (const a of [old, taken, fresh]) assert.equal(await nora.isVisible(rowSel(a.id)), true, `${a.title}: shown`);
+  for (const a of newer) assert.equal(await nora.isVisible(rowSel(a.id)), false, `${a.title}: hidden`);
+  await waitUntil(async () => /Showing 3 unresolved critical alerts/.test(await nora.textContent('#polite-announcer')),
+    { message: 'the filter is announced' });
+  await screenshot(nora, 'console-critical-badge');
+
+  for (const a of [old, fresh]) {
+    const r = await vigil.api('POST', `/api/v1/alerts/${a.id}/acknowledge`, { token: admin, body: { status: 'resolved' } });
+    assert.equal(r.status, 200);
+  }
+  await waitUntil(async () => (await nora.textContent('#critical-count')) === '0', { message: 'none waiting' });
+  assert.equal(await nora.isEnabled('#critical-badge'), false);
+  assert.deepEqual(nora.problems, []);
+});
+
 // Last: it restarts the server.
 test('with the stream blocked but the API answering, the console polls after a few failures', async () => {
   await vigil.assignCareTeam('p-616', 'jill');
@@ -282,6 +326,7 @@ test('with the stream blocked but the API answering, the console polls after a f
   await jill.waitForSelector('#signin-view', { state: 'visible' });
   assert.equal(await jill.isVisible('#connection-status'), false);
   assert.equal(await jill.isVisible('#open-badge'), false);
+  assert.equal(await jill.isVisible('#critical-badge'), false);
 });
 
 test('a tab refused by the per-user stream limit says so, and keeps the list current by polling', async () => {
