@@ -556,6 +556,18 @@ async fn unreadable_frames_close_the_session_with_the_rfc_6455_code_for_what_bro
         .await;
     let close = rogue.closed(WAIT).await.expect("a close frame");
     assert_eq!(u16::from(close.code), 1007, "{close:?}");
+    // A close frame with a code RFC 6455 does not allow (999) is a protocol error, 1002,
+    // and the session's last frame names it, not "Bad opcode" as it did.
+    let (mut rogue, _) = ws_ready(&app, &nurse, "").await;
+    rogue
+        .send_bytes(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe7])
+        .await;
+    let said = rogue.next_json(WAIT).await.expect("an error frame");
+    assert_eq!(said["code"], "protocol", "{said}");
+    let message = said["message"].as_str().unwrap_or_default();
+    assert!(message.contains("invalid close code 999"), "{said}");
+    let close = rogue.closed(WAIT).await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1002, "{close:?}");
     // Threat: a frame whose header declares 300 MiB, its payload trickling in. The
     // session is closed (1009) once the header is read, before any of it is held:
     // waiting for the payload let one session grow the server by all it sent.

@@ -275,7 +275,12 @@ impl Parser {
             if !matches!(raw_code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
                 // TODO(semver-major): use this instead
                 // return Err(ProtocolError::InvalidCloseCode(raw_code));
-                return Err(ProtocolError::BadOpCode);
+                // vigil patch: said as what it is, not "Bad opcode" (the peer is still
+                // failed with 1002, a protocol error, as RFC 6455 §7.4 implies).
+                return Err(ProtocolError::Io(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("invalid close code {raw_code} in a close frame"),
+                )));
             }
 
             if payload.len() > 2 {
@@ -653,7 +658,7 @@ mod tests {
         ));
         assert!(matches!(
             Parser::try_parse_close_payload(&[0, 0]).unwrap_err(),
-            ProtocolError::BadOpCode
+            ProtocolError::Io(_)
         ));
     }
 
