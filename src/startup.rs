@@ -92,6 +92,10 @@ pub async fn open_database(
 ) -> Result<(db::DbPool, Vec<String>), StartupError> {
     let config = config.clone();
     web::block(move || {
+        if !pool::is_postgres(&config.url) {
+            migrate::refuse_foreign_sqlite_file(pool::sqlite_path(&config.url))
+                .map_err(|e| StartupError::Migrations(e.to_string()))?;
+        }
         // One connection first, so a database that cannot be opened (a missing directory,
         // a server that is down) is reported at once with its cause and the variable to
         // fix, not after the pool's 5 s wait as "timed out waiting for connection".

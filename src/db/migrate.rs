@@ -53,6 +53,25 @@ pub fn run_pending(conn: &mut AnyConnection) -> Result<Vec<String>, MigrationErr
     Ok(applied)
 }
 
+/// Refuses an existing SQLite file that holds another application's tables before any
+/// connection of Vigil's sets it up: the pool's connections switch the file to WAL mode
+/// as they open, which an application reading it with an older SQLite, or from a
+/// read-only directory, could then no longer open. Only the tables are read here; a file
+/// that cannot be read is left to the pool's connection, which reports why.
+pub fn refuse_foreign_sqlite_file(path: &str) -> Result<(), MigrationError> {
+    use diesel::{Connection, SqliteConnection};
+    if !std::path::Path::new(path).is_file() {
+        return Ok(()); // created by the pool: nothing of anyone else's in it
+    }
+    let Ok(mut lite) = SqliteConnection::establish(path) else {
+        return Ok(());
+    };
+    match diesel::sql_query(SQLITE_TABLES).load::<Table>(&mut lite) {
+        Ok(tables) => refuse_foreign(tables),
+        Err(_) => Ok(()),
+    }
+}
+
 /// The tables of the database Vigil would migrate (SQLite's own left out).
 const SQLITE_TABLES: &str = "SELECT name FROM sqlite_master WHERE type = 'table' \
      AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name";

@@ -417,6 +417,20 @@ fn another_applications_database_is_refused_untouched() {
             .map(|t| t.name)
             .collect();
     assert_eq!(tables, vec!["users"], "nothing was added");
+    // Nor was its journal mode switched to WAL (which an application reading the file
+    // with an older SQLite, or from a read-only directory, could no longer open).
+    #[derive(diesel::QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+    }
+    let mode = diesel::sql_query("PRAGMA journal_mode")
+        .get_result::<Mode>(&mut c)
+        .expect("journal mode");
+    assert_eq!(
+        mode.journal_mode, "delete",
+        "the journal mode is left as it was"
+    );
 }
 
 #[actix_web::test]
