@@ -620,8 +620,9 @@ pub enum CareTeamRefusals {
 #[derive(IntoResponses)]
 #[allow(clippy::large_enum_variant)] // never built: it only describes responses
 pub enum AckResponses {
-    /// Recorded and fanned out as `alert_updated`
-    #[response(status = 200)]
+    /// Recorded and fanned out as `alert_updated` (or, for a repeated Idempotency-Key, the answer it got the first time)
+    #[response(status = 200,
+        headers(("Idempotent-Replayed" = String, description = "`true` when this is a repeat: nothing was recorded again")))]
     Recorded(AckOutcome),
     /// Malformed JSON
     #[response(status = 400, content_type = "application/problem+json")]
@@ -644,7 +645,7 @@ pub enum AckResponses {
     /// Body is not `application/json`, or has a `Content-Encoding`
     #[response(status = 415, content_type = "application/problem+json")]
     NotJson(Problem),
-    /// Invalid field, named in `errors`
+    /// Invalid field, named in `errors`; or an Idempotency-Key this caller used for a different acknowledgment
     #[response(status = 422, content_type = "application/problem+json")]
     Invalid(Problem),
     /// More writes per second than VIGIL_RATE_LIMIT for this token subject

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use super::models::{AckRow, NewAckRow};
 use super::pool::AnyConnection;
-use super::schema::acknowledgments;
+use super::schema::{ack_idempotency_keys, acknowledgments};
 
 /// Appends an acknowledgment.
 pub fn insert(conn: &mut AnyConnection, row: &NewAckRow<'_>) -> QueryResult<()> {
@@ -24,4 +24,40 @@ pub fn for_alerts(conn: &mut AnyConnection, alert_ids: &[String]) -> QueryResult
         .select(AckRow::as_select())
         .order(acknowledgments::seq.asc())
         .load(conn)
+}
+
+/// The acknowledgment an idempotency key already recorded, if any.
+pub fn find_idempotent(
+    conn: &mut AnyConnection,
+    principal: &str,
+    key: &str,
+) -> QueryResult<Option<AckRow>> {
+    ack_idempotency_keys::table
+        .inner_join(
+            acknowledgments::table.on(acknowledgments::seq.eq(ack_idempotency_keys::ack_seq)),
+        )
+        .filter(ack_idempotency_keys::principal.eq(principal))
+        .filter(ack_idempotency_keys::idem_key.eq(key))
+        .select(AckRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Remembers which acknowledgment an idempotency key recorded.
+pub fn remember_idempotent(
+    conn: &mut AnyConnection,
+    principal: &str,
+    key: &str,
+    ack_seq: i64,
+    created_at: i64,
+) -> QueryResult<()> {
+    diesel::insert_into(ack_idempotency_keys::table)
+        .values((
+            ack_idempotency_keys::principal.eq(principal),
+            ack_idempotency_keys::idem_key.eq(key),
+            ack_idempotency_keys::ack_seq.eq(ack_seq),
+            ack_idempotency_keys::created_at.eq(created_at),
+        ))
+        .execute(conn)
+        .map(|_| ())
 }

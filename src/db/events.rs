@@ -60,6 +60,15 @@ pub fn oldest(conn: &mut AnyConnection) -> QueryResult<Option<i64>> {
         .first(conn)
 }
 
+/// The data of the event numbered `seq`, if the log holds it.
+pub fn payload(conn: &mut AnyConnection, seq: i64) -> QueryResult<Option<String>> {
+    events::table
+        .filter(events::seq.eq(seq))
+        .select(events::payload)
+        .first(conn)
+        .optional()
+}
+
 /// Appends an event.
 pub fn insert(conn: &mut AnyConnection, row: &NewEventRow<'_>) -> QueryResult<()> {
     diesel::insert_into(events::table)

@@ -68,6 +68,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    ack_idempotency_keys (principal, idem_key) {
+        principal -> Text,
+        idem_key -> Text,
+        ack_seq -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(acknowledgments -> alerts (alert_id));
 diesel::allow_tables_to_appear_in_same_query!(
     event_head,
@@ -76,6 +85,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     acknowledgments,
     care_team,
     idempotency_keys,
+    ack_idempotency_keys,
     deployment,
     skipped_ids
 );

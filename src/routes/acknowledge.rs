@@ -4,12 +4,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::body::TimedBody;
+use super::idempotency::idempotency_key;
 use super::json_body;
 use crate::auth::Principal;
 use crate::domain::PatientId;
 use crate::domain::alert::parse_ack_body;
 use crate::error::ApiError;
-use crate::service::acks::{AckRequest, acknowledge as service_ack};
+use crate::service::acks::{AckRequest, Acked, acknowledge as service_ack};
 use crate::state::AppState;
 
 /// Acknowledge, escalate or resolve → 200 `{"alert": …, "acknowledgment": …}`.
@@ -19,6 +20,7 @@ use crate::state::AppState;
     tag = "acknowledgments",
     params(
         ("alert_id" = String, Path, description = "The alert's id (UUID v7)", example = "019a8f3e-5b1c-7d2e-9f00-1a2b3c4d5e6f"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]([ -~]*[!-~])?$", min_length = 1, max_length = 255, description = "1-255 printable ASCII characters, given once, scoped to the caller's `sub`: a repeat of the same acknowledgment (alert, status, note) is answered as the first time (200, `Idempotent-Replayed: true`) and recorded once; the key with a different acknowledgment is 422"),
     ),
     request_body(content = Option<crate::openapi::AckRequest>, content_type = "application/json",
         description = "Optional: an empty body means `{\"status\": \"acknowledged\"}`",
@@ -48,6 +50,7 @@ pub async fn acknowledge(
     params(
         ("alert_id" = String, Path, description = "The alert's id (UUID v7)", example = "019a8f3e-5b1c-7d2e-9f00-1a2b3c4d5e6f"),
         ("patient_id" = Option<String>, Query, pattern = "^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "When given, must be the alert's patient (else 404)", example = "123"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]([ -~]*[!-~])?$", min_length = 1, max_length = 255, description = "1-255 printable ASCII characters, given once, scoped to the caller's `sub`: a repeat of the same acknowledgment (alert, status, note) is answered as the first time (200, `Idempotent-Replayed: true`) and recorded once; the key with a different acknowledgment is 422"),
     ),
     request_body(content = Option<crate::openapi::AckRequest>, content_type = "application/json",
         description = "Optional: an empty body means `{\"status\": \"acknowledged\"}`",
@@ -89,6 +92,7 @@ async fn handle(
         )));
     }
     state.write_limiter.check(principal)?;
+    let key = idempotency_key(req)?;
     let value = match json_body(req, body, Some(json!({})))? {
         // The OpenAPI body is optional, and a generated client sends "no body" as `null`.
         Value::Null => json!({}),
@@ -104,8 +108,15 @@ async fn handle(
             note,
             expected_patient,
             request_id: crate::request_id::of(req),
+            idempotency_key: key,
         },
     )
     .await?;
-    Ok(HttpResponse::Ok().json(outcome))
+    Ok(match outcome {
+        Acked::Recorded(outcome) => HttpResponse::Ok().json(outcome),
+        Acked::Replayed(answer) => HttpResponse::Ok()
+            .content_type("application/json")
+            .insert_header(("Idempotent-Replayed", "true"))
+            .body(answer),
+    })
 }

@@ -4,13 +4,12 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::body::TimedBody;
+use super::idempotency::idempotency_key;
 use super::json_body;
 use crate::auth::Principal;
 use crate::domain::{AlertStatus, NewAlert, Severity};
 use crate::error::ApiError;
-use crate::service::alerts::{
-    self as service, DEFAULT_LIST_LIMIT, ListQuery, MAX_IDEMPOTENCY_KEY, MAX_LIST_LIMIT,
-};
+use crate::service::alerts::{self as service, DEFAULT_LIST_LIMIT, ListQuery, MAX_LIST_LIMIT};
 use crate::state::AppState;
 
 /// Raise an alert → 201 (or the original alert again for a repeated `Idempotency-Key`).
@@ -67,36 +66,6 @@ pub async fn create(
         response.insert_header(("Idempotent-Replayed", "true"));
     }
     Ok(response.json(alert))
-}
-
-/// The caller's `Idempotency-Key`: 1–255 printable ASCII characters (spaces inside
-/// allowed, as in the IETF draft's string), given once. A second key is refused rather
-/// than one picked: a retry that sent only the other one would store the alert twice.
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let mut values = req.headers().get_all("Idempotency-Key");
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(ApiError::invalid(
-            "Idempotency-Key",
-            "given twice; send one key",
-        ));
-    }
-    let key = value.as_bytes().trim_ascii();
-    if key.iter().any(|b| !(b' '..=b'~').contains(b)) {
-        return Err(ApiError::invalid(
-            "Idempotency-Key",
-            "must be printable ASCII (letters, digits, punctuation, spaces)",
-        ));
-    }
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
-        return Err(ApiError::invalid(
-            "Idempotency-Key",
-            format!("must be 1-{MAX_IDEMPOTENCY_KEY} characters"),
-        ));
-    }
-    Ok(Some(String::from_utf8_lossy(key).into_owned()))
 }
 
 /// List alerts in scope.

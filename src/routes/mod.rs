@@ -6,6 +6,7 @@ pub mod body;
 pub mod care_team;
 pub mod console;
 pub mod health;
+pub mod idempotency;
 pub mod session;
 pub mod stats;
 

@@ -36,16 +36,50 @@ pub struct AckRequest {
     pub expected_patient: Option<PatientId>,
     /// `X-Request-Id` of the HTTP request (or of the WebSocket handshake), for the log.
     pub request_id: Option<String>,
+    /// The caller's `Idempotency-Key` (HTTP only): a retry of the acknowledgment it
+    /// recorded is answered as the first time, and nothing is stored again.
+    pub idempotency_key: Option<String>,
+}
+
+/// What an acknowledgment came to.
+#[derive(Debug)]
+pub enum Acked {
+    /// Recorded now, and published.
+    Recorded(Box<AckOutcome>),
+    /// A retry of one the caller's `Idempotency-Key` recorded before: the answer it got
+    /// then (the JSON of its `alert_updated` event's data); nothing stored.
+    Replayed(String),
+}
+
+/// Why an acknowledgment's transaction ended without storing: an error, or a retry to
+/// answer with what its key recorded (rolled back like an error, so the sequence number
+/// it took is given back).
+enum AckError {
+    Api(ApiError),
+    Replay(String),
+}
+
+impl From<diesel::result::Error> for AckError {
+    fn from(err: diesel::result::Error) -> Self {
+        AckError::Api(err.into())
+    }
+}
+
+impl From<ApiError> for AckError {
+    fn from(err: ApiError) -> Self {
+        AckError::Api(err)
+    }
 }
 
 /// Records an acknowledgment and its `alert_updated` event in one transaction, then
-/// publishes. Order of checks: role (403), alert in scope (404), resolve right (403),
-/// `resolved` is final (409).
+/// publishes. Order of checks: role (403), alert in scope (404), a retry under the same
+/// `Idempotency-Key` (answered as the first time, or 422 for another acknowledgment),
+/// resolve right (403), `resolved` is final (409).
 pub async fn acknowledge(
     state: &AppState,
     principal: &Principal,
     request: AckRequest,
-) -> Result<AckOutcome, ApiError> {
+) -> Result<Acked, ApiError> {
     if !principal.role.may_acknowledge() {
         return Err(ApiError::Forbidden(format!(
             "role {} may not acknowledge alerts",
@@ -62,13 +96,13 @@ pub async fn acknowledge(
     let outcome = state
         .writer
         .write_event(&state.broker, move |conn| {
-            conn.transaction::<_, ApiError, _>(|c| {
+            let result = conn.transaction::<_, AckError, _>(|c| {
                 let seq = events::next_seq(c)?;
                 let allowed = allowed_in(c, &who)?;
                 let not_found = || super::alerts::no_alert(&req.alert_id);
                 let row = alerts::get(c, &req.alert_id)?.ok_or_else(not_found)?;
                 if !allowed.contains(&row.patient_id) {
-                    return Err(not_found());
+                    return Err(not_found().into());
                 }
                 if let Some(expected) = &req.expected_patient
                     && expected.as_str() != row.patient_id
@@ -76,12 +110,21 @@ pub async fn acknowledge(
                     return Err(ApiError::NotFound(format!(
                         "alert {} does not belong to patient {expected}",
                         req.alert_id
-                    )));
+                    ))
+                    .into());
+                }
+                if let Some(key) = &req.idempotency_key
+                    && let Some(earlier) = acks::find_idempotent(c, &who.user_id, key)?
+                {
+                    return Err(replay_or_refuse(c, &earlier, &req)?);
                 }
                 check_ack_permission(who.role, req.status)?;
                 let current: AlertStatus = row.status.parse().map_err(ApiError::Internal)?;
                 check_transition(current)?;
                 let now = now_millis();
+                if let Some(key) = &req.idempotency_key {
+                    acks::remember_idempotent(c, &who.user_id, key, seq, now)?;
+                }
                 acks::insert(
                     c,
                     &NewAckRow {
@@ -127,10 +170,19 @@ pub async fn acknowledge(
                     patient_id: row.patient_id.clone(),
                     payload,
                 };
-                Ok((outcome, Some(event)))
-            })
+                Ok((outcome, event))
+            });
+            match result {
+                Ok((outcome, event)) => Ok((Acked::Recorded(Box::new(outcome)), Some(event))),
+                Err(AckError::Replay(answer)) => Ok((Acked::Replayed(answer), None)),
+                Err(AckError::Api(e)) => Err(e),
+            }
         })
         .await?;
+    let outcome = match outcome {
+        Acked::Recorded(outcome) => outcome,
+        replayed @ Acked::Replayed(_) => return Ok(replayed),
+    };
     log::info!(
         "alert acknowledged alert_id={} patient_id={} status={} user_id={} seq={} request_id={}",
         outcome.alert.id,
@@ -140,5 +192,32 @@ pub async fn acknowledge(
         outcome.alert.last_seq,
         request.request_id.as_deref().unwrap_or("-")
     );
-    Ok(outcome)
+    Ok(Acked::Recorded(outcome))
+}
+
+/// A request under a key that already recorded `earlier`: the same acknowledgment (alert,
+/// status and note) is a retry, answered with what it recorded; another is refused, as a
+/// raise under a reused key is (answering the old one would drop the new one unseen).
+fn replay_or_refuse(
+    c: &mut crate::db::AnyConnection,
+    earlier: &crate::db::models::AckRow,
+    req: &AckRequest,
+) -> Result<AckError, ApiError> {
+    if earlier.alert_id != req.alert_id
+        || earlier.status != req.status.as_str()
+        || earlier.note != req.note
+    {
+        return Ok(AckError::Api(ApiError::invalid(
+            "Idempotency-Key",
+            format!(
+                "already used for a different acknowledgment ({} of alert {}); a retry must \
+                 repeat the same one, a new acknowledgment needs a new key",
+                earlier.status, earlier.alert_id
+            ),
+        )));
+    }
+    let answer = events::payload(c, earlier.seq)?.ok_or_else(|| {
+        ApiError::Internal("idempotency key points at a missing event".to_owned())
+    })?;
+    Ok(AckError::Replay(answer))
 }

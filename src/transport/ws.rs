@@ -28,7 +28,7 @@ use crate::domain::alert::parse_ack_body;
 use crate::error::ApiError;
 use crate::hub::messages::{CloseReason, Outbound, Resubscribe, Transport};
 use crate::scope::Requested;
-use crate::service::acks::{AckRequest, acknowledge};
+use crate::service::acks::{AckRequest, Acked, acknowledge};
 use crate::service::scope::allowed_in;
 use crate::state::AppState;
 use crate::transport::frames::{EncodedEvent, scope_changed};
@@ -745,6 +745,7 @@ impl WsSession {
             note,
             expected_patient: None,
             request_id: self.request_id.clone(),
+            idempotency_key: None,
         };
         // The acknowledgment runs as a task of its own, not on the session: a dashboard
         // that sends `ack` and closes at once (`ws.send(ack); ws.close()`), or whose
@@ -767,7 +768,15 @@ impl WsSession {
                     Err(ApiError::Internal(format!("acknowledgment task failed: {e}")))
                 });
                 match result {
-                    Ok(outcome) => ctx.text(json!({"type": "ack_result", "alert_id": alert_id, "ok": true, "alert": outcome.alert}).to_string()),
+                    Ok(Acked::Recorded(outcome)) => ctx.text(json!({"type": "ack_result", "alert_id": alert_id, "ok": true, "alert": outcome.alert}).to_string()),
+                    // Not sent without a key (the in-socket ack has none); said all the same.
+                    Ok(Acked::Replayed(answer)) => {
+                        let alert = serde_json::from_str::<Value>(&answer)
+                            .ok()
+                            .and_then(|mut answer| answer.get_mut("alert").map(Value::take))
+                            .unwrap_or(Value::Null);
+                        ctx.text(json!({"type": "ack_result", "alert_id": alert_id, "ok": true, "alert": alert}).to_string());
+                    }
                     Err(e) => ctx.text(ack_failure(&alert_id, &e)),
                 }
             }),

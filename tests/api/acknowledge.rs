@@ -403,3 +403,121 @@ async fn concurrent_resolves_let_exactly_one_win_and_later_acks_get_409() {
     assert_eq!(statuses.iter().filter(|s| **s == "resolved").count(), 1);
     assert_eq!(fetched["status"], "resolved");
 }
+
+/// An acknowledgment sent with `Idempotency-Key: key`.
+async fn ack_with_key(
+    app: &TestApp,
+    token: &str,
+    alert_id: &str,
+    body: &Value,
+    key: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/v1/alerts/{alert_id}/acknowledge")))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("acknowledge")
+}
+
+fn replayed(resp: &reqwest::Response) -> bool {
+    resp.headers()
+        .get("idempotent-replayed")
+        .is_some_and(|v| v == "true")
+}
+
+/// A client whose resolve got no answer (a timeout, a restart) retries it: without a key
+/// it got 409 "resolved is final" for the resolve that did land, or a second entry in the
+/// audit trail for an acknowledgment. With the same key it gets the first answer again,
+/// and nothing is recorded or streamed twice.
+#[actix_web::test]
+async fn a_retry_under_the_same_idempotency_key_is_answered_as_the_first_and_recorded_once() {
+    let app = spawn_app().await;
+    let mut stream = app.sse(&admin(), "patient_id=123").await;
+    stream.connected().await;
+    let alert = app.raise("123", "critical").await;
+    let id = id_of(&alert);
+    let resolve = json!({"status": "resolved", "note": "done"});
+
+    let first = ack_with_key(&app, &admin(), &id, &resolve, "resolve-1").await;
+    assert!(!replayed(&first), "the first is recorded, not replayed");
+    let first = ok_json(first, "first resolve").await;
+    let retry = ack_with_key(&app, &admin(), &id, &resolve, "resolve-1").await;
+    assert!(replayed(&retry), "Idempotent-Replayed: true");
+    assert_eq!(
+        ok_json(retry, "retried resolve").await,
+        first,
+        "the first answer again"
+    );
+
+    // The key with another acknowledgment is refused, naming the key; so is a note
+    // changed on the retry.
+    for other in [
+        json!({"status": "acknowledged"}),
+        json!({"status": "resolved", "note": "done!"}),
+    ] {
+        let resp = ack_with_key(&app, &admin(), &id, &other, "resolve-1").await;
+        let problem = expect_problem(resp, 422, &format!("{other}")).await;
+        assert_eq!(error_fields(&problem), vec!["Idempotency-Key"], "{problem}");
+    }
+    // A key is the caller's own: another caller's same key is a new acknowledgment
+    // (here refused, the alert being resolved).
+    app.assign("123", "alice").await;
+    let nurse = token("alice", "nurse", None);
+    let resp = ack_with_key(
+        &app,
+        &nurse,
+        &id,
+        &json!({"status": "acknowledged"}),
+        "resolve-1",
+    )
+    .await;
+    expect_problem(resp, 409, "another caller's key").await;
+
+    let fetched = app.get_ok(&format!("/api/v1/alerts/{id}"), &admin()).await;
+    assert_eq!(trail(&fetched).len(), 1, "recorded once");
+    // On the stream: the alert, its one resolution, then the next alert.
+    let next = app.raise("123", "low").await;
+    let seen: Vec<String> = [
+        stream.next_alert_event().await,
+        stream.next_alert_event().await,
+        stream.next_alert_event().await,
+    ]
+    .into_iter()
+    .map(|e| e.id)
+    .collect();
+    assert_eq!(
+        seen,
+        [&alert["seq"], &first["alert"]["last_seq"], &next["seq"]].map(ToString::to_string),
+        "the retry was not streamed"
+    );
+}
+
+/// Retries that overlap (a client that gave up on its first try while it was still
+/// queued) are recorded once too: the writer runs them one after the other.
+#[actix_web::test]
+async fn concurrent_requests_under_one_idempotency_key_record_one_acknowledgment() {
+    let app = spawn_app().await;
+    let alert = app.raise("123", "high").await;
+    let id = id_of(&alert);
+    let body = json!({"status": "acknowledged", "note": "on my way"});
+    let caller = admin();
+    let answers = join_all((0..8).map(|_| ack_with_key(&app, &caller, &id, &body, "ack-1"))).await;
+    let mut recorded = 0;
+    let mut bodies = Vec::new();
+    for resp in answers {
+        if !replayed(&resp) {
+            recorded += 1;
+        }
+        bodies.push(ok_json(resp, "concurrent ack").await);
+    }
+    assert_eq!(recorded, 1, "one recorded, the others replayed");
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "one answer for all"
+    );
+    let fetched = app.get_ok(&format!("/api/v1/alerts/{id}"), &admin()).await;
+    assert_eq!(trail(&fetched).len(), 1, "recorded once");
+}
