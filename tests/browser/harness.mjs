@@ -295,6 +295,9 @@ export class Vigil {
  * accepted but never answered (they stay stuck for good, even after `pass()`). `pass()` lets
  * traffic through again. Nothing is ever closed by the proxy in those modes: no event tells
  * the page. `refuse()` is a server gone: open connections are reset, new ones too.
+ * `muteAnswersToPosts()` lets every request through but drops what the server answers on a
+ * connection once it has carried a POST (a write that landed, its answer lost); streams
+ * and other requests flow as in `pass()`. A connection muted so stays muted.
  */
 export async function startProxy(targetPort) {
   const port = await freePort();
@@ -307,8 +310,13 @@ export async function startProxy(targetPort) {
     if (mode === 'blackhole') return;                 // accepted, never answered
     const upstream = net.connect(targetPort, '127.0.0.1');
     track(upstream);
-    client.on('data', (d) => { if (mode === 'pass') upstream.write(d); });
-    upstream.on('data', (d) => { if (mode === 'pass') client.write(d); });
+    let muted = false;
+    const flowing = () => mode === 'pass' || mode === 'mute-posts';
+    client.on('data', (d) => {
+      if (mode === 'mute-posts' && d.subarray(0, 5).toString('latin1') === 'POST ') muted = true;
+      if (flowing()) upstream.write(d);
+    });
+    upstream.on('data', (d) => { if (flowing() && !muted) client.write(d); });
     const end = () => { client.destroy(); upstream.destroy(); };
     client.on('close', end);
     upstream.on('close', end);
@@ -320,6 +328,7 @@ export async function startProxy(targetPort) {
     baseUrl: `http://127.0.0.1:${port}`,
     blackhole() { mode = 'blackhole'; },
     pass() { mode = 'pass'; },
+    muteAnswersToPosts() { mode = 'mute-posts'; },
     refuse() { mode = 'refuse'; for (const sock of sockets) sock.destroy(); },
     async close() {
       for (const sock of sockets) sock.destroy();
