@@ -39,6 +39,15 @@ fn trail(alert: &Value) -> &Vec<Value> {
         .expect("acknowledgments array")
 }
 
+/// The ids of the next three alert events on `stream`.
+async fn next_three_ids(stream: &mut SseClient) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(stream.next_alert_event().await.id);
+    }
+    ids
+}
+
 /// Puts `users` on `patient`'s care team in one collection PUT.
 async fn team(app: &TestApp, patient: &str, users: &[String]) {
     let path = format!("/api/v1/patients/{patient}/care-team");
@@ -197,16 +206,8 @@ async fn resolved_is_final_and_any_later_acknowledgment_gets_409() {
     // On the stream: the alert, its resolution, then the next alert; the refused
     // acknowledgments published nothing in between.
     let next = app.raise("123", "low").await;
-    let seen: Vec<String> = [
-        stream.next_alert_event().await,
-        stream.next_alert_event().await,
-        stream.next_alert_event().await,
-    ]
-    .into_iter()
-    .map(|e| e.id)
-    .collect();
     assert_eq!(
-        seen,
+        next_three_ids(&mut stream).await,
         [&alert["seq"], resolved_seq, &next["seq"]].map(ToString::to_string),
         "refused acks were not streamed"
     );
@@ -480,16 +481,8 @@ async fn a_retry_under_the_same_idempotency_key_is_answered_as_the_first_and_rec
     assert_eq!(trail(&fetched).len(), 1, "recorded once");
     // On the stream: the alert, its one resolution, then the next alert.
     let next = app.raise("123", "low").await;
-    let seen: Vec<String> = [
-        stream.next_alert_event().await,
-        stream.next_alert_event().await,
-        stream.next_alert_event().await,
-    ]
-    .into_iter()
-    .map(|e| e.id)
-    .collect();
     assert_eq!(
-        seen,
+        next_three_ids(&mut stream).await,
         [&alert["seq"], &first["alert"]["last_seq"], &next["seq"]].map(ToString::to_string),
         "the retry was not streamed"
     );
