@@ -581,6 +581,9 @@ fn print_event(
 
 async fn ack_loop(client: reqwest::Client, base: String, token: String, known: Known) {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    // Alert id → (status and note, Idempotency-Key) of an acknowledgment that got no
+    // answer: the same line typed again reuses the key, so the server records it once.
+    let mut unanswered: HashMap<String, (String, String)> = HashMap::new();
     while let Ok(Some(line)) = lines.next_line().await {
         let Some(AckLine {
             short,
@@ -606,13 +609,22 @@ async fn ack_loop(client: reqwest::Client, base: String, token: String, known: K
         if let Some(note) = note {
             body["note"] = Value::String(note.to_owned());
         }
-        match client
+        let attempt = format!("{status}\n{}", note.unwrap_or_default());
+        let key = match unanswered.remove(&full) {
+            Some((earlier, key)) if earlier == attempt => key,
+            _ => uuid::Uuid::now_v7().to_string(),
+        };
+        let answer = client
             .post(&url)
             .bearer_auth(&token)
+            .header("Idempotency-Key", &key)
             .json(&body)
             .send()
-            .await
-        {
+            .await;
+        if answer.is_err() {
+            unanswered.insert(full.clone(), (attempt, key));
+        }
+        match answer {
             Ok(resp) if resp.status().is_success() => out!("ack ok {short} {status}"),
             Ok(resp) => {
                 let code = resp.status();
@@ -622,7 +634,10 @@ async fn ack_loop(client: reqwest::Client, base: String, token: String, known: K
                     printable(v.get("detail").and_then(Value::as_str).unwrap_or_default())
                 );
             }
-            Err(e) => out!("ack failed {short}: {e}"),
+            // The request may have reached the server before the connection failed.
+            Err(e) => out!(
+                "ack failed {short}: {e} (it may have been recorded; typing the same line again is safe: it is recorded once)"
+            ),
         }
     }
 }

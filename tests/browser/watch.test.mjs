@@ -3,7 +3,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Vigil, spawnWatch, waitUntil, reEscape } from './harness.mjs';
+import { Vigil, spawnWatch, waitUntil, reEscape, startProxy } from './harness.mjs';
 
 const PATIENT = 'p-700';
 let vigil;
@@ -91,6 +91,30 @@ test('watch --ack acknowledges the alert whose short id is typed on stdin', asyn
     { message: 'the second acknowledgment answered' });
   const acks = (await vigil.getAlert(token, a.id)).acknowledgments.slice(-2);
   assert.deepEqual(acks.map((k) => [k.status, k.note]), [['escalated', 'need a doctor now'], ['acknowledged', 'on my way']]);
+});
+
+test('watch --ack: an acknowledgment whose answer was lost, typed again, is recorded once', async () => {
+  const proxy = await startProxy(vigil.port);
+  try {
+    const token = await vigil.token('frank', 'nurse');
+    const w = spawnWatch({ baseUrl: proxy.baseUrl }, token, { patients: [PATIENT], ack: true });
+    watchers.push(w);
+    await w.waitForLine(/^connected as /, 10000);
+    const a = await vigil.raiseAlert({ patient_id: PATIENT, severity: 'high', title: 'Answer lost' });
+    await w.waitForLine(alertLine(a), 5000);
+    // The acknowledgment reaches the server; its answer never reaches watch, whose
+    // connection the server's keep-alive timer then closes.
+    proxy.muteAnswersToPosts();
+    w.send(`${short(a)} on my way`);
+    await w.waitForLine(new RegExp(`^ack failed ${reEscape(short(a))}: .*typing the same line again is safe`), 20000);
+    proxy.pass();
+    w.send(`${short(a)} on my way`);
+    await w.waitForLine(new RegExp(`^ack ok ${reEscape(short(a))} acknowledged$`), 5000);
+    const got = await vigil.getAlert(token, a.id);
+    assert.deepEqual(got.acknowledgments.map((k) => k.note), ['on my way'], 'recorded once');
+  } finally {
+    await proxy.close();
+  }
 });
 
 test('watch says when the care team changes, naming only what changed', async () => {
