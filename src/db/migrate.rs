@@ -66,10 +66,9 @@ pub fn refuse_foreign_sqlite_file(path: &str) -> Result<(), MigrationError> {
     let Ok(mut lite) = SqliteConnection::establish(path) else {
         return Ok(());
     };
-    match diesel::sql_query(SQLITE_TABLES).load::<Table>(&mut lite) {
-        Ok(tables) => refuse_foreign(tables),
-        Err(_) => Ok(()),
-    }
+    diesel::sql_query(SQLITE_TABLES)
+        .load::<Table>(&mut lite)
+        .map_or(Ok(()), refuse_foreign)
 }
 
 /// The tables of the database Vigil would migrate (SQLite's own left out).

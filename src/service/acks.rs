@@ -116,7 +116,9 @@ pub async fn acknowledge(
                 if let Some(key) = &req.idempotency_key
                     && let Some(earlier) = acks::find_idempotent(c, &who.user_id, key)?
                 {
-                    return Err(replay_or_refuse(c, &earlier, &req)?);
+                    return Err(
+                        replay(c, &earlier, &req).map_or_else(AckError::Api, AckError::Replay)
+                    );
                 }
                 check_ack_permission(who.role, req.status)?;
                 let current: AlertStatus = row.status.parse().map_err(ApiError::Internal)?;
@@ -195,29 +197,28 @@ pub async fn acknowledge(
     Ok(Acked::Recorded(outcome))
 }
 
-/// A request under a key that already recorded `earlier`: the same acknowledgment (alert,
-/// status and note) is a retry, answered with what it recorded; another is refused, as a
-/// raise under a reused key is (answering the old one would drop the new one unseen).
-fn replay_or_refuse(
+/// The answer to a request under a key that already recorded `earlier`: the same
+/// acknowledgment (alert, status and note) is a retry, answered with what it recorded;
+/// another is refused, as a raise under a reused key is (answering the old one would drop
+/// the new one unseen).
+fn replay(
     c: &mut crate::db::AnyConnection,
     earlier: &crate::db::models::AckRow,
     req: &AckRequest,
-) -> Result<AckError, ApiError> {
+) -> Result<String, ApiError> {
     if earlier.alert_id != req.alert_id
         || earlier.status != req.status.as_str()
         || earlier.note != req.note
     {
-        return Ok(AckError::Api(ApiError::invalid(
+        return Err(ApiError::invalid(
             "Idempotency-Key",
             format!(
                 "already used for a different acknowledgment ({} of alert {}); a retry must \
                  repeat the same one, a new acknowledgment needs a new key",
                 earlier.status, earlier.alert_id
             ),
-        )));
+        ));
     }
-    let answer = events::payload(c, earlier.seq)?.ok_or_else(|| {
-        ApiError::Internal("idempotency key points at a missing event".to_owned())
-    })?;
-    Ok(AckError::Replay(answer))
+    events::payload(c, earlier.seq)?
+        .ok_or_else(|| ApiError::Internal("idempotency key points at a missing event".to_owned()))
 }
