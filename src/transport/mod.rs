@@ -5,7 +5,6 @@ pub mod frames;
 pub mod replay;
 pub mod sse;
 pub mod ws;
-pub mod ws_fragments;
 
 use actix_web::HttpRequest;
 use tokio::sync::mpsc;

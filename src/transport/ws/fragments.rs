@@ -8,7 +8,7 @@
 use actix_http::ws::Item;
 use bytes::{Bytes, BytesMut};
 
-use super::ws::MAX_FRAME_BYTES;
+use super::MAX_FRAME_BYTES;
 
 /// What one fragment completes.
 #[derive(Debug, PartialEq, Eq)]

@@ -1,0 +1,52 @@
+//! A resuming dashboard's missed events, read and encoded before it goes live.
+
+use crate::db;
+use crate::transport::ReplayRange;
+use crate::transport::frames::EncodedEvent;
+
+/// The missed events a resuming session sends before it goes live: `(after, upto]` in
+/// its scope at connect time.
+pub(super) struct PendingReplay {
+    /// The missed events.
+    pub(super) range: ReplayRange,
+    /// The oldest event the log holds, for a `reset` frame's data.
+    pub(super) oldest: Option<i64>,
+    /// `VIGIL_WS_REPLAY_MAX_KIB` in bytes. The session actor writes into a buffer with no
+    /// backpressure (unlike the SSE body, read as the socket drains), so a longer gap gets
+    /// a `reset` and the dashboard reloads through `GET /api/v1/alerts`: never a partial
+    /// replay, and never more than this held for a dashboard that does not read.
+    pub(super) max_bytes: usize,
+}
+
+/// Rows read per query of a WebSocket replay: with alerts of up to ~18 KiB, one batch
+/// stays well under a MiB however large the budget.
+const WS_REPLAY_BATCH: i64 = 50;
+
+/// One missed event, encoded: its `seq`, its patient and the frame.
+pub(super) type ReplayFrame = (i64, String, bytestring::ByteString);
+
+/// Reads and encodes `range` as WebSocket frames; `None` as soon as the frames pass
+/// `max_bytes`.
+pub(super) fn read_replay(
+    conn: &mut db::AnyConnection,
+    range: ReplayRange,
+    max_bytes: usize,
+) -> diesel::QueryResult<Option<Vec<ReplayFrame>>> {
+    let mut frames = Vec::new();
+    let mut bytes = 0usize;
+    let mut next = Some(range);
+    while let Some(range) = next {
+        let (events, rest) = range.read_batch(conn, WS_REPLAY_BATCH)?;
+        for event in events {
+            let (seq, patient) = (event.seq, event.patient_id.clone());
+            let frame = EncodedEvent::new(event).ws().clone();
+            bytes += frame.len();
+            if bytes > max_bytes {
+                return Ok(None);
+            }
+            frames.push((seq, patient, frame));
+        }
+        next = rest;
+    }
+    Ok(Some(frames))
+}
