@@ -1,0 +1,182 @@
+//! Events in sequence order: each accepted once, held until its predecessors have
+//! arrived (or been read from the log), then delivered to the matching queues.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+
+use super::{AlertConnectionManager, GAP_WAIT, LOG_BATCH, enqueue};
+use crate::db::{self, events};
+use crate::hub::event::StoredEvent;
+use crate::hub::messages::Outbound;
+use crate::transport::frames::EncodedEvent;
+
+impl AlertConnectionManager {
+    /// Accepts an event from any source; delivers whatever is now contiguous.
+    pub(super) fn accept(&mut self, event: StoredEvent, ctx: &mut Context<Self>) {
+        if event.seq <= self.head || self.pending.contains_key(&event.seq) {
+            return;
+        }
+        self.pending.insert(event.seq, (event, Instant::now()));
+        self.drain();
+        if !self.pending.is_empty() {
+            ctx.run_later(GAP_WAIT, |act, ctx| act.fill_gap(ctx));
+        }
+    }
+
+    /// Delivers the pending events that are next in sequence, but none accepted after a
+    /// care-team change another instance announced that no database read has settled
+    /// yet. That instance published the change before any event it committed later, so
+    /// such an event may be one the change applies to: an alert raised on another
+    /// instance right after a nurse's removal had its 204 reached her when the log read
+    /// finished before the change's confirmation, and an added nurse missed one.
+    pub(super) fn drain(&mut self) {
+        let unsettled_since = self.unsettled_claims_since();
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() <= self.head {
+                // Already delivered or skipped: never let it block the ones after it.
+                entry.remove();
+                continue;
+            }
+            if *entry.key() != self.head + 1 {
+                break;
+            }
+            if unsettled_since.is_some_and(|since| entry.get().1 >= since) {
+                break;
+            }
+            let (event, received) = entry.remove();
+            self.head = event.seq;
+            self.deliver(event, received);
+        }
+    }
+
+    fn deliver(&mut self, event: StoredEvent, received: Instant) {
+        let encoded = Arc::new(EncodedEvent::published_at(event, received));
+        let mut cut_off = Vec::new();
+        let mut delivered = 0u64;
+        for conn_id in self.subscriptions.matching(&encoded.event.patient_id) {
+            let Some(client) = self.clients.get(&conn_id) else {
+                continue;
+            };
+            let item = Outbound::Event(Arc::clone(&encoded));
+            let at = format_args!("seq={}", encoded.seq());
+            if enqueue(&self.metrics, conn_id, &client.tx, item, &at) {
+                delivered += 1;
+            } else {
+                cut_off.push(conn_id);
+            }
+        }
+        for conn_id in cut_off {
+            self.remove(conn_id);
+        }
+        self.metrics.events_published.inc();
+        self.metrics.deliveries.inc_by(delivered);
+        self.metrics
+            .fanout_seconds
+            .observe(received.elapsed().as_secs_f64());
+        log::debug!(
+            "event delivered seq={} alert_id={} recipients={delivered}",
+            encoded.seq(),
+            encoded.event.alert_id
+        );
+    }
+
+    /// A gap that outlived [`GAP_WAIT`]: read it from the event log.
+    fn fill_gap(&mut self, ctx: &mut Context<Self>) {
+        let Some((&first, (_, since))) = self.pending.first_key_value() else {
+            return;
+        };
+        if first == self.head + 1 {
+            self.drain();
+            return;
+        }
+        if since.elapsed() < GAP_WAIT {
+            return;
+        }
+        self.read_log(self.head, first - 1, ctx);
+    }
+
+    /// Reads `(after, upto]` from the log and feeds it through [`Self::accept`]. Under
+    /// the write lock every number up to a committed one is committed too, so what the
+    /// read does not find at or below the log's head never will exist: the manager then
+    /// skips it. A number past the head (announced, not this database's) is not skipped
+    /// to: the real events below it would be lost.
+    fn read_log(&mut self, after: i64, upto: i64, ctx: &mut Context<Self>) {
+        if self.reading_log {
+            return;
+        }
+        self.reading_log = true;
+        let pool = self.pool.clone();
+        let read = async move {
+            db::run(&pool, move |c| {
+                // The head first: every number up to it is committed before the range
+                // is read, so the range holds all of them that exist.
+                let log_head = events::head(c)?;
+                let rows = events::range(c, after, upto.min(log_head), None, LOG_BATCH)?;
+                Ok((rows, log_head))
+            })
+            .await
+        };
+        ctx.spawn(read.into_actor(self).map(move |result, act, ctx| {
+            act.reading_log = false;
+            match result {
+                Ok((rows, log_head)) => {
+                    let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= LOG_BATCH;
+                    let first_found = rows.first().map(|row| row.seq);
+                    for row in rows {
+                        if let Some(event) = StoredEvent::from_row(row) {
+                            act.accept(event, ctx);
+                        }
+                    }
+                    if upto != i64::MAX && upto > log_head {
+                        log::warn!(
+                            "event {upto} was announced but this database's event log ends at \
+                             {log_head}: ignored (another deployment publishing on this Redis \
+                             channel, e.g. a copy of this database, or a forged message)"
+                        );
+                    }
+                    // Numbers between the head and the first row read (or the end of the
+                    // range, when the read found none) were never issued (`vigil migrate
+                    // --skip-ids`): skip them, and no further — the rows read are
+                    // delivered by the drain.
+                    let skip_to = first_found.map_or(upto.min(log_head), |seq| seq - 1);
+                    if !full && upto != i64::MAX && act.head < skip_to {
+                        log::warn!(
+                            "event log has no rows in ({}, {skip_to}]; skipping",
+                            act.head
+                        );
+                        act.head = skip_to;
+                        act.drain();
+                    }
+                    if full || !act.pending.is_empty() {
+                        ctx.run_later(GAP_WAIT, |act, ctx| act.poll_log(ctx));
+                    }
+                }
+                Err(e) => log::warn!("reading the event log failed: {e}"),
+            }
+            act.read_announced(ctx);
+        }));
+    }
+
+    /// Reads up to the largest number other instances announced, unless a read is under
+    /// way (its end calls this again).
+    pub(super) fn read_announced(&mut self, ctx: &mut Context<Self>) {
+        if self.reading_log {
+            return;
+        }
+        if let Some(upto) = self.announced.take()
+            && upto > self.head
+        {
+            self.read_log(self.head, upto, ctx);
+        }
+    }
+
+    /// Catches up with events no broker message announced (e.g. Redis was down).
+    pub(super) fn poll_log(&mut self, ctx: &mut Context<Self>) {
+        match self.pending.first_key_value() {
+            Some((&first, _)) if first > self.head + 1 => self.read_log(self.head, first - 1, ctx),
+            _ => self.read_log(self.head, i64::MAX, ctx),
+        }
+    }
+}
