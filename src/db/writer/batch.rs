@@ -1,0 +1,209 @@
+//! The writer thread: takes the queued writes, commits them in one transaction (each in
+//! its own savepoint) and answers every caller after the commit.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use diesel::r2d2::ManageConnection;
+use diesel::{Connection, RunQueryDsl};
+
+use super::LOCKED;
+use super::failing::{Failing, Outcome};
+use super::jobs::{Finish, Job};
+use super::wal_bound::WalBound;
+use crate::db::AnyConnection;
+use crate::db::files::WatchedFiles;
+use crate::db::pool::{self, AnyManager};
+
+/// Most writes committed together; bounds the time the first caller of a batch waits.
+const MAX_BATCH: usize = 64;
+/// Takes SQLite's write lock at the start of a batch, changing nothing. Without it each
+/// write of a batch met a lock held by another process on its own and waited out the
+/// busy timeout (10 s) in turn: four writes, forty seconds.
+const TAKE_WRITE_LOCK: &str = "UPDATE event_head SET seq = seq WHERE 0";
+/// A write still queued after this long is answered 503 without being run: its caller
+/// has waited a busy timeout already, and the writer is stuck behind a lock.
+const STALE_AFTER: Duration = Duration::from_millis(pool::BUSY_TIMEOUT_MS);
+
+/// The writer thread's life: a batch of what is queued, committed on the writer's own
+/// connection (opened again after a failed commit), until every [`super::Writer`] is gone.
+pub(super) fn write_loop(
+    manager: &AnyManager,
+    jobs: &mpsc::Receiver<Box<dyn Job>>,
+    wal: &mut WalBound,
+    outcome: &Outcome,
+    files: Option<&WatchedFiles>,
+) {
+    let mut conn: Option<AnyConnection> = None;
+    let mut files_changed = false;
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (stale, fresh): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|job| job.queued().elapsed() >= STALE_AFTER);
+        if !stale.is_empty() {
+            outcome.failed(Failing::Locked, stale.len());
+        }
+        for job in stale {
+            job.abandon(LOCKED);
+        }
+        let batch = fresh;
+        if batch.is_empty() {
+            continue;
+        }
+        if let Some(Err(why)) = files.map(WatchedFiles::check) {
+            if !files_changed {
+                log::error!("writes refused: {why}");
+                files_changed = true;
+            }
+            outcome.failed(Failing::Replaced, batch.len());
+            for job in batch {
+                job.abandon(&why);
+            }
+            continue;
+        }
+        files_changed = false;
+        let mut open = match conn.take() {
+            Some(open) => open,
+            None => match open_writer(manager, wal) {
+                Ok(open) => open,
+                Err(why) => {
+                    for job in batch {
+                        job.abandon(&why);
+                    }
+                    continue;
+                }
+            },
+        };
+        // A panicking write (a bug) unwinds out of here and the connection goes with
+        // it, so its open transaction is rolled back; the callers of the batch get an
+        // error (their replies are dropped), none a false success, and the thread
+        // lives on with a fresh connection for the next batch.
+        let writes = batch.len();
+        match catch_unwind(AssertUnwindSafe(|| commit_batch(&mut open, batch))) {
+            Ok(Batch::Committed) => {
+                outcome.committed();
+                if let Some(files) = files {
+                    files.committed();
+                }
+                wal.after_batch(&mut open);
+                conn = Some(open);
+            }
+            Ok(Batch::Locked) => {
+                outcome.failed(Failing::Locked, writes);
+                conn = Some(open);
+            }
+            // Commit failed: start the next batch on a fresh connection.
+            Ok(Batch::Failed(why)) => outcome.failed(Failing::of_error(&why), writes),
+            Err(_) => log::error!("a write panicked; its batch was rolled back"),
+        }
+        if conn.is_none()
+            && let Some(files) = files
+        {
+            files.connection_closed();
+        }
+    }
+}
+
+/// The writer's connection, with SQLite's own checkpoints off (see [`WalBound`]).
+pub(super) fn open_writer(
+    manager: &AnyManager,
+    wal: &mut WalBound,
+) -> Result<AnyConnection, String> {
+    let mut conn = manager.connect().map_err(|e| e.to_string())?;
+    diesel::sql_query("PRAGMA wal_autocheckpoint = 0")
+        .execute(&mut conn)
+        .map_err(|e| e.to_string())?;
+    wal.path = pool::sqlite_wal_path(&mut conn).map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// How a batch ended.
+enum Batch {
+    Committed,
+    /// The write lock could not be had (another process holds it): nothing ran, every
+    /// caller was answered 503; the connection is fine.
+    Locked,
+    /// The write lock or the commit failed otherwise (the error's text): every caller
+    /// was answered 503, and the next batch starts on a fresh connection (one opened
+    /// while the files could not be written stays read-only for good).
+    Failed(String),
+}
+
+/// How long a batch may wait for SQLite's write lock, when less than the connection's
+/// usual busy timeout: what is left of its oldest write's. A write queued behind a batch
+/// that waited out the lock would otherwise wait a whole busy timeout again — twice as
+/// long as a caller is told it waits.
+fn lock_budget(batch: &[Box<dyn Job>]) -> Option<u64> {
+    let oldest = batch.iter().map(|job| job.queued()).min()?;
+    let left = STALE_AFTER.saturating_sub(oldest.elapsed());
+    // Fresh writes (all of them, but behind a lock) keep the usual timeout, unchanged:
+    // no statement is added to a batch's path.
+    (left < STALE_AFTER - Duration::from_millis(100)).then(|| left.as_millis().max(1) as u64)
+}
+
+fn set_busy_timeout(conn: &mut AnyConnection, ms: u64) {
+    if let Err(e) = diesel::sql_query(format!("PRAGMA busy_timeout = {ms}")).execute(conn) {
+        log::warn!("could not set the writer's busy timeout to {ms} ms: {e}");
+    }
+}
+
+/// Runs every job in one transaction, once it holds the write lock.
+fn commit_batch(conn: &mut AnyConnection, mut batch: Vec<Box<dyn Job>>) -> Batch {
+    let started = Instant::now();
+    let mut ran: Vec<Box<dyn Finish>> = Vec::with_capacity(batch.len());
+    let mut lock_error: Option<String> = None;
+    let budget = lock_budget(&batch);
+    if let Some(ms) = budget {
+        set_busy_timeout(conn, ms);
+    }
+    let committed = conn.transaction::<_, diesel::result::Error, _>(|c| {
+        // One wait for the lock for the whole batch (see TAKE_WRITE_LOCK).
+        diesel::sql_query(TAKE_WRITE_LOCK)
+            .execute(c)
+            .inspect_err(|e| lock_error = Some(e.to_string()))?;
+        for job in batch.drain(..) {
+            ran.push(job.run(c));
+        }
+        Ok(())
+    });
+    if budget.is_some() {
+        set_busy_timeout(conn, pool::BUSY_TIMEOUT_MS);
+    }
+    if let Some(why) = lock_error {
+        log::warn!("{} writes refused: the write lock: {why}", batch.len());
+        if Failing::of_error(&why) == Failing::Locked {
+            for job in batch {
+                job.abandon(LOCKED);
+            }
+            return Batch::Locked;
+        }
+        for job in batch {
+            job.abandon(&why);
+        }
+        return Batch::Failed(why);
+    }
+    let committed = committed.map_err(|e| {
+        log::error!("group commit of {} writes failed: {e}", ran.len());
+        e.to_string()
+    });
+    log::debug!(
+        "group commit writes={} took_us={}",
+        ran.len(),
+        started.elapsed().as_micros()
+    );
+    for finish in ran {
+        finish.finish(committed.as_ref().map(|_| ()).map_err(String::as_str));
+    }
+    match committed {
+        Ok(()) => Batch::Committed,
+        Err(why) => Batch::Failed(why),
+    }
+}
