@@ -1,0 +1,334 @@
+//! `vigil watch`: a terminal SSE client. Lists the alerts not yet resolved, then prints
+//! one line per alert as it comes (coloured by severity), resumes from the last id after
+//! a dropped connection, and with `--ack` acknowledges alerts whose short id is typed on
+//! stdin. The short id is the *last* 8 characters of the UUID: a v7 UUID starts with its
+//! timestamp, so prefixes collide for alerts raised close together, while the tail is
+//! random.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::cli::WatchArgs;
+
+/// `println!` through [`emit`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::commands::watch::emit(format_args!($($arg)*)) };
+}
+
+mod ack;
+mod backlog;
+mod lines;
+
+pub use ack::{AckLine, parse_ack_line, resolve_typed_id};
+pub use lines::{format_alert, printable, short_id};
+
+use ack::ack_loop;
+use backlog::{print_backlog, print_reloaded, unresolved_backlog};
+use lines::{Shown, print_alert};
+
+/// Why watching stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// Credentials refused, scope forbidden and other final answers.
+    #[error("{0}")]
+    Refused(String),
+    /// Client setup.
+    #[error("http client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+type Known = Arc<Mutex<HashMap<String, String>>>;
+
+/// Streams until interrupted or refused.
+pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()?;
+    let base = args.url.trim_end_matches('/').to_owned();
+    // A URL that cannot work never will: say so now instead of retrying forever.
+    match reqwest::Url::parse(&base) {
+        // Paths are appended to it: a query string or fragment would swallow them.
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && url.has_host()
+                && url.query().is_none()
+                && url.fragment().is_none() => {}
+        Ok(_) | Err(_) => {
+            return Err(WatchError::Refused(format!(
+                "--url: expected the server's base URL, e.g. http://127.0.0.1:8080 (got {:?})",
+                args.url
+            )));
+        }
+    }
+    let known: Known = Arc::default();
+    // Colours only for a person at a terminal: not into a file or a pipe, and not when
+    // NO_COLOR (no-color.org) is set.
+    let colours = !args.no_color
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::io::stdout().is_terminal();
+    if args.ack {
+        status_line(
+            "--ack: type an alert's short id (shown after its #seq), optionally a status \
+             (acknowledged, escalated, resolved) and a note, e.g. `4f3a9c1d escalated need a doctor`",
+        );
+        tokio::spawn(ack_loop(
+            client.clone(),
+            base.clone(),
+            args.token.clone(),
+            Arc::clone(&known),
+        ));
+    }
+    let patients: Vec<(&str, &str)> = args
+        .patients
+        .iter()
+        .map(|p| ("patient_id", p.as_str()))
+        .collect();
+    let mut last_id: Option<String> = None;
+    let mut shown = Shown::default();
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let attempt = async {
+            if last_id.is_none() {
+                let backlog = unresolved_backlog(&client, &base, &args.token, &patients).await?;
+                print_backlog(&backlog, &mut shown, &known, colours);
+                last_id = Some(backlog.head.to_string());
+            }
+            let mut request = client
+                .get(format!("{base}/api/v1/alerts/stream"))
+                .query(&patients)
+                .bearer_auth(&args.token);
+            if let Some(id) = &last_id {
+                request = request.header("Last-Event-ID", id);
+            }
+            let resp = answered(request.send().await).await?;
+            delay = Duration::from_secs(1);
+            let mut events = resp.bytes_stream().eventsource();
+            // Until `connected` says otherwise, the server's default heartbeat.
+            let mut silence = silence_limit(DEFAULT_HEARTBEAT_SECS);
+            loop {
+                let event = match tokio::time::timeout(silence, events.next()).await {
+                    Ok(Some(Ok(event))) => event,
+                    Ok(Some(Err(e))) => return Err(Failure::Retry(format!("stream broken ({e})"))),
+                    Ok(None) => return Err(Failure::Retry("stream ended".to_owned())),
+                    // A connection that died without a word (a network dropping packets,
+                    // a frozen proxy) shows nothing for ever: no heartbeat is a drop.
+                    Err(_) => {
+                        return Err(Failure::Retry(format!(
+                            "nothing heard for {}s, not even a heartbeat; reconnecting",
+                            silence.as_secs()
+                        )));
+                    }
+                };
+                if !event.id.is_empty() {
+                    last_id = Some(event.id.clone());
+                }
+                match event.event.as_str() {
+                    "auth_expired" => {
+                        return Err(Failure::Final("token expired; mint a new one".to_owned()));
+                    }
+                    "connected" => {
+                        if let Some(secs) = serde_json::from_str::<Value>(&event.data)
+                            .ok()
+                            .and_then(|v| v.get("heartbeat_seconds").and_then(Value::as_u64))
+                        {
+                            silence = silence_limit(secs);
+                        }
+                    }
+                    _ => {}
+                }
+                let reload = print_event(&event.event, &event.data, &mut shown, &known, colours);
+                // What the stream will not bring (alerts before a `reset`, an added
+                // patient's earlier ones) is read from the list, as at start.
+                if let Some(again) = reload {
+                    let scope: Vec<(&str, &str)> = match &again {
+                        ListAgain::Added(added) => {
+                            added.iter().map(|p| ("patient_id", p.as_str())).collect()
+                        }
+                        ListAgain::Watched => patients.clone(),
+                    };
+                    let backlog = unresolved_backlog(&client, &base, &args.token, &scope).await?;
+                    match again {
+                        // The log the ids and changes came from may be gone (a restored
+                        // or replaced database numbers its changes anew): what was
+                        // printed says nothing about what is current, so all is listed.
+                        ListAgain::Watched => {
+                            shown = Shown::default();
+                            print_backlog(&backlog, &mut shown, &known, colours);
+                        }
+                        ListAgain::Added(_) => {
+                            print_reloaded(&backlog, &mut shown, &known, colours)
+                        }
+                    }
+                }
+            }
+        };
+        match attempt.await {
+            Ok(()) => {}
+            Err(Failure::Final(why)) => return Err(WatchError::Refused(why)),
+            Err(Failure::Retry(why)) => {
+                status_line(&format!("{why}; retrying in {}s", delay.as_secs()));
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// The SSE heartbeat period the server uses unless configured otherwise.
+const DEFAULT_HEARTBEAT_SECS: u64 = 30;
+
+/// How long a stream may stay silent before it counts as dropped: two heartbeats missed,
+/// and a few seconds for a loaded server.
+fn silence_limit(heartbeat_secs: u64) -> Duration {
+    Duration::from_secs(heartbeat_secs.saturating_mul(2).saturating_add(5))
+}
+
+/// Why one attempt at the server did not go on.
+enum Failure {
+    /// An answer retrying cannot change (401, 403, 404 …, an expired token): watching stops.
+    Final(String),
+    /// The server unreachable, failing or gone: tried again with backoff.
+    Retry(String),
+}
+
+/// A successful response, or what its failure means for watching.
+async fn answered(
+    sent: Result<reqwest::Response, reqwest::Error>,
+) -> Result<reqwest::Response, Failure> {
+    let resp = sent.map_err(|e| Failure::Retry(format!("cannot connect ({})", with_cause(&e))))?;
+    let status = resp.status();
+    if status.is_success() {
+        Ok(resp)
+    } else if status.is_client_error() {
+        let body: Value = resp.json().await.unwrap_or_default();
+        let detail = body
+            .get("detail")
+            .and_then(Value::as_str)
+            .unwrap_or("refused");
+        let why = format!("{status}: {}", printable(detail));
+        // This user's other screens hold every stream slot: one closing (a console tab
+        // reconnecting after a restart, a stream not yet seen as closed) frees it.
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            Err(Failure::Retry(why))
+        } else {
+            Err(Failure::Final(why))
+        }
+    } else {
+        Err(Failure::Retry(format!("server answered {status}")))
+    }
+}
+
+/// Writes one line to stdout: a closed stdout (`vigil watch | head -1`) ends watching
+/// quietly, any other write failure (a full disk) with the cause.
+fn emit(line: std::fmt::Arguments<'_>) {
+    crate::stdout::line_or_exit(&line.to_string());
+}
+
+/// reqwest's error with its innermost cause: "error sending request for url (…)" alone
+/// does not say whether the connection was refused, timed out or the name did not resolve.
+fn with_cause(error: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let cause = cause.to_string();
+    let error = error.to_string();
+    if cause == error {
+        error
+    } else {
+        format!("{error}: {cause}")
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn status_line(text: &str) {
+    eprintln!("vigil watch: {text}");
+}
+
+/// A list to read again while streaming, for what the stream will not bring.
+enum ListAgain {
+    /// After a `reset`: every patient watched.
+    Watched,
+    /// Patients just added to the care team: their alerts from before.
+    Added(Vec<String>),
+}
+
+/// Prints one streamed event; says which list to read again, if any.
+fn print_event(
+    kind: &str,
+    data: &str,
+    shown: &mut Shown,
+    known: &Known,
+    colours: bool,
+) -> Option<ListAgain> {
+    let value = serde_json::from_str::<Value>(data).ok()?;
+    let list = |k: &str| -> Vec<String> {
+        value
+            .get(k)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(printable).collect())
+            .unwrap_or_default()
+    };
+    let (alert, prefix) = match kind {
+        "alert" => (value.clone(), ""),
+        "alert_updated" => (value.get("alert").cloned().unwrap_or_default(), "updated "),
+        "connected" => {
+            let text =
+                |k: &str| printable(value.get(k).and_then(Value::as_str).unwrap_or_default());
+            let patients = list("patients");
+            let patients = if patients.is_empty() {
+                "none yet: nothing will be shown until you are put on a care team".to_owned()
+            } else {
+                patients.join(",")
+            };
+            out!(
+                "connected as {} ({}), patients {patients}",
+                text("user_id"),
+                text("role"),
+            );
+            return None;
+        }
+        "scope_changed" => {
+            let mut parts = Vec::new();
+            for (label, key) in [("added", "added"), ("removed", "removed")] {
+                let ids = list(key);
+                if !ids.is_empty() {
+                    parts.push(format!("{label} {}", ids.join(",")));
+                }
+            }
+            let now = list("patients");
+            let now = if now.is_empty() {
+                "no patients now: nothing will be shown until you are put on a care team".to_owned()
+            } else {
+                format!("patients now {}", now.join(","))
+            };
+            out!("care team changed: {} ({now})", parts.join("; "));
+            let added = list("added");
+            if added.is_empty() {
+                return None;
+            }
+            out!("  unresolved alerts of {}:", added.join(","));
+            return Some(ListAgain::Added(added));
+        }
+        "reset" => {
+            let reason = value
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            out!(
+                "the server could not replay what was missed ({}); listing the unresolved alerts again:",
+                printable(reason)
+            );
+            return Some(ListAgain::Watched);
+        }
+        _ => return None,
+    };
+    print_alert(&alert, prefix, shown, known, colours);
+    None
+}
