@@ -1,0 +1,326 @@
+//! Validated configuration. Raw strings from the CLI/environment become typed values
+//! here, once; a bad value is a [`ConfigError`] naming the variable, never a panic.
+
+mod database;
+mod jwt;
+#[cfg(test)]
+mod tests;
+mod values;
+
+pub use database::{DEFAULT_WAL_LIMIT_BYTES, DatabaseConfig, SqliteSync, database_config};
+pub use jwt::{JwtConfig, JwtKey, jwt_config, set_value};
+pub use values::parse_ttl;
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+
+use crate::cli::ServeArgs;
+use values::{MAX_COUNT, MAX_QUEUE, at_most, non_zero, non_zero_in, seconds};
+
+/// A configuration value that cannot be used; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    /// The environment variable (or flag) at fault.
+    pub variable: &'static str,
+    /// What was expected.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            variable,
+            message: message.into(),
+        }
+    }
+}
+
+/// A secret whose `Debug`/`Display` never show the value, so `{:?}` cannot leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The value, for the few places that must use it (signing, verifying).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Phase of the WebSocket migration (DESIGN.md, "Migration phases").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsMode {
+    /// Phase 1: both transports.
+    On,
+    /// Phase 2: still served, with deprecation headers, frame and metrics.
+    Deprecated,
+    /// Phase 3: `/ws` answers 410 Gone.
+    Off,
+}
+
+/// The whole validated server configuration. Tests build it with [`Config::new`] and
+/// adjust fields directly.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address; port 0 picks a free port.
+    pub bind: String,
+    /// Database.
+    pub database: DatabaseConfig,
+    /// Token verification.
+    pub jwt: JwtConfig,
+    /// SSE heartbeat period.
+    pub heartbeat: Duration,
+    /// Bounded per-client queue length.
+    pub client_queue: NonZeroUsize,
+    /// Redis for multi-instance fan-out.
+    pub redis_url: Option<String>,
+    /// WebSocket phase.
+    pub ws_mode: WsMode,
+    /// Sunset date (YYYY-MM-DD) announced in deprecated mode.
+    pub ws_sunset: chrono::NaiveDate,
+    /// The `Deprecation` header's date in deprecated mode (RFC 9745 wants a date, not
+    /// `true`); never after the sunset.
+    pub ws_deprecated_since: chrono::NaiveDate,
+    /// Most bytes of frames a WebSocket resume replays before it answers `reset` instead.
+    pub ws_replay_max_bytes: NonZeroUsize,
+    /// WebSocket ping period.
+    pub ws_ping: Duration,
+    /// WebSocket silence limit.
+    pub ws_timeout: Duration,
+    /// Extra allowed origins (CORS and cookie Origin check).
+    pub cors_origins: Vec<String>,
+    /// Streams per user.
+    pub max_streams_per_user: usize,
+    /// Streams per instance.
+    pub max_connections: Option<usize>,
+    /// How often the manager checks the event log for events it did not hear about.
+    pub tail_poll: Duration,
+    /// Writes (raise, acknowledge) per second per token subject.
+    pub rate_limit: std::num::NonZeroU32,
+    /// Time a client has to send a complete request head, and again its body once the
+    /// head is in (slowloris defence).
+    pub request_timeout: Duration,
+}
+
+impl Config {
+    /// Defaults from DESIGN.md with the given database and HS256 secret; binds an
+    /// ephemeral port on loopback. Used by tests and by `--dev`.
+    pub fn new(database_url: impl Into<String>, jwt_secret: impl Into<String>) -> Self {
+        Self {
+            bind: "127.0.0.1:0".to_owned(),
+            database: DatabaseConfig {
+                url: database_url.into(),
+                sqlite_sync: SqliteSync::Normal,
+                pool_size: 8,
+                wal_limit_bytes: DEFAULT_WAL_LIMIT_BYTES,
+            },
+            jwt: JwtConfig {
+                key: JwtKey::Secret(Secret::new(jwt_secret)),
+                algorithm: Algorithm::HS256,
+                issuer: None,
+                audience: None,
+            },
+            heartbeat: Duration::from_secs(30),
+            client_queue: NonZeroUsize::new(100).unwrap_or(NonZeroUsize::MIN),
+            redis_url: None,
+            ws_mode: WsMode::On,
+            ws_sunset: chrono::NaiveDate::from_ymd_opt(2027, 6, 30).unwrap_or_default(),
+            ws_deprecated_since: chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap_or_default(),
+            ws_replay_max_bytes: NonZeroUsize::new(1024 * 1024).unwrap_or(NonZeroUsize::MIN),
+            ws_ping: Duration::from_secs(30),
+            ws_timeout: Duration::from_secs(60),
+            cors_origins: Vec::new(),
+            max_streams_per_user: 10,
+            max_connections: None,
+            tail_poll: Duration::from_secs(1),
+            rate_limit: std::num::NonZeroU32::new(200).unwrap_or(std::num::NonZeroU32::MIN),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Validates `serve` flags. `dev_secret` is used when no key is configured (`--dev`).
+    pub fn from_args(args: &ServeArgs, dev_secret: Option<&str>) -> Result<Self, ConfigError> {
+        let jwt = jwt_config(&args.jwt, dev_secret)?;
+        let database = database_config(&args.database)?;
+        let mut config = Config::new(database.url.clone(), "");
+        config.database = database;
+        config.jwt = jwt;
+        config.bind = parse_bind(&args.bind)?;
+        config.heartbeat =
+            Duration::from_secs(seconds(&args.heartbeat_secs, "VIGIL_HEARTBEAT_SECS")?);
+        config.client_queue = non_zero(&args.client_queue, "VIGIL_CLIENT_QUEUE", MAX_QUEUE)?;
+        config.ws_replay_max_bytes = ws_replay_bytes(&args.ws_replay_max_kib)?;
+        config.redis_url = match args.redis_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            // Parsed now (no connection), as Redis will take it: a bad one was found only
+            // after the database had been opened and migrated.
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                redis::Client::open(url).map_err(|e| {
+                    ConfigError::new(
+                        "VIGIL_REDIS_URL",
+                        format!("{e} (expected redis://host:port/; TLS is not built in)"),
+                    )
+                })?;
+                Some(url.to_owned())
+            }
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "VIGIL_REDIS_URL",
+                    "expected a redis:// URL",
+                ));
+            }
+        };
+        config.ws_mode = parse_ws_mode(&args.ws_mode)?;
+        config.ws_sunset = chrono::NaiveDate::parse_from_str(args.ws_sunset.trim(), "%Y-%m-%d")
+            .map_err(|_| ConfigError::new("VIGIL_WS_SUNSET", "expected a date YYYY-MM-DD"))?;
+        config.ws_deprecated_since =
+            chrono::NaiveDate::parse_from_str(args.ws_deprecated_since.trim(), "%Y-%m-%d")
+                .map_err(|_| {
+                    ConfigError::new("VIGIL_WS_DEPRECATED_SINCE", "expected a date YYYY-MM-DD")
+                })?;
+        if config.ws_deprecated_since > config.ws_sunset {
+            return Err(ConfigError::new(
+                "VIGIL_WS_DEPRECATED_SINCE",
+                format!(
+                    "must not be after VIGIL_WS_SUNSET ({}): an interface is deprecated before it goes",
+                    config.ws_sunset
+                ),
+            ));
+        }
+        config.ws_ping = Duration::from_secs(seconds(&args.ws_ping_secs, "VIGIL_WS_PING_SECS")?);
+        config.ws_timeout =
+            Duration::from_secs(seconds(&args.ws_timeout_secs, "VIGIL_WS_TIMEOUT_SECS")?);
+        if config.ws_timeout <= config.ws_ping {
+            return Err(ConfigError::new(
+                "VIGIL_WS_TIMEOUT_SECS",
+                format!(
+                    "must be longer than VIGIL_WS_PING_SECS ({} s), or a quiet, healthy \
+                     session is closed before its first ping",
+                    config.ws_ping.as_secs()
+                ),
+            ));
+        }
+        config.cors_origins = parse_origins(&args.cors_origins)?;
+        config.max_streams_per_user = non_zero(
+            &args.max_streams_per_user,
+            "VIGIL_MAX_STREAMS_PER_USER",
+            MAX_COUNT,
+        )?
+        .get();
+        config.max_connections = match args.max_connections.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(non_zero(raw, "VIGIL_MAX_CONNECTIONS", MAX_COUNT)?.get()),
+        };
+        let rate_limit = at_most(&args.rate_limit, "VIGIL_RATE_LIMIT", u32::MAX.into(), "")?;
+        config.rate_limit = u32::try_from(rate_limit)
+            .ok()
+            .and_then(std::num::NonZeroU32::new)
+            .unwrap_or(std::num::NonZeroU32::MAX);
+        config.request_timeout = Duration::from_secs(seconds(
+            &args.request_timeout_secs,
+            "VIGIL_REQUEST_TIMEOUT_SECS",
+        )?);
+        Ok(config)
+    }
+}
+
+fn parse_bind(raw: &str) -> Result<String, ConfigError> {
+    let raw = raw.trim();
+    match raw.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(raw.to_owned()),
+        _ => Err(ConfigError::new(
+            "VIGIL_BIND",
+            "expected host:port, e.g. 127.0.0.1:8080",
+        )),
+    }
+}
+
+/// `VIGIL_WS_REPLAY_MAX_KIB` in bytes; at most 1 GiB (each resuming session may hold that
+/// much until its dashboard reads it).
+fn ws_replay_bytes(raw: &str) -> Result<NonZeroUsize, ConfigError> {
+    const VARIABLE: &str = "VIGIL_WS_REPLAY_MAX_KIB";
+    let kib = non_zero_in(raw, VARIABLE, 1024 * 1024, " (1 GiB)")?;
+    // At most 2^30 after the check above: no overflow, even on 32-bit targets.
+    Ok(kib.saturating_mul(NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN)))
+}
+
+fn parse_ws_mode(raw: &str) -> Result<WsMode, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "on" => Ok(WsMode::On),
+        "deprecated" => Ok(WsMode::Deprecated),
+        "off" => Ok(WsMode::Off),
+        _ => Err(ConfigError::new(
+            "VIGIL_WS_MODE",
+            "expected on, deprecated or off",
+        )),
+    }
+}
+
+fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|origin| {
+            as_origin(origin).ok_or_else(|| {
+                ConfigError::new(
+                    "VIGIL_CORS_ORIGINS",
+                    format!("`{origin}` is not an origin like https://host[:port] (no path)"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// `scheme://host[:port]` in the lower case browsers send in `Origin`, or `None` for
+/// anything a browser's `Origin` can never equal (a path, a query, credentials, another
+/// scheme), so a mistyped entry stops the server instead of matching nothing.
+fn as_origin(raw: &str) -> Option<String> {
+    let lower = raw.to_ascii_lowercase();
+    let authority = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))?;
+    // `[v6 address]` or a name/IPv4 address, then an optional `:port`.
+    let (host_ok, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (address, rest) = bracketed.split_once(']')?;
+            let ok = !address.is_empty()
+                && address
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.'));
+            (ok, rest)
+        }
+        None => {
+            let end = authority.find(':').unwrap_or(authority.len());
+            let (host, rest) = authority.split_at(end);
+            let ok = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
+            (ok, rest)
+        }
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    (host_ok && port_ok).then_some(lower)
+}

@@ -1,0 +1,297 @@
+//! Configuration validated as `vigil serve` reads it: every bad value is refused with
+//! a message naming its variable.
+
+use super::*;
+use crate::cli::DatabaseArgs;
+
+#[test]
+fn ttl_units_are_understood() {
+    assert_eq!(parse_ttl("90"), Some(Duration::from_secs(90)));
+    assert_eq!(parse_ttl("30m"), Some(Duration::from_secs(1800)));
+    assert_eq!(parse_ttl("8h"), Some(Duration::from_secs(28_800)));
+    assert_eq!(parse_ttl("2d"), Some(Duration::from_secs(172_800)));
+    assert_eq!(parse_ttl("0"), None, "a zero lifetime is useless");
+    assert_eq!(parse_ttl("h"), None, "a unit without a number");
+    assert_eq!(parse_ttl("5y"), None, "unknown unit");
+}
+
+#[test]
+fn a_secret_never_prints() {
+    let s = Secret::new("super-secret-value");
+    assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
+}
+
+fn db_args(url: &str, wal_limit_mb: &str) -> DatabaseArgs {
+    DatabaseArgs {
+        database_url: url.to_owned(),
+        sqlite_sync: "normal".to_owned(),
+        db_pool_size: "8".to_owned(),
+        sqlite_wal_limit_mb: wal_limit_mb.to_owned(),
+    }
+}
+
+#[test]
+fn the_wal_limit_is_in_mebibytes_and_must_fit() {
+    let limit =
+        |mb: &str| database_config(&db_args("sqlite://vigil.db", mb)).map(|c| c.wal_limit_bytes);
+    let error = |mb: &str| limit(mb).err().map(|e| e.to_string());
+    assert_eq!(limit("64").ok(), Some(DEFAULT_WAL_LIMIT_BYTES));
+    assert_eq!(limit(" 1 ").ok(), Some(1024 * 1024));
+    assert_eq!(
+        error("0").as_deref(),
+        Some("VIGIL_SQLITE_WAL_LIMIT_MB: expected a positive integer")
+    );
+    assert_eq!(
+        error("99999999999999").as_deref(),
+        Some("VIGIL_SQLITE_WAL_LIMIT_MB: at most 8796093022207 MiB"),
+        "SQLite takes the limit as a signed 64-bit byte count"
+    );
+}
+
+#[test]
+fn a_database_url_neither_backend_opens_is_refused_naming_the_variable() {
+    let args = |url: &str| db_args(url, "64");
+    for url in [
+        "sqlite://vigil.db",
+        "sqlite:///var/lib/vigil/vigil.db",
+        "vigil.db",
+        "file:vigil.db?mode=rwc",
+        "file:///var/lib/vigil/vigil.db?mode=rwc&cache=private",
+        "postgres://vigil@db/vigil",
+        "postgresql://vigil@db/vigil",
+    ] {
+        assert!(database_config(&args(url)).is_ok(), "{url}");
+    }
+    for (url, why) in [
+        ("mysql://x/y", "unsupported scheme `mysql`"),
+        ("redis://localhost/", "unsupported scheme `redis`"),
+        ("sqlite://", "names no database file"),
+        ("sqlite:", "names no database file"),
+        // Each pooled connection would get a database of its own, and all is lost at
+        // exit: the server started, and every write failed.
+        (":memory:", "names no database file"),
+        ("sqlite::memory:", "names no database file"),
+        ("sqlite://:memory:", "names no database file"),
+        ("file::memory:", "names no database file"),
+        ("file:", "names no database file"),
+        ("file:/x.db?mode=memory", "names no database file"),
+        (
+            "file:x.db?cache=shared&MODE=memory",
+            "names no database file",
+        ),
+        // Not a URI: the options would be part of the file's name.
+        ("sqlite:///var/lib/vigil/vigil.db?mode=rwc", "file: URI"),
+        ("/var/lib/vigil/plain.db?cache=shared", "file: URI"),
+    ] {
+        let error = database_config(&args(url)).err().map(|e| e.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("DATABASE_URL: ") && e.contains(why)),
+            "{url}: {error:?}"
+        );
+    }
+}
+
+#[test]
+fn periods_are_at_most_a_day_and_the_websocket_timeout_outlasts_its_ping() {
+    assert_eq!(seconds("86400", "VIGIL_HEARTBEAT_SECS").ok(), Some(86_400));
+    assert_eq!(
+        seconds("99999999999", "VIGIL_HEARTBEAT_SECS")
+            .err()
+            .map(|e| e.to_string())
+            .as_deref(),
+        Some("VIGIL_HEARTBEAT_SECS: at most 86400 seconds (one day)")
+    );
+    let serve = |ping: &str, timeout: &str| {
+        let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
+        args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+        args.ws_ping_secs = ping.to_owned();
+        args.ws_timeout_secs = timeout.to_owned();
+        Config::from_args(&args, None).map(|c| (c.ws_ping, c.ws_timeout))
+    };
+    assert!(serve("30", "60").is_ok());
+    for (ping, timeout) in [("100", "5"), ("30", "30")] {
+        let error = serve(ping, timeout).err().map(|e| e.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("VIGIL_WS_TIMEOUT_SECS: must be longer")),
+            "ping {ping}, timeout {timeout}: {error:?}"
+        );
+    }
+}
+
+#[test]
+fn the_websocket_replay_limit_is_a_positive_number_of_kibibytes_up_to_a_gibibyte() {
+    let replay_max = |raw: &str| {
+        let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
+        args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+        args.ws_replay_max_kib = raw.to_owned();
+        Config::from_args(&args, None)
+            .map(|c| c.ws_replay_max_bytes.get())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(replay_max("1024"), Ok(1024 * 1024));
+    assert_eq!(replay_max("1048576"), Ok(1 << 30));
+    assert_eq!(
+        replay_max("1048577"),
+        Err("VIGIL_WS_REPLAY_MAX_KIB: at most 1048576 (1 GiB)".to_owned())
+    );
+    for bad in ["0", "-1", "lots", ""] {
+        assert_eq!(
+            replay_max(bad),
+            Err("VIGIL_WS_REPLAY_MAX_KIB: expected a positive integer".to_owned()),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn cors_origins_are_origins_a_browser_can_send() {
+    assert_eq!(
+        parse_origins(
+            " https://Console.Example , http://localhost:5173,http://[::1]:8080,http://[::1]"
+        )
+        .ok(),
+        Some(vec![
+            "https://console.example".to_owned(),
+            "http://localhost:5173".to_owned(),
+            "http://[::1]:8080".to_owned(),
+            "http://[::1]".to_owned(),
+        ]),
+        "trimmed and lower-cased, as browsers send them"
+    );
+    for bad in [
+        "http://a.com/path",
+        "https://a.com/",
+        "https://a.com?x=1",
+        "https://user@a.com",
+        "https://a.com:99999",
+        "https://a.com:",
+        "ftp://a.com",
+        "notaurl",
+        "*",
+        "https://",
+        "http://[::1",
+        "http://[zz]:80",
+    ] {
+        let error = parse_origins(bad).err().map(|e| e.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("VIGIL_CORS_ORIGINS: ")),
+            "{bad}: {error:?}"
+        );
+    }
+}
+
+#[test]
+fn a_number_too_large_to_hold_says_the_largest_allowed_and_a_blank_secret_is_refused() {
+    let serve = |tweak: &dyn Fn(&mut crate::cli::ServeArgs)| {
+        let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
+        args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+        tweak(&mut args);
+        Config::from_args(&args, None).err().map(|e| e.to_string())
+    };
+    assert_eq!(
+        serve(&|a| a.rate_limit = "99999999999".to_owned()).as_deref(),
+        Some("VIGIL_RATE_LIMIT: at most 4294967295")
+    );
+    assert_eq!(
+        serve(&|a| a.rate_limit = "-5".to_owned()).as_deref(),
+        Some("VIGIL_RATE_LIMIT: expected a positive integer")
+    );
+    for queue in ["1000001", "18446744073709551615", "99999999999999999999999"] {
+        assert_eq!(
+            serve(&|a| a.client_queue = queue.to_owned()).as_deref(),
+            Some("VIGIL_CLIENT_QUEUE: at most 1000000"),
+            "{queue}: more panics in tokio at the first stream"
+        );
+    }
+    assert_eq!(
+        serve(&|a| a.heartbeat_secs = "99999999999999999999999".to_owned()).as_deref(),
+        Some("VIGIL_HEARTBEAT_SECS: at most 86400 seconds (one day)"),
+        "the setting's own limit, not the parser's"
+    );
+    // Only spaces is "not set" (README), whatever its length.
+    for spaces in [4, 40] {
+        let blank = serve(&|a| a.jwt.jwt_secret = Some(" ".repeat(spaces)));
+        assert!(
+            blank
+                .as_deref()
+                .is_some_and(|e| e.starts_with("VIGIL_JWT_SECRET: set VIGIL_JWT_SECRET")),
+            "{blank:?}"
+        );
+    }
+}
+
+/// RFC 9745: a deprecation date, never after the sunset it leads to.
+#[test]
+fn the_deprecation_date_is_a_date_not_after_the_sunset() {
+    let serve = |since: &str, sunset: &str| {
+        let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
+        args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+        args.ws_deprecated_since = since.to_owned();
+        args.ws_sunset = sunset.to_owned();
+        Config::from_args(&args, None).map_err(|e| e.to_string())
+    };
+    assert!(
+        serve("2027-06-30", "2027-06-30")
+            .is_ok_and(|c| c.ws_deprecated_since.to_string() == "2027-06-30")
+    );
+    assert_eq!(
+        serve("soon", "2027-06-30").err().as_deref(),
+        Some("VIGIL_WS_DEPRECATED_SINCE: expected a date YYYY-MM-DD")
+    );
+    assert!(serve("2027-07-01", "2027-06-30").err().is_some_and(|e| {
+        e.starts_with("VIGIL_WS_DEPRECATED_SINCE: must not be after VIGIL_WS_SUNSET (2027-06-30)")
+    }),);
+}
+
+/// A blank issuer or audience is "not set", as README says of empty settings: it had
+/// become a required claim of " " that no token carries, so every token got 401.
+#[test]
+fn a_blank_issuer_or_audience_is_not_set_and_others_lose_their_surrounding_spaces() {
+    let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
+    args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+    args.jwt.jwt_issuer = Some("  ".to_owned());
+    args.jwt.jwt_audience = Some(" vigil ".to_owned());
+    args.jwt.jwt_public_key_file = Some(" ".to_owned());
+    let jwt = jwt_config(&args.jwt, None).expect("valid");
+    assert_eq!((jwt.issuer, jwt.audience), (None, Some("vigil".to_owned())));
+}
+
+/// A Redis URL Redis cannot use is refused with the other settings, before the
+/// database is created and migrated.
+#[test]
+fn a_redis_url_redis_cannot_use_is_refused_naming_the_variable() {
+    for (url, says) in [
+        ("redis://", "Missing hostname"),
+        ("redis://h:99999/", "did not parse"),
+        ("rediss://h/", "TLS"),
+        ("http://h/", "expected a redis:// URL"),
+    ] {
+        let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
+        args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+        args.redis_url = Some(url.to_owned());
+        let error = Config::from_args(&args, None).err().map(|e| e.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("VIGIL_REDIS_URL: ") && e.contains(says)),
+            "{url}: {error:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_numbers_name_their_variable() {
+    let e = seconds("0", "VIGIL_HEARTBEAT_SECS")
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(
+        e.as_deref(),
+        Some("VIGIL_HEARTBEAT_SECS: expected a positive integer")
+    );
+}
