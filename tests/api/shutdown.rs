@@ -184,13 +184,22 @@ async fn a_second_signal_stops_at_once_instead_of_waiting_out_a_stalled_request(
     let mut answer = [0u8; 512];
     let n = conn.read(&mut answer).await.expect("read");
     assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "healthz answered");
-    // Then an upload whose body never comes.
+    // Then an upload whose body never comes. `Expect: 100-continue`: the server answers
+    // `100 Continue` once it has taken the request in, so the signal below cannot come
+    // before it (under load it did, and the connection was closed as idle).
     let stalled = format!(
         "POST /api/v1/alerts HTTP/1.1\r\nHost: vigil\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"patient_id\":",
+         Content-Type: application/json\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n",
         service()
     );
     conn.write_all(stalled.as_bytes()).await.expect("write");
+    let n = conn.read(&mut answer).await.expect("read");
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 100 Continue"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    conn.write_all(b"{\"patient_id\":").await.expect("write");
 
     served.signal("-INT");
     served.line_with(&["shutdown signal received"]).await;
