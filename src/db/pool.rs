@@ -101,9 +101,19 @@ impl ManageConnection for AnyManager {
 
     fn connect(&self) -> Result<AnyConnection, Self::Error> {
         if is_postgres(&self.url) {
-            PgConnection::establish(&self.url)
-                .map(AnyConnection::Postgresql)
-                .map_err(diesel::r2d2::Error::ConnectionError)
+            let mut conn =
+                PgConnection::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
+            // A 201 means committed: a server (or role) set to `synchronous_commit = off`
+            // answers a commit before it is on disk, and a crash then loses alerts
+            // already announced. Only `off` is raised; `local`, `on`, `remote_write` and
+            // `remote_apply` all wait for the local flush, and stay as configured.
+            diesel::sql_query(
+                "SELECT set_config('synchronous_commit', 'on', false) \
+                 WHERE current_setting('synchronous_commit') = 'off'",
+            )
+            .execute(&mut conn)
+            .map_err(diesel::r2d2::Error::QueryError)?;
+            Ok(AnyConnection::Postgresql(conn))
         } else {
             let mut conn = SqliteConnection::establish(sqlite_path(&self.url))
                 .map_err(diesel::r2d2::Error::ConnectionError)?;

@@ -507,3 +507,43 @@ async fn database_files_replaced_under_the_server_refuse_writes_and_readiness_sa
         );
     }
 }
+
+/// Threat: a PostgreSQL server (or role) set to `synchronous_commit = off` answers a
+/// commit before it is on disk; a crash then loses alerts that were answered 201 and
+/// shown. Vigil's own connections raise it to `on`. Runs against the suite's PostgreSQL
+/// server, which `scripts/services.sh` starts with `synchronous_commit=off`.
+#[test]
+fn vigil_commits_durably_on_a_postgres_server_set_to_synchronous_commit_off() {
+    use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl, sql_types::Text};
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        synchronous_commit: String,
+    }
+    let show = |conn: &mut vigil::db::AnyConnection| -> String {
+        let rows: Vec<Setting> = diesel::sql_query("SHOW synchronous_commit")
+            .load(conn)
+            .expect("SHOW synchronous_commit");
+        rows.into_iter().next().expect("one row").synchronous_commit
+    };
+    let port = std::env::var("VIGIL_PG_PORT")
+        .expect("VIGIL_PG_PORT is not set: run the suite with `bash scripts/test.sh`");
+    let url = fresh_postgres_database(&format!("postgres://postgres@127.0.0.1:{port}/postgres"));
+    let mut plain = PgConnection::establish(&url).expect("a connection of the test's own");
+    let rows: Vec<Setting> = diesel::sql_query("SHOW synchronous_commit")
+        .load(&mut plain)
+        .expect("SHOW synchronous_commit");
+    assert_eq!(
+        rows[0].synchronous_commit, "off",
+        "the test server's own setting"
+    );
+    let pool = vigil::db::pool::build_pool(&vigil::config::DatabaseConfig {
+        url,
+        sqlite_sync: vigil::config::SqliteSync::Normal,
+        pool_size: 2,
+        wal_limit_bytes: vigil::config::DEFAULT_WAL_LIMIT_BYTES,
+    })
+    .expect("pool");
+    let mut conn = pool.get().expect("pooled connection");
+    assert_eq!(show(&mut conn), "on");
+}
