@@ -202,6 +202,7 @@ impl Application {
             metrics.write_failures.clone(),
         )
         .map_err(|e| StartupError::Database(format!("cannot start its writer thread: {e}")))?;
+        let issued = events::IssuedIds::starting_at(head);
         let state = web::Data::new(AppState {
             config: Arc::new(config),
             pool,
@@ -212,6 +213,7 @@ impl Application {
             metrics,
             write_limiter,
             conn_ids: crate::state::ConnIds::default(),
+            issued: issued.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -263,7 +265,7 @@ impl Application {
             manager_pool,
             manager_metrics,
             settings,
-            head,
+            issued,
         ));
         let port = server.addrs().first().map_or(0, |addr| addr.port());
         let server = server

@@ -33,6 +33,9 @@ pub struct AppState {
     pub write_limiter: WriteLimiter,
     /// Stream ids, handed out before a stream registers (see [`ConnIds`]).
     pub conn_ids: ConnIds,
+    /// The highest event id seen committed, which every event write checks the log
+    /// against (see [`crate::db::events::next_seq`]).
+    pub issued: crate::db::events::IssuedIds,
 }
 
 /// This instance's stream ids (from 1). The transport takes one *before* it asks the

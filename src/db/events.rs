@@ -1,15 +1,83 @@
 //! The append-only event log and its sequence.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use diesel::prelude::*;
 
 use super::models::{EventRow, NewEventRow};
 use super::pool::AnyConnection;
 use super::schema::{event_head, events, skipped_ids};
 
+/// Ids retired past the highest one an instance has seen when the log is found to have
+/// gone back (see [`next_seq`]): more than every instance together hands out in the
+/// seconds one may lag behind another.
+pub const REWIND_SKIP: i64 = 1_000_000;
+
+/// The highest event id this instance knows the database to have committed: the log's
+/// head at startup, then every event its manager delivers. Every event write checks the
+/// id it is handed against it (see [`next_seq`]).
+#[derive(Debug, Clone, Default)]
+pub struct IssuedIds(Arc<AtomicI64>);
+
+impl IssuedIds {
+    /// Starts at the log's head read at startup.
+    pub fn starting_at(head: i64) -> Self {
+        Self(Arc::new(AtomicI64::new(head)))
+    }
+
+    /// Records an id seen committed.
+    pub fn saw(&self, seq: i64) {
+        self.0.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    /// The highest id seen committed.
+    pub fn highest(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Allocates the next sequence number. Call it first in a write transaction: the row
 /// update takes the database's write lock (SQLite) or the row lock (PostgreSQL) until
 /// commit, so numbers are handed out in commit order and a rollback returns the number.
-pub fn next_seq(conn: &mut AnyConnection) -> QueryResult<i64> {
+///
+/// A number at or below one this instance has already seen committed (`issued`) means
+/// the database has lost committed events while the server ran: a failover to an
+/// asynchronous standby, a crash with `synchronous_commit` off, a backup restored under
+/// it. Handed out again, those ids would reach no screen that had seen the lost events
+/// (each takes them for ones it already has) and a resume from one would skip the new
+/// events silently. So the ids from there to [`REWIND_SKIP`] past the highest seen are
+/// retired in the same transaction, as `vigil migrate --skip-ids` does: the event gets
+/// a number above every old one, and a screen resuming from a lost id is told to reload.
+pub fn next_seq(conn: &mut AnyConnection, issued: &IssuedIds) -> QueryResult<i64> {
+    let seq = bump_head(conn)?;
+    let highest = issued.highest();
+    if seq > highest {
+        return Ok(seq);
+    }
+    let upto = highest.saturating_add(REWIND_SKIP);
+    log::error!(
+        "the event log went back: the database hands out id {seq}, but this instance has \
+         seen events up to {highest} committed; it has lost committed events (a failover \
+         to an asynchronous standby, a crash with synchronous_commit off, a restored \
+         backup?). Ids {seq} to {upto} are retired: the next event is {}, and screens \
+         resuming from a lost id are told to reload",
+        upto + 1
+    );
+    diesel::update(event_head::table.filter(event_head::id.eq(1)))
+        .set(event_head::seq.eq(upto))
+        .execute(conn)?;
+    diesel::insert_into(skipped_ids::table)
+        .values((
+            skipped_ids::after_seq.eq(seq - 1),
+            skipped_ids::upto_seq.eq(upto),
+            skipped_ids::created_at.eq(crate::domain::now_millis()),
+        ))
+        .execute(conn)?;
+    bump_head(conn)
+}
+
+fn bump_head(conn: &mut AnyConnection) -> QueryResult<i64> {
     diesel::update(event_head::table.filter(event_head::id.eq(1)))
         .set(event_head::seq.eq(event_head::seq + 1))
         .execute(conn)?;
@@ -38,7 +106,8 @@ pub fn skip_ids(conn: &mut AnyConnection, count: i64) -> QueryResult<i64> {
     })
 }
 
-/// The ranges `(after, upto]` of ids skipped with [`skip_ids`]: never issued here.
+/// The ranges `(after, upto]` of ids skipped with [`skip_ids`], or retired by
+/// [`next_seq`] after the database lost events: never issued here.
 pub fn skipped(conn: &mut AnyConnection) -> QueryResult<Vec<(i64, i64)>> {
     skipped_ids::table
         .select((skipped_ids::after_seq, skipped_ids::upto_seq))

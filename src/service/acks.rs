@@ -93,11 +93,12 @@ pub async fn acknowledge(
     }
     let who = principal.clone();
     let req = request.clone();
+    let issued = state.issued.clone();
     let outcome = state
         .writer
         .write_event(&state.broker, move |conn| {
             let result = conn.transaction::<_, AckError, _>(|c| {
-                let seq = events::next_seq(c)?;
+                let seq = events::next_seq(c, &issued)?;
                 let allowed = allowed_in(c, &who)?;
                 let not_found = || super::alerts::no_alert(&req.alert_id);
                 let row = alerts::get(c, &req.alert_id)?.ok_or_else(not_found)?;

@@ -74,11 +74,12 @@ pub async fn raise_alert(
     }
     let creator = principal.user_id.clone();
     let logged_request_id = request_id.clone().unwrap_or_else(|| "-".to_owned());
+    let issued = state.issued.clone();
     let outcome = state
         .writer
         .write_event(&state.broker, move |conn| {
             let result = conn.transaction::<_, RaiseError, _>(|c| {
-                let seq = events::next_seq(c)?;
+                let seq = events::next_seq(c, &issued)?;
                 if let Some(key) = &idempotency_key
                     && let Some(existing) = alerts::find_idempotent(c, &creator, key)?
                 {

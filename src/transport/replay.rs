@@ -71,7 +71,7 @@ pub fn decide(last_event_id: Option<&str>, log: &LogBounds) -> Resume {
         .any(|&(from, upto)| from < after && after < upto)
     {
         return Resume::Reset {
-            reason: "Last-Event-ID was never issued by this event log (ids skipped after a restore)",
+            reason: "Last-Event-ID was never issued by this event log (ids skipped after a restore, or retired after the database lost events)",
         };
     }
     if let Some(oldest) = oldest

@@ -236,8 +236,13 @@ mod tests {
             max_connections: None,
             ws_tick: Duration::from_secs(3600),
         };
-        let manager =
-            AlertConnectionManager::new(pool.clone(), Arc::clone(&metrics), settings, 0).start();
+        let manager = AlertConnectionManager::new(
+            pool.clone(),
+            Arc::clone(&metrics),
+            settings,
+            crate::db::events::IssuedIds::default(),
+        )
+        .start();
         let (_tx, rx) = mpsc::channel(8);
         let state = StreamState {
             prelude: VecDeque::new(),

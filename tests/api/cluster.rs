@@ -743,3 +743,46 @@ async fn an_alert_raised_after_a_removal_on_another_instance_never_reaches_the_r
         "her next alert is her own patient's, never the removed one's"
     );
 }
+
+/// The database loses committed events under two running instances (a failover to an
+/// asynchronous standby). The instance that writes next knows, through Redis, the ids
+/// the other handed out, and retires them: its alert reaches the other instance's
+/// screen, which had seen the lost ones (it was dropped there as already delivered).
+#[actix_web::test]
+async fn after_the_database_lost_events_an_alert_written_on_another_instance_reaches_every_screen()
+{
+    let (a, b) = two_instances_connected(&shared_redis_url()).await;
+    let mut on_a = a.sse(&admin(), "patient_id=p1").await;
+    on_a.connected().await;
+    let mut on_b = b.sse(&admin(), "patient_id=p1").await;
+    on_b.connected().await;
+    for _ in 0..3 {
+        a.raise("p1", "low").await;
+    }
+    for screen in [&mut on_a, &mut on_b] {
+        for _ in 0..3 {
+            screen.next_alert_event().await;
+        }
+    }
+    run_sql(
+        &a.database_url,
+        &[
+            "DELETE FROM events WHERE seq > 1",
+            "DELETE FROM alerts WHERE seq > 1",
+            "UPDATE event_head SET seq = 1 WHERE id = 1",
+        ],
+    );
+    let alert = b.raise("p1", "critical").await;
+    assert_eq!(
+        alert["seq"],
+        3 + vigil::db::events::REWIND_SKIP + 1,
+        "{alert}"
+    );
+    for screen in [&mut on_a, &mut on_b] {
+        let event = screen.next_alert_event().await;
+        assert!(
+            event.data.contains(alert["id"].as_str().unwrap_or("-")),
+            "{event:?}"
+        );
+    }
+}

@@ -742,3 +742,21 @@ pub fn header_text(headers: &reqwest::header::HeaderMap, name: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// Runs `statements` on the test server's database, as another client would.
+pub fn run_sql(database_url: &str, statements: &[&str]) {
+    use diesel::RunQueryDsl;
+    use diesel::r2d2::ManageConnection;
+    let manager = vigil::db::pool::AnyManager::new(&vigil::config::DatabaseConfig {
+        url: database_url.to_owned(),
+        sqlite_sync: vigil::config::SqliteSync::Normal,
+        pool_size: 1,
+        wal_limit_bytes: vigil::config::DEFAULT_WAL_LIMIT_BYTES,
+    });
+    let mut conn = manager.connect().expect("a connection of the test's own");
+    for statement in statements {
+        diesel::sql_query(*statement)
+            .execute(&mut conn)
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+}

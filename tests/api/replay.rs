@@ -577,3 +577,56 @@ async fn a_resume_point_given_twice_is_422_naming_it_on_both_transports() {
         assert_eq!(problem["errors"][0]["field"], name, "{path}: {problem}");
     }
 }
+
+/// Threat: the database comes back with fewer events than it had committed while the
+/// servers run — a failover to an asynchronous standby, a crash with PostgreSQL's
+/// `synchronous_commit` off. The next alert was handed a lost alert's id: the manager,
+/// and every screen that had seen the lost one, took it as already delivered, and it
+/// reached no one; a screen resuming from a lost id skipped it too. Now the lost ids are
+/// retired as `vigil migrate --skip-ids` would: the alert gets an id above every old one
+/// and reaches the live screen, and a screen resuming from a lost id is told to reload.
+#[actix_web::test]
+async fn a_database_that_lost_committed_events_never_hands_their_ids_out_again() {
+    let app = spawn_app().await;
+    let mut live = SseClient::open(&app, &admin(), "patient_id=123", None).await;
+    live.connected().await;
+    for _ in 0..3 {
+        app.raise("123", "low").await;
+    }
+    for expected in 1..=3 {
+        assert_eq!(seq_of(&live.next_alert_event().await), expected);
+    }
+    // The database loses the last two committed alerts (as a standby that had not
+    // received them yet, promoted).
+    run_sql(
+        &app.database_url,
+        &[
+            "DELETE FROM events WHERE seq > 1",
+            "DELETE FROM alerts WHERE seq > 1",
+            "UPDATE event_head SET seq = 1 WHERE id = 1",
+        ],
+    );
+    let alert = app.raise("123", "critical").await;
+    let retired_upto = 3 + vigil::db::events::REWIND_SKIP;
+    assert_eq!(
+        alert["seq"],
+        retired_upto + 1,
+        "above every id handed out: {alert}"
+    );
+    let event = live.next_alert_event().await;
+    assert_eq!(data(&event)["id"], alert["id"], "the live screen gets it");
+    assert_eq!(seq_of(&event), retired_upto + 1);
+
+    // A screen that had seen a lost event shows an alert that no longer exists: it is
+    // told to reload. One that had seen only what the database kept resumes.
+    let mut lost = SseClient::open(&app, &admin(), "patient_id=123", Some("2")).await;
+    lost.connected().await;
+    let reset = lost.until(WAIT, |e| e.event != "heartbeat").await;
+    assert_eq!(reset.event, "reset", "{reset:?}");
+    let mut kept = SseClient::open(&app, &admin(), "patient_id=123", Some("1")).await;
+    kept.connected().await;
+    let replayed = kept.next_alert_event().await;
+    assert_eq!(data(&replayed)["id"], alert["id"]);
+    let list = app.get_ok("/api/v1/alerts?patient_id=123", &admin()).await;
+    assert_eq!(list["alerts"].as_array().map(Vec::len), Some(2), "{list}");
+}

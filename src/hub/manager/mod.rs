@@ -19,6 +19,7 @@ use super::event::{CareTeamChange, StoredEvent};
 use super::messages::*;
 use super::subscriptions::{ConnId, Entry, Subscriptions};
 use crate::db::DbPool;
+use crate::db::events::IssuedIds;
 use crate::domain::Role;
 use crate::memory::ClosedStreams;
 use crate::metrics::Metrics;
@@ -102,19 +103,31 @@ pub struct AlertConnectionManager {
     ws_tick_group: u64,
     /// When enough streams have closed to give their memory back.
     closed_streams: ClosedStreams,
+    /// The highest event id seen committed, shared with every event write.
+    issued: IssuedIds,
+    /// The log head a read last found below `head` (reported once, not every poll).
+    log_behind_reported: Option<i64>,
     pool: DbPool,
     metrics: Arc<Metrics>,
     settings: ManagerSettings,
 }
 
 impl AlertConnectionManager {
-    /// A manager that starts delivering after `head` (the log's head at startup).
-    pub fn new(pool: DbPool, metrics: Arc<Metrics>, settings: ManagerSettings, head: i64) -> Self {
+    /// A manager that starts delivering after the highest id `issued` holds (the log's
+    /// head at startup), and raises it with every event it delivers.
+    pub fn new(
+        pool: DbPool,
+        metrics: Arc<Metrics>,
+        settings: ManagerSettings,
+        issued: IssuedIds,
+    ) -> Self {
         Self {
+            head: issued.highest(),
+            issued,
+            log_behind_reported: None,
             subscriptions: Subscriptions::default(),
             clients: HashMap::new(),
             streams_per_user: HashMap::new(),
-            head,
             pending: BTreeMap::new(),
             recent_care_team: CareTeamMemory::default(),
             reading_log: false,

@@ -47,6 +47,7 @@ impl AlertConnectionManager {
             }
             let (event, received) = entry.remove();
             self.head = event.seq;
+            self.issued.saw(event.seq);
             self.deliver(event, received);
         }
     }
@@ -122,6 +123,7 @@ impl AlertConnectionManager {
             act.reading_log = false;
             match result {
                 Ok((rows, log_head)) => {
+                    act.report_log_behind(log_head);
                     let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= LOG_BATCH;
                     let first_found = rows.first().map(|row| row.seq);
                     for row in rows {
@@ -157,6 +159,23 @@ impl AlertConnectionManager {
             }
             act.read_announced(ctx);
         }));
+    }
+
+    /// Says once (per head found) that the database's log ends below what this instance
+    /// has delivered: it lost committed events. Nothing is changed here; the next event
+    /// written retires the lost ids (`db::events::next_seq`).
+    fn report_log_behind(&mut self, log_head: i64) {
+        if log_head >= self.head {
+            self.log_behind_reported = None;
+        } else if self.log_behind_reported != Some(log_head) {
+            self.log_behind_reported = Some(log_head);
+            log::error!(
+                "the database's event log ends at {log_head}, but this instance has delivered \
+                 events up to {}: the database has lost committed events; the next event \
+                 written retires their ids",
+                self.head
+            );
+        }
     }
 
     /// Reads up to the largest number other instances announced, unless a read is under
