@@ -68,4 +68,9 @@ pub struct CareTeamChange {
     pub patient_id: String,
     /// Added (`true`) or removed.
     pub assigned: bool,
+    /// The event log's head when the change was written: the events up to it came
+    /// before the change, every later one after it, and another instance applies the
+    /// change to its streams between the two. 0 from an instance older than the field.
+    #[serde(default)]
+    pub after_seq: i64,
 }

@@ -259,6 +259,7 @@ mod tests {
             user_id: "alice".to_owned(),
             patient_id: "p1".to_owned(),
             assigned: true,
+            after_seq: 7,
         };
         let text = serde_json::to_string(&WireMessage::CareTeam {
             change,
@@ -269,13 +270,14 @@ mod tests {
         assert_eq!(
             value,
             serde_json::json!({"type": "care_team", "user_id": "alice", "patient_id": "p1",
-                               "assigned": true, "origin": "instance-a"})
+                               "assigned": true, "after_seq": 7, "origin": "instance-a"})
         );
         // What instances before the origin field publish.
         let older = r#"{"type":"care_team","user_id":"alice","patient_id":"p1","assigned":false}"#;
         match serde_json::from_str::<WireMessage>(older) {
             Ok(WireMessage::CareTeam { change, origin }) => {
                 assert_eq!((change.patient_id.as_str(), change.assigned), ("p1", false));
+                assert_eq!(change.after_seq, 0, "no place in the log known");
                 assert_eq!(origin, None);
             }
             other => panic!("an older care-team message: {other:?}"),

@@ -187,6 +187,8 @@ fn change(user_id: &str, patient_id: &str, assigned: bool) -> CareTeamChange {
         user_id: user_id.to_owned(),
         patient_id: patient_id.to_owned(),
         assigned,
+        // Set by the writer once the write has run (`Writer::write_care_team`).
+        after_seq: 0,
     }
 }
 

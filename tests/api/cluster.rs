@@ -786,3 +786,45 @@ async fn after_the_database_lost_events_an_alert_written_on_another_instance_rea
         );
     }
 }
+
+/// Threat: a care-team change made on one instance overtook, on another, the alerts
+/// raised before it: the change came over Redis at once, while those alerts were still
+/// being read from the log, so a removal dropped alerts raised while the nurse was on
+/// the team (an outside audit: 2–3 in 30 never reached her) and a re-addition let
+/// through one raised while she was off it. Each change now carries its place in the
+/// event log, and every instance applies it between the events before and after it.
+#[actix_web::test]
+async fn care_team_changes_on_one_instance_apply_between_the_same_alerts_on_another() {
+    const ROUNDS: usize = 20;
+    let (a, b) = two_instances_connected(&shared_redis_url()).await;
+    a.assign("p5", "carol").await;
+    let nurse = token("carol", "nurse", None);
+    let mut stream = b.sse(&nurse, "").await;
+    stream.connected().await;
+    let service = service();
+    let raise = |title: String| {
+        let mut body = alert_body("p5", "high");
+        body["title"] = json!(title);
+        let (a, service) = (&a, &service);
+        async move { a.post_json("/api/v1/alerts", service, &body).await }
+    };
+    for round in 0..ROUNDS {
+        assert_eq!(raise(format!("in-{round}")).await.status(), 201);
+        a.unassign("p5", "carol").await;
+        assert_eq!(raise(format!("out-{round}")).await.status(), 201);
+        a.assign("p5", "carol").await;
+    }
+    assert_eq!(raise("last".to_owned()).await.status(), 201);
+    let mut titles = Vec::new();
+    loop {
+        let event = stream.next_alert_event().await;
+        let data: Value = serde_json::from_str(&event.data).expect("alert JSON");
+        let title = data["title"].as_str().unwrap_or_default().to_owned();
+        if title == "last" {
+            break;
+        }
+        titles.push(title);
+    }
+    let expected: Vec<String> = (0..ROUNDS).map(|round| format!("in-{round}")).collect();
+    assert_eq!(titles, expected, "on the team for in-*, off it for out-*");
+}

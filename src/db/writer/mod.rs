@@ -264,6 +264,19 @@ impl Writer {
             + 'static,
         T: Send + 'static,
     {
+        // Each change carries the event log's head as the write saw it: another instance
+        // delivers the events up to it before applying the change, and the later ones
+        // after (`hub::manager::care_teams`).
+        let work = move |conn: &mut AnyConnection| {
+            let (value, mut changes) = work(conn)?;
+            if !changes.is_empty() {
+                let head = super::events::head(conn)?;
+                for change in &mut changes {
+                    change.after_seq = head;
+                }
+            }
+            Ok((value, changes))
+        };
         let broker = Arc::clone(broker);
         let publish: AfterCommit<(T, Vec<CareTeamChange>)> = Box::new(move |(_, changes)| {
             for change in changes.drain(..) {

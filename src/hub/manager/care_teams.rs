@@ -6,7 +6,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::{AlertConnectionManager, MAX_CLAIMS_WAITING, enqueue};
-use crate::db::{self, care_team};
+use crate::db::{self, care_team, events};
 use crate::hub::event::CareTeamChange;
 use crate::hub::messages::Outbound;
 use crate::hub::subscriptions::{ConnId, ScopeChange};
@@ -25,13 +25,46 @@ impl AlertConnectionManager {
         self.recent_care_team.remember(received, change);
     }
 
-    /// When the oldest care-team change announced by another instance and not yet
-    /// settled by a database read arrived (this instance's own are applied at once).
-    pub(super) fn unsettled_claims_since(&self) -> Option<Instant> {
-        oldest_announced(&self.care_team_claims)
-            .into_iter()
-            .chain(self.confirming_since)
-            .min()
+    /// What the care-team changes announced by other instances and not yet settled by a
+    /// database read hold back (this instance's own are applied at once).
+    pub(super) fn unsettled_claims(&self) -> Unsettled {
+        Unsettled::of(&self.care_team_claims).and(&self.confirming)
+    }
+
+    /// Applies the confirmed changes whose place in the event log comes before `seq`:
+    /// called before event `seq` is delivered, so every stream gets the events before a
+    /// change under the old patients and the ones after it under the new.
+    pub(super) fn apply_claims_before(&mut self, seq: i64) {
+        while self
+            .confirmed_claims
+            .front()
+            .is_some_and(|(_, claim)| claim.after_seq < seq)
+        {
+            if let Some((received, claim)) = self.confirmed_claims.pop_front() {
+                self.apply_care_team_change(claim, received);
+            }
+        }
+    }
+
+    /// A change another instance announced, confirmed by the database: applied now if
+    /// every event before it was delivered, else once they are (the log is read up to
+    /// them). Applied on arrival, a removal overtook the alerts raised before it that
+    /// were still being read from the log, and the nurse never got them.
+    fn place_confirmed_claim(&mut self, received: Instant, claim: CareTeamChange) {
+        if claim.after_seq <= self.head {
+            self.apply_care_team_change(claim, received);
+            return;
+        }
+        self.announced = Some(
+            self.announced
+                .map_or(claim.after_seq, |a| a.max(claim.after_seq)),
+        );
+        let at = self
+            .confirmed_claims
+            .iter()
+            .position(|(_, waiting)| waiting.after_seq > claim.after_seq)
+            .unwrap_or(self.confirmed_claims.len());
+        self.confirmed_claims.insert(at, (received, claim));
     }
 
     /// Queues a care-team change for [`Self::confirm_care_team_claims`].
@@ -63,20 +96,25 @@ impl AlertConnectionManager {
         self.confirming_care_teams = true;
         let claims: Vec<(Instant, CareTeamChange, bool)> =
             self.care_team_claims.drain(..).collect();
-        self.confirming_since = oldest_announced(&claims);
+        self.confirming = Unsettled::of(&claims);
         let mut users: Vec<String> = claims.iter().map(|(_, c, _)| c.user_id.clone()).collect();
         users.sort();
         users.dedup();
         let pool = self.pool.clone();
         let started = Instant::now();
         let read = async move {
-            db::run(&pool, move |c| Ok(care_team::patients_of_users(c, &users)?)).await
+            db::run(&pool, move |c| {
+                // The head after the teams: every change read was written at or below it.
+                let teams = care_team::patients_of_users(c, &users)?;
+                Ok((teams, events::head(c)?))
+            })
+            .await
         };
         ctx.spawn(read.into_actor(self).map(move |result, act, ctx| {
             act.confirming_care_teams = false;
-            act.confirming_since = None;
+            act.confirming = Unsettled::default();
             match result {
-                Ok(teams) => {
+                Ok((teams, log_head)) => {
                     for (received, mut claim, applied) in claims {
                         let holds = teams
                             .get(&claim.user_id)
@@ -95,7 +133,9 @@ impl AlertConnectionManager {
                                 act.apply_care_team_change(claim, Instant::now());
                             }
                         } else if holds == claim.assigned {
-                            act.apply_care_team_change(claim, received);
+                            // A place past the log's head is not this database's.
+                            claim.after_seq = claim.after_seq.min(log_head);
+                            act.place_confirmed_claim(received, claim);
                         } else {
                             log::debug!(
                                 "announced care-team change not in the database, ignored user_id={} patient_id={}",
@@ -110,6 +150,7 @@ impl AlertConnectionManager {
             }
             // The events these claims held back (see `drain`), now matched under them.
             act.drain();
+            act.read_announced(ctx);
             act.confirm_care_team_claims(ctx);
         }));
     }
@@ -188,14 +229,48 @@ impl AlertConnectionManager {
     }
 }
 
-/// When the oldest of `claims` announced by another instance (not applied at once, as this
-/// instance's own are) arrived.
-fn oldest_announced<'a>(
-    claims: impl IntoIterator<Item = &'a (Instant, CareTeamChange, bool)>,
-) -> Option<Instant> {
-    claims
-        .into_iter()
-        .filter(|(_, _, applied)| !applied)
-        .map(|(received, _, _)| *received)
-        .min()
+/// What care-team changes announced by other instances, not yet confirmed, hold back: the
+/// events after the earliest place in the log among them (`after_seq`), and, for changes
+/// from instances older than that field, every event accepted after the oldest arrived.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Unsettled {
+    after_seq: Option<i64>,
+    since: Option<Instant>,
+}
+
+impl Unsettled {
+    /// Of `claims` (this instance's own, applied at once, hold nothing back).
+    fn of<'a>(claims: impl IntoIterator<Item = &'a (Instant, CareTeamChange, bool)>) -> Self {
+        let mut unsettled = Self::default();
+        for (received, change, applied) in claims {
+            if *applied {
+                continue;
+            }
+            if change.after_seq > 0 {
+                unsettled.after_seq = Some(
+                    unsettled
+                        .after_seq
+                        .map_or(change.after_seq, |a| a.min(change.after_seq)),
+                );
+            } else {
+                unsettled.since = Some(unsettled.since.map_or(*received, |s| s.min(*received)));
+            }
+        }
+        unsettled
+    }
+
+    /// Both together.
+    fn and(self, other: &Self) -> Self {
+        let min = |a: Option<i64>, b: Option<i64>| a.into_iter().chain(b).min();
+        Self {
+            after_seq: min(self.after_seq, other.after_seq),
+            since: self.since.into_iter().chain(other.since).min(),
+        }
+    }
+
+    /// Whether event `seq`, accepted at `accepted`, must wait for the confirmation.
+    pub(super) fn holds_back(&self, seq: i64, accepted: Instant) -> bool {
+        self.after_seq.is_some_and(|after| after < seq)
+            || self.since.is_some_and(|since| accepted >= since)
+    }
 }

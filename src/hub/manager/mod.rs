@@ -4,6 +4,8 @@
 //! and a full one cuts that client off (it resumes with `Last-Event-ID`).
 
 mod care_teams;
+
+use care_teams::Unsettled;
 mod sequence;
 mod ticks;
 
@@ -91,9 +93,12 @@ pub struct AlertConnectionManager {
     care_team_claims: VecDeque<(Instant, CareTeamChange, bool)>,
     /// A confirmation read of `care_team_claims` is in flight.
     confirming_care_teams: bool,
-    /// When the oldest announced (not yet applied) claim of the confirmation read in
-    /// flight arrived: events accepted after it wait for that read (see [`Self::drain`]).
-    confirming_since: Option<Instant>,
+    /// What the announced claims of the confirmation read in flight hold back (see
+    /// [`Self::drain`]).
+    confirming: Unsettled,
+    /// Announced changes the database confirmed, in order of their place in the event
+    /// log (`after_seq`), waiting for the events before them to be delivered.
+    confirmed_claims: VecDeque<(Instant, CareTeamChange)>,
     /// A care-team read-back is in flight.
     reading_care_teams: bool,
     shutting_down: bool,
@@ -134,7 +139,8 @@ impl AlertConnectionManager {
             announced: None,
             care_team_claims: VecDeque::new(),
             confirming_care_teams: false,
-            confirming_since: None,
+            confirming: Unsettled::default(),
+            confirmed_claims: VecDeque::new(),
             reading_care_teams: false,
             shutting_down: false,
             heartbeat_group: 0,

@@ -25,31 +25,33 @@ impl AlertConnectionManager {
         }
     }
 
-    /// Delivers the pending events that are next in sequence, but none accepted after a
-    /// care-team change another instance announced that no database read has settled
-    /// yet. That instance published the change before any event it committed later, so
-    /// such an event may be one the change applies to: an alert raised on another
-    /// instance right after a nurse's removal had its 204 reached her when the log read
-    /// finished before the change's confirmation, and an added nurse missed one.
+    /// Delivers the pending events that are next in sequence, each after the confirmed
+    /// care-team changes placed before it, but none placed after a change another
+    /// instance announced that no database read has settled yet (see [`Unsettled`]): an
+    /// alert raised on another instance right after a nurse's removal had its 204
+    /// reached her when the log read finished before the change's confirmation, and an
+    /// added nurse missed one.
+    ///
+    /// [`Unsettled`]: super::care_teams::Unsettled
     pub(super) fn drain(&mut self) {
-        let unsettled_since = self.unsettled_claims_since();
+        let unsettled = self.unsettled_claims();
         while let Some(entry) = self.pending.first_entry() {
-            if *entry.key() <= self.head {
+            let seq = *entry.key();
+            if seq <= self.head {
                 // Already delivered or skipped: never let it block the ones after it.
                 entry.remove();
                 continue;
             }
-            if *entry.key() != self.head + 1 {
-                break;
-            }
-            if unsettled_since.is_some_and(|since| entry.get().1 >= since) {
+            if seq != self.head + 1 || unsettled.holds_back(seq, entry.get().1) {
                 break;
             }
             let (event, received) = entry.remove();
-            self.head = event.seq;
-            self.issued.saw(event.seq);
+            self.apply_claims_before(seq);
+            self.head = seq;
+            self.issued.saw(seq);
             self.deliver(event, received);
         }
+        self.apply_claims_before(self.head + 1);
     }
 
     fn deliver(&mut self, event: StoredEvent, received: Instant) {
