@@ -100,7 +100,7 @@ pub enum ApiError {
     /// 503: the database took the request but did not answer in time (a frozen host, a
     /// network dropping packets). Unlike [`ApiError::DatabaseUnavailable`], a write may
     /// still be carried out when it answers.
-    #[error("the database did not answer within {} s", .0.as_secs())]
+    #[error("the database did not answer within {} s", .0.as_secs_f64())]
     DatabaseTimeout(std::time::Duration),
     /// 500: a database error that is not the client's fault.
     #[error("database error")]
@@ -210,7 +210,7 @@ impl ApiError {
             }
             ApiError::DatabaseTimeout(waited) => format!(
                 "the database did not answer within {} s; a write may still be carried out when it does: retry later (a raise with the same Idempotency-Key is stored once)",
-                waited.as_secs()
+                waited.as_secs_f64()
             ),
             ApiError::ManagerUnavailable => "the connection manager is not available".to_owned(),
             ApiError::Database(_) | ApiError::Internal(_) => {
@@ -441,5 +441,27 @@ pub mod handlers {
         Ok(ErrorHandlerResponse::Response(
             ServiceResponse::new(req, response).map_into_right_body(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiError;
+    use std::time::Duration;
+
+    /// Readiness waits 0.8 s: its log said "did not answer within 0 s".
+    #[test]
+    fn a_timeout_under_a_second_is_said_in_tenths() {
+        let short = ApiError::DatabaseTimeout(Duration::from_millis(800));
+        assert_eq!(
+            short.to_string(),
+            "the database did not answer within 0.8 s"
+        );
+        let whole = ApiError::DatabaseTimeout(Duration::from_secs(10));
+        assert!(
+            whole
+                .client_detail()
+                .starts_with("the database did not answer within 10 s;")
+        );
     }
 }
