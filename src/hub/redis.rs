@@ -136,25 +136,35 @@ async fn publisher(
 ) {
     let mut backoff = Backoff::default();
     'connect: loop {
-        let mut conn =
-            match tokio::time::timeout(REDIS_ANSWER, client.get_connection_manager()).await {
-                Ok(Ok(conn)) => {
-                    backoff.reset();
-                    conn
-                }
-                Ok(Err(e)) => {
-                    reachable.store(false, Ordering::Relaxed);
-                    log::warn!("redis publisher cannot connect: {e}");
-                    backoff.wait().await;
-                    continue;
-                }
-                Err(_) => {
-                    reachable.store(false, Ordering::Relaxed);
-                    log::warn!("redis publisher cannot connect: no answer within {REDIS_ANSWER:?}");
-                    backoff.wait().await;
-                    continue;
-                }
-            };
+        // One attempt per round, this loop's backoff between rounds: with its own retries
+        // the connection manager spent the whole timeout retrying a refused connection,
+        // and the log said only "no answer" where the subscriber said "refused".
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(REDIS_ANSWER));
+        let mut conn = match tokio::time::timeout(
+            REDIS_ANSWER,
+            client.get_connection_manager_with_config(config),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => {
+                backoff.reset();
+                conn
+            }
+            Ok(Err(e)) => {
+                reachable.store(false, Ordering::Relaxed);
+                log::warn!("redis publisher cannot connect: {e}");
+                backoff.wait().await;
+                continue;
+            }
+            Err(_) => {
+                reachable.store(false, Ordering::Relaxed);
+                log::warn!("redis publisher cannot connect: no answer within {REDIS_ANSWER:?}");
+                backoff.wait().await;
+                continue;
+            }
+        };
         loop {
             let command = match tokio::time::timeout(REDIS_LIVENESS, inbox.recv()).await {
                 Ok(Some(text)) => {

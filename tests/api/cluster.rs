@@ -828,3 +828,15 @@ async fn care_team_changes_on_one_instance_apply_between_the_same_alerts_on_anot
     let expected: Vec<String> = (0..ROUNDS).map(|round| format!("in-{round}")).collect();
     assert_eq!(titles, expected, "on the team for in-*, off it for out-*");
 }
+
+/// A Redis server that refuses connections was logged by the publisher as "no answer
+/// within 2s" (its connection manager spent the whole timeout retrying), while the
+/// subscriber said "refused": both now give the cause.
+#[actix_web::test]
+async fn a_redis_server_refusing_connections_is_logged_as_refusing_them() {
+    let closed = crate::servers::free_port();
+    let url = format!("redis://127.0.0.1:{closed}/");
+    let served = crate::binary::Served::start_with("info", &[("VIGIL_REDIS_URL", &url)]);
+    let line = served.line_with(&["redis publisher cannot connect"]).await;
+    assert!(line.to_lowercase().contains("refused"), "{line}");
+}
