@@ -148,12 +148,41 @@ impl ManageConnection for AnyManager {
     }
 }
 
+/// How often a pool that keeps failing to connect says so.
+const CONNECTION_ERROR_EVERY: Duration = Duration::from_secs(30);
+
+/// r2d2's own handler logs every failed connection attempt at error level, and the pool
+/// keeps trying in the background: with PostgreSQL down, about 250 `ERROR r2d2` lines in
+/// 20 s per instance (chaos audit), burying everything else. Requests refused meanwhile
+/// are answered 503 and counted (`vigil_write_failures_total`), and readiness says
+/// `unreachable`; the cause is logged once, then at most every
+/// [`CONNECTION_ERROR_EVERY`] while it lasts.
+#[derive(Debug, Default)]
+struct QuietConnectionErrors(std::sync::Mutex<Option<std::time::Instant>>);
+
+impl<E: std::fmt::Display> r2d2::HandleError<E> for QuietConnectionErrors {
+    fn handle_error(&self, error: E) {
+        let mut last = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_none_or(|at| at.elapsed() >= CONNECTION_ERROR_EVERY) {
+            *last = Some(std::time::Instant::now());
+            log::warn!(
+                "database connection failed: {error} (said again in {} s if it lasts)",
+                CONNECTION_ERROR_EVERY.as_secs()
+            );
+        }
+    }
+}
+
 /// How long a SQLite connection waits for a lock another connection holds.
 pub const BUSY_TIMEOUT_MS: u64 = 10_000;
 
 /// Builds the pool; fails at once (with the real cause) if the database is unreachable.
 pub fn build_pool(config: &DatabaseConfig) -> Result<DbPool, r2d2::Error> {
     Pool::builder()
+        .error_handler(Box::new(QuietConnectionErrors::default()))
         .max_size(config.pool_size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(5))

@@ -44,6 +44,11 @@ impl Served {
         Served::start_on(rust_log, None, settings)
     }
 
+    /// Starts `vigil serve` on `database_url`.
+    pub fn start_on_database(rust_log: &str, database_url: &str) -> Served {
+        Served::start_on(rust_log, Some(database_url.to_owned()), &[])
+    }
+
     /// Starts `vigil serve` on a fresh SQLite file whatever the suite's backend, for what
     /// only SQLite can be made to do (another process holding its write lock).
     pub fn start_on_sqlite(rust_log: &str) -> Served {

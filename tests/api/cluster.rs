@@ -840,3 +840,34 @@ async fn a_redis_server_refusing_connections_is_logged_as_refusing_them() {
     let line = served.line_with(&["redis publisher cannot connect"]).await;
     assert!(line.to_lowercase().contains("refused"), "{line}");
 }
+
+/// With PostgreSQL down, the pool logged every failed connection attempt at error level
+/// (r2d2's own handler): about 250 lines in 20 s per instance, burying everything else.
+/// The cause is now said once, then at most every 30 s while it lasts.
+#[actix_web::test]
+async fn a_postgres_outage_is_logged_once_not_at_every_connection_attempt() {
+    let pg = OwnPostgres::start();
+    let url = fresh_postgres_database(&pg.url());
+    let served = crate::binary::Served::start_on_database("info", &url);
+    pg.stop();
+    let client = reqwest::Client::new();
+    for _ in 0..4 {
+        let resp = client
+            .get(format!("{}/readyz", served.url))
+            .send()
+            .await
+            .expect("readyz");
+        assert_eq!(resp.status(), 503);
+    }
+    served.line_with(&["database connection failed"]).await;
+    let lines = served.lines();
+    let said = lines
+        .iter()
+        .filter(|line| line.contains("database connection failed"))
+        .count();
+    assert_eq!(said, 1, "{lines:#?}");
+    assert!(
+        !lines.iter().any(|line| line.contains(" r2d2]")),
+        "{lines:#?}"
+    );
+}
