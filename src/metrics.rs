@@ -43,6 +43,8 @@ pub struct Metrics {
     /// The SQLite write-ahead log's file length, read at each scrape (SQLite only):
     /// shows a log held back from starting over, e.g. by a long-running reader.
     sqlite_wal: Option<(PathBuf, IntGauge)>,
+    /// `vigil_broker_connected`, with Redis only.
+    broker_connected: Option<IntGauge>,
 }
 
 impl Metrics {
@@ -168,6 +170,7 @@ impl Metrics {
             fanout_seconds,
             delivery_seconds,
             sqlite_wal: None,
+            broker_connected: None,
         })
     }
 
@@ -182,8 +185,24 @@ impl Metrics {
         Ok(())
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// Exports `vigil_broker_connected` (with Redis): an outage showed only in the log
+    /// and `/readyz`'s body, which stays 200 while this instance serves its own clients.
+    pub fn watch_broker(&mut self) -> Result<(), prometheus::Error> {
+        let gauge = IntGauge::new(
+            "broker_connected",
+            "1 while this instance is subscribed to Redis and Redis answers its publisher, else 0",
+        )?;
+        self.registry.register(Box::new(gauge.clone()))?;
+        self.broker_connected = Some(gauge);
+        Ok(())
+    }
+
+    /// The Prometheus text exposition; `broker` is the broker's state now (`None`: no
+    /// Redis).
+    pub fn render(&self, broker: Option<bool>) -> String {
+        if let (Some(gauge), Some(connected)) = (&self.broker_connected, broker) {
+            gauge.set(i64::from(connected));
+        }
         if let Some((path, gauge)) = &self.sqlite_wal {
             let len = crate::db::pool::sqlite_wal_len(path);
             gauge.set(i64::try_from(len).unwrap_or(i64::MAX));
@@ -302,7 +321,7 @@ mod tests {
             .delivery_seconds
             .with_label_values(&["sse"])
             .observe(20.0);
-        let buckets = sse_buckets(&metrics.render());
+        let buckets = sse_buckets(&metrics.render(None));
         let above_threshold = buckets
             .iter()
             .find(|(le, count)| *count == 1.0 && le != "+Inf")

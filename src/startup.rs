@@ -159,6 +159,11 @@ impl Application {
                 .watch_sqlite_wal(wal)
                 .map_err(|e| StartupError::Metrics(e.to_string()))?;
         }
+        if config.redis_url.is_some() {
+            metrics
+                .watch_broker()
+                .map_err(|e| StartupError::Metrics(e.to_string()))?;
+        }
         let metrics = Arc::new(metrics);
         let settings = ManagerSettings {
             heartbeat: config.heartbeat,

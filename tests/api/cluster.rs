@@ -640,9 +640,13 @@ async fn a_frozen_redis_shows_as_reconnecting_and_delivery_goes_on_through_the_l
     let mut sse_b = b.sse(&admin(), "patient_id=*").await;
     sse_b.connected().await;
 
+    let broker_gauge = |text: String| metric_sample(&text, "vigil_broker_connected", &[]);
+    assert_eq!(broker_gauge(a.metrics_text().await), Some(1.0));
     redis.freeze();
     let during = a.raise("p1", "critical").await;
     eventually("A's broker reconnecting", || broker_is(&a, "reconnecting")).await;
+    // Monitoring sees it too, not only the log and `/readyz`'s body (which stays 200).
+    assert_eq!(broker_gauge(a.metrics_text().await), Some(0.0));
     let event = sse_b.until(WAIT, |e| e.event == "alert").await;
     assert_eq!(
         event.id,
@@ -652,6 +656,7 @@ async fn a_frozen_redis_shows_as_reconnecting_and_delivery_goes_on_through_the_l
 
     redis.thaw();
     eventually("A's broker connected again", || broker_is(&a, "connected")).await;
+    assert_eq!(broker_gauge(a.metrics_text().await), Some(1.0));
     let after = a.raise("p1", "high").await;
     let event = sse_b.until(WAIT, |e| e.event == "alert").await;
     assert_eq!(event.id, after["seq"].to_string());
