@@ -3,6 +3,7 @@
 use diesel::Connection;
 use serde::Serialize;
 
+use super::KeyedWriteStop;
 use super::alerts::load_alert;
 use super::scope::allowed_in;
 use crate::auth::Principal;
@@ -51,26 +52,6 @@ pub enum Acked {
     Replayed(String),
 }
 
-/// Why an acknowledgment's transaction ended without storing: an error, or a retry to
-/// answer with what its key recorded (rolled back like an error, so the sequence number
-/// it took is given back).
-enum AckError {
-    Api(ApiError),
-    Replay(String),
-}
-
-impl From<diesel::result::Error> for AckError {
-    fn from(err: diesel::result::Error) -> Self {
-        AckError::Api(err.into())
-    }
-}
-
-impl From<ApiError> for AckError {
-    fn from(err: ApiError) -> Self {
-        AckError::Api(err)
-    }
-}
-
 /// Records an acknowledgment and its `alert_updated` event in one transaction, then
 /// publishes. Order of checks: role (403), alert in scope (404), a retry under the same
 /// `Idempotency-Key` (answered as the first time, or 422 for another acknowledgment),
@@ -97,7 +78,7 @@ pub async fn acknowledge(
     let outcome = state
         .writer
         .write_event(&state.broker, move |conn| {
-            let result = conn.transaction::<_, AckError, _>(|c| {
+            let result = conn.transaction::<_, KeyedWriteStop<String>, _>(|c| {
                 let seq = events::next_seq(c, &issued)?;
                 let allowed = allowed_in(c, &who)?;
                 let not_found = || super::alerts::no_alert(&req.alert_id);
@@ -117,9 +98,8 @@ pub async fn acknowledge(
                 if let Some(key) = &req.idempotency_key
                     && let Some(earlier) = acks::find_idempotent(c, &who.user_id, key)?
                 {
-                    return Err(
-                        replay(c, &earlier, &req).map_or_else(AckError::Api, AckError::Replay)
-                    );
+                    return Err(replay(c, &earlier, &req)
+                        .map_or_else(KeyedWriteStop::Api, KeyedWriteStop::Replay));
                 }
                 check_ack_permission(who.role, req.status)?;
                 let current: AlertStatus = row.status.parse().map_err(ApiError::Internal)?;
@@ -177,8 +157,8 @@ pub async fn acknowledge(
             });
             match result {
                 Ok((outcome, event)) => Ok((Acked::Recorded(Box::new(outcome)), Some(event))),
-                Err(AckError::Replay(answer)) => Ok((Acked::Replayed(answer), None)),
-                Err(AckError::Api(e)) => Err(e),
+                Err(KeyedWriteStop::Replay(answer)) => Ok((Acked::Replayed(answer), None)),
+                Err(KeyedWriteStop::Api(e)) => Err(e),
             }
         })
         .await?;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use diesel::Connection;
 use serde::Serialize;
 
+use super::KeyedWriteStop;
 use super::scope::allowed_in;
 use crate::auth::Principal;
 use crate::db::models::{AckRow, AlertRow, NewAlertRow, NewEventRow};
@@ -46,17 +47,6 @@ pub struct ListQuery {
     pub limit: i64,
 }
 
-enum RaiseError {
-    Api(ApiError),
-    Replay(String),
-}
-
-impl From<diesel::result::Error> for RaiseError {
-    fn from(err: diesel::result::Error) -> Self {
-        RaiseError::Api(err.into())
-    }
-}
-
 /// Persists a new alert and its `alert` event in one transaction, then publishes.
 /// Returns the alert and whether it is an idempotent replay of an earlier request.
 pub async fn raise_alert(
@@ -78,12 +68,12 @@ pub async fn raise_alert(
     let outcome = state
         .writer
         .write_event(&state.broker, move |conn| {
-            let result = conn.transaction::<_, RaiseError, _>(|c| {
+            let result = conn.transaction::<_, KeyedWriteStop<String>, _>(|c| {
                 let seq = events::next_seq(c, &issued)?;
                 if let Some(key) = &idempotency_key
                     && let Some(existing) = alerts::find_idempotent(c, &creator, key)?
                 {
-                    return Err(RaiseError::Replay(existing));
+                    return Err(KeyedWriteStop::Replay(existing));
                 }
                 let now = now_millis();
                 let id = uuid::Uuid::now_v7().to_string();
@@ -109,8 +99,8 @@ pub async fn raise_alert(
                     alerts::remember_idempotent(c, &creator, key, &id, now)?;
                 }
                 let alert = to_alert(&stored_row(&row), Vec::new());
-                let payload = serde_json::to_string(&alert)
-                    .map_err(|e| RaiseError::Api(ApiError::Internal(e.to_string())))?;
+                let payload =
+                    serde_json::to_string(&alert).map_err(|e| ApiError::Internal(e.to_string()))?;
                 events::insert(
                     c,
                     &NewEventRow {
@@ -133,7 +123,7 @@ pub async fn raise_alert(
             });
             match result {
                 Ok((alert, event)) => Ok((Raised::Created(alert), Some(event))),
-                Err(RaiseError::Replay(existing)) => {
+                Err(KeyedWriteStop::Replay(existing)) => {
                     let raised = match alerts::get(conn, &existing)? {
                         Some(row) if same_request(&row, &new) => Raised::Replayed(as_created(&row)),
                         Some(row) => Raised::KeyReused(row.id),
@@ -141,7 +131,7 @@ pub async fn raise_alert(
                     };
                     Ok((raised, None))
                 }
-                Err(RaiseError::Api(e)) => Err(e),
+                Err(KeyedWriteStop::Api(e)) => Err(e),
             }
         })
         .await?;
