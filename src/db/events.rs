@@ -64,17 +64,25 @@ pub fn next_seq(conn: &mut AnyConnection, issued: &IssuedIds) -> QueryResult<i64
          resuming from a lost id are told to reload",
         upto + 1
     );
+    // The head's row is locked since `bump_head`: setting it outright is safe.
     diesel::update(event_head::table.filter(event_head::id.eq(1)))
         .set(event_head::seq.eq(upto))
         .execute(conn)?;
+    record_skipped(conn, seq - 1, upto)?;
+    bump_head(conn)
+}
+
+/// Records the ids `(after, upto]` the head moved past without events as never issued
+/// (see [`skipped`]).
+fn record_skipped(conn: &mut AnyConnection, after: i64, upto: i64) -> QueryResult<()> {
     diesel::insert_into(skipped_ids::table)
         .values((
-            skipped_ids::after_seq.eq(seq - 1),
+            skipped_ids::after_seq.eq(after),
             skipped_ids::upto_seq.eq(upto),
             skipped_ids::created_at.eq(crate::domain::now_millis()),
         ))
-        .execute(conn)?;
-    bump_head(conn)
+        .execute(conn)
+        .map(|_| ())
 }
 
 fn bump_head(conn: &mut AnyConnection) -> QueryResult<i64> {
@@ -95,13 +103,7 @@ pub fn skip_ids(conn: &mut AnyConnection, count: i64) -> QueryResult<i64> {
             .set(event_head::seq.eq(event_head::seq + count))
             .execute(c)?;
         let after = head(c)?;
-        diesel::insert_into(skipped_ids::table)
-            .values((
-                skipped_ids::after_seq.eq(before),
-                skipped_ids::upto_seq.eq(after),
-                skipped_ids::created_at.eq(crate::domain::now_millis()),
-            ))
-            .execute(c)?;
+        record_skipped(c, before, after)?;
         Ok(after)
     })
 }

@@ -50,15 +50,17 @@ impl AlertConnectionManager {
     /// every event before it was delivered, else once they are (the log is read up to
     /// them). Applied on arrival, a removal overtook the alerts raised before it that
     /// were still being read from the log, and the nurse never got them.
-    fn place_confirmed_claim(&mut self, received: Instant, claim: CareTeamChange) {
+    fn place_confirmed_claim(
+        &mut self,
+        received: Instant,
+        claim: CareTeamChange,
+        ctx: &mut Context<Self>,
+    ) {
         if claim.after_seq <= self.head {
             self.apply_care_team_change(claim, received);
             return;
         }
-        self.announced = Some(
-            self.announced
-                .map_or(claim.after_seq, |a| a.max(claim.after_seq)),
-        );
+        self.read_log_upto(claim.after_seq, ctx);
         let at = self
             .confirmed_claims
             .iter()
@@ -135,7 +137,7 @@ impl AlertConnectionManager {
                         } else if holds == claim.assigned {
                             // A place past the log's head is not this database's.
                             claim.after_seq = claim.after_seq.min(log_head);
-                            act.place_confirmed_claim(received, claim);
+                            act.place_confirmed_claim(received, claim, ctx);
                         } else {
                             log::debug!(
                                 "announced care-team change not in the database, ignored user_id={} patient_id={}",
@@ -150,7 +152,6 @@ impl AlertConnectionManager {
             }
             // The events these claims held back (see `drain`), now matched under them.
             act.drain();
-            act.read_announced(ctx);
             act.confirm_care_team_claims(ctx);
         }));
     }

@@ -326,10 +326,7 @@ impl Handler<Publish> for AlertConnectionManager {
 impl Handler<Announced> for AlertConnectionManager {
     type Result = ();
     fn handle(&mut self, msg: Announced, ctx: &mut Context<Self>) {
-        if msg.0 > self.head {
-            self.announced = Some(self.announced.map_or(msg.0, |a| a.max(msg.0)));
-            self.read_announced(ctx);
-        }
+        self.read_log_upto(msg.0, ctx);
     }
 }
 

@@ -180,6 +180,15 @@ impl AlertConnectionManager {
         }
     }
 
+    /// Has the log read up to `upto` (if past what was delivered): now, or when the read
+    /// under way ends.
+    pub(super) fn read_log_upto(&mut self, upto: i64, ctx: &mut Context<Self>) {
+        if upto > self.head {
+            self.announced = Some(self.announced.map_or(upto, |a| a.max(upto)));
+            self.read_announced(ctx);
+        }
+    }
+
     /// Reads up to the largest number other instances announced, unless a read is under
     /// way (its end calls this again).
     pub(super) fn read_announced(&mut self, ctx: &mut Context<Self>) {
