@@ -30,6 +30,9 @@ pub struct Metrics {
     pub limit_rejections: IntCounterVec,
     /// SQLite writes refused (503) by cause: `locked`, `full`, `failing`.
     pub write_failures: IntCounterVec,
+    /// Times a read of the event log found it behind what this instance had delivered:
+    /// the database lost committed events, which an operator must hear of.
+    pub event_log_behind: IntCounter,
     /// WebSocket connections accepted while the transport is deprecated.
     pub ws_deprecated_connections: IntCounter,
     /// WebSocket frames received, by type.
@@ -73,6 +76,10 @@ impl Metrics {
             ),
             &["cause"],
         )?;
+        let event_log_behind = IntCounter::new(
+            "event_log_behind_total",
+            "Reads of the event log that found it ending below events this instance had delivered: the database lost committed events",
+        )?;
         let ws_deprecated_connections = IntCounter::new(
             "ws_deprecated_connections_total",
             "WebSocket connections while deprecated",
@@ -94,6 +101,7 @@ impl Metrics {
         registry.register(Box::new(replayed_events.clone()))?;
         registry.register(Box::new(limit_rejections.clone()))?;
         registry.register(Box::new(write_failures.clone()))?;
+        registry.register(Box::new(event_log_behind.clone()))?;
         registry.register(Box::new(ws_deprecated_connections.clone()))?;
         registry.register(Box::new(ws_frames.clone()))?;
         let delivery_seconds = HistogramVec::new(
@@ -165,6 +173,7 @@ impl Metrics {
             replayed_events,
             limit_rejections,
             write_failures,
+            event_log_behind,
             ws_deprecated_connections,
             ws_frames,
             fanout_seconds,

@@ -110,6 +110,10 @@ impl AlertConnectionManager {
             return;
         }
         self.reading_log = true;
+        // What was delivered when the read began: the head it finds can only be measured
+        // against that. Events committed while it runs reach the manager from the writer
+        // (or Redis) before its answer does, so the head by then is legitimately past it.
+        let delivered_before = self.head;
         let pool = self.pool.clone();
         let read = async move {
             db::run(&pool, move |c| {
@@ -125,7 +129,7 @@ impl AlertConnectionManager {
             act.reading_log = false;
             match result {
                 Ok((rows, log_head)) => {
-                    act.report_log_behind(log_head);
+                    act.report_log_behind(log_head, delivered_before);
                     let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= LOG_BATCH;
                     let first_found = rows.first().map(|row| row.seq);
                     for row in rows {
@@ -164,18 +168,18 @@ impl AlertConnectionManager {
     }
 
     /// Says once (per head found) that the database's log ends below what this instance
-    /// has delivered: it lost committed events. Nothing is changed here; the next event
-    /// written retires the lost ids (`db::events::next_seq`).
-    fn report_log_behind(&mut self, log_head: i64) {
-        if log_head >= self.head {
+    /// had delivered when the read began: it lost committed events. Nothing is changed
+    /// here; the next event written retires the lost ids (`db::events::next_seq`).
+    fn report_log_behind(&mut self, log_head: i64, delivered_before: i64) {
+        if log_head >= delivered_before {
             self.log_behind_reported = None;
         } else if self.log_behind_reported != Some(log_head) {
             self.log_behind_reported = Some(log_head);
+            self.metrics.event_log_behind.inc();
             log::error!(
                 "the database's event log ends at {log_head}, but this instance has delivered \
-                 events up to {}: the database has lost committed events; the next event \
-                 written retires their ids",
-                self.head
+                 events up to {delivered_before}: the database has lost committed events; the \
+                 next event written retires their ids"
             );
         }
     }
