@@ -20,6 +20,7 @@ use crate::state::AppState;
     tag = "acknowledgments",
     params(
         ("alert_id" = String, Path, description = "The alert's id (UUID v7)", example = "019a8f3e-5b1c-7d2e-9f00-1a2b3c4d5e6f"),
+        ("role" = Option<crate::openapi::Role>, Query, description = "Seed-era clients: may only name the token's own role"),
         ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]([ -~]*[!-~])?$", min_length = 1, max_length = 255, description = "1-255 printable ASCII characters, given once, scoped to the caller's `sub`: a repeat of the same acknowledgment (alert, status, note) is answered as the first time (200, `Idempotent-Replayed: true`) and recorded once; the key with a different acknowledgment is 422"),
     ),
     request_body(content = Option<crate::openapi::AckRequest>, content_type = "application/json",
@@ -39,7 +40,15 @@ pub async fn acknowledge(
     body: TimedBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    handle(&req, &principal, path.into_inner(), &body, &state, None).await
+    handle(
+        &req,
+        &principal,
+        path.into_inner(),
+        &body,
+        &state,
+        Path::Current,
+    )
+    .await
 }
 
 /// The seed-era path; an optional `?patient_id=` must match the alert's patient.
@@ -49,6 +58,7 @@ pub async fn acknowledge(
     tag = "acknowledgments",
     params(
         ("alert_id" = String, Path, description = "The alert's id (UUID v7)", example = "019a8f3e-5b1c-7d2e-9f00-1a2b3c4d5e6f"),
+        ("role" = Option<crate::openapi::Role>, Query, description = "Seed-era clients: may only name the token's own role"),
         ("patient_id" = Option<String>, Query, pattern = "^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "When given, must be the alert's patient (else 404)", example = "123"),
         ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]([ -~]*[!-~])?$", min_length = 1, max_length = 255, description = "1-255 printable ASCII characters, given once, scoped to the caller's `sub`: a repeat of the same acknowledgment (alert, status, note) is answered as the first time (200, `Idempotent-Replayed: true`) and recorded once; the key with a different acknowledgment is 422"),
     ),
@@ -69,12 +79,22 @@ pub async fn acknowledge_seed_alias(
     body: TimedBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = crate::query::QueryPairs::parse(req.query_string())?;
-    let expected = match query.single("patient_id")? {
-        Some(raw) => Some(PatientId::parse(raw).map_err(|m| ApiError::invalid("patient_id", m))?),
-        None => None,
-    };
-    handle(&req, &principal, path.into_inner(), &body, &state, expected).await
+    handle(
+        &req,
+        &principal,
+        path.into_inner(),
+        &body,
+        &state,
+        Path::SeedAlias,
+    )
+    .await
+}
+
+/// Which of the two paths a request came by: only the seed-era alias takes `patient_id`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Current,
+    SeedAlias,
 }
 
 async fn handle(
@@ -83,8 +103,18 @@ async fn handle(
     alert_id: String,
     body: &[u8],
     state: &AppState,
-    expected_patient: Option<PatientId>,
+    path: Path,
 ) -> Result<HttpResponse, ApiError> {
+    let query = crate::query::QueryPairs::parse(req.query_string())?;
+    // Seed-era clients send their `role` here too: it may only name the token's own.
+    crate::scope::check_role_param(principal.role, query.single("role")?)?;
+    let expected_patient = match path {
+        Path::SeedAlias => query
+            .single("patient_id")?
+            .map(|raw| PatientId::parse(raw).map_err(|m| ApiError::invalid("patient_id", m)))
+            .transpose()?,
+        Path::Current => None,
+    };
     if !principal.role.may_acknowledge() {
         return Err(ApiError::Forbidden(format!(
             "role {} may not acknowledge alerts",

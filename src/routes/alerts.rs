@@ -151,6 +151,7 @@ pub async fn list(
     tag = "alerts",
     params(
         ("alert_id" = String, Path, description = "The alert's id (UUID v7)", example = "019a8f3e-5b1c-7d2e-9f00-1a2b3c4d5e6f"),
+        ("role" = Option<crate::openapi::Role>, Query, description = "Seed-era clients: may only name the token's own role"),
     ),
     responses(
         (status = 200, description = "The alert with its acknowledgments", body = crate::openapi::Alert),
@@ -162,10 +163,13 @@ pub async fn list(
     security(("bearer" = []), ("cookie" = []))
 )]
 pub async fn get(
+    req: HttpRequest,
     principal: Principal,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let query = crate::query::QueryPairs::parse(req.query_string())?;
+    crate::scope::check_role_param(principal.role, query.single("role")?)?;
     let alert = service::get_alert(&state, &principal, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(alert))
 }

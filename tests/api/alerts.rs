@@ -529,6 +529,51 @@ async fn the_role_parameter_may_only_name_the_tokens_own_role_on_the_list_too() 
 }
 
 #[actix_web::test]
+async fn the_role_parameter_may_only_name_the_tokens_own_role_on_one_alert_and_its_acknowledgment()
+{
+    // Seed-era clients send `role` with every request, the acknowledgment on the
+    // seed-era alias above all; these endpoints used to ignore a role the token lacks.
+    let app = spawn_app().await;
+    app.assign("123", "alice").await;
+    let alert = app.raise("123", "high").await;
+    let alert_id = id(&alert);
+    let nurse = token("alice", "nurse", None);
+    let one = format!("/api/v1/alerts/{alert_id}");
+    let current = format!("/api/v1/alerts/{alert_id}/acknowledge");
+    let alias = format!("/api/v1/alerts/alerts/{alert_id}/acknowledge?patient_id=123&");
+    let body = json!({"status": "acknowledged"});
+    for other in ["admin", "doctor"] {
+        let resp = app.get(&format!("{one}?role={other}"), &nurse).await;
+        expect_problem(resp, 403, &format!("GET one alert as role {other}")).await;
+        for path in [
+            format!("{current}?role={other}"),
+            format!("{alias}role={other}"),
+        ] {
+            let resp = app.post_json(&path, &nurse, &body).await;
+            expect_problem(resp, 403, &format!("POST {path}")).await;
+        }
+    }
+    let resp = app.get(&format!("{one}?role=superuser"), &nurse).await;
+    let problem = expect_problem(resp, 422, "an unknown role").await;
+    assert_eq!(error_fields(&problem), vec!["role"]);
+    let fetched = app.get_ok(&format!("{one}?role=nurse"), &nurse).await;
+    assert_eq!(
+        fetched["status"], "open",
+        "refused acknowledgments recorded nothing"
+    );
+    for path in [
+        format!("{current}?role=nurse"),
+        format!("{alias}role=nurse"),
+    ] {
+        let resp = app.post_json(&path, &nurse, &body).await;
+        assert_eq!(resp.status(), 200, "POST {path}");
+    }
+    let fetched = app.get_ok(&one, &nurse).await;
+    let trail = fetched["acknowledgments"].as_array().map(Vec::len);
+    assert_eq!(trail, Some(2), "{fetched}");
+}
+
+#[actix_web::test]
 async fn one_alert_is_returned_with_its_acknowledgments() {
     let app = spawn_app().await;
     app.assign("123", "alice").await;
