@@ -517,3 +517,35 @@ async fn a_stream_refused_by_the_instance_limit_is_logged_as_a_warning_not_an_er
         .await;
     assert!(line.contains("WARN") && !line.contains("ERROR"), "{line}");
 }
+
+/// A client's broken WebSocket frame is its own error, answered on its session: a ping
+/// sent in fragments (FIN clear, which RFC 6455 forbids for control frames) was also
+/// logged by actix-http as `ERROR Unfinished fragment Ping`, so any client holding a
+/// token could write an error line per connection.
+#[actix_web::test]
+async fn a_fragmented_ping_closes_its_session_without_an_error_line() {
+    let served = Served::start("info");
+    let ws_url = served.url.replacen("http://", "ws://", 1);
+    let mut rogue = WsClient::connect(&format!("{ws_url}/ws?token={}", admin())).await;
+    rogue.until_type("connected").await;
+    // A ping, FIN clear, masked with a zero key, no payload.
+    rogue.send_bytes(&[0x09, 0x80, 0, 0, 0, 0]).await;
+    let close = rogue.closed(WAIT).await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1002, "{close:?}");
+    // A request after it: its access line comes after anything the close logged.
+    let after = reqwest::Client::new()
+        .get(format!("{}/healthz", served.url))
+        .header("X-Request-Id", "after-fragmented-ping")
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(after.status(), 200);
+    served
+        .line_with(&["GET /healthz 200", "request_id=after-fragmented-ping"])
+        .await;
+    let log = served.lines().join("\n");
+    assert!(
+        !log.lines().any(|l| l.contains("ERROR")),
+        "no error line:\n{log}"
+    );
+}
