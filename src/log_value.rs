@@ -36,9 +36,75 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
+/// The request path as the access log may show it: a JWT put in the path instead of the
+/// query (`/ws;token=eyJ…`, a client's mistake) is answered 404, and its line must not
+/// carry the token. Any run that looks like a JWT (three base64url parts, the first
+/// starting `eyJ`) is replaced, and so is whatever follows a `token=`.
+pub fn path_without_credentials(path: &str) -> Cow<'_, str> {
+    const HIDDEN: &str = "<redacted>";
+    let is_part = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=');
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut at = 0;
+    while at < path.len() {
+        let rest = &path[at..];
+        let value_at = if rest.starts_with("token=") {
+            Some(at + "token=".len())
+        } else if rest.starts_with("eyJ") {
+            let run = rest.find(|c: char| !is_part(c)).unwrap_or(rest.len());
+            (rest[..run].matches('.').count() >= 2).then_some(at)
+        } else {
+            None
+        };
+        let Some(start) = value_at else {
+            at += rest.chars().next().map_or(1, char::len_utf8);
+            continue;
+        };
+        let end = path[start..]
+            .find(['/', ';', '&', '?'])
+            .map_or(path.len(), |n| start + n);
+        out.push_str(&path[copied..start]);
+        out.push_str(HIDDEN);
+        copied = end;
+        at = end.max(at + 1);
+    }
+    if copied == 0 {
+        Cow::Borrowed(path)
+    } else {
+        out.push_str(&path[copied..]);
+        Cow::Owned(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::quoted_if_needed;
+    use super::{path_without_credentials, quoted_if_needed};
+
+    #[test]
+    fn a_token_in_the_path_is_not_logged() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
+        assert_eq!(path_without_credentials("/ws"), "/ws");
+        assert_eq!(
+            path_without_credentials("/api/v1/alerts/0193-x/acknowledge"),
+            "/api/v1/alerts/0193-x/acknowledge"
+        );
+        assert_eq!(
+            path_without_credentials(&format!("/ws;token={jwt}")),
+            "/ws;token=<redacted>"
+        );
+        assert_eq!(
+            path_without_credentials(&format!("/ws/{jwt}/x")),
+            "/ws/<redacted>/x"
+        );
+        assert_eq!(
+            path_without_credentials("/a;token=abc;b=1"),
+            "/a;token=<redacted>;b=1"
+        );
+        assert_eq!(path_without_credentials("/token="), "/token=<redacted>");
+        // Not a JWT: one dot only, or no `eyJ` start.
+        assert_eq!(path_without_credentials("/eyJa.b"), "/eyJa.b");
+        assert_eq!(path_without_credentials("/é/eyJ"), "/é/eyJ");
+    }
 
     #[test]
     fn only_values_that_could_forge_a_field_are_quoted() {

@@ -46,7 +46,7 @@ pub async fn middleware(
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
-    let path = req.path().to_owned();
+    let path = crate::log_value::path_without_credentials(req.path()).into_owned();
     let mut res = next.call(req).await?;
     // A 5xx built by its handler without an error (the readiness probe's 503) is an
     // answer, not a failure: that handler logs its cause at the level it deserves.

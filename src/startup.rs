@@ -238,10 +238,14 @@ impl Application {
                 .wrap(ErrorHandlers::new().default_handler(handlers::cors_refusal_to_problem))
                 // The id comes from the request's extensions: the request-id middleware
                 // wraps this one, so its response header does not exist yet when the
-                // logger renders the line. Path only (`%U`): a query may hold `?token=`.
+                // logger renders the line. Path only: a query may hold `?token=`, and a
+                // token put in the path by mistake is replaced too.
                 .wrap(
-                    Logger::new("%a %{method}xi %U %s %b %Dms request_id=%{request_id}xi")
+                    Logger::new("%a %{method}xi %{path}xi %s %b %Dms request_id=%{request_id}xi")
                         .custom_request_replace("method", |req| req.method().to_string())
+                        .custom_request_replace("path", |req| {
+                            crate::log_value::path_without_credentials(req.path()).into_owned()
+                        })
                         .custom_request_replace("request_id", |req| {
                             crate::request_id::of(req.request()).unwrap_or_else(|| "-".to_owned())
                         }),

@@ -549,3 +549,32 @@ async fn a_fragmented_ping_closes_its_session_without_an_error_line() {
         "no error line:\n{log}"
     );
 }
+
+/// A token put in the path by mistake (`/ws;token=…` for `/ws?token=…`, or pasted where
+/// an id goes) is answered 404, and its access line used to carry the whole token.
+#[actix_web::test]
+async fn a_token_put_in_the_path_by_mistake_is_not_logged() {
+    let served = Served::start("info");
+    let client = reqwest::Client::new();
+    let nurse = token("alice", "nurse", None);
+    for (path, request_id) in [
+        (format!("/ws;token={nurse}"), "path-token-0001"),
+        (format!("/api/v1/alerts/{nurse}"), "path-token-0002"),
+    ] {
+        let resp = client
+            .get(format!("{}{path}", served.url))
+            .bearer_auth(&nurse)
+            .header("X-Request-Id", request_id)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(resp.status(), 404, "{path}");
+        let line = served
+            .line_with(&["404", &format!("request_id={request_id}")])
+            .await;
+        assert!(line.contains("<redacted>"), "{line}");
+    }
+    let log = served.lines().join("\n");
+    let signature = nurse.rsplit('.').next().expect("signature");
+    assert!(!log.contains(signature), "the token is in the log:\n{log}");
+}
