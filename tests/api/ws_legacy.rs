@@ -360,6 +360,10 @@ async fn malformed_frames_get_error_frames_and_neither_the_session_nor_other_cli
             "invalid",
         ),
         (Message::text(json!({"type": "ack"}).to_string()), "invalid"),
+        (
+            Message::text(json!({"type": "ack", "alert_id": 123}).to_string()),
+            "invalid",
+        ),
     ];
     for (message, code) in cases {
         let shown: String = message.to_string().chars().take(40).collect();
@@ -375,6 +379,33 @@ async fn malformed_frames_get_error_frames_and_neither_the_session_nor_other_cli
             "{shown}: {error}"
         );
     }
+    // An `alert_id` that is there but not a string is not called missing.
+    let said = error_message_of(&mut rogue, json!({"type": "ack", "alert_id": null})).await;
+    assert!(said.contains("required"), "{said}");
+    let said = error_message_of(&mut rogue, json!({"type": "ack", "alert_id": 123})).await;
+    assert!(said.contains("string") && said.contains("123"), "{said}");
+    // Anything else wrong in an `ack` that names an alert is that alert's `ack_result`,
+    // refused with the HTTP acknowledgment's status and code.
+    let alert_id = "0193a0e0-0000-7000-8000-000000000000";
+    rogue
+        .send_json(&json!({"type": "ack", "alert_id": alert_id, "x": 1}))
+        .await;
+    let refused = rogue.next_json(WAIT).await.expect("an answer");
+    assert_eq!(
+        (
+            &refused["type"],
+            &refused["alert_id"],
+            &refused["ok"],
+            &refused["status"]
+        ),
+        (
+            &json!("ack_result"),
+            &json!(alert_id),
+            &json!(false),
+            &json!(422)
+        ),
+        "{refused}"
+    );
 
     let alert = app.raise("ward", "critical").await;
     for (who, ws) in [("rogue", &mut rogue), ("bystander", &mut bystander)] {
@@ -1078,4 +1109,12 @@ async fn a_handshake_with_a_malformed_key_or_over_http_1_0_is_400() {
     // A well-formed handshake still opens.
     let resp = app.ws_handshake(&format!("token={}", admin()), &[]).await;
     assert_eq!(resp.status(), 101);
+}
+
+/// Sends `frame` and returns the message of the `error` frame it gets.
+async fn error_message_of(ws: &mut WsClient, frame: Value) -> String {
+    ws.send_json(&frame).await;
+    let error = ws.next_json(WAIT).await.expect("an error frame");
+    assert_eq!(error["type"], "error", "{frame}: {error}");
+    error["message"].as_str().unwrap_or_default().to_owned()
 }

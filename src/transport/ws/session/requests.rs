@@ -130,15 +130,20 @@ impl WsSession {
 
     /// `ack`: the HTTP acknowledgment's rules and service, answered with `ack_result`.
     pub(super) fn on_ack(&mut self, value: &Value, ctx: &mut ws::WebsocketContext<Self>) {
-        let alert_id = value
-            .get("alert_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        if alert_id.is_empty() {
-            ctx.text(error_frame("invalid", "`alert_id` is required"));
-            return;
-        }
+        // Without an id there is no alert to answer `ack_result` for: an `error` frame.
+        let alert_id = match value.get("alert_id") {
+            None | Some(Value::Null) => {
+                ctx.text(error_frame("invalid", "`alert_id` is required"));
+                return;
+            }
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            Some(other) => {
+                let message =
+                    format!("`alert_id` must be the alert's id as a non-empty string, not {other}");
+                ctx.text(error_frame("invalid", &message));
+                return;
+            }
+        };
         let mut body = value.clone();
         if let Some(obj) = body.as_object_mut() {
             obj.remove("type");
