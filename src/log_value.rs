@@ -9,31 +9,18 @@ use std::borrow::Cow;
 
 /// The value as it may stand after `key=` in a log line.
 pub fn quoted_if_needed(value: &str) -> Cow<'_, str> {
-    let plain = !value.is_empty() && value.chars().all(|c| {
-        !c.is_whitespace()
-            && !c.is_control()
-            && !matches!(c, '=' | '"' | '\\' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-            && !is_invisible(c)
-    });
+    let plain = !value.is_empty()
+        && value.chars().all(|c| {
+            !c.is_whitespace()
+                && !c.is_control()
+                && !matches!(c, '=' | '"' | '\\')
+                && !crate::domain::is_invisible_or_reordering(c)
+        });
     if plain {
         Cow::Borrowed(value)
     } else {
         Cow::Owned(format!("{value:?}"))
     }
-}
-
-/// Characters that print as nothing: `alice` with a zero-width space read as `alice` in
-/// the log while being another user.
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'
-            | '\u{061C}'
-            | '\u{180E}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{FEFF}'
-    )
 }
 
 /// The request path as the access log may show it: a JWT put in the path instead of the

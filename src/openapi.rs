@@ -453,7 +453,7 @@ pub struct CareTeamAssignment {
 pub struct ReplaceCareTeam {
     /// User ids, 1-128 printable characters each.
     #[schema(
-        pattern = "^(?!\\.\\.?$)[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$",
+        pattern = "^(?!\\.\\.?$)(?!\\s)(?!.*\\s$)[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]{1,128}$",
         min_length = 1,
         max_length = 128
     )]

@@ -824,11 +824,34 @@ fn claims_ok(token: &str) -> bool {
         .as_deref()
         .is_none_or(|p| vigil::domain::PatientId::parse(p).is_ok());
     roles.contains(&claims.role.as_str())
-        && (1..=128).contains(&claims.sub.len())
-        && claims.sub != "."
-        && claims.sub != ".."
+        && sub_ok(&claims.sub)
         && patient_ok
         && (claims.role != "patient" || claims.patient_id.is_some())
+}
+
+/// docs/API.md's user id: 1-128 characters, not `.` or `..`, no control character, no
+/// U+FFFD, no white space at either end, nothing that prints as nothing or reorders text.
+fn sub_ok(sub: &str) -> bool {
+    let hidden = |c: char| {
+        matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+    };
+    (1..=128).contains(&sub.chars().count())
+        && sub != "."
+        && sub != ".."
+        && sub.trim() == sub
+        && !sub
+            .chars()
+            .any(|c| c.is_control() || c == '\u{FFFD}' || hidden(c))
 }
 
 /// Tokens near the valid ones: real tokens with one edit, and well-signed tokens with
@@ -852,7 +875,13 @@ fn arb_token() -> impl Strategy<Value = String> {
         token.into_iter().collect::<String>()
     });
     let crafted = (
-        prop_oneof![Just(String::new()), "[a-z]{1,12}", ".{0,20}", "a{120,140}"],
+        prop_oneof![
+            Just(String::new()),
+            "[a-z]{1,12}",
+            ".{0,20}",
+            "a{120,140}",
+            " ?[a-z]{1,4}\u{200B}? ?"
+        ],
         prop_oneof![
             prop::sample::select(vec![
                 "admin",

@@ -64,7 +64,7 @@ pub fn authenticate(
         .map_err(|_| ApiError::Unauthorized("token role is not one of Vigil's roles".to_owned()))?;
     if !crate::domain::is_user_id(&claims.sub) {
         return Err(ApiError::Unauthorized(
-            "token `sub` must be 1-128 printable characters, not \".\" or \"..\"".to_owned(),
+            "token `sub` must be 1-128 printable characters, none invisible and no white space at either end, not \".\" or \"..\"".to_owned(),
         ));
     }
     let patient_id = match claims.patient_id.as_deref() {

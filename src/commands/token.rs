@@ -13,7 +13,7 @@ const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(366 * 86_400
 pub fn mint(args: &TokenArgs) -> Result<String, String> {
     let role: Role = args.role.parse().map_err(|e| format!("--role: {e}"))?;
     if !crate::domain::is_user_id(&args.sub) {
-        return Err("--sub: must be 1-128 printable characters, not \".\" or \"..\"".to_owned());
+        return Err("--sub: must be 1-128 printable characters, none invisible and no white space at either end, not \".\" or \"..\"".to_owned());
     }
     let patient_id = match &args.patient {
         Some(raw) => Some(

@@ -31,13 +31,34 @@ pub fn is_dot_segment(raw: &str) -> bool {
 /// care team must not act either, and a newline or ESC in one would split log lines and
 /// reach terminals through the audit trail. Nor U+FFFD, what invalid UTF-8 in a URL is
 /// decoded to: `…/care-team/jos%e9` and `…/jos%e8` (two people) became one member.
+/// Nor a character that prints as nothing or reorders the text, nor white space at
+/// either end: `nurse1` with a zero-width space, or ` nurse1`, was put on a care team,
+/// listed beside the real `nurse1` looking the same, and matched no one's token.
 pub fn is_user_id(raw: &str) -> bool {
     !raw.is_empty()
         && !is_dot_segment(raw)
         && raw.chars().count() <= 128
-        && !raw
-            .chars()
-            .any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER)
+        && raw.trim() == raw
+        && !raw.chars().any(|c| {
+            c.is_control() || c == char::REPLACEMENT_CHARACTER || is_invisible_or_reordering(c)
+        })
+}
+
+/// Characters that print as nothing (zero-width spaces and joiners, the soft hyphen, the
+/// byte-order mark) or reorder the text around them (bidirectional controls): text
+/// holding one looks like other text.
+pub fn is_invisible_or_reordering(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 /// Milliseconds since the Unix epoch, as stored; rendered as RFC 3339 UTC.

@@ -152,7 +152,7 @@ fn assignment(patient_id: &str, member: &service::Member) -> Value {
     tag = "care-team",
     params(
         ("patient_id" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
-        ("user_id" = String, Path, pattern = "^(?!\\.\\.?$)[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+        ("user_id" = String, Path, pattern = "^(?!\\.\\.?$)(?!\\s)(?!.*\\s$)[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`), none invisible, no white space at either end", example = "alice"),
     ),
     responses(
         (status = 200, description = "The member", body = crate::openapi::CareTeamAssignment),
@@ -188,7 +188,7 @@ pub async fn get_member(
     tag = "care-team",
     params(
         ("patient_id" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
-        ("user_id" = String, Path, pattern = "^(?!\\.\\.?$)[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+        ("user_id" = String, Path, pattern = "^(?!\\.\\.?$)(?!\\s)(?!.*\\s$)[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`), none invisible, no white space at either end", example = "alice"),
     ),
     responses(
         crate::openapi::StrayBody,
@@ -231,7 +231,7 @@ pub async fn assign(
     tag = "care-team",
     params(
         ("patient_id" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9_.-]{1,64}$", min_length = 1, max_length = 64, description = "1-64 of `[A-Za-z0-9_.-]`", example = "123"),
-        ("user_id" = String, Path, pattern = "^(?!\\.\\.?$)[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`)", example = "alice"),
+        ("user_id" = String, Path, pattern = "^(?!\\.\\.?$)(?!\\s)(?!.*\\s$)[^\\x00-\\x1F\\x7F-\\x9F\\uFFFD\\u00AD\\u061C\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF]{1,128}$", min_length = 1, max_length = 128, description = "1-128 printable characters (a token `sub`), none invisible, no white space at either end", example = "alice"),
     ),
     responses(
         crate::openapi::StrayBody,

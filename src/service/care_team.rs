@@ -53,7 +53,7 @@ pub fn parse_user_id_in(field: &str, raw: &str) -> Result<String, ApiError> {
     } else {
         Err(ApiError::invalid(
             field,
-            "must be 1-128 printable characters of valid UTF-8 (percent-encoded in a URL), not \".\" or \"..\"",
+            "must be 1-128 printable characters of valid UTF-8 (percent-encoded in a URL), none invisible and no white space at either end, not \".\" or \"..\"",
         ))
     }
 }

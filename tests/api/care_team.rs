@@ -361,6 +361,49 @@ async fn a_user_id_that_is_not_utf8_in_the_url_is_refused_not_merged() {
     assert_eq!(team["members"], serde_json::json!([]), "nothing stored");
 }
 
+/// A member whose id holds a character that prints as nothing, or white space at an
+/// end, was stored and listed beside the real one looking the same, while matching no
+/// one's token: the admin saw the right nurse on the team and the nurse saw nothing.
+/// Such ids are a 422, in a path or a body, and a token carrying one as `sub` is a 401.
+#[actix_web::test]
+async fn look_alike_user_ids_are_refused_on_the_care_team_and_in_tokens() {
+    let app = spawn_app().await;
+    let root = admin();
+    for encoded in [
+        "nurse1%E2%80%8B",
+        "%20nurse1",
+        "nurse1%20",
+        "%E2%80%AEnurse1",
+    ] {
+        let path = format!("/api/v1/patients/p1/care-team/{encoded}");
+        let resp = app.send(reqwest::Method::PUT, &path, &root, None).await;
+        let problem = expect_problem(resp, 422, &format!("PUT {path}")).await;
+        assert_eq!(error_fields(&problem), ["user_id"], "{problem}");
+    }
+    for look_alike in [
+        " nurse2",
+        "nurse2 ",
+        "a\u{200b}b",
+        "\u{202e}evil",
+        "\u{feff}x",
+    ] {
+        let body = serde_json::json!({"user_ids": ["nurse2", look_alike]});
+        let resp = put(&app, "/api/v1/patients/p1/care-team", &root, Some(body)).await;
+        let problem = expect_problem(resp, 422, &format!("{look_alike:?} in a body")).await;
+        assert_eq!(error_fields(&problem), ["user_ids[1]"], "{problem}");
+    }
+    let team = app.get_ok("/api/v1/patients/p1/care-team", &root).await;
+    assert_eq!(team["members"], serde_json::json!([]), "nothing stored");
+    // An inner space is an ordinary id.
+    let body = serde_json::json!({"user_ids": ["Dr Who"]});
+    let resp = put(&app, "/api/v1/patients/p1/care-team", &root, Some(body)).await;
+    assert_eq!(resp.status(), 200);
+    for sub in ["nurse1\u{200b}", " nurse1", "\u{2066}nurse1"] {
+        let resp = app.get("/api/v1/alerts", &token(sub, "nurse", None)).await;
+        expect_problem(resp, 401, &format!("a token for {sub:?}")).await;
+    }
+}
+
 /// "." and ".." fit the id character sets, but the care-team API names ids in URL paths,
 /// and every WHATWG URL parser (a browser's `fetch`, Node's) rewrites such a segment
 /// before sending: a patient named ".." could be raised for and never given a care team,
