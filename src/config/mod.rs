@@ -119,6 +119,11 @@ pub struct Config {
     /// Time a client has to send a complete request head, and again its body once the
     /// head is in (slowloris defence).
     pub request_timeout: Duration,
+    /// How long a connection's sent data may go unacknowledged, or its receive window
+    /// stay shut, before the kernel drops it (`TCP_USER_TIMEOUT`): a screen that stopped
+    /// reading (or vanished) in the middle of a replay is not polled for its close, and
+    /// held its stream slot until its queue filled with heartbeats, most of an hour.
+    pub stalled_connection_timeout: Duration,
 }
 
 impl Config {
@@ -154,6 +159,7 @@ impl Config {
             tail_poll: Duration::from_secs(1),
             rate_limit: std::num::NonZeroU32::new(200).unwrap_or(std::num::NonZeroU32::MIN),
             request_timeout: Duration::from_secs(10),
+            stalled_connection_timeout: Duration::from_secs(60),
         }
     }
 
@@ -290,9 +296,10 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, ConfigError> {
         .collect()
 }
 
-/// `scheme://host[:port]` in the lower case browsers send in `Origin`, or `None` for
-/// anything a browser's `Origin` can never equal (a path, a query, credentials, another
-/// scheme), so a mistyped entry stops the server instead of matching nothing.
+/// `scheme://host[:port]` as browsers send it in `Origin` (lower case, no default port),
+/// or `None` for anything a browser's `Origin` can never equal (a path, a query,
+/// credentials, another scheme), so a mistyped entry stops the server instead of
+/// matching nothing.
 fn as_origin(raw: &str) -> Option<String> {
     let lower = raw.to_ascii_lowercase();
     let authority = lower
@@ -318,9 +325,28 @@ fn as_origin(raw: &str) -> Option<String> {
             (ok, rest)
         }
     };
-    let port_ok = port.is_empty()
-        || port
-            .strip_prefix(':')
-            .is_some_and(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
-    (host_ok && port_ok).then_some(lower)
+    if !host_ok {
+        return None;
+    }
+    if port.is_empty() {
+        return Some(lower);
+    }
+    let number = port
+        .strip_prefix(':')?
+        .parse::<u16>()
+        .ok()
+        .filter(|n| *n > 0)?;
+    // A browser's `Origin` leaves the scheme's default port out (and writes the number
+    // plainly): `https://b.example:443` listed as such matched no request at all.
+    let default = if lower.starts_with("https://") {
+        443
+    } else {
+        80
+    };
+    let without_port = &lower[..lower.len() - port.len()];
+    Some(if number == default {
+        without_port.to_owned()
+    } else {
+        format!("{without_port}:{number}")
+    })
 }

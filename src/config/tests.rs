@@ -162,6 +162,18 @@ fn cors_origins_are_origins_a_browser_can_send() {
         ]),
         "trimmed and lower-cased, as browsers send them"
     );
+    assert_eq!(
+        parse_origins("https://b.example:443,http://a.example:80,https://c.example:80,http://[::1]:080,https://d.example:0443")
+            .ok(),
+        Some(vec![
+            "https://b.example".to_owned(),
+            "http://a.example".to_owned(),
+            "https://c.example:80".to_owned(),
+            "http://[::1]".to_owned(),
+            "https://d.example".to_owned(),
+        ]),
+        "the scheme's default port left out, and a port written plainly, as browsers send them"
+    );
     for bad in [
         "http://a.com/path",
         "https://a.com/",
