@@ -200,6 +200,7 @@ impl Application {
             }
         });
         let request_timeout = config.request_timeout;
+        let stalled_connection_timeout = config.stalled_connection_timeout;
         let cors_origins = config.cors_origins.clone();
         let writer = db::Writer::new(
             pool.clone(),
@@ -264,6 +265,7 @@ impl Application {
         // Blocking work is database work, and the pool bounds it anyway; more threads
         // would only cost stacks and malloc arenas.
         .worker_max_blocking_threads(BLOCKING_THREADS_PER_WORKER)
+        .on_connect(move |io, _| drop_when_stalled(io, stalled_connection_timeout))
         .listen(listener)
         .map_err(|source| StartupError::Bind {
             address: bind,
@@ -423,4 +425,21 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Has the kernel drop a connection whose sent data stays unacknowledged, or whose
+/// receive window stays shut, for `timeout` (`TCP_USER_TIMEOUT`). actix-http does not
+/// read a connection while a write to it is stalled, so a client that stopped reading
+/// in the middle of a long answer (a resume's replay) was not seen to close or leave,
+/// and kept its stream slot until its queue filled with heartbeats. A screen reading
+/// slowly is not affected: each window it opens restarts the count.
+fn drop_when_stalled(io: &dyn std::any::Any, timeout: Duration) {
+    #[cfg(target_os = "linux")]
+    if let Some(tcp) = io.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout))
+    {
+        log::warn!("cannot set TCP_USER_TIMEOUT on a connection: {e}");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (io, timeout);
 }

@@ -796,6 +796,59 @@ async fn a_client_gone_while_its_stream_registers_frees_its_slot() {
     }
 }
 
+/// A screen that stops reading in the middle of a resume's replay (here: a 2 KiB receive
+/// buffer it never reads) held its stream slot until heartbeats filled its queue, most of
+/// an hour at the default heartbeat; one that also shut its sending side was not seen to
+/// leave either, as actix-http does not read a connection whose write is stalled. The
+/// kernel now drops a connection whose receive window stays shut for the
+/// stalled-connection timeout (60 s; 2 s here), and with it the slot.
+#[actix_web::test]
+async fn a_client_that_stops_reading_in_a_replay_loses_its_slot_after_the_stall_timeout() {
+    let app = spawn_app_with(|c| {
+        c.heartbeat = Duration::from_secs(3600);
+        c.max_streams_per_user = 1;
+        c.stalled_connection_timeout = Duration::from_secs(2);
+    })
+    .await;
+    // ~6 MB of replay: more than any socket buffers between the two ends hold.
+    let mut body = alert_body("stall", "low");
+    body["data"] = serde_json::json!({"blob": "x".repeat(15 * 1024)});
+    for _ in 0..400 {
+        let resp = app.post_json("/api/v1/alerts", &service(), &body).await;
+        assert_eq!(resp.status(), 201);
+    }
+    let who = token("staller", "admin", None);
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(2048).expect("SO_RCVBUF");
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], app.port));
+    socket.connect(&address.into()).expect("connect");
+    socket.set_nonblocking(true).expect("non-blocking");
+    let mut stalled = TcpStream::from_std(socket.into()).expect("tokio socket");
+    let request = format!(
+        "GET /api/v1/alerts/stream?patient_id=stall HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {who}\r\nLast-Event-ID: 0\r\n\r\n"
+    );
+    stalled
+        .write_all(request.as_bytes())
+        .await
+        .expect("request");
+    app.wait_for_stats("the stream registered", |s| s["connections"]["sse"] == 1)
+        .await;
+    assert_eq!(
+        app.stream_status(&who, "").await,
+        429,
+        "its one slot is taken"
+    );
+    app.wait_for_stats("the stalled stream was dropped", |s| {
+        s["connections"]["sse"] == 0
+    })
+    .await;
+    let mut again = app.sse(&who, "patient_id=stall").await;
+    assert_eq!(again.status, 200, "the slot is free");
+    again.connected().await;
+    drop(stalled);
+}
+
 /// A write pipelined with garbage behind it (a second request that cannot be parsed, in
 /// the same packet) was stored, and its connection closed with no answer at all: the
 /// parse error closed the read half, and with half-closed connections refused actix-http
