@@ -8,6 +8,10 @@ use vigil::commands::{bench, serve, token, watch};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
+    if let Some(name) = setting_not_utf8() {
+        eprintln!("vigil: {name}: not valid UTF-8");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     if let Err(message) = check_log_filter(cli.log.as_deref()) {
         eprintln!("vigil: {message}");
@@ -47,6 +51,27 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The first environment variable Vigil reads whose value is not UTF-8: clap said only
+/// "invalid UTF-8 was detected in one or more arguments" without naming it, and a
+/// `RUST_LOG` that is not UTF-8 was ignored, the default level used instead.
+fn setting_not_utf8() -> Option<String> {
+    fn env_names(command: &clap::Command, into: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            if let Some(name) = arg.get_env().and_then(|n| n.to_str()) {
+                into.push(name.to_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            env_names(sub, into);
+        }
+    }
+    let mut names = vec!["RUST_LOG".to_owned()];
+    env_names(&Cli::command(), &mut names);
+    names
+        .into_iter()
+        .find(|name| std::env::var_os(name).is_some_and(|value| value.to_str().is_none()))
 }
 
 /// Refuses a `RUST_LOG` / `--log` that env_logger would ignore or misread (see

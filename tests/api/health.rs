@@ -310,6 +310,38 @@ fn a_log_filter_that_does_not_parse_stops_serve_naming_rust_log() {
     }
 }
 
+/// A setting that is not UTF-8 stopped `vigil` with clap's "invalid UTF-8 was detected in
+/// one or more arguments", naming nothing, and a `RUST_LOG` that is not UTF-8 was ignored
+/// (the default level used). Each is refused naming the variable.
+#[test]
+fn a_setting_that_is_not_utf8_stops_vigil_naming_it() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database_url = format!("sqlite://{}", dir.path().join("v.db").display());
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"30\xff");
+    for name in [
+        "VIGIL_HEARTBEAT_SECS",
+        "RUST_LOG",
+        "DATABASE_URL",
+        "VIGIL_JWT_ISSUER",
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("serve")
+            .envs(exit_env(&database_url))
+            .env(name, not_utf8)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run vigil");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{name}: not valid UTF-8")),
+            "{name}: the message names the variable: {stderr}"
+        );
+    }
+}
+
 /// The environment of a `vigil` run that must stop at start: any port, `database_url`,
 /// a valid secret, warnings only.
 fn exit_env(database_url: &str) -> [(&'static str, &str); 4] {
