@@ -40,12 +40,14 @@ fn key_error(
     error: &jsonwebtoken::errors::Error,
 ) -> TokenError {
     let text = String::from_utf8_lossy(pem);
-    let hint = if text.contains("BEGIN EC PRIVATE KEY") {
+    let es256 = algorithm == jsonwebtoken::Algorithm::ES256;
+    // The conversion only helps an EC key meant for ES256: for RS256 it still fails.
+    let hint = if es256 && text.contains("BEGIN EC PRIVATE KEY") {
         "this EC key is in SEC1 form; convert it to PKCS#8 with \
          `openssl pkcs8 -topk8 -nocrypt -in key.pem -out key.pkcs8.pem`"
     } else if !text.contains("-----BEGIN ") {
         "expected a PEM file (-----BEGIN …-----)"
-    } else if algorithm == jsonwebtoken::Algorithm::ES256 {
+    } else if es256 {
         "ES256 needs a P-256 key in PEM: a PKCS#8 private key (BEGIN PRIVATE KEY) or its public key (BEGIN PUBLIC KEY)"
     } else {
         "RS256 needs an RSA key in PEM: PKCS#1 or PKCS#8 private key, or its public key"
@@ -250,6 +252,14 @@ mod tests {
         let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(
             message.contains("SEC1") && message.contains("openssl pkcs8 -topk8 -nocrypt"),
+            "{message}"
+        );
+        // For RS256 an EC key is the wrong kind of key, converted or not.
+        let for_rs256 =
+            Signer::from_private_pem(jsonwebtoken::Algorithm::RS256, SEC1_KEY.as_bytes());
+        let message = for_rs256.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("RS256 needs an RSA key") && !message.contains("pkcs8 -topk8"),
             "{message}"
         );
         let not_pem = Signer::from_private_pem(jsonwebtoken::Algorithm::RS256, b"hello");
