@@ -165,12 +165,13 @@ impl Application {
                 .map_err(|e| StartupError::Metrics(e.to_string()))?;
         }
         let metrics = Arc::new(metrics);
-        let settings = ManagerSettings {
+        let mut settings = ManagerSettings {
             heartbeat: config.heartbeat,
             tail_poll: config.tail_poll,
             max_streams_per_user: config.max_streams_per_user,
             max_connections: config.max_connections,
             ws_tick: crate::transport::ws::tick_period(config.ws_timeout),
+            broker_link: None,
         };
         // The manager starts last, once everything it serves exists: an actor dropped
         // before its first poll (a later step failed, e.g. the port is taken) runs its
@@ -179,13 +180,16 @@ impl Application {
         let manager_context: actix::Context<AlertConnectionManager> = actix::Context::new();
         let manager = manager_context.address();
         let manager_parts = (pool.clone(), Arc::clone(&metrics));
-        let broker: Arc<dyn Broker> = match &config.redis_url {
-            Some(url) => Arc::new(
-                RedisBroker::start(url, &deployment_id, manager.clone())
-                    .map_err(|e| StartupError::Redis(e.to_string()))?,
-            ),
-            None => Arc::new(InProcessBroker::new(manager.clone())),
+        let (broker, broker_link): (Arc<dyn Broker>, _) = match &config.redis_url {
+            Some(url) => {
+                let redis = RedisBroker::start(url, &deployment_id, manager.clone())
+                    .map_err(|e| StartupError::Redis(e.to_string()))?;
+                let link = redis.link();
+                (Arc::new(redis), Some(link))
+            }
+            None => (Arc::new(InProcessBroker::new(manager.clone())), None),
         };
+        settings.broker_link = broker_link;
         let verifier = Verifier::new(&config.jwt).map_err(|e| StartupError::Key(e.to_string()))?;
         let write_limiter = WriteLimiter::new(
             config.rate_limit,

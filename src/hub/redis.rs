@@ -45,12 +45,26 @@ enum WireMessage {
 pub struct RedisBroker {
     local: InProcessBroker,
     outbox: mpsc::UnboundedSender<String>,
+    link: RedisLink,
+    /// This instance, in its care-team messages (so that it ignores their echoes).
+    instance: String,
+}
+
+/// Whether this instance's link to Redis is up, for whoever must act on it: readiness
+/// and `/metrics` say it, and the manager reads the event log often while it is down.
+#[derive(Debug, Clone)]
+pub struct RedisLink {
     subscribed: Arc<AtomicBool>,
     /// Redis answered the publisher's last command (a PUBLISH, or a PING when idle)
     /// within [`REDIS_ANSWER`].
     reachable: Arc<AtomicBool>,
-    /// This instance, in its care-team messages (so that it ignores their echoes).
-    instance: String,
+}
+
+impl RedisLink {
+    /// Subscribed, and Redis answers the publisher.
+    pub fn up(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed) && self.reachable.load(Ordering::Relaxed)
+    }
 }
 
 impl RedisBroker {
@@ -82,10 +96,17 @@ impl RedisBroker {
         Ok(Self {
             local: InProcessBroker::new(manager),
             outbox,
-            subscribed,
-            reachable,
+            link: RedisLink {
+                subscribed,
+                reachable,
+            },
             instance,
         })
+    }
+
+    /// The link's state, for the manager.
+    pub fn link(&self) -> RedisLink {
+        self.link.clone()
     }
 
     fn send(&self, message: &WireMessage) {
@@ -117,7 +138,7 @@ impl Broker for RedisBroker {
     }
 
     fn connected(&self) -> Option<bool> {
-        Some(self.subscribed.load(Ordering::Relaxed) && self.reachable.load(Ordering::Relaxed))
+        Some(self.link.up())
     }
 }
 

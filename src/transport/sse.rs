@@ -235,6 +235,7 @@ mod tests {
             max_streams_per_user: 10,
             max_connections: None,
             ws_tick: Duration::from_secs(3600),
+            broker_link: None,
         };
         let manager = AlertConnectionManager::new(
             pool.clone(),

@@ -32,6 +32,11 @@ use crate::scope::Allowed;
 const GAP_WAIT: Duration = Duration::from_millis(25);
 /// Largest batch read from the log at once.
 const LOG_BATCH: i64 = 1000;
+/// How soon the log is read again after a poll found events no broker message brought
+/// (Redis down, or another instance unable to publish): at the usual period (1 s) each
+/// poll handed every stream a second's events at once, and a stream of a busy ward
+/// overflowed its queue (100) however fast its screen read.
+const CATCH_UP_POLL: Duration = Duration::from_millis(50);
 /// Every this many event-log polls, the care teams of the open streams are read back from
 /// the database: a change this instance did not hear of (another instance's, while Redis
 /// was away) or heard of out of order (two instances changing one team at once) is put
@@ -71,6 +76,9 @@ pub struct ManagerSettings {
     pub max_connections: Option<usize>,
     /// How often each WebSocket session is ticked (its ping and silence checks).
     pub ws_tick: Duration,
+    /// The Redis link, when there is one: while it is down, other instances' events
+    /// come only through the event log, which is then read every [`CATCH_UP_POLL`].
+    pub broker_link: Option<crate::hub::redis::RedisLink>,
 }
 
 /// The fan-out actor.
@@ -112,6 +120,8 @@ pub struct AlertConnectionManager {
     issued: IssuedIds,
     /// The log head a read last found below `head` (reported once, not every poll).
     log_behind_reported: Option<i64>,
+    /// When the event log was last polled for events no broker message announced.
+    last_tail_poll: Instant,
     pool: DbPool,
     metrics: Arc<Metrics>,
     settings: ManagerSettings,
@@ -130,6 +140,7 @@ impl AlertConnectionManager {
             head: issued.highest(),
             issued,
             log_behind_reported: None,
+            last_tail_poll: Instant::now(),
             subscriptions: Subscriptions::default(),
             clients: HashMap::new(),
             streams_per_user: HashMap::new(),
@@ -295,7 +306,8 @@ impl Actor for AlertConnectionManager {
             act.expire_tokens();
             act.release_memory();
         });
-        ctx.run_interval(self.settings.tail_poll, |act, ctx| act.poll_log(ctx));
+        let tick = CATCH_UP_POLL.min(self.settings.tail_poll);
+        ctx.run_interval(tick, |act, ctx| act.tail_tick(ctx));
         ctx.run_interval(self.settings.tail_poll * CARE_TEAM_POLLS, |act, ctx| {
             act.read_back_care_teams(ctx)
         });

@@ -6,23 +6,25 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::{AlertConnectionManager, GAP_WAIT, LOG_BATCH, enqueue};
+use super::{AlertConnectionManager, CATCH_UP_POLL, GAP_WAIT, LOG_BATCH, enqueue};
 use crate::db::{self, events};
 use crate::hub::event::StoredEvent;
 use crate::hub::messages::Outbound;
 use crate::transport::frames::EncodedEvent;
 
 impl AlertConnectionManager {
-    /// Accepts an event from any source; delivers whatever is now contiguous.
-    pub(super) fn accept(&mut self, event: StoredEvent, ctx: &mut Context<Self>) {
+    /// Accepts an event from any source; delivers whatever is now contiguous. Whether it
+    /// was new to this manager (not delivered or waiting already).
+    pub(super) fn accept(&mut self, event: StoredEvent, ctx: &mut Context<Self>) -> bool {
         if event.seq <= self.head || self.pending.contains_key(&event.seq) {
-            return;
+            return false;
         }
         self.pending.insert(event.seq, (event, Instant::now()));
         self.drain();
         if !self.pending.is_empty() {
             ctx.run_later(GAP_WAIT, |act, ctx| act.fill_gap(ctx));
         }
+        true
     }
 
     /// Delivers the pending events that are next in sequence, each after the confirmed
@@ -132,10 +134,17 @@ impl AlertConnectionManager {
                     act.report_log_behind(log_head, delivered_before);
                     let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= LOG_BATCH;
                     let first_found = rows.first().map(|row| row.seq);
+                    let mut found_new = false;
                     for row in rows {
                         if let Some(event) = StoredEvent::from_row(row) {
-                            act.accept(event, ctx);
+                            found_new |= act.accept(event, ctx);
                         }
+                    }
+                    if found_new && upto == i64::MAX {
+                        // Events are reaching this instance only through the log: read it
+                        // again soon, so each read hands streams a few events, not a
+                        // second's worth (see `CATCH_UP_POLL`).
+                        ctx.run_later(CATCH_UP_POLL, |act, ctx| act.poll_log(ctx));
                     }
                     if upto != i64::MAX && upto > log_head {
                         log::warn!(
@@ -206,8 +215,23 @@ impl AlertConnectionManager {
         }
     }
 
+    /// Polls the log every `tail_poll`, or every [`CATCH_UP_POLL`] while the Redis link
+    /// is down: other instances' events then come only this way, and a second's worth
+    /// handed to every stream at once overflowed the queues of busy wards' screens.
+    pub(super) fn tail_tick(&mut self, ctx: &mut Context<Self>) {
+        let link_down = self
+            .settings
+            .broker_link
+            .as_ref()
+            .is_some_and(|link| !link.up());
+        if link_down || self.last_tail_poll.elapsed() >= self.settings.tail_poll {
+            self.poll_log(ctx);
+        }
+    }
+
     /// Catches up with events no broker message announced (e.g. Redis was down).
     pub(super) fn poll_log(&mut self, ctx: &mut Context<Self>) {
+        self.last_tail_poll = Instant::now();
         match self.pending.first_key_value() {
             Some((&first, _)) if first > self.head + 1 => self.read_log(self.head, first - 1, ctx),
             _ => self.read_log(self.head, i64::MAX, ctx),
