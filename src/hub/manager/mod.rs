@@ -77,7 +77,7 @@ pub struct ManagerSettings {
     /// How often each WebSocket session is ticked (its ping and silence checks).
     pub ws_tick: Duration,
     /// The Redis link, when there is one: while it is down, other instances' events
-    /// come only through the event log, which is then read every [`CATCH_UP_POLL`].
+    /// come only through the event log, which is then read every 50 ms.
     pub broker_link: Option<crate::hub::redis::RedisLink>,
 }
 
@@ -122,6 +122,8 @@ pub struct AlertConnectionManager {
     log_behind_reported: Option<i64>,
     /// When the event log was last polled for events no broker message announced.
     last_tail_poll: Instant,
+    /// The last such poll found some: poll again at the next tick.
+    catching_up: bool,
     pool: DbPool,
     metrics: Arc<Metrics>,
     settings: ManagerSettings,
@@ -141,6 +143,7 @@ impl AlertConnectionManager {
             issued,
             log_behind_reported: None,
             last_tail_poll: Instant::now(),
+            catching_up: false,
             subscriptions: Subscriptions::default(),
             clients: HashMap::new(),
             streams_per_user: HashMap::new(),

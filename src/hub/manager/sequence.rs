@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::{AlertConnectionManager, CATCH_UP_POLL, GAP_WAIT, LOG_BATCH, enqueue};
+use super::{AlertConnectionManager, GAP_WAIT, LOG_BATCH, enqueue};
 use crate::db::{self, events};
 use crate::hub::event::StoredEvent;
 use crate::hub::messages::Outbound;
@@ -140,11 +140,11 @@ impl AlertConnectionManager {
                             found_new |= act.accept(event, ctx);
                         }
                     }
-                    if found_new && upto == i64::MAX {
-                        // Events are reaching this instance only through the log: read it
-                        // again soon, so each read hands streams a few events, not a
-                        // second's worth (see `CATCH_UP_POLL`).
-                        ctx.run_later(CATCH_UP_POLL, |act, ctx| act.poll_log(ctx));
+                    if upto == i64::MAX {
+                        // A tail read that found events no message brought: they are
+                        // reaching this instance only through the log, so it is read again
+                        // at the next tick, until a read finds none (see `tail_tick`).
+                        act.catching_up = found_new;
                     }
                     if upto != i64::MAX && upto > log_head {
                         log::warn!(
@@ -215,16 +215,18 @@ impl AlertConnectionManager {
         }
     }
 
-    /// Polls the log every `tail_poll`, or every [`CATCH_UP_POLL`] while the Redis link
-    /// is down: other instances' events then come only this way, and a second's worth
-    /// handed to every stream at once overflowed the queues of busy wards' screens.
+    /// Polls the log every `tail_poll`, or at every tick ([`super::CATCH_UP_POLL`]) while other
+    /// instances' events come only this way: the Redis link is down, or the last read
+    /// found events no message brought (an instance that cannot publish). A second's
+    /// worth handed to every stream at once overflowed the queues of busy wards' screens.
     pub(super) fn tail_tick(&mut self, ctx: &mut Context<Self>) {
         let link_down = self
             .settings
             .broker_link
             .as_ref()
             .is_some_and(|link| !link.up());
-        if link_down || self.last_tail_poll.elapsed() >= self.settings.tail_poll {
+        if link_down || self.catching_up || self.last_tail_poll.elapsed() >= self.settings.tail_poll
+        {
             self.poll_log(ctx);
         }
     }
