@@ -45,8 +45,6 @@ pub async fn middleware(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().clone();
-    let path = crate::log_value::path_without_credentials(req.path()).into_owned();
     let mut res = next.call(req).await?;
     // A 5xx built by its handler without an error (the readiness probe's 503) is an
     // answer, not a failure: that handler logs its cause at the level it deserves.
@@ -67,9 +65,14 @@ pub async fn middleware(
             Some(crate::error::ApiError::Unavailable { .. }) => log::Level::Warn,
             _ => log::Level::Error,
         };
+        // The request is still at hand in the response: its method and path are only
+        // needed here, on the rare failure, not copied for every request.
+        let request = res.request();
         log::log!(
             level,
-            "request failed request_id={id} {method} {path} status={}: {cause}",
+            "request failed request_id={id} {} {} status={}: {cause}",
+            request.method(),
+            crate::log_value::path_without_credentials(request.path()),
             res.status().as_u16()
         );
     }
