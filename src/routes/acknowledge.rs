@@ -46,7 +46,7 @@ pub async fn acknowledge(
         path.into_inner(),
         &body,
         &state,
-        Path::Current,
+        AckRoute::Current,
     )
     .await
 }
@@ -85,14 +85,14 @@ pub async fn acknowledge_seed_alias(
         path.into_inner(),
         &body,
         &state,
-        Path::SeedAlias,
+        AckRoute::SeedAlias,
     )
     .await
 }
 
 /// Which of the two paths a request came by: only the seed-era alias takes `patient_id`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Path {
+enum AckRoute {
     Current,
     SeedAlias,
 }
@@ -103,17 +103,17 @@ async fn handle(
     alert_id: String,
     body: &[u8],
     state: &AppState,
-    path: Path,
+    route: AckRoute,
 ) -> Result<HttpResponse, ApiError> {
     let query = crate::query::QueryPairs::parse(req.query_string())?;
     // Seed-era clients send their `role` here too: it may only name the token's own.
     crate::scope::check_role_param(principal.role, query.single("role")?)?;
-    let expected_patient = match path {
-        Path::SeedAlias => query
+    let expected_patient = match route {
+        AckRoute::SeedAlias => query
             .single("patient_id")?
             .map(|raw| PatientId::parse(raw).map_err(|m| ApiError::invalid("patient_id", m)))
             .transpose()?,
-        Path::Current => None,
+        AckRoute::Current => None,
     };
     if !principal.role.may_acknowledge() {
         return Err(ApiError::Forbidden(format!(
