@@ -86,22 +86,17 @@ pub(super) fn write_loop(
         // it, so its open transaction is rolled back; the callers of the batch get an
         // error (their replies are dropped), none a false success, and the thread
         // lives on with a fresh connection for the next batch.
-        let writes = batch.len();
-        match catch_unwind(AssertUnwindSafe(|| commit_batch(&mut open, batch))) {
+        match catch_unwind(AssertUnwindSafe(|| commit_batch(&mut open, batch, outcome))) {
             Ok(Batch::Committed) => {
-                outcome.committed();
                 if let Some(files) = files {
                     files.committed();
                 }
                 wal.after_batch(&mut open);
                 conn = Some(open);
             }
-            Ok(Batch::Locked) => {
-                outcome.failed(Failing::Locked, writes);
-                conn = Some(open);
-            }
+            Ok(Batch::Locked) => conn = Some(open),
             // Commit failed: start the next batch on a fresh connection.
-            Ok(Batch::Failed(why)) => outcome.failed(Failing::of_error(&why), writes),
+            Ok(Batch::Failed) => {}
             Err(_) => log::error!("a write panicked; its batch was rolled back"),
         }
         if conn.is_none()
@@ -131,10 +126,10 @@ enum Batch {
     /// The write lock could not be had (another process holds it): nothing ran, every
     /// caller was answered 503; the connection is fine.
     Locked,
-    /// The write lock or the commit failed otherwise (the error's text): every caller
-    /// was answered 503, and the next batch starts on a fresh connection (one opened
-    /// while the files could not be written stays read-only for good).
-    Failed(String),
+    /// The write lock or the commit failed otherwise: every caller was answered 503,
+    /// and the next batch starts on a fresh connection (one opened while the files
+    /// could not be written stays read-only for good).
+    Failed,
 }
 
 /// How long a batch may wait for SQLite's write lock, when less than the connection's
@@ -155,8 +150,14 @@ fn set_busy_timeout(conn: &mut AnyConnection, ms: u64) {
     }
 }
 
-/// Runs every job in one transaction, once it holds the write lock.
-fn commit_batch(conn: &mut AnyConnection, mut batch: Vec<Box<dyn Job>>) -> Batch {
+/// Runs every job in one transaction, once it holds the write lock. The outcome is
+/// recorded before any caller is answered: a client that reads `/metrics` or `/readyz`
+/// right after its 503 sees its refusal counted.
+fn commit_batch(
+    conn: &mut AnyConnection,
+    mut batch: Vec<Box<dyn Job>>,
+    outcome: &Outcome,
+) -> Batch {
     let started = Instant::now();
     let mut ran: Vec<Box<dyn Finish>> = Vec::with_capacity(batch.len());
     let mut lock_error: Option<String> = None;
@@ -179,7 +180,9 @@ fn commit_batch(conn: &mut AnyConnection, mut batch: Vec<Box<dyn Job>>) -> Batch
     }
     if let Some(why) = lock_error {
         log::warn!("{} writes refused: the write lock: {why}", batch.len());
-        if Failing::of_error(&why) == Failing::Locked {
+        let cause = Failing::of_error(&why);
+        outcome.failed(cause, batch.len());
+        if cause == Failing::Locked {
             for job in batch {
                 job.abandon(LOCKED);
             }
@@ -188,7 +191,7 @@ fn commit_batch(conn: &mut AnyConnection, mut batch: Vec<Box<dyn Job>>) -> Batch
         for job in batch {
             job.abandon(&why);
         }
-        return Batch::Failed(why);
+        return Batch::Failed;
     }
     let committed = committed.map_err(|e| {
         log::error!("group commit of {} writes failed: {e}", ran.len());
@@ -199,11 +202,15 @@ fn commit_batch(conn: &mut AnyConnection, mut batch: Vec<Box<dyn Job>>) -> Batch
         ran.len(),
         started.elapsed().as_micros()
     );
+    match &committed {
+        Ok(()) => outcome.committed(),
+        Err(why) => outcome.failed(Failing::of_error(why), ran.len()),
+    }
     for finish in ran {
         finish.finish(committed.as_ref().map(|_| ()).map_err(String::as_str));
     }
     match committed {
         Ok(()) => Batch::Committed,
-        Err(why) => Batch::Failed(why),
+        Err(_) => Batch::Failed,
     }
 }
