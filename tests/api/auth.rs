@@ -63,7 +63,7 @@ async fn expect_401(request: reqwest::RequestBuilder, what: &str) -> Value {
 }
 
 #[actix_web::test]
-async fn every_kind_of_bad_credential_is_a_401_problem_with_a_challenge() {
+async fn every_kind_of_bad_credential_is_a_401_problem_naming_its_cause_on_every_door() {
     let app = spawn_app().await;
     let exp = hour_from_now();
     let admin_claims = json!({"sub": "root", "role": "admin", "exp": exp});
@@ -71,78 +71,130 @@ async fn every_kind_of_bad_credential_is_a_401_problem_with_a_challenge() {
     let alg_none = format!("{header}.{}.", b64url(admin_claims.to_string().as_bytes()));
     let other_secret = b"some-other-secret-0123456789abcdef";
     let past = chrono::Utc::now().timestamp() - 60;
-    let cases: Vec<(&str, String)> = vec![
-        ("missing token", String::new()),
-        ("garbage token", "not-a-jwt".to_owned()),
-        ("three garbage segments", "aaa.bbb.ccc".to_owned()),
+    // (what, credential, how the 401's detail begins): the cause is named, so a client
+    // (or an operator reading its report) knows whether to refresh, re-mint or fix a claim.
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("missing token", String::new(), "missing credentials"),
+        ("garbage token", "not-a-jwt".to_owned(), "token malformed"),
+        (
+            "three garbage segments",
+            "aaa.bbb.ccc".to_owned(),
+            "token malformed",
+        ),
         (
             "wrongly signed",
             signed(Algorithm::HS256, &admin_claims, other_secret),
+            "token signature invalid",
         ),
-        ("expired", token_expiring("alice", "nurse", None, past)),
-        ("alg none", alg_none),
+        (
+            "expired",
+            token_expiring("alice", "nurse", None, past),
+            "token expired",
+        ),
+        ("alg none", alg_none, "token malformed"),
         (
             "HS512 against an HS256 server",
             signed(Algorithm::HS512, &admin_claims, SECRET.as_bytes()),
+            "token algorithm not accepted",
         ),
         (
             "missing exp",
             hs256(json!({"sub": "alice", "role": "nurse"})),
+            "token claims malformed",
         ),
         (
             "exp as text",
             hs256(json!({"sub": "alice", "role": "nurse", "exp": "tomorrow"})),
+            "token claims malformed",
         ),
         (
             "not valid before an hour from now (nbf)",
             hs256(json!({"sub": "alice", "role": "nurse", "exp": exp + 3600, "nbf": exp})),
+            "token not valid yet",
         ),
         (
             "expiring after the year 9999",
             hs256(json!({"sub": "alice", "role": "nurse", "exp": 8_640_000_001_795_377_737_i64})),
+            "token expiry beyond the year 9999",
         ),
-        ("missing sub", hs256(json!({"role": "nurse", "exp": exp}))),
+        (
+            "missing sub",
+            hs256(json!({"role": "nurse", "exp": exp})),
+            "token claims malformed",
+        ),
         (
             "empty sub",
             hs256(json!({"sub": "", "role": "nurse", "exp": exp})),
+            "token `sub` must be",
         ),
         // A user id that could never be put on a care team: a newline split the audit
         // log line, ESC reached terminals through the acknowledgment trail.
         (
             "sub with a newline and ESC",
             hs256(json!({"sub": "adm\u{1b}[2J\nFORGED", "role": "admin", "exp": exp})),
+            "token `sub` must be",
         ),
         (
             "sub with NUL",
             hs256(json!({"sub": "a\u{0}b", "role": "dispatcher", "exp": exp})),
+            "token `sub` must be",
         ),
         (
             "sub of 129 characters",
             hs256(json!({"sub": "é".repeat(129), "role": "nurse", "exp": exp})),
+            "token `sub` must be",
         ),
-        ("missing role", hs256(json!({"sub": "alice", "exp": exp}))),
-        ("unknown role", token("alice", "superuser", None)),
-        ("role in the wrong case", token("alice", "Admin", None)),
+        (
+            "missing role",
+            hs256(json!({"sub": "alice", "exp": exp})),
+            "token claims malformed",
+        ),
+        (
+            "unknown role",
+            token("alice", "superuser", None),
+            "token role is not one of",
+        ),
+        (
+            "role in the wrong case",
+            token("alice", "Admin", None),
+            "token role is not one of",
+        ),
         (
             "patient token without patient_id",
             token("pat", "patient", None),
+            "a patient token needs a `patient_id`",
         ),
         (
             "patient token with a malformed patient_id",
             token("pat", "patient", Some("a b")),
+            "token `patient_id` claim is malformed",
         ),
     ];
-    for (what, credential) in cases {
+    for (what, credential, cause) in cases {
+        // The same refusal on every door: the API, the SSE stream, and the legacy
+        // WebSocket handshake (whose browsers send the token in the query).
         let mut request = app.client.get(app.url("/api/v1/alerts"));
+        let mut stream = app.client.get(app.url("/api/v1/alerts/stream"));
         if !credential.is_empty() {
             request = request.bearer_auth(&credential);
+            stream = stream.bearer_auth(&credential);
         }
-        let problem = expect_401(request, what).await;
-        if !credential.is_empty() {
+        let api = expect_401(request, what).await;
+        let sse = expect_401(stream, &format!("{what} (SSE)")).await;
+        let handshake = app.ws_handshake(&format!("token={credential}"), &[]).await;
+        let ws = expect_problem(handshake, 401, &format!("{what} (WebSocket)")).await;
+        for (door, problem) in [("API", &api), ("SSE", &sse), ("WebSocket", &ws)] {
+            let detail = problem["detail"].as_str().unwrap_or_default();
             assert!(
-                !problem.to_string().contains(&credential),
-                "{what}: the token is echoed"
+                detail.starts_with(cause),
+                "{what} on the {door}: detail {detail:?} should begin {cause:?}"
             );
+            if !credential.is_empty() {
+                assert!(
+                    !problem.to_string().contains(&credential),
+                    "{what} on the {door}: the token is echoed"
+                );
+            }
         }
     }
     let alerts = app.url("/api/v1/alerts");
