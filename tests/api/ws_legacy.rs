@@ -621,7 +621,8 @@ async fn unreadable_frames_close_the_session_with_the_rfc_6455_code_for_what_bro
 }
 
 #[actix_web::test]
-async fn an_in_socket_ack_after_resolve_is_ack_result_409_and_the_session_stays_up() {
+async fn an_in_socket_ack_after_resolve_or_of_an_unknown_alert_is_refused_and_the_session_stays_up()
+{
     let app = spawn_app().await;
     let nurse = nurse_on_ward(&app).await;
     let (mut ws, _) = ws_ready(&app, &nurse, "").await;
@@ -641,6 +642,28 @@ async fn an_in_socket_ack_after_resolve_is_ack_result_409_and_the_session_stays_
     );
     assert!(
         result["code"].is_string() && result["message"].is_string(),
+        "{result}"
+    );
+    // An alert that does not exist is the HTTP acknowledgment's 404, in the socket.
+    let unknown = "0193a0e0-0000-7000-8000-000000000000";
+    ws.send_json(&json!({"type": "ack", "alert_id": unknown, "status": "acknowledged"}))
+        .await;
+    let result = ws.next_json(WAIT).await.expect("ack_result");
+    assert_eq!(
+        (
+            &result["type"],
+            &result["ok"],
+            &result["status"],
+            &result["code"],
+            &result["alert_id"]
+        ),
+        (
+            &json!("ack_result"),
+            &json!(false),
+            &json!(404),
+            &json!("not_found"),
+            &json!(unknown)
+        ),
         "{result}"
     );
     let later = app.raise("ward", "low").await;
@@ -1117,4 +1140,60 @@ async fn error_message_of(ws: &mut WsClient, frame: Value) -> String {
     let error = ws.next_json(WAIT).await.expect("an error frame");
     assert_eq!(error["type"], "error", "{frame}: {error}");
     error["message"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The handshake applies the SSE stream's scope rules (DESIGN.md "Roles"): a session is
+/// refused with a 403 problem before it opens, never opened and left empty, so a
+/// dashboard cannot reach a patient's alerts by naming them in its URL.
+#[actix_web::test]
+async fn each_role_may_open_exactly_the_websocket_sessions_its_scope_allows() {
+    let app = spawn_app().await;
+    let care_roles = ["doctor", "nurse", "caregiver", "dispatcher"];
+    for role in care_roles {
+        app.assign("p-1", &format!("{role}-user")).await;
+    }
+    let patient = token("pat", "patient", Some("p-1"));
+    let mut allowed = vec![
+        (admin(), "patient_id=*", json!(["*"])),
+        (admin(), "patient_id=anyone", json!(["anyone"])),
+        (patient.clone(), "patient_id=p-1", json!(["p-1"])),
+        (patient.clone(), "", json!(["p-1"])),
+    ];
+    let mut forbidden = vec![
+        ("patient", patient.clone(), "patient_id=p-2".to_owned()),
+        ("patient", patient, "patient_id=*".to_owned()),
+        ("service", service(), String::new()),
+        ("service", service(), "patient_id=p-1".to_owned()),
+        ("service", service(), "patient_id=*".to_owned()),
+    ];
+    for role in care_roles {
+        let who = token(&format!("{role}-user"), role, None);
+        allowed.push((who.clone(), "patient_id=p-1", json!(["p-1"])));
+        let other = if role == "nurse" { "doctor" } else { "nurse" };
+        for query in [
+            "patient_id=p-2".to_owned(),
+            "patient_id=p-1,p-2".to_owned(),
+            "patient_id=*".to_owned(),
+            format!("role={other}"),
+            "role=admin&patient_id=*".to_owned(),
+        ] {
+            forbidden.push((role, who.clone(), query));
+        }
+    }
+    for (who, query, patients) in allowed {
+        let (_ws, connected) = ws_ready(&app, &who, query).await;
+        assert_eq!(connected["patients"], patients, "{query:?}: {connected}");
+    }
+    for (role, who, query) in forbidden {
+        let handshake = app.ws_handshake(&format!("token={who}&{query}"), &[]).await;
+        let what = format!("WebSocket handshake {query:?} for a {role}");
+        let problem = expect_problem(handshake, 403, &what).await;
+        assert_eq!(problem["title"], "Forbidden", "{what}");
+    }
+    let stats = app
+        .wait_for_stats("the allowed sessions closed", |s| {
+            s["connections"]["ws"] == 0
+        })
+        .await;
+    assert_eq!(stats["connections"]["sse"], 0, "{stats}");
 }
