@@ -112,6 +112,58 @@ async fn malformed_json_is_a_400_problem() {
     assert_eq!(stored_alerts(&app).await, 0);
 }
 
+/// The other JSON-taking writes (the acknowledgment on both its paths, and the
+/// care-team replacement) read their bodies through the same rules as a raise: malformed
+/// JSON is a 400, an oversize body a 413, and neither acts.
+#[actix_web::test]
+async fn the_acknowledgment_and_care_team_bodies_refuse_malformed_and_oversize_json() {
+    let app = spawn_app().await;
+    app.assign("77", "u1").await;
+    let alert = app.raise("77", "high").await;
+    let id = alert["id"].as_str().expect("id");
+    let writes = [
+        (Method::POST, format!("/api/v1/alerts/{id}/acknowledge")),
+        (
+            Method::POST,
+            format!("/api/v1/alerts/alerts/{id}/acknowledge"),
+        ),
+        (Method::PUT, "/api/v1/patients/77/care-team".to_owned()),
+    ];
+    let oversize = format!(r#"{{"note":"{}"}}"#, "x".repeat(100 * 1024));
+    for (method, path) in &writes {
+        for (case, body, status) in [
+            (
+                "unterminated object",
+                "{\"status\": \"resolved\"".to_owned(),
+                400,
+            ),
+            (
+                "trailing comma",
+                "{\"status\": \"resolved\",}".to_owned(),
+                400,
+            ),
+            ("trailing garbage", "{} trailing".to_owned(), 400),
+            ("NUL", "\u{0}".to_owned(), 400),
+            ("100 KiB", oversize.clone(), 413),
+        ] {
+            let resp = app
+                .client
+                .request(method.clone(), app.url(path))
+                .bearer_auth(admin())
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("send");
+            problem(resp, status, &format!("{method} {path}: {case}")).await;
+        }
+    }
+    only_this_open_alert(&app, id).await;
+    let team = app.get_ok("/api/v1/patients/77/care-team", &admin()).await;
+    let members = team["members"].as_array().map_or(0, Vec::len);
+    assert_eq!(members, 1, "the care team is unchanged: {team}");
+}
+
 #[actix_web::test]
 async fn deeply_nested_json_is_refused_without_exhausting_the_stack() {
     // Threat: recursion-depth denial of service through nested arrays in `data`.
