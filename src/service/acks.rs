@@ -187,7 +187,8 @@ fn replay(
     earlier: &crate::db::models::AckRow,
     req: &AckRequest,
 ) -> Result<String, ApiError> {
-    if earlier.alert_id != req.alert_id
+    // The alert is found in any case (`alerts::get`); its stored id is lower case.
+    if !earlier.alert_id.eq_ignore_ascii_case(&req.alert_id)
         || earlier.status != req.status.as_str()
         || earlier.note != req.note
     {

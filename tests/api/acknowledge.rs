@@ -488,6 +488,35 @@ async fn a_retry_under_the_same_idempotency_key_is_answered_as_the_first_and_rec
     );
 }
 
+/// An alert id is read in any case (a UUID's hex digits are), so a client that writes
+/// it in capitals and retries under its key is answered as the first: the retry had
+/// been refused as "a different acknowledgment" of the same alert.
+#[actix_web::test]
+async fn a_retry_naming_the_alert_in_capitals_is_the_same_acknowledgment() {
+    let app = spawn_app().await;
+    let alert = app.raise("123", "critical").await;
+    let upper = id_of(&alert).to_ascii_uppercase();
+    let ack = json!({"status": "acknowledged", "note": "on my way"});
+    let first = ack_with_key(&app, &admin(), &upper, &ack, "ack-upper").await;
+    let first = ok_json(first, "first acknowledgment").await;
+    for (what, id) in [
+        ("in capitals", upper.clone()),
+        ("in lower case", id_of(&alert)),
+    ] {
+        let retry = ack_with_key(&app, &admin(), &id, &ack, "ack-upper").await;
+        assert!(replayed(&retry), "{what}: Idempotent-Replayed: true");
+        assert_eq!(
+            ok_json(retry, what).await,
+            first,
+            "{what}: the first answer"
+        );
+    }
+    let fetched = app
+        .get_ok(&format!("/api/v1/alerts/{upper}"), &admin())
+        .await;
+    assert_eq!(trail(&fetched).len(), 1, "recorded once");
+}
+
 /// Retries that overlap (a client that gave up on its first try while it was still
 /// queued) are recorded once too: the writer runs them one after the other.
 #[actix_web::test]
