@@ -92,6 +92,17 @@ pub fn authenticate(
     Ok(principal)
 }
 
+/// The token of an `Authorization: Bearer` value, read one way wherever it is read (the
+/// session copies it into its cookie): RFC 9110 §11.1 makes the scheme case-insensitive
+/// and separates it by spaces.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    authorization
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 /// The token to verify and where it came from: `Authorization`, else `?token=` (when
 /// `allow_query`), else the cookie. Only one source is ever read past this choice.
 fn find_token(req: &HttpRequest, allow_query: bool) -> Result<(String, Credential), ApiError> {
@@ -117,15 +128,9 @@ fn find_token(req: &HttpRequest, allow_query: bool) -> Result<(String, Credentia
         let value = value
             .to_str()
             .map_err(|_| ApiError::Unauthorized("Authorization header is not ASCII".to_owned()))?;
-        // RFC 9110 §11.1: the scheme is case-insensitive and separated by spaces.
-        let token = value
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::Unauthorized("expected `Authorization: Bearer <token>`".to_owned())
-            })?;
+        let token = bearer_token(value).ok_or_else(|| {
+            ApiError::Unauthorized("expected `Authorization: Bearer <token>`".to_owned())
+        })?;
         return Ok((token.to_owned(), Credential::Bearer));
     }
     // An explicit `?token=` (allowed here, see above) beats the ambient cookie, which is

@@ -46,11 +46,8 @@ pub async fn create(
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_owned());
+        .and_then(crate::auth::bearer_token)
+        .map(str::to_owned);
     let mut response = HttpResponse::Ok();
     if let Some(token) = token {
         let max_age = principal.expires_at - chrono::Utc::now().timestamp();

@@ -330,6 +330,20 @@ async fn a_session_sets_an_httponly_strict_cookie_that_authenticates_reads() {
         .expect("GET");
     assert_eq!(list.status(), 200, "the cookie alone authenticates a read");
 
+    // The scheme is case-insensitive (RFC 9110 §11.1) for the cookie as for the
+    // authentication: `BEARER` had signed in (200) without setting it.
+    for scheme in ["BEARER", "bearer", "Bearer "] {
+        let resp = app
+            .client
+            .post(app.url("/api/v1/session"))
+            .header("Authorization", format!("{scheme} {nurse}"))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(resp.status(), 200, "{scheme:?}");
+        assert_eq!(session_cookie(&resp).0, nurse, "{scheme:?}: the cookie");
+    }
+
     let patient = token("pat", "patient", Some("123"));
     let resp = app
         .client
