@@ -44,25 +44,20 @@ pub fn members(conn: &mut AnyConnection, patient_id: &str) -> QueryResult<Vec<Ca
         .load(conn)
 }
 
-/// Whether a user is on a patient's care team.
-pub fn is_member(conn: &mut AnyConnection, patient_id: &str, user_id: &str) -> QueryResult<bool> {
-    care_team::table
-        .find((patient_id, user_id))
-        .select(care_team::user_id)
-        .first::<String>(conn)
-        .optional()
-        .map(|row| row.is_some())
-}
-
-/// Adds a member; `false` when already there.
+/// Adds a member; `false` when already there. One statement, not a check and an insert:
+/// on PostgreSQL another instance can add the same member between the two, and the
+/// second insert then failed on the primary key (a 500 for a request that had nothing
+/// left to do). `ON CONFLICT` is backend syntax the MultiConnection does not carry, so
+/// each backend is given the same insert.
 pub fn assign(conn: &mut AnyConnection, row: &CareTeamRow) -> QueryResult<bool> {
-    if is_member(conn, &row.patient_id, &row.user_id)? {
-        return Ok(false);
-    }
-    diesel::insert_into(care_team::table)
+    let insert = diesel::insert_into(care_team::table)
         .values(row)
-        .execute(conn)?;
-    Ok(true)
+        .on_conflict_do_nothing();
+    let added = match conn {
+        AnyConnection::Postgresql(pg) => insert.execute(pg)?,
+        AnyConnection::Sqlite(sqlite) => insert.execute(sqlite)?,
+    };
+    Ok(added > 0)
 }
 
 /// Removes a member; `false` when not there.

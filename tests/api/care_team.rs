@@ -446,3 +446,23 @@ async fn dot_segment_ids_are_refused_wherever_an_id_comes_in() {
     // Three dots are no path segment of that kind: an ordinary id.
     assert_eq!(app.raise("...", "low").await["patient_id"], "...");
 }
+
+/// Two instances on one database adding the same member at the same moment (two admins,
+/// or a provisioning script retried against the other instance): one of them adds it
+/// (201), the other finds it there (200). On PostgreSQL each had checked and then
+/// inserted, so the second insert hit the primary key and answered 500.
+#[actix_web::test]
+async fn the_same_member_added_on_two_instances_at_once_is_added_once_without_an_error() {
+    let a = spawn_app().await;
+    let b = spawn_app_on(&a.database_url, |_| {}).await;
+    let root = admin();
+    for round in 0..40 {
+        let path = format!("/api/v1/patients/race/care-team/u{round}");
+        let (on_a, on_b) = tokio::join!(put(&a, &path, &root, None), put(&b, &path, &root, None));
+        let mut statuses = [on_a.status().as_u16(), on_b.status().as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 201], "round {round}");
+    }
+    let team = a.get_ok("/api/v1/patients/race/care-team", &admin()).await;
+    assert_eq!(members(&team).len(), 40, "{team}");
+}
