@@ -193,6 +193,21 @@ fn commit_batch(
         }
         return Batch::Failed;
     }
+    // The transaction never began (BEGIN itself failed, e.g. on a connection whose
+    // rollback failed before): nothing ran, and every caller is refused with the cause,
+    // counted, rather than left to a dropped reply ("the writer panicked").
+    if let (Err(e), false) = (&committed, batch.is_empty()) {
+        let why = e.to_string();
+        log::warn!(
+            "{} writes refused: the transaction did not begin: {why}",
+            batch.len()
+        );
+        outcome.failed(Failing::of_error(&why), batch.len());
+        for job in batch {
+            job.abandon(&why);
+        }
+        return Batch::Failed;
+    }
     let committed = committed.map_err(|e| {
         log::error!("group commit of {} writes failed: {e}", ran.len());
         e.to_string()
@@ -212,5 +227,70 @@ fn commit_batch(
     match committed {
         Ok(()) => Batch::Committed,
         Err(_) => Batch::Failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+    use prometheus::{IntCounterVec, Opts};
+    use tokio::sync::oneshot;
+
+    use super::{Batch, Job, commit_batch};
+    use crate::db::AnyConnection;
+    use crate::db::writer::failing::Outcome;
+    use crate::db::writer::jobs::WriteJob;
+    use crate::error::ApiError;
+
+    /// A batch whose transaction cannot begin answers each caller with the cause and
+    /// counts it; its replies had been dropped, which callers read as a panic (500).
+    #[test]
+    fn a_batch_whose_transaction_cannot_begin_refuses_every_caller() {
+        let mut conn = AnyConnection::Sqlite(
+            SqliteConnection::establish(":memory:").expect("an in-memory database"),
+        );
+        // SQLite is inside a transaction diesel does not know of: its BEGIN fails.
+        diesel::sql_query("BEGIN")
+            .execute(&mut conn)
+            .expect("BEGIN");
+        let failures =
+            IntCounterVec::new(Opts::new("failures", "test"), &["cause"]).expect("a counter");
+        let outcome = Outcome {
+            failures: failures.clone(),
+            disk_full: Arc::new(AtomicBool::new(false)),
+            writer_failing: Arc::new(std::sync::Mutex::new(None)),
+        };
+        let mut answers = Vec::new();
+        let mut batch: Vec<Box<dyn Job>> = Vec::new();
+        for _ in 0..2 {
+            let (reply, answer) = oneshot::channel::<Result<(), ApiError>>();
+            answers.push(answer);
+            batch.push(Box::new(WriteJob {
+                work: |_: &mut AnyConnection| Ok(()),
+                after_commit: None,
+                reply,
+                queued: std::time::Instant::now(),
+            }));
+        }
+        assert!(matches!(
+            commit_batch(&mut conn, batch, &outcome),
+            Batch::Failed
+        ));
+        for mut answer in answers {
+            match answer.try_recv() {
+                Ok(Err(ApiError::DatabaseUnavailable(_))) => {}
+                Ok(other) => panic!("expected a 503, got {other:?}"),
+                Err(e) => panic!("the caller was not answered: {e}"),
+            }
+        }
+        let counted: u64 = prometheus::core::Collector::collect(&failures)
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|metric| metric.get_counter().get_value() as u64)
+            .sum();
+        assert_eq!(counted, 2, "both refusals are counted");
     }
 }
