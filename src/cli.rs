@@ -249,8 +249,8 @@ pub struct BenchArgs {
     /// Hold the connections this many seconds after connecting, raising nothing (B5).
     #[arg(long, default_value = "0", value_parser = clap::value_parser!(u64).range(..=86_400))]
     pub hold_secs: u64,
-    /// Threads the bench itself runs on (default: all cores; 1 = one core).
-    #[arg(long, value_parser = at_least_one)]
+    /// Threads the bench itself runs on (default: all cores; 1 = one core; at most 1024).
+    #[arg(long, value_parser = thread_count)]
     pub threads: Option<usize>,
     /// Print the report as JSON.
     #[arg(long)]
@@ -274,6 +274,15 @@ fn at_least_one(raw: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".to_owned()),
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A thread count the machine can start: each thread takes a stack, and a hundred
+/// thousand of them aborted the bench instead of a usage error.
+fn thread_count(raw: &str) -> Result<usize, String> {
+    match at_least_one(raw)? {
+        n if n > 1024 => Err("must be at most 1024".to_owned()),
+        n => Ok(n),
     }
 }
 

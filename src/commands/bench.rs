@@ -24,6 +24,10 @@ use subscriber::{Handle, Server, Tally};
 use crate::auth::{Claims, Signer};
 use crate::cli::{BenchArgs, BenchTransport};
 
+/// How long the streams stay open once every expected delivery is in, to count
+/// duplicates that come after them.
+const SETTLE: Duration = Duration::from_millis(500);
+
 /// Runs the benchmark; `Err` carries a message (and failure exit) when something failed.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     super::serve::raise_open_file_limit();
@@ -120,6 +124,12 @@ impl Names {
     fn title(&self, k: usize) -> String {
         format!("{}{k}", self.prefix)
     }
+
+    /// A token subject of this run: per-user limits (streams, write rate) are then
+    /// this run's own, not shared with a bench running beside it.
+    fn user(&self, role: &str) -> String {
+        format!("{}{role}", self.prefix)
+    }
 }
 
 async fn bench(args: &BenchArgs, threads: usize) -> Result<Report, String> {
@@ -173,7 +183,7 @@ async fn bench(args: &BenchArgs, threads: usize) -> Result<Report, String> {
 
     // Connect everyone, bounded concurrency; each reports its connect time once ready.
     let subscribers = layout(args);
-    let server = Arc::new(Server::resolve(&base).await?);
+    let server = Arc::new(Server::resolve(&base, timeout).await?);
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(args.connect_concurrency));
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<Duration, String>>();
@@ -183,7 +193,7 @@ async fn bench(args: &BenchArgs, threads: usize) -> Result<Report, String> {
     // connect slot do not each wait out the timeout as well.
     let unanswered = Arc::new(AtomicBool::new(false));
     for (i, &(ws, patient)) in subscribers.iter().enumerate() {
-        let token = token(&format!("bench-sub-{i}"), "admin")?;
+        let token = token(&names.user(&format!("sub-{i}")), "admin")?;
         let handle = Handle::default();
         let (ready, gate, server) = (ready_tx.clone(), Arc::clone(&gate), Arc::clone(&server));
         let (handle_for_task, prefix, patient) = (
@@ -259,7 +269,7 @@ async fn bench(args: &BenchArgs, threads: usize) -> Result<Report, String> {
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     let mut producers = Vec::new();
     for p in 0..args.producers {
-        let token = token(&format!("bench-producer-{p}"), "service")?;
+        let token = token(&names.user(&format!("producer-{p}")), "service")?;
         let (http, base, outcome, server_gone) = (
             http.clone(),
             base.clone(),
@@ -348,6 +358,9 @@ async fn bench(args: &BenchArgs, threads: usize) -> Result<Report, String> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let window = publish_started.elapsed();
+    // A duplicate sent after the last expected delivery (a re-send, an echo) arrives
+    // after `complete`: the streams stay open a little longer to count it.
+    tokio::time::sleep(SETTLE).await;
     // A task already finished here ended by itself: its stream was closed by the server.
     let ended: Vec<bool> = tasks.iter().map(|task| task.is_finished()).collect();
     // Each subscriber hands its receipts over as its task is dropped.

@@ -219,10 +219,12 @@ async fn refused_alerts_are_failures_by_status_not_lost_deliveries() {
 }
 
 /// Two runs side by side on one server: each counts only its own alerts (its patients
-/// and titles carry its run tag), so neither sees the other's as duplicates.
+/// and titles carry its run tag), so neither sees the other's as duplicates; and each
+/// has users of its own (their names carry the tag too), so per-user limits — here one
+/// stream per user — are not shared: the second run's subscribers had been refused 429.
 #[actix_web::test]
 async fn two_benches_at_once_each_count_only_their_own_alerts() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.max_streams_per_user = 1).await;
     let args = [
         "--subscribers",
         "6",
@@ -289,6 +291,8 @@ fn impossible_bench_arguments_are_usage_errors() {
         (&["--patients", "0"], "--patients"),
         (&["--producers", "0"], "--producers"),
         (&["--threads", "0"], "--threads"),
+        // A hundred thousand threads aborted the bench (no stack for them).
+        (&["--threads", "100000"], "--threads"),
         (&["--connect-concurrency", "0"], "--connect-concurrency"),
         (&["--drain-secs", "0"], "--drain-secs"),
         // It panicked after raising the alerts (an Instant overflow).

@@ -37,19 +37,32 @@ pub struct Server {
 }
 
 impl Server {
-    /// Resolves the base URL's host once for every subscriber.
-    pub async fn resolve(base: &str) -> Result<Self, String> {
+    /// Resolves the base URL's host once for every subscriber, to the first of its
+    /// addresses that accepts a connection, as the HTTP client does: `localhost` is
+    /// often `::1` first, where a server bound to 127.0.0.1 refuses.
+    pub async fn resolve(base: &str, timeout: Duration) -> Result<Self, String> {
         let url = reqwest::Url::parse(base).map_err(|e| format!("--url: {e}"))?;
         if url.scheme() != "http" {
             return Err("--url: the bench speaks plain http".to_owned());
         }
         let host = url.host_str().ok_or("--url has no host")?.to_owned();
         let port = url.port_or_known_default().unwrap_or(80);
-        let addr = tokio::net::lookup_host((host.as_str(), port))
+        let mut refused = format!("--url: {host} has no address");
+        let mut found = None;
+        for addr in tokio::net::lookup_host((host.as_str(), port))
             .await
             .map_err(|e| format!("--url: {e}"))?
-            .next()
-            .ok_or_else(|| format!("--url: {host} has no address"))?;
+        {
+            match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(_)) => {
+                    found = Some(addr);
+                    break;
+                }
+                Ok(Err(e)) => refused = format!("--url: {addr}: {e}"),
+                Err(_) => refused = format!("--url: {addr}: no answer within {timeout:?}"),
+            }
+        }
+        let addr = found.ok_or(refused)?;
         Ok(Self {
             addr,
             host: format!("{host}:{port}"),
