@@ -111,6 +111,15 @@ pub fn jwt_config(args: &JwtArgs, dev_secret: Option<&str>) -> Result<JwtConfig,
             (JwtKey::PublicPem(pem), algorithm)
         }
         (None, None) => match dev_secret {
+            // The invented secret is HS256's; an algorithm pinned to another is the
+            // operator's choice, not overridden.
+            Some(_) if matches!(alg, Some(Algorithm::RS256 | Algorithm::ES256)) => {
+                return Err(ConfigError::new(
+                    "VIGIL_JWT_ALG",
+                    "--dev invents an HS256 secret; for RS256 or ES256 give the public key \
+                     (VIGIL_JWT_PUBLIC_KEY_FILE), or unset VIGIL_JWT_ALG",
+                ));
+            }
             Some(secret) => (JwtKey::Secret(Secret::new(secret)), Algorithm::HS256),
             None => {
                 return Err(ConfigError::new(

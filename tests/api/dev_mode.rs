@@ -162,6 +162,33 @@ async fn without_a_subcommand_and_with_a_public_key_the_banner_says_why_it_print
     assert_eq!(resp.status(), 200);
 }
 
+/// `--dev` invents an HS256 secret when no key is set; with `VIGIL_JWT_ALG` pinning
+/// RS256 or ES256 it had quietly run HS256 anyway, trusting tokens the operator had
+/// pinned out. It stops instead, naming the variable, as a secret with RS256 does.
+#[test]
+fn dev_mode_with_an_asymmetric_algorithm_and_no_key_stops_naming_the_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database = format!("sqlite://{}", dir.path().join("dev.db").display());
+    for algorithm in ["RS256", "ES256"] {
+        let (status, stderr) = vigil_exit(
+            &["serve", "--dev", "--bind", "127.0.0.1:0"],
+            &[
+                ("DATABASE_URL", database.as_str()),
+                ("VIGIL_JWT_ALG", algorithm),
+                ("VIGIL_JWT_SECRET", ""),
+                ("VIGIL_JWT_PUBLIC_KEY_FILE", ""),
+            ],
+            Duration::from_secs(30),
+            "vigil serve --dev with an asymmetric algorithm and no key",
+        );
+        assert!(!status.success(), "{algorithm}: {stderr}");
+        assert!(
+            stderr.contains("VIGIL_JWT_ALG") && stderr.contains("VIGIL_JWT_PUBLIC_KEY_FILE"),
+            "{algorithm}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn watch_with_a_url_that_cannot_work_exits_at_once_naming_the_flag() {
     // A query string would swallow the paths appended to the base: it looped for ever.
