@@ -46,7 +46,8 @@ pub enum ApiError {
     /// 409: the change conflicts with the current state (e.g. ack after resolve).
     #[error("{0}")]
     Conflict(String),
-    /// 410: the resource is retired (WebSocket phase 3).
+    /// 410: the resource is retired (WebSocket phase 3); the answer links the migration
+    /// guide and the successor.
     #[error("{0}")]
     Gone(String),
     /// 426: a WebSocket handshake offering a version other than 13; the answer names
@@ -108,6 +109,15 @@ pub enum ApiError {
     /// 503: the connection manager did not answer.
     #[error("connection manager unavailable")]
     ManagerUnavailable,
+    /// 503 from `/readyz`: the instance cannot store an alert. The body names the
+    /// database's state and the broker's, for the operator reading the probe.
+    #[error("{}", .database.detail())]
+    NotReady {
+        /// Why the database does not take writes.
+        database: Failing,
+        /// The broker link: `in-process`, `connected` or `reconnecting`.
+        broker: &'static str,
+    },
     /// 500: anything else internal.
     #[error("internal error")]
     Internal(String),
@@ -146,7 +156,8 @@ impl ApiError {
             ApiError::Unavailable { .. }
             | ApiError::DatabaseUnavailable(_)
             | ApiError::DatabaseTimeout(_)
-            | ApiError::ManagerUnavailable => "Service Unavailable",
+            | ApiError::ManagerUnavailable
+            | ApiError::NotReady { .. } => "Service Unavailable",
             ApiError::Database(_) | ApiError::Internal(_) => "Internal Server Error",
         }
     }
@@ -172,7 +183,8 @@ impl ApiError {
             ApiError::Unavailable { .. }
             | ApiError::DatabaseUnavailable(_)
             | ApiError::DatabaseTimeout(_)
-            | ApiError::ManagerUnavailable => "unavailable",
+            | ApiError::ManagerUnavailable
+            | ApiError::NotReady { .. } => "unavailable",
             ApiError::Database(_) | ApiError::Internal(_) => "internal",
         }
     }
@@ -253,6 +265,11 @@ struct Problem<'a> {
     code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
+    /// Readiness's extension members ([`ApiError::NotReady`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broker: Option<&'static str>,
 }
 
 impl ResponseError for ApiError {
@@ -276,7 +293,8 @@ impl ResponseError for ApiError {
             ApiError::Unavailable { .. }
             | ApiError::DatabaseUnavailable(_)
             | ApiError::DatabaseTimeout(_)
-            | ApiError::ManagerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::ManagerUnavailable
+            | ApiError::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Database(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -291,6 +309,14 @@ impl ResponseError for ApiError {
             code: self.code(),
             errors: match self {
                 ApiError::Validation { errors, .. } => Some(errors),
+                _ => None,
+            },
+            database: match self {
+                ApiError::NotReady { database, .. } => Some(database.as_str()),
+                _ => None,
+            },
+            broker: match self {
+                ApiError::NotReady { broker, .. } => Some(broker),
                 _ => None,
             },
         };
@@ -312,8 +338,16 @@ impl ResponseError for ApiError {
             } => {
                 response.insert_header((header::RETRY_AFTER, secs.to_string()));
             }
-            ApiError::DatabaseUnavailable(_) | ApiError::DatabaseTimeout(_) => {
+            ApiError::DatabaseUnavailable(_)
+            | ApiError::DatabaseTimeout(_)
+            | ApiError::NotReady { .. } => {
                 response.insert_header((header::RETRY_AFTER, DATABASE_RETRY_AFTER));
+            }
+            ApiError::Gone(_) => {
+                response.insert_header((
+                    header::LINK,
+                    "</docs/migration>; rel=\"help\", </api/v1/alerts/stream>; rel=\"successor-version\"",
+                ));
             }
             // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to (actix adds the
             // `Connection: upgrade` that goes with it).

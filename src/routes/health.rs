@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, ResponseError, web};
 use serde_json::json;
 
 use crate::db::writer::Failing;
 use crate::db::{self, events};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The process is up.
@@ -64,15 +65,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .json(json!({"status": "ready", "database": "ok", "broker": broker, "head": head})),
         Err((why, cause)) => {
             log::warn!("readiness check failed ({}): {why}", cause.as_str());
-            HttpResponse::ServiceUnavailable()
-                .content_type("application/problem+json")
-                .insert_header((
-                    actix_web::http::header::RETRY_AFTER,
-                    crate::error::DATABASE_RETRY_AFTER,
-                ))
-                .json(json!({"type": "about:blank", "title": "Service Unavailable", "status": 503,
-                             "detail": cause.detail(), "code": "unavailable", "database": cause.as_str(),
-                             "broker": broker}))
+            // Answered, not returned as an error: a failing probe is logged once above,
+            // not again as a failed request.
+            ApiError::NotReady {
+                database: cause,
+                broker,
+            }
+            .error_response()
         }
     }
 }

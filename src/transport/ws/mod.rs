@@ -15,7 +15,7 @@ pub use client_frame::{ClientFrame, FrameRejection, parse_client_frame};
 pub use session::{MAX_FRAMES_PER_SECOND, WsSession, tick_period};
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
 use serde_json::json;
 
@@ -70,15 +70,9 @@ pub async fn ws_endpoint(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     if state.config.ws_mode == WsMode::Off {
-        let mut response = ApiError::Gone(format!(
+        return Err(ApiError::Gone(format!(
             "the WebSocket transport has been retired; use the SSE stream /api/v1/alerts/stream (guide: {MIGRATION_GUIDE})"
-        ))
-        .error_response();
-        response.headers_mut().insert(
-            header::LINK,
-            HeaderValue::from_static("</docs/migration>; rel=\"help\", </api/v1/alerts/stream>; rel=\"successor-version\""),
-        );
-        return Ok(response);
+        )));
     }
     check_version(&req)?;
     ws::handshake(&req)
