@@ -206,6 +206,11 @@ async fn a_redis_outage_loses_nothing_and_local_clients_keep_receiving() {
     on_a.connected().await;
     let mut on_b = b.sse(&admin_token, "patient_id=*").await;
     on_b.connected().await;
+    // An outage of a Redis that was never reached would test nothing: both must have
+    // been subscribed, and must see it go and come back.
+    for app in [&a, &b] {
+        broker_connected(app).await;
+    }
 
     redis.stop();
     let during = a.raise("p9", "high").await;
@@ -221,8 +226,17 @@ async fn a_redis_outage_loses_nothing_and_local_clients_keep_receiving() {
         during["seq"].to_string(),
         "B recovers the event from the shared log"
     );
+    for app in [&a, &b] {
+        eventually("readiness reporting the outage", || {
+            broker_is(app, "reconnecting")
+        })
+        .await;
+    }
 
     redis.resume();
+    for app in [&a, &b] {
+        broker_connected(app).await;
+    }
     let after = a.raise("p9", "high").await;
     assert_eq!(on_a.next_alert_event().await.id, after["seq"].to_string());
     assert_eq!(on_b.next_alert_event().await.id, after["seq"].to_string());
