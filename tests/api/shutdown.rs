@@ -182,7 +182,10 @@ async fn a_second_signal_stops_at_once_instead_of_waiting_out_a_stalled_request(
         .await
         .expect("write");
     let mut answer = [0u8; 512];
-    let n = conn.read(&mut answer).await.expect("read");
+    let n = tokio::time::timeout(WAIT, conn.read(&mut answer))
+        .await
+        .expect("healthz answered within WAIT")
+        .expect("read");
     assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "healthz answered");
     // Then an upload whose body never comes. `Expect: 100-continue`: the server answers
     // `100 Continue` once it has taken the request in, so the signal below cannot come
@@ -193,7 +196,10 @@ async fn a_second_signal_stops_at_once_instead_of_waiting_out_a_stalled_request(
         service()
     );
     conn.write_all(stalled.as_bytes()).await.expect("write");
-    let n = conn.read(&mut answer).await.expect("read");
+    let n = tokio::time::timeout(WAIT, conn.read(&mut answer))
+        .await
+        .expect("100 Continue within WAIT")
+        .expect("read");
     assert!(
         answer[..n].starts_with(b"HTTP/1.1 100 Continue"),
         "{}",

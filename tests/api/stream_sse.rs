@@ -315,7 +315,8 @@ async fn a_token_that_expires_mid_stream_ends_it_with_auth_expired() {
     // Threat: a revoked/expired session keeps receiving patient data on an open stream.
     let app = spawn_app().await;
     app.assign("123", "alice").await;
-    let exp = chrono::Utc::now().timestamp() + 2;
+    // Seconds, whole: a 2 s token left about one to open the stream on a loaded machine.
+    let exp = chrono::Utc::now().timestamp() + 4;
     let short = token_expiring("alice", "nurse", None, exp);
     let (mut sse, _) = open_ok(&app, &short, "patient_id=123", "short-lived token").await;
     let last = sse.until(WAIT, |e| e.event != "heartbeat").await;

@@ -415,13 +415,9 @@ async fn a_moment_of_unwritable_files_refuses_writes_only_while_it_lasts() {
                 &alert_body(&format!("ro-{i}"), "critical"),
             )
             .await;
-        assert_eq!(
-            resp.status(),
-            503,
-            "nothing can be stored in an unwritable log"
-        );
-        let problem: Value = resp.json().await.expect("problem");
-        details.push(problem["detail"].as_str().unwrap_or_default().to_owned());
+        let problem = expect_problem(resp, 503, "nothing can be stored in an unwritable log").await;
+        let detail = problem["detail"].as_str().expect("a detail");
+        details.push(detail.to_owned());
     }
     assert!(
         details.iter().all(|d| !d.contains("locked")),
