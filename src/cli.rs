@@ -31,7 +31,10 @@ pub struct Cli {
 
 /// The binary's subcommands.
 #[derive(Debug, Subcommand)]
-#[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing buys nothing"
+)]
 pub enum Command {
     /// Run the HTTP/SSE/WebSocket server (the default).
     Serve(ServeArgs),

@@ -586,7 +586,6 @@ pub struct BodyTimeout(pub Problem);
 
 /// What a write that takes no body answers when one is sent anyway (`routes::NoBody`).
 #[derive(IntoResponses)]
-#[allow(clippy::large_enum_variant)] // never built: it only describes responses
 pub enum StrayBody {
     /// A body that is not well-formed JSON
     #[response(status = 400, content_type = "application/problem+json")]
@@ -604,7 +603,6 @@ pub enum StrayBody {
 
 /// The refusals every care-team endpoint shares, declared once.
 #[derive(IntoResponses)]
-#[allow(clippy::large_enum_variant)] // never built: it only describes responses
 pub enum CareTeamRefusals {
     /// Admin only (and an allowed Origin for cookie writes)
     #[response(status = 403, content_type = "application/problem+json")]
@@ -618,7 +616,10 @@ pub enum CareTeamRefusals {
 /// besides [`Unauthorized`] and [`DatabaseUnavailable`], declared once so the two can
 /// never drift apart.
 #[derive(IntoResponses)]
-#[allow(clippy::large_enum_variant)] // never built: it only describes responses
+#[expect(
+    clippy::large_enum_variant,
+    reason = "never built: it only describes responses"
+)]
 pub enum AckResponses {
     /// Recorded and fanned out as `alert_updated` (or, for a repeated Idempotency-Key, the answer it got the first time)
     #[response(status = 200,

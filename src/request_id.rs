@@ -8,7 +8,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
 
-/// Header name.
+/// Read from the request and echoed on the response, so a client or proxy can join its
+/// own logs to ours. Lowercase: `HeaderName::from_static` panics on an uppercase name.
 pub const HEADER: &str = "x-request-id";
 
 /// The current request's id, stored in request extensions.

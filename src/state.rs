@@ -13,11 +13,13 @@ use crate::hub::manager::AlertConnectionManager;
 use crate::metrics::Metrics;
 use crate::rate_limit::WriteLimiter;
 
-/// Shared application state.
+/// One per server, handed to handlers through `app_data`; transports and services take
+/// what they need from it instead of from globals.
 pub struct AppState {
     /// Validated configuration.
     pub config: Arc<Config>,
-    /// Database pool.
+    /// For reads (scope, lists, replays, readiness) via `db::run`; event writes go
+    /// through `writer` instead so they share commits.
     pub pool: DbPool,
     /// Write transactions (group commit on SQLite).
     pub writer: Writer,
@@ -27,7 +29,8 @@ pub struct AppState {
     pub manager: Addr<AlertConnectionManager>,
     /// Where committed events are published.
     pub broker: Arc<dyn Broker>,
-    /// Metrics registry.
+    /// The same registry the manager counts into: `/metrics` and the stats endpoint
+    /// report one set of numbers.
     pub metrics: Arc<Metrics>,
     /// Per-subject write rate.
     pub write_limiter: WriteLimiter,
@@ -47,7 +50,8 @@ pub struct AppState {
 pub struct ConnIds(std::sync::atomic::AtomicU64);
 
 impl ConnIds {
-    /// The next id.
+    /// From 1 and never reused in this process, so a late `Disconnect` cannot
+    /// unregister some other stream.
     pub fn next(&self) -> crate::hub::subscriptions::ConnId {
         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
     }

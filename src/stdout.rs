@@ -16,7 +16,6 @@ pub fn write_line(text: &str) -> io::Result<()> {
 /// [`write_line`] for a command whose output is its purpose: a closed stdout (the reader
 /// has what it wanted, `| head -1`) ends the process quietly with 0; any other failure (a
 /// full disk) ends it with 1 and the cause on stderr.
-#[allow(clippy::print_stderr)]
 pub fn line_or_exit(text: &str) {
     if let Err(e) = write_line(text) {
         if e.kind() == io::ErrorKind::BrokenPipe {

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 /// verifier when configured.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
-    /// User id.
+    /// Who the caller is: alerts and acknowledgments record it, and care teams, stream
+    /// limits and the write rate are keyed by it.
     pub sub: String,
     /// One of the seven roles.
     pub role: String,
@@ -17,17 +18,20 @@ pub struct Claims {
     /// second before it, RFC 7519 §2).
     #[serde(deserialize_with = "numeric_date")]
     pub exp: i64,
-    /// Issued at.
+    /// Issued at: written by `vigil token` for whoever reads the token. Only its form is
+    /// checked; `exp` (and `nbf`, when present) decide validity.
     #[serde(
         default,
         deserialize_with = "optional_numeric_date",
         skip_serializing_if = "Option::is_none"
     )]
     pub iat: Option<i64>,
-    /// Issuer.
+    /// Must equal `VIGIL_JWT_ISSUER` when that is set, so a token from another issuer
+    /// sharing the key is refused; ignored otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// Audience.
+    /// Must include `VIGIL_JWT_AUDIENCE` when that is set, so a token meant for another
+    /// service is refused; ignored otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<Audience>,
 }

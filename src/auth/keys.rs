@@ -119,7 +119,8 @@ impl Verifier {
         Ok(Self { key, validation })
     }
 
-    /// Verifies a token and returns its claims.
+    /// Every refusal's text is safe to send in the 401. The claims come back unchecked
+    /// beyond the token rules: `role`, `sub` and `patient_id` are for the caller to vet.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         // The header first, so a bad one (`"alg": "none"`, not base64, not JSON) is not
         // reported as bad claims: both would be the same JSON error below.
@@ -230,7 +231,8 @@ impl Signer {
         })
     }
 
-    /// Signs claims.
+    /// Checks nothing about the claims (an expired `exp`, an unknown role sign fine), so
+    /// tests can mint the very tokens the verifier must refuse.
     pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
         encode(&self.header, claims, &self.key).map_err(|e| TokenError::Key(e.to_string()))
     }

@@ -30,11 +30,13 @@ pub struct NewEventRow<'a> {
     pub seq: i64,
     /// `alert` or `alert_updated`.
     pub kind: &'a str,
-    /// Alert id.
+    /// The alert the event is about, outside `payload` so logs and queries can name it
+    /// without parsing JSON.
     pub alert_id: &'a str,
-    /// Patient id.
+    /// Copied from the alert, so replays and the manager match events to streams
+    /// without reading the alert.
     pub patient_id: &'a str,
-    /// Event data JSON.
+    /// The `data:` clients receive, frozen now: a replay sends what live clients got.
     pub payload: &'a str,
     /// Epoch ms.
     pub created_at: i64,
@@ -48,23 +50,25 @@ pub struct AlertRow {
     pub id: String,
     /// Creating event.
     pub seq: i64,
-    /// Latest event.
+    /// Latest event: `?after=` compares it, so a polling client sees every change.
     pub last_seq: i64,
-    /// Patient.
+    /// Decides who may see the alert: every read and every stream is scoped by it.
     pub patient_id: String,
-    /// Severity.
+    /// The wire name (`info` … `critical`); `?severity=` filters on it as text.
     pub severity: String,
-    /// Kind.
+    /// The producer's own label (e.g. `heart_rate_high`), unrelated to the event kind.
     pub kind: String,
-    /// Title.
+    /// The headline consoles show for the alert.
     pub title: String,
-    /// Message.
+    /// Free text under the title, possibly empty.
     pub message: String,
-    /// Data JSON.
+    /// The producer's JSON object as text; read back as `{}` if it no longer parses.
     pub data: String,
-    /// Source.
+    /// The producer as it names itself (its `sub` when not given); `created_by` is the
+    /// verified one.
     pub source: String,
-    /// Status.
+    /// The current status, updated by each acknowledgment; `?status=` filters on it, and
+    /// `resolved` is final.
     pub status: String,
     /// `sub` of the creator.
     pub created_by: String,
@@ -86,25 +90,25 @@ pub struct NewAlertRow<'a> {
     pub seq: i64,
     /// Same as `seq` at creation.
     pub last_seq: i64,
-    /// Patient.
+    /// Checked only for form: producers raise alerts for any patient.
     pub patient_id: &'a str,
-    /// Severity.
+    /// The wire name (see [`AlertRow::severity`]).
     pub severity: &'a str,
-    /// Kind.
+    /// As the producer sent it (see [`AlertRow::kind`]).
     pub kind: &'a str,
-    /// Title.
+    /// As the producer sent it.
     pub title: &'a str,
-    /// Message.
+    /// As the producer sent it, possibly empty.
     pub message: &'a str,
-    /// Data JSON.
+    /// The `data` object, serialised.
     pub data: &'a str,
-    /// Source.
+    /// The producer's name for itself, defaulting to its `sub`.
     pub source: &'a str,
     /// `open`.
     pub status: &'a str,
     /// Creator's `sub`.
     pub created_by: &'a str,
-    /// Request id.
+    /// `X-Request-Id` of the creating request, to find its log lines from the alert.
     pub request_id: Option<&'a str>,
     /// Epoch ms.
     pub created_at: i64,
@@ -118,13 +122,13 @@ pub struct NewAlertRow<'a> {
 pub struct AckRow {
     /// Event it produced.
     pub seq: i64,
-    /// Alert.
+    /// The acknowledged alert: an alert's audit trail is loaded by it.
     pub alert_id: String,
-    /// Who.
+    /// The acknowledger's `sub`, for the audit trail.
     pub user_id: String,
-    /// Their role.
+    /// The role at the time: the trail stays true if the user's role changes later.
     pub role: String,
-    /// Status set.
+    /// What this acknowledgment set the alert's status to.
     pub status: String,
     /// Note (never logged).
     pub note: Option<String>,
@@ -138,15 +142,15 @@ pub struct AckRow {
 pub struct NewAckRow<'a> {
     /// Event it produces.
     pub seq: i64,
-    /// Alert.
+    /// See [`AckRow::alert_id`].
     pub alert_id: &'a str,
-    /// Who.
+    /// See [`AckRow::user_id`].
     pub user_id: &'a str,
-    /// Role.
+    /// See [`AckRow::role`].
     pub role: &'a str,
-    /// Status.
+    /// See [`AckRow::status`].
     pub status: &'a str,
-    /// Note.
+    /// Free text for the team; never logged.
     pub note: Option<&'a str>,
     /// Epoch ms.
     pub created_at: i64,
@@ -156,9 +160,9 @@ pub struct NewAckRow<'a> {
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = care_team)]
 pub struct CareTeamRow {
-    /// Patient.
+    /// A patient whose alerts `user_id` sees while this row exists.
     pub patient_id: String,
-    /// User (`sub`).
+    /// The member's `sub`, matched against tokens to scope care-team roles.
     pub user_id: String,
     /// Epoch ms.
     pub created_at: i64,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::r2d2::{ManageConnection, Pool, R2D2Connection};
 use diesel::sql_types::Text;
 use diesel::{
     Connection, PgConnection, QueryResult, QueryableByName, RunQueryDsl, SqliteConnection,
@@ -24,8 +24,6 @@ pub enum AnyConnection {
 
 /// The shared pool.
 pub type DbPool = Pool<AnyManager>;
-/// One checked-out connection.
-pub type DbConn = PooledConnection<AnyManager>;
 
 /// Whether a URL names PostgreSQL.
 pub fn is_postgres(url: &str) -> bool {

@@ -17,7 +17,8 @@ pub enum Role {
     Nurse,
     /// Family or carer on a care team: may acknowledge and escalate, not resolve.
     Caregiver,
-    /// Raises alerts and escalates for its care team's patients; does not resolve.
+    /// Raises alerts for any patient (creating is not care-team scoped); sees, acknowledges
+    /// and escalates only its care team's patients; does not resolve.
     Dispatcher,
     /// Sees only their own `patient_id` claim; read-only.
     Patient,
@@ -25,19 +26,9 @@ pub enum Role {
     Service,
 }
 
-/// Every role, in the order of DESIGN.md's table.
-pub const ALL_ROLES: [Role; 7] = [
-    Role::Admin,
-    Role::Doctor,
-    Role::Nurse,
-    Role::Caregiver,
-    Role::Dispatcher,
-    Role::Patient,
-    Role::Service,
-];
-
 impl Role {
-    /// Wire name.
+    /// What the `role` claim must say (exactly: parsing is case-sensitive), and the
+    /// `role` label of metrics, stats and log lines.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
@@ -50,9 +41,18 @@ impl Role {
         }
     }
 
-    /// Every role.
+    /// In the order of DESIGN.md's table. Parsing, the per-role metric series (created
+    /// at zero) and the stats' per-role counts all list roles from here, so none is missed.
     pub fn all() -> [Role; 7] {
-        ALL_ROLES
+        [
+            Role::Admin,
+            Role::Doctor,
+            Role::Nurse,
+            Role::Caregiver,
+            Role::Dispatcher,
+            Role::Patient,
+            Role::Service,
+        ]
     }
 
     /// May read alerts and open streams at all (everyone but `service`).
@@ -105,7 +105,7 @@ impl Role {
 impl FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ALL_ROLES
+        Role::all()
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or_else(|| format!("unknown role `{s}`"))
@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn role_names_round_trip_and_unknown_ones_fail() {
-        for role in ALL_ROLES {
+        for role in Role::all() {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         }
         assert!("superuser".parse::<Role>().is_err());

@@ -13,7 +13,8 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    /// Wire name.
+    /// Both the SSE `event:` name clients listen for and the event log's `kind` column,
+    /// so renaming one would orphan stored events.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Alert => "alert",
@@ -21,7 +22,8 @@ impl EventKind {
         }
     }
 
-    /// Parses the stored name.
+    /// Reads the event log's `kind` column back; `None` for a name this build does not
+    /// know, which the reader skips rather than failing the whole batch.
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "alert" => Some(EventKind::Alert),
@@ -36,9 +38,10 @@ impl EventKind {
 pub struct StoredEvent {
     /// Sequence number (SSE `id:`).
     pub seq: i64,
-    /// Kind.
+    /// Picks the SSE `event:` name and the WebSocket frame's `type`.
     pub kind: EventKind,
-    /// Alert concerned.
+    /// The alert the event is about, for the delivery log line (clients read it from
+    /// `payload`).
     pub alert_id: String,
     /// Its patient, for scope matching.
     pub patient_id: String,
@@ -62,9 +65,9 @@ impl StoredEvent {
 /// A care-team assignment changed; open streams of that user rescope at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CareTeamChange {
-    /// User.
+    /// The team member (`sub`) whose open streams gain or lose the patient.
     pub user_id: String,
-    /// Patient.
+    /// The patient whose alerts that user's streams start or stop receiving.
     pub patient_id: String,
     /// Added (`true`) or removed.
     pub assigned: bool,

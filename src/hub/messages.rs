@@ -24,7 +24,8 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// Label used in stats and metrics.
+    /// The `transport` label of `vigil_connections` and the stream log lines; dashboards
+    /// and log queries match on it, so it must not change.
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Sse => "sse",
@@ -70,9 +71,10 @@ pub type ClientTx = mpsc::Sender<Outbound>;
 pub struct Connect {
     /// The stream's id, taken by the transport before sending this (`state::ConnIds`).
     pub conn_id: ConnId,
-    /// User (`sub`).
+    /// The token's `sub`: the per-user stream limit and care-team changes are keyed by it.
     pub user_id: String,
-    /// Role.
+    /// Labels the connection gauge and stats, and says whether care-team changes rescope
+    /// the stream (only care-team roles follow them).
     pub role: Role,
     /// What the client asked for.
     pub requested: Requested,
@@ -81,7 +83,8 @@ pub struct Connect {
     /// When the transport started reading `allowed`: care-team changes the manager
     /// received since then are applied on top, so one racing the registration is not lost.
     pub allowed_at: Instant,
-    /// Transport.
+    /// Decides what the manager's shared timers send the stream (SSE heartbeat frames or
+    /// WebSocket ticks), and labels the connection gauge.
     pub transport: Transport,
     /// Token expiry (seconds since the epoch); the stream ends with `auth_expired` then.
     pub expires_at: i64,
@@ -89,7 +92,8 @@ pub struct Connect {
     pub tx: ClientTx,
 }
 
-/// Registration result.
+/// What a transport needs from registration: the `connected` frame's contents, and the
+/// seam (`head`) where its replay stops and live delivery takes over.
 #[derive(Debug, Clone)]
 pub struct Connected {
     /// Id for later messages.
@@ -115,7 +119,8 @@ pub enum ConnectRefused {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Disconnect {
-    /// Connection.
+    /// The id the stream registered under; one the manager does not hold (already
+    /// removed, or its registration never finished) is ignored.
     pub conn_id: ConnId,
 }
 
@@ -151,11 +156,12 @@ pub struct CareTeamAnnounced(pub CareTeamChange);
 #[derive(Message)]
 #[rtype(result = "Option<Vec<String>>")]
 pub struct Resubscribe {
-    /// Connection.
+    /// The session's registered id; one the manager does not hold answers `None`.
     pub conn_id: ConnId,
-    /// New request.
+    /// Replaces what the client asked for at connect time (not merged with it).
     pub requested: Requested,
-    /// Fresh allowed set.
+    /// Re-read for this request (the care team may have changed since the connect), and
+    /// already checked against `requested` by the session.
     pub allowed: Allowed,
     /// When the session started reading `allowed` (see [`Connect::allowed_at`]).
     pub allowed_at: Instant,

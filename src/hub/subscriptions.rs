@@ -13,9 +13,11 @@ pub type ConnId = u64;
 /// One subscriber's scope.
 #[derive(Debug, Clone)]
 pub struct Entry {
-    /// User (`sub`).
+    /// The token's `sub`, matched against a care-team change's user to find the entries
+    /// it rescopes.
     pub user_id: String,
-    /// Role.
+    /// Only care-team roles follow care-team changes and read-backs; an admin's or a
+    /// patient's scope comes from the token and never moves.
     pub role: Role,
     /// What the client asked for.
     pub requested: Requested,

@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::hub::messages::GetStats;
 use crate::state::AppState;
 
-/// Stats as DESIGN.md specifies them.
+/// This instance's streams and fan-out counters, for an admin checking that alerts reach screens.
 #[utoipa::path(
     method(get, head),
     path = "/api/v1/alerts/stream/stats",

@@ -27,9 +27,10 @@ pub struct AckOutcome {
 /// What is being acknowledged.
 #[derive(Debug, Clone)]
 pub struct AckRequest {
-    /// Alert id.
+    /// As the caller gave it: anything but a UUID is a 404 before any query is made.
     pub alert_id: String,
-    /// New status.
+    /// Checked against the caller's role (only some may resolve) and the alert's current
+    /// status (`resolved` is final).
     pub status: AckStatus,
     /// Optional note (never logged).
     pub note: Option<String>,

@@ -35,15 +35,17 @@ pub struct AlertList {
 /// Validated list parameters.
 #[derive(Debug, Clone)]
 pub struct ListQuery {
-    /// Requested patients.
+    /// The `patient_id` parameters as given; narrowed to the caller's scope, and a 403 if
+    /// they name a patient outside it.
     pub requested: Requested,
-    /// Status filter.
+    /// `?status=`, already parsed, so an unknown status is a 422 rather than an empty list.
     pub status: Option<AlertStatus>,
-    /// Severity filter.
+    /// `?severity=`, parsed for the same reason as `status`.
     pub severity: Option<crate::domain::Severity>,
     /// Only changes after this sequence number.
     pub after: Option<i64>,
-    /// Page size.
+    /// At most this many alerts, 1 to [`MAX_LIST_LIMIT`] ([`DEFAULT_LIST_LIMIT`] when not
+    /// given): bounds the rows one request can read.
     pub limit: i64,
 }
 

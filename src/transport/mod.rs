@@ -31,7 +31,8 @@ pub struct StreamParams {
 }
 
 impl StreamParams {
-    /// Parses a query string.
+    /// One parser for both transports, so SSE and `/ws` refuse the same malformed or
+    /// repeated parameters with the same errors.
     pub fn parse(query: &str) -> Result<Self, ApiError> {
         let pairs = crate::query::QueryPairs::parse(query)?;
         Ok(Self {
@@ -181,7 +182,8 @@ impl Subscription {
 
 /// A registered subscription, ready for a transport to serve.
 pub struct Subscription {
-    /// Who.
+    /// The authenticated caller: `connected` reports its user and role, a care-team
+    /// role's replay follows its team, and WebSocket requests are checked against it.
     pub principal: Principal,
     /// Registration (id, seam head, patients).
     pub connected: Connected,
@@ -353,7 +355,10 @@ impl Drop for ConnectionGuard {
         }
         // Also for a registration whose answer never arrived (the client left): the
         // manager ignores an id it does not hold.
-        #[allow(clippy::disallowed_methods)]
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "`drop` cannot await a `send`; the manager's mailbox is the sanctioned target"
+        )]
         self.manager.do_send(crate::hub::messages::Disconnect {
             conn_id: self.conn_id,
         });

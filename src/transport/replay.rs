@@ -30,7 +30,8 @@ pub struct LogBounds {
 }
 
 impl LogBounds {
-    /// Reads them.
+    /// Read only when a client resumes (three queries), inside the same database visit
+    /// as its scope, so plain connects stay free of them.
     pub fn read(conn: &mut crate::db::AnyConnection) -> diesel::QueryResult<Self> {
         use crate::db::events;
         Ok(LogBounds {

@@ -53,7 +53,7 @@ fn auth_expired_frame() -> Bytes {
     )
 }
 
-/// The SSE endpoint.
+/// Live alerts for a dashboard, resumable with `Last-Event-ID`; new clients use this, not `/ws`.
 #[utoipa::path(
     get,
     path = "/api/v1/alerts/stream",

@@ -246,7 +246,6 @@ fn with_cause(error: &reqwest::Error) -> String {
     }
 }
 
-#[allow(clippy::print_stderr)]
 fn status_line(text: &str) {
     eprintln!("vigil watch: {text}");
 }

@@ -57,6 +57,9 @@ impl AlertConnectionManager {
         }
     }
 
+    /// Ends, with a final `auth_expired`, every stream whose token's `exp` has passed: a
+    /// stream outlives the request that checked its token. Run on the manager's
+    /// periodic tick ([`super::EXPIRY_TICK`]).
     pub(super) fn expire_tokens(&mut self) {
         let now = chrono::Utc::now().timestamp();
         let expired: Vec<ConnId> = self
