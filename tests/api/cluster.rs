@@ -721,6 +721,23 @@ async fn an_alert_raised_after_a_removal_on_another_instance_never_reaches_the_r
     redis.thaw();
 
     // B has the announcements now; its log read finishes, its care-team read cannot.
+    // The window below means something only once that read is waiting on the lock.
+    let mut probe = PgConnection::establish(&url).expect("a probe connection");
+    eventually("B's care-team read waiting on the lock", || {
+        #[derive(diesel::QueryableByName)]
+        struct Waiting {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let waiting: Waiting = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND query ILIKE '%care_team%'",
+        )
+        .get_result(&mut probe)
+        .expect("pg_stat_activity");
+        std::future::ready((waiting.n > 0).then_some(()))
+    })
+    .await;
     // Before the fix the alert went out at once, to both screens.
     let early = tokio::time::timeout(
         Duration::from_secs(2),
