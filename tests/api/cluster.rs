@@ -996,3 +996,70 @@ async fn busy_ward_reaches_another_instance_uncut(a: TestApp, b: &TestApp, on_b:
     let stats = b.stats().await;
     assert_eq!(stats["queue_overflows"], 0, "{stats}");
 }
+
+/// On PostgreSQL, care-team writes take turns within an instance. A write waiting for
+/// its turn held a pooled connection while it waited, so a few writes queued behind
+/// one held up (here by a lock on the table) took the whole pool, and every read — the
+/// screens' lists, stream openings, readiness — waited for a connection and got 503.
+/// Waiting writes now hold no connection; reads go on.
+#[actix_web::test]
+async fn care_team_writes_waiting_their_turn_leave_the_pool_to_reads() {
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+
+    let pg = OwnPostgres::start();
+    let url = fresh_postgres_database(&pg.url());
+    let app = spawn_app_on(&url, |c| c.database.pool_size = 4).await;
+    let mut lock = PgConnection::establish(&url).expect("a connection of the test's own");
+    diesel::sql_query("BEGIN")
+        .execute(&mut lock)
+        .expect("BEGIN");
+    diesel::sql_query("LOCK TABLE care_team IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .expect("lock the care team");
+    let puts: Vec<_> = (0..6)
+        .map(|i| {
+            let (client, url) = (
+                app.client.clone(),
+                app.url(&format!("/api/v1/patients/held/care-team/u{i}")),
+            );
+            tokio::spawn(async move {
+                client
+                    .put(url)
+                    .bearer_auth(admin())
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    let mut probe = PgConnection::establish(&url).expect("a probe connection");
+    eventually("the first care-team write waiting on the lock", || {
+        #[derive(diesel::QueryableByName)]
+        struct Waiting {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let waiting: Waiting = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND query ILIKE '%care_team%'",
+        )
+        .get_result(&mut probe)
+        .expect("pg_stat_activity");
+        std::future::ready((waiting.n > 0).then_some(()))
+    })
+    .await;
+    for _ in 0..3 {
+        let list = app.get("/api/v1/alerts", &admin()).await;
+        assert_eq!(list.status(), 200, "a read while care-team writes wait");
+    }
+    diesel::sql_query("COMMIT")
+        .execute(&mut lock)
+        .expect("release the lock");
+    for put in puts {
+        let status = put.await.expect("task").expect("an answer");
+        assert_eq!(
+            status, 201,
+            "each write is carried out once the lock is gone"
+        );
+    }
+}

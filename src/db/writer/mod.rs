@@ -79,6 +79,8 @@ pub struct Writer {
     writer_failing: Arc<std::sync::Mutex<Option<Failing>>>,
     /// PostgreSQL: care-team writes take turns (see [`Writer::write_care_team`]).
     care_team_order: Arc<std::sync::Mutex<()>>,
+    /// PostgreSQL: the turn awaited before a care-team write takes a pooled connection.
+    care_team_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Writer {
@@ -97,6 +99,7 @@ impl Writer {
                 files: None,
                 writer_failing: Arc::default(),
                 care_team_order: Arc::default(),
+                care_team_turn: Arc::default(),
             });
         }
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
@@ -143,6 +146,7 @@ impl Writer {
             files,
             writer_failing,
             care_team_order: Arc::default(),
+            care_team_turn: Arc::default(),
         })
     }
 
@@ -294,6 +298,10 @@ impl Writer {
             // to back could publish in the other order. One care-team write at a time
             // per instance, commit and publication together (they are rare, and take no
             // lock another writer could be holding while it waits for this one).
+            // The turn is awaited before a pooled connection is taken: writes queued
+            // behind a slow one held a connection each and left reads none. The lock
+            // inside still orders a write that outlived its caller's deadline.
+            let _turn = self.care_team_turn.lock().await;
             let order = Arc::clone(&self.care_team_order);
             let serial = move |conn: &mut AnyConnection| {
                 let _turn = order
