@@ -579,6 +579,13 @@ async fn unreadable_frames_close_the_session_with_the_rfc_6455_code_for_what_bro
             .unwrap_or_else(|| panic!("{what}: no close frame"));
         assert_eq!(u16::from(close.code), code, "{what}: {close:?}");
     }
+    // The frame over 1 MiB is counted as oversize, as a 70 KiB one is.
+    let metrics = app.metrics_text().await;
+    assert_eq!(
+        metric_sample(&metrics, "vigil_ws_frames_total", &[("type", "oversize")]),
+        Some(1.0),
+        "{metrics}"
+    );
     // A close frame whose reason is not UTF-8 (code 1000, reason 0xff; masked with a zero
     // key) was closed with 1002 "Bad opcode": it is text that is not UTF-8, 1007.
     let (mut rogue, _) = ws_ready(&app, &nurse, "").await;

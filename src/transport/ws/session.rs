@@ -334,6 +334,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                     "websocket protocol error connection_id={}: {e}",
                     self.conn_id
                 );
+                // A frame over the codec's 1 MiB is refused at its header, before Vigil
+                // sees it as a message: counted with the other oversize frames.
+                if matches!(e, ws::ProtocolError::Overflow) {
+                    self.count("oversize");
+                }
                 end_session(
                     ctx,
                     Some(error_frame("protocol", &format!("protocol error: {e}"))),
