@@ -41,10 +41,57 @@ enum WireMessage {
     },
 }
 
+/// Messages waiting for the publisher at most. While Redis is down the publisher takes
+/// one per reconnection round (seconds apart), so an unbounded queue grew by every event
+/// of the outage, each with its alert, until the process ran out of memory; past this
+/// bound messages are dropped, and the other instances read those events from the log.
+const OUTBOX_CAPACITY: usize = 4096;
+
+/// The publisher's bounded queue: never blocks a commit, drops when full.
+struct Outbox {
+    tx: mpsc::Sender<String>,
+    /// Set while messages are being dropped, so that an outage is logged once, not per
+    /// event.
+    dropping: AtomicBool,
+}
+
+/// What became of a message handed to the [`Outbox`].
+#[derive(Debug, PartialEq, Eq)]
+enum Queued {
+    Yes,
+    /// The queue was full: dropped (the event log carries it).
+    Dropped,
+    /// The publisher task is gone.
+    Closed,
+}
+
+impl Outbox {
+    fn push(&self, text: String) -> Queued {
+        match self.tx.try_send(text) {
+            Ok(()) => {
+                if self.dropping.swap(false, Ordering::Relaxed) {
+                    log::info!("redis publisher queue has room again");
+                }
+                Queued::Yes
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.dropping.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "redis publisher queue full ({OUTBOX_CAPACITY}): dropping broker messages \
+                         until Redis takes them; other instances read these events from the log"
+                    );
+                }
+                Queued::Dropped
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Queued::Closed,
+        }
+    }
+}
+
 /// Publishes to Redis (through a queue drained by one task) and delivers locally.
 pub struct RedisBroker {
     local: InProcessBroker,
-    outbox: mpsc::UnboundedSender<String>,
+    outbox: Outbox,
     link: RedisLink,
     /// This instance, in its care-team messages (so that it ignores their echoes).
     instance: String,
@@ -75,7 +122,7 @@ impl RedisBroker {
         manager: Addr<AlertConnectionManager>,
     ) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(url)?;
-        let (outbox, inbox) = mpsc::unbounded_channel();
+        let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
         let channel = channel(deployment_id);
         let reachable = Arc::new(AtomicBool::new(true));
         actix_web::rt::spawn(publisher(
@@ -95,7 +142,10 @@ impl RedisBroker {
         ));
         Ok(Self {
             local: InProcessBroker::new(manager),
-            outbox,
+            outbox: Outbox {
+                tx: outbox,
+                dropping: AtomicBool::new(false),
+            },
             link: RedisLink {
                 subscribed,
                 reachable,
@@ -112,7 +162,7 @@ impl RedisBroker {
     fn send(&self, message: &WireMessage) {
         match serde_json::to_string(message) {
             Ok(text) => {
-                if self.outbox.send(text).is_err() {
+                if self.outbox.push(text) == Queued::Closed {
                     log::error!(
                         "redis publisher task is gone; other instances rely on the event-log poll"
                     );
@@ -152,7 +202,7 @@ const REDIS_LIVENESS: Duration = Duration::from_secs(5);
 async fn publisher(
     client: redis::Client,
     channel: String,
-    mut inbox: mpsc::UnboundedReceiver<String>,
+    mut inbox: mpsc::Receiver<String>,
     reachable: Arc<AtomicBool>,
 ) {
     let mut backoff = Backoff::default();
@@ -286,6 +336,27 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// While Redis is down the queue must not grow with every event: past its bound a
+    /// message is dropped at once (a commit never waits on Redis), and once the
+    /// publisher takes one, the next is queued again.
+    #[test]
+    fn a_full_outbox_drops_without_blocking_and_takes_messages_again_once_drained() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let outbox = Outbox {
+            tx,
+            dropping: AtomicBool::new(false),
+        };
+        assert_eq!(outbox.push("1".to_owned()), Queued::Yes);
+        assert_eq!(outbox.push("2".to_owned()), Queued::Yes);
+        assert_eq!(outbox.push("3".to_owned()), Queued::Dropped);
+        assert!(outbox.dropping.load(Ordering::Relaxed));
+        assert_eq!(rx.try_recv().ok().as_deref(), Some("1"));
+        assert_eq!(outbox.push("4".to_owned()), Queued::Yes);
+        assert!(!outbox.dropping.load(Ordering::Relaxed));
+        drop(rx);
+        assert_eq!(outbox.push("5".to_owned()), Queued::Closed);
+    }
 
     #[test]
     fn care_team_messages_carry_their_origin_and_older_ones_without_it_still_parse() {
