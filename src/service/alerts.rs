@@ -352,7 +352,15 @@ pub fn to_alert(row: &AlertRow, acknowledgments: Vec<Acknowledgment>) -> Alert {
         kind: row.kind.clone(),
         title: row.title.clone(),
         message: row.message.clone(),
-        data: serde_json::from_str(&row.data).unwrap_or_else(|_| serde_json::json!({})),
+        // Stored only after validation: a row that no longer parses was changed outside
+        // Vigil. It is still shown (its other fields are intact), and said loudly.
+        data: serde_json::from_str(&row.data).unwrap_or_else(|e| {
+            log::error!(
+                "alert {} has stored data that is not JSON ({e}); answered as {{}}",
+                row.id
+            );
+            serde_json::json!({})
+        }),
         source: row.source.clone(),
         status: row.status.clone(),
         created_at: format_millis(row.created_at),

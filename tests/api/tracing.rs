@@ -578,3 +578,50 @@ async fn a_token_put_in_the_path_by_mistake_is_not_logged() {
     let signature = nurse.rsplit('.').next().expect("signature");
     assert!(!log.contains(signature), "the token is in the log:\n{log}");
 }
+
+/// An alert's `data` is stored only after validation, so a row that no longer parses was
+/// changed outside Vigil. It used to be answered as `{}` without a word; the alert is
+/// still answered (its other fields are intact), and the damage is logged as an error.
+#[actix_web::test]
+async fn stored_data_damaged_outside_vigil_is_logged_not_hidden() {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+
+    let served = Served::start_on_sqlite("info");
+    let client = reqwest::Client::new();
+    let created: serde_json::Value = client
+        .post(format!("{}/api/v1/alerts", served.url))
+        .bearer_auth(service())
+        .json(&alert_body("123", "high"))
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("the alert");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let file = served
+        .database_url
+        .strip_prefix("sqlite://")
+        .expect("a SQLite file");
+    let mut other = SqliteConnection::establish(file).expect("open");
+    diesel::sql_query("UPDATE alerts SET data = '{not json'")
+        .execute(&mut other)
+        .expect("damage the row");
+    let fetched: serde_json::Value = client
+        .get(format!("{}/api/v1/alerts/{id}", served.url))
+        .bearer_auth(admin())
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("the alert");
+    assert_eq!(fetched["data"], serde_json::json!({}), "{fetched}");
+    assert_eq!(fetched["id"], created["id"], "{fetched}");
+    served
+        .line_with(&[
+            "ERROR",
+            &format!("alert {id} has stored data that is not JSON"),
+        ])
+        .await;
+}
