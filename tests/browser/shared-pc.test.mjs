@@ -83,12 +83,12 @@ test('audit N3: a list still loading for the previous user never lands in the ne
   try {
     await page.goto(`${vigil.baseUrl}/`);
     // Dee's first list load is slow; she signs out before it answers, and Eli signs in.
-    let slowed = false;
+    let slowed = null;   // Dee's request, once held
     let release;
     const held = new Promise((r) => { release = r; });
     await page.route((url) => url.pathname === '/api/v1/alerts' && url.search === '?limit=100', async (route) => {
       if (slowed) return route.continue();
-      slowed = true;
+      slowed = route.request();
       const response = await route.fetch();   // answered for Dee, slow to arrive
       await held;
       return route.fulfill({ response });
@@ -101,9 +101,15 @@ test('audit N3: a list still loading for the previous user never lands in the ne
     const his = await vigil.raiseAlert({ patient_id: 'p-n3b', severity: 'high', title: 'Eli\'s patient' });
     await page.waitForSelector(rowSel(his.id));
     assert.ok(slowed, 'Dee\'s first list load was held');
+    // Dee's answer arrives now: once it has been read in full (and a frame later, so
+    // whatever the page does with it has been done), her alert must still be absent.
+    const delivered = Promise.race([
+      page.waitForEvent('requestfinished', { predicate: (r) => r === slowed, timeout: 10000 }).then(() => 'finished'),
+      page.waitForEvent('requestfailed', { predicate: (r) => r === slowed, timeout: 10000 }).then((r) => `failed: ${r.failure()?.errorText}`),
+    ]);
     release();
-    // Dee's answer arrives now; a poll-free page does nothing more, so give it a moment.
-    await page.waitForTimeout(500);
+    assert.equal(await delivered, 'finished', 'Dee\'s held answer reached the page');
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))));
     assert.equal(await page.locator(rowSel(hers.id)).count(), 0, 'Dee\'s alert in Eli\'s list');
     assert.deepEqual(page.problems, []);
   } finally {

@@ -54,8 +54,13 @@ async function recordSpoken(page) {
 test('signing out in one tab ends the session in the other tabs at once', async () => {
   await vigil.assignCareTeam('p-d1', 'alice');
   const a = await vigil.raiseAlert({ patient_id: 'p-d1', severity: 'high', title: 'Shown to alice' });
+  await vigil.assignCareTeam('p-d1', 'abe');     // a witness on another PC
+  const admin = await vigil.token('harness-admin', 'admin');
   const { context, tabs: [tabA, tabB] } = await twoTabs();
+  const witness = await newPage(browser);
   try {
+    // The page's clock (time flows as usual) lets the check below look ahead past any retry.
+    await context.clock.install();
     await signInConsole(tabA, vigil, await vigil.token('alice', 'nurse'));
     await openSignedIn(tabB);
     await tabB.waitForSelector(rowSel(a.id));
@@ -65,14 +70,29 @@ test('signing out in one tab ends the session in the other tabs at once', async 
     assert.equal(await tabB.locator('li.alert-row').count(), 0, 'the old list is gone');
     assert.equal(await tabB.textContent('#who'), '');
     assert.equal(await tabB.isVisible('#connection-status'), false);
-    // And it stays gone: an alert raised now does not reach the signed-out tab.
+    // And it stays gone. The server has let go of both tabs' streams (nothing else is open yet) …
+    await waitUntil(async () => {
+      const r = await vigil.api('GET', '/api/v1/alerts/stream/stats', { token: admin });
+      return r.status === 200 && r.body.connections.sse === 0 && r.body.connections.ws === 0;
+    }, { timeout: 10000, message: 'the server to close the signed-out tabs\' streams' });
+    const asked = [];
+    tabB.on('request', (r) => { if (r.url().includes('/api/')) asked.push(`${r.method()} ${r.url()}`); });
+    // … an alert raised now reaches a console still signed in elsewhere …
+    await signInConsole(witness, vigil, await vigil.token('abe', 'nurse'));
     const later = await vigil.raiseAlert({ patient_id: 'p-d1', severity: 'critical', title: 'Raised after the sign-out' });
-    await tabB.waitForTimeout(1500);
+    await witness.waitForSelector(rowSel(later.id));
+    // … but not the signed-out tab, not even after any retry or poll it might still have
+    // scheduled (two minutes ahead on its clock).
+    await context.clock.fastForward('02:00');
+    await tabB.evaluate(() => new Promise((r) => requestAnimationFrame(() => r())));
+    assert.deepEqual(asked, [], 'the signed-out tab asked the API again');
     assert.equal(await rowCount(tabB, later.id), 0);
+    assert.ok(await tabB.isVisible('#signin-view'));
     await screenshot(tabB, 'ward-other-tab-signed-out');
-    assert.deepEqual([...tabA.problems, ...tabB.problems], []);
+    assert.deepEqual([...tabA.problems, ...tabB.problems, ...witness.problems], []);
   } finally {
     await context.close();
+    await witness.context().close();
   }
 });
 
@@ -122,6 +142,7 @@ test('no action goes out when the signed-in user shown is not the one the server
 test('after an outage, a critical alert handled meanwhile is not announced; one still open is', async () => {
   await vigil.assignCareTeam('p-d3', 'carl');
   const page = await newPage(browser);
+  await page.clock.install();   // time flows as usual; runFor below fires what is gathered
   const streams = [];
   page.on('request', (r) => { if (r.url().includes('/api/v1/alerts/stream')) streams.push(r.url()); });
   await signInConsole(page, vigil, await vigil.token('carl', 'nurse'));
@@ -146,7 +167,8 @@ test('after an outage, a critical alert handled meanwhile is not announced; one 
   await page.waitForSelector(`${rowSel(open.id)}[data-status="open"]`);
   await waitUntil(async () => (await page.evaluate(() => window.__spoken)).join(' ').includes('still open'),
     { timeout: 5000, message: 'the alert still open to be announced' });
-  await page.waitForTimeout(800);   // anything gathered with it has been spoken too
+  // Anything still being gathered for the announcer (400 ms, then 50 ms) is spoken now.
+  await page.clock.runFor(1000);
   const spoken = (await page.evaluate(() => window.__spoken)).join(' | ');
   assert.doesNotMatch(spoken, /Handled by someone else/, `announced: ${spoken}`);
   const toasts = await page.locator('#toasts .toast p').allTextContents();
@@ -165,6 +187,8 @@ test('a click aimed at a row that a new alert just pushed down does not act on t
   await vigil.assignCareTeam('p-d4', 'dina');
   const x = await vigil.raiseAlert({ patient_id: 'p-d4', severity: 'high', title: 'Row aimed at', message: 'same shape' });
   const page = await newPage(browser);
+  const acks = [];   // every action the page sends, in order
+  page.on('request', (r) => { if (r.method() === 'POST' && /\/acknowledge$/.test(new URL(r.url()).pathname)) acks.push(r.url()); });
   await signInConsole(page, vigil, await vigil.token('dina', 'nurse'));
   const box = await page.locator(`${rowSel(x.id)} button[data-action="acknowledged"]`).boundingBox();
   const point = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
@@ -175,14 +199,21 @@ test('a click aimed at a row that a new alert just pushed down does not act on t
   assert.equal(under, n.id, 'the new row is under the pointer');
   // … and the click that was on its way lands there.
   await page.mouse.click(point.x, point.y);
-  await page.waitForTimeout(500);
-  const admin = await vigil.token('harness-admin', 'admin');
-  assert.equal((await vigil.getAlert(admin, n.id)).status, 'open', 'the new alert was acknowledged by a click aimed elsewhere');
-  assert.equal((await vigil.getAlert(admin, x.id)).status, 'open');
-  // Once it has been on screen a moment, its buttons work as usual.
-  await page.waitForTimeout(400);
+  // Once it has been on screen a moment (the page marks the row `fresh` meanwhile), its
+  // buttons work as usual. A request from the first click would have been sent from its
+  // click handler, so it is seen before the row's mark is.
+  await page.waitForSelector(`${rowSel(n.id)}:not(.fresh)`);
+  assert.deepEqual(acks, [], 'a click aimed elsewhere sent an action');
+  const answered = page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith(`/alerts/${n.id}/acknowledge`));
   await page.mouse.click(point.x, point.y);
+  assert.equal((await answered).status(), 200);
   await page.waitForSelector(`${rowSel(n.id)}[data-status="acknowledged"]`, { timeout: 5000 });
+  assert.deepEqual(acks.map((u) => new URL(u).pathname), [`/api/v1/alerts/${n.id}/acknowledge`], 'exactly one action, on the row under the pointer');
+  const admin = await vigil.token('harness-admin', 'admin');
+  assert.equal((await vigil.getAlert(admin, n.id)).acknowledgments.length, 1);
+  const aimed = await vigil.getAlert(admin, x.id);
+  assert.equal(aimed.status, 'open');
+  assert.deepEqual(aimed.acknowledgments, []);
   assert.deepEqual(page.problems, []);
 });
 
@@ -224,6 +255,7 @@ test('a token pasted with line breaks signs in; something that is not a token sa
 
 test('the legacy page says when the token\'s role may not use it, instead of retrying', async () => {
   const legacy = await newPage(browser);
+  await legacy.clock.install();   // time flows as usual; fastForward below looks ahead
   let sockets = 0;
   legacy.on('websocket', () => { sockets += 1; });
   await legacy.goto(`${vigil.baseUrl}/legacy`);
@@ -232,7 +264,9 @@ test('the legacy page says when the token\'s role may not use it, instead of ret
   await legacy.waitForFunction(() => /may not use the dashboard/.test(document.getElementById('notice').textContent), null, { timeout: 10000 });
   assert.match(await legacy.textContent('#notice'), /role service may not read alerts/);
   assert.doesNotMatch(await legacy.textContent('#notice'), /retrying|expired/i);
-  await legacy.waitForTimeout(2500);
+  // No retry is left: two minutes ahead on the page's clock (past any backoff), no socket is opened.
+  await legacy.clock.fastForward('02:00');
+  await legacy.evaluate(() => new Promise((r) => requestAnimationFrame(() => r())));
   assert.equal(sockets, 1, 'no second attempt');
   assert.equal(await legacy.getAttribute('#connection-status', 'data-state'), 'offline');
   await screenshot(legacy, 'ward-legacy-service-token');
