@@ -70,24 +70,7 @@ fn near_level(word: &str) -> Option<&'static str> {
     }
     LEVELS
         .into_iter()
-        .find(|level| edit_distance(&word, level) <= 2)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
+        .find(|level| strsim::levenshtein(&word, level) <= 2)
 }
 
 #[cfg(test)]
