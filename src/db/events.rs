@@ -85,6 +85,16 @@ fn record_skipped(conn: &mut AnyConnection, after: i64, upto: i64) -> QueryResul
         .map(|_| ())
 }
 
+/// Takes the head's row lock until the transaction ends, changing nothing: a write that
+/// reads before it changes (a care-team replacement) then runs alone among the instances
+/// sharing the database, as every event write does (`next_seq` takes the same lock).
+pub fn lock_head(conn: &mut AnyConnection) -> QueryResult<()> {
+    diesel::update(event_head::table.filter(event_head::id.eq(1)))
+        .set(event_head::seq.eq(event_head::seq))
+        .execute(conn)
+        .map(|_| ())
+}
+
 fn bump_head(conn: &mut AnyConnection) -> QueryResult<i64> {
     diesel::update(event_head::table.filter(event_head::id.eq(1)))
         .set(event_head::seq.eq(event_head::seq + 1))

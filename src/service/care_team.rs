@@ -153,6 +153,9 @@ pub async fn replace(
         .writer
         .write_care_team(&state.broker, move |conn| {
             conn.transaction::<_, ApiError, _>(|c| {
+                // Read, then changed: two replacements at once on two instances both read
+                // the old team and each added its own list.
+                db::events::lock_head(c)?;
                 let before = care_team::members(c, p.as_str())?;
                 let mut changes = Vec::new();
                 for old in &before {

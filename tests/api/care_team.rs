@@ -466,3 +466,31 @@ async fn the_same_member_added_on_two_instances_at_once_is_added_once_without_an
     let team = a.get_ok("/api/v1/patients/race/care-team", &admin()).await;
     assert_eq!(members(&team).len(), 40, "{team}");
 }
+
+/// Two instances replacing one care team at the same moment: the team ends as one of
+/// the two lists, never a mix of both. On PostgreSQL each replacement had read the team,
+/// then removed and added, so both read the same team and each added its own members.
+#[actix_web::test]
+async fn two_replacements_of_one_team_at_once_end_as_one_of_them() {
+    let a = spawn_app().await;
+    let b = spawn_app_on(&a.database_url, |_| {}).await;
+    let root = admin();
+    for round in 0..30 {
+        let path = format!("/api/v1/patients/swap-{round}/care-team");
+        let (on_a, on_b) = tokio::join!(
+            put(&a, &path, &root, Some(json!({"user_ids": ["from-a"]}))),
+            put(&b, &path, &root, Some(json!({"user_ids": ["from-b"]})))
+        );
+        assert_eq!(
+            (on_a.status().as_u16(), on_b.status().as_u16()),
+            (200, 200),
+            "round {round}"
+        );
+        let team = a.get_ok(&path, &root).await;
+        let members = members(&team);
+        assert!(
+            members == ["from-a"] || members == ["from-b"],
+            "round {round}: {members:?}"
+        );
+    }
+}
