@@ -77,9 +77,8 @@ pub struct Writer {
     /// SQLite: the writer's last batch failed otherwise than on a lock or a full disk
     /// (cleared by a commit); see [`Writer::check_writable`].
     writer_failing: Arc<std::sync::Mutex<Option<Failing>>>,
-    /// PostgreSQL: care-team writes take turns (see [`Writer::write_care_team`]).
-    care_team_order: Arc<std::sync::Mutex<()>>,
-    /// PostgreSQL: the turn awaited before a care-team write takes a pooled connection.
+    /// PostgreSQL: care-team writes take turns (see [`Writer::write_care_team`]),
+    /// awaited before a pooled connection is taken.
     care_team_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -98,7 +97,6 @@ impl Writer {
                 failures,
                 files: None,
                 writer_failing: Arc::default(),
-                care_team_order: Arc::default(),
                 care_team_turn: Arc::default(),
             });
         }
@@ -145,7 +143,6 @@ impl Writer {
             failures,
             files,
             writer_failing,
-            care_team_order: Arc::default(),
             care_team_turn: Arc::default(),
         })
     }
@@ -298,15 +295,19 @@ impl Writer {
             // to back could publish in the other order. One care-team write at a time
             // per instance, commit and publication together (they are rare, and take no
             // lock another writer could be holding while it waits for this one).
-            // The turn is awaited before a pooled connection is taken: writes queued
-            // behind a slow one held a connection each and left reads none. The lock
-            // inside still orders a write that outlived its caller's deadline.
-            let _turn = self.care_team_turn.lock().await;
-            let order = Arc::clone(&self.care_team_order);
+            // The turn is awaited before a pooled connection is taken (writes queued
+            // behind a slow one held a connection each and left reads none), within the
+            // deadline a write is answered in, and it goes with the work: a write that
+            // outlives its caller (past the deadline, a client gone) keeps its turn until
+            // it has committed and published.
+            let turn = tokio::time::timeout(
+                super::DEADLINE,
+                Arc::clone(&self.care_team_turn).lock_owned(),
+            )
+            .await
+            .map_err(|_| ApiError::DatabaseTimeout(super::DEADLINE))?;
             let serial = move |conn: &mut AnyConnection| {
-                let _turn = order
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let _turn = turn;
                 let mut value = work(conn)?;
                 publish(&mut value);
                 Ok(value)
