@@ -51,7 +51,8 @@ const OUTBOX_CAPACITY: usize = 4096;
 struct Outbox {
     tx: mpsc::Sender<String>,
     /// Set while messages are being dropped, so that an outage is logged once, not per
-    /// event.
+    /// event; cleared once the queue is half empty again (a slow Redis that frees one
+    /// slot per PUBLISH would otherwise flip it, and log, at every event).
     dropping: AtomicBool,
 }
 
@@ -69,7 +70,9 @@ impl Outbox {
     fn push(&self, text: String) -> Queued {
         match self.tx.try_send(text) {
             Ok(()) => {
-                if self.dropping.swap(false, Ordering::Relaxed) {
+                if self.tx.capacity() >= self.tx.max_capacity() / 2
+                    && self.dropping.swap(false, Ordering::Relaxed)
+                {
                     log::info!("redis publisher queue has room again");
                 }
                 Queued::Yes
@@ -339,23 +342,33 @@ mod tests {
 
     /// While Redis is down the queue must not grow with every event: past its bound a
     /// message is dropped at once (a commit never waits on Redis), and once the
-    /// publisher takes one, the next is queued again.
+    /// publisher takes one, the next is queued again. The outage counts as over (and is
+    /// logged as such) only once the queue is half empty, not at every freed slot.
     #[test]
     fn a_full_outbox_drops_without_blocking_and_takes_messages_again_once_drained() {
-        let (tx, mut rx) = mpsc::channel(2);
+        let (tx, mut rx) = mpsc::channel(4);
         let outbox = Outbox {
             tx,
             dropping: AtomicBool::new(false),
         };
-        assert_eq!(outbox.push("1".to_owned()), Queued::Yes);
-        assert_eq!(outbox.push("2".to_owned()), Queued::Yes);
-        assert_eq!(outbox.push("3".to_owned()), Queued::Dropped);
+        for n in 0..4 {
+            assert_eq!(outbox.push(n.to_string()), Queued::Yes);
+        }
+        assert_eq!(outbox.push("dropped".to_owned()), Queued::Dropped);
         assert!(outbox.dropping.load(Ordering::Relaxed));
-        assert_eq!(rx.try_recv().ok().as_deref(), Some("1"));
+        assert_eq!(rx.try_recv().ok().as_deref(), Some("0"));
         assert_eq!(outbox.push("4".to_owned()), Queued::Yes);
+        assert!(
+            outbox.dropping.load(Ordering::Relaxed),
+            "one freed slot does not end the outage"
+        );
+        for expected in ["1", "2", "3"] {
+            assert_eq!(rx.try_recv().ok().as_deref(), Some(expected));
+        }
+        assert_eq!(outbox.push("5".to_owned()), Queued::Yes);
         assert!(!outbox.dropping.load(Ordering::Relaxed));
         drop(rx);
-        assert_eq!(outbox.push("5".to_owned()), Queued::Closed);
+        assert_eq!(outbox.push("6".to_owned()), Queued::Closed);
     }
 
     #[test]
