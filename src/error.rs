@@ -46,8 +46,8 @@ pub enum ApiError {
     /// 409: the change conflicts with the current state (e.g. ack after resolve).
     #[error("{0}")]
     Conflict(String),
-    /// 410: the resource is retired (WebSocket phase 3); the answer links the migration
-    /// guide and the successor.
+    /// 410: the WebSocket transport is retired (phase 3); the answer links the migration
+    /// guide and the SSE stream that succeeds it (its only use).
     #[error("{0}")]
     Gone(String),
     /// 426: a WebSocket handshake offering a version other than 13; the answer names

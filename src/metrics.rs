@@ -59,7 +59,10 @@ impl Metrics {
             &["transport", "role"],
         )?;
         let events_published = IntCounter::new("events_published_total", "Events fanned out")?;
-        let deliveries = IntCounter::new("deliveries_total", "Event frames queued to clients")?;
+        let deliveries = IntCounter::new(
+            "deliveries_total",
+            "Live event frames queued to clients (a resume's replay is counted apart)",
+        )?;
         let queue_overflows =
             IntCounter::new("queue_overflows_total", "Clients cut off with a full queue")?;
         let resumes = IntCounter::new("resumes_total", "Streams resumed with Last-Event-ID")?;

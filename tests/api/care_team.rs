@@ -450,7 +450,9 @@ async fn dot_segment_ids_are_refused_wherever_an_id_comes_in() {
 /// Two instances on one database adding the same member at the same moment (two admins,
 /// or a provisioning script retried against the other instance): one of them adds it
 /// (201), the other finds it there (200). On PostgreSQL each had checked and then
-/// inserted, so the second insert hit the primary key and answered 500.
+/// inserted, so the second insert hit the primary key and answered 500. (The race is
+/// PostgreSQL's: on SQLite each instance's writer takes the file's write lock first, so
+/// this checks the race in the suite's PostgreSQL pass.)
 #[actix_web::test]
 async fn the_same_member_added_on_two_instances_at_once_is_added_once_without_an_error() {
     let a = spawn_app().await;
@@ -470,6 +472,7 @@ async fn the_same_member_added_on_two_instances_at_once_is_added_once_without_an
 /// Two instances replacing one care team at the same moment: the team ends as one of
 /// the two lists, never a mix of both. On PostgreSQL each replacement had read the team,
 /// then removed and added, so both read the same team and each added its own members.
+/// (A PostgreSQL race, checked in the suite's PostgreSQL pass; see above.)
 #[actix_web::test]
 async fn two_replacements_of_one_team_at_once_end_as_one_of_them() {
     let a = spawn_app().await;

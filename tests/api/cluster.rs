@@ -692,7 +692,9 @@ async fn an_alert_raised_after_a_removal_on_another_instance_never_reaches_the_r
     let url = fresh_postgres_database(&pg.url());
     let redis = OwnRedis::start();
     let a = redis_only_instance(&redis.url(), Some(&url)).await;
-    let b = redis_only_instance(&redis.url(), Some(&url)).await;
+    // Named, so that the probe below sees B's read waiting, not A's own confirming read.
+    let b_url = format!("{url}?application_name=vigil-b");
+    let b = redis_only_instance(&redis.url(), Some(&b_url)).await;
     for app in [&a, &b] {
         broker_connected(app).await;
     }
@@ -730,8 +732,8 @@ async fn an_alert_raised_after_a_removal_on_another_instance_never_reaches_the_r
             n: i64,
         }
         let waiting: Waiting = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE wait_event_type = 'Lock' AND query ILIKE '%care_team%'",
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'vigil-b' \
+             AND wait_event_type = 'Lock' AND query ILIKE '%care_team%'",
         )
         .get_result(&mut probe)
         .expect("pg_stat_activity");
