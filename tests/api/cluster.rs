@@ -676,6 +676,43 @@ async fn a_frozen_redis_shows_as_reconnecting_and_delivery_goes_on_through_the_l
     assert_eq!(event.id, after["seq"].to_string());
 }
 
+/// A transaction of the test's own holding the care-team table locked (until COMMIT),
+/// so that whatever reads or writes it waits.
+fn lock_care_team(url: &str) -> diesel::PgConnection {
+    use diesel::{Connection, RunQueryDsl};
+    let mut lock = diesel::PgConnection::establish(url).expect("a connection of the test's own");
+    diesel::sql_query("BEGIN")
+        .execute(&mut lock)
+        .expect("BEGIN");
+    diesel::sql_query("LOCK TABLE care_team IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .expect("lock the care team");
+    lock
+}
+
+/// Waits until a query of a connection named like `application` (`LIKE` pattern) waits
+/// on the care-team lock: what a test holds the lock for has been reached.
+async fn care_team_lock_waited_on(url: &str, application: &str) {
+    use diesel::{Connection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut probe = diesel::PgConnection::establish(url).expect("a probe connection");
+    eventually("a care-team query waiting on the lock", || {
+        let waiting: Waiting = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE $1 \
+             AND wait_event_type = 'Lock' AND query ILIKE '%care_team%'",
+        )
+        .bind::<diesel::sql_types::Text, _>(application)
+        .get_result(&mut probe)
+        .expect("pg_stat_activity");
+        std::future::ready((waiting.n > 0).then_some(()))
+    })
+    .await;
+}
+
 /// A nurse taken off a patient on instance A, and an alert for that patient raised on A
 /// after the removal's 204: instance B, streaming to her, read the alert from the log and
 /// the removal from the care team as two separate reads, and when the log read finished
@@ -686,7 +723,7 @@ async fn a_frozen_redis_shows_as_reconnecting_and_delivery_goes_on_through_the_l
 /// removal, reach the admin's screen once it is settled, and never hers.
 #[actix_web::test]
 async fn an_alert_raised_after_a_removal_on_another_instance_never_reaches_the_removed_nurse() {
-    use diesel::{Connection, PgConnection, RunQueryDsl};
+    use diesel::RunQueryDsl;
 
     let pg = OwnPostgres::start();
     let url = fresh_postgres_database(&pg.url());
@@ -712,34 +749,13 @@ async fn an_alert_raised_after_a_removal_on_another_instance_never_reaches_the_r
 
     redis.freeze();
     a.unassign("p-gone", "hana").await;
-    let mut lock = PgConnection::establish(&url).expect("a connection of the test's own");
-    diesel::sql_query("BEGIN")
-        .execute(&mut lock)
-        .expect("BEGIN");
-    diesel::sql_query("LOCK TABLE care_team IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut lock)
-        .expect("lock the care team");
+    let mut lock = lock_care_team(&url);
     let gone = a.raise("p-gone", "critical").await;
     redis.thaw();
 
     // B has the announcements now; its log read finishes, its care-team read cannot.
     // The window below means something only once that read is waiting on the lock.
-    let mut probe = PgConnection::establish(&url).expect("a probe connection");
-    eventually("B's care-team read waiting on the lock", || {
-        #[derive(diesel::QueryableByName)]
-        struct Waiting {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let waiting: Waiting = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'vigil-b' \
-             AND wait_event_type = 'Lock' AND query ILIKE '%care_team%'",
-        )
-        .get_result(&mut probe)
-        .expect("pg_stat_activity");
-        std::future::ready((waiting.n > 0).then_some(()))
-    })
-    .await;
+    care_team_lock_waited_on(&url, "vigil-b").await;
     // Before the fix the alert went out at once, to both screens.
     let early = tokio::time::timeout(
         Duration::from_secs(2),
@@ -1006,18 +1022,12 @@ async fn busy_ward_reaches_another_instance_uncut(a: TestApp, b: &TestApp, on_b:
 /// Waiting writes now hold no connection; reads go on.
 #[actix_web::test]
 async fn care_team_writes_waiting_their_turn_leave_the_pool_to_reads() {
-    use diesel::{Connection, PgConnection, RunQueryDsl};
+    use diesel::RunQueryDsl;
 
     let pg = OwnPostgres::start();
     let url = fresh_postgres_database(&pg.url());
     let app = spawn_app_on(&url, |c| c.database.pool_size = 4).await;
-    let mut lock = PgConnection::establish(&url).expect("a connection of the test's own");
-    diesel::sql_query("BEGIN")
-        .execute(&mut lock)
-        .expect("BEGIN");
-    diesel::sql_query("LOCK TABLE care_team IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut lock)
-        .expect("lock the care team");
+    let mut lock = lock_care_team(&url);
     let puts: Vec<_> = (0..6)
         .map(|i| {
             let (client, url) = (
@@ -1034,22 +1044,7 @@ async fn care_team_writes_waiting_their_turn_leave_the_pool_to_reads() {
             })
         })
         .collect();
-    let mut probe = PgConnection::establish(&url).expect("a probe connection");
-    eventually("the first care-team write waiting on the lock", || {
-        #[derive(diesel::QueryableByName)]
-        struct Waiting {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let waiting: Waiting = diesel::sql_query(
-            "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE wait_event_type = 'Lock' AND query ILIKE '%care_team%'",
-        )
-        .get_result(&mut probe)
-        .expect("pg_stat_activity");
-        std::future::ready((waiting.n > 0).then_some(()))
-    })
-    .await;
+    care_team_lock_waited_on(&url, "%").await;
     for _ in 0..3 {
         let list = app.get("/api/v1/alerts", &admin()).await;
         assert_eq!(list.status(), 200, "a read while care-team writes wait");
