@@ -140,8 +140,12 @@ async fn sustained_writes_keep_the_sqlite_write_ahead_log_near_its_limit() {
         }
     });
     join_all(producers).await;
+    // Near, not under: the log can start over only once no reader is still inside it,
+    // and on a loaded machine (the whole suite beside it, two cores) one of the
+    // manager's log reads can be descheduled there for a while. A CI run saw 5.2 times
+    // the limit; without the bound the log ends near 25 times it.
     assert!(
-        largest.get() <= 4 * LIMIT,
+        largest.get() <= 10 * LIMIT,
         "the log stayed near its limit under load: it reached {} bytes",
         largest.get()
     );
