@@ -301,6 +301,10 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
+        let (database, broker) = match self {
+            ApiError::NotReady { database, broker } => (Some(database.as_str()), Some(*broker)),
+            _ => (None, None),
+        };
         let problem = Problem {
             kind: "about:blank",
             title: self.title(),
@@ -311,14 +315,8 @@ impl ResponseError for ApiError {
                 ApiError::Validation { errors, .. } => Some(errors),
                 _ => None,
             },
-            database: match self {
-                ApiError::NotReady { database, .. } => Some(database.as_str()),
-                _ => None,
-            },
-            broker: match self {
-                ApiError::NotReady { broker, .. } => Some(broker),
-                _ => None,
-            },
+            database,
+            broker,
         };
         let mut response = HttpResponse::build(status);
         response.insert_header((

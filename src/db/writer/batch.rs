@@ -178,35 +178,30 @@ fn commit_batch(
     if budget.is_some() {
         set_busy_timeout(conn, pool::BUSY_TIMEOUT_MS);
     }
-    if let Some(why) = lock_error {
-        log::warn!("{} writes refused: the write lock: {why}", batch.len());
+    // Nothing ran while the batch is still whole: the write lock could not be had, or
+    // the transaction did not even begin (BEGIN failed, e.g. on a connection whose
+    // rollback failed before). Every caller is refused with the cause, counted, never
+    // left to a dropped reply ("the writer panicked").
+    if !batch.is_empty() {
+        let (what, why) = match lock_error {
+            Some(why) => ("the write lock", why),
+            None => (
+                "the transaction did not begin",
+                committed
+                    .as_ref()
+                    .err()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ),
+        };
+        log::warn!("{} writes refused: {what}: {why}", batch.len());
         let cause = Failing::of_error(&why);
         outcome.failed(cause, batch.len());
-        if cause == Failing::Locked {
-            for job in batch {
-                job.abandon(LOCKED);
-            }
-            return Batch::Locked;
-        }
+        let locked = cause == Failing::Locked;
         for job in batch {
-            job.abandon(&why);
+            job.abandon(if locked { LOCKED } else { &why });
         }
-        return Batch::Failed;
-    }
-    // The transaction never began (BEGIN itself failed, e.g. on a connection whose
-    // rollback failed before): nothing ran, and every caller is refused with the cause,
-    // counted, rather than left to a dropped reply ("the writer panicked").
-    if let (Err(e), false) = (&committed, batch.is_empty()) {
-        let why = e.to_string();
-        log::warn!(
-            "{} writes refused: the transaction did not begin: {why}",
-            batch.len()
-        );
-        outcome.failed(Failing::of_error(&why), batch.len());
-        for job in batch {
-            job.abandon(&why);
-        }
-        return Batch::Failed;
+        return if locked { Batch::Locked } else { Batch::Failed };
     }
     let committed = committed.map_err(|e| {
         log::error!("group commit of {} writes failed: {e}", ran.len());
