@@ -199,7 +199,11 @@ impl Broker for RedisBroker {
 /// overloaded Redis keeps its TCP connections open: without a bound the publisher waited
 /// for ever, its queue grew with every event, and readiness said "connected".
 const REDIS_ANSWER: Duration = Duration::from_secs(2);
-/// How often an idle publisher asks Redis whether it is there (PING).
+/// How often an idle publisher or subscriber asks Redis whether it is there (PING). A
+/// subscription that only listens cannot tell a quiet channel from a dead connection (a
+/// firewall that forgot an idle connection, a Redis restarted behind a partition): it
+/// went deaf without a sign, readiness said "connected", and other instances' events came
+/// only through the event-log poll.
 const REDIS_LIVENESS: Duration = Duration::from_secs(5);
 
 async fn publisher(
@@ -279,44 +283,71 @@ async fn subscriber(
 ) {
     let mut backoff = Backoff::default();
     loop {
-        match client.get_async_pubsub().await {
-            Ok(mut pubsub) => {
-                if let Err(e) = pubsub.subscribe(&channel).await {
-                    log::warn!("redis subscribe failed: {e}");
-                    backoff.wait().await;
-                    continue;
-                }
-                log::info!("redis subscriber connected");
-                subscribed.store(true, Ordering::Relaxed);
-                backoff.reset();
-                let mut messages = pubsub.into_on_message();
-                while let Some(msg) = messages.next().await {
-                    let Ok(text) = msg.get_payload::<String>() else {
-                        continue;
-                    };
-                    #[expect(
-                        clippy::disallowed_methods,
-                        reason = "the manager's mailbox is the sanctioned target; the bridge must not wait on it"
-                    )]
-                    match serde_json::from_str::<WireMessage>(&text) {
-                        // Only the number: the manager reads the event itself.
-                        Ok(WireMessage::Event(event)) => manager.do_send(Announced(event.seq)),
-                        Ok(WireMessage::CareTeam { origin, .. })
-                            if origin.as_deref() == Some(instance.as_str()) => {}
-                        Ok(WireMessage::CareTeam { change, .. }) => {
-                            manager.do_send(CareTeamAnnounced(change))
-                        }
-                        Err(e) => log::warn!("ignoring malformed broker message: {e}"),
+        let (mut sink, mut messages) = match subscribe(&client, &channel).await {
+            Ok(parts) => parts,
+            Err(cause) => {
+                log::warn!("redis subscriber cannot connect: {cause}");
+                backoff.wait().await;
+                continue;
+            }
+        };
+        log::info!("redis subscriber connected");
+        subscribed.store(true, Ordering::Relaxed);
+        backoff.reset();
+        let lost = loop {
+            tokio::select! {
+                message = messages.next() => match message {
+                    Some(message) => forward(&message, &manager, &instance),
+                    None => break "the connection closed".to_owned(),
+                },
+                () = tokio::time::sleep(REDIS_LIVENESS) => {
+                    match tokio::time::timeout(REDIS_ANSWER, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => break e.to_string(),
+                        Err(_) => break format!("no answer to PING within {REDIS_ANSWER:?}"),
                     }
                 }
-                subscribed.store(false, Ordering::Relaxed);
-                log::warn!("redis subscription ended; reconnecting");
             }
-            Err(e) => {
-                log::warn!("redis subscriber cannot connect: {e}");
-                backoff.wait().await;
-            }
-        }
+        };
+        subscribed.store(false, Ordering::Relaxed);
+        log::warn!("redis subscription lost ({lost}); reconnecting");
+        backoff.wait().await;
+    }
+}
+
+/// A subscribed connection, within [`REDIS_ANSWER`]: a frozen Redis at connect time held
+/// the subscriber until it thawed.
+async fn subscribe(
+    client: &redis::Client,
+    channel: &str,
+) -> Result<(redis::aio::PubSubSink, redis::aio::PubSubStream), String> {
+    let connect = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok::<_, redis::RedisError>(pubsub.split())
+    };
+    match tokio::time::timeout(REDIS_ANSWER, connect).await {
+        Ok(Ok(parts)) => Ok(parts),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {REDIS_ANSWER:?}")),
+    }
+}
+
+/// Hands one message from Redis to the manager as a hint.
+fn forward(message: &redis::Msg, manager: &Addr<AlertConnectionManager>, instance: &str) {
+    let Ok(text) = message.get_payload::<String>() else {
+        return;
+    };
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the manager's mailbox is the sanctioned target; the bridge must not wait on it"
+    )]
+    match serde_json::from_str::<WireMessage>(&text) {
+        // Only the number: the manager reads the event itself.
+        Ok(WireMessage::Event(event)) => manager.do_send(Announced(event.seq)),
+        Ok(WireMessage::CareTeam { origin, .. }) if origin.as_deref() == Some(instance) => {}
+        Ok(WireMessage::CareTeam { change, .. }) => manager.do_send(CareTeamAnnounced(change)),
+        Err(e) => log::warn!("ignoring malformed broker message: {e}"),
     }
 }
 

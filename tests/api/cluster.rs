@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::servers::{OwnPostgres, OwnRedis, shared_redis_url};
+use crate::servers::{OwnPostgres, OwnRedis, SilentCutProxy, shared_redis_url};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -674,6 +674,60 @@ async fn a_frozen_redis_shows_as_reconnecting_and_delivery_goes_on_through_the_l
     let after = a.raise("p1", "high").await;
     let event = sse_b.until(WAIT, |e| e.event == "alert").await;
     assert_eq!(event.id, after["seq"].to_string());
+}
+
+/// How many connections are subscribed to `channel` on the Redis server at `redis`.
+async fn subscribers(redis: &str, channel: &str) -> i64 {
+    let client = redis::Client::open(redis).expect("redis client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let (_, count): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(&mut conn)
+        .await
+        .expect("PUBSUB NUMSUB");
+    count
+}
+
+/// A subscription only listens, so it could not tell a quiet channel from a connection
+/// that died without a sign (a firewall that forgot it overnight, Redis restarted behind
+/// a partition): it stayed deaf for good, readiness said "connected", and other
+/// instances' alerts reached its screens only through the event-log poll — here an hour
+/// apart, so not at all. A quiet subscription now PINGs Redis, and subscribes again when
+/// no answer comes; an alert raised while it was deaf arrives with the next one.
+#[actix_web::test]
+async fn a_subscription_cut_off_without_a_sign_subscribes_again() {
+    let redis = OwnRedis::start();
+    let proxy = SilentCutProxy::start(redis.port).await;
+    let a = redis_only_instance(&redis.url(), None).await;
+    let b = redis_only_instance(&proxy.redis_url(), Some(&a.database_url)).await;
+    for app in [&a, &b] {
+        broker_connected(app).await;
+    }
+    let channel = deployment_channel(&a.database_url);
+    assert_eq!(subscribers(&redis.url(), &channel).await, 2);
+    let mut admin_b = b.sse(&admin(), "patient_id=*").await;
+    admin_b.connected().await;
+
+    proxy.cut();
+    eventually("Redis sees B's subscription gone", || async {
+        (subscribers(&redis.url(), &channel).await == 1).then_some(())
+    })
+    .await;
+    let missed = a.raise("p1", "critical").await;
+    // B hears nothing for 5 s, then its PING goes unanswered for 2 s.
+    eventually_within(Duration::from_secs(30), "B subscribed again", || async {
+        (subscribers(&redis.url(), &channel).await == 2).then_some(())
+    })
+    .await;
+    let next = a.raise("p1", "high").await;
+    for expected in [missed, next] {
+        let event = admin_b.until(WAIT, |e| e.event == "alert").await;
+        assert_eq!(event.id, expected["seq"].to_string());
+    }
 }
 
 /// A transaction of the test's own holding the care-team table locked (until COMMIT),

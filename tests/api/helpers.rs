@@ -320,12 +320,22 @@ impl TestApp {
 }
 
 /// Polls `check` until it returns `Some`, or panics after `WAIT`.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT;
+    eventually_within(WAIT, what, check).await
+}
+
+/// [`eventually`] for what the server does only after a timeout of its own longer than
+/// a few seconds, and so may take more than [`WAIT`].
+pub async fn eventually_within<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = check().await {
             return value;

@@ -270,3 +270,57 @@ fn as_postgres(program: &std::path::Path, args: &[&str]) {
         .expect("runuser");
     assert!(status.success(), "{} {args:?} failed", program.display());
 }
+
+/// A TCP proxy to a local port whose connections can be cut off without a sign: the
+/// server's side is closed, the client's side stays open and hears nothing more — what a
+/// firewall that forgot an idle connection, or a server restarted behind a network
+/// partition, leaves a client with. Connections made after a cut are proxied as before.
+pub struct SilentCutProxy {
+    /// Port.
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl SilentCutProxy {
+    /// Listens on a free port and forwards every connection to `127.0.0.1:target`.
+    pub async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        // Client sides of cut connections, held open.
+        let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                else {
+                    continue;
+                };
+                let mut cuts = cuts.clone();
+                cuts.mark_unchanged();
+                let kept = std::sync::Arc::clone(&kept);
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cuts.changed() => {
+                            drop(server);
+                            kept.lock().expect("held connections").push(client);
+                        }
+                    }
+                });
+            }
+        });
+        SilentCutProxy { port, cut }
+    }
+
+    /// `redis://127.0.0.1:PORT/`.
+    pub fn redis_url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Cuts every connection open now.
+    pub fn cut(&self) {
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+}
