@@ -45,6 +45,13 @@ pub struct Principal {
     pub credential: Credential,
 }
 
+/// Whether a token whose `exp` is `expires_at` has expired: from the instant of its
+/// `exp`, as verification counts it, so that a stream ends when a request with the same
+/// token would be refused.
+pub fn token_expired(expires_at: i64) -> bool {
+    chrono::Utc::now().timestamp() >= expires_at
+}
+
 /// Authenticates a request. `allow_query` admits `?token=` (the `/ws` exception for
 /// browsers that cannot set headers); elsewhere a `?token=` is a 401 even beside another
 /// credential. When several are sent, the header wins, then `?token=`, then the cookie.

@@ -7,5 +7,5 @@ pub mod keys;
 pub mod origin;
 
 pub use claims::Claims;
-pub use extractor::{Credential, Principal, authenticate, bearer_token};
+pub use extractor::{Credential, Principal, authenticate, bearer_token, token_expired};
 pub use keys::{Signer, Verifier};

@@ -147,7 +147,7 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
         return None;
     }
     while let Some(range) = st.replay.take() {
-        if chrono::Utc::now().timestamp() >= st.expires_at {
+        if crate::auth::token_expired(st.expires_at) {
             st.finished = true;
             return Some((Ok(auth_expired_frame()), st));
         }
@@ -177,7 +177,17 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
         }
     }
     loop {
-        match st.rx.recv().await? {
+        // A closed queue: the stream was cut off (it fell behind, or the server is
+        // shutting down). One that was full when its token expired had no room for the
+        // `Close`, and ended without `auth_expired`.
+        let Some(item) = st.rx.recv().await else {
+            if crate::auth::token_expired(st.expires_at) {
+                st.finished = true;
+                return Some((Ok(auth_expired_frame()), st));
+            }
+            return None;
+        };
+        match item {
             Outbound::Event(event) if event.seq() <= st.last_sent => continue,
             Outbound::Event(event) => {
                 st.last_sent = event.seq();

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -472,6 +473,52 @@ async fn a_websocket_client_that_stops_reading_is_cut_off_with_an_overflow_error
         raised[..got.len()],
         "in order, no gap, up to the cut"
     );
+    ws.closed(WAIT).await;
+}
+
+/// A stream's queue that was full when its token expired had no room for the final
+/// `Close`: SSE ended without `auth_expired`, and WebSocket said `overflow`, sending the
+/// dashboard to reconnect with a token that could only get a 401. Here both streams
+/// fall behind and are cut off before the token expires, and are read to their end
+/// after: a stream whose queue has closed once its token has expired says
+/// `auth_expired`.
+#[actix_web::test]
+async fn a_stream_cut_off_and_read_to_its_end_after_its_token_expired_says_auth_expired() {
+    let app = Arc::new(spawn_app_with(small_queue).await);
+    // Long enough for both streams to be cut off first, on a loaded machine.
+    let exp = chrono::Utc::now().timestamp() + 8;
+    let short = token_expiring("root", "admin", None, exp);
+    let mut sse = SseClient::open(&app, &short, "patient_id=*", None).await;
+    sse.connected().await;
+    let mut ws = app.ws(&short, "").await;
+    ws.until_type("connected").await;
+    while app.stats().await["queue_overflows"].as_u64() < Some(2) {
+        raise_big_until_overflow(Arc::clone(&app), None).await;
+    }
+    app.wait_for_stats("both streams cut off", |s| {
+        s["connections"]["sse"] == 0 && s["connections"]["ws"] == 0
+    })
+    .await;
+    assert!(
+        chrono::Utc::now().timestamp() < exp,
+        "cut off before the token expired: what this test is about"
+    );
+    // The clock is what this waits for.
+    while !vigil::auth::token_expired(exp) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let last = sse
+        .until(WAIT, |e| !matches!(e.event.as_str(), "alert" | "heartbeat"))
+        .await;
+    assert_eq!(last.event, "auth_expired", "{last:?}");
+    let frame = loop {
+        let frame = ws.next_json(WAIT).await.expect("a frame before the close");
+        if frame["type"] != "alert" {
+            break frame;
+        }
+    };
+    assert_eq!(frame["code"], "auth_expired", "{frame}");
     ws.closed(WAIT).await;
 }
 

@@ -354,6 +354,19 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     }
 }
 
+/// Ends a session whose token has expired.
+fn end_expired(ctx: &mut ws::WebsocketContext<WsSession>) {
+    end_session(
+        ctx,
+        Some(error_frame(
+            "auth_expired",
+            "your token expired; reconnect with a new one",
+        )),
+        ws::CloseCode::Policy,
+        "token expired",
+    );
+}
+
 /// Ends a session: its last `error` frame when there is something to tell the dashboard,
 /// then the close frame (`code`, `why`).
 fn end_session(
@@ -426,17 +439,7 @@ impl StreamHandler<Outbound> for WsSession {
                 let body = Value::Object(scope_changed(&change));
                 ctx.text(typed_frame("scope_changed", None, body));
             }
-            Outbound::Close(CloseReason::AuthExpired) => {
-                end_session(
-                    ctx,
-                    Some(error_frame(
-                        "auth_expired",
-                        "your token expired; reconnect with a new one",
-                    )),
-                    ws::CloseCode::Policy,
-                    "token expired",
-                );
-            }
+            Outbound::Close(CloseReason::AuthExpired) => end_expired(ctx),
             Outbound::Close(CloseReason::Shutdown) => {
                 end_session(ctx, None, ws::CloseCode::Away, "server shutting down");
             }
@@ -444,7 +447,13 @@ impl StreamHandler<Outbound> for WsSession {
     }
 
     /// The manager dropped our queue: it overflowed (we were too slow) or was removed.
+    /// One that was full when the token expired had no room for the `Close`: the
+    /// dashboard is told of the expiry, not sent to reconnect with the dead token.
     fn finished(&mut self, ctx: &mut Self::Context) {
+        if crate::auth::token_expired(self.principal.expires_at) {
+            end_expired(ctx);
+            return;
+        }
         end_session(
             ctx,
             Some(error_frame(
