@@ -8,6 +8,7 @@ pub mod care_team;
 pub mod deployment;
 pub mod events;
 pub mod files;
+pub mod integrity;
 pub mod migrate;
 pub mod models;
 pub mod pool;
