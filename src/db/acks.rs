@@ -26,6 +26,15 @@ pub fn for_alerts(conn: &mut AnyConnection, alert_ids: &[String]) -> QueryResult
         .load(conn)
 }
 
+/// The notes of an alert's acknowledgments (`None` for one without), for the bound on
+/// its trail ([`crate::domain::alert::check_trail_room`]).
+pub fn notes_of(conn: &mut AnyConnection, alert_id: &str) -> QueryResult<Vec<Option<String>>> {
+    acknowledgments::table
+        .filter(acknowledgments::alert_id.eq(alert_id))
+        .select(acknowledgments::note)
+        .load(conn)
+}
+
 /// The acknowledgment an idempotency key already recorded, if any.
 pub fn find_idempotent(
     conn: &mut AnyConnection,

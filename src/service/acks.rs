@@ -9,7 +9,7 @@ use super::scope::allowed_in;
 use crate::auth::Principal;
 use crate::db::models::{NewAckRow, NewEventRow};
 use crate::db::{acks, alerts, events};
-use crate::domain::alert::{check_ack_permission, check_transition};
+use crate::domain::alert::{check_ack_permission, check_trail_room, check_transition};
 use crate::domain::{AckStatus, Acknowledgment, Alert, AlertStatus, PatientId, now_millis};
 use crate::error::ApiError;
 use crate::hub::event::{EventKind, StoredEvent};
@@ -56,7 +56,7 @@ pub enum Acked {
 /// Records an acknowledgment and its `alert_updated` event in one transaction, then
 /// publishes. Order of checks: role (403), alert in scope (404), a retry under the same
 /// `Idempotency-Key` (answered as the first time, or 422 for another acknowledgment),
-/// resolve right (403), `resolved` is final (409).
+/// resolve right (403), `resolved` is final (409), room in the trail (409).
 pub async fn acknowledge(
     state: &AppState,
     principal: &Principal,
@@ -105,6 +105,8 @@ pub async fn acknowledge(
                 check_ack_permission(who.role, req.status)?;
                 let current: AlertStatus = row.status.parse().map_err(ApiError::Internal)?;
                 check_transition(current)?;
+                let notes = acks::notes_of(c, &row.id)?;
+                check_trail_room(req.status, &notes, req.note.as_deref())?;
                 let now = now_millis();
                 if let Some(key) = &req.idempotency_key {
                     acks::remember_idempotent(c, &who.user_id, key, seq, now)?;

@@ -75,6 +75,24 @@ pub fn reset_payload(reason: &str, oldest: Option<i64>, head: i64) -> serde_json
     })
 }
 
+/// Bytes of event payload one replay batch holds at most (past its first event): each
+/// `alert_updated` carries its alert's whole acknowledgment trail, so a count alone did
+/// not bound a batch — 100 events of an alert acknowledged hundreds of times held
+/// 240 MB for one stream that did not read (an outside audit).
+const REPLAY_BATCH_BYTES: usize = 1024 * 1024;
+
+/// How many of `rows`, from the first, fit in `budget` bytes of payload; at least one,
+/// so that a replay always moves on.
+fn within_bytes(rows: &[db::models::EventRow], budget: usize) -> usize {
+    let mut used = 0;
+    rows.iter()
+        .position(|row| {
+            used += row.payload.len();
+            used > budget
+        })
+        .map_or(rows.len(), |over| over.max(1))
+}
+
 /// Events `(after, upto]` of the log in a stream's scope (`None`: every patient).
 #[derive(Debug, Clone)]
 pub struct ReplayRange {
@@ -113,14 +131,16 @@ impl ReplayRange {
             }
             None => self.patients.clone(),
         };
-        let rows = events::range(conn, self.after, self.upto, narrowed.as_deref(), limit)?;
+        let mut rows = events::range(conn, self.after, self.upto, narrowed.as_deref(), limit)?;
+        let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit;
+        let kept = within_bytes(&rows, REPLAY_BATCH_BYTES);
+        let cut = kept < rows.len();
+        rows.truncate(kept);
         let rest = match rows.last() {
-            Some(last) if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit => {
-                Some(ReplayRange {
-                    after: last.seq,
-                    ..self.clone()
-                })
-            }
+            Some(last) if full || cut => Some(ReplayRange {
+                after: last.seq,
+                ..self.clone()
+            }),
             _ => None,
         };
         let events = rows.into_iter().filter_map(StoredEvent::from_row).collect();
@@ -428,5 +448,45 @@ mod tests {
         let seqs: Vec<i64> = second.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [6, 8], "b's events stop once b has left the team");
         assert!(rest.is_none());
+    }
+
+    /// A batch stops at [`super::REPLAY_BATCH_BYTES`] of payload, whatever its count, and
+    /// the next one starts right after; an event bigger than the whole budget still goes
+    /// alone, so the replay moves on.
+    #[test]
+    fn a_replay_batch_is_bounded_in_bytes_as_well_as_in_events() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("v.db").display());
+        let config = Config::new(&url, "0123456789abcdef0123456789abcdef");
+        let pool = crate::db::pool::build_pool(&config.database).expect("pool");
+        let mut conn = pool.get().expect("connection");
+        migrate::run_pending(&mut conn).expect("migrations");
+        let quarter = "x".repeat(super::REPLAY_BATCH_BYTES / 4);
+        let whole = "x".repeat(super::REPLAY_BATCH_BYTES + 1);
+        for seq in 1..=7 {
+            let payload = if seq == 6 { &whole } else { &quarter };
+            let row = NewEventRow {
+                seq,
+                kind: "alert",
+                alert_id: "x",
+                patient_id: "a",
+                payload,
+                created_at: 0,
+            };
+            events::insert(&mut conn, &row).expect("event");
+        }
+        let mut range = Some(ReplayRange {
+            after: 0,
+            upto: 7,
+            patients: None,
+            care_team_of: None,
+        });
+        let mut batches = Vec::new();
+        while let Some(next) = range {
+            let (events, rest) = next.read_batch(&mut conn, 100).expect("batch");
+            batches.push(events.iter().map(|e| e.seq).collect::<Vec<i64>>());
+            range = rest;
+        }
+        assert_eq!(batches, [vec![1, 2, 3, 4], vec![5], vec![6], vec![7]]);
     }
 }
