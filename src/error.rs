@@ -192,6 +192,10 @@ impl ApiError {
     /// Text safe to show a client: internal causes are replaced by a generic sentence.
     pub fn client_detail(&self) -> String {
         match self {
+            ApiError::DatabaseUnavailable(cause) if crate::db::connection_broke(cause.as_ref()) => {
+                "the connection to the database broke during the request; a write may or may not have been stored: retry with the same Idempotency-Key (a raise or an acknowledgment under the same key is stored once), or read before acting again"
+                    .to_owned()
+            }
             ApiError::DatabaseUnavailable(cause) => {
                 // Classified as the writer counts failures, so the two never disagree.
                 let text = cause.to_string();

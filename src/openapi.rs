@@ -570,7 +570,7 @@ pub struct Unauthorized(pub Problem);
 /// The 503 of endpoints that need the database, declared once.
 #[derive(IntoResponses)]
 #[response(status = 503, content_type = "application/problem+json",
-    description = "The database is unreachable; nothing was changed (a write was not stored)",
+    description = "The database is unreachable (nothing was changed), did not answer in time, or its connection broke during the request (the detail says so: a write may then have been stored; retry under the same Idempotency-Key)",
     headers(("Retry-After" = u64, description = "Seconds to wait before retrying")))]
 pub struct DatabaseUnavailable(pub Problem);
 

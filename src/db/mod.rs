@@ -100,6 +100,26 @@ pub fn on_one_snapshot<T>(
     })
 }
 
+/// Whether `cause` is a database connection that broke while a request was in it
+/// (closed, terminated by the server, a command that could not be sent). A commit may
+/// have reached the database before the break: unlike a connection that could not be
+/// had, such a write may have been stored (an outside audit: PostgreSQL stopped during a
+/// commit, the alert was stored and streamed, and its producer was told "nothing was
+/// changed").
+pub fn connection_broke(cause: &(dyn std::error::Error + 'static)) -> bool {
+    match cause.downcast_ref::<DieselError>() {
+        Some(
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _)
+            | DieselError::BrokenTransactionManager,
+        ) => true,
+        Some(DieselError::DatabaseError(_, info)) => {
+            info.message().contains("terminating connection")
+        }
+        _ => false,
+    }
+}
+
 impl From<DieselError> for ApiError {
     fn from(err: DieselError) -> Self {
         let unavailable = match &err {

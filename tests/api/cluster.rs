@@ -414,6 +414,78 @@ async fn a_hung_postgres_gets_503s_within_the_deadline_and_a_late_write_still_re
     assert_eq!(list["alerts"].as_array().map(Vec::len), Some(1), "{list}");
 }
 
+/// A PostgreSQL connection that breaks during a write (the server stopped or restarted
+/// mid-commit) leaves it unknown whether the commit landed: an outside audit saw an alert
+/// stored and streamed whose producer had been told "nothing was changed" — a producer
+/// believing it and resending under a new key stores it twice. The 503 now says the
+/// write may have been stored, and to retry under the same key. Here the write is held
+/// in a trigger and its backend terminated.
+#[actix_web::test]
+async fn a_write_whose_connection_breaks_is_not_said_to_have_changed_nothing() {
+    use diesel::{Connection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Backend {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let pg = OwnPostgres::start();
+    let url = fresh_postgres_database(&pg.url());
+    let app = spawn_app_on(&url, |_| {}).await;
+    run_sql(
+        &url,
+        &[
+            "CREATE FUNCTION vigil_test_hold() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(60); \
+             RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER vigil_test_hold BEFORE INSERT ON alerts FOR EACH ROW \
+             EXECUTE FUNCTION vigil_test_hold()",
+        ],
+    );
+    let body = alert_body("p-broken", "critical");
+    let raise = || {
+        app.client
+            .post(app.url("/api/v1/alerts"))
+            .bearer_auth(service())
+            .header("Idempotency-Key", "broken-1")
+            .json(&body)
+            .send()
+    };
+    let terminate = async {
+        let mut probe = diesel::PgConnection::establish(&url).expect("a probe connection");
+        let held: Backend = eventually("the write held in the trigger", || {
+            let held = diesel::sql_query(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' \
+                 AND datname = current_database()",
+            )
+            .get_result::<Backend>(&mut probe)
+            .ok();
+            std::future::ready(held)
+        })
+        .await;
+        diesel::sql_query(format!("SELECT pg_terminate_backend({})", held.pid))
+            .execute(&mut probe)
+            .expect("terminate the writing backend");
+    };
+    let (resp, ()) = futures_util::future::join(raise(), terminate).await;
+    let resp = resp.expect("an answer");
+    assert_eq!(resp.status(), 503);
+    let problem: Value = resp.json().await.expect("problem");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("may or may not have been stored") && detail.contains("Idempotency-Key"),
+        "{problem}"
+    );
+    assert!(!detail.contains("nothing was changed"), "{problem}");
+
+    // Here it was not stored: the retry under the same key stores it, once.
+    run_sql(&url, &["DROP TRIGGER vigil_test_hold ON alerts"]);
+    let resp = raise().await.expect("the retry");
+    assert_eq!(resp.status(), 201);
+    let list = app
+        .get_ok("/api/v1/alerts?patient_id=p-broken", &admin())
+        .await;
+    assert_eq!(list["alerts"].as_array().map(Vec::len), Some(1), "{list}");
+}
+
 /// Redis hands every message back to its publisher as well. An event's copy is known by
 /// its sequence number; a care-team change has none, so the instance that made it must
 /// ignore its own. With Redis lagging (frozen while the changes are made), "add P, remove
