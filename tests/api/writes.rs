@@ -395,6 +395,21 @@ impl Drop for Immutable {
     }
 }
 
+/// `vigil_write_failures_total`, every cause together.
+fn write_failures(metrics: &str) -> f64 {
+    [
+        "locked",
+        "full",
+        "read_only",
+        "replaced",
+        "unreachable",
+        "failing",
+    ]
+    .iter()
+    .filter_map(|cause| metric_sample(metrics, "vigil_write_failures_total", &[("cause", cause)]))
+    .sum()
+}
+
 /// The database's files unwritable for a moment (a failing device, a permission
 /// error): the writer's fresh connection, opened while nothing could be written, was
 /// read-only for good, and since its failure was taken for another process's lock it was
@@ -427,8 +442,19 @@ async fn a_moment_of_unwritable_files_refuses_writes_only_while_it_lasts() {
         details.iter().all(|d| !d.contains("locked")),
         "unwritable files are not another process's lock: {details:?}"
     );
-    let ready = app.get("/readyz", "").await;
-    assert_eq!(ready.status(), 503, "not ready while writes are refused");
+    let refusals = write_failures(&app.metrics_text().await);
+    assert_eq!(refusals, 3.0, "each refused write counted once");
+    // Readiness's own test write goes through the writer too, but it is no write a
+    // client was refused: probes alone had made the counter climb.
+    for _ in 0..3 {
+        let ready = app.get("/readyz", "").await;
+        assert_eq!(ready.status(), 503, "not ready while writes are refused");
+    }
+    assert_eq!(
+        write_failures(&app.metrics_text().await),
+        refusals,
+        "readiness probes are not counted as refused writes"
+    );
 
     drop(unwritable);
     let stored = eventually(

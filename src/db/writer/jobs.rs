@@ -20,6 +20,14 @@ pub(super) trait Job: Send {
     fn abandon(self: Box<Self>, why: &str);
     /// When it was queued.
     fn queued(&self) -> Instant;
+    /// Whether its failure counts in `vigil_write_failures_total` (see
+    /// [`super::Writer::check_writable`]).
+    fn counted(&self) -> bool;
+}
+
+/// How many of `jobs` count in `vigil_write_failures_total`.
+pub(super) fn counted(jobs: &[Box<dyn Job>]) -> usize {
+    jobs.iter().filter(|job| job.counted()).count()
 }
 
 /// A ran write waiting for its batch's commit.
@@ -38,6 +46,8 @@ pub(super) struct WriteJob<F, T> {
     pub(super) reply: oneshot::Sender<Result<T, ApiError>>,
     /// When it was queued (a write queued too long is answered without running).
     pub(super) queued: Instant,
+    /// Whether its failure counts in `vigil_write_failures_total`.
+    pub(super) counted: bool,
 }
 
 impl<F, T> Job for WriteJob<F, T>
@@ -68,6 +78,10 @@ where
 
     fn queued(&self) -> Instant {
         self.queued
+    }
+
+    fn counted(&self) -> bool {
+        self.counted
     }
 }
 

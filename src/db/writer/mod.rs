@@ -170,11 +170,12 @@ impl Writer {
             return Err((Failing::Replaced, why));
         }
         let failing = *failing_slot(&self.writer_failing);
-        if let Some(cause) = failing {
-            let through_writer = self.write(|conn| {
+        if let (Some(cause), Some(queue)) = (failing, &self.queue) {
+            let test_write = |conn: &mut AnyConnection| {
                 diesel::sql_query(REWRITE_HEAD).execute(conn)?;
                 Ok(())
-            });
+            };
+            let through_writer = enqueue(queue, test_write, None, false);
             return match actix_web::rt::time::timeout(within, through_writer).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => {
@@ -351,19 +352,37 @@ impl Writer {
                 }
             });
         };
-        let (reply, answer) = oneshot::channel();
-        queue
-            .send(Box::new(WriteJob {
-                work,
-                after_commit,
-                reply,
-                queued: Instant::now(),
-            }))
-            .map_err(|_| ApiError::Internal("the SQLite writer thread is gone".to_owned()))?;
-        answer.await.map_err(|_| {
-            ApiError::Internal("the SQLite writer dropped a write (it panicked)".to_owned())
-        })?
+        enqueue(queue, work, after_commit, true).await
     }
+}
+
+/// Queues `work` for the SQLite writer thread and waits for its outcome. `counted`:
+/// whether its failure counts in `vigil_write_failures_total`. Readiness's own test write
+/// does not: while the writer was failing, probes alone made the counter climb with no
+/// write refused (an outside audit), where operators read it as alerts being refused.
+async fn enqueue<F, T>(
+    queue: &mpsc::Sender<Box<dyn Job>>,
+    work: F,
+    after_commit: Option<AfterCommit<T>>,
+    counted: bool,
+) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    queue
+        .send(Box::new(WriteJob {
+            work,
+            after_commit,
+            reply,
+            queued: Instant::now(),
+            counted,
+        }))
+        .map_err(|_| ApiError::Internal("the SQLite writer thread is gone".to_owned()))?;
+    answer.await.map_err(|_| {
+        ApiError::Internal("the SQLite writer dropped a write (it panicked)".to_owned())
+    })?
 }
 
 /// The database file the pool's connections are open on, to be watched; `None` for an
