@@ -155,8 +155,9 @@ impl Writer {
     /// new space (the log reuses its file after a checkpoint), so once a batch has failed
     /// on a full disk, readiness also checks the database's directory still has room to
     /// grow (`room_to_grow`): the instance stays unready until it has (it had answered
-    /// "ready" while every alert was refused), and turns ready again as soon as space is
-    /// freed, without waiting for a write to prove it. The pool's connections are not
+    /// "ready" while every alert was refused), or until a batch commits (a small one
+    /// fits in less), and turns ready again as soon as space is freed, without waiting
+    /// for a write to prove it. The pool's connections are not
     /// the writer's: once the writer's batch has failed otherwise (files it could not
     /// write while the pool's older connections still could), the test write goes
     /// through the writer itself until one commits. PostgreSQL: nothing to add to the
