@@ -151,6 +151,13 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
             st.finished = true;
             return Some((Ok(auth_expired_frame()), st));
         }
+        // Cut off by the manager meanwhile (the server shutting down, live events
+        // overflowing the queue during a long replay): the rest of the replay only held
+        // the connection open — a shutdown waited its whole grace period on one slow
+        // reader (an outside audit) — and the client resumes from its last id either way.
+        if st.rx.is_closed() {
+            return None;
+        }
         let pool = st.pool.clone();
         match db::run(&pool, move |c| Ok(range.read_batch(c, REPLAY_BATCH)?)).await {
             Ok((batch, rest)) => {
@@ -224,20 +231,27 @@ mod tests {
 
     use super::{StreamState, next_chunk};
     use crate::config::Config;
+    use crate::db::DbPool;
     use crate::hub::manager::{AlertConnectionManager, ManagerSettings};
+    use crate::hub::messages::Outbound;
     use crate::metrics::Metrics;
     use crate::transport::{ConnectionGuard, ReplayRange};
 
-    /// A replay reads the database, not the queue where the manager puts the expiry: it
-    /// must check the token itself, or a slow reader pulls the whole history on an
-    /// expired token. (Black-box, the kernel's socket buffers take a whole test replay
-    /// before any expiry, so the check is shown here.)
-    #[actix_web::test]
-    async fn a_replay_on_an_expired_token_ends_with_auth_expired_before_reading_anything() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    /// A pool on a new SQLite file.
+    fn pool(dir: &tempfile::TempDir) -> DbPool {
         let url = format!("sqlite://{}", dir.path().join("v.db").display());
         let config = Config::new(&url, "0123456789abcdef0123456789abcdef");
-        let pool = crate::db::pool::build_pool(&config.database).expect("pool");
+        crate::db::pool::build_pool(&config.database).expect("pool")
+    }
+
+    /// A stream about to replay `(0, upto]` on a token expiring at `expires_at`, its
+    /// queue `rx`, registered with a manager of its own.
+    fn replaying(
+        pool: DbPool,
+        upto: i64,
+        rx: mpsc::Receiver<Outbound>,
+        expires_at: i64,
+    ) -> StreamState {
         let metrics = Arc::new(Metrics::new().expect("metrics"));
         let settings = ManagerSettings {
             heartbeat: Duration::from_secs(3600),
@@ -254,12 +268,11 @@ mod tests {
             crate::db::events::IssuedIds::default(),
         )
         .start();
-        let (_tx, rx) = mpsc::channel(8);
-        let state = StreamState {
+        StreamState {
             prelude: VecDeque::new(),
             replay: Some(ReplayRange {
                 after: 0,
-                upto: 100,
+                upto,
                 patients: None,
                 care_team_of: None,
             }),
@@ -269,9 +282,21 @@ mod tests {
             pool,
             metrics: Arc::clone(&metrics),
             delivered: metrics.delivery_seconds.with_label_values(&["sse"]),
-            expires_at: chrono::Utc::now().timestamp() - 1,
+            expires_at,
             _guard: ConnectionGuard::new(1, manager),
-        };
+        }
+    }
+
+    /// A replay reads the database, not the queue where the manager puts the expiry: it
+    /// must check the token itself, or a slow reader pulls the whole history on an
+    /// expired token. (Black-box, the kernel's socket buffers take a whole test replay
+    /// before any expiry, so the check is shown here.)
+    #[actix_web::test]
+    async fn a_replay_on_an_expired_token_ends_with_auth_expired_before_reading_anything() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_tx, rx) = mpsc::channel(8);
+        let expired = chrono::Utc::now().timestamp() - 1;
+        let state = replaying(pool(&dir), 100, rx, expired);
         let (frame, state) = next_chunk(state).await.expect("a last frame");
         let frame = frame.expect("bytes");
         assert!(
@@ -279,5 +304,42 @@ mod tests {
             "{frame:?}"
         );
         assert!(next_chunk(state).await.is_none(), "and nothing after it");
+    }
+
+    /// A stream the manager has cut off (shutdown, overflow) stops its replay at the next
+    /// batch rather than reading the rest of the log for a client that will resume.
+    #[actix_web::test]
+    async fn a_replay_cut_off_by_the_manager_stops_at_the_next_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = pool(&dir);
+        {
+            let mut conn = pool.get().expect("connection");
+            crate::db::migrate::run_pending(&mut conn).expect("migrations");
+            let row = crate::db::models::NewEventRow {
+                seq: 1,
+                kind: "alert",
+                alert_id: "x",
+                patient_id: "a",
+                payload: "{}",
+                created_at: 0,
+            };
+            crate::db::events::insert(&mut conn, &row).expect("event");
+        }
+        let later = chrono::Utc::now().timestamp() + 3600;
+        let (registered, rx) = mpsc::channel(8);
+        let (frame, _) = next_chunk(replaying(pool.clone(), 1, rx, later))
+            .await
+            .expect("the replay, while registered");
+        assert!(
+            String::from_utf8_lossy(&frame.expect("bytes")).contains("id: 1\n"),
+            "the event is replayed"
+        );
+        drop(registered);
+        let (cut_off, rx) = mpsc::channel(8);
+        drop(cut_off);
+        assert!(
+            next_chunk(replaying(pool, 1, rx, later)).await.is_none(),
+            "cut off: no replay"
+        );
     }
 }
