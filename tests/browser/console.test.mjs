@@ -93,6 +93,31 @@ test('2. acknowledging in the page reaches a second nurse without a reload', asy
   assert.deepEqual(bob.problems, []);
 });
 
+test('an alert whose trail is full says so, not "already resolved", and can still be resolved', async () => {
+  const full = await vigil.raiseAlert({ patient_id: PATIENT, severity: 'high', title: 'Trail full' });
+  const admin = await vigil.token('harness-admin', 'admin');
+  for (let i = 0; i < 50; i += 1) {
+    const r = await vigil.api('POST', `/api/v1/alerts/${full.id}/acknowledge`, { token: admin, body: { status: 'escalated' } });
+    assert.equal(r.status, 200, `acknowledgment ${i}: ${JSON.stringify(r.body)}`);
+  }
+  const page = await newPage(browser);
+  await signInConsole(page, vigil, await vigil.token('alice', 'nurse'));
+  const row = page.locator(rowSel(full.id));
+  await row.locator('button[data-action="acknowledged"]').click();
+  await page.waitForFunction((sel) => document.querySelector(`${sel} .row-error`)?.textContent, rowSel(full.id));
+  const error = await row.locator('.row-error').textContent();
+  assert.match(error, /50 acknowledgments/);
+  assert.doesNotMatch(error, /already resolved/);
+  assert.equal(await row.getAttribute('data-status'), 'escalated', 'nothing was recorded');
+
+  // Resolving is refused to a nurse by role, never by the full trail: an admin resolves.
+  const resolved = await vigil.api('POST', `/api/v1/alerts/${full.id}/acknowledge`, { token: admin, body: { status: 'resolved' } });
+  assert.equal(resolved.status, 200);
+  await page.waitForSelector(`${rowSel(full.id)}[data-status="resolved"]`);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
 test('care team: a change shows the new patient\'s open alerts and drops the old patient\'s, without a reload', async () => {
   assert.ok(alice && alert, 'scenario 1 signed alice in and raised an alert');
   // Raised before alice is on p-303's team: no event of her stream will ever carry it.
