@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod hub;
 pub mod log_spec;
+pub mod log_throttle;
 pub mod log_value;
 pub mod memory;
 pub mod metrics;

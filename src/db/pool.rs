@@ -12,6 +12,7 @@ use diesel::{
 };
 
 use crate::config::{DatabaseConfig, SqliteSync};
+use crate::log_throttle::Throttle;
 
 /// Either backend, behind one type so queries are written once.
 #[derive(diesel::MultiConnection)]
@@ -155,20 +156,15 @@ const CONNECTION_ERROR_EVERY: Duration = Duration::from_secs(30);
 /// are answered 503 and counted (`vigil_write_failures_total`), and readiness says
 /// `unreachable`; the cause is logged once, then at most every
 /// [`CONNECTION_ERROR_EVERY`] while it lasts.
-#[derive(Debug, Default)]
-struct QuietConnectionErrors(std::sync::Mutex<Option<std::time::Instant>>);
+#[derive(Debug)]
+struct QuietConnectionErrors(Throttle);
 
 impl<E: std::fmt::Display> r2d2::HandleError<E> for QuietConnectionErrors {
     fn handle_error(&self, error: E) {
-        let mut last = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.is_none_or(|at| at.elapsed() >= CONNECTION_ERROR_EVERY) {
-            *last = Some(std::time::Instant::now());
+        if self.0.due() {
             log::warn!(
                 "database connection failed: {error} (said again in {} s if it lasts)",
-                CONNECTION_ERROR_EVERY.as_secs()
+                self.0.every().as_secs()
             );
         }
     }
@@ -180,7 +176,9 @@ pub const BUSY_TIMEOUT_MS: u64 = 10_000;
 /// Builds the pool; fails at once (with the real cause) if the database is unreachable.
 pub fn build_pool(config: &DatabaseConfig) -> Result<DbPool, r2d2::Error> {
     Pool::builder()
-        .error_handler(Box::new(QuietConnectionErrors::default()))
+        .error_handler(Box::new(QuietConnectionErrors(Throttle::new(
+            CONNECTION_ERROR_EVERY,
+        ))))
         .max_size(config.pool_size)
         .min_idle(Some(1))
         .connection_timeout(Duration::from_secs(5))

@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use diesel::RunQueryDsl;
 
 use super::CHECKPOINT_EVERY;
 use crate::db::{AnyConnection, DbPool, pool};
+use crate::log_throttle::Throttle;
 
 /// Keeps the WAL file near its limit under sustained writes (see the module
 /// documentation). Lives on the writer thread.
@@ -71,6 +73,10 @@ impl WalBound {
     }
 }
 
+/// How often a checkpoint that keeps failing (a full disk) is said again: it is tried
+/// every [`CHECKPOINT_EVERY`].
+const CHECKPOINT_ERROR_EVERY: Duration = Duration::from_secs(60);
+
 fn checkpoint(conn: &mut AnyConnection) -> Result<(), String> {
     diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")
         .execute(conn)
@@ -81,6 +87,7 @@ fn checkpoint(conn: &mut AnyConnection) -> Result<(), String> {
 /// Checkpoints every [`CHECKPOINT_EVERY`], or at once when the writer asks; ends when
 /// the writer does.
 pub(super) fn checkpoint_loop(pool: &DbPool, pokes: &mpsc::Receiver<()>, copied: &AtomicBool) {
+    let failures = Throttle::new(CHECKPOINT_ERROR_EVERY);
     loop {
         let asked = match pokes.recv_timeout(CHECKPOINT_EVERY) {
             Ok(()) => true,
@@ -91,8 +98,17 @@ pub(super) fn checkpoint_loop(pool: &DbPool, pokes: &mpsc::Receiver<()>, copied:
             .get()
             .map_err(|e| e.to_string())
             .and_then(|mut c| checkpoint(&mut c));
-        if let Err(e) = result {
-            log::warn!("WAL checkpoint failed: {e}");
+        match result {
+            Err(e) if failures.due() => log::warn!(
+                "WAL checkpoint failed: {e} (said again in {} s if it lasts)",
+                failures.every().as_secs()
+            ),
+            Err(_) => {}
+            Ok(()) => {
+                if failures.clear() {
+                    log::info!("WAL checkpoints succeed again");
+                }
+            }
         }
         if asked {
             // Even after a failure: the writer then checkpoints the whole log itself.
