@@ -158,6 +158,32 @@ pub fn insert(conn: &mut AnyConnection, row: &NewEventRow<'_>) -> QueryResult<()
         .map(|_| ())
 }
 
+/// The ids and payload sizes (bytes) of the events [`range`] would read, without their
+/// payloads: a replay sizes its batch before it loads it. SQLite reads a value's size
+/// from its record header, not from the value.
+pub fn range_sizes(
+    conn: &mut AnyConnection,
+    after: i64,
+    upto: i64,
+    patients: Option<&[String]>,
+    limit: i64,
+) -> QueryResult<Vec<(i64, i64)>> {
+    let mut query = events::table
+        .filter(events::seq.gt(after))
+        .filter(events::seq.le(upto))
+        .select((
+            events::seq,
+            diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(octet_length(payload) AS BIGINT)"),
+        ))
+        .order(events::seq.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(patients) = patients {
+        query = query.filter(events::patient_id.eq_any(patients));
+    }
+    query.load(conn)
+}
+
 /// Events with `after < seq <= upto`, oldest first, limited to `patients` when given.
 pub fn range(
     conn: &mut AnyConnection,

@@ -75,22 +75,25 @@ pub fn reset_payload(reason: &str, oldest: Option<i64>, head: i64) -> serde_json
     })
 }
 
-/// Bytes of event payload one replay batch holds at most (past its first event): each
+/// Bytes of event payload one replay batch loads at most (past its first event): each
 /// `alert_updated` carries its alert's whole acknowledgment trail, so a count alone did
 /// not bound a batch — 100 events of an alert acknowledged hundreds of times held
-/// 240 MB for one stream that did not read (an outside audit).
+/// 240 MB for one stream that did not read (an outside audit). A batch is sized first
+/// ([`events::range_sizes`]) and only what fits is loaded.
 const REPLAY_BATCH_BYTES: usize = 1024 * 1024;
 
-/// How many of `rows`, from the first, fit in `budget` bytes of payload; at least one,
-/// so that a replay always moves on.
-fn within_bytes(rows: &[db::models::EventRow], budget: usize) -> usize {
-    let mut used = 0;
-    rows.iter()
-        .position(|row| {
-            used += row.payload.len();
+/// How many of the events sized `(seq, bytes)`, from the first, fit in `budget` bytes;
+/// at least one, so that a replay always moves on.
+fn within_bytes(sizes: &[(i64, i64)], budget: usize) -> usize {
+    let budget = i64::try_from(budget).unwrap_or(i64::MAX);
+    let mut used = 0i64;
+    sizes
+        .iter()
+        .position(|&(_, bytes)| {
+            used = used.saturating_add(bytes);
             used > budget
         })
-        .map_or(rows.len(), |over| over.max(1))
+        .map_or(sizes.len(), |over| over.max(1))
 }
 
 /// Events `(after, upto]` of the log in a stream's scope (`None`: every patient).
@@ -131,18 +134,18 @@ impl ReplayRange {
             }
             None => self.patients.clone(),
         };
-        let mut rows = events::range(conn, self.after, self.upto, narrowed.as_deref(), limit)?;
-        let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit;
-        let kept = within_bytes(&rows, REPLAY_BATCH_BYTES);
-        let cut = kept < rows.len();
-        rows.truncate(kept);
-        let rest = match rows.last() {
-            Some(last) if full || cut => Some(ReplayRange {
-                after: last.seq,
-                ..self.clone()
-            }),
-            _ => None,
+        let sizes = events::range_sizes(conn, self.after, self.upto, narrowed.as_deref(), limit)?;
+        let full = i64::try_from(sizes.len()).unwrap_or(i64::MAX) >= limit;
+        let kept = within_bytes(&sizes, REPLAY_BATCH_BYTES);
+        let Some(&(last, _)) = sizes[..kept].last() else {
+            return Ok((Vec::new(), None));
         };
+        // The rows sized, and only those: the log below the seam does not change.
+        let rows = events::range(conn, self.after, last, narrowed.as_deref(), limit)?;
+        let rest = (full || kept < sizes.len()).then(|| ReplayRange {
+            after: last,
+            ..self.clone()
+        });
         let events = rows.into_iter().filter_map(StoredEvent::from_row).collect();
         Ok((events, rest))
     }
