@@ -26,13 +26,19 @@ pub fn for_alerts(conn: &mut AnyConnection, alert_ids: &[String]) -> QueryResult
         .load(conn)
 }
 
-/// The notes of an alert's acknowledgments (`None` for one without), for the bound on
-/// its trail ([`crate::domain::alert::check_trail_room`]).
-pub fn notes_of(conn: &mut AnyConnection, alert_id: &str) -> QueryResult<Vec<Option<String>>> {
+/// How many acknowledgments an alert has, and the bytes of their notes together, for
+/// the bound on its trail ([`crate::domain::alert::check_trail_room`]); counted by the
+/// database rather than loaded (an old trail may be long).
+pub fn trail_size(conn: &mut AnyConnection, alert_id: &str) -> QueryResult<(i64, i64)> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::BigInt;
     acknowledgments::table
         .filter(acknowledgments::alert_id.eq(alert_id))
-        .select(acknowledgments::note)
-        .load(conn)
+        .select((
+            diesel::dsl::count_star(),
+            sql::<BigInt>("CAST(COALESCE(SUM(octet_length(note)), 0) AS BIGINT)"),
+        ))
+        .first(conn)
 }
 
 /// The acknowledgment an idempotency key already recorded, if any.

@@ -21,12 +21,13 @@ pub const MAX_DATA_BYTES: usize = 16 * 1024;
 /// Most acknowledgments an alert keeps before `resolved`. Every `alert_updated` event
 /// and answer carries the whole trail, so without a bound each acknowledgment made every
 /// later one bigger (an outside audit: 400 acknowledgments made one event 2.4 MB, and
-/// one screen was sent 654 MB). A ward acknowledges or escalates an alert a handful of
-/// times.
-pub const MAX_ACKNOWLEDGMENTS: usize = 50;
+/// one screen was sent 654 MB). Far past any ward's use (an alert acknowledged every
+/// shift for two months), so that an escalation is never refused in practice.
+pub const MAX_ACKNOWLEDGMENTS: i64 = 200;
 /// Most bytes the notes of an alert's acknowledgments take together before `resolved`,
-/// as `data` is bounded: the trail is part of every event for the alert.
-pub const MAX_TRAIL_NOTE_BYTES: usize = 16 * 1024;
+/// as `data` is bounded: the trail is part of every event for the alert. An
+/// acknowledgment without a note is never refused by it.
+pub const MAX_TRAIL_NOTE_BYTES: i64 = 32 * 1024;
 
 /// One acknowledgment in an alert's audit trail.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -260,30 +261,31 @@ pub fn check_transition(current: AlertStatus) -> Result<(), ApiError> {
     }
 }
 
-/// Whether an alert's trail has room for one more acknowledgment (see
-/// [`MAX_ACKNOWLEDGMENTS`]). `resolved` always has: an alert must never be left
-/// impossible to close, and after it the trail is final.
+/// Whether an alert's trail has room for one more acknowledgment, given its `entries`
+/// and the bytes of their notes (see [`MAX_ACKNOWLEDGMENTS`]). `resolved` always has: an
+/// alert must never be left impossible to close, and after it the trail is final.
 pub fn check_trail_room(
     status: AckStatus,
-    notes: &[Option<String>],
+    entries: i64,
+    note_bytes: i64,
     note: Option<&str>,
 ) -> Result<(), ApiError> {
     if status == AckStatus::Resolved {
         return Ok(());
     }
-    if notes.len() >= MAX_ACKNOWLEDGMENTS {
+    if entries >= MAX_ACKNOWLEDGMENTS {
         return Err(ApiError::Conflict(format!(
             "the alert already has {MAX_ACKNOWLEDGMENTS} acknowledgments, the most it keeps \
-             before it is resolved; resolve it, or raise a new alert"
+             before it is resolved: it can only be resolved now (by a role that may \
+             resolve), and a new alert raised if the condition goes on"
         )));
     }
-    let used: usize = notes.iter().flatten().map(String::len).sum();
-    let adding = note.map_or(0, str::len);
-    if used + adding > MAX_TRAIL_NOTE_BYTES {
+    let adding = note.map_or(0, |n| i64::try_from(n.len()).unwrap_or(i64::MAX));
+    if adding > 0 && note_bytes.saturating_add(adding) > MAX_TRAIL_NOTE_BYTES {
         return Err(ApiError::Conflict(format!(
             "the notes of the alert's acknowledgments would pass {MAX_TRAIL_NOTE_BYTES} bytes \
-             together ({used} so far, this note {adding}); send a shorter note or none, or \
-             resolve the alert"
+             together ({note_bytes} so far, this note {adding}): send it with a shorter note \
+             or none"
         )));
     }
     Ok(())

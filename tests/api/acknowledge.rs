@@ -295,8 +295,9 @@ async fn the_seed_era_alias_acknowledges_and_checks_the_patient_id_query() {
 /// Every `alert_updated` carries its alert's whole trail, so an unbounded trail made each
 /// acknowledgment's event bigger than the last (an outside audit: a caregiver's 400
 /// acknowledgments with 8 KB notes made one event 2.4 MB, and one screen was sent
-/// 654 MB). Before it is resolved an alert keeps 50 acknowledgments and 16 KiB of notes;
-/// past either, 409, and nothing is recorded or streamed. Resolving is always possible.
+/// 654 MB). Before it is resolved an alert keeps 200 acknowledgments and 32 KiB of
+/// notes; past either, 409, and nothing is recorded or streamed. An acknowledgment
+/// without a note never meets the notes' bound, and resolving is always possible.
 #[actix_web::test]
 async fn an_alert_s_trail_is_bounded_yet_the_alert_can_always_be_resolved() {
     let app = spawn_app().await;
@@ -305,37 +306,37 @@ async fn an_alert_s_trail_is_bounded_yet_the_alert_can_always_be_resolved() {
     let alert = app.raise("123", "critical").await;
     let id = id_of(&alert);
     let long = "n".repeat(2000);
-    for _ in 0..8 {
+    for _ in 0..16 {
         ok_json(
             app.ack(&admin(), &id, "acknowledged", Some(&long)).await,
             "ack",
         )
         .await;
     }
-    // 16,000 bytes of notes so far: another 2,000 would pass 16,384, 300 do not.
-    let resp = app.ack(&admin(), &id, "acknowledged", Some(&long)).await;
+    // 32,000 bytes of notes so far: another 2,000 would pass 32,768, 700 do not.
+    let resp = app.ack(&admin(), &id, "escalated", Some(&long)).await;
     let problem = expect_problem(resp, 409, "a note past the trail's bytes").await;
     assert!(
         problem["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("16384")),
+            .is_some_and(|d| d.contains("32768")),
         "{problem}"
     );
     ok_json(
-        app.ack(&admin(), &id, "acknowledged", Some(&"s".repeat(300)))
+        app.ack(&admin(), &id, "acknowledged", Some(&"s".repeat(700)))
             .await,
         "a note that fits",
     )
     .await;
-    for _ in 9..50 {
-        ok_json(app.ack(&admin(), &id, "escalated", None).await, "ack").await;
+    for _ in 17..200 {
+        ok_json(app.ack(&admin(), &id, "escalated", None).await, "no note").await;
     }
     let resp = app.ack(&admin(), &id, "escalated", None).await;
-    let problem = expect_problem(resp, 409, "the 51st acknowledgment").await;
+    let problem = expect_problem(resp, 409, "the 201st acknowledgment").await;
     assert!(
         problem["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("50 acknowledgments")),
+            .is_some_and(|d| d.contains("200 acknowledgments")),
         "{problem}"
     );
     let resolved = ok_json(
@@ -345,11 +346,11 @@ async fn an_alert_s_trail_is_bounded_yet_the_alert_can_always_be_resolved() {
     .await;
     assert_eq!(
         trail(&resolved["alert"]).len(),
-        51,
+        201,
         "the refused left no row"
     );
 
-    // On the stream: the alert, then exactly the 51 recorded updates.
+    // On the stream: the alert, then exactly the 201 recorded updates.
     let resolved_id = resolved["alert"]["last_seq"].to_string();
     let mut updates = 0;
     loop {
@@ -361,7 +362,7 @@ async fn an_alert_s_trail_is_bounded_yet_the_alert_can_always_be_resolved() {
             break;
         }
     }
-    assert_eq!(updates, 51, "refused acknowledgments were not streamed");
+    assert_eq!(updates, 201, "refused acknowledgments were not streamed");
 }
 
 #[actix_web::test]
