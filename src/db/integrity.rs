@@ -19,6 +19,21 @@ struct Finding {
     quick_check: String,
 }
 
+/// [`quick_check`] of the SQLite database at `url`, before anything (migrations
+/// included) writes to it; `Ok` for PostgreSQL and for a file that does not exist yet.
+pub fn check_before_use(url: &str) -> Result<(), String> {
+    use diesel::Connection;
+    if super::pool::is_postgres(url) {
+        return Ok(());
+    }
+    let path = super::pool::sqlite_path(url);
+    if !std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    let mut conn = SqliteConnection::establish(path).map_err(|e| e.to_string())?;
+    quick_check(&mut conn)
+}
+
 /// `Err` with SQLite's first findings when `PRAGMA quick_check` finds the file damaged.
 pub fn quick_check(conn: &mut SqliteConnection) -> Result<(), String> {
     let findings: Vec<Finding> = diesel::sql_query("PRAGMA quick_check")
