@@ -768,8 +768,11 @@ async fn subscribers(redis: &str, channel: &str) -> i64 {
 /// that died without a sign (a firewall that forgot it overnight, Redis restarted behind
 /// a partition): it stayed deaf for good, readiness said "connected", and other
 /// instances' alerts reached its screens only through the event-log poll — here an hour
-/// apart, so not at all. A quiet subscription now PINGs Redis, and subscribes again when
-/// no answer comes; an alert raised while it was deaf arrives with the next one.
+/// apart. A quiet subscription now PINGs Redis, and subscribes again when no answer
+/// comes: what tells the fix apart is Redis counting B's subscription again. (The cut
+/// also takes B's publisher connection, whose failed PING marks the link down, so B
+/// reads the log at every tick meanwhile: the alert raised while B was deaf arrives
+/// either way, and both alerts must reach B's screen, in order.)
 #[actix_web::test]
 async fn a_subscription_cut_off_without_a_sign_subscribes_again() {
     let redis = OwnRedis::start();
