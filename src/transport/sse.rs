@@ -185,14 +185,9 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
     }
     loop {
         // A closed queue: the stream was cut off (it fell behind, or the server is
-        // shutting down). One that was full when its token expired had no room for the
-        // `Close`, and ended without `auth_expired`.
+        // shutting down); it ends as a shutdown does.
         let Some(item) = st.rx.recv().await else {
-            if crate::auth::token_expired(st.expires_at) {
-                st.finished = true;
-                return Some((Ok(auth_expired_frame()), st));
-            }
-            return None;
+            return cut_off(st);
         };
         match item {
             Outbound::Event(event) if event.seq() <= st.last_sent => continue,
@@ -213,9 +208,20 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
                 st.finished = true;
                 return Some((Ok(auth_expired_frame()), st));
             }
-            Outbound::Close(CloseReason::Shutdown) => return None,
+            Outbound::Close(CloseReason::Shutdown) => return cut_off(st),
         }
     }
+}
+
+/// The end of a stream the server cut off: nothing more, unless its token has expired
+/// meanwhile — reconnecting with it could only get a 401, and a queue that was full at
+/// the expiry had no room for the `Close` that says so.
+fn cut_off(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Error>, StreamState)> {
+    if crate::auth::token_expired(st.expires_at) {
+        st.finished = true;
+        return Some((Ok(auth_expired_frame()), st));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -304,6 +310,32 @@ mod tests {
             "{frame:?}"
         );
         assert!(next_chunk(state).await.is_none(), "and nothing after it");
+    }
+
+    /// A live stream the server shuts down ends without a frame, unless its token has
+    /// expired by then: reconnecting with it could only get a 401.
+    #[actix_web::test]
+    async fn a_shutdown_after_the_token_expired_ends_with_auth_expired() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (expires_at, said) in [
+            (chrono::Utc::now().timestamp() - 1, true),
+            (chrono::Utc::now().timestamp() + 3600, false),
+        ] {
+            let (tx, rx) = mpsc::channel(8);
+            let mut state = replaying(pool(&dir), 0, rx, expires_at);
+            state.replay = None;
+            tx.try_send(Outbound::Close(crate::hub::messages::CloseReason::Shutdown))
+                .expect("queued");
+            let last = next_chunk(state).await;
+            assert_eq!(last.is_some(), said, "expired: {said}");
+            if let Some((frame, _)) = last {
+                let frame = frame.expect("bytes");
+                assert!(
+                    String::from_utf8_lossy(&frame).starts_with("event: auth_expired\n"),
+                    "{frame:?}"
+                );
+            }
+        }
     }
 
     /// A stream the manager has cut off (shutdown, overflow) stops its replay at the next

@@ -440,6 +440,11 @@ impl StreamHandler<Outbound> for WsSession {
                 ctx.text(typed_frame("scope_changed", None, body));
             }
             Outbound::Close(CloseReason::AuthExpired) => end_expired(ctx),
+            Outbound::Close(CloseReason::Shutdown)
+                if crate::auth::token_expired(self.principal.expires_at) =>
+            {
+                end_expired(ctx);
+            }
             Outbound::Close(CloseReason::Shutdown) => {
                 end_session(ctx, None, ws::CloseCode::Away, "server shutting down");
             }
