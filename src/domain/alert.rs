@@ -358,8 +358,21 @@ fn bounded_text(
         errors.push(field_error(field, &message));
         return None;
     }
-    if raw.chars().any(|c| c == '\0') {
-        errors.push(field_error(field, "must not contain NUL characters"));
+    // Control characters are refused, tab and line breaks aside: none means anything in
+    // clinical text, NUL cannot be stored, and JSON writes each of the others as six
+    // bytes (`\u0001`), which made a trail's 16 KiB of notes 96 KiB on the wire and on
+    // disk in every event that carried it (an outside audit).
+    if let Some(c) = raw
+        .chars()
+        .find(|&c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        errors.push(field_error(
+            field,
+            &format!(
+                "must not contain control characters (here U+{:04X}); tab and line breaks are allowed",
+                u32::from(c)
+            ),
+        ));
         return None;
     }
     Some(raw.to_owned())

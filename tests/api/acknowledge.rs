@@ -224,6 +224,7 @@ async fn invalid_acknowledgments_are_422_naming_the_field_and_unknown_alerts_404
         (json!({"status": 1}), "status"),
         (json!({"note": "n".repeat(2001)}), "note"),
         (json!({"note": ["x"]}), "note"),
+        (json!({"note": "bell\u{7}"}), "note"),
         (json!({"statuss": "acknowledged"}), "statuss"),
     ];
     for (body, field) in cases {
@@ -238,6 +239,12 @@ async fn invalid_acknowledgments_are_422_naming_the_field_and_unknown_alerts_404
         .get_ok(&format!("/api/v1/alerts/{}", id_of(&alert)), &admin())
         .await;
     assert_eq!(fetched["status"], "open", "nothing was recorded");
+    // Tab and line breaks are text.
+    let lines = "BP 90/60\r\n\tcalled Dr. Lee";
+    let answer = app
+        .ack(&admin(), &id_of(&alert), "acknowledged", Some(lines))
+        .await;
+    assert_eq!(answer.status(), 200);
 
     let unknown = uuid::Uuid::now_v7().to_string();
     let resp = app.ack(&admin(), &unknown, "acknowledged", None).await;

@@ -402,6 +402,18 @@ async fn every_invalid_alert_field_is_422_naming_that_field() {
         ("title", json!("t".repeat(201)), "201-character title"),
         ("message", json!("m".repeat(2001)), "2001-character message"),
         ("source", json!("s".repeat(129)), "129-character source"),
+        // Six bytes each in JSON (`\u0001`): a trail of them had been six times its bound.
+        (
+            "title",
+            json!("HR\u{1}high"),
+            "a control character in the title",
+        ),
+        ("message", json!("ok\u{7f}"), "DEL in the message"),
+        (
+            "source",
+            json!("mon\u{85}itor"),
+            "a C1 control in the source",
+        ),
         ("data", json!([1, 2]), "data as an array"),
         ("data", json!("text"), "data as a string"),
         (
