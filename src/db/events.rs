@@ -168,20 +168,12 @@ pub fn range_sizes(
     patients: Option<&[String]>,
     limit: i64,
 ) -> QueryResult<Vec<(i64, i64)>> {
-    let mut query = events::table
-        .filter(events::seq.gt(after))
-        .filter(events::seq.le(upto))
+    in_range(after, upto, patients, limit)
         .select((
             events::seq,
             diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(octet_length(payload) AS BIGINT)"),
         ))
-        .order(events::seq.asc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(patients) = patients {
-        query = query.filter(events::patient_id.eq_any(patients));
-    }
-    query.load(conn)
+        .load(conn)
 }
 
 /// Events with `after < seq <= upto`, oldest first, limited to `patients` when given.
@@ -192,15 +184,26 @@ pub fn range(
     patients: Option<&[String]>,
     limit: i64,
 ) -> QueryResult<Vec<EventRow>> {
+    in_range(after, upto, patients, limit)
+        .select(EventRow::as_select())
+        .load(conn)
+}
+
+/// The rows [`range`] and [`range_sizes`] read.
+fn in_range<'a>(
+    after: i64,
+    upto: i64,
+    patients: Option<&'a [String]>,
+    limit: i64,
+) -> events::BoxedQuery<'a, <AnyConnection as diesel::Connection>::Backend> {
     let mut query = events::table
         .filter(events::seq.gt(after))
         .filter(events::seq.le(upto))
-        .select(EventRow::as_select())
         .order(events::seq.asc())
         .limit(limit)
         .into_boxed();
     if let Some(patients) = patients {
         query = query.filter(events::patient_id.eq_any(patients));
     }
-    query.load(conn)
+    query
 }

@@ -397,6 +397,15 @@ mod tests {
     use crate::db::models::{CareTeamRow, NewEventRow};
     use crate::db::{care_team, events, migrate};
 
+    /// A pool on a new, migrated SQLite file in `dir`.
+    fn migrated_pool(dir: &tempfile::TempDir) -> crate::db::DbPool {
+        let url = format!("sqlite://{}", dir.path().join("v.db").display());
+        let config = Config::new(&url, "0123456789abcdef0123456789abcdef");
+        let pool = crate::db::pool::build_pool(&config.database).expect("pool");
+        migrate::run_pending(&mut pool.get().expect("connection")).expect("migrations");
+        pool
+    }
+
     /// A slow reader's replay runs batch after batch long after it began; the care team
     /// is read again for each, so a patient removed meanwhile stops at the next batch.
     /// (Black-box, the kernel's socket buffers take hundreds of events before the server
@@ -404,11 +413,8 @@ mod tests {
     #[test]
     fn each_replay_batch_follows_the_care_team_as_it_is_then() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("v.db").display());
-        let config = Config::new(&url, "0123456789abcdef0123456789abcdef");
-        let pool = crate::db::pool::build_pool(&config.database).expect("pool");
+        let pool = migrated_pool(&dir);
         let mut conn = pool.get().expect("connection");
-        migrate::run_pending(&mut conn).expect("migrations");
         for patient in ["a", "b"] {
             let row = CareTeamRow {
                 patient_id: patient.to_owned(),
@@ -459,11 +465,8 @@ mod tests {
     #[test]
     fn a_replay_batch_is_bounded_in_bytes_as_well_as_in_events() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("v.db").display());
-        let config = Config::new(&url, "0123456789abcdef0123456789abcdef");
-        let pool = crate::db::pool::build_pool(&config.database).expect("pool");
+        let pool = migrated_pool(&dir);
         let mut conn = pool.get().expect("connection");
-        migrate::run_pending(&mut conn).expect("migrations");
         let quarter = "x".repeat(super::REPLAY_BATCH_BYTES / 4);
         let whole = "x".repeat(super::REPLAY_BATCH_BYTES + 1);
         for seq in 1..=7 {
