@@ -122,16 +122,9 @@ pub fn connection_broke(cause: &(dyn std::error::Error + 'static)) -> bool {
 
 impl From<DieselError> for ApiError {
     fn from(err: DieselError) -> Self {
-        let unavailable = match &err {
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-            | DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => true,
-            DieselError::DatabaseError(_, info) => {
-                let msg = info.message();
-                msg.contains("database is locked") || msg.contains("terminating connection")
-            }
-            DieselError::BrokenTransactionManager => true,
-            _ => false,
-        };
+        let locked = matches!(&err, DieselError::DatabaseError(_, info)
+            if info.message().contains("database is locked"));
+        let unavailable = locked || connection_broke(&err);
         if unavailable {
             ApiError::DatabaseUnavailable(Box::new(err))
         } else {

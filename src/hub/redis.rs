@@ -295,12 +295,10 @@ async fn subscriber(
         subscribed.store(true, Ordering::Relaxed);
         backoff.reset();
         let lost = loop {
-            tokio::select! {
-                message = messages.next() => match message {
-                    Some(message) => forward(&message, &manager, &instance),
-                    None => break "the connection closed".to_owned(),
-                },
-                () = tokio::time::sleep(REDIS_LIVENESS) => {
+            match tokio::time::timeout(REDIS_LIVENESS, messages.next()).await {
+                Ok(Some(message)) => forward(&message, &manager, &instance),
+                Ok(None) => break "the connection closed".to_owned(),
+                Err(_) => {
                     match tokio::time::timeout(REDIS_ANSWER, sink.ping::<redis::Value>()).await {
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => break e.to_string(),

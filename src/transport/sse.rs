@@ -148,8 +148,7 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
     }
     while let Some(range) = st.replay.take() {
         if crate::auth::token_expired(st.expires_at) {
-            st.finished = true;
-            return Some((Ok(auth_expired_frame()), st));
+            return auth_expired(st);
         }
         // Cut off by the manager meanwhile (the server shutting down, live events
         // overflowing the queue during a long replay): the rest of the replay only held
@@ -204,10 +203,7 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
                 let body = serde_json::Value::Object(scope_changed(&change));
                 return Some((Ok(sse_control("scope_changed", &body)), st));
             }
-            Outbound::Close(CloseReason::AuthExpired) => {
-                st.finished = true;
-                return Some((Ok(auth_expired_frame()), st));
-            }
+            Outbound::Close(CloseReason::AuthExpired) => return auth_expired(st),
             Outbound::Close(CloseReason::Shutdown) => return cut_off(st),
         }
     }
@@ -216,12 +212,17 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
 /// The end of a stream the server cut off: nothing more, unless its token has expired
 /// meanwhile — reconnecting with it could only get a 401, and a queue that was full at
 /// the expiry had no room for the `Close` that says so.
-fn cut_off(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Error>, StreamState)> {
+fn cut_off(st: StreamState) -> Option<(Result<Bytes, actix_web::Error>, StreamState)> {
     if crate::auth::token_expired(st.expires_at) {
-        st.finished = true;
-        return Some((Ok(auth_expired_frame()), st));
+        return auth_expired(st);
     }
     None
+}
+
+/// The stream's last frame: its token has expired.
+fn auth_expired(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Error>, StreamState)> {
+    st.finished = true;
+    Some((Ok(auth_expired_frame()), st))
 }
 
 #[cfg(test)]

@@ -610,18 +610,7 @@ async fn metrics_follow_streams_deliveries_resumes_and_publish_to_write_latency(
                 "flood",
             ],
         ),
-        (
-            "vigil_write_failures_total",
-            "cause",
-            &[
-                "locked",
-                "full",
-                "read_only",
-                "replaced",
-                "unreachable",
-                "failing",
-            ],
-        ),
+        ("vigil_write_failures_total", "cause", &WRITE_FAILURE_CAUSES),
     ] {
         for value in values {
             assert_eq!(

@@ -133,6 +133,16 @@ pub fn on_postgres() -> bool {
     std::env::var("VIGIL_TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty())
 }
 
+/// The causes `vigil_write_failures_total` counts, as docs/deployment.md names them.
+pub const WRITE_FAILURE_CAUSES: [&str; 6] = [
+    "locked",
+    "full",
+    "read_only",
+    "replaced",
+    "unreachable",
+    "failing",
+];
+
 /// Vigil's seven roles, as tokens name them.
 pub const ROLES: [&str; 7] = [
     "admin",

@@ -397,17 +397,12 @@ impl Drop for Immutable {
 
 /// `vigil_write_failures_total`, every cause together.
 fn write_failures(metrics: &str) -> f64 {
-    [
-        "locked",
-        "full",
-        "read_only",
-        "replaced",
-        "unreachable",
-        "failing",
-    ]
-    .iter()
-    .filter_map(|cause| metric_sample(metrics, "vigil_write_failures_total", &[("cause", cause)]))
-    .sum()
+    WRITE_FAILURE_CAUSES
+        .iter()
+        .filter_map(|cause| {
+            metric_sample(metrics, "vigil_write_failures_total", &[("cause", cause)])
+        })
+        .sum()
 }
 
 /// The database's files unwritable for a moment (a failing device, a permission
