@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::chunked;
 use super::models::{AlertRow, NewAlertRow};
 use super::pool::AnyConnection;
 use super::schema::{alerts, idempotency_keys};
@@ -41,8 +42,25 @@ pub fn get(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<AlertRow>> 
 
 /// Alerts matching a filter: newest first, or with `after`, oldest change first.
 pub fn list(conn: &mut AnyConnection, filter: &ListFilter) -> QueryResult<Vec<AlertRow>> {
+    let newest_first = filter.after.is_none();
+    chunked::over_patients(
+        filter.patients.as_deref(),
+        filter.limit,
+        |row: &AlertRow| {
+            if newest_first { -row.seq } else { row.last_seq }
+        },
+        |patients| list_of(conn, filter, patients),
+    )
+}
+
+/// [`list`] for `patients` instead of the filter's own.
+fn list_of(
+    conn: &mut AnyConnection,
+    filter: &ListFilter,
+    patients: Option<&[String]>,
+) -> QueryResult<Vec<AlertRow>> {
     let mut query = alerts::table.select(AlertRow::as_select()).into_boxed();
-    if let Some(patients) = &filter.patients {
+    if let Some(patients) = patients {
         query = query.filter(alerts::patient_id.eq_any(patients));
     }
     if let Some(status) = &filter.status {

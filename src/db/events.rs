@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use diesel::prelude::*;
 
+use super::chunked;
 use super::models::{EventRow, NewEventRow};
 use super::pool::AnyConnection;
 use super::schema::{event_head, events, skipped_ids};
@@ -168,12 +169,21 @@ pub fn range_sizes(
     patients: Option<&[String]>,
     limit: i64,
 ) -> QueryResult<Vec<(i64, i64)>> {
-    in_range(after, upto, patients, limit)
-        .select((
-            events::seq,
-            diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(octet_length(payload) AS BIGINT)"),
-        ))
-        .load(conn)
+    chunked::over_patients(
+        patients,
+        limit,
+        |&(seq, _)| seq,
+        |patients| {
+            in_range(after, upto, patients, limit)
+                .select((
+                    events::seq,
+                    diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                        "CAST(octet_length(payload) AS BIGINT)",
+                    ),
+                ))
+                .load(conn)
+        },
+    )
 }
 
 /// Events with `after < seq <= upto`, oldest first, limited to `patients` when given.
@@ -184,9 +194,16 @@ pub fn range(
     patients: Option<&[String]>,
     limit: i64,
 ) -> QueryResult<Vec<EventRow>> {
-    in_range(after, upto, patients, limit)
-        .select(EventRow::as_select())
-        .load(conn)
+    chunked::over_patients(
+        patients,
+        limit,
+        |row: &EventRow| row.seq,
+        |patients| {
+            in_range(after, upto, patients, limit)
+                .select(EventRow::as_select())
+                .load(conn)
+        },
+    )
 }
 
 /// The rows [`range`] and [`range_sizes`] read.

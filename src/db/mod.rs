@@ -5,6 +5,7 @@
 pub mod acks;
 pub mod alerts;
 pub mod care_team;
+pub mod chunked;
 pub mod deployment;
 pub mod events;
 pub mod files;

@@ -125,10 +125,13 @@ impl ReplayRange {
             Some(user) => {
                 let team = crate::db::care_team::patients_of(conn, user)?;
                 Some(match &self.patients {
-                    Some(registered) => team
-                        .into_iter()
-                        .filter(|p| registered.contains(p))
-                        .collect(),
+                    Some(registered) => {
+                        let registered: std::collections::HashSet<&String> =
+                            registered.iter().collect();
+                        team.into_iter()
+                            .filter(|p| registered.contains(p))
+                            .collect()
+                    }
                     None => team,
                 })
             }
@@ -457,6 +460,100 @@ mod tests {
         let seqs: Vec<i64> = second.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [6, 8], "b's events stop once b has left the team");
         assert!(rest.is_none());
+    }
+
+    /// A care team longer than one statement may bind (SQLite: 32,766 parameters) is
+    /// queried a chunk at a time: the replay and the alert list of its user worked, not a
+    /// "too many SQL variables" error.
+    #[test]
+    fn a_care_team_too_long_for_one_statement_replays_and_lists() {
+        use crate::db::alerts::{ListFilter, insert, list};
+        use crate::db::models::NewAlertRow;
+        use diesel::Connection;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = migrated_pool(&dir);
+        let mut conn = pool.get().expect("connection");
+        let team: Vec<String> = (0..35_000).map(|n| format!("p{n:05}")).collect();
+        conn.transaction(|conn| {
+            for patient in &team {
+                let row = CareTeamRow {
+                    patient_id: patient.clone(),
+                    user_id: "alice".to_owned(),
+                    created_at: 0,
+                };
+                care_team::assign(conn, &row)?;
+            }
+            diesel::QueryResult::Ok(())
+        })
+        .expect("care team");
+        let patients = [
+            "p00001", "p34998", "outsider", "p20000", "p34999", "outsider",
+        ];
+        for (seq, patient) in (1..).zip(patients) {
+            let id = format!("alert-{seq}");
+            let event = NewEventRow {
+                seq,
+                kind: "alert",
+                alert_id: &id,
+                patient_id: patient,
+                payload: "{}",
+                created_at: 0,
+            };
+            events::insert(&mut conn, &event).expect("event");
+            let alert = NewAlertRow {
+                id: &id,
+                seq,
+                last_seq: seq,
+                patient_id: patient,
+                severity: "high",
+                kind: "k",
+                title: "t",
+                message: "",
+                data: "{}",
+                source: "s",
+                status: "open",
+                created_by: "s",
+                request_id: None,
+                created_at: 0,
+                updated_at: 0,
+            };
+            insert(&mut conn, &alert).expect("alert");
+        }
+
+        let range = ReplayRange {
+            after: 0,
+            upto: 6,
+            patients: Some(team.clone()),
+            care_team_of: Some("alice".to_owned()),
+        };
+        let (replayed, rest) = range.read_batch(&mut conn, 3).expect("replay");
+        let seqs: Vec<i64> = replayed.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2, 4], "the team's first three events, in order");
+        let (replayed, _) = rest
+            .expect("more to read")
+            .read_batch(&mut conn, 3)
+            .expect("replay");
+        assert_eq!(replayed.iter().map(|e| e.seq).collect::<Vec<_>>(), [5]);
+
+        let mut filter = ListFilter {
+            patients: Some(team),
+            limit: 2,
+            ..ListFilter::default()
+        };
+        let newest: Vec<i64> = list(&mut conn, &filter)
+            .expect("list")
+            .iter()
+            .map(|a| a.seq)
+            .collect();
+        assert_eq!(newest, [5, 4], "newest first");
+        filter.after = Some(1);
+        let changed: Vec<i64> = list(&mut conn, &filter)
+            .expect("list")
+            .iter()
+            .map(|a| a.last_seq)
+            .collect();
+        assert_eq!(changed, [2, 4], "oldest change first");
     }
 
     /// A batch stops at [`super::REPLAY_BATCH_BYTES`] of payload, whatever its count, and
