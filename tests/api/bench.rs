@@ -216,6 +216,10 @@ async fn refused_alerts_are_failures_by_status_not_lost_deliveries() {
         stderr.contains("alerts failed") && !stderr.contains("lost"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("VIGIL_RATE_LIMIT") && stderr.contains("--rate-limit"),
+        "a refusal by the rate limit says how to lift it: {stderr}"
+    );
 }
 
 /// Two runs side by side on one server: each counts only its own alerts (its patients

@@ -166,7 +166,18 @@ impl Report {
             "misrouted to another patient's subscribers",
         );
         note(self.connections_failed, "connections failed");
-        note(self.alerts_failed, "alerts failed");
+        if self.alert_failures.contains_key("HTTP 429") {
+            // Each producer is one user, and a user's writes are limited by default: a
+            // run at the issue's B6 rate against a default server is refused, not slow.
+            note(
+                self.alerts_failed,
+                "alerts failed (429 is the server's write limit per user, VIGIL_RATE_LIMIT, \
+                 and each producer is one user: start the server with --rate-limit <n>, as \
+                 scripts/bench.sh does, or spread the rate over more --producers)",
+            );
+        } else {
+            note(self.alerts_failed, "alerts failed");
+        }
         problems
     }
 
