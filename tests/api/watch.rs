@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -148,11 +148,17 @@ async fn after_a_reset_watch_lists_the_unresolved_alerts_the_stream_could_not_re
 }
 
 /// Forwards TCP to a server until frozen: then existing connections stay open and carry
-/// nothing (a network dropping packets, a stuck proxy); new connections pass.
+/// nothing (a network dropping packets, a stuck proxy); new connections pass. Or until
+/// cut: existing connections are closed at their next bytes (a crashed server).
 struct FreezingProxy {
     address: String,
-    frozen: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+    frozen: Arc<Mutex<Vec<Arc<AtomicU8>>>>,
 }
+
+/// A relayed connection's state: carrying bytes, frozen, or cut.
+const PASSING: u8 = 0;
+const FROZEN: u8 = 1;
+const CUT: u8 = 2;
 
 impl FreezingProxy {
     async fn to(upstream: u16) -> FreezingProxy {
@@ -160,7 +166,7 @@ impl FreezingProxy {
             .await
             .expect("bind");
         let local: SocketAddr = listener.local_addr().expect("addr");
-        let frozen: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let frozen: Arc<Mutex<Vec<Arc<AtomicU8>>>> = Arc::default();
         let flags = Arc::clone(&frozen);
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -168,7 +174,7 @@ impl FreezingProxy {
                 else {
                     continue;
                 };
-                let flag = Arc::new(AtomicBool::new(false));
+                let flag = Arc::new(AtomicU8::new(PASSING));
                 flags.lock().expect("flags").push(Arc::clone(&flag));
                 let (client_read, client_write) = client.into_split();
                 let (server_read, server_write) = server.into_split();
@@ -184,8 +190,17 @@ impl FreezingProxy {
 
     /// Every connection open now stops carrying bytes, without closing.
     fn freeze(&self) {
+        self.set_all(FROZEN);
+    }
+
+    /// Every connection open now is closed when it next carries bytes.
+    fn cut(&self) {
+        self.set_all(CUT);
+    }
+
+    fn set_all(&self, state: u8) {
         for flag in self.frozen.lock().expect("flags").iter() {
-            flag.store(true, Ordering::SeqCst);
+            flag.store(state, Ordering::SeqCst);
         }
     }
 }
@@ -193,16 +208,18 @@ impl FreezingProxy {
 async fn relay(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    frozen: Arc<AtomicBool>,
+    state: Arc<AtomicU8>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     while let Ok(n) = from.read(&mut buf).await {
         if n == 0 {
             break;
         }
-        if frozen.load(Ordering::SeqCst) {
+        match state.load(Ordering::SeqCst) {
             // Hold both halves open and carry nothing more.
-            std::future::pending::<()>().await;
+            FROZEN => std::future::pending::<()>().await,
+            CUT => break,
+            _ => {}
         }
         if to.write_all(&buf[..n]).await.is_err() {
             break;
@@ -225,6 +242,24 @@ async fn a_stream_gone_silent_is_dropped_and_resumed_without_losing_an_alert() {
     proxy.freeze();
     let during = app.raise("p-silent", "critical").await;
     watch.complains("nothing heard").await;
+    watch.says(&short(&during)).await;
+}
+
+/// A stream cut off mid-body (a crashed server, a proxy restarting) was reported as
+/// "stream broken (Transport error: error decoding response body)"; it now says the
+/// connection was lost, and `watch` resumes without losing the alert that cut it.
+#[actix_web::test]
+async fn a_lost_connection_is_named_as_such_and_resumed() {
+    let app = spawn_app().await;
+    let proxy = FreezingProxy::to(app.port).await;
+    let watch = Watcher::start(&proxy.address, &admin());
+    watch.says("connected as root").await;
+    proxy.cut();
+    let during = app.raise("p-cut", "critical").await;
+    let complaint = watch
+        .complains("the connection to the server was lost")
+        .await;
+    assert!(!complaint.contains("Transport error"), "{complaint}");
     watch.says(&short(&during)).await;
 }
 

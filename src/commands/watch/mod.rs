@@ -114,7 +114,7 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
             loop {
                 let event = match tokio::time::timeout(silence, events.next()).await {
                     Ok(Some(Ok(event))) => event,
-                    Ok(Some(Err(e))) => return Err(Failure::Retry(format!("stream broken ({e})"))),
+                    Ok(Some(Err(e))) => return Err(Failure::Retry(broken(&e))),
                     Ok(None) => return Err(Failure::Retry("stream ended".to_owned())),
                     // A connection that died without a word (a network dropping packets,
                     // a frozen proxy) shows nothing for ever: no heartbeat is a drop.
@@ -232,6 +232,17 @@ fn emit(line: std::fmt::Arguments<'_>) {
 
 /// reqwest's error with its innermost cause: "error sending request for url (…)" alone
 /// does not say whether the connection was refused, timed out or the name did not resolve.
+/// Why a stream stopped mid-body, in a user's words: the SSE parser's own names
+/// ("Transport error: error decoding response body") said nothing of what happened.
+fn broken(error: &eventsource_stream::EventStreamError<reqwest::Error>) -> String {
+    match error {
+        eventsource_stream::EventStreamError::Transport(e) => {
+            format!("the connection to the server was lost ({})", with_cause(e))
+        }
+        other => format!("the stream could not be read ({other})"),
+    }
+}
+
 fn with_cause(error: &reqwest::Error) -> String {
     let mut cause: &dyn std::error::Error = error;
     while let Some(inner) = cause.source() {
