@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { once } from 'node:events';
 import {
-  Vigil, launchBrowser, newPage, pageIn, signInConsole, signInHere, freePort, rowSel, waitUntil,
+  Vigil, launchBrowser, newPage, pageIn, signInConsole, signInHere, connectLegacy, freePort, rowSel, waitUntil,
 } from './harness.mjs';
 
 let vigil;
@@ -452,6 +452,16 @@ test('right-to-left titles, messages and notes are shown right to left; English 
     }, { he: hebrew.id, en: english.id, note: NOTE });
     assert.deepEqual(directions, { title: 'rtl', message: 'rtl', trailNote: 'rtl', englishTitle: 'ltr', englishMessage: 'ltr' });
     assert.deepEqual(page.problems, []);
+
+    // The legacy dashboard shows the same alerts the same way.
+    await connectLegacy(page, vigil, await vigil.token('hadas', 'nurse'));
+    await page.waitForSelector(rowSel(hebrew.id));
+    await page.waitForSelector(rowSel(english.id));
+    const legacy = await page.evaluate(({ he, en }) => {
+      const dir = (id, part) => getComputedStyle(document.querySelector(`li.alert-row[data-alert-id="${id}"] ${part}`)).direction;
+      return { title: dir(he, '.title'), englishTitle: dir(en, '.title') };
+    }, { he: hebrew.id, en: english.id });
+    assert.deepEqual(legacy, { title: 'rtl', englishTitle: 'ltr' }, 'the legacy dashboard');
   } finally {
     await context.close();
   }
