@@ -8,32 +8,49 @@
 //! the fan-out never waits for it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// How many streams must have closed since the last trim (or since the most streams were
-/// open) before another trim is worth its cost: about 10 KiB each, so a few MiB.
+/// How many streams must have closed since the last trim before another trim is worth its
+/// cost: about 10 KiB each, so a few MiB.
 pub const TRIM_AFTER_CLOSED: usize = 500;
 
-/// Tracks how far the number of open streams has fallen since the last trim, so that a
-/// trim follows a wave of closed streams and not every single close.
+/// The least time between two trims: under steady churn (streams closing as others open,
+/// a ward's screens reconnecting all day) a trim is due every few hundred closes, and each
+/// locks every arena for a moment.
+pub const TRIM_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Counts the streams closed since the last trim, so that a trim follows a wave of closed
+/// streams, or steady churn, and not every single close. Closes are counted from opens:
+/// the streams open at the last trim, plus those opened since, less those open now.
+/// Only a fall in the number open had counted, so under steady churn no trim ever came:
+/// a 35-minute soak of ~390 streams (22,959 closed) left 59 MB resident after every client
+/// had gone, 32 MB after a trim by hand.
 #[derive(Debug, Default)]
 pub struct ClosedStreams {
-    high_water: usize,
+    open_at_trim: usize,
+    opened_since_trim: usize,
+    last_trim: Option<Instant>,
 }
 
 impl ClosedStreams {
-    /// Records the number of streams open now, after one opened.
-    pub fn opened(&mut self, open: usize) {
-        self.high_water = self.high_water.max(open);
+    /// Records that a stream opened.
+    pub fn opened(&mut self) {
+        self.opened_since_trim += 1;
     }
 
-    /// Whether enough streams have closed since the last trim (`open` are open now);
-    /// if so, the count starts again from `open`.
-    pub fn trim_due(&mut self, open: usize) -> bool {
-        if self.high_water.saturating_sub(open) < TRIM_AFTER_CLOSED {
+    /// Whether enough streams have closed since the last trim (`open` are open now), and
+    /// long enough ago; if so, the count starts again from `open`.
+    pub fn trim_due(&mut self, open: usize, now: Instant) -> bool {
+        let closed = (self.open_at_trim + self.opened_since_trim).saturating_sub(open);
+        let rested = self
+            .last_trim
+            .is_none_or(|last| now.saturating_duration_since(last) >= TRIM_INTERVAL);
+        if closed < TRIM_AFTER_CLOSED || !rested {
             return false;
         }
-        self.high_water = open;
+        self.open_at_trim = open;
+        self.opened_since_trim = 0;
+        self.last_trim = Some(now);
         true
     }
 }
@@ -88,30 +105,50 @@ mod tests {
 
     #[test]
     fn a_trim_is_due_once_a_wave_of_streams_has_closed() {
+        let start = Instant::now();
         let mut closed = ClosedStreams::default();
-        for open in 1..=2_000 {
-            closed.opened(open);
+        for _ in 0..2_000 {
+            closed.opened();
         }
-        assert!(!closed.trim_due(2_000 - TRIM_AFTER_CLOSED + 1));
-        assert!(closed.trim_due(2_000 - TRIM_AFTER_CLOSED));
-        // Counted again from where the last trim left off.
-        assert!(!closed.trim_due(1_000 + 1));
-        assert!(closed.trim_due(1_000));
-        assert!(!closed.trim_due(501));
-        assert!(closed.trim_due(500));
-        assert!(
-            !closed.trim_due(1),
-            "fewer than the threshold were open since"
-        );
+        assert!(!closed.trim_due(2_000 - TRIM_AFTER_CLOSED + 1, start));
+        assert!(closed.trim_due(2_000 - TRIM_AFTER_CLOSED, start));
+        // Counted again from where the last trim left off, and not again at once.
+        let later = start + TRIM_INTERVAL;
+        assert!(!closed.trim_due(1_000, start + TRIM_INTERVAL / 2));
+        assert!(!closed.trim_due(1_000 + 1, later));
+        assert!(closed.trim_due(1_000, later));
+        assert!(!closed.trim_due(501, later + TRIM_INTERVAL));
+        assert!(closed.trim_due(500, later + TRIM_INTERVAL));
     }
 
     #[test]
-    fn streams_that_open_as_others_close_are_no_wave() {
+    fn streams_that_only_open_are_no_wave() {
+        let start = Instant::now();
         let mut closed = ClosedStreams::default();
-        closed.opened(1_000);
-        for _ in 0..10_000 {
-            closed.opened(1_000);
-            assert!(!closed.trim_due(999));
+        for open in 1..=10_000 {
+            closed.opened();
+            assert!(!closed.trim_due(open, start + TRIM_INTERVAL));
         }
+    }
+
+    /// Streams closing as others open (the number open steady) had never made a trim due.
+    #[test]
+    fn steady_churn_is_trimmed_once_an_interval() {
+        let start = Instant::now();
+        let mut closed = ClosedStreams::default();
+        for _ in 0..400 {
+            closed.opened();
+        }
+        let mut trims = 0;
+        for second in 0..300u64 {
+            // Twelve streams a second close and as many open: always 400 open.
+            for _ in 0..12 {
+                closed.opened();
+            }
+            if closed.trim_due(400, start + Duration::from_secs(second)) {
+                trims += 1;
+            }
+        }
+        assert_eq!(trims, 5, "one trim a minute over five minutes");
     }
 }

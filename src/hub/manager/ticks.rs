@@ -85,7 +85,10 @@ impl AlertConnectionManager {
     /// Once a wave of streams has closed, shrinks the tables they were in and has the
     /// allocator return their freed memory (see [`memory`]).
     pub(super) fn release_memory(&mut self) {
-        if !self.closed_streams.trim_due(self.clients.len()) {
+        if !self
+            .closed_streams
+            .trim_due(self.clients.len(), std::time::Instant::now())
+        {
             return;
         }
         self.clients.shrink_to_fit();
