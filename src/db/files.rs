@@ -49,8 +49,10 @@ impl WatchedFiles {
         })
     }
 
-    /// The writer's connection has committed: from now on, while it lives, it holds the
-    /// write-ahead log open (when the database has one).
+    /// The writer's connection is open and about to write (and, after a batch, has
+    /// committed): from now on, while it lives, it holds the write-ahead log open (when
+    /// the database has one). Called before a batch answers its callers, so that a log
+    /// removed right after an answer is not the one recorded.
     pub fn committed(&self) {
         let mut held = self.held();
         if held.is_none() {

@@ -82,6 +82,12 @@ pub(super) fn write_loop(
                 }
             },
         };
+        // The log the connection writes to, recorded before the batch answers anyone: a
+        // caller answered 201 could remove it before a record made after the commit, and
+        // the removal then went unseen for good (the test that removes it, under load).
+        if let Some(files) = files {
+            files.committed();
+        }
         // A panicking write (a bug) unwinds out of here and the connection goes with
         // it, so its open transaction is rolled back; the callers of the batch get an
         // error (their replies are dropped), none a false success, and the thread
