@@ -214,7 +214,7 @@ impl AlertConnectionManager {
                 expires_at: msg.expires_at,
             },
         );
-        self.closed_streams.opened();
+        self.closed_streams.opened(self.clients.len());
         Ok(Connected {
             conn_id,
             head: self.head,
