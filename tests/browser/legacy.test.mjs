@@ -576,3 +576,64 @@ test('audit 10: the medium-severity strip has at least 3:1 contrast against whit
   assert.ok(ratio >= 3, `medium strip ${strip}: ${ratio.toFixed(2)}:1`);
   assert.deepEqual(legacy.problems, []);
 });
+
+/**
+ * The note field stays editable while an in-socket ack waits for its `ack_result`, and a nurse
+ * goes on writing. The answer used to clear the field: what she typed meanwhile was gone,
+ * never sent. Only the text that was sent is taken out now (as on the console).
+ */
+test('a note typed while the in-socket ack waits for its answer is kept; one left alone is cleared', async () => {
+  await vigil.assignCareTeam('p-1101', 'wes');
+  const x = await vigil.raiseAlert({ patient_id: 'p-1101', severity: 'high', title: 'BP 190/120' });
+  const y = await vigil.raiseAlert({ patient_id: 'p-1101', severity: 'high', title: 'RR 30' });
+  const legacy = await newPage(browser);
+  // The first ack_result is held on its way to the page until the nurse has typed more.
+  let holding = true;
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  let arrived;
+  const held = new Promise((r) => { arrived = r; });
+  await legacy.routeWebSocket(/\/ws(\?|$)/, (ws) => {
+    const server = ws.connectToServer();
+    server.onMessage(async (m) => {
+      if (holding && String(m).includes('"ack_result"')) {
+        holding = false;
+        arrived();
+        await gate;
+      }
+      ws.send(m);
+    });
+    ws.onMessage((m) => server.send(m));
+    server.onClose((code, reason) => ws.close({ code, reason }));
+    ws.onClose((code, reason) => server.close({ code, reason }));
+  });
+  await connectLegacy(legacy, vigil, await vigil.token('wes', 'nurse'));
+  await legacy.waitForSelector(`${rowSel(y.id)}[data-status="open"]`, { timeout: 5000 });
+
+  const row = legacy.locator(rowSel(x.id));
+  const note = row.locator('.note-input');
+  await note.fill('checking');
+  await row.locator('button[data-action="acknowledged"]').click();
+  await held;
+  await note.focus();
+  await legacy.keyboard.press('End');
+  await legacy.keyboard.type(' then calling Dr Levi');
+  assert.equal(await note.inputValue(), 'checking then calling Dr Levi');
+  release();
+  await legacy.waitForSelector(`${rowSel(x.id)}[data-status="acknowledged"]`, { timeout: 5000 });
+  await waitUntil(() => row.locator('button[data-action="escalated"]').isEnabled(),
+    { timeout: 5000, message: 'the row usable again once ack_result is in' });
+
+  const stored = await vigil.getAlert(await vigil.token('harness-admin', 'admin'), x.id);
+  assert.deepEqual(stored.acknowledgments.map((k) => [k.status, k.note]), [['acknowledged', 'checking']]);
+  assert.equal(await note.inputValue(), 'then calling Dr Levi', 'the text typed while the ack was on its way is kept');
+
+  // A note left alone while it is sent is cleared, as before.
+  const other = legacy.locator(rowSel(y.id));
+  await other.locator('.note-input').fill('on my way');
+  await other.locator('button[data-action="acknowledged"]').click();
+  await legacy.waitForSelector(`${rowSel(y.id)}[data-status="acknowledged"]`, { timeout: 5000 });
+  await waitUntil(async () => (await other.locator('.note-input').inputValue()) === '',
+    { timeout: 5000, message: 'the note sent is cleared' });
+  assert.deepEqual(legacy.problems, []);
+});
