@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::{Addr, AsyncContext};
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{ErrorHandlers, Logger, from_fn};
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 
 use crate::auth::Verifier;
@@ -28,6 +28,14 @@ use crate::state::AppState;
 const BLOCKING_THREADS_PER_WORKER: usize = 16;
 /// Pending-connection queue of the listening socket (capped by `net.core.somaxconn`).
 const LISTEN_BACKLOG: u32 = 4096;
+/// How long an idle keep-alive connection is kept. A second more than the `Keep-Alive`
+/// header promises: actix-http's timer runs on a clock updated in steps and closed idle
+/// connections up to half a second before its nominal 5 s.
+const KEEP_ALIVE: Duration = Duration::from_secs(KEEP_ALIVE_PROMISED_SECS + 1);
+/// The idle time every response promises (`Keep-Alive: timeout=5`). Clients that read it
+/// (Node's agent, undici) stop reusing a connection a second before, instead of sending a
+/// request on one the server is closing at that moment — a POST lost to "socket hang up".
+const KEEP_ALIVE_PROMISED_SECS: u64 = 5;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -256,11 +264,16 @@ impl Application {
                         }),
                 )
                 .wrap(from_fn(crate::request_id::middleware))
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("Keep-Alive", format!("timeout={KEEP_ALIVE_PROMISED_SECS}"))),
+                )
                 .configure(routes::configure)
         })
         // Streams write small frames one after another: Nagle's algorithm would hold
         // each behind the client's delayed ACK (up to 40 ms).
         .tcp_nodelay(true)
+        .keep_alive(KEEP_ALIVE)
         // A screen that closes its event stream sends FIN and nothing more: by default
         // actix-http treats that as a half-close and keeps the stream (its per-user slot and
         // the gauges) until a write fails, i.e. the next heartbeat, up to 30 s later. Clients

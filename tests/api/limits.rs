@@ -907,3 +907,82 @@ async fn a_write_followed_by_pipelined_garbage_is_answered_before_the_400() {
         assert!(received.contains("HTTP/1.1 400"), "{received}");
     }
 }
+
+/// Reads one response (head and `content-length` body) from a keep-alive connection.
+async fn read_one_response(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_owned())
+                })
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if received.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        match tokio::time::timeout(WAIT, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                panic!(
+                    "connection closed after {:?}",
+                    String::from_utf8_lossy(&received)
+                )
+            }
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("no answer within {WAIT:?}"),
+        }
+    }
+}
+
+/// A client reusing a keep-alive connection at the moment the server closes it loses its
+/// request ("socket hang up"; seen on POSTs in a soak). Every answer now says how long an
+/// idle connection is kept (`Keep-Alive: timeout=N`), so clients that read it stop reusing
+/// it first — and the server keeps its word: a request sent after N idle seconds is still
+/// answered on the same connection. The wait is the point of the test: no event marks it.
+#[actix_web::test]
+async fn answers_say_how_long_an_idle_connection_is_kept_and_the_server_keeps_it_that_long() {
+    let app = spawn_app().await;
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    let request = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let first = read_one_response(&mut stream).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let promised: u64 = first
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("keep-alive: timeout=")
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no `Keep-Alive: timeout=` in {first}"))
+        .parse()
+        .expect("whole seconds");
+    assert!((1..=60).contains(&promised), "timeout={promised}");
+
+    tokio::time::sleep(Duration::from_secs(promised)).await;
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write again");
+    let second = read_one_response(&mut stream).await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+
+    // Problems carry it too (a refused write is what a producer retries).
+    let resp = app
+        .post_json("/api/v1/alerts", "not-a-token", &alert_body("ka-1", "high"))
+        .await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        header_text(resp.headers(), "keep-alive"),
+        format!("timeout={promised}")
+    );
+}
