@@ -156,6 +156,10 @@ pub struct ServeArgs {
     /// (slowloris defence).
     #[arg(long, env = "VIGIL_REQUEST_TIMEOUT_SECS", default_value = "10")]
     pub request_timeout_secs: String,
+    /// Days the event log keeps an event for resumes (0: for ever); alerts are kept.
+    /// A screen away longer gets `reset` and reloads.
+    #[arg(long, env = "VIGIL_EVENT_RETENTION_DAYS", default_value = "7")]
+    pub event_retention_days: String,
     /// Development mode: invent a secret if none is set, print an admin token and the console URL.
     #[arg(long)]
     pub dev: bool,

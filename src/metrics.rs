@@ -26,6 +26,8 @@ pub struct Metrics {
     pub resumes: IntCounter,
     /// Events sent from the database on resume.
     pub replayed_events: IntCounter,
+    /// Events deleted by the retention pruner: shows it keeps pace with the log.
+    pub events_pruned: IntCounter,
     /// Streams refused by a limit, by limit name.
     pub limit_rejections: IntCounterVec,
     /// SQLite writes refused (503) by cause: `locked`, `full`, `failing`.
@@ -68,6 +70,10 @@ impl Metrics {
         let resumes = IntCounter::new("resumes_total", "Streams resumed with Last-Event-ID")?;
         let replayed_events =
             IntCounter::new("replayed_events_total", "Events replayed from the database")?;
+        let events_pruned = IntCounter::new(
+            "events_pruned_total",
+            "Events deleted from the log past VIGIL_EVENT_RETENTION_DAYS (alerts are kept)",
+        )?;
         let limit_rejections = IntCounterVec::new(
             Opts::new("limit_rejections_total", "Requests refused by a limit"),
             &["limit"],
@@ -102,6 +108,7 @@ impl Metrics {
         registry.register(Box::new(queue_overflows.clone()))?;
         registry.register(Box::new(resumes.clone()))?;
         registry.register(Box::new(replayed_events.clone()))?;
+        registry.register(Box::new(events_pruned.clone()))?;
         registry.register(Box::new(limit_rejections.clone()))?;
         registry.register(Box::new(write_failures.clone()))?;
         registry.register(Box::new(event_log_behind.clone()))?;
@@ -174,6 +181,7 @@ impl Metrics {
             queue_overflows,
             resumes,
             replayed_events,
+            events_pruned,
             limit_rejections,
             write_failures,
             event_log_behind,

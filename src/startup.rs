@@ -220,6 +220,14 @@ impl Application {
             metrics.write_failures.clone(),
         )
         .map_err(|e| StartupError::Database(format!("cannot start its writer thread: {e}")))?;
+        if let Some(keep) = config.event_retention {
+            db::retention::spawn_pruner(
+                writer.clone(),
+                keep,
+                config.prune_every,
+                metrics.events_pruned.clone(),
+            );
+        }
         let issued = events::IssuedIds::starting_at(head);
         let state = web::Data::new(AppState {
             config: Arc::new(config),

@@ -124,6 +124,12 @@ pub struct Config {
     /// reading (or vanished) in the middle of a replay is not polled for its close, and
     /// held its stream slot until its queue filled with heartbeats, most of an hour.
     pub stalled_connection_timeout: Duration,
+    /// How long the event log keeps an event (`None`: for ever). The log holds a full
+    /// copy of the alert per event and is only the resume history: kept for ever it
+    /// fills the disk, and a full disk refuses alerts.
+    pub event_retention: Option<Duration>,
+    /// How often the pruner looks for events past `event_retention`.
+    pub prune_every: Duration,
 }
 
 impl Config {
@@ -160,6 +166,8 @@ impl Config {
             rate_limit: std::num::NonZeroU32::new(200).unwrap_or(std::num::NonZeroU32::MIN),
             request_timeout: Duration::from_secs(10),
             stalled_connection_timeout: Duration::from_secs(60),
+            event_retention: Some(Duration::from_secs(DEFAULT_RETENTION_DAYS * 86_400)),
+            prune_every: Duration::from_secs(60),
         }
     }
 
@@ -245,7 +253,33 @@ impl Config {
             &args.request_timeout_secs,
             "VIGIL_REQUEST_TIMEOUT_SECS",
         )?);
+        config.event_retention = retention(&args.event_retention_days)?;
         Ok(config)
+    }
+}
+
+/// `VIGIL_EVENT_RETENTION_DAYS`'s default: a week covers any screen's weekend away.
+const DEFAULT_RETENTION_DAYS: u64 = 7;
+
+/// `VIGIL_EVENT_RETENTION_DAYS`: whole days, `0` for ever.
+fn retention(raw: &str) -> Result<Option<Duration>, ConfigError> {
+    const VARIABLE: &str = "VIGIL_EVENT_RETENTION_DAYS";
+    const MAX_DAYS: u64 = 36_500;
+    let too_long = || {
+        ConfigError::new(
+            VARIABLE,
+            format!("at most {MAX_DAYS} days (a hundred years); 0 keeps events for ever"),
+        )
+    };
+    match raw.trim().parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(days) if days <= MAX_DAYS => Ok(Some(Duration::from_secs(days * 86_400))),
+        Ok(_) => Err(too_long()),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => Err(too_long()),
+        Err(_) => Err(ConfigError::new(
+            VARIABLE,
+            "expected a whole number of days (0 keeps events for ever)",
+        )),
     }
 }
 

@@ -307,3 +307,37 @@ fn bad_numbers_name_their_variable() {
         Some("VIGIL_HEARTBEAT_SECS: expected a positive integer")
     );
 }
+
+/// `VIGIL_EVENT_RETENTION_DAYS`: whole days, a week by default, 0 for ever; anything
+/// else is refused naming the variable.
+#[test]
+fn the_event_retention_is_whole_days_a_week_by_default_and_zero_keeps_for_ever() {
+    let retention = |raw: Option<&str>| {
+        let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
+        args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+        if let Some(raw) = raw {
+            args.event_retention_days = raw.to_owned();
+        }
+        Config::from_args(&args, None)
+            .map(|c| c.event_retention)
+            .map_err(|e| e.to_string())
+    };
+    let day = Duration::from_secs(86_400);
+    assert_eq!(retention(None), Ok(Some(day * 7)));
+    assert_eq!(retention(Some(" 30 ")), Ok(Some(day * 30)));
+    assert_eq!(retention(Some("0")), Ok(None));
+    for bad in ["", "-1", "1.5", "7d", "week"] {
+        assert_eq!(
+            retention(Some(bad)),
+            Err("VIGIL_EVENT_RETENTION_DAYS: expected a whole number of days (0 keeps events for ever)".to_owned()),
+            "{bad:?}"
+        );
+    }
+    for long in ["36501", "99999999999999999999999"] {
+        assert_eq!(
+            retention(Some(long)),
+            Err("VIGIL_EVENT_RETENTION_DAYS: at most 36500 days (a hundred years); 0 keeps events for ever".to_owned()),
+            "{long:?}"
+        );
+    }
+}

@@ -13,6 +13,7 @@ pub mod integrity;
 pub mod migrate;
 pub mod models;
 pub mod pool;
+pub mod retention;
 pub mod schema;
 pub mod writer;
 

@@ -9,6 +9,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    event_retention (id) {
+        id -> Integer,
+        pruned_through -> BigInt,
+    }
+}
+
+diesel::table! {
     events (seq) {
         seq -> BigInt,
         kind -> Text,
@@ -80,6 +87,7 @@ diesel::table! {
 diesel::joinable!(acknowledgments -> alerts (alert_id));
 diesel::allow_tables_to_appear_in_same_query!(
     event_head,
+    event_retention,
     events,
     alerts,
     acknowledgments,

@@ -204,6 +204,24 @@ fn replay(
             ),
         ));
     }
-    events::payload(c, earlier.seq)?
-        .ok_or_else(|| ApiError::Internal("idempotency key points at a missing event".to_owned()))
+    if let Some(answer) = events::payload(c, earlier.seq)? {
+        return Ok(answer);
+    }
+    // Its event was pruned (VIGIL_EVENT_RETENTION_DAYS): the acknowledgment as recorded,
+    // with the alert as it is now.
+    let alert = load_alert(c, &earlier.alert_id)?.ok_or_else(|| {
+        ApiError::Internal("idempotency key points at a missing alert".to_owned())
+    })?;
+    let acknowledgment = Acknowledgment::from_parts(
+        earlier.user_id.clone(),
+        earlier.role.clone(),
+        earlier.status.clone(),
+        earlier.note.clone(),
+        earlier.created_at,
+    );
+    serde_json::to_string(&AckOutcome {
+        alert,
+        acknowledgment,
+    })
+    .map_err(|e| ApiError::Internal(e.to_string()))
 }

@@ -96,6 +96,24 @@ fn within_bytes(sizes: &[(i64, i64)], budget: usize) -> usize {
         .map_or(sizes.len(), |over| over.max(1))
 }
 
+/// One step of a replay ([`ReplayRange::read_batch`]).
+#[derive(Debug)]
+pub enum Batch {
+    /// The batch's events, and what is left of the range after them.
+    Read(Vec<StoredEvent>, Option<ReplayRange>),
+    /// The retention pruner deleted events past the replay's cursor while it ran (it
+    /// began within the retained history, and is slower than the retention): the screen
+    /// must reload, as a resume from a pruned id does.
+    Pruned {
+        /// The oldest event still held, for the `reset`.
+        oldest: Option<i64>,
+    },
+}
+
+/// Why a replay ended in a `reset` because the pruner overtook it.
+pub const OVERTAKEN_BY_PRUNER: &str =
+    "the replay fell behind the retained history (VIGIL_EVENT_RETENTION_DAYS) while it ran";
+
 /// Events `(after, upto]` of the log in a stream's scope (`None`: every patient).
 #[derive(Debug, Clone)]
 pub struct ReplayRange {
@@ -117,6 +135,23 @@ impl ReplayRange {
     /// range after them (`None` once a batch comes back short). Both transports page
     /// their replays with it; the cursor moves by rows read, not by events kept.
     pub fn read_batch(
+        &self,
+        conn: &mut db::AnyConnection,
+        limit: i64,
+    ) -> diesel::QueryResult<Batch> {
+        let read = self.read_rows(conn, limit)?;
+        // Read after the rows: a deletion past the cursor commits with the mark's move,
+        // so a mark still at or below the cursor now means none had touched the rows.
+        if crate::db::retention::pruned_through(conn)? > self.after {
+            return Ok(Batch::Pruned {
+                oldest: events::oldest(conn)?,
+            });
+        }
+        let (events, rest) = read;
+        Ok(Batch::Read(events, rest))
+    }
+
+    fn read_rows(
         &self,
         conn: &mut db::AnyConnection,
         limit: i64,
@@ -143,7 +178,8 @@ impl ReplayRange {
         let Some(&(last, _)) = sizes[..kept].last() else {
             return Ok((Vec::new(), None));
         };
-        // The rows sized, and only those: the log below the seam does not change.
+        // The rows sized, and only those: the log below the seam does not change (but
+        // for the pruner, which `read_batch` checks for).
         let rows = events::range(conn, self.after, last, narrowed.as_deref(), limit)?;
         let rest = (full || kept < sizes.len()).then(|| ReplayRange {
             after: last,
@@ -189,7 +225,9 @@ impl Subscription {
                 plan.last_sent = after;
                 if after < seam {
                     plan.replay = Some(ReplayRange {
-                        after,
+                        // 0 is "from the oldest retained": the replay starts at the
+                        // pruner's mark, so its guard sees any deletion from now on.
+                        after: after.max(self.log.pruned_through),
                         upto: seam,
                         patients: self.connected.patients.clone(),
                         care_team_of: allowed_by_token(&self.principal)
@@ -395,8 +433,21 @@ impl Drop for ConnectionGuard {
 mod tests {
     #![allow(clippy::expect_used)]
 
-    use super::ReplayRange;
+    use super::{Batch, ReplayRange};
     use crate::config::Config;
+    use crate::hub::event::StoredEvent;
+
+    /// A batch that must have been read (no pruner runs in these tests but where said).
+    fn read(
+        range: &ReplayRange,
+        conn: &mut crate::db::AnyConnection,
+        limit: i64,
+    ) -> (Vec<StoredEvent>, Option<ReplayRange>) {
+        match range.read_batch(conn, limit).expect("batch") {
+            Batch::Read(events, rest) => (events, rest),
+            Batch::Pruned { .. } => panic!("the replay was overtaken by the pruner"),
+        }
+    }
     use crate::db::models::{CareTeamRow, NewEventRow};
     use crate::db::{care_team, events, migrate};
 
@@ -444,7 +495,7 @@ mod tests {
             patients: Some(vec!["a".to_owned(), "b".to_owned()]),
             care_team_of: Some("alice".to_owned()),
         };
-        let (first, rest) = range.read_batch(&mut conn, 4).expect("first batch");
+        let (first, rest) = read(&range, &mut conn, 4);
         let seqs: Vec<i64> = first.iter().map(|e| e.seq).collect();
         assert_eq!(
             seqs,
@@ -453,10 +504,7 @@ mod tests {
         );
 
         care_team::unassign(&mut conn, "b", "alice").expect("unassign");
-        let (second, rest) = rest
-            .expect("more to read")
-            .read_batch(&mut conn, 4)
-            .expect("second batch");
+        let (second, rest) = read(&rest.expect("more to read"), &mut conn, 4);
         let seqs: Vec<i64> = second.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [6, 8], "b's events stop once b has left the team");
         assert!(rest.is_none());
@@ -527,13 +575,10 @@ mod tests {
             patients: Some(team.clone()),
             care_team_of: Some("alice".to_owned()),
         };
-        let (replayed, rest) = range.read_batch(&mut conn, 3).expect("replay");
+        let (replayed, rest) = read(&range, &mut conn, 3);
         let seqs: Vec<i64> = replayed.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [1, 2, 4], "the team's first three events, in order");
-        let (replayed, _) = rest
-            .expect("more to read")
-            .read_batch(&mut conn, 3)
-            .expect("replay");
+        let (replayed, _) = read(&rest.expect("more to read"), &mut conn, 3);
         assert_eq!(replayed.iter().map(|e| e.seq).collect::<Vec<_>>(), [5]);
 
         let mut filter = ListFilter {
@@ -586,10 +631,79 @@ mod tests {
         });
         let mut batches = Vec::new();
         while let Some(next) = range {
-            let (events, rest) = next.read_batch(&mut conn, 100).expect("batch");
+            let (events, rest) = read(&next, &mut conn, 100);
             batches.push(events.iter().map(|e| e.seq).collect::<Vec<i64>>());
             range = rest;
         }
         assert_eq!(batches, [vec![1, 2, 3, 4], vec![5], vec![6], vec![7]]);
+    }
+
+    /// The retention pruner deleting events a replay has still to send: the replay's next
+    /// batch says so (the screen is then told to reload) instead of skipping them. A
+    /// deletion that stops at the replay's cursor changes nothing for it.
+    #[test]
+    fn a_replay_overtaken_by_the_pruner_says_so_instead_of_skipping_events() {
+        use crate::db::retention;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = migrated_pool(&dir);
+        let mut conn = pool.get().expect("connection");
+        for seq in 1..=6 {
+            let row = NewEventRow {
+                seq,
+                kind: "alert",
+                alert_id: "x",
+                patient_id: "a",
+                payload: "{}",
+                // Written at second `seq` of the epoch; event 4 late (another instance's
+                // clock): the pruner stops at it, never passing a kept event.
+                created_at: if seq == 4 { 9_000 } else { seq * 1000 },
+            };
+            events::insert(&mut conn, &row).expect("event");
+        }
+        let range = ReplayRange {
+            after: 1,
+            upto: 6,
+            patients: None,
+            care_team_of: None,
+        };
+        let (first, rest) = read(&range, &mut conn, 2);
+        assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+        let rest = rest.expect("more to read");
+
+        // Everything before second 6 is due, but event 4 is not: 1 to 3 go.
+        assert_eq!(
+            retention::prune_before(&mut conn, 5_500, 100).expect("prune"),
+            3
+        );
+        assert_eq!(retention::pruned_through(&mut conn).expect("mark"), 3);
+        let (next, _) = read(&rest, &mut conn, 2);
+        assert_eq!(
+            next.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [4, 5],
+            "the cursor (3) was not passed: the replay goes on"
+        );
+
+        assert_eq!(
+            retention::prune_before(&mut conn, 9_500, 1).expect("prune"),
+            1
+        );
+        assert!(
+            matches!(
+                rest.read_batch(&mut conn, 2).expect("batch"),
+                Batch::Pruned { oldest: Some(5) }
+            ),
+            "event 4 is gone, and the replay had still to send it"
+        );
+        assert_eq!(
+            retention::prune_before(&mut conn, 9_500, 100).expect("prune"),
+            2
+        );
+        assert_eq!(
+            retention::prune_before(&mut conn, 9_500, 100).expect("prune"),
+            0
+        );
+        let after_the_mark = ReplayRange { after: 6, ..range };
+        assert!(read(&after_the_mark, &mut conn, 2).0.is_empty());
     }
 }

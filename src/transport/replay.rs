@@ -27,10 +27,12 @@ pub struct LogBounds {
     pub oldest: Option<i64>,
     /// Ranges `(after, upto]` of ids the log skipped (`vigil migrate --skip-ids`).
     pub skipped: Vec<(i64, i64)>,
+    /// The highest id the retention pruner may have deleted (0: none).
+    pub pruned_through: i64,
 }
 
 impl LogBounds {
-    /// Read only when a client resumes (three queries), inside the same database visit
+    /// Read only when a client resumes (four queries), inside the same database visit
     /// as its scope, so plain connects stay free of them.
     pub fn read(conn: &mut crate::db::AnyConnection) -> diesel::QueryResult<Self> {
         use crate::db::events;
@@ -38,6 +40,7 @@ impl LogBounds {
             head: events::head(conn)?,
             oldest: events::oldest(conn)?,
             skipped: events::skipped(conn)?,
+            pruned_through: crate::db::retention::pruned_through(conn)?,
         })
     }
 }
@@ -75,10 +78,10 @@ pub fn decide(last_event_id: Option<&str>, log: &LogBounds) -> Resume {
             reason: "Last-Event-ID was never issued by this event log (ids skipped after a restore, or retired after the database lost events)",
         };
     }
-    if let Some(oldest) = oldest
-        && after != 0
-        && after < oldest - 1
-    {
+    // Past the pruner's mark, events after `after` may have been deleted (those at the
+    // mark itself went, so a client that saw it has missed nothing held).
+    let pruned = after < log.pruned_through;
+    if after != 0 && (pruned || oldest.is_some_and(|oldest| after < oldest - 1)) {
         return Resume::Reset {
             reason: "Last-Event-ID is older than the retained history",
         };
@@ -132,6 +135,7 @@ mod tests {
                 head,
                 oldest,
                 skipped,
+                pruned_through: 0,
             };
             let decision = decide(id, &log);
             let is_replay = matches!(decision, Resume::Replay { .. });
@@ -139,6 +143,34 @@ mod tests {
             assert_eq!(is_replay, replays, "{why}: {decision:?}");
             if id.is_none() {
                 assert!(is_live, "{why}");
+            }
+        }
+    }
+
+    /// Ids up to the pruner's mark may have been deleted, even when an older event is
+    /// still held (the mark moves before a deletion commits) or none is held at all.
+    #[test]
+    fn an_id_below_the_pruned_mark_resets() {
+        let log = |oldest| LogBounds {
+            head: 50,
+            oldest,
+            skipped: Vec::new(),
+            pruned_through: 20,
+        };
+        for oldest in [Some(21), Some(5), None] {
+            for (id, replays) in [
+                ("19", false),
+                ("1", false),
+                ("20", true),
+                ("30", true),
+                ("0", true),
+            ] {
+                let decision = decide(Some(id), &log(oldest));
+                assert_eq!(
+                    matches!(decision, Resume::Replay { .. }),
+                    replays,
+                    "id {id}, oldest {oldest:?}: {decision:?}"
+                );
             }
         }
     }

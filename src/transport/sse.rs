@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 
 use super::frames::{scope_changed, sse_control, sse_frame};
 use super::{
-    ConnectionGuard, ReplayRange, StreamParams, connected_payload, last_event_id, open_subscription,
+    Batch, ConnectionGuard, OVERTAKEN_BY_PRUNER, ReplayRange, StreamParams, connected_payload,
+    last_event_id, open_subscription, reset_payload,
 };
 use crate::db::{self, DbPool};
 use crate::error::ApiError;
@@ -158,8 +159,17 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
             return None;
         }
         let pool = st.pool.clone();
+        let upto = range.upto;
         match db::run(&pool, move |c| Ok(range.read_batch(c, REPLAY_BATCH)?)).await {
-            Ok((batch, rest)) => {
+            Ok(Batch::Pruned { oldest }) => {
+                // What the replay sent so far stands; the client reloads for the rest and
+                // goes on live from the seam, as after a `reset` at the start.
+                st.last_sent = st.last_sent.max(upto);
+                let data = reset_payload(OVERTAKEN_BY_PRUNER, oldest, upto);
+                let frame = sse_frame(Some(&upto.to_string()), Some("reset"), &data.to_string());
+                return Some((Ok(Bytes::from(frame)), st));
+            }
+            Ok(Batch::Read(batch, rest)) => {
                 st.replay = rest;
                 st.metrics
                     .replayed_events
@@ -374,5 +384,46 @@ mod tests {
             next_chunk(replaying(pool, 1, rx, later)).await.is_none(),
             "cut off: no replay"
         );
+    }
+
+    /// A replay the retention pruner overtakes (events it had still to send deleted
+    /// while it ran) ends in a `reset` naming the oldest id held, then goes live from
+    /// its seam: never on past the gap as if nothing were missing.
+    #[actix_web::test]
+    async fn a_replay_overtaken_by_the_pruner_ends_in_a_reset_then_goes_live() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = pool(&dir);
+        {
+            let mut conn = pool.get().expect("connection");
+            crate::db::migrate::run_pending(&mut conn).expect("migrations");
+            for seq in 1..=3 {
+                let row = crate::db::models::NewEventRow {
+                    seq,
+                    kind: "alert",
+                    alert_id: "x",
+                    patient_id: "a",
+                    payload: "{}",
+                    created_at: seq,
+                };
+                crate::db::events::insert(&mut conn, &row).expect("event");
+            }
+            // Events 1 and 2 pruned after the stream decided to replay from 0.
+            crate::db::retention::prune_before(&mut conn, 3, 100).expect("prune");
+        }
+        let later = chrono::Utc::now().timestamp() + 3600;
+        let (tx, rx) = mpsc::channel(8);
+        let (frame, state) = next_chunk(replaying(pool, 3, rx, later))
+            .await
+            .expect("a frame");
+        let frame = String::from_utf8_lossy(&frame.expect("bytes")).into_owned();
+        assert!(frame.starts_with("id: 3\nevent: reset\n"), "{frame:?}");
+        assert!(frame.contains(r#""oldest_id":3"#), "{frame:?}");
+        assert!(
+            frame.contains("fell behind the retained history"),
+            "{frame:?}"
+        );
+        assert_eq!(state.last_sent, 3, "live events up to the seam are skipped");
+        assert!(state.replay.is_none(), "nothing more is replayed");
+        drop(tx);
     }
 }

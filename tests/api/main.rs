@@ -23,6 +23,7 @@ mod health;
 mod roles;
 
 mod replay;
+mod retention;
 mod shutdown;
 mod stream_sse;
 mod ws_legacy;

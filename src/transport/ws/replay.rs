@@ -1,8 +1,8 @@
 //! A resuming dashboard's missed events, read and encoded before it goes live.
 
 use crate::db;
-use crate::transport::ReplayRange;
 use crate::transport::frames::EncodedEvent;
+use crate::transport::{Batch, ReplayRange};
 
 /// The missed events a resuming session sends before it goes live: `(after, upto]` in
 /// its scope at connect time.
@@ -25,28 +25,42 @@ const WS_REPLAY_BATCH: i64 = 50;
 /// One missed event, encoded: its `seq`, its patient and the frame.
 pub(super) type ReplayFrame = (i64, String, bytestring::ByteString);
 
-/// Reads and encodes `range` as WebSocket frames; `None` as soon as the frames pass
-/// `max_bytes`.
+/// What a resume's replay came to.
+pub(super) enum Replayed {
+    /// Every missed event, encoded.
+    Frames(Vec<ReplayFrame>),
+    /// The frames passed `max_bytes`: the dashboard must reload.
+    TooLong,
+    /// The retention pruner deleted missed events while they were read: the dashboard
+    /// must reload. `oldest` is the oldest event still held.
+    Pruned { oldest: Option<i64> },
+}
+
+/// Reads and encodes `range` as WebSocket frames, stopping as soon as they pass
+/// `max_bytes` or the pruner overtakes the read.
 pub(super) fn read_replay(
     conn: &mut db::AnyConnection,
     range: ReplayRange,
     max_bytes: usize,
-) -> diesel::QueryResult<Option<Vec<ReplayFrame>>> {
+) -> diesel::QueryResult<Replayed> {
     let mut frames = Vec::new();
     let mut bytes = 0usize;
     let mut next = Some(range);
     while let Some(range) = next {
-        let (events, rest) = range.read_batch(conn, WS_REPLAY_BATCH)?;
+        let (events, rest) = match range.read_batch(conn, WS_REPLAY_BATCH)? {
+            Batch::Read(events, rest) => (events, rest),
+            Batch::Pruned { oldest } => return Ok(Replayed::Pruned { oldest }),
+        };
         for event in events {
             let (seq, patient) = (event.seq, event.patient_id.clone());
             let frame = EncodedEvent::new(event).ws().clone();
             bytes += frame.len();
             if bytes > max_bytes {
-                return Ok(None);
+                return Ok(Replayed::TooLong);
             }
             frames.push((seq, patient, frame));
         }
         next = rest;
     }
-    Ok(Some(frames))
+    Ok(Replayed::Frames(frames))
 }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::client_frame::{ClientFrame, FrameRejection, parse_client_frame, too_large};
 use super::fragments::{Assembled, Fragments};
-use super::replay::{PendingReplay, read_replay};
+use super::replay::{PendingReplay, Replayed, read_replay};
 use super::server_frame::{error_frame, reset_frame, typed_frame};
 use crate::auth::Principal;
 use crate::db;
@@ -23,7 +23,7 @@ use crate::hub::messages::{CloseReason, Outbound};
 use crate::scope::Requested;
 use crate::state::AppState;
 use crate::transport::frames::scope_changed;
-use crate::transport::{ConnectionGuard, Subscription, reset_payload};
+use crate::transport::{ConnectionGuard, OVERTAKEN_BY_PRUNER, Subscription, reset_payload};
 
 /// One legacy dashboard connection.
 pub struct WsSession {
@@ -130,7 +130,7 @@ impl WsSession {
             async move { db::run(&pool, move |c| Ok(read_replay(c, range, max_bytes)?)).await };
         ctx.spawn(load.into_actor(self).map(move |result, act, ctx| {
             match result {
-                Ok(Some(frames)) => {
+                Ok(Replayed::Frames(frames)) => {
                     let mut sent = 0u64;
                     for (seq, patient, frame) in frames {
                         act.last_sent = act.last_sent.max(seq);
@@ -141,12 +141,17 @@ impl WsSession {
                     }
                     act.state.metrics.replayed_events.inc_by(sent);
                 }
-                Ok(None) => {
+                Ok(Replayed::TooLong) => {
                     let reason = format!(
                         "the missed events exceed the {} KiB a WebSocket resume replays (VIGIL_WS_REPLAY_MAX_KIB); reload",
                         max_bytes / 1024
                     );
                     ctx.text(reset_frame(reset_payload(&reason, oldest, upto), upto));
+                    act.last_sent = act.last_sent.max(upto);
+                }
+                Ok(Replayed::Pruned { oldest }) => {
+                    let data = reset_payload(OVERTAKEN_BY_PRUNER, oldest, upto);
+                    ctx.text(reset_frame(data, upto));
                     act.last_sent = act.last_sent.max(upto);
                 }
                 Err(e) => {
