@@ -220,13 +220,20 @@ impl Application {
             metrics.write_failures.clone(),
         )
         .map_err(|e| StartupError::Database(format!("cannot start its writer thread: {e}")))?;
-        if let Some(keep) = config.event_retention {
-            db::retention::spawn_pruner(
-                writer.clone(),
-                keep,
-                config.prune_every,
-                metrics.events_pruned.clone(),
-            );
+        match config.event_retention {
+            Some(keep) => {
+                log::info!(
+                    "event log: events kept {} for resumes (VIGIL_EVENT_RETENTION_DAYS), then pruned; alerts are kept",
+                    db::retention::describe(keep)
+                );
+                db::retention::spawn_pruner(
+                    writer.clone(),
+                    keep,
+                    config.prune_every,
+                    metrics.events_pruned.clone(),
+                );
+            }
+            None => log::info!("event log: events kept for ever (VIGIL_EVENT_RETENTION_DAYS=0)"),
         }
         let issued = events::IssuedIds::starting_at(head);
         let state = web::Data::new(AppState {

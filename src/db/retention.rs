@@ -58,6 +58,15 @@ pub fn prune_before(
     diesel::delete(events::table.filter(events::seq.le(last))).execute(conn)
 }
 
+/// A retention as an operator set it: whole days, or seconds for shorter ones (tests).
+pub fn describe(keep: Duration) -> String {
+    match keep.as_secs() {
+        86_400 => "1 day".to_owned(),
+        secs if secs > 86_400 && secs % 86_400 == 0 => format!("{} days", secs / 86_400),
+        _ => format!("{:?}", keep),
+    }
+}
+
 /// Events deleted per write: a few milliseconds of the writer's time, so alerts written
 /// meanwhile wait no longer than that.
 const PRUNE_BATCH: i64 = 500;
@@ -96,4 +105,17 @@ pub fn spawn_pruner(writer: Writer, keep: Duration, every: Duration, pruned: Int
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retention_is_described_in_the_days_it_was_set_in() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(describe(day), "1 day");
+        assert_eq!(describe(day * 7), "7 days");
+        assert_eq!(describe(Duration::from_millis(1500)), "1.5s");
+    }
 }
