@@ -1189,3 +1189,61 @@ async fn care_team_writes_waiting_their_turn_leave_the_pool_to_reads() {
         );
     }
 }
+
+/// `vigil_events_pruned_total` of one instance.
+async fn pruned(app: &TestApp) -> f64 {
+    metric_sample(&app.metrics_text().await, "vigil_events_pruned_total", &[]).unwrap_or_default()
+}
+
+/// Two instances pruning one event log at once (every 50 ms each): every aged event is
+/// deleted once — the two counters add up to exactly the events aged, with neither
+/// instance's deletion failing on the other's — and a resume on either instance obeys
+/// the one mark they share.
+#[actix_web::test]
+async fn two_instances_prune_one_log_together_and_agree_on_the_retained_history() {
+    let redis = shared_redis_url();
+    let tweak = |c: &mut vigil::config::Config| {
+        c.redis_url = Some(redis.clone());
+        c.prune_every = Duration::from_millis(50);
+    };
+    let a = spawn_app_with(tweak).await;
+    let b = spawn_app_on(&a.database_url, tweak).await;
+    let mut raised = Vec::new();
+    for n in 0..40 {
+        let app = if n % 2 == 0 { &a } else { &b };
+        raised.push(app.raise("prune-1", "low").await);
+    }
+    let through = raised
+        .iter()
+        .filter_map(|alert| alert["seq"].as_i64())
+        .max()
+        .expect("seqs");
+    run_sql(
+        &a.database_url,
+        &[&format!(
+            "UPDATE events SET created_at = created_at - 31536000000 WHERE seq <= {through}"
+        )],
+    );
+    eventually("the 40 aged events pruned", || async {
+        (pruned(&a).await + pruned(&b).await >= 40.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        pruned(&a).await + pruned(&b).await,
+        40.0,
+        "each event deleted once"
+    );
+
+    let kept = a.raise("prune-1", "high").await;
+    for (app, from, resets) in [(&b, 1, true), (&a, through, false), (&b, through, false)] {
+        let mut sse = SseClient::open(app, &admin(), "", Some(&from.to_string())).await;
+        sse.connected().await;
+        let first = sse.until(WAIT, |e| e.event != "heartbeat").await;
+        if resets {
+            assert_eq!(first.event, "reset", "from {from}: {first:?}");
+        } else {
+            assert_eq!(first.event, "alert", "from {from}: {first:?}");
+            assert_eq!(first.id, kept["seq"].to_string(), "from {from}: {first:?}");
+        }
+    }
+}
