@@ -49,6 +49,7 @@ pub const SWAGGER_PATH: &str = "/api/docs/";
         crate::routes::care_team::assign,
         crate::routes::care_team::unassign,
         crate::routes::session::create,
+        crate::routes::session::get,
         crate::routes::session::delete,
         crate::routes::health::healthz,
         crate::routes::health::readyz,
@@ -71,6 +72,7 @@ pub const SWAGGER_PATH: &str = "/api/docs/";
         CareTeamAssignment,
         ReplaceCareTeam,
         Session,
+        SessionScope,
         StreamStats,
         Connections,
         Health,
@@ -473,6 +475,24 @@ pub struct Session {
     /// When the token (and the cookie) expire (RFC 3339).
     #[schema(format = DateTime)]
     pub expires_at: String,
+}
+
+/// Who a credential is for, and the patients it sees now (`GET /api/v1/session`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionScope {
+    /// `sub`.
+    pub user_id: String,
+    /// Role.
+    pub role: Role,
+    /// The `patient_id` claim, or null.
+    #[schema(required = true)]
+    pub patient_id: Option<String>,
+    /// When the token (and the cookie) expire (RFC 3339).
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// The patients it may see now: `["*"]` (admin), the claim (patient), the care team
+    /// (doctor, nurse, caregiver, dispatcher; sorted), none (service).
+    pub patients: Vec<String>,
 }
 
 /// Live connections.

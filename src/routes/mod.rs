@@ -82,6 +82,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/session")
                     .route(web::post().to(session::create))
+                    .route(web::get().to(session::get))
+                    .route(web::head().to(session::get))
                     .route(web::delete().to(session::delete)),
             )
             .service(

@@ -1,5 +1,6 @@
 //! `POST/DELETE /api/v1/session`: the console trades a token for the HttpOnly,
-//! `SameSite=Strict` `vigil_token` cookie (browsers' EventSource cannot send headers).
+//! `SameSite=Strict` `vigil_token` cookie (browsers' EventSource cannot send headers);
+//! `GET` says who the credential is for and which patients it sees.
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -53,12 +54,50 @@ pub async fn create(
         let max_age = principal.expires_at - chrono::Utc::now().timestamp();
         response.cookie(cookie(&req, token, max_age));
     }
-    Ok(response.json(json!({
+    Ok(response.json(who(&principal)))
+}
+
+/// Who `principal` is, as both session answers say it.
+fn who(principal: &Principal) -> serde_json::Value {
+    json!({
         "user_id": principal.user_id,
         "role": principal.role.as_str(),
         "patient_id": principal.patient_id.as_ref().map(|p| p.as_str()),
         "expires_at": crate::domain::format_millis(principal.expires_at.saturating_mul(1000)),
-    })))
+    })
+}
+
+/// Who the credential is for and the patients it sees now. A console tab that only polls
+/// hears no `scope_changed` (that comes on a stream): it compares these to say a
+/// care-team change in words, where rows would otherwise vanish unexplained.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/session",
+    operation_id = "get_session",
+    tag = "session",
+    responses(
+        (status = 200, description = "Who the credential is for, and `patients`: the patients it may see now (`[\"*\"]` for admin, the `patient_id` claim for patient, the care team for clinical roles, none for service), as a stream's `connected` says them", body = crate::openapi::SessionScope),
+        crate::openapi::Unauthorized,
+        (status = 503, description = "The database is unreachable or did not answer in time", body = crate::openapi::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn get(
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let who_asks = principal.clone();
+    let allowed = crate::db::run(&state.pool, move |c| {
+        Ok(crate::service::scope::allowed_in(c, &who_asks)?)
+    })
+    .await?;
+    let patients: Vec<String> = match allowed {
+        crate::scope::Allowed::All => vec!["*".to_owned()],
+        crate::scope::Allowed::Patients(patients) => patients.into_iter().collect(),
+    };
+    let mut body = who(&principal);
+    body["patients"] = json!(patients);
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// Clears the cookie.

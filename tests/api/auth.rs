@@ -717,3 +717,79 @@ async fn a_cookie_header_that_cannot_be_read_is_named_as_such() {
         "{problem}"
     );
 }
+
+/// `GET /api/v1/session`: who the credential is for and the patients it sees now, as a
+/// stream's `connected` names them. A console tab that only polls hears no
+/// `scope_changed`; it reads this to say a care-team change instead of letting rows vanish.
+#[actix_web::test]
+async fn the_session_says_who_the_credential_is_for_and_the_patients_it_sees_now() {
+    let app = spawn_app().await;
+    app.assign("p-20", "alice").await;
+    app.assign("p-10", "alice").await;
+    let nurse = token("alice", "nurse", None);
+    let session = app.get_ok("/api/v1/session", &nurse).await;
+    assert_eq!(session["user_id"], "alice");
+    assert_eq!(session["role"], "nurse");
+    assert_eq!(session["patient_id"], Value::Null);
+    assert_eq!(
+        session["patients"],
+        json!(["p-10", "p-20"]),
+        "sorted: {session}"
+    );
+
+    // The same list a stream opened now is told.
+    let mut sse = app.sse(&nurse, "").await;
+    assert_eq!(sse.connected().await["patients"], session["patients"]);
+    sse.close();
+
+    app.unassign("p-20", "alice").await;
+    app.assign("p-30", "alice").await;
+    let session = app.get_ok("/api/v1/session", &nurse).await;
+    assert_eq!(
+        session["patients"],
+        json!(["p-10", "p-30"]),
+        "as it is now: {session}"
+    );
+
+    // By the cookie too (a read: no Origin needed).
+    let resp = app
+        .client
+        .get(app.url("/api/v1/session"))
+        .header("Cookie", format!("vigil_token={nurse}"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resp.status(), 200);
+    let by_cookie: Value = resp.json().await.expect("JSON");
+    assert_eq!(by_cookie["patients"], json!(["p-10", "p-30"]));
+
+    for (who, patients) in [
+        (admin(), json!(["*"])),
+        (token("pat", "patient", Some("p-99")), json!(["p-99"])),
+        (service(), json!([])),
+        (token("nobody", "doctor", None), json!([])),
+    ] {
+        let session = app.get_ok("/api/v1/session", &who).await;
+        assert_eq!(session["patients"], patients, "{session}");
+    }
+
+    let resp = app
+        .client
+        .head(app.url("/api/v1/session"))
+        .bearer_auth(&nurse)
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.expect("body").len(), 0);
+
+    let resp = app
+        .client
+        .get(app.url("/api/v1/session"))
+        .send()
+        .await
+        .expect("GET");
+    expect_problem(resp, 401, "no credentials").await;
+    let resp = app.get("/api/v1/session", "not-a-token").await;
+    expect_problem(resp, 401, "a bad token").await;
+}

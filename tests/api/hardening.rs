@@ -506,7 +506,7 @@ async fn a_wrong_method_is_a_405_problem_naming_the_allowed_methods() {
             "GET, HEAD",
         ),
         (Method::GET, "/api/v1/alerts/x/acknowledge", "POST"),
-        (Method::GET, "/api/v1/session", "DELETE, POST"),
+        (Method::PUT, "/api/v1/session", "DELETE, GET, HEAD, POST"),
         (
             Method::PATCH,
             "/api/v1/patients/1/care-team",

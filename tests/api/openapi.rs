@@ -803,6 +803,14 @@ async fn request_examples_are_accepted_and_real_answers_match_the_documented_sch
             200,
         ),
         (
+            Method::GET,
+            "/api/v1/session".into(),
+            "/api/v1/session",
+            nurse.clone(),
+            None,
+            200,
+        ),
+        (
             Method::DELETE,
             "/api/v1/session".into(),
             "/api/v1/session",
