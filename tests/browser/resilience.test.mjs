@@ -113,7 +113,9 @@ const notificationsOf = (page) => page.evaluate(() => window.__notifications.map
  * assigned (raised before, so no later change carries it) never showed, and the alert of the
  * patient she was taken off stayed, "Open" and counted, after a colleague resolved it (she may
  * no longer read it, so no poll brings its change). The nurse saw a list that was not hers.
- * A polling tab now reloads its whole list every third check (every 15 s).
+ * A polling tab now reloads its whole list every third check (every 15 s), and before it
+ * compares the patients the session sees (GET /api/v1/session) with the last it knew, saying
+ * a change as a stream's `scope_changed` would.
  */
 test('a tab that polls follows a care-team change: the new patient\'s alerts show, the old patient\'s go', async () => {
   const limited = await Vigil.start('resilience-polling-scope', { VIGIL_MAX_STREAMS_PER_USER: '1' });
@@ -131,11 +133,14 @@ test('a tab that polls follows a care-team change: the new patient\'s alerts sho
     const tabB = await newPage(browser);
     pages.push(tabB);
     await tabB.goto(`${limited.baseUrl}/`);
+    // The polling tab learns its patients once it polls (GET /api/v1/session).
+    const learned = tabB.waitForResponse((res) => res.request().method() === 'GET' && res.url().endsWith('/api/v1/session'), { timeout: 30000 });
     await tabB.fill('#token-input', token);
     await tabB.click('#sign-in');
     await tabB.waitForSelector('#mode-note:not([hidden])', { timeout: 20000 });
     assert.match(await tabB.textContent('#mode-note'), /too many live streams are open for you/);
     await tabB.waitForSelector(`${rowSel(old.id)}[data-status="open"]`);
+    assert.deepEqual((await (await learned).json()).patients, ['p-r1a']);
 
     await limited.assignCareTeam('p-r1b', 'nina');
     await limited.removeFromCareTeam('p-r1a', 'nina');
@@ -156,6 +161,11 @@ test('a tab that polls follows a care-team change: the new patient\'s alerts sho
       return true;
     }, { timeout: 30000, interval: 250, message: 'the polling tab to show the new patient\'s open alert, drop the old patient\'s and count 1 open' });
     assert.equal(await tabB.textContent('#critical-count'), '1');
+    // … and says why, as a stream's `scope_changed` would: rows do not vanish unexplained.
+    await tabB.waitForSelector('#scope-note:not([hidden])', { timeout: 5000 });
+    const said = await tabB.textContent('#scope-note');
+    assert.match(said, /no longer on the care team of patient p-r1a/, said);
+    assert.match(said, /you now also see patient p-r1b/, said);
     assert.equal(await tabB.getAttribute('#connection-status', 'data-state'), 'offline', 'still polling, not streaming');
     assert.deepEqual([...tabA.problems, ...tabB.problems], []);
   } finally {
