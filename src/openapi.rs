@@ -480,16 +480,9 @@ pub struct Session {
 /// Who a credential is for, and the patients it sees now (`GET /api/v1/session`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SessionScope {
-    /// `sub`.
-    pub user_id: String,
-    /// Role.
-    pub role: Role,
-    /// The `patient_id` claim, or null.
-    #[schema(required = true)]
-    pub patient_id: Option<String>,
-    /// When the token (and the cookie) expire (RFC 3339).
-    #[schema(format = DateTime)]
-    pub expires_at: String,
+    /// Who, as `POST /api/v1/session` says it.
+    #[serde(flatten)]
+    pub session: Session,
     /// The patients it may see now: `["*"]` (admin), the claim (patient), the care team
     /// (doctor, nurse, caregiver, dispatcher; sorted), none (service).
     pub patients: Vec<String>,
