@@ -64,3 +64,60 @@ pub(super) fn read_replay(
     }
     Ok(Replayed::Frames(frames))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+
+    use super::*;
+    use crate::config::Config;
+    use crate::db::models::NewEventRow;
+    use crate::db::{events, migrate, retention};
+
+    /// A dashboard's replay read while the pruner deletes events it has still to send
+    /// comes back `Pruned` (a `reset` frame), not as the frames that were left.
+    #[test]
+    fn a_replay_the_pruner_overtakes_is_a_reset_not_the_frames_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("v.db").display());
+        let config = Config::new(&url, "0123456789abcdef0123456789abcdef");
+        let pool = crate::db::pool::build_pool(&config.database).expect("pool");
+        let mut conn = pool.get().expect("connection");
+        migrate::run_pending(&mut conn).expect("migrations");
+        for seq in 1..=4 {
+            let row = NewEventRow {
+                seq,
+                kind: "alert",
+                alert_id: "x",
+                patient_id: "a",
+                payload: "{}",
+                created_at: seq,
+            };
+            events::insert(&mut conn, &row).expect("event");
+        }
+        let range = |after| ReplayRange {
+            after,
+            upto: 4,
+            patients: None,
+            care_team_of: None,
+        };
+        assert!(matches!(
+            read_replay(&mut conn, range(0), 1 << 20).expect("replay"),
+            Replayed::Frames(frames) if frames.len() == 4
+        ));
+        // Events 1 and 2 pruned: a replay from 1 had still to send 2.
+        assert_eq!(
+            retention::prune_before(&mut conn, 3, 100).expect("prune"),
+            2
+        );
+        assert!(matches!(
+            read_replay(&mut conn, range(1), 1 << 20).expect("replay"),
+            Replayed::Pruned { oldest: Some(3) }
+        ));
+        // From the mark on, nothing it must send is gone.
+        assert!(matches!(
+            read_replay(&mut conn, range(2), 1 << 20).expect("replay"),
+            Replayed::Frames(frames) if frames.iter().map(|f| f.0).eq([3, 4])
+        ));
+    }
+}
