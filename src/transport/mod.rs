@@ -429,12 +429,47 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// Fixtures the replay tests of both transports share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    #![allow(clippy::expect_used)]
+
+    use crate::config::Config;
+    use crate::db::models::NewEventRow;
+    use crate::db::{AnyConnection, DbPool, events, migrate};
+
+    /// A pool on a new, migrated SQLite file in `dir`.
+    pub(crate) fn migrated_pool(dir: &tempfile::TempDir) -> DbPool {
+        let url = format!("sqlite://{}", dir.path().join("v.db").display());
+        let config = Config::new(&url, "0123456789abcdef0123456789abcdef");
+        let pool = crate::db::pool::build_pool(&config.database).expect("pool");
+        migrate::run_pending(&mut pool.get().expect("connection")).expect("migrations");
+        pool
+    }
+
+    /// Appends event `seq` (an `alert` of alert "x" for patient "a", payload `{}`), written
+    /// at `created_at` (epoch ms).
+    pub(crate) fn insert_event(conn: &mut AnyConnection, seq: i64, created_at: i64) {
+        let row = NewEventRow {
+            seq,
+            kind: "alert",
+            alert_id: "x",
+            patient_id: "a",
+            payload: "{}",
+            created_at,
+        };
+        events::insert(conn, &row).expect("event");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::expect_used)]
 
+    use super::test_support::{insert_event, migrated_pool};
     use super::{Batch, ReplayRange};
-    use crate::config::Config;
+    use crate::db::models::{CareTeamRow, NewEventRow};
+    use crate::db::{care_team, events};
     use crate::hub::event::StoredEvent;
 
     /// A batch that must have been read (no pruner runs in these tests but where said).
@@ -448,18 +483,6 @@ mod tests {
             Batch::Pruned { .. } => panic!("the replay was overtaken by the pruner"),
         }
     }
-    use crate::db::models::{CareTeamRow, NewEventRow};
-    use crate::db::{care_team, events, migrate};
-
-    /// A pool on a new, migrated SQLite file in `dir`.
-    fn migrated_pool(dir: &tempfile::TempDir) -> crate::db::DbPool {
-        let url = format!("sqlite://{}", dir.path().join("v.db").display());
-        let config = Config::new(&url, "0123456789abcdef0123456789abcdef");
-        let pool = crate::db::pool::build_pool(&config.database).expect("pool");
-        migrate::run_pending(&mut pool.get().expect("connection")).expect("migrations");
-        pool
-    }
-
     /// A slow reader's replay runs batch after batch long after it began; the care team
     /// is read again for each, so a patient removed meanwhile stops at the next batch.
     /// (Black-box, the kernel's socket buffers take hundreds of events before the server
@@ -649,17 +672,9 @@ mod tests {
         let pool = migrated_pool(&dir);
         let mut conn = pool.get().expect("connection");
         for seq in 1..=6 {
-            let row = NewEventRow {
-                seq,
-                kind: "alert",
-                alert_id: "x",
-                patient_id: "a",
-                payload: "{}",
-                // Written at second `seq` of the epoch; event 4 late (another instance's
-                // clock): the pruner stops at it, never passing a kept event.
-                created_at: if seq == 4 { 9_000 } else { seq * 1000 },
-            };
-            events::insert(&mut conn, &row).expect("event");
+            // Written at second `seq` of the epoch; event 4 late (another instance's
+            // clock): the pruner stops at it, never passing a kept event.
+            insert_event(&mut conn, seq, if seq == 4 { 9_000 } else { seq * 1000 });
         }
         let range = ReplayRange {
             after: 1,

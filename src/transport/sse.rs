@@ -392,20 +392,11 @@ mod tests {
     #[actix_web::test]
     async fn a_replay_overtaken_by_the_pruner_ends_in_a_reset_then_goes_live() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pool = pool(&dir);
+        let pool = crate::transport::test_support::migrated_pool(&dir);
         {
             let mut conn = pool.get().expect("connection");
-            crate::db::migrate::run_pending(&mut conn).expect("migrations");
             for seq in 1..=3 {
-                let row = crate::db::models::NewEventRow {
-                    seq,
-                    kind: "alert",
-                    alert_id: "x",
-                    patient_id: "a",
-                    payload: "{}",
-                    created_at: seq,
-                };
-                crate::db::events::insert(&mut conn, &row).expect("event");
+                crate::transport::test_support::insert_event(&mut conn, seq, seq);
             }
             // Events 1 and 2 pruned after the stream decided to replay from 0.
             crate::db::retention::prune_before(&mut conn, 3, 100).expect("prune");

@@ -70,30 +70,18 @@ mod tests {
     #![allow(clippy::expect_used)]
 
     use super::*;
-    use crate::config::Config;
-    use crate::db::models::NewEventRow;
-    use crate::db::{events, migrate, retention};
+    use crate::db::retention;
+    use crate::transport::test_support::{insert_event, migrated_pool};
 
     /// A dashboard's replay read while the pruner deletes events it has still to send
     /// comes back `Pruned` (a `reset` frame), not as the frames that were left.
     #[test]
     fn a_replay_the_pruner_overtakes_is_a_reset_not_the_frames_left() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("v.db").display());
-        let config = Config::new(&url, "0123456789abcdef0123456789abcdef");
-        let pool = crate::db::pool::build_pool(&config.database).expect("pool");
+        let pool = migrated_pool(&dir);
         let mut conn = pool.get().expect("connection");
-        migrate::run_pending(&mut conn).expect("migrations");
         for seq in 1..=4 {
-            let row = NewEventRow {
-                seq,
-                kind: "alert",
-                alert_id: "x",
-                patient_id: "a",
-                payload: "{}",
-                created_at: seq,
-            };
-            events::insert(&mut conn, &row).expect("event");
+            insert_event(&mut conn, seq, seq);
         }
         let range = |after| ReplayRange {
             after,
