@@ -2,18 +2,9 @@
 # Source it (`. scripts/services.sh`): it exports VIGIL_TEST_DATABASE_URL and
 # VIGIL_TEST_REDIS_URL and installs an EXIT trap that stops both servers and deletes
 # their data.
-# Installs the Debian packages first if they are missing (needs root, as in CI).
+# Installs the Debian packages first if they are missing (scripts/packages.sh).
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
-need=()
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-command -v redis-server >/dev/null || need+=(redis-server)
-command -v chattr >/dev/null || need+=(e2fsprogs) # tests/api/writes.rs: unwritable files
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]}"
-  apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+bash "$(dirname "${BASH_SOURCE[0]}")/packages.sh"
 VIGIL_SVC_ROOT=$(mktemp -d)
 chown postgres:postgres "$VIGIL_SVC_ROOT"
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)

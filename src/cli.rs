@@ -120,6 +120,10 @@ pub struct ServeArgs {
     /// Redis URL for several instances; unset means one instance, in-process broker.
     #[arg(long, env = "VIGIL_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// PEM file of the certificate authority a `rediss://` server's certificate is checked
+    /// against, when the system's trust store does not hold it (builds with `--features tls`).
+    #[arg(long, env = "VIGIL_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<String>,
     /// Legacy WebSocket phase: `on`, `deprecated` or `off`.
     #[arg(long, env = "VIGIL_WS_MODE", default_value = "on")]
     pub ws_mode: String,

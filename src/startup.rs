@@ -190,8 +190,13 @@ impl Application {
         let manager_parts = (pool.clone(), Arc::clone(&metrics));
         let (broker, broker_link): (Arc<dyn Broker>, _) = match &config.redis_url {
             Some(url) => {
-                let redis = RedisBroker::start(url, &deployment_id, manager.clone())
-                    .map_err(|e| StartupError::Redis(e.to_string()))?;
+                let redis = RedisBroker::start(
+                    url,
+                    config.redis_ca_pem.as_deref(),
+                    &deployment_id,
+                    manager.clone(),
+                )
+                .map_err(|e| StartupError::Redis(e.to_string()))?;
                 let link = redis.link();
                 (Arc::new(redis), Some(link))
             }

@@ -1,8 +1,8 @@
 //! The database settings `serve` and `migrate` share: which store, how durable, how
 //! many connections, how far the write-ahead log may grow.
 
-use super::ConfigError;
 use super::values::{MAX_POOL, at_most};
+use super::{ConfigError, NO_TLS};
 use crate::cli::DatabaseArgs;
 
 /// SQLite durability level.
@@ -31,12 +31,34 @@ pub struct DatabaseConfig {
 /// Default for [`DatabaseConfig::wal_limit_bytes`]: 64 MiB.
 pub const DEFAULT_WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The `sslmode` a PostgreSQL URL (or `PGSSLMODE`, which libpq reads) sets when it is
+/// one that insists on TLS: libpq built without TLS refuses it with words that do not
+/// say how to get a build that has it.
+fn tls_sslmode(url: &str) -> Option<String> {
+    let from_url = url
+        .split_once('?')
+        .into_iter()
+        .flat_map(|(_, query)| query.split('&'))
+        .filter_map(|pair| pair.strip_prefix("sslmode="))
+        .next_back()
+        .map(str::to_owned);
+    from_url
+        .or_else(|| std::env::var("PGSSLMODE").ok())
+        .filter(|mode| matches!(mode.as_str(), "require" | "verify-ca" | "verify-full"))
+}
+
 /// Refuses what neither backend can open: another database's scheme (it would have been
 /// taken for a SQLite file name) or a SQLite URL naming no file (SQLite would open a
 /// temporary database and lose everything at exit).
 fn check_database_url(url: &str) -> Result<(), ConfigError> {
     if crate::db::pool::is_postgres(url) {
-        return Ok(());
+        return match tls_sslmode(url) {
+            Some(mode) if !cfg!(feature = "tls") => Err(ConfigError::new(
+                "DATABASE_URL",
+                format!("sslmode={mode} {NO_TLS}"),
+            )),
+            _ => Ok(()),
+        };
     }
     if let Some((scheme, _)) = url.split_once("://")
         && !matches!(scheme, "sqlite" | "file")

@@ -3,6 +3,7 @@
 
 mod database;
 mod jwt;
+mod redis;
 #[cfg(test)]
 mod tests;
 mod values;
@@ -18,7 +19,13 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 
 use crate::cli::ServeArgs;
+use redis::redis_config;
 use values::{MAX_COUNT, MAX_QUEUE, at_most, non_zero, non_zero_in, seconds};
+
+/// What a TLS setting gets from a build without the `tls` feature, where it would
+/// otherwise fail later with the TLS library's words, or not at all.
+const NO_TLS: &str = "needs TLS, which this build leaves out: build Vigil with \
+     `cargo build --release --features tls` (needs libssl-dev), see docs/deployment.md";
 
 /// A configuration value that cannot be used; the message names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +100,9 @@ pub struct Config {
     pub client_queue: NonZeroUsize,
     /// Redis for multi-instance fan-out.
     pub redis_url: Option<String>,
+    /// The certificate authority (PEM) a `rediss://` server is checked against, besides
+    /// the system's trust store: a private Redis rarely has a public certificate.
+    pub redis_ca_pem: Option<Vec<u8>>,
     /// WebSocket phase.
     pub ws_mode: WsMode,
     /// Sunset date (YYYY-MM-DD) announced in deprecated mode.
@@ -153,6 +163,7 @@ impl Config {
             heartbeat: Duration::from_secs(30),
             client_queue: NonZeroUsize::new(100).unwrap_or(NonZeroUsize::MIN),
             redis_url: None,
+            redis_ca_pem: None,
             ws_mode: WsMode::On,
             ws_sunset: chrono::NaiveDate::from_ymd_opt(2027, 6, 30).unwrap_or_default(),
             ws_deprecated_since: chrono::NaiveDate::from_ymd_opt(2026, 11, 23).unwrap_or_default(),
@@ -183,26 +194,7 @@ impl Config {
             Duration::from_secs(seconds(&args.heartbeat_secs, "VIGIL_HEARTBEAT_SECS")?);
         config.client_queue = non_zero(&args.client_queue, "VIGIL_CLIENT_QUEUE", MAX_QUEUE)?;
         config.ws_replay_max_bytes = ws_replay_bytes(&args.ws_replay_max_kib)?;
-        config.redis_url = match args.redis_url.as_deref().map(str::trim) {
-            None | Some("") => None,
-            // Parsed now (no connection), as Redis will take it: a bad one was found only
-            // after the database had been opened and migrated.
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                redis::Client::open(url).map_err(|e| {
-                    ConfigError::new(
-                        "VIGIL_REDIS_URL",
-                        format!("{e} (expected redis://host:port/; TLS is not built in)"),
-                    )
-                })?;
-                Some(url.to_owned())
-            }
-            Some(_) => {
-                return Err(ConfigError::new(
-                    "VIGIL_REDIS_URL",
-                    "expected a redis:// URL",
-                ));
-            }
-        };
+        (config.redis_url, config.redis_ca_pem) = redis_config(args)?;
         config.ws_mode = parse_ws_mode(&args.ws_mode)?;
         config.ws_sunset = chrono::NaiveDate::parse_from_str(args.ws_sunset.trim(), "%Y-%m-%d")
             .map_err(|_| ConfigError::new("VIGIL_WS_SUNSET", "expected a date YYYY-MM-DD"))?;

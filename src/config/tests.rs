@@ -281,8 +281,7 @@ fn a_redis_url_redis_cannot_use_is_refused_naming_the_variable() {
     for (url, says) in [
         ("redis://", "Missing hostname"),
         ("redis://h:99999/", "did not parse"),
-        ("rediss://h/", "TLS"),
-        ("http://h/", "expected a redis:// URL"),
+        ("http://h/", "expected a redis:// or rediss:// URL"),
     ] {
         let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
         args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
@@ -295,6 +294,101 @@ fn a_redis_url_redis_cannot_use_is_refused_naming_the_variable() {
             "{url}: {error:?}"
         );
     }
+}
+
+fn redis_args(url: Option<&str>, ca_file: Option<&str>) -> crate::cli::ServeArgs {
+    let mut args = <crate::cli::Cli as clap::Parser>::parse_from(["vigil"]).serve;
+    args.jwt.jwt_secret = Some("0123456789abcdef0123456789abcdef".to_owned());
+    args.redis_url = url.map(str::to_owned);
+    args.redis_ca_file = ca_file.map(str::to_owned);
+    args
+}
+
+fn config_error(args: &crate::cli::ServeArgs) -> Option<String> {
+    Config::from_args(args, None).err().map(|e| e.to_string())
+}
+
+/// A CA file means nothing without a Redis URL: refused rather than silently unused.
+#[test]
+fn a_redis_ca_file_without_a_redis_url_is_refused() {
+    assert_eq!(
+        config_error(&redis_args(None, Some("/etc/ssl/redis-ca.pem"))).as_deref(),
+        Some("VIGIL_REDIS_CA_FILE: is set, but VIGIL_REDIS_URL is not")
+    );
+    assert!(config_error(&redis_args(None, Some(" "))).is_none());
+}
+
+/// A build without TLS says how to get one, for each setting that needs it, instead of
+/// failing later in libpq's or Redis's words.
+#[cfg(not(feature = "tls"))]
+#[test]
+fn tls_settings_in_a_build_without_tls_name_the_feature_that_brings_it() {
+    for args in [
+        redis_args(Some("rediss://h/"), None),
+        redis_args(Some("redis://h/"), Some("/etc/ssl/redis-ca.pem")),
+    ] {
+        let error = config_error(&args);
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains("needs TLS")
+                && e.contains("--features tls")
+                && e.starts_with("VIGIL_REDIS_")),
+            "{error:?}"
+        );
+    }
+    for mode in ["require", "verify-ca", "verify-full"] {
+        let url = format!("postgres://vigil@db/vigil?application_name=v&sslmode={mode}");
+        let error = database_config(&db_args(&url, "64"))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            error,
+            Some(format!("DATABASE_URL: sslmode={mode} {}", super::NO_TLS)),
+        );
+    }
+    for url in [
+        "postgres://vigil@db/vigil?sslmode=prefer",
+        "postgres://vigil@db/vigil?sslmode=disable",
+    ] {
+        assert!(database_config(&db_args(url, "64")).is_ok(), "{url}");
+    }
+}
+
+/// With TLS built in, a CA file must name a readable file of certificates and go with a
+/// `rediss://` URL; each mistake names the variable at fault.
+#[cfg(feature = "tls")]
+#[test]
+fn a_redis_ca_file_is_read_and_checked_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "no certificate here").expect("write");
+    let not_pem = not_pem.to_string_lossy().into_owned();
+    let missing = dir
+        .path()
+        .join("missing.pem")
+        .to_string_lossy()
+        .into_owned();
+    for (url, file, says) in [
+        ("redis://h/", not_pem.as_str(), "applies to a rediss:// URL"),
+        ("rediss://h/", missing.as_str(), "cannot read"),
+        ("rediss://h/", not_pem.as_str(), "contains no certificates"),
+    ] {
+        let error = config_error(&redis_args(Some(url), Some(file)));
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("VIGIL_REDIS_CA_FILE: ") && e.contains(says)),
+            "{url} {file}: {error:?}"
+        );
+    }
+    assert!(config_error(&redis_args(Some("rediss://h/"), None)).is_none());
+    let insecure = config_error(&redis_args(Some("rediss://h:6380/0#insecure"), None));
+    assert!(
+        insecure
+            .as_deref()
+            .is_some_and(|e| e.starts_with("VIGIL_REDIS_URL: #insecure would accept any")),
+        "{insecure:?}"
+    );
+    assert!(database_config(&db_args("postgres://v@db/v?sslmode=verify-full", "64")).is_ok());
 }
 
 #[test]

@@ -117,14 +117,32 @@ impl RedisLink {
     }
 }
 
+/// The client for `url`, trusting `ca_pem` (a `rediss://` server's certificate
+/// authority) besides the system's trust store. Builds without the `tls` feature have no
+/// `rediss://`; configuration refuses it and a CA file before this is reached.
+pub fn client(url: &str, ca_pem: Option<&[u8]>) -> redis::RedisResult<redis::Client> {
+    #[cfg(feature = "tls")]
+    if let Some(pem) = ca_pem {
+        let certificates = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.to_vec()),
+        };
+        return redis::Client::build_with_tls(url, certificates);
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = ca_pem;
+    redis::Client::open(url)
+}
+
 impl RedisBroker {
     /// Starts the publisher and subscriber tasks on the current actix runtime.
     pub fn start(
         url: &str,
+        ca_pem: Option<&[u8]>,
         deployment_id: &str,
         manager: Addr<AlertConnectionManager>,
     ) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
+        let client = client(url, ca_pem)?;
         let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
         let channel = channel(deployment_id);
         let reachable = Arc::new(AtomicBool::new(true));

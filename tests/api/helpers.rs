@@ -121,11 +121,13 @@ pub fn fresh_postgres_database(server_url: &str) -> String {
     diesel::sql_query(format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .expect("create test database");
-    let base = server_url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .unwrap_or(server_url);
-    format!("{base}/{name}")
+    // Options (`?sslmode=…`) go with the new database's URL too.
+    let (server, options) = match server_url.split_once('?') {
+        Some((server, options)) => (server, format!("?{options}")),
+        None => (server_url, String::new()),
+    };
+    let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
+    format!("{base}/{name}{options}")
 }
 
 /// Whether the suite runs against PostgreSQL.

@@ -8,6 +8,8 @@ mod helpers;
 mod servers;
 
 mod cluster;
+#[cfg(feature = "tls")]
+mod tls;
 
 mod smoke;
 

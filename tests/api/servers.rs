@@ -43,6 +43,8 @@ pub struct OwnRedis {
     /// Port.
     pub port: u16,
     child: Option<Child>,
+    /// Certificate and key when it speaks only TLS.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl OwnRedis {
@@ -51,14 +53,32 @@ impl OwnRedis {
         let mut redis = OwnRedis {
             port: free_port(),
             child: None,
+            tls: None,
         };
         redis.resume();
         redis
     }
 
-    /// `redis://127.0.0.1:PORT/`.
+    /// Starts one that speaks only TLS, with `certificate`; clients' certificates are not
+    /// asked for.
+    pub fn start_tls(certificate: &TestCertificate) -> Self {
+        let mut redis = OwnRedis {
+            port: free_port(),
+            child: None,
+            tls: Some((certificate.cert.clone(), certificate.key.clone())),
+        };
+        redis.resume();
+        redis
+    }
+
+    /// `redis://127.0.0.1:PORT/`, or `rediss://…` when it speaks TLS.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     /// Kills the server.
@@ -92,17 +112,31 @@ impl OwnRedis {
 
     /// Starts it again on the same port.
     pub fn resume(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
+        let port = self.port.to_string();
+        let mut listen = vec!["--port", &port];
+        if let Some((cert, key)) = &self.tls {
+            let (cert, key) = (
+                cert.to_str().unwrap_or_default(),
+                key.to_str().unwrap_or_default(),
+            );
+            listen = vec![
                 "--port",
-                &self.port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                cert,
+                "--tls-key-file",
+                key,
+                "--tls-ca-cert-file",
+                cert,
+                "--tls-auth-clients",
                 "no",
-            ])
+            ];
+        }
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(listen)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is not installed: run the suite with `bash scripts/test.sh`");
@@ -127,11 +161,45 @@ pub struct OwnPostgres {
     pub port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    /// Server options beyond the usual ones (TLS).
+    options: String,
 }
 
 impl OwnPostgres {
     /// initdb + start on a free port.
     pub fn start() -> Self {
+        let pg = Self::create();
+        pg.resume();
+        pg
+    }
+
+    /// initdb + start on a free port, taking connections over TLS only, with
+    /// `certificate`: a client that does not ask for TLS is refused.
+    pub fn start_tls(certificate: &TestCertificate) -> Self {
+        let mut pg = Self::create();
+        let cert = pg.dir.join("server.crt");
+        let key = pg.dir.join("server.key");
+        std::fs::copy(&certificate.cert, &cert).expect("copy the certificate");
+        std::fs::copy(&certificate.key, &key).expect("copy the key");
+        let (cert, key) = (
+            cert.to_str().unwrap_or_default(),
+            key.to_str().unwrap_or_default(),
+        );
+        run("chown", &["postgres:postgres", cert, key]);
+        // PostgreSQL refuses a key others may read.
+        run("chmod", &["600", key]);
+        std::fs::write(
+            pg.dir.join("data").join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .expect("write pg_hba.conf");
+        pg.options = format!(" -c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}");
+        pg.resume();
+        pg
+    }
+
+    /// A new cluster on a free port, not started.
+    fn create() -> Self {
         let bin = PathBuf::from(
             std::env::var("VIGIL_PG_BIN")
                 .ok()
@@ -157,13 +225,12 @@ impl OwnPostgres {
                 "--no-sync",
             ],
         );
-        let pg = OwnPostgres {
+        OwnPostgres {
             port: free_port(),
             dir,
             bin,
-        };
-        pg.resume();
-        pg
+            options: String::new(),
+        }
     }
 
     /// URL of the `postgres` database.
@@ -183,9 +250,10 @@ impl OwnPostgres {
     /// Starts it (again) on the same port.
     pub fn resume(&self) {
         let opts = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.options
         );
         let log = self.dir.join("pg.log");
         as_postgres(
@@ -252,6 +320,49 @@ impl Drop for OwnPostgres {
             .stderr(Stdio::null())
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A self-signed certificate for `127.0.0.1` and `localhost`, and its key, made with the
+/// `openssl` command (which `scripts/packages.sh` installs), for the TLS servers a test
+/// owns; the certificate is also the authority clients are told to trust.
+pub struct TestCertificate {
+    /// The certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCertificate {
+    /// Makes a new one: two never share a key, so one is not the other's authority.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        let status = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+            .args(["-subj", "/CN=localhost", "-addext"])
+            .args(["subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl is not installed: run the suite with `bash scripts/test.sh`");
+        assert!(status.success(), "openssl req failed");
+        TestCertificate {
+            cert,
+            key,
+            _dir: dir,
+        }
+    }
+
+    /// The certificate's PEM text.
+    pub fn pem(&self) -> Vec<u8> {
+        std::fs::read(&self.cert).expect("read the certificate")
     }
 }
 

@@ -1,0 +1,157 @@
+//! TLS to PostgreSQL and Redis (builds with `--features tls`): against servers of the
+//! test's own that take TLS connections only, so nothing here can pass over plain TCP.
+//! `scripts/test.sh` runs these in a pass of their own; they never skip.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use diesel::{Connection, PgConnection};
+use serde_json::Value;
+
+use crate::binary::Served;
+use crate::helpers::*;
+use crate::servers::{OwnPostgres, OwnRedis, TestCertificate};
+
+/// `pg`'s `postgres` database over TLS, checked against `authority`.
+fn verified_url(pg: &OwnPostgres, authority: &TestCertificate) -> String {
+    format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        pg.url(),
+        authority.cert.display()
+    )
+}
+
+/// Waits until readiness reports the Redis subscription up.
+async fn broker_connected(app: &TestApp) {
+    eventually("the Redis subscription over TLS", || async {
+        let ready: Value = app.get("/readyz", "").await.json().await.ok()?;
+        (ready["broker"] == "connected").then_some(())
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn alerts_are_stored_over_tls_and_reach_another_instance_through_redis_over_tls() {
+    let certificate = TestCertificate::new();
+    let pg = OwnPostgres::start_tls(&certificate);
+    let redis = OwnRedis::start_tls(&certificate);
+    // The servers refuse what is not TLS, so the instances below cannot fall back to it.
+    let plain = PgConnection::establish(&format!("{}?sslmode=disable", pg.url()));
+    assert!(
+        plain
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("no encryption")),
+        "PostgreSQL took a connection without TLS: {:?}",
+        plain.err()
+    );
+
+    let database_url = fresh_postgres_database(&verified_url(&pg, &certificate));
+    let tweak = |c: &mut vigil::config::Config| {
+        c.redis_url = Some(redis.url());
+        c.redis_ca_pem = Some(certificate.pem());
+        // No event-log poll: the other instance hears of an alert through Redis only.
+        c.tail_poll = Duration::from_secs(3600);
+    };
+    let a = spawn_app_on(&database_url, tweak).await;
+    let b = spawn_app_on(&database_url, tweak).await;
+    for app in [&a, &b] {
+        broker_connected(app).await;
+    }
+    a.assign("p1", "alice").await;
+    let nurse = token("alice", "nurse", None);
+    let mut on_a = a.sse(&nurse, "patient_id=p1").await;
+    on_a.connected().await;
+    let mut on_b = b.sse(&nurse, "patient_id=p1").await;
+    on_b.connected().await;
+
+    let alert = a.raise("p1", "critical").await;
+    let id = alert["id"].as_str().expect("id").to_owned();
+    on_b.until(WAIT, |e| e.event == "alert" && e.data.contains(&id))
+        .await;
+    let acked = b.ack(&nurse, &id, "acknowledged", None).await;
+    assert_eq!(acked.status(), 200);
+    on_a.until(WAIT, |e| {
+        e.event == "alert_updated" && e.data.contains(&id) && e.data.contains("acknowledged")
+    })
+    .await;
+
+    // Every connection of the instances to the database is encrypted.
+    run_sql(
+        &database_url,
+        &["DO $$ BEGIN
+             IF (SELECT count(*) FILTER (WHERE NOT s.ssl) > 0 OR count(*) FILTER (WHERE s.ssl) = 0
+                 FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+                 WHERE a.datname = current_database() AND a.pid <> pg_backend_pid())
+             THEN RAISE EXCEPTION 'an instance connected without TLS';
+             END IF;
+           END $$"],
+    );
+}
+
+#[actix_web::test]
+async fn a_redis_server_whose_certificate_the_ca_file_did_not_sign_is_refused_and_said() {
+    let certificate = TestCertificate::new();
+    let redis = OwnRedis::start_tls(&certificate);
+    let stranger = TestCertificate::new();
+    let served = Served::start_with(
+        "info",
+        &[
+            ("VIGIL_REDIS_URL", &redis.url()),
+            ("VIGIL_REDIS_CA_FILE", stranger.cert.to_str().expect("path")),
+        ],
+    );
+    served
+        .line_with(&[
+            "redis subscriber cannot connect",
+            "certificate verify failed",
+        ])
+        .await;
+    let ready: Value = reqwest::get(format!("{}/readyz", served.url))
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(ready["broker"], "reconnecting", "{ready}");
+}
+
+/// Runs `vigil <command>` on `database_url` to its end (at most a minute).
+fn vigil(command: &str, database_url: &str) -> std::process::Output {
+    Command::new("timeout")
+        .args(["60", env!("CARGO_BIN_EXE_vigil"), command])
+        .env_clear()
+        .env("DATABASE_URL", database_url)
+        .env("VIGIL_JWT_SECRET", SECRET)
+        .env("VIGIL_BIND", "127.0.0.1:0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vigil")
+}
+
+#[actix_web::test]
+async fn a_postgres_server_whose_certificate_sslrootcert_did_not_sign_is_refused_at_start() {
+    let certificate = TestCertificate::new();
+    let pg = OwnPostgres::start_tls(&certificate);
+    let stranger = TestCertificate::new();
+    for command in ["migrate", "serve"] {
+        let output = vigil(command, &verified_url(&pg, &stranger));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // 124 would be `timeout`'s: still running a minute on.
+        assert!(
+            !output.status.success() && output.status.code() != Some(124),
+            "{command}: {:?} {stderr}",
+            output.status
+        );
+        assert!(
+            stderr.contains("certificate verify failed"),
+            "{command}: {stderr}"
+        );
+    }
+    // The right authority is all it takes.
+    let output = vigil("migrate", &verified_url(&pg, &certificate));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
