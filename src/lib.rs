@@ -15,6 +15,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod hub;
+pub mod link_security;
 pub mod log_spec;
 pub mod log_throttle;
 pub mod log_value;

@@ -151,9 +151,11 @@ impl Application {
             let head = events::head(&mut c).map_err(|e| e.to_string())?;
             let deployment = db::deployment::get_or_create(&mut c).map_err(|e| e.to_string())?;
             let file = db::pool::sqlite_file(&mut c).map_err(|e| e.to_string())?;
-            match &file {
-                Some(file) => log::info!("database: SQLite file {}", file.display()),
-                None => log::info!("database: PostgreSQL"),
+            if let Some(file) = &file {
+                log::info!("database: SQLite file {}", file.display());
+            }
+            if let Some(link) = db::pool::postgres_link(&mut c).map_err(|e| e.to_string())? {
+                link.report();
             }
             let wal = file.map(|f| std::path::PathBuf::from(format!("{}-wal", f.display())));
             Ok::<_, String>((head, deployment, wal))

@@ -69,6 +69,34 @@ pub fn sqlite_file(conn: &mut AnyConnection) -> QueryResult<Option<PathBuf>> {
         .map(|main| main.file.into()))
 }
 
+/// How `conn` reaches its PostgreSQL server, as the server sees it: over TLS or not, and
+/// at which address (`None` on SQLite). Asked of the server, so it is what happened, not
+/// what the URL asked for (`sslmode=prefer` falls back to plain TCP without a word).
+pub fn postgres_link(conn: &mut AnyConnection) -> QueryResult<Option<crate::link_security::Link>> {
+    /// This backend's row of `pg_stat_ssl`, with the address it was reached at.
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        ssl: bool,
+        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+        server: Option<String>,
+    }
+    let AnyConnection::Postgresql(conn) = conn else {
+        return Ok(None);
+    };
+    let row: Row = diesel::sql_query(
+        "SELECT ssl, host(inet_server_addr()) AS server \
+         FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    )
+    .get_result(conn)?;
+    Ok(Some(crate::link_security::Link {
+        service: "PostgreSQL",
+        // No server address: a Unix socket.
+        address: row.server.unwrap_or_else(|| "/ (a Unix socket)".to_owned()),
+        tls: row.ssl,
+    }))
+}
+
 /// The length of the write-ahead log at `path`: 0 while there is none (nothing written
 /// yet, or an in-memory database).
 pub fn sqlite_wal_len(path: &std::path::Path) -> u64 {

@@ -143,6 +143,7 @@ impl RedisBroker {
         manager: Addr<AlertConnectionManager>,
     ) -> Result<Self, redis::RedisError> {
         let client = client(url, ca_pem)?;
+        crate::link_security::redis_link(client.get_connection_info()).report();
         let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
         let channel = channel(deployment_id);
         let reachable = Arc::new(AtomicBool::new(true));

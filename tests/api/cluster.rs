@@ -1032,6 +1032,20 @@ async fn a_redis_server_refusing_connections_is_logged_as_refusing_them() {
     let served = crate::binary::Served::start_with("info", &[("VIGIL_REDIS_URL", &url)]);
     let line = served.line_with(&["redis publisher cannot connect"]).await;
     assert!(line.to_lowercase().contains("refused"), "{line}");
+    served
+        .line_with(&["INFO", "Redis at 127.0.0.1, without TLS (on this host)"])
+        .await;
+}
+
+/// Redis on another host over plain TCP carries every alert across the network in the
+/// clear: the start-up log warns (the address is TEST-NET-1, never reached).
+#[actix_web::test]
+async fn a_redis_on_another_host_without_tls_is_warned_of_at_start() {
+    let url = "redis://192.0.2.1:6379/";
+    let served = crate::binary::Served::start_with("info", &[("VIGIL_REDIS_URL", url)]);
+    served
+        .line_with(&["WARN", "Redis at 192.0.2.1 is reached without TLS"])
+        .await;
 }
 
 /// With PostgreSQL down, the pool logged every failed connection attempt at error level

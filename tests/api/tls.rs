@@ -101,6 +101,9 @@ async fn a_redis_server_whose_certificate_the_ca_file_did_not_sign_is_refused_an
         ],
     );
     served
+        .line_with(&["INFO", "Redis at 127.0.0.1, over TLS"])
+        .await;
+    served
         .line_with(&[
             "redis subscriber cannot connect",
             "certificate verify failed",
@@ -147,11 +150,15 @@ async fn a_postgres_server_whose_certificate_sslrootcert_did_not_sign_is_refused
             "{command}: {stderr}"
         );
     }
-    // The right authority is all it takes.
+    // The right authority is all it takes, and the log says the link is encrypted.
     let output = vigil("migrate", &verified_url(&pg, &certificate));
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let served = Served::start_on_database("info", &verified_url(&pg, &certificate));
+    served
+        .line_with(&["INFO", "PostgreSQL at 127.0.0.1, over TLS"])
+        .await;
 }

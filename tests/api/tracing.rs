@@ -268,11 +268,12 @@ async fn an_alert_records_the_id_of_the_request_that_created_it() {
 async fn the_real_binary_logs_the_request_id_on_access_error_and_audit_lines_and_never_a_token_or_a_note()
  {
     let served = Served::start("info,vigil::hub::manager=debug");
-    // Which database it opened is logged, so a backup copies the right file.
+    // Which database it opened is logged, so a backup copies the right file; and for
+    // PostgreSQL, how it is reached (the test server: loopback, no TLS).
     let file = served.database_url.strip_prefix("sqlite://");
     let opened = match file {
         Some(path) => format!("database: SQLite file {path}"),
-        None => "database: PostgreSQL".to_owned(),
+        None => "PostgreSQL at 127.0.0.1, without TLS (on this host)".to_owned(),
     };
     served.line_with(&[opened.as_str()]).await;
     let client = reqwest::Client::new();
