@@ -3,11 +3,22 @@
 
 use clap::{Args, Parser, Subcommand};
 
+/// `--version`: the package's, and whether this build can reach PostgreSQL and Redis over
+/// TLS, which an operator must know before pointing it at servers on other hosts.
+const VERSION: &str = if cfg!(feature = "tls") {
+    concat!(env!("CARGO_PKG_VERSION"), " (TLS to PostgreSQL and Redis)")
+} else {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (no TLS to PostgreSQL and Redis: build with --features tls)"
+    )
+};
+
 /// Vigil: real-time clinical alert hub.
 #[derive(Debug, Parser)]
 #[command(
     name = "vigil",
-    version,
+    version = VERSION,
     about,
     long_about = None,
     args_conflicts_with_subcommands = true
@@ -117,7 +128,8 @@ pub struct ServeArgs {
     /// Events buffered per client before a slow client is cut off (it then resumes).
     #[arg(long, env = "VIGIL_CLIENT_QUEUE", default_value = "100")]
     pub client_queue: String,
-    /// Redis URL for several instances; unset means one instance, in-process broker.
+    /// Redis URL for several instances (`redis://`, or `rediss://` in a build with
+    /// `--features tls`); unset means one instance, in-process broker.
     #[arg(long, env = "VIGIL_REDIS_URL")]
     pub redis_url: Option<String>,
     /// PEM file of the certificate authority a `rediss://` server's certificate is checked

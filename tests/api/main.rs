@@ -8,6 +8,8 @@ mod helpers;
 mod servers;
 
 mod cluster;
+#[cfg(not(feature = "tls"))]
+mod no_tls;
 #[cfg(feature = "tls")]
 mod tls;
 

@@ -30,6 +30,16 @@ async fn broker_connected(app: &TestApp) {
     .await;
 }
 
+#[test]
+fn the_version_says_the_build_has_tls() {
+    let output = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("--version")
+        .output()
+        .expect("vigil --version");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("(TLS to PostgreSQL and Redis)"), "{stdout}");
+}
+
 #[actix_web::test]
 async fn alerts_are_stored_over_tls_and_reach_another_instance_through_redis_over_tls() {
     let certificate = TestCertificate::new();

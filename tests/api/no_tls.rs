@@ -1,0 +1,104 @@
+//! A build without the `tls` feature (the default): it says so, and every setting that
+//! needs TLS stops the binary at once naming the feature, before anything is opened.
+
+use std::process::{Command, Stdio};
+
+use crate::helpers::SECRET;
+
+/// Runs the binary with `args` and `settings` as its whole environment; returns its exit
+/// success, stdout and stderr.
+fn vigil(args: &[&str], settings: &[(&str, &str)]) -> (bool, String, String) {
+    let output = Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .env_clear()
+        .envs(settings.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vigil");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_version_says_the_build_has_no_tls_and_how_to_get_it() {
+    let (ok, stdout, _) = vigil(&["--version"], &[]);
+    assert!(ok);
+    assert!(
+        stdout.contains("no TLS to PostgreSQL and Redis: build with --features tls"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_tls_setting_stops_serve_and_migrate_naming_the_feature() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = format!("sqlite://{}", dir.path().join("v.db").display());
+    let ca = dir.path().join("ca.pem");
+    let ca = ca.to_str().expect("path");
+    // Nothing listens at these addresses: the start must stop before trying them.
+    let cases: [(&str, Vec<(&str, &str)>); 5] = [
+        (
+            "DATABASE_URL",
+            vec![(
+                "DATABASE_URL",
+                "postgres://v@127.0.0.1:1/v?sslmode=verify-full",
+            )],
+        ),
+        (
+            "DATABASE_URL",
+            vec![
+                ("DATABASE_URL", "postgres://v@127.0.0.1:1/v"),
+                ("PGSSLMODE", "require"),
+            ],
+        ),
+        (
+            "VIGIL_REDIS_URL",
+            vec![
+                ("DATABASE_URL", &sqlite),
+                ("VIGIL_REDIS_URL", "rediss://127.0.0.1:1/"),
+            ],
+        ),
+        (
+            "VIGIL_REDIS_CA_FILE",
+            vec![
+                ("DATABASE_URL", &sqlite),
+                ("VIGIL_REDIS_URL", "redis://127.0.0.1:1/"),
+                ("VIGIL_REDIS_CA_FILE", ca),
+            ],
+        ),
+        (
+            "DATABASE_URL",
+            vec![(
+                "DATABASE_URL",
+                "postgresql://v@127.0.0.1:1/v?sslmode=verify-ca",
+            )],
+        ),
+    ];
+    for (variable, mut settings) in cases {
+        settings.extend([("VIGIL_JWT_SECRET", SECRET), ("VIGIL_BIND", "127.0.0.1:0")]);
+        let commands: &[&str] = if variable == "DATABASE_URL" {
+            &["serve", "migrate"]
+        } else {
+            &["serve"]
+        };
+        for command in commands {
+            let (ok, _, stderr) = vigil(&[command], &settings);
+            assert!(!ok, "{command} {settings:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("{variable}: "))
+                    && stderr.contains("needs TLS")
+                    && stderr.contains("--features tls"),
+                "{command} {settings:?}: {stderr}"
+            );
+        }
+    }
+    assert!(
+        !dir.path().join("v.db").exists(),
+        "refused before the database was created"
+    );
+}
