@@ -154,8 +154,13 @@ impl Application {
             if let Some(file) = &file {
                 log::info!("database: SQLite file {}", file.display());
             }
-            if let Some(link) = db::pool::postgres_link(&mut c).map_err(|e| e.to_string())? {
-                link.report();
+            // Said, not required: a server without `pg_stat_ssl` still serves alerts.
+            match db::pool::postgres_link(&mut c) {
+                Ok(Some(link)) => link.report(),
+                Ok(None) => {}
+                Err(e) => {
+                    log::warn!("PostgreSQL: cannot tell whether it is reached over TLS ({e})")
+                }
             }
             let wal = file.map(|f| std::path::PathBuf::from(format!("{}-wal", f.display())));
             Ok::<_, String>((head, deployment, wal))

@@ -1261,3 +1261,33 @@ async fn two_instances_prune_one_log_together_and_agree_on_the_retained_history(
         }
     }
 }
+
+/// Saying how PostgreSQL is reached is a courtesy: a server that does not let Vigil's
+/// user read `pg_stat_ssl` still serves alerts, with a warning that it cannot tell.
+#[actix_web::test]
+async fn a_postgres_that_hides_its_tls_status_still_serves_and_says_it_cannot_tell() {
+    let pg = OwnPostgres::start();
+    let database = fresh_postgres_database(&pg.url());
+    let name = database.rsplit('/').next().expect("database name");
+    run_sql(
+        &database,
+        &[
+            "CREATE ROLE vigil_limited LOGIN",
+            &format!("ALTER DATABASE {name} OWNER TO vigil_limited"),
+            "ALTER SCHEMA public OWNER TO vigil_limited",
+            "REVOKE SELECT ON pg_stat_ssl FROM PUBLIC",
+        ],
+    );
+    let limited = database.replacen("postgres@", "vigil_limited@", 1);
+    let served = crate::binary::Served::start_on_database("info", &limited);
+    served
+        .line_with(&[
+            "WARN",
+            "PostgreSQL: cannot tell whether it is reached over TLS",
+        ])
+        .await;
+    let ready = reqwest::get(format!("{}/readyz", served.url))
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 200);
+}
