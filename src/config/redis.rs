@@ -27,15 +27,6 @@ pub fn redis_config(args: &ServeArgs) -> Result<(Option<String>, Option<Vec<u8>>
             if !cfg!(feature = "tls") {
                 return Err(ConfigError::new("VIGIL_REDIS_URL", NO_TLS));
             }
-            // The Redis client's switch for taking any certificate from anyone: encryption
-            // to whoever answers. A private authority goes in VIGIL_REDIS_CA_FILE instead.
-            if url.split_once('#').is_some_and(|(_, f)| f == "insecure") {
-                return Err(ConfigError::new(
-                    "VIGIL_REDIS_URL",
-                    "#insecure would accept any certificate; give the authority that signed \
-                     Redis's in VIGIL_REDIS_CA_FILE instead",
-                ));
-            }
             url
         }
         Some(_) => {
@@ -60,8 +51,22 @@ pub fn redis_config(args: &ServeArgs) -> Result<(Option<String>, Option<Vec<u8>>
             ConfigError::new("VIGIL_REDIS_CA_FILE", format!("cannot read {file}: {e}"))
         })?),
     };
-    crate::hub::redis::client(url, None)
+    let client = crate::hub::redis::client(url, None)
         .map_err(|e| ConfigError::new("VIGIL_REDIS_URL", e.to_string()))?;
+    // The Redis client's switch for taking any certificate from anyone (`#insecure`):
+    // encryption to whoever answers. Asked of the parsed address, as the client will read
+    // it (the URL parser drops tabs and line breaks inside the word). A private
+    // authority goes in VIGIL_REDIS_CA_FILE instead.
+    if matches!(
+        client.get_connection_info().addr(),
+        redis::ConnectionAddr::TcpTls { insecure: true, .. }
+    ) {
+        return Err(ConfigError::new(
+            "VIGIL_REDIS_URL",
+            "#insecure would accept any certificate; give the authority that signed \
+             Redis's in VIGIL_REDIS_CA_FILE instead",
+        ));
+    }
     if let Some(pem) = &ca_pem {
         crate::hub::redis::client(url, Some(pem))
             .map_err(|e| ConfigError::new("VIGIL_REDIS_CA_FILE", e.to_string()))?;
