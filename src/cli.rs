@@ -63,7 +63,13 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// `sqlite://vigil.db` (default; created if missing) or `postgres://user@host/db`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://vigil.db")]
+    // Its value may hold a password: `--help` must not print it.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        default_value = "sqlite://vigil.db"
+    )]
     pub database_url: String,
     /// `normal` (survives a process crash) or `full` (survives power loss; slower).
     #[arg(long, env = "VIGIL_SQLITE_SYNC", default_value = "normal")]
@@ -130,7 +136,7 @@ pub struct ServeArgs {
     pub client_queue: String,
     /// Redis URL for several instances (`redis://`, or `rediss://` in a build with
     /// `--features tls`); unset means one instance, in-process broker.
-    #[arg(long, env = "VIGIL_REDIS_URL")]
+    #[arg(long, env = "VIGIL_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// PEM file of the certificate authority a `rediss://` server's certificate is checked
     /// against, when the system's trust store does not hold it (builds with `--features tls`).

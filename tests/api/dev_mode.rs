@@ -310,3 +310,31 @@ fn watch_says_why_it_cannot_connect() {
     assert!(line.contains("Connection refused"), "{line:?}");
     assert!(line.contains("retrying in"), "{line:?}");
 }
+
+/// `--help` printed each variable's value from the environment: a database or Redis URL
+/// with its password in it, on a terminal or in a support ticket's paste.
+#[test]
+fn help_never_prints_a_password_from_the_environment() {
+    for command in ["serve", "migrate"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args([command, "--help"])
+            .env_clear()
+            .env(
+                "DATABASE_URL",
+                "postgres://vigil:db-pw-7f3a@db.example/vigil",
+            )
+            .env(
+                "VIGIL_REDIS_URL",
+                "redis://:redis-pw-9c1e@cache.example:6379/",
+            )
+            .output()
+            .expect("vigil --help");
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{command}");
+        assert!(help.contains("DATABASE_URL"), "{command}: {help}");
+        assert!(
+            !help.contains("db-pw-7f3a") && !help.contains("redis-pw-9c1e"),
+            "{command}: {help}"
+        );
+    }
+}
