@@ -13,15 +13,12 @@ pub struct Link {
     pub address: String,
     /// Whether the link is encrypted.
     pub tls: bool,
+    /// Whether every address the link may take is on this host (loopback or a Unix
+    /// socket), where no network carries what goes over it.
+    pub on_this_host: bool,
 }
 
 impl Link {
-    /// Whether the server is on this host (loopback or a Unix socket), where no network
-    /// carries what goes over the link.
-    pub fn on_this_host(&self) -> bool {
-        on_this_host(&self.address)
-    }
-
     /// The start-up log line, warning when the link is plain and leaves this host.
     pub fn report(&self) {
         let Link {
@@ -29,7 +26,7 @@ impl Link {
         } = self;
         if self.tls {
             log::info!("{service} at {address}, over TLS");
-        } else if self.on_this_host() {
+        } else if self.on_this_host {
             log::info!("{service} at {address}, without TLS (on this host)");
         } else {
             log::warn!(
@@ -49,7 +46,8 @@ fn on_this_host(address: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The link a Redis client will use.
+/// The link a Redis client will use, as its URL says: a `rediss://` client takes nothing
+/// but TLS.
 pub fn redis_link(info: &redis::ConnectionInfo) -> Link {
     let (address, tls) = match info.addr() {
         redis::ConnectionAddr::Tcp(host, _) => (host.clone(), false),
@@ -60,9 +58,90 @@ pub fn redis_link(info: &redis::ConnectionInfo) -> Link {
     };
     Link {
         service: "Redis",
+        on_this_host: on_this_host(&address),
         address,
         tls,
     }
+}
+
+/// The link to PostgreSQL: its addresses as the URL names them (the ones Vigil dials: a
+/// proxy or port-forward on the database's host would make the server's own address look
+/// local), and `tls` as the server saw the connection.
+pub fn postgres_link(url: &str, tls: bool) -> Link {
+    let hosts = postgres_hosts(url);
+    let on_this_host = hosts.iter().all(|host| on_this_host(host));
+    let address = if hosts.is_empty() {
+        "the default Unix socket".to_owned()
+    } else {
+        hosts.join(",")
+    };
+    Link {
+        service: "PostgreSQL",
+        address,
+        tls,
+        on_this_host,
+    }
+}
+
+/// The hosts a `postgres://` URL names, as libpq reads them: its `host` option, else the
+/// authority's comma-separated list, else `PGHOST`; ports and brackets' contents kept
+/// apart, `%2F` socket paths decoded. Empty: libpq's default Unix socket.
+fn postgres_hosts(url: &str) -> Vec<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = location.split('/').next().unwrap_or_default();
+    let listed = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, hosts)| hosts);
+    let option = query
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("host="))
+        .next_back()
+        .map(percent_decoded);
+    let list = option
+        .or_else(|| (!listed.is_empty()).then(|| percent_decoded(listed)))
+        .or_else(|| std::env::var("PGHOST").ok())
+        .unwrap_or_default();
+    list.split(',')
+        .map(|host| without_port(host.trim()).to_owned())
+        .filter(|host| !host.is_empty())
+        .collect()
+}
+
+/// `host` without a `:port` (an IPv6 address keeps its brackets' contents).
+fn without_port(host: &str) -> &str {
+    if let Some(inner) = host.strip_prefix('[') {
+        return inner.split(']').next().unwrap_or_default();
+    }
+    if host.starts_with('/') {
+        return host;
+    }
+    host.split(':').next().unwrap_or_default()
+}
+
+/// `%XX` escapes decoded (a socket path is written `%2Fvar%2Frun%2Fpostgresql`); an
+/// escape that does not decode to UTF-8 leaves the text as it was.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
 }
 
 #[cfg(test)]
@@ -98,9 +177,41 @@ mod tests {
             Some(Link {
                 service: "Redis",
                 address: "cache.example".to_owned(),
-                tls: false
+                tls: false,
+                on_this_host: false,
             })
         );
-        assert!(link("redis://127.0.0.1/").is_some_and(|l| l.on_this_host() && !l.tls));
+        assert!(link("redis://127.0.0.1/").is_some_and(|l| l.on_this_host && !l.tls));
+    }
+
+    #[test]
+    fn a_postgres_link_is_on_this_host_only_when_every_host_its_url_names_is() {
+        let local = |url: &str| postgres_link(url, false).on_this_host;
+        for url in [
+            "postgres://v@127.0.0.1:5432/v",
+            "postgres://v:pw@localhost/v?sslmode=disable",
+            "postgres://v@[::1]:5433/v",
+            "postgres://v@%2Fvar%2Frun%2Fpostgresql/v",
+            "postgres://v@db.example/v?host=/run/postgresql",
+            "postgresql://v@127.0.0.1:5432,localhost:5433/v",
+        ] {
+            assert!(local(url), "{url}");
+        }
+        for url in [
+            "postgres://v@db.example:5432/v",
+            "postgres://v@127.0.0.1/v?host=10.0.0.7",
+            "postgres://v@127.0.0.1:5432,10.0.0.7:5432/v",
+            "postgres://v@[2001:db8::1]:5432/v",
+        ] {
+            assert!(!local(url), "{url}");
+        }
+        assert_eq!(
+            postgres_link("postgres://v:pw@db.example:5432,[::1]:6432/v", true).address,
+            "db.example,::1"
+        );
+        assert_eq!(
+            postgres_link("postgres://v@%2Frun%2Fpg/v", false).address,
+            "/run/pg"
+        );
     }
 }

@@ -146,6 +146,7 @@ impl Application {
             log::info!("migration applied version={version}");
         }
         let head_pool = pool.clone();
+        let database_url = config.database.url.clone();
         let (head, deployment_id, sqlite_wal) = web::block(move || {
             let mut c = head_pool.get().map_err(|e| e.to_string())?;
             let head = events::head(&mut c).map_err(|e| e.to_string())?;
@@ -155,7 +156,7 @@ impl Application {
                 log::info!("database: SQLite file {}", file.display());
             }
             // Said, not required: a server without `pg_stat_ssl` still serves alerts.
-            match db::pool::postgres_link(&mut c) {
+            match db::pool::postgres_link(&mut c, &database_url) {
                 Ok(Some(link)) => link.report(),
                 Ok(None) => {}
                 Err(e) => {

@@ -31,20 +31,20 @@ pub struct DatabaseConfig {
 /// Default for [`DatabaseConfig::wal_limit_bytes`]: 64 MiB.
 pub const DEFAULT_WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
-/// The `sslmode` a PostgreSQL URL (or `PGSSLMODE`, which libpq reads) sets when it is
-/// one that insists on TLS: libpq built without TLS refuses it with words that do not
-/// say how to get a build that has it.
-fn tls_sslmode(url: &str) -> Option<String> {
+/// The `sslmode` a PostgreSQL URL (or else `PGSSLMODE`, which libpq reads) sets when it is
+/// one that insists on TLS, with the variable that set it: libpq built without TLS
+/// refuses it with words that do not say how to get a build that has it.
+fn tls_sslmode(url: &str) -> Option<(&'static str, String)> {
     let from_url = url
         .split_once('?')
         .into_iter()
         .flat_map(|(_, query)| query.split('&'))
         .filter_map(|pair| pair.strip_prefix("sslmode="))
         .next_back()
-        .map(str::to_owned);
+        .map(|mode| ("DATABASE_URL", mode.to_owned()));
     from_url
-        .or_else(|| std::env::var("PGSSLMODE").ok())
-        .filter(|mode| matches!(mode.as_str(), "require" | "verify-ca" | "verify-full"))
+        .or_else(|| Some(("PGSSLMODE", std::env::var("PGSSLMODE").ok()?)))
+        .filter(|(_, mode)| matches!(mode.as_str(), "require" | "verify-ca" | "verify-full"))
 }
 
 /// Refuses what neither backend can open: another database's scheme (it would have been
@@ -53,8 +53,8 @@ fn tls_sslmode(url: &str) -> Option<String> {
 fn check_database_url(url: &str) -> Result<(), ConfigError> {
     if crate::db::pool::is_postgres(url) {
         return match tls_sslmode(url) {
-            Some(mode) if !cfg!(feature = "tls") => Err(ConfigError::new(
-                "DATABASE_URL",
+            Some((variable, mode)) if !cfg!(feature = "tls") => Err(ConfigError::new(
+                variable,
                 format!("sslmode={mode} {NO_TLS}"),
             )),
             _ => Ok(()),

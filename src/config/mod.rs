@@ -24,7 +24,7 @@ use values::{MAX_COUNT, MAX_QUEUE, at_most, non_zero, non_zero_in, seconds};
 
 /// What a TLS setting gets from a build without the `tls` feature, where it would
 /// otherwise fail later with the TLS library's words, or not at all.
-const NO_TLS: &str = "needs TLS, which this build leaves out: build Vigil with \
+pub(crate) const NO_TLS: &str = "needs TLS, which this build leaves out: build Vigil with \
      `cargo build --release --features tls` (needs libssl-dev), see docs/deployment.md";
 
 /// A configuration value that cannot be used; the message names the variable.

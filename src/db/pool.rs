@@ -69,32 +69,51 @@ pub fn sqlite_file(conn: &mut AnyConnection) -> QueryResult<Option<PathBuf>> {
         .map(|main| main.file.into()))
 }
 
-/// How `conn` reaches its PostgreSQL server, as the server sees it: over TLS or not, and
-/// at which address (`None` on SQLite). Asked of the server, so it is what happened, not
-/// what the URL asked for (`sslmode=prefer` falls back to plain TCP without a word).
-pub fn postgres_link(conn: &mut AnyConnection) -> QueryResult<Option<crate::link_security::Link>> {
-    /// This backend's row of `pg_stat_ssl`, with the address it was reached at.
+/// libpq's refusal, without its trailing line break, and where the cause may be TLS this
+/// build leaves out, how to get a build that has it: libpq's own words ("SSL support is
+/// not compiled in", a server's "no encryption") do not say.
+fn with_tls_hint(error: diesel::ConnectionError) -> diesel::ConnectionError {
+    let diesel::ConnectionError::BadConnection(message) = error else {
+        return error;
+    };
+    let message = message.trim_end();
+    let hint = if cfg!(feature = "tls") {
+        None
+    } else if message.contains("SSL support is not compiled in") {
+        Some(format!("this setting {}", crate::config::NO_TLS))
+    } else if message.contains("no encryption") {
+        Some(format!(
+            "a server that takes TLS connections only {}",
+            crate::config::NO_TLS
+        ))
+    } else {
+        None
+    };
+    diesel::ConnectionError::BadConnection(match hint {
+        Some(hint) => format!("{message} ({hint})"),
+        None => message.to_owned(),
+    })
+}
+
+/// How `conn`'s PostgreSQL server is reached: the hosts `url` names, and whether the
+/// server saw the connection encrypted (`None` on SQLite). Asked of the server, as
+/// `sslmode=prefer` falls back to plain TCP without a word.
+pub fn postgres_link(
+    conn: &mut AnyConnection,
+    url: &str,
+) -> QueryResult<Option<crate::link_security::Link>> {
+    /// This backend's row of `pg_stat_ssl`.
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Bool)]
         ssl: bool,
-        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
-        server: Option<String>,
     }
     let AnyConnection::Postgresql(conn) = conn else {
         return Ok(None);
     };
-    let row: Row = diesel::sql_query(
-        "SELECT ssl, host(inet_server_addr()) AS server \
-         FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-    )
-    .get_result(conn)?;
-    Ok(Some(crate::link_security::Link {
-        service: "PostgreSQL",
-        // No server address: a Unix socket.
-        address: row.server.unwrap_or_else(|| "/ (a Unix socket)".to_owned()),
-        tls: row.ssl,
-    }))
+    let row: Row = diesel::sql_query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .get_result(conn)?;
+    Ok(Some(crate::link_security::postgres_link(url, row.ssl)))
 }
 
 /// The length of the write-ahead log at `path`: 0 while there is none (nothing written
@@ -128,8 +147,8 @@ impl ManageConnection for AnyManager {
 
     fn connect(&self) -> Result<AnyConnection, Self::Error> {
         if is_postgres(&self.url) {
-            let mut conn =
-                PgConnection::establish(&self.url).map_err(diesel::r2d2::Error::ConnectionError)?;
+            let mut conn = PgConnection::establish(&self.url)
+                .map_err(|e| diesel::r2d2::Error::ConnectionError(with_tls_hint(e)))?;
             // A 201 means committed: a server (or role) set to `synchronous_commit = off`
             // answers a commit before it is on disk, and a crash then loses alerts
             // already announced. Only `off` is raised; `local`, `on`, `remote_write` and

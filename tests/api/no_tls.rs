@@ -50,7 +50,7 @@ fn a_tls_setting_stops_serve_and_migrate_naming_the_feature() {
             )],
         ),
         (
-            "DATABASE_URL",
+            "PGSSLMODE",
             vec![
                 ("DATABASE_URL", "postgres://v@127.0.0.1:1/v"),
                 ("PGSSLMODE", "require"),
@@ -81,7 +81,7 @@ fn a_tls_setting_stops_serve_and_migrate_naming_the_feature() {
     ];
     for (variable, mut settings) in cases {
         settings.extend([("VIGIL_JWT_SECRET", SECRET), ("VIGIL_BIND", "127.0.0.1:0")]);
-        let commands: &[&str] = if variable == "DATABASE_URL" {
+        let commands: &[&str] = if ["DATABASE_URL", "PGSSLMODE"].contains(&variable) {
             &["serve", "migrate"]
         } else {
             &["serve"]
@@ -101,4 +101,26 @@ fn a_tls_setting_stops_serve_and_migrate_naming_the_feature() {
         !dir.path().join("v.db").exists(),
         "refused before the database was created"
     );
+}
+
+/// Settings the start-up check does not read, and a server that takes TLS only, get
+/// libpq's refusal with how to get a build that has TLS: libpq's words alone ("SSL
+/// support is not compiled in", "no encryption") do not say.
+#[test]
+fn libpq_refusing_for_want_of_tls_is_told_how_to_get_it() {
+    let certificate = crate::servers::TestCertificate::new();
+    let pg = crate::servers::OwnPostgres::start_tls(&certificate);
+    for url in [
+        format!("{}?requiressl=1", pg.url()),
+        format!("{}?sslrootcert=system", pg.url()),
+        pg.url(),
+    ] {
+        let settings = [("DATABASE_URL", url.as_str())];
+        let (ok, _, stderr) = vigil(&["migrate"], &settings);
+        assert!(!ok, "{url}: {stderr}");
+        assert!(
+            stderr.contains("this build leaves out") && stderr.contains("--features tls"),
+            "{url}: {stderr}"
+        );
+    }
 }
