@@ -83,9 +83,10 @@ pub fn postgres_link(url: &str, tls: bool) -> Link {
     }
 }
 
-/// The hosts a `postgres://` URL names, as libpq reads them: its `host` option, else the
-/// authority's comma-separated list, else `PGHOST`; ports and brackets' contents kept
-/// apart, `%2F` socket paths decoded. Empty: libpq's default Unix socket.
+/// The hosts a `postgres://` URL has libpq dial: its `hostaddr` option (which libpq
+/// connects to instead of resolving the host's name), else its `host` option, else the
+/// authority's comma-separated list, else `PGHOSTADDR` or `PGHOST`; ports and brackets
+/// taken off, `%2F` socket paths decoded. Empty: libpq's default Unix socket.
 fn postgres_hosts(url: &str) -> Vec<String> {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -93,13 +94,17 @@ fn postgres_hosts(url: &str) -> Vec<String> {
     let listed = authority
         .rsplit_once('@')
         .map_or(authority, |(_, hosts)| hosts);
-    let option = query
-        .split('&')
-        .filter_map(|pair| pair.strip_prefix("host="))
-        .next_back()
-        .map(percent_decoded);
-    let list = option
+    let option = |key: &str| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+            .next_back()
+            .map(percent_decoded)
+    };
+    let list = option("hostaddr")
+        .or_else(|| option("host"))
         .or_else(|| (!listed.is_empty()).then(|| percent_decoded(listed)))
+        .or_else(|| std::env::var("PGHOSTADDR").ok())
         .or_else(|| std::env::var("PGHOST").ok())
         .unwrap_or_default();
     list.split(',')
@@ -202,6 +207,8 @@ mod tests {
             "postgres://v@127.0.0.1/v?host=10.0.0.7",
             "postgres://v@127.0.0.1:5432,10.0.0.7:5432/v",
             "postgres://v@[2001:db8::1]:5432/v",
+            // libpq dials hostaddr, whatever name host gives.
+            "postgres://v@localhost/v?hostaddr=10.0.0.7",
         ] {
             assert!(!local(url), "{url}");
         }
