@@ -89,18 +89,12 @@ pub fn postgres_link(url: &str, tls: bool) -> Link {
 /// taken off, `%2F` socket paths decoded. Empty: libpq's default Unix socket.
 fn postgres_hosts(url: &str) -> Vec<String> {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let location = rest.split('?').next().unwrap_or_default();
     let authority = location.split('/').next().unwrap_or_default();
     let listed = authority
         .rsplit_once('@')
         .map_or(authority, |(_, hosts)| hosts);
-    let option = |key: &str| {
-        query
-            .split('&')
-            .filter_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
-            .next_back()
-            .map(percent_decoded)
-    };
+    let option = |key| crate::db::pool::url_option(url, key).map(percent_decoded);
     let list = option("hostaddr")
         .or_else(|| option("host"))
         .or_else(|| (!listed.is_empty()).then(|| percent_decoded(listed)))

@@ -31,6 +31,16 @@ pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// The last value a PostgreSQL URL's query gives `key`, as libpq takes it (the last of
+/// several wins); undecoded.
+pub fn url_option<'a>(url: &'a str, key: &str) -> Option<&'a str> {
+    url.split_once('?')?
+        .1
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+        .next_back()
+}
+
 /// The SQLite filename for a `sqlite://` URL (`sqlite://vigil.db` is relative,
 /// `sqlite:///abs/vigil.db` absolute); other strings pass through unchanged.
 pub fn sqlite_path(url: &str) -> &str {
