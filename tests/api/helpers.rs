@@ -726,6 +726,16 @@ pub fn vigil_exit(
     )
 }
 
+/// What `vigil --version` prints; panics unless it succeeds.
+pub fn vigil_version() -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("--version")
+        .output()
+        .expect("vigil --version");
+    assert!(output.status.success(), "vigil --version");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 impl TestApp {
     /// Sends a WebSocket handshake for `/ws?{query}` through the HTTP client (the four RFC
     /// 6455 headers, version 13; `headers` are added, or replace one of them), for the

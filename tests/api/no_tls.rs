@@ -1,33 +1,20 @@
 //! A build without the `tls` feature (the default): it says so, and every setting that
 //! needs TLS stops the binary at once naming the feature, before anything is opened.
 
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::helpers::SECRET;
+use crate::helpers::{SECRET, vigil_exit, vigil_version};
 
-/// Runs the binary with `args` and `settings` as its whole environment; returns its exit
-/// success, stdout and stderr.
-fn vigil(args: &[&str], settings: &[(&str, &str)]) -> (bool, String, String) {
-    let output = Command::new("timeout")
-        .arg("60")
-        .arg(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .env_clear()
-        .envs(settings.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run vigil");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+/// Runs the binary with `args` and `settings` to its end (at most a minute); returns
+/// whether it succeeded, and its stderr.
+fn vigil(args: &[&str], settings: &[(&str, &str)]) -> (bool, String) {
+    let (status, stderr) = vigil_exit(args, settings, Duration::from_secs(60), "vigil");
+    (status.success(), stderr)
 }
 
 #[test]
 fn the_version_says_the_build_has_no_tls_and_how_to_get_it() {
-    let (ok, stdout, _) = vigil(&["--version"], &[]);
-    assert!(ok);
+    let stdout = vigil_version();
     assert!(
         stdout.contains("no TLS to PostgreSQL and Redis: build with --features tls"),
         "{stdout}"
@@ -87,7 +74,7 @@ fn a_tls_setting_stops_serve_and_migrate_naming_the_feature() {
             &["serve"]
         };
         for command in commands {
-            let (ok, _, stderr) = vigil(&[command], &settings);
+            let (ok, stderr) = vigil(&[command], &settings);
             assert!(!ok, "{command} {settings:?}: {stderr}");
             assert!(
                 stderr.contains(&format!("{variable}: "))
@@ -116,7 +103,7 @@ fn libpq_refusing_for_want_of_tls_is_told_how_to_get_it() {
         pg.url(),
     ] {
         let settings = [("DATABASE_URL", url.as_str())];
-        let (ok, _, stderr) = vigil(&["migrate"], &settings);
+        let (ok, stderr) = vigil(&["migrate"], &settings);
         assert!(!ok, "{url}: {stderr}");
         assert!(
             stderr.contains("this build leaves out") && stderr.contains("--features tls"),

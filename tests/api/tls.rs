@@ -2,7 +2,6 @@
 //! test's own that take TLS connections only, so nothing here can pass over plain TCP.
 //! `scripts/test.sh` runs these in a pass of their own; they never skip.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use diesel::{Connection, PgConnection};
@@ -32,11 +31,7 @@ async fn broker_connected(app: &TestApp) {
 
 #[test]
 fn the_version_says_the_build_has_tls() {
-    let output = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .arg("--version")
-        .output()
-        .expect("vigil --version");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = vigil_version();
     assert!(stdout.contains("(TLS to PostgreSQL and Redis)"), "{stdout}");
 }
 
@@ -128,17 +123,15 @@ async fn a_redis_server_whose_certificate_the_ca_file_did_not_sign_is_refused_an
     assert_eq!(ready["broker"], "reconnecting", "{ready}");
 }
 
-/// Runs `vigil <command>` on `database_url` to its end (at most a minute).
-fn vigil(command: &str, database_url: &str) -> std::process::Output {
-    Command::new("timeout")
-        .args(["60", env!("CARGO_BIN_EXE_vigil"), command])
-        .env_clear()
-        .env("DATABASE_URL", database_url)
-        .env("VIGIL_JWT_SECRET", SECRET)
-        .env("VIGIL_BIND", "127.0.0.1:0")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run vigil")
+/// Runs `vigil <command>` on `database_url` to its end (at most a minute); returns its
+/// exit status and stderr.
+fn vigil(command: &str, database_url: &str) -> (std::process::ExitStatus, String) {
+    let settings = [
+        ("DATABASE_URL", database_url),
+        ("VIGIL_JWT_SECRET", SECRET),
+        ("VIGIL_BIND", "127.0.0.1:0"),
+    ];
+    vigil_exit(&[command], &settings, Duration::from_secs(60), command)
 }
 
 #[actix_web::test]
@@ -147,26 +140,17 @@ async fn a_postgres_server_whose_certificate_sslrootcert_did_not_sign_is_refused
     let pg = OwnPostgres::start_tls(&certificate);
     let stranger = TestCertificate::new();
     for command in ["migrate", "serve"] {
-        let output = vigil(command, &verified_url(&pg, &stranger));
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        // 124 would be `timeout`'s: still running a minute on.
-        assert!(
-            !output.status.success() && output.status.code() != Some(124),
-            "{command}: {:?} {stderr}",
-            output.status
-        );
+        // Still running a minute on would fail `vigil_exit` itself.
+        let (status, stderr) = vigil(command, &verified_url(&pg, &stranger));
+        assert!(!status.success(), "{command}: {status:?} {stderr}");
         assert!(
             stderr.contains("certificate verify failed"),
             "{command}: {stderr}"
         );
     }
     // The right authority is all it takes, and the log says the link is encrypted.
-    let output = vigil("migrate", &verified_url(&pg, &certificate));
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (status, stderr) = vigil("migrate", &verified_url(&pg, &certificate));
+    assert!(status.success(), "{stderr}");
     let served = Served::start_on_database("info", &verified_url(&pg, &certificate));
     served
         .line_with(&["INFO", "PostgreSQL at 127.0.0.1, over TLS"])
