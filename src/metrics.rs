@@ -50,6 +50,10 @@ pub struct Metrics {
     sqlite_wal: Option<(PathBuf, IntGauge)>,
     /// `vigil_broker_connected`, with Redis only.
     broker_connected: Option<IntGauge>,
+    /// Redis connections that could not be made or were lost, by the task that holds them
+    /// (`publisher`, `subscriber`); exported with Redis only. The log says a lasting
+    /// outage once every 30 s, so this is what tells it goes on, and how hard it retries.
+    pub broker_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -163,6 +167,16 @@ impl Metrics {
         ] {
             ws_frames.with_label_values(&[frame]);
         }
+        let broker_failures = IntCounterVec::new(
+            Opts::new(
+                "broker_failures_total",
+                "Redis connections that could not be made or were lost, by task (publisher, subscriber)",
+            ),
+            &["task"],
+        )?;
+        for task in ["publisher", "subscriber"] {
+            broker_failures.with_label_values(&[task]);
+        }
         for cause in [
             "locked",
             "full",
@@ -191,6 +205,7 @@ impl Metrics {
             delivery_seconds,
             sqlite_wal: None,
             broker_connected: None,
+            broker_failures,
         })
     }
 
@@ -205,14 +220,17 @@ impl Metrics {
         Ok(())
     }
 
-    /// Exports `vigil_broker_connected` (with Redis): an outage showed only in the log
-    /// and `/readyz`'s body, which stays 200 while this instance serves its own clients.
+    /// Exports `vigil_broker_connected` and `vigil_broker_failures_total` (with Redis): an
+    /// outage showed only in the log and `/readyz`'s body, which stays 200 while this
+    /// instance serves its own clients.
     pub fn watch_broker(&mut self) -> Result<(), prometheus::Error> {
         let gauge = IntGauge::new(
             "broker_connected",
             "1 while this instance is subscribed to Redis and Redis answers its publisher, else 0",
         )?;
         self.registry.register(Box::new(gauge.clone()))?;
+        self.registry
+            .register(Box::new(self.broker_failures.clone()))?;
         self.broker_connected = Some(gauge);
         Ok(())
     }

@@ -203,6 +203,7 @@ impl Application {
                     config.redis_ca_pem.as_deref(),
                     &deployment_id,
                     manager.clone(),
+                    &metrics.broker_failures,
                 )
                 .map_err(|e| StartupError::Redis(e.to_string()))?;
                 let link = redis.link();

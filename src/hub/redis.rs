@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use actix::Addr;
 use futures_util::StreamExt;
+use prometheus::{IntCounter, IntCounterVec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -18,6 +19,7 @@ use super::event::{CareTeamChange, StoredEvent};
 use super::manager::AlertConnectionManager;
 use super::messages::{Announced, CareTeamAnnounced};
 use super::{Broker, InProcessBroker};
+use crate::log_throttle::Throttle;
 
 /// The Redis channel of one deployment: instances of the same database share it; other
 /// deployments on the same Redis server use their own.
@@ -135,12 +137,14 @@ pub fn client(url: &str, ca_pem: Option<&[u8]>) -> redis::RedisResult<redis::Cli
 }
 
 impl RedisBroker {
-    /// Starts the publisher and subscriber tasks on the current actix runtime.
+    /// Starts the publisher and subscriber tasks on the current actix runtime; each
+    /// counts its failed or lost connections in `failures` under its name.
     pub fn start(
         url: &str,
         ca_pem: Option<&[u8]>,
         deployment_id: &str,
         manager: Addr<AlertConnectionManager>,
+        failures: &IntCounterVec,
     ) -> Result<Self, redis::RedisError> {
         let client = client(url, ca_pem)?;
         crate::link_security::redis_link(client.get_connection_info()).report();
@@ -152,6 +156,7 @@ impl RedisBroker {
             channel.clone(),
             inbox,
             Arc::clone(&reachable),
+            LinkFailures::new(failures.with_label_values(&["publisher"])),
         ));
         let subscribed = Arc::new(AtomicBool::new(false));
         let instance = uuid::Uuid::now_v7().to_string();
@@ -161,6 +166,7 @@ impl RedisBroker {
             manager.clone(),
             Arc::clone(&subscribed),
             instance.clone(),
+            LinkFailures::new(failures.with_label_values(&["subscriber"])),
         ));
         Ok(Self {
             local: InProcessBroker::new(manager),
@@ -224,12 +230,52 @@ const REDIS_ANSWER: Duration = Duration::from_secs(2);
 /// went deaf without a sign, readiness said "connected", and other instances' events came
 /// only through the event-log poll.
 const REDIS_LIVENESS: Duration = Duration::from_secs(5);
+/// How often a lasting Redis failure is said again. With the backoff capped at 4 s, the
+/// publisher and the subscriber each logged a warning every 4 s for as long as Redis was
+/// gone (an audit: a refused certificate, 1,800 lines an hour), burying everything else.
+const FAILURE_SAID_EVERY: Duration = Duration::from_secs(30);
+
+/// One task's failed and lost connections: each is counted (`vigil_broker_failures_total`),
+/// the first of an outage is said at once, and while it lasts at most every
+/// [`FAILURE_SAID_EVERY`].
+struct LinkFailures {
+    count: IntCounter,
+    said: Throttle,
+}
+
+impl LinkFailures {
+    fn new(count: IntCounter) -> Self {
+        LinkFailures {
+            count,
+            said: Throttle::new(FAILURE_SAID_EVERY),
+        }
+    }
+
+    /// Counts a failure, and says `what` (built only if it is said) when due.
+    fn failed(&self, what: impl FnOnce() -> String) {
+        self.count.inc();
+        if self.said.due() {
+            log::warn!(
+                "{} (said again in {} s if it lasts)",
+                what(),
+                FAILURE_SAID_EVERY.as_secs()
+            );
+        }
+    }
+
+    /// A connection was made: the outage, if one was said, is over, and the next
+    /// failure is said at once. `true` when one had been said.
+    fn recovered(&self) -> bool {
+        self.said.clear()
+    }
+}
 
 async fn publisher(
     client: redis::Client,
     channel: String,
     mut inbox: mpsc::Receiver<String>,
     reachable: Arc<AtomicBool>,
+    failures: LinkFailures,
 ) {
     let mut backoff = Backoff::default();
     'connect: loop {
@@ -247,17 +293,22 @@ async fn publisher(
         {
             Ok(Ok(conn)) => {
                 backoff.reset();
+                if failures.recovered() {
+                    log::info!("redis publisher connected again");
+                }
                 conn
             }
             Ok(Err(e)) => {
                 reachable.store(false, Ordering::Relaxed);
-                log::warn!("redis publisher cannot connect: {e}");
+                failures.failed(|| format!("redis publisher cannot connect: {e}"));
                 backoff.wait().await;
                 continue;
             }
             Err(_) => {
                 reachable.store(false, Ordering::Relaxed);
-                log::warn!("redis publisher cannot connect: no answer within {REDIS_ANSWER:?}");
+                failures.failed(|| {
+                    format!("redis publisher cannot connect: no answer within {REDIS_ANSWER:?}")
+                });
                 backoff.wait().await;
                 continue;
             }
@@ -286,7 +337,7 @@ async fn publisher(
             // What was being published is lost for Redis; the other instances' event-log
             // poll delivers it.
             reachable.store(false, Ordering::Relaxed);
-            log::warn!("redis publisher: {failure}; reconnecting");
+            failures.failed(|| format!("redis publisher: {failure}; reconnecting"));
             backoff.wait().await;
             continue 'connect;
         }
@@ -299,18 +350,23 @@ async fn subscriber(
     manager: Addr<AlertConnectionManager>,
     subscribed: Arc<AtomicBool>,
     instance: String,
+    failures: LinkFailures,
 ) {
     let mut backoff = Backoff::default();
     loop {
         let (mut sink, mut messages) = match subscribe(&client, &channel).await {
             Ok(parts) => parts,
             Err(cause) => {
-                log::warn!("redis subscriber cannot connect: {cause}");
+                failures.failed(|| format!("redis subscriber cannot connect: {cause}"));
                 backoff.wait().await;
                 continue;
             }
         };
-        log::info!("redis subscriber connected");
+        if failures.recovered() {
+            log::info!("redis subscriber connected again");
+        } else {
+            log::info!("redis subscriber connected");
+        }
         subscribed.store(true, Ordering::Relaxed);
         backoff.reset();
         let lost = loop {
@@ -327,7 +383,7 @@ async fn subscriber(
             }
         };
         subscribed.store(false, Ordering::Relaxed);
-        log::warn!("redis subscription lost ({lost}); reconnecting");
+        failures.failed(|| format!("redis subscription lost ({lost}); reconnecting"));
         backoff.wait().await;
     }
 }

@@ -1037,6 +1037,80 @@ async fn a_redis_server_refusing_connections_is_logged_as_refusing_them() {
         .await;
 }
 
+/// How many failed or lost connections `task` (`publisher`, `subscriber`) has counted.
+async fn broker_failures(served: &crate::binary::Served, task: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", served.url))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    metric_sample(&text, "vigil_broker_failures_total", &[("task", task)])
+        .expect("vigil_broker_failures_total for each task")
+}
+
+/// The warnings so far from `task`'s link to Redis.
+fn redis_warnings(served: &crate::binary::Served, task: &str) -> Vec<String> {
+    let prefix = match task {
+        "publisher" => "redis publisher",
+        _ => "redis subscri",
+    };
+    served
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains("WARN") && line.contains(prefix))
+        .collect()
+}
+
+/// With Redis gone, the publisher and the subscriber each logged a warning every backoff
+/// round (4 s apart at most) for as long as the outage lasted: 1,800 lines an hour. Each
+/// now says it once, then at most every 30 s, while `vigil_broker_failures_total` counts
+/// every attempt; once Redis is back, that is said, and a new outage is said at once.
+#[actix_web::test]
+async fn a_lasting_redis_outage_is_said_once_per_task_and_every_attempt_is_counted() {
+    let mut redis = OwnRedis::start();
+    let served = crate::binary::Served::start_with("info", &[("VIGIL_REDIS_URL", &redis.url())]);
+    served.line_with(&["redis subscriber connected"]).await;
+    redis.stop();
+    // The publisher finds out at its next command: this alert's PUBLISH (or its idle PING).
+    let raised = reqwest::Client::new()
+        .post(format!("{}/api/v1/alerts", served.url))
+        .bearer_auth(service())
+        .json(&alert_body("p1", "high"))
+        .send()
+        .await
+        .expect("POST /api/v1/alerts");
+    assert_eq!(raised.status(), 201, "an alert is stored without Redis");
+    // Three failures each: the loss, then the backoff's first rounds (0.25 and 0.5 s).
+    for task in ["publisher", "subscriber"] {
+        eventually(&format!("three failures counted by the {task}"), || async {
+            (broker_failures(&served, task).await >= 3.0).then_some(())
+        })
+        .await;
+    }
+    for task in ["publisher", "subscriber"] {
+        let said = redis_warnings(&served, task);
+        assert_eq!(said.len(), 1, "the {task}'s outage said once: {said:#?}");
+        assert!(
+            said[0].contains("(said again in 30 s if it lasts)"),
+            "{said:#?}"
+        );
+    }
+
+    redis.resume();
+    served
+        .line_with(&["INFO", "redis subscriber connected again"])
+        .await;
+    served
+        .line_with(&["INFO", "redis publisher connected again"])
+        .await;
+    redis.stop();
+    eventually("a new outage said at once", || async {
+        (redis_warnings(&served, "subscriber").len() == 2).then_some(())
+    })
+    .await;
+}
+
 /// Redis on another host over plain TCP carries every alert across the network in the
 /// clear: the start-up log warns (the address is TEST-NET-1, never reached).
 #[actix_web::test]

@@ -124,6 +124,14 @@ async fn metrics_show_the_sqlite_write_ahead_log_length_on_sqlite_only() {
     let text = app.metrics_text().await;
     // Without Redis there is no broker to be connected to.
     assert_eq!(metric_sample(&text, "vigil_broker_connected", &[]), None);
+    assert_eq!(
+        metric_sample(
+            &text,
+            "vigil_broker_failures_total",
+            &[("task", "publisher")]
+        ),
+        None
+    );
     let sample = metric_sample(&text, "vigil_sqlite_wal_bytes", &[]);
     let wal = (!app.database_url.starts_with("postgres"))
         .then(|| format!("{}-wal", app.database_url.trim_start_matches("sqlite://")));
