@@ -74,6 +74,8 @@ pub struct Application {
     port: u16,
     server: Server,
     stopper: Stopper,
+    /// For the write-ahead log's last checkpoint once the server has stopped.
+    writer: db::Writer,
 }
 
 /// Stops an application gracefully: streams get their final frame, in-flight requests
@@ -250,6 +252,7 @@ impl Application {
             None => log::info!("event log: events kept for ever (VIGIL_EVENT_RETENTION_DAYS=0)"),
         }
         let issued = events::IssuedIds::starting_at(head);
+        let last_writer = writer.clone();
         let state = web::Data::new(AppState {
             config: Arc::new(config),
             pool,
@@ -339,6 +342,7 @@ impl Application {
             port,
             server,
             stopper,
+            writer: last_writer,
         })
     }
 
@@ -355,6 +359,8 @@ impl Application {
     /// Serves until stopped; SIGINT/SIGTERM/SIGHUP stop gracefully, and a second one
     /// at once (an operator pressing Ctrl-C again does not want to wait out a stalled
     /// upload for the 10 s grace).
+    /// A graceful stop ends with SQLite's write-ahead log copied into the
+    /// database file, so the file alone can be copied as a backup.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         let stopper = self.stopper.clone();
         actix_web::rt::spawn(async move {
@@ -369,7 +375,9 @@ impl Application {
             log::warn!("second shutdown signal: exiting without waiting for requests in flight");
             std::process::exit(FORCED_EXIT);
         });
-        self.server.await
+        self.server.await?;
+        self.writer.fold_log_at_stop().await;
+        Ok(())
     }
 
     /// Serves until stopped, without installing signal handlers (tests).

@@ -143,6 +143,63 @@ async fn every_alert_answered_201_while_the_server_stops_is_in_the_database() {
     );
 }
 
+/// A clean stop left the last commits in `vigil.db-wal` only (the checkpointer copies the
+/// log every 0.5 s and never empties it): a copy of `vigil.db` taken after the stop, as a
+/// backup is, missed them (an audit: 28 of 50 alerts). The log is now copied into the file
+/// and emptied as the server stops.
+#[actix_web::test]
+async fn after_a_clean_stop_the_database_file_alone_holds_every_alert() {
+    use diesel::{Connection, RunQueryDsl};
+
+    let mut served = crate::binary::Served::start_on_sqlite("info");
+    let client = reqwest::Client::new();
+    let mut raised = Vec::new();
+    for n in 0..20 {
+        let resp = client
+            .post(format!("{}/api/v1/alerts", served.url))
+            .bearer_auth(service())
+            .json(&alert_body(&format!("backup-{n}"), "high"))
+            .send()
+            .await
+            .expect("POST /api/v1/alerts");
+        assert_eq!(resp.status(), 201);
+        let alert: Value = resp.json().await.expect("alert JSON");
+        raised.push(alert["id"].as_str().expect("id").to_owned());
+    }
+    let status = served.signal_and_wait("-TERM");
+    assert!(status.success(), "exit status {status:?}");
+    let file = std::path::PathBuf::from(served.database_url.trim_start_matches("sqlite://"));
+    let wal = std::fs::metadata(format!("{}-wal", file.display())).map_or(0, |m| m.len());
+    assert_eq!(wal, 0, "the write-ahead log is empty after a clean stop");
+
+    let backup = tempfile::tempdir().expect("tempdir");
+    let copy = backup.path().join("vigil.db");
+    std::fs::copy(&file, &copy).expect("copy the database file alone");
+    let mut conn =
+        diesel::SqliteConnection::establish(&copy.display().to_string()).expect("open the copy");
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    let kept: Vec<String> = diesel::sql_query("SELECT id FROM alerts ORDER BY seq")
+        .load::<Id>(&mut conn)
+        .expect("alerts in the copy")
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    assert_eq!(
+        kept, raised,
+        "every alert answered 201 is in the file alone"
+    );
+    served
+        .line_with(&[
+            "INFO",
+            "write-ahead log copied into the database file and emptied",
+        ])
+        .await;
+}
+
 /// SIGHUP (a closed terminal, `vigil serve &` included) killed the process at once: no
 /// stream got its end. It stops like SIGTERM: streams end, exit status 0.
 #[actix_web::test]

@@ -84,6 +84,20 @@ fn checkpoint(conn: &mut AnyConnection) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Copies the whole log into the database file and empties it (`TRUNCATE`), waiting
+/// for the connection's busy timeout; `false` when another connection's read or write
+/// kept it from finishing.
+pub(super) fn fold_and_empty(conn: &mut AnyConnection) -> diesel::QueryResult<bool> {
+    #[derive(diesel::QueryableByName)]
+    struct Checkpointed {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        busy: i32,
+    }
+    let row =
+        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result::<Checkpointed>(conn)?;
+    Ok(row.busy == 0)
+}
+
 /// Checkpoints every [`CHECKPOINT_EVERY`], or at once when the writer asks; ends when
 /// the writer does.
 pub(super) fn checkpoint_loop(pool: &DbPool, pokes: &mpsc::Receiver<()>, copied: &AtomicBool) {
