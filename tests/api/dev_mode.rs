@@ -209,6 +209,35 @@ fn watch_with_a_url_that_cannot_work_exits_at_once_naming_the_flag() {
     }
 }
 
+/// The README's `$API` (`…/api/v1`) given as the base URL: every request was answered
+/// 404, and `watch` said only "no such resource".
+#[test]
+fn watch_given_the_api_prefix_names_the_base_url_to_give() {
+    for (url, base) in [
+        ("http://127.0.0.1:1/api/v1", "http://127.0.0.1:1"),
+        ("http://127.0.0.1:1/api/v1/", "http://127.0.0.1:1"),
+        ("http://127.0.0.1:1/api", "http://127.0.0.1:1"),
+        (
+            "http://127.0.0.1:1/vigil/api/v1",
+            "http://127.0.0.1:1/vigil",
+        ),
+    ] {
+        let (status, stderr) = vigil_exit(
+            &["watch", "--url", url, "--token", "t"],
+            &[],
+            Duration::from_secs(30),
+            "vigil watch given the API prefix",
+        );
+        assert!(!status.success(), "{url}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "--url: expected the server's base URL, without /api/v1: {base} "
+            )),
+            "{url}: {stderr}"
+        );
+    }
+}
+
 /// `println!` panicked on a closed stdout: `vigil serve --dev | grep -m1 token` stopped
 /// the server it had just started (exit 101) once grep had its line, and `vigil token |
 /// true` exited 101 with a panic. The banner is now lost alone, with a warning, and the

@@ -21,6 +21,21 @@ fn the_version_says_the_build_has_no_tls_and_how_to_get_it() {
     );
 }
 
+/// `watch` given an `https://` server retried for ever, saying only "scheme is not
+/// http": this build's HTTP client has no TLS.
+#[test]
+fn watch_given_an_https_server_stops_at_once_naming_the_feature() {
+    for url in ["https://127.0.0.1:1", "HTTPS://vigil.example.org/"] {
+        let (ok, stderr) = vigil(&["watch", "--url", url, "--token", "t"], &[]);
+        assert!(!ok, "{url}: {stderr}");
+        assert!(
+            stderr.contains("--url: this build of vigil has no TLS")
+                && stderr.contains("--features tls"),
+            "{url}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn a_tls_setting_stops_serve_and_migrate_naming_the_feature() {
     let dir = tempfile::tempdir().expect("tempdir");

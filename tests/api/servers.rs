@@ -435,3 +435,78 @@ impl SilentCutProxy {
         self.cut.send_modify(|generation| *generation += 1);
     }
 }
+
+#[cfg(feature = "tls")]
+/// Python's TLS terminating proxy: what nginx in front of Vigil does, in a few lines of a
+/// language every test machine has.
+const TLS_PROXY: &str = r#"
+import asyncio, ssl, sys
+cert, key, target, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(cert, key)
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except Exception:
+        pass
+    finally:
+        writer.close()
+async def handle(client_reader, client_writer):
+    try:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target)
+    except OSError:
+        client_writer.close()
+        return
+    await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", port, ssl=context)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+"#;
+
+#[cfg(feature = "tls")]
+/// HTTPS in front of a local HTTP server, with `certificate`: Vigil behind a TLS
+/// terminating proxy, as deployment.md puts it. Killed when dropped.
+pub struct TlsProxy {
+    /// Port (HTTPS).
+    pub port: u16,
+    child: Child,
+}
+
+#[cfg(feature = "tls")]
+impl TlsProxy {
+    /// Listens on a free port and forwards every connection to `127.0.0.1:target`.
+    pub fn start(certificate: &TestCertificate, target: u16) -> Self {
+        use std::io::BufRead;
+
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(TLS_PROXY)
+            .arg(&certificate.cert)
+            .arg(&certificate.key)
+            .args([target.to_string(), port.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut ready = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut ready)
+            .expect("the proxy's first line");
+        assert_eq!(ready.trim(), "ready", "the TLS proxy did not start");
+        TlsProxy { port, child }
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

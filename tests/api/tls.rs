@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::binary::Served;
 use crate::helpers::*;
-use crate::servers::{OwnPostgres, OwnRedis, TestCertificate};
+use crate::servers::{OwnPostgres, OwnRedis, TestCertificate, TlsProxy};
+use crate::watch::{Watcher, short};
 
 /// `pg`'s `postgres` database over TLS, checked against `authority`.
 fn verified_url(pg: &OwnPostgres, authority: &TestCertificate) -> String {
@@ -155,4 +156,34 @@ async fn a_postgres_server_whose_certificate_sslrootcert_did_not_sign_is_refused
     served
         .line_with(&["INFO", "PostgreSQL at 127.0.0.1, over TLS"])
         .await;
+}
+
+/// `vigil watch` could not reach an `https://` server in any build (its HTTP client had
+/// no TLS): behind the TLS proxy deployment.md describes, a nurse at a terminal saw
+/// nothing. The TLS build reaches it, trusting the authorities OpenSSL is told of
+/// (`SSL_CERT_FILE`), and refuses a certificate nobody vouched for.
+#[actix_web::test]
+async fn watch_follows_a_server_behind_https_and_refuses_an_unknown_certificate() {
+    let certificate = TestCertificate::new();
+    let app = spawn_app().await;
+    let target = app
+        .address
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .expect("the app's port");
+    let proxy = TlsProxy::start(&certificate, target);
+    let url = format!("https://localhost:{}", proxy.port);
+    let trusted = certificate.cert.to_str().expect("path");
+
+    let watch = Watcher::start_with(&url, &admin(), &[("SSL_CERT_FILE", trusted)]);
+    watch.says("connected as root").await;
+    let alert = app.raise("p-https", "critical").await;
+    let line = watch.says(&short(&alert)).await;
+    assert!(line.contains("p-https"), "{line}");
+
+    let stranger = TestCertificate::new();
+    let untrusted = stranger.cert.to_str().expect("path");
+    let refused = Watcher::start_with(&url, &admin(), &[("SSL_CERT_FILE", untrusted)]);
+    let complaint = refused.complains("cannot connect").await;
+    assert!(complaint.contains("certificate"), "{complaint}");
 }

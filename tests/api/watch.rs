@@ -19,7 +19,7 @@ use crate::servers::free_port;
 const WATCH_WAIT: Duration = Duration::from_secs(40);
 
 /// A running `vigil watch`; killed when dropped.
-struct Watcher {
+pub struct Watcher {
     child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
@@ -45,8 +45,14 @@ fn collect(from: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>>
 
 impl Watcher {
     /// `vigil watch --url url --token token`, output collected.
-    fn start(url: &str, token: &str) -> Watcher {
+    pub fn start(url: &str, token: &str) -> Watcher {
+        Watcher::start_with(url, token, &[])
+    }
+
+    /// [`Watcher::start`] with `settings` in its environment.
+    pub fn start_with(url: &str, token: &str, settings: &[(&str, &str)]) -> Watcher {
         let mut child = Watcher::command(url, token)
+            .envs(settings.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .expect("start vigil watch");
@@ -71,12 +77,12 @@ impl Watcher {
     }
 
     /// Waits for a stdout line containing `part`.
-    async fn says(&self, part: &str) -> String {
+    pub async fn says(&self, part: &str) -> String {
         self.line_in(&self.stdout, part, "stdout").await
     }
 
     /// Waits for a stderr line containing `part`.
-    async fn complains(&self, part: &str) -> String {
+    pub async fn complains(&self, part: &str) -> String {
         self.line_in(&self.stderr, part, "stderr").await
     }
 
@@ -107,7 +113,7 @@ impl Watcher {
 }
 
 /// The short id `watch` prints for an alert (the last 8 characters of its id).
-fn short(alert: &serde_json::Value) -> String {
+pub fn short(alert: &serde_json::Value) -> String {
     let id = alert["id"].as_str().expect("id");
     id[id.len() - 8..].to_owned()
 }

@@ -45,27 +45,57 @@ pub enum WatchError {
 
 type Known = Arc<Mutex<HashMap<String, String>>>;
 
+/// A URL that cannot work never will: said now, instead of at every retry for ever.
+/// `base` is `given` without its trailing slashes.
+fn check_base_url(given: &str, base: &str) -> Result<(), WatchError> {
+    let refused = |why: String| Err(WatchError::Refused(format!("--url: {why} (got {given:?})")));
+    let url = match reqwest::Url::parse(base) {
+        // Paths are appended to it: a query string or fragment would swallow them.
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && url.has_host()
+                && url.query().is_none()
+                && url.fragment().is_none() =>
+        {
+            url
+        }
+        Ok(_) | Err(_) => {
+            return refused(
+                "expected the server's base URL, e.g. http://127.0.0.1:8080".to_owned(),
+            );
+        }
+    };
+    // Without TLS the client says only "scheme is not http".
+    if url.scheme() == "https" && !cfg!(feature = "tls") {
+        return refused(
+            "this build of vigil has no TLS; build it with `cargo build --release --features \
+             tls` (docs/deployment.md), or give the server's plain http:// address"
+                .to_owned(),
+        );
+    }
+    // The README's `$API` (…/api/v1) given for the base: every request then answered 404.
+    let path = url.path().trim_end_matches('/');
+    if let Some(server) = path
+        .strip_suffix("/api/v1")
+        .or_else(|| path.strip_suffix("/api"))
+    {
+        let mut suggested = url.clone();
+        suggested.set_path(server);
+        return refused(format!(
+            "expected the server's base URL, without /api/v1: {}",
+            suggested.as_str().trim_end_matches('/')
+        ));
+    }
+    Ok(())
+}
+
 /// Streams until interrupted or refused.
 pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .build()?;
     let base = args.url.trim_end_matches('/').to_owned();
-    // A URL that cannot work never will: say so now instead of retrying forever.
-    match reqwest::Url::parse(&base) {
-        // Paths are appended to it: a query string or fragment would swallow them.
-        Ok(url)
-            if matches!(url.scheme(), "http" | "https")
-                && url.has_host()
-                && url.query().is_none()
-                && url.fragment().is_none() => {}
-        Ok(_) | Err(_) => {
-            return Err(WatchError::Refused(format!(
-                "--url: expected the server's base URL, e.g. http://127.0.0.1:8080 (got {:?})",
-                args.url
-            )));
-        }
-    }
+    check_base_url(&args.url, &base)?;
     let known: Known = Arc::default();
     // Colours only for a person at a terminal: not into a file or a pipe, and not when
     // NO_COLOR (no-color.org) is set.
