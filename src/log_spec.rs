@@ -22,11 +22,32 @@ pub fn problem(spec: &str) -> Option<String> {
         return Some(e.to_string());
     }
     // What follows a `/` is a regular expression on the message; the directives precede it.
-    directives
-        .split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .find_map(directive_problem)
+    let bare_words = || {
+        directives
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+    };
+    if let Some(problem) = bare_words().find_map(directive_problem) {
+        return Some(problem);
+    }
+    // A bare word far from any level (`verbose`, `all`) is a module too, and with no level
+    // named for the rest, Vigil's own lines (start-up, access, audit) all went unsaid.
+    // One of Vigil's own modules (`vigil::hub`) is taken as meant.
+    let own_module = |d: &str| d.split("::").next() == Some(env!("CARGO_CRATE_NAME"));
+    let module = bare_words().find(|d| !d.contains('=') && !is_level(d) && !own_module(d))?;
+    let own = log::Metadata::builder()
+        .target(env!("CARGO_CRATE_NAME"))
+        .level(log::Level::Error)
+        .build();
+    let filter = env_filter::Builder::new().parse(spec).build();
+    (!filter.enabled(&own)).then(|| {
+        format!(
+            "`{module}` is read as a module name, and with no level for the rest it turns off \
+             every line of Vigil's own; name a level (off, error, warn, info, debug, trace), or \
+             one beside it: `info,{module}=debug`"
+        )
+    })
 }
 
 fn directive_problem(directive: &str) -> Option<String> {
@@ -68,9 +89,13 @@ fn near_level(word: &str) -> Option<&'static str> {
     if word == "warning" {
         return Some("warn");
     }
+    // The nearest: `inf` is one edit from `info` but two from `off`.
     LEVELS
         .into_iter()
-        .find(|level| strsim::levenshtein(&word, level) <= 2)
+        .map(|level| (strsim::levenshtein(&word, level), level))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, level)| level)
 }
 
 #[cfg(test)]
@@ -88,6 +113,9 @@ mod tests {
             "info,",
             "info/alert raised",
             "off",
+            "vigil::hub",
+            "info,actix_web",
+            "actix_web,vigil=info",
         ] {
             assert_eq!(problem(spec), None, "{spec}");
         }
@@ -104,6 +132,9 @@ mod tests {
             ("warning", "did you mean `warn`"),
             ("Debgu", "did you mean `debug`"),
             ("vigil,eror", "did you mean `error`"),
+            ("inf", "did you mean `info`"),
+            ("verbose", "turns off every line of Vigil's own"),
+            ("actix_web", "`info,actix_web=debug`"),
             ("[[[", "not a module path"),
             ("=", "names no module"),
             ("info,,=", "names no module"),

@@ -298,6 +298,8 @@ fn a_log_filter_that_does_not_parse_stops_serve_naming_rust_log() {
         ("vigil=[[[", "RUST_LOG: error parsing logger filter"),
         ("", "RUST_LOG: empty"),
         ("infoo", "RUST_LOG: `infoo` would be read as a module name"),
+        ("inf", "did you mean `info`?"),
+        ("verbose", "RUST_LOG: `verbose` is read as a module name"),
     ] {
         let (status, stderr) = vigil_exit(
             &["serve"],
