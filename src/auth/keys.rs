@@ -219,6 +219,16 @@ impl Signer {
         algorithm: jsonwebtoken::Algorithm,
         pem: &[u8],
     ) -> Result<Self, TokenError> {
+        // jsonwebtoken loads a public key here without a word, and signing then fails
+        // with an ASN.1 error naming neither the file nor the mix-up.
+        if String::from_utf8_lossy(pem).contains("PUBLIC KEY-----") {
+            return Err(TokenError::Key(
+                "this is a public key; signing needs the private key of the pair (BEGIN \
+                 PRIVATE KEY), whose public key the server is given in \
+                 VIGIL_JWT_PUBLIC_KEY_FILE (docs/deployment.md)"
+                    .to_owned(),
+            ));
+        }
         let key = match algorithm {
             jsonwebtoken::Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
             _ => EncodingKey::from_rsa_pem(pem),
@@ -247,6 +257,25 @@ mod tests {
     /// to convert it. No key material is kept in the code.
     const SEC1_KEY: &str =
         "-----BEGIN EC PRIVATE KEY-----\nbm90IGEga2V5\n-----END EC PRIVATE KEY-----\n";
+
+    /// A public key given to sign with was loaded, and signing failed with "ASN.1
+    /// INTEGER not canonically encoded as DER" (an outside audit).
+    #[test]
+    fn a_public_key_given_to_sign_with_is_refused_as_such() {
+        for (algorithm, label) in [
+            (jsonwebtoken::Algorithm::RS256, "PUBLIC KEY"),
+            (jsonwebtoken::Algorithm::RS256, "RSA PUBLIC KEY"),
+            (jsonwebtoken::Algorithm::ES256, "PUBLIC KEY"),
+        ] {
+            let pem = format!("-----BEGIN {label}-----\nbm90IGEga2V5\n-----END {label}-----\n");
+            let refused = Signer::from_private_pem(algorithm, pem.as_bytes());
+            assert!(
+                matches!(&refused, Err(TokenError::Key(m)) if m.contains("this is a public key")),
+                "{label}: {:?}",
+                refused.err()
+            );
+        }
+    }
 
     #[test]
     fn an_ec_key_in_sec1_form_is_refused_with_the_command_that_converts_it() {
