@@ -116,7 +116,9 @@ pub async fn open_database(
                 e.to_string()
             } else {
                 let path = pool::sqlite_path(&config.url);
-                format!("{e} ({path}{})", sqlite_open_hint(path))
+                let error = e.to_string();
+                let hint = sqlite_open_hint(path, &error);
+                format!("{error} ({path}{hint})")
             })
         })?;
         let pool = pool::build_pool(&config).map_err(|e| StartupError::Database(e.to_string()))?;
@@ -388,7 +390,12 @@ impl Application {
 
 /// Why SQLite may not have opened `path`, which its own message does not say: a missing
 /// directory and one the server may not write in read alike.
-fn sqlite_open_hint(path: &str) -> &'static str {
+fn sqlite_open_hint(path: &str, error: &str) -> &'static str {
+    // SQLite's own words are enough there; a hint on permissions would mislead.
+    if error.contains("file is not a database") {
+        return ": a file that is not an SQLite database; DATABASE_URL must name Vigil's \
+                database, or a path where none exists yet";
+    }
     let path = std::path::Path::new(path);
     let directory = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,

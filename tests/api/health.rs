@@ -398,6 +398,25 @@ fn a_database_that_cannot_be_opened_stops_serve_and_migrate_naming_database_url(
     );
     assert!(!status.success(), "{stderr}");
     assert!(stderr.contains("it is a directory"), "{stderr}");
+    // A file that is not SQLite's was told to check the directory's permissions.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, [0x5a_u8; 4096]).expect("write junk");
+    let database_url = format!("sqlite://{}", junk.display());
+    for command in ["serve", "migrate"] {
+        let (status, stderr) = vigil_exit(
+            &[command],
+            &exit_env(&database_url),
+            Duration::from_secs(60),
+            "vigil with a file that is not a database",
+        );
+        assert!(!status.success(), "{command}: {stderr}");
+        assert!(
+            stderr.contains("file is not a database")
+                && stderr.contains("a file that is not an SQLite database")
+                && !stderr.contains("check that this user may"),
+            "{command}: {stderr}"
+        );
+    }
 }
 
 /// A rollback onto a database a newer Vigil migrated: this binary does not know its
