@@ -118,6 +118,43 @@ pub fn short(alert: &serde_json::Value) -> String {
     id[id.len() - 8..].to_owned()
 }
 
+/// `--ack` read its first line before the first list had loaded, and answered "no alert
+/// shown with id" for an alert that was about to be shown: a line piped in at start
+/// (`echo "7c7a031d resolved" | vigil watch --ack`) never reached the server. It now waits
+/// for the list.
+#[actix_web::test]
+async fn an_ack_line_given_before_the_list_has_loaded_reaches_the_alert() {
+    use std::io::Write;
+
+    let app = spawn_app().await;
+    let alert = app.raise("p-early", "high").await;
+    let id = alert["id"].as_str().expect("id").to_owned();
+    let mut child = Watcher::command(&app.address, &admin())
+        .arg("--ack")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start vigil watch --ack");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(stdin, "{} resolved seen at once", short(&alert)).expect("type the line");
+    let watcher = Watcher {
+        stderr: collect(child.stderr.take().expect("stderr")),
+        stdout: Arc::default(),
+        child,
+    };
+    eventually("the piped acknowledgment recorded", || async {
+        let now: serde_json::Value = app
+            .get(&format!("/api/v1/alerts/{id}"), &admin())
+            .await
+            .json()
+            .await
+            .ok()?;
+        (now["status"] == "resolved").then_some(())
+    })
+    .await;
+    drop((stdin, watcher));
+}
+
 /// A database replaced under a running `watch` (restored from an old backup, lost, or
 /// a power cut that dropped commits): its last id is ahead of the new head, and the
 /// server says `reset` so that the client reloads. `watch` printed a line and went on

@@ -69,7 +69,18 @@ pub fn resolve_typed_id(typed: &str, known: &HashMap<String, String>) -> Result<
     }
 }
 
-pub(super) async fn ack_loop(client: reqwest::Client, base: String, token: String, known: Known) {
+/// Acknowledges what is typed, once `first_list` says the alerts shown are known: a line
+/// piped in at start (or typed while the list loads) was answered "no alert shown".
+pub(super) async fn ack_loop(
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    known: Known,
+    first_list: tokio::sync::oneshot::Receiver<()>,
+) {
+    if first_list.await.is_err() {
+        return;
+    }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     // Alert id → (status and note, Idempotency-Key) of an acknowledgment that got no
     // answer: the same line typed again reuses the key, so the server records it once.

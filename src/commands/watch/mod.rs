@@ -102,6 +102,9 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
     let colours = !args.no_color
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && std::io::stdout().is_terminal();
+    // Sent once the first list is shown: only then can a typed short id name an alert.
+    let (listed, first_list) = tokio::sync::oneshot::channel::<()>();
+    let mut listed = Some(listed);
     if args.ack {
         status_line(
             "--ack: type an alert's short id (shown after its #seq), optionally a status \
@@ -112,6 +115,7 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
             base.clone(),
             args.token.clone(),
             Arc::clone(&known),
+            first_list,
         ));
     }
     let patients: Vec<(&str, &str)> = args
@@ -128,6 +132,9 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
                 let backlog = unresolved_backlog(&client, &base, &args.token, &patients).await?;
                 print_backlog(&backlog, &mut shown, &known, colours);
                 last_id = Some(backlog.head.to_string());
+                if let Some(listed) = listed.take() {
+                    let _ = listed.send(());
+                }
             }
             let mut request = client
                 .get(format!("{base}/api/v1/alerts/stream"))
@@ -145,7 +152,11 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
                 let event = match tokio::time::timeout(silence, events.next()).await {
                     Ok(Some(Ok(event))) => event,
                     Ok(Some(Err(e))) => return Err(Failure::Retry(broken(&e))),
-                    Ok(None) => return Err(Failure::Retry("stream ended".to_owned())),
+                    Ok(None) => {
+                        return Err(Failure::Retry(
+                            "the server closed the stream (a restart?)".to_owned(),
+                        ));
+                    }
                     // A connection that died without a word (a network dropping packets,
                     // a frozen proxy) shows nothing for ever: no heartbeat is a drop.
                     Err(_) => {
