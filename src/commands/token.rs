@@ -27,6 +27,15 @@ pub fn mint(args: &TokenArgs) -> Result<String, String> {
         }
         None => None,
     };
+    if patient_id.is_some() && role != Role::Patient {
+        // Kept (DESIGN's own example gives a nurse one), but the server scopes only a
+        // patient token by it: a nurse's token is not limited to that patient.
+        log::warn!(
+            "--patient is read for role patient only: a {} token sees the patients of its \
+             care team, not this one alone",
+            role.as_str()
+        );
+    }
     let ttl = parse_ttl(&args.ttl).ok_or("--ttl: expected e.g. 90, 30m, 8h or 2d")?;
     if ttl > MAX_TTL {
         return Err("--ttl: at most 366d; issue short-lived tokens".to_owned());

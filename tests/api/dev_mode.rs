@@ -209,6 +209,40 @@ fn watch_with_a_url_that_cannot_work_exits_at_once_naming_the_flag() {
     }
 }
 
+/// `vigil token --role nurse --patient 456` wrote a `patient_id` claim the server
+/// ignores for every role but `patient`, without a word: the token is minted (DESIGN's
+/// own example gives a nurse one) with a warning that it is not limited to that patient.
+#[test]
+fn a_patient_given_for_another_role_is_minted_with_a_warning() {
+    let secret = [("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef")];
+    let nurse = [
+        "token",
+        "--sub",
+        "alice",
+        "--role",
+        "nurse",
+        "--patient",
+        "456",
+    ];
+    let (status, stderr) = vigil_exit(&nurse, &secret, Duration::from_secs(30), "vigil token");
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--patient is read for role patient only: a nurse token sees the patients of its care team"),
+        "{stderr}"
+    );
+    let patient = [
+        "token",
+        "--sub",
+        "p",
+        "--role",
+        "patient",
+        "--patient",
+        "456",
+    ];
+    let (status, stderr) = vigil_exit(&patient, &secret, Duration::from_secs(30), "vigil token");
+    assert!(status.success() && stderr.is_empty(), "{stderr}");
+}
+
 /// The README's `$API` (`…/api/v1`) given as the base URL: every request was answered
 /// 404, and `watch` said only "no such resource".
 #[test]
