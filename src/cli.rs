@@ -5,6 +5,16 @@ use clap::{Args, Parser, Subcommand};
 
 /// `--version`: the package's, and whether this build can reach PostgreSQL and Redis over
 /// TLS, which an operator must know before pointing it at servers on other hosts.
+/// `VIGIL_WS_SUNSET`'s default; configuration blames the setting of a pair that was
+/// changed when the two disagree.
+pub const WS_SUNSET: &str = "2027-06-30";
+/// `VIGIL_WS_DEPRECATED_SINCE`'s default.
+pub const WS_DEPRECATED_SINCE: &str = "2026-11-23";
+/// `VIGIL_WS_PING_SECS`'s default.
+pub const WS_PING_SECS: &str = "30";
+/// `VIGIL_WS_TIMEOUT_SECS`'s default.
+pub const WS_TIMEOUT_SECS: &str = "60";
+
 const VERSION: &str = if cfg!(feature = "tls") {
     concat!(env!("CARGO_PKG_VERSION"), " (TLS to PostgreSQL and Redis)")
 } else {
@@ -146,21 +156,21 @@ pub struct ServeArgs {
     #[arg(long, env = "VIGIL_WS_MODE", default_value = "on")]
     pub ws_mode: String,
     /// Sunset date announced while `VIGIL_WS_MODE=deprecated` (YYYY-MM-DD).
-    #[arg(long, env = "VIGIL_WS_SUNSET", default_value = "2027-06-30")]
+    #[arg(long, env = "VIGIL_WS_SUNSET", default_value = WS_SUNSET)]
     pub ws_sunset: String,
     /// Date the legacy WebSocket was (or will be) deprecated, sent as the `Deprecation`
     /// header while `VIGIL_WS_MODE=deprecated` (YYYY-MM-DD, not after the sunset).
-    #[arg(long, env = "VIGIL_WS_DEPRECATED_SINCE", default_value = "2026-11-23")]
+    #[arg(long, env = "VIGIL_WS_DEPRECATED_SINCE", default_value = WS_DEPRECATED_SINCE)]
     pub ws_deprecated_since: String,
     /// KiB of missed events a WebSocket resume (`last_event_id`) replays; a longer gap gets
     /// a `reset` frame and the dashboard reloads over HTTP.
     #[arg(long, env = "VIGIL_WS_REPLAY_MAX_KIB", default_value = "1024")]
     pub ws_replay_max_kib: String,
     /// Seconds between WebSocket pings.
-    #[arg(long, env = "VIGIL_WS_PING_SECS", default_value = "30")]
+    #[arg(long, env = "VIGIL_WS_PING_SECS", default_value = WS_PING_SECS)]
     pub ws_ping_secs: String,
     /// Seconds of silence after which a WebSocket session is closed.
-    #[arg(long, env = "VIGIL_WS_TIMEOUT_SECS", default_value = "60")]
+    #[arg(long, env = "VIGIL_WS_TIMEOUT_SECS", default_value = WS_TIMEOUT_SECS)]
     pub ws_timeout_secs: String,
     /// Comma-separated origins allowed for CORS and cookie-authenticated writes.
     #[arg(long, env = "VIGIL_CORS_ORIGINS", default_value = "")]

@@ -204,26 +204,59 @@ impl Config {
                     ConfigError::new("VIGIL_WS_DEPRECATED_SINCE", "expected a date YYYY-MM-DD")
                 })?;
         if config.ws_deprecated_since > config.ws_sunset {
-            return Err(ConfigError::new(
-                "VIGIL_WS_DEPRECATED_SINCE",
-                format!(
-                    "must not be after VIGIL_WS_SUNSET ({}): an interface is deprecated before it goes",
-                    config.ws_sunset
-                ),
-            ));
+            // The one of the pair that was set is at fault: a sunset set before the
+            // default deprecation date blamed the date nobody had touched.
+            return Err(
+                if args.ws_deprecated_since.trim() == crate::cli::WS_DEPRECATED_SINCE
+                    && args.ws_sunset.trim() != crate::cli::WS_SUNSET
+                {
+                    ConfigError::new(
+                        "VIGIL_WS_SUNSET",
+                        format!(
+                            "must not be before VIGIL_WS_DEPRECATED_SINCE ({}, its default): \
+                             an interface is deprecated before it goes; set both",
+                            config.ws_deprecated_since
+                        ),
+                    )
+                } else {
+                    ConfigError::new(
+                        "VIGIL_WS_DEPRECATED_SINCE",
+                        format!(
+                            "must not be after VIGIL_WS_SUNSET ({}): an interface is deprecated before it goes",
+                            config.ws_sunset
+                        ),
+                    )
+                },
+            );
         }
         config.ws_ping = Duration::from_secs(seconds(&args.ws_ping_secs, "VIGIL_WS_PING_SECS")?);
         config.ws_timeout =
             Duration::from_secs(seconds(&args.ws_timeout_secs, "VIGIL_WS_TIMEOUT_SECS")?);
         if config.ws_timeout <= config.ws_ping {
-            return Err(ConfigError::new(
-                "VIGIL_WS_TIMEOUT_SECS",
-                format!(
-                    "must be longer than VIGIL_WS_PING_SECS ({} s), or a quiet, healthy \
-                     session is closed before its first ping",
-                    config.ws_ping.as_secs()
-                ),
-            ));
+            return Err(
+                if args.ws_timeout_secs.trim() == crate::cli::WS_TIMEOUT_SECS
+                    && args.ws_ping_secs.trim() != crate::cli::WS_PING_SECS
+                {
+                    ConfigError::new(
+                        "VIGIL_WS_PING_SECS",
+                        format!(
+                            "must be shorter than VIGIL_WS_TIMEOUT_SECS ({} s, its default), or \
+                             a quiet, healthy session is closed before its first ping; raise \
+                             both",
+                            config.ws_timeout.as_secs()
+                        ),
+                    )
+                } else {
+                    ConfigError::new(
+                        "VIGIL_WS_TIMEOUT_SECS",
+                        format!(
+                            "must be longer than VIGIL_WS_PING_SECS ({} s), or a quiet, healthy \
+                             session is closed before its first ping",
+                            config.ws_ping.as_secs()
+                        ),
+                    )
+                },
+            );
         }
         config.cors_origins = parse_origins(&args.cors_origins)?;
         config.max_streams_per_user = non_zero(

@@ -120,6 +120,16 @@ fn periods_are_at_most_a_day_and_the_websocket_timeout_outlasts_its_ping() {
             "ping {ping}, timeout {timeout}: {error:?}"
         );
     }
+    // Only the ping set, up to the default timeout: the ping is named.
+    let error = serve("60", crate::cli::WS_TIMEOUT_SECS)
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        error.as_deref().is_some_and(|e| e.starts_with(
+            "VIGIL_WS_PING_SECS: must be shorter than VIGIL_WS_TIMEOUT_SECS (60 s, its default)"
+        )),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -258,7 +268,14 @@ fn the_deprecation_date_is_a_date_not_after_the_sunset() {
     );
     assert!(serve("2027-07-01", "2027-06-30").err().is_some_and(|e| {
         e.starts_with("VIGIL_WS_DEPRECATED_SINCE: must not be after VIGIL_WS_SUNSET (2027-06-30)")
-    }),);
+    }),); // Only the sunset set, before the default deprecation date: the sunset is named.
+    assert!(
+        serve(crate::cli::WS_DEPRECATED_SINCE, "2026-01-01")
+            .err()
+            .is_some_and(|e| e.starts_with(
+                "VIGIL_WS_SUNSET: must not be before VIGIL_WS_DEPRECATED_SINCE (2026-11-23, its default)"
+            ))
+    );
 }
 
 /// A blank issuer or audience is "not set", as README says of empty settings: it had
