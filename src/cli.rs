@@ -3,8 +3,6 @@
 
 use clap::{Args, Parser, Subcommand};
 
-/// `--version`: the package's, and whether this build can reach PostgreSQL and Redis over
-/// TLS, which an operator must know before pointing it at servers on other hosts.
 /// `VIGIL_WS_SUNSET`'s default; configuration blames the setting of a pair that was
 /// changed when the two disagree.
 pub const WS_SUNSET: &str = "2027-06-30";
@@ -15,6 +13,8 @@ pub const WS_PING_SECS: &str = "30";
 /// `VIGIL_WS_TIMEOUT_SECS`'s default.
 pub const WS_TIMEOUT_SECS: &str = "60";
 
+/// `--version`: the package's, and whether this build can reach PostgreSQL and Redis over
+/// TLS, which an operator must know before pointing it at servers on other hosts.
 const VERSION: &str = if cfg!(feature = "tls") {
     concat!(env!("CARGO_PKG_VERSION"), " (TLS to PostgreSQL and Redis)")
 } else {

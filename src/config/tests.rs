@@ -268,7 +268,8 @@ fn the_deprecation_date_is_a_date_not_after_the_sunset() {
     );
     assert!(serve("2027-07-01", "2027-06-30").err().is_some_and(|e| {
         e.starts_with("VIGIL_WS_DEPRECATED_SINCE: must not be after VIGIL_WS_SUNSET (2027-06-30)")
-    }),); // Only the sunset set, before the default deprecation date: the sunset is named.
+    }),);
+    // Only the sunset set, before the default deprecation date: the sunset is named.
     assert!(
         serve(crate::cli::WS_DEPRECATED_SINCE, "2026-01-01")
             .err()
