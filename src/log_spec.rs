@@ -22,20 +22,26 @@ pub fn problem(spec: &str) -> Option<String> {
         return Some(e.to_string());
     }
     // What follows a `/` is a regular expression on the message; the directives precede it.
-    let bare_words = || {
+    let each_directive = || {
         directives
             .split(',')
             .map(str::trim)
             .filter(|d| !d.is_empty())
     };
-    if let Some(problem) = bare_words().find_map(directive_problem) {
+    if let Some(problem) = each_directive().find_map(directive_problem) {
         return Some(problem);
     }
     // A bare word far from any level (`verbose`, `all`) is a module too, and with no level
-    // named for the rest, Vigil's own lines (start-up, access, audit) all went unsaid.
-    // One of Vigil's own modules (`vigil::hub`) is taken as meant.
-    let own_module = |d: &str| d.split("::").next() == Some(env!("CARGO_CRATE_NAME"));
-    let module = bare_words().find(|d| !d.contains('=') && !is_level(d) && !own_module(d))?;
+    // named for the rest, Vigil's own lines (start-up, access, audit) all went unsaid. A
+    // filter that names one of Vigil's own modules (`vigil::hub`) is taken as meant.
+    let own_module = |d: &str| {
+        let name = d.split_once('=').map_or(d, |(name, _)| name).trim();
+        name.split("::").next() == Some(env!("CARGO_CRATE_NAME"))
+    };
+    if each_directive().any(own_module) {
+        return None;
+    }
+    let module = each_directive().find(|d| !d.contains('=') && !is_level(d))?;
     let own = log::Metadata::builder()
         .target(env!("CARGO_CRATE_NAME"))
         .level(log::Level::Error)
@@ -116,6 +122,7 @@ mod tests {
             "vigil::hub",
             "info,actix_web",
             "actix_web,vigil=info",
+            "verbose,vigil::hub=debug",
         ] {
             assert_eq!(problem(spec), None, "{spec}");
         }
