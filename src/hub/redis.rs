@@ -147,7 +147,9 @@ impl RedisBroker {
         failures: &IntCounterVec,
     ) -> Result<Self, redis::RedisError> {
         let client = client(url, ca_pem)?;
-        crate::link_security::redis_link(client.get_connection_info()).report();
+        let link = crate::link_security::redis_link(client.get_connection_info());
+        link.report();
+        let tls = link.tls;
         let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
         let channel = channel(deployment_id);
         let reachable = Arc::new(AtomicBool::new(true));
@@ -156,7 +158,7 @@ impl RedisBroker {
             channel.clone(),
             inbox,
             Arc::clone(&reachable),
-            LinkFailures::new(failures.with_label_values(&["publisher"])),
+            LinkFailures::new(failures.with_label_values(&["publisher"]), tls),
         ));
         let subscribed = Arc::new(AtomicBool::new(false));
         let instance = uuid::Uuid::now_v7().to_string();
@@ -166,7 +168,7 @@ impl RedisBroker {
             manager.clone(),
             Arc::clone(&subscribed),
             instance.clone(),
-            LinkFailures::new(failures.with_label_values(&["subscriber"])),
+            LinkFailures::new(failures.with_label_values(&["subscriber"]), tls),
         ));
         Ok(Self {
             local: InProcessBroker::new(manager),
@@ -235,19 +237,36 @@ const REDIS_LIVENESS: Duration = Duration::from_secs(5);
 /// gone (an audit: a refused certificate, 1,800 lines an hour), burying everything else.
 const FAILURE_SAID_EVERY: Duration = Duration::from_secs(30);
 
+/// What a URL whose scheme does not match its port fails with, said as such: `redis://`
+/// to a port that takes only TLS is reset at once, and `rediss://` to a plain one waits
+/// for an answer to its TLS greeting that never comes. Both read as anything but that.
+fn scheme_hint(tls: bool, failure: &str) -> &'static str {
+    let failure = failure.to_ascii_lowercase();
+    if !tls && failure.contains("reset by peer") {
+        "; if that port takes only TLS, give the URL as rediss://"
+    } else if tls && (failure.contains("timed out") || failure.contains("no answer within")) {
+        "; if that port takes plain connections, give the URL as redis://"
+    } else {
+        ""
+    }
+}
+
 /// One task's failed and lost connections: each is counted (`vigil_broker_failures_total`),
 /// the first of an outage is said at once, and while it lasts at most every
 /// [`FAILURE_SAID_EVERY`].
 struct LinkFailures {
     count: IntCounter,
     said: Throttle,
+    /// The URL is `rediss://`, for [`scheme_hint`].
+    tls: bool,
 }
 
 impl LinkFailures {
-    fn new(count: IntCounter) -> Self {
+    fn new(count: IntCounter, tls: bool) -> Self {
         LinkFailures {
             count,
             said: Throttle::new(FAILURE_SAID_EVERY),
+            tls,
         }
     }
 
@@ -255,9 +274,10 @@ impl LinkFailures {
     fn failed(&self, what: impl FnOnce() -> String) {
         self.count.inc();
         if self.said.due() {
+            let what = what();
             log::warn!(
-                "{} (said again in {} s if it lasts)",
-                what(),
+                "{what}{} (said again in {} s if it lasts)",
+                scheme_hint(self.tls, &what),
                 FAILURE_SAID_EVERY.as_secs()
             );
         }
@@ -448,6 +468,24 @@ mod tests {
     /// message is dropped at once (a commit never waits on Redis), and once the
     /// publisher takes one, the next is queued again. The outage counts as over (and is
     /// logged as such) only once the queue is half empty, not at every freed slot.
+    /// The two ways a scheme that does not match its port fails, each named; any other
+    /// failure gets no hint.
+    #[test]
+    fn a_scheme_that_does_not_match_its_port_is_hinted_at() {
+        let plain_to_tls =
+            "redis subscriber cannot connect: Connection reset by peer (os error 104)";
+        assert!(scheme_hint(false, plain_to_tls).contains("give the URL as rediss://"));
+        assert_eq!(scheme_hint(true, plain_to_tls), "");
+        for tls_to_plain in [
+            "redis publisher cannot connect: timed out",
+            "redis subscriber cannot connect: no answer within 2s",
+        ] {
+            assert!(scheme_hint(true, tls_to_plain).contains("give the URL as redis://"));
+            assert_eq!(scheme_hint(false, tls_to_plain), "");
+        }
+        assert_eq!(scheme_hint(false, "Connection refused (os error 111)"), "");
+    }
+
     #[test]
     fn a_full_outbox_drops_without_blocking_and_takes_messages_again_once_drained() {
         let (tx, mut rx) = mpsc::channel(4);

@@ -1111,6 +1111,23 @@ async fn a_lasting_redis_outage_is_said_once_per_task_and_every_attempt_is_count
     .await;
 }
 
+/// `redis://` to a port that takes only TLS was logged as "Connection reset by peer",
+/// which reads as anything but a scheme to change: the line now says which.
+#[actix_web::test]
+async fn a_plain_redis_url_to_a_tls_only_port_is_told_to_use_rediss() {
+    let certificate = crate::servers::TestCertificate::new();
+    let redis = OwnRedis::start_tls(&certificate);
+    let plain = redis.url().replacen("rediss://", "redis://", 1);
+    let served = crate::binary::Served::start_with("info", &[("VIGIL_REDIS_URL", &plain)]);
+    let line = served
+        .line_with(&["WARN", "redis subscriber cannot connect"])
+        .await;
+    assert!(
+        line.contains("if that port takes only TLS, give the URL as rediss://"),
+        "{line}"
+    );
+}
+
 /// Redis on another host over plain TCP carries every alert across the network in the
 /// clear: the start-up log warns (the address is TEST-NET-1, never reached).
 #[actix_web::test]

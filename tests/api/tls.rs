@@ -187,3 +187,20 @@ async fn watch_follows_a_server_behind_https_and_refuses_an_unknown_certificate(
     let complaint = refused.complains("cannot connect").await;
     assert!(complaint.contains("certificate"), "{complaint}");
 }
+
+/// `rediss://` to a plain port waits for an answer to its TLS greeting that never comes,
+/// and was logged as "no answer within 2s" or "timed out": the line now says the scheme
+/// may be wrong.
+#[actix_web::test]
+async fn a_rediss_url_to_a_plain_port_is_told_to_use_redis() {
+    let redis = OwnRedis::start();
+    let tls = redis.url().replacen("redis://", "rediss://", 1);
+    let served = Served::start_with("info", &[("VIGIL_REDIS_URL", &tls)]);
+    let line = served
+        .line_with(&["WARN", "redis subscriber cannot connect"])
+        .await;
+    assert!(
+        line.contains("if that port takes plain connections, give the URL as redis://"),
+        "{line}"
+    );
+}
