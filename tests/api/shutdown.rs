@@ -200,6 +200,48 @@ async fn after_a_clean_stop_the_database_file_alone_holds_every_alert() {
         .await;
 }
 
+/// A reader that keeps the log in use (a `sqlite3` shell in a transaction, a second
+/// instance) cannot be waited for long: while the last checkpoint waits, SQLite holds back
+/// the other connections' writes. It gives up after a second, says so, and the server
+/// exits as usual.
+#[actix_web::test]
+async fn a_reader_holding_the_log_at_stop_is_warned_of_and_the_stop_goes_on() {
+    use diesel::{Connection, RunQueryDsl};
+
+    let mut served = crate::binary::Served::start_on_sqlite("info");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/alerts", served.url))
+        .bearer_auth(service())
+        .json(&alert_body("held", "high"))
+        .send()
+        .await
+        .expect("POST /api/v1/alerts");
+    assert_eq!(resp.status(), 201);
+    let file = served
+        .database_url
+        .trim_start_matches("sqlite://")
+        .to_owned();
+    let mut reader = diesel::SqliteConnection::establish(&file).expect("open the database");
+    diesel::sql_query("BEGIN")
+        .execute(&mut reader)
+        .expect("begin");
+    diesel::sql_query("SELECT count(*) FROM alerts")
+        .execute(&mut reader)
+        .expect("read inside the transaction");
+    let status = served.signal_and_wait("-TERM");
+    assert!(status.success(), "exit status {status:?}");
+    served
+        .line_with(&[
+            "WARN",
+            "write-ahead log not emptied at stop",
+            "a sqlite3 shell",
+        ])
+        .await;
+    diesel::sql_query("COMMIT")
+        .execute(&mut reader)
+        .expect("end the read");
+}
+
 /// SIGHUP (a closed terminal, `vigil serve &` included) killed the process at once: no
 /// stream got its end. It stops like SIGTERM: streams end, exit status 0.
 #[actix_web::test]

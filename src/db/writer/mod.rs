@@ -239,8 +239,8 @@ impl Writer {
                 "write-ahead log copied into the database file and emptied: the file alone holds every commit"
             ),
             Ok(false) => log::warn!(
-                "write-ahead log not emptied at stop: another connection to the database was reading; \
-                 keep the -wal file with the database file"
+                "write-ahead log not emptied at stop: another connection to the database (a second \
+                 instance, a sqlite3 shell) was using it; keep the -wal file with the database file"
             ),
             Err(e) => log::warn!(
                 "write-ahead log not emptied at stop: {}; keep the -wal file with the database file",

@@ -84,18 +84,25 @@ fn checkpoint(conn: &mut AnyConnection) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// How long the last checkpoint waits for other connections. While it waits, SQLite
+/// holds back their writes: another instance on the same file must not stall for the
+/// pool's 10 s because this one is stopping.
+const FOLD_BUSY_MS: u64 = 1_000;
+
 /// Copies the whole log into the database file and empties it (`TRUNCATE`), waiting
-/// for the connection's busy timeout; `false` when another connection's read or write
-/// kept it from finishing.
+/// [`FOLD_BUSY_MS`] at most; `false` when another connection's read or write kept it
+/// from finishing.
 pub(super) fn fold_and_empty(conn: &mut AnyConnection) -> diesel::QueryResult<bool> {
     #[derive(diesel::QueryableByName)]
     struct Checkpointed {
         #[diesel(sql_type = diesel::sql_types::Integer)]
         busy: i32,
     }
-    let row =
-        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result::<Checkpointed>(conn)?;
-    Ok(row.busy == 0)
+    let busy_timeout = |ms: u64| diesel::sql_query(format!("PRAGMA busy_timeout = {ms}"));
+    busy_timeout(FOLD_BUSY_MS).execute(conn)?;
+    let row = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result::<Checkpointed>(conn);
+    busy_timeout(pool::BUSY_TIMEOUT_MS).execute(conn)?;
+    Ok(row?.busy == 0)
 }
 
 /// Checkpoints every [`CHECKPOINT_EVERY`], or at once when the writer asks; ends when
