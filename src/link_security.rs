@@ -16,16 +16,51 @@ pub struct Link {
     /// Whether every address the link may take is on this host (loopback or a Unix
     /// socket), where no network carries what goes over it.
     pub on_this_host: bool,
+    /// How the server's certificate is checked when the link is TLS: "over TLS" alone
+    /// read the same for a check of nothing (`sslmode=require`) and of everything.
+    pub check: CertificateCheck,
+}
+
+/// How much of a TLS server's identity is checked, and the setting that says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateCheck {
+    /// Its certificate against a trusted authority, and its name.
+    CertificateAndName(&'static str),
+    /// Its certificate, not its name (`sslmode=verify-ca`).
+    CertificateOnly(&'static str),
+    /// Not its name, and its certificate only when libpq finds a root certificate
+    /// (`sslmode=require`, or `prefer` when the server offers TLS).
+    NotTheName(String),
 }
 
 impl Link {
     /// The start-up log line, warning when the link is plain and leaves this host.
     pub fn report(&self) {
         let Link {
-            service, address, ..
+            service,
+            address,
+            check,
+            ..
         } = self;
         if self.tls {
-            log::info!("{service} at {address}, over TLS");
+            match check {
+                CertificateCheck::CertificateAndName(how) => log::info!(
+                    "{service} at {address}, over TLS, its certificate and name checked ({how})"
+                ),
+                CertificateCheck::CertificateOnly(how) => log::info!(
+                    "{service} at {address}, over TLS, its certificate checked but not its name \
+                     ({how})"
+                ),
+                CertificateCheck::NotTheName(how) if self.on_this_host => log::info!(
+                    "{service} at {address}, over TLS (on this host), its name not checked ({how})"
+                ),
+                CertificateCheck::NotTheName(how) => log::warn!(
+                    "{service} at {address}, over TLS, but who answers is not checked ({how}: \
+                     its name never, its certificate only against a root certificate libpq \
+                     finds); use sslmode=verify-full (see docs/deployment.md, \"TLS to \
+                     PostgreSQL and Redis\")"
+                ),
+            }
         } else if self.on_this_host {
             log::info!("{service} at {address}, without TLS (on this host)");
         } else {
@@ -61,6 +96,8 @@ pub fn redis_link(info: &redis::ConnectionInfo) -> Link {
         on_this_host: on_this_host(&address),
         address,
         tls,
+        // `#insecure` is refused (config::redis): a rediss:// client checks both.
+        check: CertificateCheck::CertificateAndName("rediss://"),
     }
 }
 
@@ -80,6 +117,21 @@ pub fn postgres_link(url: &str, tls: bool) -> Link {
         address,
         tls,
         on_this_host,
+        check: postgres_check(url),
+    }
+}
+
+/// What the URL's `sslmode` (else `PGSSLMODE`, else libpq's default `prefer`) has libpq
+/// check of the server.
+fn postgres_check(url: &str) -> CertificateCheck {
+    let mode = crate::db::pool::url_option(url, "sslmode")
+        .map(str::to_owned)
+        .or_else(|| std::env::var("PGSSLMODE").ok())
+        .unwrap_or_else(|| "prefer".to_owned());
+    match mode.as_str() {
+        "verify-full" => CertificateCheck::CertificateAndName("sslmode=verify-full"),
+        "verify-ca" => CertificateCheck::CertificateOnly("sslmode=verify-ca"),
+        _ => CertificateCheck::NotTheName(format!("sslmode={mode}")),
     }
 }
 
@@ -178,9 +230,29 @@ mod tests {
                 address: "cache.example".to_owned(),
                 tls: false,
                 on_this_host: false,
+                check: CertificateCheck::CertificateAndName("rediss://"),
             })
         );
         assert!(link("redis://127.0.0.1/").is_some_and(|l| l.on_this_host && !l.tls));
+    }
+
+    /// "over TLS" read the same whether libpq checked the server's certificate and name
+    /// or nothing at all (left from the TLS audit).
+    #[test]
+    fn a_postgres_link_says_what_its_sslmode_checks() {
+        let check = |url: &str| postgres_link(url, true).check;
+        assert_eq!(
+            check("postgres://v@db.example/v?sslmode=verify-full&sslrootcert=/ca.pem"),
+            CertificateCheck::CertificateAndName("sslmode=verify-full")
+        );
+        assert_eq!(
+            check("postgres://v@db.example/v?sslmode=verify-ca"),
+            CertificateCheck::CertificateOnly("sslmode=verify-ca")
+        );
+        assert_eq!(
+            check("postgres://v@db.example/v?sslmode=require"),
+            CertificateCheck::NotTheName("sslmode=require".to_owned())
+        );
     }
 
     #[test]

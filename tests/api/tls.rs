@@ -107,7 +107,10 @@ async fn a_redis_server_whose_certificate_the_ca_file_did_not_sign_is_refused_an
         ],
     );
     served
-        .line_with(&["INFO", "Redis at 127.0.0.1, over TLS"])
+        .line_with(&[
+            "INFO",
+            "Redis at 127.0.0.1, over TLS, its certificate and name checked (rediss://)",
+        ])
         .await;
     served
         .line_with(&[
@@ -154,7 +157,27 @@ async fn a_postgres_server_whose_certificate_sslrootcert_did_not_sign_is_refused
     assert!(status.success(), "{stderr}");
     let served = Served::start_on_database("info", &verified_url(&pg, &certificate));
     served
-        .line_with(&["INFO", "PostgreSQL at 127.0.0.1, over TLS"])
+        .line_with(&[
+            "INFO",
+            "PostgreSQL at 127.0.0.1, over TLS, its certificate and name checked (sslmode=verify-full)",
+        ])
+        .await;
+}
+
+/// `sslmode=require` encrypts without checking who answers, and its start-up line read
+/// "over TLS" as `verify-full`'s did: it now says the name is not checked (and warns when
+/// the server is on another host, which `link_security`'s unit tests cover).
+#[actix_web::test]
+async fn a_postgres_link_under_sslmode_require_says_its_name_is_not_checked() {
+    let certificate = TestCertificate::new();
+    let pg = OwnPostgres::start_tls(&certificate);
+    let url = fresh_postgres_database(&format!("{}?sslmode=require", pg.url()));
+    let served = Served::start_on_database("info", &url);
+    served
+        .line_with(&[
+            "INFO",
+            "PostgreSQL at 127.0.0.1, over TLS (on this host), its name not checked (sslmode=require)",
+        ])
         .await;
 }
 
