@@ -106,6 +106,19 @@ impl Served {
         }
     }
 
+    /// Raises an alert for `patient` as a service (201 expected); returns it.
+    pub async fn raise(&self, patient: &str, severity: &str) -> serde_json::Value {
+        let resp = reqwest::Client::new()
+            .post(format!("{}/api/v1/alerts", self.url))
+            .bearer_auth(service())
+            .json(&alert_body(patient, severity))
+            .send()
+            .await
+            .expect("POST /api/v1/alerts");
+        assert_eq!(resp.status(), 201, "raising an alert for {patient}");
+        resp.json().await.expect("alert JSON")
+    }
+
     /// Every log line so far.
     pub fn lines(&self) -> Vec<String> {
         self.log.lock().expect("log").clone()

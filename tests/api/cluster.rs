@@ -1073,14 +1073,7 @@ async fn a_lasting_redis_outage_is_said_once_per_task_and_every_attempt_is_count
     served.line_with(&["redis subscriber connected"]).await;
     redis.stop();
     // The publisher finds out at its next command: this alert's PUBLISH (or its idle PING).
-    let raised = reqwest::Client::new()
-        .post(format!("{}/api/v1/alerts", served.url))
-        .bearer_auth(service())
-        .json(&alert_body("p1", "high"))
-        .send()
-        .await
-        .expect("POST /api/v1/alerts");
-    assert_eq!(raised.status(), 201, "an alert is stored without Redis");
+    served.raise("p1", "high").await;
     // Three failures each: the loss, then the backoff's first rounds (0.25 and 0.5 s).
     for task in ["publisher", "subscriber"] {
         eventually(&format!("three failures counted by the {task}"), || async {

@@ -152,18 +152,9 @@ async fn after_a_clean_stop_the_database_file_alone_holds_every_alert() {
     use diesel::{Connection, RunQueryDsl};
 
     let mut served = crate::binary::Served::start_on_sqlite("info");
-    let client = reqwest::Client::new();
     let mut raised = Vec::new();
     for n in 0..20 {
-        let resp = client
-            .post(format!("{}/api/v1/alerts", served.url))
-            .bearer_auth(service())
-            .json(&alert_body(&format!("backup-{n}"), "high"))
-            .send()
-            .await
-            .expect("POST /api/v1/alerts");
-        assert_eq!(resp.status(), 201);
-        let alert: Value = resp.json().await.expect("alert JSON");
+        let alert = served.raise(&format!("backup-{n}"), "high").await;
         raised.push(alert["id"].as_str().expect("id").to_owned());
     }
     let status = served.signal_and_wait("-TERM");
@@ -209,14 +200,7 @@ async fn a_reader_holding_the_log_at_stop_is_warned_of_and_the_stop_goes_on() {
     use diesel::{Connection, RunQueryDsl};
 
     let mut served = crate::binary::Served::start_on_sqlite("info");
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/v1/alerts", served.url))
-        .bearer_auth(service())
-        .json(&alert_body("held", "high"))
-        .send()
-        .await
-        .expect("POST /api/v1/alerts");
-    assert_eq!(resp.status(), 201);
+    served.raise("held", "high").await;
     let file = served
         .database_url
         .trim_start_matches("sqlite://")
