@@ -66,6 +66,45 @@ impl WatchedFiles {
         *self.held() = None;
     }
 
+    /// At a stop after the database file was replaced under the server: the write-ahead
+    /// log at its path is the old file's, and SQLite would apply it to the new file when
+    /// it is next opened, damaging it (an outside audit: a restored file corrupted at the
+    /// next start). Moved aside, with the shared-memory index, nothing deleted; `Ok(None)`
+    /// when the file was not replaced or no log is there, `Err` (with what to do) when the
+    /// log there cannot be told to be the old one.
+    pub fn set_aside_stale_log(&self) -> Result<Option<PathBuf>, String> {
+        if file_identity(&self.database) == Some(self.identity) {
+            return Ok(None);
+        }
+        let Some(at_path) = file_identity(&self.wal) else {
+            return Ok(None);
+        };
+        let shm = PathBuf::from(format!("{}-shm", self.database.display()));
+        if *self.held() != Some(at_path) {
+            return Err(format!(
+                "if {} and {} belong to the file that was replaced, remove them before Vigil \
+                 starts on the new one (docs/deployment.md, restoring a backup)",
+                self.wal.display(),
+                shm.display()
+            ));
+        }
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let aside = PathBuf::from(format!("{}.replaced-{stamp}", self.wal.display()));
+        std::fs::rename(&self.wal, &aside).map_err(|e| {
+            format!(
+                "{} could not be moved aside ({e}); remove it and {} before Vigil starts on \
+                 the new file",
+                self.wal.display(),
+                shm.display()
+            )
+        })?;
+        // Only an index of the log: SQLite rebuilds it.
+        let _ = std::fs::rename(&shm, format!("{}.replaced-{stamp}", shm.display()));
+        Ok(Some(aside))
+    }
+
     fn held(&self) -> std::sync::MutexGuard<'_, Option<(u64, u64)>> {
         self.wal_held.lock().unwrap_or_else(PoisonError::into_inner)
     }

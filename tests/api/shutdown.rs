@@ -226,6 +226,71 @@ async fn a_reader_holding_the_log_at_stop_is_warned_of_and_the_stop_goes_on() {
         .expect("end the read");
 }
 
+/// A backup moved over the database while the server ran (refused writes say so), then a
+/// clean stop: the old write-ahead log stayed beside the new file, and SQLite applied it
+/// when the file was next opened, corrupting the restored file (an outside audit). The
+/// log is moved aside at the stop, and the restored file opens as it was.
+#[actix_web::test]
+async fn a_file_moved_over_the_database_is_not_damaged_by_the_old_log_at_the_next_start() {
+    use diesel::{Connection, RunQueryDsl};
+
+    let mut backup_server = crate::binary::Served::start_on_sqlite("info");
+    backup_server.raise("restored", "high").await;
+    assert!(backup_server.signal_and_wait("-TERM").success());
+    let backup = backup_server
+        .database_url
+        .trim_start_matches("sqlite://")
+        .to_owned();
+
+    let mut served = crate::binary::Served::start_on_sqlite("info");
+    for n in 0..40 {
+        served.raise(&format!("lost-{n}"), "high").await;
+    }
+    let file = served
+        .database_url
+        .trim_start_matches("sqlite://")
+        .to_owned();
+    let copy = format!("{file}.incoming");
+    std::fs::copy(&backup, &copy).expect("copy the backup beside the database");
+    std::fs::rename(&copy, &file).expect("move the backup over the database");
+    assert!(served.signal_and_wait("-TERM").success());
+
+    let mut conn = diesel::SqliteConnection::establish(&file).expect("open the restored file");
+    #[derive(diesel::QueryableByName)]
+    struct Check {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        integrity_check: String,
+    }
+    let check: Vec<Check> = diesel::sql_query("PRAGMA integrity_check")
+        .load(&mut conn)
+        .expect("integrity_check");
+    assert_eq!(check.len(), 1);
+    assert_eq!(check[0].integrity_check, "ok");
+    #[derive(diesel::QueryableByName)]
+    struct Patient {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        patient_id: String,
+    }
+    let patients: Vec<String> = diesel::sql_query("SELECT patient_id FROM alerts")
+        .load::<Patient>(&mut conn)
+        .expect("the restored file's alerts")
+        .into_iter()
+        .map(|p| p.patient_id)
+        .collect();
+    assert_eq!(
+        patients,
+        ["restored"],
+        "the restored file as it was moved in"
+    );
+    served
+        .line_with(&[
+            "WARN",
+            "moved aside to",
+            "so that it is not applied to the new one",
+        ])
+        .await;
+}
+
 /// SIGHUP (a closed terminal, `vigil serve &` included) killed the process at once: no
 /// stream got its end. It stops like SIGTERM: streams end, exit status 0.
 #[actix_web::test]

@@ -229,8 +229,18 @@ impl Writer {
         if self.queue.is_none() {
             return;
         }
-        if let Some(Err(why)) = self.files.as_deref().map(WatchedFiles::check) {
-            log::warn!("write-ahead log left as it was at stop: {why}");
+        if let Some(files) = self.files.as_deref()
+            && let Err(why) = files.check()
+        {
+            match files.set_aside_stale_log() {
+                Ok(Some(aside)) => log::warn!(
+                    "{why}: the write-ahead log, which belongs to the replaced file, is moved \
+                     aside to {} so that it is not applied to the new one",
+                    aside.display()
+                ),
+                Ok(None) => log::warn!("{why}"),
+                Err(todo) => log::warn!("{why}; {todo}"),
+            }
             return;
         }
         let folded = super::run(&self.pool, |conn| Ok(wal_bound::fold_and_empty(conn)?)).await;
