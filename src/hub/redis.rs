@@ -259,6 +259,9 @@ struct LinkFailures {
     said: Throttle,
     /// The URL is `rediss://`, for [`scheme_hint`].
     tls: bool,
+    /// A connection has worked: the scheme is right, whatever fails later (a Redis that
+    /// hangs times out like a plain port greeted with TLS).
+    linked: std::cell::Cell<bool>,
 }
 
 impl LinkFailures {
@@ -267,6 +270,7 @@ impl LinkFailures {
             count,
             said: Throttle::new(FAILURE_SAID_EVERY),
             tls,
+            linked: std::cell::Cell::new(false),
         }
     }
 
@@ -275,9 +279,13 @@ impl LinkFailures {
         self.count.inc();
         if self.said.due() {
             let what = what();
+            let hint = if self.linked.get() {
+                ""
+            } else {
+                scheme_hint(self.tls, &what)
+            };
             log::warn!(
-                "{what}{} (said again in {} s if it lasts)",
-                scheme_hint(self.tls, &what),
+                "{what}{hint} (said again in {} s if it lasts)",
                 FAILURE_SAID_EVERY.as_secs()
             );
         }
@@ -286,6 +294,7 @@ impl LinkFailures {
     /// A connection was made: the outage, if one was said, is over, and the next
     /// failure is said at once. `true` when one had been said.
     fn recovered(&self) -> bool {
+        self.linked.set(true);
         self.said.clear()
     }
 }
@@ -311,8 +320,37 @@ async fn publisher(
         )
         .await
         {
-            Ok(Ok(conn)) => {
+            Ok(Ok(mut conn)) => {
+                // A connection is not a link: a Redis that wants a password the URL lacks
+                // accepts it and refuses every command ("NOAUTH"), and each PUBLISH then
+                // said the outage over and begun again. A PING answered is the proof.
+                let ping = redis::cmd("PING");
+                match tokio::time::timeout(
+                    REDIS_ANSWER,
+                    ping.query_async::<redis::Value>(&mut conn),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        reachable.store(false, Ordering::Relaxed);
+                        failures.failed(|| format!("redis publisher: {e}; reconnecting"));
+                        backoff.wait().await;
+                        continue;
+                    }
+                    Err(_) => {
+                        reachable.store(false, Ordering::Relaxed);
+                        failures.failed(|| {
+                            format!(
+                                "redis publisher: no answer within {REDIS_ANSWER:?}; reconnecting"
+                            )
+                        });
+                        backoff.wait().await;
+                        continue;
+                    }
+                }
                 backoff.reset();
+                reachable.store(true, Ordering::Relaxed);
                 if failures.recovered() {
                     log::info!("redis publisher connected again");
                 }

@@ -1104,6 +1104,45 @@ async fn a_lasting_redis_outage_is_said_once_per_task_and_every_attempt_is_count
     .await;
 }
 
+/// A Redis that wants a password the URL lacks accepts the connection and refuses every
+/// command ("NOAUTH"): each alert's PUBLISH logged a warning and then "connected again"
+/// (an outside audit: 24 warnings in 6 s). The link counts as back only once a PING is
+/// answered, so the refusal is said once, as any lasting failure.
+#[actix_web::test]
+async fn a_redis_refusing_every_command_is_said_once_not_at_every_publish() {
+    let redis = OwnRedis::start();
+    let client = redis::Client::open(redis.url().as_str()).expect("redis client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret-for-the-test")
+        .query_async(&mut conn)
+        .await
+        .expect("CONFIG SET requirepass");
+    let served = crate::binary::Served::start_with("info", &[("VIGIL_REDIS_URL", &redis.url())]);
+    for n in 0..5 {
+        served.raise(&format!("noauth-{n}"), "high").await;
+    }
+    eventually("three failures counted by the publisher", || async {
+        (broker_failures(&served, "publisher").await >= 3.0).then_some(())
+    })
+    .await;
+    let said = redis_warnings(&served, "publisher");
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(said[0].contains("NOAUTH"), "{said:#?}");
+    let lines = served.lines();
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("redis publisher connected again")),
+        "{lines:#?}"
+    );
+}
+
 /// `redis://` to a port that takes only TLS was logged as "Connection reset by peer",
 /// which reads as anything but a scheme to change: the line now says which.
 #[actix_web::test]
