@@ -124,10 +124,22 @@ pub fn postgres_link(url: &str, tls: bool) -> Link {
 /// What the URL's `sslmode` (else `PGSSLMODE`, else libpq's default `prefer`) has libpq
 /// check of the server.
 fn postgres_check(url: &str) -> CertificateCheck {
-    let mode = crate::db::pool::url_option(url, "sslmode")
-        .map(str::to_owned)
-        .or_else(|| std::env::var("PGSSLMODE").ok())
-        .unwrap_or_else(|| "prefer".to_owned());
+    let setting = |key: &str, variable: &str| {
+        crate::db::pool::url_option(url, key)
+            .map(str::to_owned)
+            .or_else(|| std::env::var(variable).ok())
+    };
+    // libpq (16 and later) makes `sslrootcert=system` verify-full unless told otherwise,
+    // and refuses a weaker sslmode with it.
+    let system_roots = setting("sslrootcert", "PGSSLROOTCERT").as_deref() == Some("system");
+    let mode = setting("sslmode", "PGSSLMODE").unwrap_or_else(|| {
+        if system_roots {
+            "verify-full"
+        } else {
+            "prefer"
+        }
+        .to_owned()
+    });
     match mode.as_str() {
         "verify-full" => CertificateCheck::CertificateAndName("sslmode=verify-full"),
         "verify-ca" => CertificateCheck::CertificateOnly("sslmode=verify-ca"),
@@ -252,6 +264,11 @@ mod tests {
         assert_eq!(
             check("postgres://v@db.example/v?sslmode=require"),
             CertificateCheck::NotTheName("sslmode=require".to_owned())
+        );
+        // An outside audit: libpq checks both under `sslrootcert=system` alone.
+        assert_eq!(
+            check("postgres://v@db.example/v?sslrootcert=system"),
+            CertificateCheck::CertificateAndName("sslmode=verify-full")
         );
     }
 

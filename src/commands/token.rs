@@ -30,9 +30,14 @@ pub fn mint(args: &TokenArgs) -> Result<String, String> {
     if patient_id.is_some() && role != Role::Patient {
         // Kept (DESIGN's own example gives a nurse one), but the server scopes only a
         // patient token by it: a nurse's token is not limited to that patient.
+        let sees = match role {
+            Role::Admin => "every patient",
+            Role::Service => "no patient (it raises alerts)",
+            _ => "the patients of its care team",
+        };
         log::warn!(
-            "--patient is read for role patient only: a {} token sees the patients of its \
-             care team, not this one alone",
+            "--patient is read for role patient only: with role {} the token sees {sees}, not this \
+             one alone",
             role.as_str()
         );
     }

@@ -227,7 +227,24 @@ fn a_patient_given_for_another_role_is_minted_with_a_warning() {
     let (status, stderr) = vigil_exit(&nurse, &secret, Duration::from_secs(30), "vigil token");
     assert!(status.success(), "{stderr}");
     assert!(
-        stderr.contains("--patient is read for role patient only: a nurse token sees the patients of its care team"),
+        stderr.contains(
+            "--patient is read for role patient only: with role nurse the token sees the patients of its care team"
+        ),
+        "{stderr}"
+    );
+    let admin = [
+        "token",
+        "--sub",
+        "root",
+        "--role",
+        "admin",
+        "--patient",
+        "456",
+    ];
+    let (status, stderr) = vigil_exit(&admin, &secret, Duration::from_secs(30), "vigil token");
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("with role admin the token sees every patient"),
         "{stderr}"
     );
     let patient = [
