@@ -31,29 +31,51 @@ pub fn problem(spec: &str) -> Option<String> {
     if let Some(problem) = each_directive().find_map(directive_problem) {
         return Some(problem);
     }
-    // A bare word far from any level (`verbose`, `all`) is a module too, and with no level
-    // named for the rest, Vigil's own lines (start-up, access, audit) all went unsaid. A
-    // filter that names one of Vigil's own modules (`vigil::hub`) is taken as meant.
-    let own_module = |d: &str| {
-        let name = d.split_once('=').map_or(d, |(name, _)| name).trim();
-        name.split("::").next() == Some(env!("CARGO_CRATE_NAME"))
+    // A filter whose directives all name other modules (`verbose`, `actix_web`,
+    // `hyper=off`) sets no level for the rest, and Vigil's own lines (start-up, access,
+    // warnings, errors) all went unsaid. Unless it says `off`, or names one of Vigil's
+    // modules (`vigil::hub=debug` alone), it is taken for a mistake.
+    let name = |d: &str| {
+        d.split_once('=')
+            .map_or(d, |(name, _)| name)
+            .trim()
+            .to_owned()
     };
-    if each_directive().any(own_module) {
+    let crate_of = |d: &str| name(d).split("::").next().unwrap_or_default().to_owned();
+    let own = env!("CARGO_CRATE_NAME");
+    if each_directive().any(|d| crate_of(d) == own || d.eq_ignore_ascii_case("off")) {
         return None;
     }
-    let module = each_directive().find(|d| !d.contains('=') && !is_level(d))?;
-    let own = log::Metadata::builder()
-        .target(env!("CARGO_CRATE_NAME"))
+    let vigil_error = log::Metadata::builder()
+        .target(own)
         .level(log::Level::Error)
         .build();
-    let filter = env_filter::Builder::new().parse(spec).build();
-    (!filter.enabled(&own)).then(|| {
-        format!(
-            "`{module}` is read as a module name, and with no level for the rest it turns off \
-             every line of Vigil's own; name a level (off, error, warn, info, debug, trace), or \
-             one beside it: `info,{module}=debug`"
-        )
-    })
+    if env_filter::Builder::new()
+        .parse(spec)
+        .build()
+        .enabled(&vigil_error)
+    {
+        return None;
+    }
+    if let Some(d) = each_directive().find(|d| crate_of(d).eq_ignore_ascii_case(own)) {
+        return Some(format!(
+            "`{}`: module names are case-sensitive, and Vigil's is `{own}`",
+            name(d)
+        ));
+    }
+    Some(
+        match each_directive().find(|d| !d.contains('=') && !is_level(d)) {
+            Some(module) => format!(
+                "`{module}` is read as a module name, and with no level for the rest it turns \
+                 off every line of Vigil's own; name a level (off, error, warn, info, debug, \
+                 trace), or one beside it: `info,{module}=debug`"
+            ),
+            None => format!(
+                "`{spec}` sets no level for the rest, which turns off every line of Vigil's own \
+                 (start-up, access, warnings, errors); add one: `info,{spec}`"
+            ),
+        },
+    )
 }
 
 fn directive_problem(directive: &str) -> Option<String> {
@@ -123,6 +145,11 @@ mod tests {
             "info,actix_web",
             "actix_web,vigil=info",
             "verbose,vigil::hub=debug",
+            "vigil=off",
+            "off,actix_web=debug",
+            "info,hyper=off",
+            "warn,vigil::hub=trace",
+            "h2=off,info",
         ] {
             assert_eq!(problem(spec), None, "{spec}");
         }
@@ -142,6 +169,12 @@ mod tests {
             ("inf", "did you mean `info`"),
             ("verbose", "turns off every line of Vigil's own"),
             ("actix_web", "`info,actix_web=debug`"),
+            ("hyper=off", "`info,hyper=off`"),
+            (
+                "actix_web=debug,h2=off",
+                "turns off every line of Vigil's own",
+            ),
+            ("Vigil=debug", "module names are case-sensitive"),
             ("[[[", "not a module path"),
             ("=", "names no module"),
             ("info,,=", "names no module"),
