@@ -308,47 +308,8 @@ async fn publisher(
 ) {
     let mut backoff = Backoff::default();
     'connect: loop {
-        // One attempt per round, this loop's backoff between rounds: with its own retries
-        // the connection manager spent the whole timeout retrying a refused connection,
-        // and the log said only "no answer" where the subscriber said "refused".
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_number_of_retries(0)
-            .set_connection_timeout(Some(REDIS_ANSWER));
-        let mut conn = match tokio::time::timeout(
-            REDIS_ANSWER,
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        {
-            Ok(Ok(mut conn)) => {
-                // A connection is not a link: a Redis that wants a password the URL lacks
-                // accepts it and refuses every command ("NOAUTH"), and each PUBLISH then
-                // said the outage over and begun again. A PING answered is the proof.
-                let ping = redis::cmd("PING");
-                match tokio::time::timeout(
-                    REDIS_ANSWER,
-                    ping.query_async::<redis::Value>(&mut conn),
-                )
-                .await
-                {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        reachable.store(false, Ordering::Relaxed);
-                        failures.failed(|| format!("redis publisher: {e}; reconnecting"));
-                        backoff.wait().await;
-                        continue;
-                    }
-                    Err(_) => {
-                        reachable.store(false, Ordering::Relaxed);
-                        failures.failed(|| {
-                            format!(
-                                "redis publisher: no answer within {REDIS_ANSWER:?}; reconnecting"
-                            )
-                        });
-                        backoff.wait().await;
-                        continue;
-                    }
-                }
+        let mut conn = match publisher_link(&client).await {
+            Ok(conn) => {
                 backoff.reset();
                 reachable.store(true, Ordering::Relaxed);
                 if failures.recovered() {
@@ -356,17 +317,9 @@ async fn publisher(
                 }
                 conn
             }
-            Ok(Err(e)) => {
+            Err(failure) => {
                 reachable.store(false, Ordering::Relaxed);
-                failures.failed(|| format!("redis publisher cannot connect: {e}"));
-                backoff.wait().await;
-                continue;
-            }
-            Err(_) => {
-                reachable.store(false, Ordering::Relaxed);
-                failures.failed(|| {
-                    format!("redis publisher cannot connect: no answer within {REDIS_ANSWER:?}")
-                });
+                failures.failed(|| format!("redis publisher {failure}"));
                 backoff.wait().await;
                 continue;
             }
@@ -399,6 +352,35 @@ async fn publisher(
             backoff.wait().await;
             continue 'connect;
         }
+    }
+}
+
+/// A publishing connection that answers: one attempt, within [`REDIS_ANSWER`] each for
+/// the connection and a PING. `Err` is what failed, for the log line after "redis
+/// publisher". With its own retries the connection manager spent the whole timeout
+/// retrying a refused connection, and the log said only "no answer" where the
+/// subscriber said "refused". And a connection is not a link: a Redis that wants a
+/// password the URL lacks accepts it and refuses every command ("NOAUTH"), and each
+/// PUBLISH then said the outage over and begun again; a PING answered is the proof.
+async fn publisher_link(client: &redis::Client) -> Result<redis::aio::ConnectionManager, String> {
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(0)
+        .set_connection_timeout(Some(REDIS_ANSWER));
+    let mut conn = match tokio::time::timeout(
+        REDIS_ANSWER,
+        client.get_connection_manager_with_config(config),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
+        Err(_) => return Err(format!("cannot connect: no answer within {REDIS_ANSWER:?}")),
+    };
+    let ping = redis::cmd("PING");
+    match tokio::time::timeout(REDIS_ANSWER, ping.query_async::<redis::Value>(&mut conn)).await {
+        Ok(Ok(_)) => Ok(conn),
+        Ok(Err(e)) => Err(format!(": {e}; reconnecting")),
+        Err(_) => Err(format!(": no answer within {REDIS_ANSWER:?}; reconnecting")),
     }
 }
 
