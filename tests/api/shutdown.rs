@@ -206,6 +206,9 @@ async fn a_reader_holding_the_log_at_stop_is_warned_of_and_the_stop_goes_on() {
         .trim_start_matches("sqlite://")
         .to_owned();
     let mut reader = diesel::SqliteConnection::establish(&file).expect("open the database");
+    diesel::sql_query("PRAGMA busy_timeout = 10000")
+        .execute(&mut reader)
+        .expect("busy timeout");
     diesel::sql_query("BEGIN")
         .execute(&mut reader)
         .expect("begin");

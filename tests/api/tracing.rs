@@ -469,6 +469,10 @@ async fn a_readiness_503_is_logged_once_as_a_warning_with_its_cause_not_as_a_fai
         .strip_prefix("sqlite://")
         .expect("a SQLite file");
     let mut other = SqliteConnection::establish(file).expect("open");
+    // The server's own lock may be held at that instant (a checkpoint, a commit).
+    diesel::sql_query("PRAGMA busy_timeout = 10000")
+        .execute(&mut other)
+        .expect("busy timeout");
     diesel::sql_query("BEGIN EXCLUSIVE")
         .execute(&mut other)
         .expect("take the write lock");
@@ -605,6 +609,11 @@ async fn stored_data_damaged_outside_vigil_is_logged_not_hidden() {
         .strip_prefix("sqlite://")
         .expect("a SQLite file");
     let mut other = SqliteConnection::establish(file).expect("open");
+    // The server's checkpointer or writer may hold a lock at that instant: wait for it,
+    // as any other process writing the file would (this had failed "database is locked").
+    diesel::sql_query("PRAGMA busy_timeout = 10000")
+        .execute(&mut other)
+        .expect("busy timeout");
     diesel::sql_query("UPDATE alerts SET data = '{not json'")
         .execute(&mut other)
         .expect("damage the row");
