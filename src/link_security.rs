@@ -124,11 +124,8 @@ pub fn postgres_link(url: &str, tls: bool) -> Link {
 /// What the URL's `sslmode` (else `PGSSLMODE`, else libpq's default `prefer`) has libpq
 /// check of the server.
 fn postgres_check(url: &str) -> CertificateCheck {
-    let setting = |key: &str, variable: &str| {
-        crate::db::pool::url_option(url, key)
-            .map(str::to_owned)
-            .or_else(|| std::env::var(variable).ok())
-    };
+    let setting =
+        |key, variable| crate::db::pool::libpq_setting(url, key, variable).map(|(_, value)| value);
     // libpq (16 and later) makes `sslrootcert=system` verify-full unless told otherwise,
     // and refuses a weaker sslmode with it.
     let system_roots = setting("sslrootcert", "PGSSLROOTCERT").as_deref() == Some("system");

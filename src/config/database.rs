@@ -35,10 +35,7 @@ pub const DEFAULT_WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 /// one that insists on TLS, with the variable that set it: libpq built without TLS
 /// refuses it with words that do not say how to get a build that has it.
 fn tls_sslmode(url: &str) -> Option<(&'static str, String)> {
-    let from_url =
-        crate::db::pool::url_option(url, "sslmode").map(|mode| ("DATABASE_URL", mode.to_owned()));
-    from_url
-        .or_else(|| Some(("PGSSLMODE", std::env::var("PGSSLMODE").ok()?)))
+    crate::db::pool::libpq_setting(url, "sslmode", "PGSSLMODE")
         .filter(|(_, mode)| matches!(mode.as_str(), "require" | "verify-ca" | "verify-full"))
 }
 

@@ -41,6 +41,19 @@ pub fn url_option<'a>(url: &'a str, key: &str) -> Option<&'a str> {
         .next_back()
 }
 
+/// A libpq setting as libpq reads it: the URL's `key` option, else the environment
+/// variable `variable`; with where it came from (`DATABASE_URL` or the variable), for a
+/// message that names what to change.
+pub fn libpq_setting(
+    url: &str,
+    key: &str,
+    variable: &'static str,
+) -> Option<(&'static str, String)> {
+    url_option(url, key)
+        .map(|value| ("DATABASE_URL", value.to_owned()))
+        .or_else(|| Some((variable, std::env::var(variable).ok()?)))
+}
+
 /// The SQLite filename for a `sqlite://` URL (`sqlite://vigil.db` is relative,
 /// `sqlite:///abs/vigil.db` absolute); other strings pass through unchanged.
 pub fn sqlite_path(url: &str) -> &str {
