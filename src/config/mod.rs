@@ -46,6 +46,12 @@ impl ConfigError {
     }
 }
 
+/// Of two settings that disagree, whether only the second was changed from its default
+/// (each given as its raw value and its default): the message then names the second.
+fn only_the_second_set(first: (&str, &str), second: (&str, &str)) -> bool {
+    first.0.trim() == first.1 && second.0.trim() != second.1
+}
+
 /// A secret whose `Debug`/`Display` never show the value, so `{:?}` cannot leak it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -206,57 +212,57 @@ impl Config {
         if config.ws_deprecated_since > config.ws_sunset {
             // The one of the pair that was set is at fault: a sunset set before the
             // default deprecation date blamed the date nobody had touched.
-            return Err(
-                if args.ws_deprecated_since.trim() == crate::cli::WS_DEPRECATED_SINCE
-                    && args.ws_sunset.trim() != crate::cli::WS_SUNSET
-                {
-                    ConfigError::new(
-                        "VIGIL_WS_SUNSET",
-                        format!(
-                            "must not be before VIGIL_WS_DEPRECATED_SINCE ({}, its default): \
-                             an interface is deprecated before it goes; set both",
-                            config.ws_deprecated_since
-                        ),
-                    )
-                } else {
-                    ConfigError::new(
-                        "VIGIL_WS_DEPRECATED_SINCE",
-                        format!(
-                            "must not be after VIGIL_WS_SUNSET ({}): an interface is deprecated before it goes",
-                            config.ws_sunset
-                        ),
-                    )
-                },
-            );
+            let (variable, message) = if only_the_second_set(
+                (&args.ws_deprecated_since, crate::cli::WS_DEPRECATED_SINCE),
+                (&args.ws_sunset, crate::cli::WS_SUNSET),
+            ) {
+                (
+                    "VIGIL_WS_SUNSET",
+                    format!(
+                        "must not be before VIGIL_WS_DEPRECATED_SINCE ({}, its default): an \
+                         interface is deprecated before it goes; set both",
+                        config.ws_deprecated_since
+                    ),
+                )
+            } else {
+                (
+                    "VIGIL_WS_DEPRECATED_SINCE",
+                    format!(
+                        "must not be after VIGIL_WS_SUNSET ({}): an interface is deprecated \
+                         before it goes",
+                        config.ws_sunset
+                    ),
+                )
+            };
+            return Err(ConfigError::new(variable, message));
         }
         config.ws_ping = Duration::from_secs(seconds(&args.ws_ping_secs, "VIGIL_WS_PING_SECS")?);
         config.ws_timeout =
             Duration::from_secs(seconds(&args.ws_timeout_secs, "VIGIL_WS_TIMEOUT_SECS")?);
         if config.ws_timeout <= config.ws_ping {
-            return Err(
-                if args.ws_timeout_secs.trim() == crate::cli::WS_TIMEOUT_SECS
-                    && args.ws_ping_secs.trim() != crate::cli::WS_PING_SECS
-                {
-                    ConfigError::new(
-                        "VIGIL_WS_PING_SECS",
-                        format!(
-                            "must be shorter than VIGIL_WS_TIMEOUT_SECS ({} s, its default), or \
-                             a quiet, healthy session is closed before its first ping; raise \
-                             both",
-                            config.ws_timeout.as_secs()
-                        ),
-                    )
-                } else {
-                    ConfigError::new(
-                        "VIGIL_WS_TIMEOUT_SECS",
-                        format!(
-                            "must be longer than VIGIL_WS_PING_SECS ({} s), or a quiet, healthy \
-                             session is closed before its first ping",
-                            config.ws_ping.as_secs()
-                        ),
-                    )
-                },
-            );
+            let (variable, message) = if only_the_second_set(
+                (&args.ws_timeout_secs, crate::cli::WS_TIMEOUT_SECS),
+                (&args.ws_ping_secs, crate::cli::WS_PING_SECS),
+            ) {
+                (
+                    "VIGIL_WS_PING_SECS",
+                    format!(
+                        "must be shorter than VIGIL_WS_TIMEOUT_SECS ({} s, its default), or a \
+                         quiet, healthy session is closed before its first ping; raise both",
+                        config.ws_timeout.as_secs()
+                    ),
+                )
+            } else {
+                (
+                    "VIGIL_WS_TIMEOUT_SECS",
+                    format!(
+                        "must be longer than VIGIL_WS_PING_SECS ({} s), or a quiet, healthy \
+                         session is closed before its first ping",
+                        config.ws_ping.as_secs()
+                    ),
+                )
+            };
+            return Err(ConfigError::new(variable, message));
         }
         config.cors_origins = parse_origins(&args.cors_origins)?;
         config.max_streams_per_user = non_zero(
