@@ -97,10 +97,7 @@ pub fn lock_head(conn: &mut AnyConnection) -> QueryResult<()> {
 }
 
 fn bump_head(conn: &mut AnyConnection) -> QueryResult<i64> {
-    diesel::update(event_head::table.filter(event_head::id.eq(1)))
-        .set(event_head::seq.eq(event_head::seq + 1))
-        .execute(conn)?;
-    head(conn)
+    super::fixed::BumpHead.get_result(conn)
 }
 
 /// Moves the log's head `count` ids on without events, so that none of those ids is ever
@@ -129,10 +126,7 @@ pub fn skipped(conn: &mut AnyConnection) -> QueryResult<Vec<(i64, i64)>> {
 
 /// The newest sequence number handed out (0 when the log is empty).
 pub fn head(conn: &mut AnyConnection) -> QueryResult<i64> {
-    event_head::table
-        .filter(event_head::id.eq(1))
-        .select(event_head::seq)
-        .first(conn)
+    super::fixed::Head.get_result(conn)
 }
 
 /// The oldest sequence number still held, if any.

@@ -9,6 +9,7 @@ pub mod chunked;
 pub mod deployment;
 pub mod events;
 pub mod files;
+pub mod fixed;
 pub mod integrity;
 pub mod migrate;
 pub mod models;

@@ -14,14 +14,11 @@ use super::jobs::{Finish, Job, counted};
 use super::wal_bound::WalBound;
 use crate::db::AnyConnection;
 use crate::db::files::WatchedFiles;
+use crate::db::fixed::TakeWriteLock;
 use crate::db::pool::{self, AnyManager};
 
 /// Most writes committed together; bounds the time the first caller of a batch waits.
 const MAX_BATCH: usize = 64;
-/// Takes SQLite's write lock at the start of a batch, changing nothing. Without it each
-/// write of a batch met a lock held by another process on its own and waited out the
-/// busy timeout (10 s) in turn: four writes, forty seconds.
-const TAKE_WRITE_LOCK: &str = "UPDATE event_head SET seq = seq WHERE 0";
 /// A write still queued after this long is answered 503 without being run: its caller
 /// has waited a busy timeout already, and the writer is stuck behind a lock.
 const STALE_AFTER: Duration = Duration::from_millis(pool::BUSY_TIMEOUT_MS);
@@ -173,8 +170,10 @@ fn commit_batch(
         set_busy_timeout(conn, ms);
     }
     let committed = conn.transaction::<_, diesel::result::Error, _>(|c| {
-        // One wait for the lock for the whole batch (see TAKE_WRITE_LOCK).
-        diesel::sql_query(TAKE_WRITE_LOCK)
+        // One wait for the lock for the whole batch. Without it each write of a batch
+        // met a lock held by another process on its own and waited out the busy
+        // timeout (10 s) in turn: four writes, forty seconds.
+        TakeWriteLock
             .execute(c)
             .inspect_err(|e| lock_error = Some(e.to_string()))?;
         for job in batch.drain(..) {
