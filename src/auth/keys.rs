@@ -38,6 +38,7 @@ fn key_error(
     algorithm: jsonwebtoken::Algorithm,
     pem: &[u8],
     error: &jsonwebtoken::errors::Error,
+    use_: KeyUse,
 ) -> TokenError {
     let text = String::from_utf8_lossy(pem);
     let es256 = algorithm == jsonwebtoken::Algorithm::ES256;
@@ -47,14 +48,78 @@ fn key_error(
          `openssl pkcs8 -topk8 -nocrypt -in key.pem -out key.pkcs8.pem`"
     } else if !text.contains("-----BEGIN ") {
         "expected a PEM file (-----BEGIN …-----)"
-    } else if es256 {
-        "ES256 needs a P-256 key in PEM: a PKCS#8 private key (BEGIN PRIVATE KEY) or its public key (BEGIN PUBLIC KEY)"
     } else {
-        "RS256 needs an RSA key in PEM: PKCS#1 or PKCS#8 private key, or its public key"
+        match (es256, use_) {
+            (true, KeyUse::Sign) => {
+                "ES256 signs with a P-256 private key in PEM, PKCS#8 (BEGIN PRIVATE KEY)"
+            }
+            (true, KeyUse::Verify) => {
+                "ES256 needs a P-256 key in PEM: a PKCS#8 private key (BEGIN PRIVATE KEY) or \
+                 its public key (BEGIN PUBLIC KEY)"
+            }
+            (false, KeyUse::Sign) => {
+                "RS256 signs with an RSA private key in PEM, PKCS#1 (BEGIN RSA PRIVATE KEY) \
+                 or PKCS#8 (BEGIN PRIVATE KEY)"
+            }
+            (false, KeyUse::Verify) => {
+                "RS256 needs an RSA key in PEM: PKCS#1 or PKCS#8 private key, or its public key"
+            }
+        }
     };
     TokenError::Key(format!(
         "{error} ({hint}; docs/deployment.md shows how to make a key pair)"
     ))
+}
+
+/// What a key file is read for: the forms named in a refusal differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyUse {
+    Sign,
+    Verify,
+}
+
+/// The one private key of a PEM file given to sign with, re-encoded alone. jsonwebtoken
+/// reads a file's first block only: a file holding the private key and then its public
+/// key (as some tools write them) was refused as "a public key", one with the public key
+/// first signed nothing, and a certificate got an ASN.1 error. A file that is not PEM is
+/// passed on whole, for jsonwebtoken's error and [`key_error`]'s hint.
+fn signing_block(pem: &[u8]) -> Result<Vec<u8>, TokenError> {
+    let Ok(blocks) = pem::parse_many(pem) else {
+        return Ok(pem.to_vec());
+    };
+    let private: Vec<&pem::Pem> = blocks
+        .iter()
+        .filter(|block| block.tag().ends_with("PRIVATE KEY"))
+        .collect();
+    let refuse = |why: &str| Err(TokenError::Key(why.to_owned()));
+    match private.as_slice() {
+        [key] if key.tag() == "ENCRYPTED PRIVATE KEY" => refuse(
+            "this private key is encrypted; Vigil reads an unencrypted one: \
+             `openssl pkcs8 -in key.pem -out key.plain.pem` asks for the passphrase and \
+             writes it (keep that file as private as a password)",
+        ),
+        [key] => Ok(pem::encode(key).into_bytes()),
+        [_, _, ..] => refuse(&format!(
+            "this file holds {} private keys; give it the one the server's public key \
+             (VIGIL_JWT_PUBLIC_KEY_FILE) belongs to",
+            private.len()
+        )),
+        [] if blocks.iter().any(|block| block.tag() == "CERTIFICATE") => refuse(
+            "this is a certificate, which holds only a public key; signing needs the private \
+             key it was issued for (BEGIN PRIVATE KEY)",
+        ),
+        [] if blocks
+            .iter()
+            .any(|block| block.tag().ends_with("PUBLIC KEY")) =>
+        {
+            refuse(
+                "this is a public key; signing needs the private key of the pair (BEGIN \
+             PRIVATE KEY), whose public key the server is given in \
+             VIGIL_JWT_PUBLIC_KEY_FILE (docs/deployment.md)",
+            )
+        }
+        [] => Ok(pem.to_vec()),
+    }
 }
 
 /// The DER of the P-256 curve's OID (1.2.840.10045.3.1.7), present in every P-256 key.
@@ -94,7 +159,7 @@ impl Verifier {
                 jsonwebtoken::Algorithm::ES256 => DecodingKey::from_ec_pem(pem),
                 _ => DecodingKey::from_rsa_pem(pem),
             }
-            .map_err(|e| key_error(config.algorithm, pem, &e))?,
+            .map_err(|e| key_error(config.algorithm, pem, &e, KeyUse::Verify))?,
         };
         // Once the key has loaded (a key that does not gets key_error's hints first).
         if let JwtKey::PublicPem(pem) = &config.key {
@@ -221,20 +286,13 @@ impl Signer {
     ) -> Result<Self, TokenError> {
         // jsonwebtoken loads a public key here without a word, and signing then fails
         // with an ASN.1 error naming neither the file nor the mix-up.
-        if String::from_utf8_lossy(pem).contains("PUBLIC KEY-----") {
-            return Err(TokenError::Key(
-                "this is a public key; signing needs the private key of the pair (BEGIN \
-                 PRIVATE KEY), whose public key the server is given in \
-                 VIGIL_JWT_PUBLIC_KEY_FILE (docs/deployment.md)"
-                    .to_owned(),
-            ));
-        }
+        let pem = signing_block(pem)?;
         let key = match algorithm {
-            jsonwebtoken::Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
-            _ => EncodingKey::from_rsa_pem(pem),
+            jsonwebtoken::Algorithm::ES256 => EncodingKey::from_ec_pem(&pem),
+            _ => EncodingKey::from_rsa_pem(&pem),
         }
-        .map_err(|e| key_error(algorithm, pem, &e))?;
-        check_es256_curve(algorithm, pem)?;
+        .map_err(|e| key_error(algorithm, &pem, &e, KeyUse::Sign))?;
+        check_es256_curve(algorithm, &pem)?;
         Ok(Self {
             key,
             header: Header::new(algorithm),
@@ -277,6 +335,77 @@ mod tests {
         }
     }
 
+    const RS256_PRIVATE: &str = include_str!("../../tests/api/keys/rs256_private.pem");
+    const RS256_PUBLIC: &str = include_str!("../../tests/api/keys/rs256_public.pem");
+
+    fn sign_error(algorithm: jsonwebtoken::Algorithm, pem: &str) -> String {
+        Signer::from_private_pem(algorithm, pem.as_bytes())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    fn block(label: &str) -> String {
+        format!("-----BEGIN {label}-----\nbm90IGEga2V5\n-----END {label}-----\n")
+    }
+
+    /// jsonwebtoken reads a file's first block: a file holding the pair (either order)
+    /// was refused as "a public key", and signed with the private key first only.
+    #[test]
+    fn a_file_holding_the_private_key_and_its_public_key_signs_in_either_order() {
+        let mut config = config();
+        config.algorithm = jsonwebtoken::Algorithm::RS256;
+        config.key = JwtKey::PublicPem(RS256_PUBLIC.as_bytes().to_vec());
+        let verifier = Verifier::new(&config).expect("the public key loads");
+        for pem in [
+            format!("{RS256_PRIVATE}{RS256_PUBLIC}"),
+            format!("{RS256_PUBLIC}{RS256_PRIVATE}"),
+        ] {
+            let signer = Signer::from_private_pem(jsonwebtoken::Algorithm::RS256, pem.as_bytes())
+                .expect("the private key of the file is used");
+            let token = signer.sign(&claims(MAX_EXP)).expect("signs");
+            verifier
+                .verify(&token)
+                .expect("the pair's public key verifies it");
+        }
+    }
+
+    /// Each got jsonwebtoken's error alone ("ASN.1 …", "InvalidKeyFormat"), naming
+    /// neither what the file held nor what signing needs.
+    #[test]
+    fn a_signing_key_file_that_holds_no_usable_private_key_says_what_it_holds() {
+        let rs256 = jsonwebtoken::Algorithm::RS256;
+        for (pem, says) in [
+            (block("CERTIFICATE"), "this is a certificate"),
+            (
+                format!("{}{}", block("CERTIFICATE"), block("PUBLIC KEY")),
+                "this is a certificate",
+            ),
+            (
+                block("ENCRYPTED PRIVATE KEY"),
+                "this private key is encrypted",
+            ),
+            (
+                format!("{}{}", block("PRIVATE KEY"), block("RSA PRIVATE KEY")),
+                "this file holds 2 private keys",
+            ),
+        ] {
+            let message = sign_error(rs256, &pem);
+            assert!(message.contains(says), "{pem}: {message}");
+        }
+        // Signing takes a private key only: the forms named leave the public key out.
+        let es256 = sign_error(jsonwebtoken::Algorithm::ES256, &block("PRIVATE KEY"));
+        assert!(
+            es256.contains("ES256 signs with a P-256 private key") && !es256.contains("PUBLIC"),
+            "{es256}"
+        );
+        let rs256 = sign_error(rs256, &block("PRIVATE KEY"));
+        assert!(
+            rs256.contains("RS256 signs with an RSA private key") && !rs256.contains("public"),
+            "{rs256}"
+        );
+    }
+
     #[test]
     fn an_ec_key_in_sec1_form_is_refused_with_the_command_that_converts_it() {
         let refused = Signer::from_private_pem(jsonwebtoken::Algorithm::ES256, SEC1_KEY.as_bytes());
@@ -290,7 +419,8 @@ mod tests {
             Signer::from_private_pem(jsonwebtoken::Algorithm::RS256, SEC1_KEY.as_bytes());
         let message = for_rs256.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(
-            message.contains("RS256 needs an RSA key") && !message.contains("pkcs8 -topk8"),
+            message.contains("RS256 signs with an RSA private key")
+                && !message.contains("pkcs8 -topk8"),
             "{message}"
         );
         let not_pem = Signer::from_private_pem(jsonwebtoken::Algorithm::RS256, b"hello");
