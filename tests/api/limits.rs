@@ -405,6 +405,32 @@ fn status_line(received: &[u8]) -> String {
         .to_owned()
 }
 
+/// The problem body of a raw response refused before Vigil's handlers (by the HTTP
+/// layer): its `Content-Type` is problem+json and its `status` the status line's.
+fn raw_problem(received: &[u8], status: u16) -> Value {
+    let text = String::from_utf8_lossy(received);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete head in {text:?}"));
+    assert!(
+        head.starts_with(&format!("HTTP/1.1 {status} ")),
+        "expected {status}: {text:?}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    let problem: Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("the body is not one JSON problem ({e}): {body:?}"));
+    assert_eq!(problem["status"], status, "{problem}");
+    assert!(
+        problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{problem}"
+    );
+    problem
+}
+
 /// Threat: a request head declaring a chunked body that never comes, without any
 /// credentials. It was answered at once, and then the connection was held for good
 /// (actix-http drained the unread body to keep the connection, with no timer): a few
@@ -483,6 +509,8 @@ async fn slowloris_connections_are_cut_off_after_the_request_timeout_while_other
             line.starts_with("HTTP/1.1 408"),
             "slow connection #{i} got {line:?} before being closed"
         );
+        // It says why, whole: the close right after the 408 cut no body.
+        assert_eq!(raw_problem(&received, 408)["code"], "request_timeout");
     }
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -727,6 +755,13 @@ async fn a_request_head_over_128_kib_or_96_headers_is_431_and_the_connection_is_
         "100 headers: {:?}",
         status_line(&received)
     );
+    let problem = raw_problem(&received, 431);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("96 headers")),
+        "{problem}"
+    );
 
     // Exactly 128 KiB of head without its end: the server reads it all, then refuses.
     let mut big = TcpStream::connect(("127.0.0.1", app.port))
@@ -742,6 +777,7 @@ async fn a_request_head_over_128_kib_or_96_headers_is_431_and_the_connection_is_
         "a 128 KiB head: {:?}",
         status_line(&received)
     );
+    raw_problem(&received, 431);
 
     // Large but legal: a 16 KiB Authorization header is just a bad credential.
     let junk = format!("Bearer {}", "x".repeat(16 * 1024));
@@ -906,6 +942,74 @@ async fn a_write_followed_by_pipelined_garbage_is_answered_before_the_400() {
         assert!(received.starts_with("HTTP/1.1 200"), "{received}");
         assert!(received.contains("HTTP/1.1 400"), "{received}");
     }
+}
+
+/// A request head HTTP/1.1 cannot parse is refused by actix-http before Vigil sees it.
+/// The 400 went out with no body at all: the one refusal of the server that did not say
+/// what was wrong (an outside audit sent an `Idempotency-Key` holding DEL, which a
+/// producer's library let through). Each now names the part at fault, and nothing is
+/// stored; a screen open meanwhile notices nothing.
+#[actix_web::test]
+async fn a_request_head_http_cannot_parse_is_a_400_problem_naming_the_fault() {
+    let app = spawn_app().await;
+    let mut screen = app.sse(&admin(), "").await;
+    screen.connected().await;
+    let body = serde_json::to_string(&alert_body("unparsed", "high")).expect("json");
+    let post = |headers: &str| {
+        format!(
+            "POST /api/v1/alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+            service(),
+            body.len()
+        )
+    };
+    for (request, says) in [
+        (post("Idempotency-Key: a\x7fb\r\n"), "DEL in a header value"),
+        (post("Idempotency Key: k\r\n"), "a space in a header name"),
+        (post("X-Note: a\x00b\r\n"), "NUL"),
+        (post("Content-Length: 12abc\r\n"), "Content-Length"),
+        (
+            "GET /api/v1/alerts now HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_owned(),
+            "a space in the target",
+        ),
+        (
+            "GET /api/v1/alerts HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n".to_owned(),
+            "other than HTTP/1.0 and HTTP/1.1",
+        ),
+        (
+            "G\u{e9}T /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_owned(),
+            "the request line",
+        ),
+        (
+            format!(
+                "GET /{} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                "a".repeat(70_000)
+            ),
+            "longer than 64 KiB",
+        ),
+    ] {
+        let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+            .await
+            .expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let received = read_until_closed(&mut stream, WAIT).await;
+        let problem = raw_problem(&received, 400);
+        let request: String = request.chars().take(120).collect();
+        assert_eq!(problem["code"], "bad_request", "{request:?}: {problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.contains(says)),
+            "{request:?}: the detail should say {says:?}: {problem}"
+        );
+    }
+    let listed = app
+        .get_ok("/api/v1/alerts?patient_id=unparsed", &admin())
+        .await;
+    assert_eq!(listed["alerts"], json!([]), "nothing was stored");
+    // The screen open meanwhile saw nothing of it, and still works.
+    app.raise("after-unparsed", "low").await;
+    let seen: Value = serde_json::from_str(&screen.next_alert_event().await.data).expect("JSON");
+    assert_eq!(seen["patient_id"], "after-unparsed");
 }
 
 /// Reads one response (head and `content-length` body) from a keep-alive connection.

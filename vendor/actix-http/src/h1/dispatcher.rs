@@ -203,8 +203,67 @@ pin_project! {
 enum DispatcherMessage {
     Item(Request),
     Upgrade(Request),
-    Error(Response<()>),
+    /// vigil patch: with its problem body ("" for none), see [`problem`].
+    Error(Response<()>, &'static str),
 }
+
+/// vigil patch: an RFC 9457 problem body with the members the application's have.
+macro_rules! problem_body {
+    ($status:literal, $title:literal, $code:literal, $detail:literal) => {
+        concat!(
+            r#"{"type":"about:blank","title":""#, $title,
+            r#"","status":"#, $status,
+            r#","detail":""#, $detail,
+            r#"","code":""#, $code, r#""}"#
+        )
+    };
+}
+
+/// vigil patch: the dispatcher's own refusals (a request head it cannot parse, one too
+/// large, one not received in time) went out with no body: the only answers of the
+/// server that did not say what was wrong. Each now carries a problem body naming the
+/// fault, written with its head (see [`InnerDispatcher::send_error_response_with`]) so
+/// the close that follows cannot cut it.
+fn problem(err: &ParseError) -> (Response<()>, &'static str) {
+    let body = match err {
+        ParseError::Method => problem_body!(
+            400, "Bad Request", "bad_request",
+            "the request line's method is not a valid HTTP token"
+        ),
+        ParseError::Uri(_) => problem_body!(
+            400, "Bad Request", "bad_request",
+            "the request target is not a valid URI, or is longer than 64 KiB"
+        ),
+        ParseError::Version => problem_body!(
+            400, "Bad Request", "bad_request",
+            "the request line is not `METHOD target HTTP/1.1`: a space in the target, or a version other than HTTP/1.0 and HTTP/1.1"
+        ),
+        ParseError::Header => problem_body!(
+            400, "Bad Request", "bad_request",
+            "the request line or a header is not valid HTTP/1.1: a character it may not hold (a space in a header name or in the path, a control character such as NUL or DEL in a header value), a line not ending in CRLF, or a Content-Length or Transfer-Encoding that is invalid or repeated"
+        ),
+        ParseError::TooLarge => {
+            return (
+                Response::with_body(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, ()),
+                problem_body!(
+                    431, "Request Header Fields Too Large", "request_header_fields_too_large",
+                    "the request head is too large (128 KiB at most) or has more than 96 headers"
+                ),
+            )
+        }
+        _ => problem_body!(
+            400, "Bad Request", "bad_request",
+            "the request could not be read as HTTP/1.1"
+        ),
+    };
+    (Response::bad_request().drop_body(), body)
+}
+
+/// vigil patch: see [`problem`].
+const HEAD_TIMEOUT_PROBLEM: &str = problem_body!(
+    408, "Request Timeout", "request_timeout",
+    "the request head was not received in full within the request timeout"
+);
 
 pin_project! {
     #[project = StateProj]
@@ -564,9 +623,36 @@ where
     }
 
     fn send_error_response(
+        self: Pin<&mut Self>,
+        res: Response<()>,
+        body: BoxBody,
+    ) -> Result<(), DispatchError> {
+        self.send_error_response_with(res, body, false)
+    }
+
+    /// vigil patch: a response with its problem body (see [`problem`]); none if empty.
+    fn send_problem_response(
+        self: Pin<&mut Self>,
+        mut res: Response<()>,
+        problem: &'static str,
+    ) -> Result<(), DispatchError> {
+        if problem.is_empty() {
+            return self.send_error_response(res, BoxBody::new(()));
+        }
+        res.headers_mut().insert(
+            crate::header::CONTENT_TYPE,
+            crate::header::HeaderValue::from_static("application/problem+json"),
+        );
+        self.send_error_response_with(res, BoxBody::new(problem), true)
+    }
+
+    /// vigil patch: `write_now` writes a body known whole with its head, so that a
+    /// shutdown right after (the 408's) cannot cut it.
+    fn send_error_response_with(
         mut self: Pin<&mut Self>,
         mut res: Response<()>,
         body: BoxBody,
+        write_now: bool,
     ) -> Result<(), DispatchError> {
         let is_upgrade = res.upgrade();
         let (draining, close_for_unread_payload) = {
@@ -587,8 +673,24 @@ where
         }
 
         let size = self.as_mut().send_response_inner(res, &body)?;
-        match size {
-            BodySize::None | BodySize::Sized(0) => {
+        let body = if write_now {
+            match body.try_into_bytes() {
+                Ok(bytes) => {
+                    let this = self.as_mut().project();
+                    if !bytes.is_empty() {
+                        this.codec
+                            .encode(Message::Chunk(Some(bytes)), this.write_buf)?;
+                        this.codec.encode(Message::Chunk(None), this.write_buf)?;
+                    }
+                    None
+                }
+                Err(body) => Some(body),
+            }
+        } else {
+            Some(body)
+        };
+        match (size, body) {
+            (BodySize::None | BodySize::Sized(0), _) | (_, None) => {
                 let mut this = self.as_mut().project();
 
                 if close_for_unread_payload {
@@ -603,7 +705,7 @@ where
 
                 this.state.set(State::None);
             }
-            _ => self
+            (_, Some(body)) => self
                 .as_mut()
                 .project()
                 .state
@@ -654,11 +756,11 @@ where
                     }
 
                     // handle error message
-                    Some(DispatcherMessage::Error(res)) => {
+                    Some(DispatcherMessage::Error(res, problem)) => {
                         // send_response would update InnerDispatcher state to SendPayload or None
                         // (If response body is empty)
                         // continue loop to poll it
-                        self.as_mut().send_error_response(res, BoxBody::new(()))?;
+                        self.as_mut().send_problem_response(res, problem)?;
                     }
 
                     // return with upgrade request and poll it exclusively
@@ -1009,6 +1111,7 @@ where
                                 this.flags.insert(Flags::READ_DISCONNECT);
                                 this.messages.push_back(DispatcherMessage::Error(
                                     Response::internal_server_error().drop_body(),
+                                    "",
                                 ));
                                 *this.error = Some(DispatchError::InternalError);
                                 break;
@@ -1024,6 +1127,7 @@ where
                                 this.flags.insert(Flags::READ_DISCONNECT);
                                 this.messages.push_back(DispatcherMessage::Error(
                                     Response::internal_server_error().drop_body(),
+                                    "",
                                 ));
                                 *this.error = Some(DispatchError::InternalError);
                                 break;
@@ -1052,11 +1156,8 @@ where
                     }
 
                     // request heads that overflow buffer size return a 431 error
-                    this.messages
-                        .push_back(DispatcherMessage::Error(Response::with_body(
-                            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                            (),
-                        )));
+                    let (res, body) = problem(&ParseError::TooLarge);
+                    this.messages.push_back(DispatcherMessage::Error(res, body));
 
                     this.flags.insert(Flags::READ_DISCONNECT);
                     *this.error = Some(ParseError::TooLarge.into());
@@ -1072,9 +1173,8 @@ where
                     }
 
                     // malformed requests should be responded with 400
-                    this.messages.push_back(DispatcherMessage::Error(
-                        Response::bad_request().drop_body(),
-                    ));
+                    let (res, body) = problem(&err);
+                    this.messages.push_back(DispatcherMessage::Error(res, body));
 
                     this.flags.insert(Flags::READ_DISCONNECT);
                     *this.error = Some(err.into());
@@ -1098,9 +1198,9 @@ where
 
                 trace!("timed out on slow request; replying with 408 and closing connection");
 
-                let _ = self.as_mut().send_error_response(
+                let _ = self.as_mut().send_problem_response(
                     Response::with_body(StatusCode::REQUEST_TIMEOUT, ()),
-                    BoxBody::new(()),
+                    HEAD_TIMEOUT_PROBLEM,
                 );
 
                 self.project().flags.insert(Flags::SHUTDOWN);
