@@ -43,13 +43,17 @@ pub enum CloseReason {
     Shutdown,
 }
 
-/// What the manager pushes into a client's bounded queue.
+/// What the manager pushes into a client's bounded queue. Every variant is one pointer
+/// at most: the queue's first block of slots is allocated with each stream, so an item
+/// the size of `Bytes` (32) instead of 8 cost every stream, even an idle one, 0.75 KiB
+/// (B5 in docs/performance.md).
 #[derive(Debug, Clone)]
 pub enum Outbound {
     /// An event, encoded once and shared.
     Event(Arc<EncodedEvent>),
-    /// An SSE heartbeat frame (shared bytes; WebSocket sessions ignore it).
-    Heartbeat(Bytes),
+    /// An SSE heartbeat frame, shared by the streams of a tick (WebSocket sessions
+    /// ignore it).
+    Heartbeat(Arc<Bytes>),
     /// A care-team change altered the stream's patients (`scope_changed`).
     Scope(Box<ScopeChange>),
     /// The shared WebSocket tick: the session pings if its ping is due and closes if the
@@ -189,3 +193,17 @@ pub struct StatsSnapshot {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;
+
+#[cfg(test)]
+mod tests {
+    /// Each stream's queue allocates its first block of 32 slots when the stream opens:
+    /// an item of 40 bytes made that 1.3 KiB for every stream, idle or not.
+    #[test]
+    fn a_queued_item_is_at_most_one_pointer_and_its_tag() {
+        assert!(
+            std::mem::size_of::<super::Outbound>() <= 16,
+            "{} bytes",
+            std::mem::size_of::<super::Outbound>()
+        );
+    }
+}

@@ -207,7 +207,7 @@ async fn next_chunk(mut st: StreamState) -> Option<(Result<Bytes, actix_web::Err
                     .observe(event.published.elapsed().as_secs_f64());
                 return Some((Ok(event.sse().clone()), st));
             }
-            Outbound::Heartbeat(frame) => return Some((Ok(frame), st)),
+            Outbound::Heartbeat(frame) => return Some((Ok(Bytes::clone(&frame)), st)),
             Outbound::Tick => continue,
             Outbound::Scope(change) => {
                 let body = serde_json::Value::Object(scope_changed(&change));

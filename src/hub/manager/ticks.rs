@@ -15,10 +15,10 @@ impl AlertConnectionManager {
     pub(super) fn heartbeat(&mut self) {
         let group = self.heartbeat_group;
         self.heartbeat_group = (group + 1) % u64::from(HEARTBEAT_GROUPS);
-        let frame = sse_control(
+        let frame = std::sync::Arc::new(sse_control(
             "heartbeat",
             &serde_json::json!({ "timestamp": crate::domain::format_millis(crate::domain::now_millis()) }),
-        );
+        ));
         self.offer_to_group(Transport::Sse, HEARTBEAT_GROUPS, group, || {
             Outbound::Heartbeat(frame.clone())
         });
