@@ -1002,6 +1002,25 @@ async fn a_request_head_http_cannot_parse_is_a_400_problem_naming_the_fault() {
             "{request:?}: the detail should say {says:?}: {problem}"
         );
     }
+    // After a HEAD on the same connection, the refusal keeps its body: the HEAD's
+    // bodiless answer had made it say `content-length: 366` and send nothing.
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /healthz HTTP/1.1\r\nBad Header: x\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    let received = read_until_closed(&mut stream, WAIT).await;
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let refusal = text
+        .find("HTTP/1.1 400")
+        .unwrap_or_else(|| panic!("no 400 after the HEAD's answer: {text}"));
+    raw_problem(&received[refusal..], 400);
+
     let listed = app
         .get_ok("/api/v1/alerts?patient_id=unparsed", &admin())
         .await;

@@ -632,7 +632,7 @@ where
 
     /// vigil patch: a response with its problem body (see [`problem`]); none if empty.
     fn send_problem_response(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         mut res: Response<()>,
         problem: &'static str,
     ) -> Result<(), DispatchError> {
@@ -643,6 +643,7 @@ where
             crate::header::CONTENT_TYPE,
             crate::header::HeaderValue::from_static("application/problem+json"),
         );
+        self.as_mut().project().codec.forget_head_request();
         self.send_error_response_with(res, BoxBody::new(problem), true)
     }
 
