@@ -92,8 +92,18 @@ fn signing_block(pem: &[u8]) -> Result<Vec<u8>, TokenError> {
         .filter(|block| block.tag().ends_with("PRIVATE KEY"))
         .collect();
     let refuse = |why: &str| Err(TokenError::Key(why.to_owned()));
+    // PKCS#8 says so in its tag; OpenSSL's older forms (`BEGIN RSA PRIVATE KEY`, `BEGIN
+    // EC PRIVATE KEY`, as `openssl rsa -aes256` and `ssh-keygen -m PEM` write them) in
+    // a `Proc-Type: 4,ENCRYPTED` header.
+    let encrypted = |key: &pem::Pem| {
+        key.tag() == "ENCRYPTED PRIVATE KEY"
+            || key
+                .headers()
+                .get("Proc-Type")
+                .is_some_and(|value| value.contains("ENCRYPTED"))
+    };
     match private.as_slice() {
-        [key] if key.tag() == "ENCRYPTED PRIVATE KEY" => refuse(
+        [key] if encrypted(key) => refuse(
             "this private key is encrypted; Vigil reads an unencrypted one: \
              `openssl pkcs8 -in key.pem -out key.plain.pem` asks for the passphrase and \
              writes it (keep that file as private as a password)",
@@ -383,6 +393,13 @@ mod tests {
             ),
             (
                 block("ENCRYPTED PRIVATE KEY"),
+                "this private key is encrypted",
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: \
+                 AES-256-CBC,00112233445566778899AABBCCDDEEFF\n\nbm90IGEga2V5\n-----END RSA \
+                 PRIVATE KEY-----\n"
+                    .to_owned(),
                 "this private key is encrypted",
             ),
             (
