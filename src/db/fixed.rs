@@ -50,6 +50,6 @@ fixed_statement!(
 
 fixed_statement!(
     /// Takes SQLite's write lock at the start of a writer's batch, changing nothing (see
-    /// the writer's batch module for why).
+    /// the writer's batch module for why). SQLite only: PostgreSQL refuses `WHERE 0`.
     TakeWriteLock = "UPDATE event_head SET seq = seq WHERE 0"
 );
