@@ -924,6 +924,11 @@ async fn a_write_followed_by_pipelined_garbage_is_answered_before_the_400() {
             received.contains("HTTP/1.1 400"),
             "{garbage:?}: the garbage is answered too: {received}"
         );
+        let refusal = received.split("HTTP/1.1 400").nth(1).unwrap_or_default();
+        assert!(
+            refusal.to_ascii_lowercase().contains("connection: close"),
+            "{garbage:?}: the 400 says the connection ends: {refusal}"
+        );
         let listed = app
             .get_ok(&format!("/api/v1/alerts?patient_id={patient}"), &admin())
             .await;

@@ -636,6 +636,9 @@ where
         mut res: Response<()>,
         problem: &'static str,
     ) -> Result<(), DispatchError> {
+        // The connection ends after every such refusal: say so (RFC 9112 §9.6), as the
+        // first request's already did.
+        res.head_mut().set_connection_type(ConnectionType::Close);
         if problem.is_empty() {
             return self.send_error_response(res, BoxBody::new(()));
         }
