@@ -124,8 +124,8 @@ fn signing_block(pem: &[u8]) -> Result<Vec<u8>, TokenError> {
         {
             refuse(
                 "this is a public key; signing needs the private key of the pair (BEGIN \
-             PRIVATE KEY), whose public key the server is given in \
-             VIGIL_JWT_PUBLIC_KEY_FILE (docs/deployment.md)",
+                 PRIVATE KEY), whose public key the server is given in \
+                 VIGIL_JWT_PUBLIC_KEY_FILE (docs/deployment.md)",
             )
         }
         [] => Ok(pem.to_vec()),
