@@ -54,6 +54,13 @@ pub fn libpq_setting(
         .or_else(|| Some((variable, std::env::var(variable).ok()?)))
 }
 
+/// Sets how long SQLite waits for another connection's lock on this connection: the
+/// writer shortens it for a step that must not stall other processes (its test write, a
+/// batch behind a held lock, the last checkpoint) and sets [`BUSY_TIMEOUT_MS`] back after.
+pub fn busy_timeout(ms: u64) -> diesel::query_builder::SqlQuery {
+    diesel::sql_query(format!("PRAGMA busy_timeout = {ms}"))
+}
+
 /// The SQLite filename for a `sqlite://` URL (`sqlite://vigil.db` is relative,
 /// `sqlite:///abs/vigil.db` absolute); other strings pass through unchanged.
 pub fn sqlite_path(url: &str) -> &str {

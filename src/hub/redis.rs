@@ -484,10 +484,6 @@ impl Backoff {
 mod tests {
     use super::*;
 
-    /// While Redis is down the queue must not grow with every event: past its bound a
-    /// message is dropped at once (a commit never waits on Redis), and once the
-    /// publisher takes one, the next is queued again. The outage counts as over (and is
-    /// logged as such) only once the queue is half empty, not at every freed slot.
     /// The two ways a scheme that does not match its port fails, each named; any other
     /// failure gets no hint.
     #[test]
@@ -506,6 +502,10 @@ mod tests {
         assert_eq!(scheme_hint(false, "Connection refused (os error 111)"), "");
     }
 
+    /// While Redis is down the queue must not grow with every event: past its bound a
+    /// message is dropped at once (a commit never waits on Redis), and once the
+    /// publisher takes one, the next is queued again. The outage counts as over (and is
+    /// logged as such) only once the queue is half empty, not at every freed slot.
     #[test]
     fn a_full_outbox_drops_without_blocking_and_takes_messages_again_once_drained() {
         let (tx, mut rx) = mpsc::channel(4);

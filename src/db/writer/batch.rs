@@ -148,7 +148,7 @@ fn lock_budget(batch: &[Box<dyn Job>]) -> Option<u64> {
 }
 
 fn set_busy_timeout(conn: &mut AnyConnection, ms: u64) {
-    if let Err(e) = diesel::sql_query(format!("PRAGMA busy_timeout = {ms}")).execute(conn) {
+    if let Err(e) = pool::busy_timeout(ms).execute(conn) {
         log::warn!("could not set the writer's busy timeout to {ms} ms: {e}");
     }
 }

@@ -191,12 +191,9 @@ impl Writer {
             let AnyConnection::Sqlite(c) = conn else {
                 return Ok(Ok(()));
             };
-            let set_busy = |c: &mut diesel::SqliteConnection, ms: u64| {
-                diesel::sql_query(format!("PRAGMA busy_timeout = {ms}")).execute(c)
-            };
-            set_busy(c, PROBE_BUSY_MS)?;
+            pool::busy_timeout(PROBE_BUSY_MS).execute(c)?;
             let wrote = c.immediate_transaction(|c| diesel::sql_query(REWRITE_HEAD).execute(c));
-            set_busy(c, pool::BUSY_TIMEOUT_MS)?;
+            pool::busy_timeout(pool::BUSY_TIMEOUT_MS).execute(c)?;
             if let Err(e) = wrote {
                 let why = e.to_string();
                 return Ok(Err((Failing::of_error(&why), why)));

@@ -98,10 +98,9 @@ pub(super) fn fold_and_empty(conn: &mut AnyConnection) -> diesel::QueryResult<bo
         #[diesel(sql_type = diesel::sql_types::Integer)]
         busy: i32,
     }
-    let busy_timeout = |ms: u64| diesel::sql_query(format!("PRAGMA busy_timeout = {ms}"));
-    busy_timeout(FOLD_BUSY_MS).execute(conn)?;
+    pool::busy_timeout(FOLD_BUSY_MS).execute(conn)?;
     let row = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").get_result::<Checkpointed>(conn);
-    busy_timeout(pool::BUSY_TIMEOUT_MS).execute(conn)?;
+    pool::busy_timeout(pool::BUSY_TIMEOUT_MS).execute(conn)?;
     Ok(row?.busy == 0)
 }
 
