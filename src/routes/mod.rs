@@ -128,7 +128,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Parses a JSON body: 415 unless `application/json`, 400 if malformed. An empty body
+/// Parses a JSON body: 415 unless `application/json`, 400 if malformed or its type is
+/// given twice. An empty body
 /// is `empty` (callers decide whether that is allowed), but only when it claims no other
 /// media type: a form post or `text/plain` is refused whatever it carries.
 pub fn json_body(req: &HttpRequest, body: &[u8], empty: Option<Value>) -> Result<Value, ApiError> {
@@ -142,6 +143,14 @@ pub fn json_body(req: &HttpRequest, body: &[u8], empty: Option<Value>) -> Result
         .collect();
     if !encodings.is_empty() {
         return Err(ApiError::UnsupportedEncoding(encodings.join(", ")));
+    }
+    // RFC 9110 §8.3: one media type per message. With two, which one a proxy or a
+    // framework read is anyone's guess, so neither is trusted.
+    let given = req.headers().get_all(header::CONTENT_TYPE).count();
+    if given > 1 {
+        return Err(ApiError::BadRequest(format!(
+            "Content-Type given {given} times: a request body has one media type"
+        )));
     }
     let declared = req.headers().get(header::CONTENT_TYPE);
     let essence = declared

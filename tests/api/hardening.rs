@@ -246,6 +246,52 @@ async fn a_body_that_is_not_json_is_415() {
     assert_eq!(ok.status(), 201, "JSON with a charset parameter is JSON");
 }
 
+/// A body with two `Content-Type` headers was read as the first: `application/json`
+/// then `text/plain` stored the alert. A message has one media type (RFC 9110 §8.3), and
+/// which one a proxy in front read is unknowable, so two are a 400 that changes nothing.
+#[actix_web::test]
+async fn a_body_with_two_content_types_is_400_and_changes_nothing() {
+    let app = spawn_app().await;
+    let alert = app.raise("two-types", "high").await;
+    let ack = format!(
+        "/api/v1/alerts/{}/acknowledge",
+        alert["id"].as_str().expect("id")
+    );
+    for (path, token, body) in [
+        (
+            "/api/v1/alerts",
+            service(),
+            alert_body("two-types", "low").to_string(),
+        ),
+        (ack.as_str(), admin(), r#"{"status":"resolved"}"#.to_owned()),
+    ] {
+        for (first, second) in [
+            ("application/json", "text/plain"),
+            ("application/json", "application/json"),
+        ] {
+            let resp = app
+                .client
+                .post(app.url(path))
+                .bearer_auth(&token)
+                .header("content-type", first)
+                .header("content-type", second)
+                .body(body.clone())
+                .send()
+                .await
+                .expect("POST");
+            let what = format!("{path}: {first} and {second}");
+            let problem = problem(resp, 400, &what).await;
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("Content-Type given 2 times")),
+                "{what}: {problem}"
+            );
+        }
+    }
+    only_this_open_alert(&app, alert["id"].as_str().expect("id")).await;
+}
+
 #[actix_web::test]
 async fn an_empty_body_declared_as_anything_but_json_is_415_and_changes_nothing() {
     // Threat: a form post with no body acknowledging an alert (an empty acknowledgment
