@@ -677,6 +677,75 @@ async fn an_in_socket_ack_after_resolve_or_of_an_unknown_alert_is_refused_and_th
     assert_eq!(ws.until_type("alert").await["alert"]["id"], later["id"]);
 }
 
+/// `ack_result` names only the alert, so a dashboard matches the answers to its acks by
+/// their order. Each ack ran as a task of its own and was answered when it finished: an
+/// outside audit saw a caregiver's `resolved` (403, decided by the service) answered
+/// after the `"bogus"` status sent behind it (422, decided at once), and a burst of ten
+/// acks answered out of order in one run in five. They are carried out and answered in
+/// the order sent.
+#[actix_web::test]
+async fn in_socket_acks_are_carried_out_and_answered_in_the_order_sent() {
+    let app = spawn_app().await;
+    app.assign("ward", "carol").await;
+    let caregiver = token("carol", "caregiver", None);
+    let (mut ws, _) = ws_ready(&app, &caregiver, "").await;
+    let alert = app.raise("ward", "high").await;
+    ws.until_type("alert").await;
+    let id = alert["id"].as_str().expect("id");
+    ws.send_json(&json!({"type": "ack", "alert_id": id, "status": "resolved"}))
+        .await;
+    ws.send_json(&json!({"type": "ack", "alert_id": id, "status": "bogus"}))
+        .await;
+    for n in 0..10 {
+        ws.send_json(&json!({"type": "ack", "alert_id": id, "note": format!("n{n}")}))
+            .await;
+    }
+    ws.send_json(&json!({"type": "ack"})).await;
+
+    let mut answers = Vec::new();
+    while answers.len() < 13 {
+        let frame = ws.next_json(WAIT).await.expect("session open");
+        if frame["type"] != "alert_updated" {
+            answers.push(frame);
+        }
+    }
+    let refusal = |frame: &Value| {
+        (
+            frame["type"].clone(),
+            frame["ok"].clone(),
+            frame["status"].clone(),
+        )
+    };
+    assert_eq!(
+        refusal(&answers[0]),
+        (json!("ack_result"), json!(false), json!(403)),
+        "the caregiver's resolve first: {}",
+        answers[0]
+    );
+    assert_eq!(
+        refusal(&answers[1]),
+        (json!("ack_result"), json!(false), json!(422)),
+        "then the unknown status: {}",
+        answers[1]
+    );
+    for (n, answer) in answers[2..12].iter().enumerate() {
+        let trail = answer["alert"]["acknowledgments"]
+            .as_array()
+            .unwrap_or_else(|| panic!("ack {n} stored: {answer}"));
+        assert_eq!(
+            (trail.len(), &trail[n]["note"]),
+            (n + 1, &json!(format!("n{n}"))),
+            "ack {n} answered {n}th, stored {n}th: {answer}"
+        );
+    }
+    assert_eq!(
+        (&answers[12]["type"], &answers[12]["code"]),
+        (&json!("error"), &json!("invalid")),
+        "the ack without an id last: {}",
+        answers[12]
+    );
+}
+
 fn short_timeouts(c: &mut vigil::config::Config) {
     c.ws_ping = Duration::from_secs(1);
     c.ws_timeout = Duration::from_secs(2);

@@ -1,6 +1,7 @@
 //! One dashboard's session actor: writes the manager's events, answers the client's
 //! frames, pings, and closes a session that is silent, flooding or broken.
 
+mod ack_order;
 mod requests;
 
 use std::collections::BTreeSet;
@@ -52,6 +53,8 @@ pub struct WsSession {
     /// one read the database and queue for the manager, and alerts for everyone waited
     /// seconds behind them.
     next_subscribe: Option<Requested>,
+    /// The order in which `ack` frames are carried out and answered: the one they came in.
+    acks: ack_order::AckOrder,
     /// The patients the last applied `subscribe` named (`None`: it named none, and the
     /// manager's scope alone decides). After `subscribed` a dashboard takes every frame to
     /// be for these patients, but events for the previous set can still be on their way:
@@ -93,6 +96,7 @@ impl WsSession {
             delivered,
             subscribing: false,
             next_subscribe: None,
+            acks: ack_order::AckOrder::default(),
             named: None,
             frame_window: (Instant::now(), 0),
             fragments: Fragments::default(),

@@ -129,18 +129,22 @@ impl WsSession {
     }
 
     /// `ack`: the HTTP acknowledgment's rules and service, answered with `ack_result`.
+    /// A session's acks are carried out one after another and answered in the order
+    /// they came in, refusals decided at once included (see [`super::ack_order`]).
     pub(super) fn on_ack(&mut self, value: &Value, ctx: &mut ws::WebsocketContext<Self>) {
+        let ticket = self.acks.ticket();
         // Without an id there is no alert to answer `ack_result` for: an `error` frame.
         let alert_id = match value.get("alert_id") {
             None | Some(Value::Null) => {
-                ctx.text(error_frame("invalid", "`alert_id` is required"));
+                let refusal = error_frame("invalid", "`alert_id` is required");
+                self.answer_ack(ticket, refusal, ctx);
                 return;
             }
             Some(Value::String(id)) if !id.is_empty() => id.clone(),
             Some(other) => {
                 let message =
                     format!("`alert_id` must be the alert's id as a non-empty string, not {other}");
-                ctx.text(error_frame("invalid", &message));
+                self.answer_ack(ticket, error_frame("invalid", &message), ctx);
                 return;
             }
         };
@@ -150,13 +154,13 @@ impl WsSession {
             obj.remove("alert_id");
         }
         if let Err(e) = self.state.write_limiter.check(&self.principal) {
-            ctx.text(ack_failure(&alert_id, &e));
+            self.answer_ack(ticket, ack_failure(&alert_id, &e), ctx);
             return;
         }
         let (status, note): (AckStatus, Option<String>) = match parse_ack_body(&body) {
             Ok(parsed) => parsed,
             Err(e) => {
-                ctx.text(ack_failure(&alert_id, &e));
+                self.answer_ack(ticket, ack_failure(&alert_id, &e), ctx);
                 return;
             }
         };
@@ -175,34 +179,51 @@ impl WsSession {
         // session ends on a protocol error or a dropped connection right after, stopped
         // the actor and, with it, every future spawned on it — the ack was never stored.
         // The session only waits for the answer; if it is gone, nobody is told, but the
-        // ack is stored and broadcast all the same.
+        // ack is stored and broadcast all the same. The task waits for the session's
+        // earlier acks first, so they are stored in the order sent.
         let conn_id = self.conn_id;
+        let mut turn = self.acks.turn();
         let task = actix_web::rt::spawn(async move {
+            turn.wait().await;
             let result = acknowledge(&state, &principal, request).await;
             if let Err(e) = &result {
                 log::debug!("in-socket ack refused connection_id={conn_id}: {e}");
             }
+            drop(turn);
             result
         });
         ctx.spawn(
-            actix::fut::wrap_future::<_, Self>(task).map(move |joined, _, ctx| {
+            actix::fut::wrap_future::<_, Self>(task).map(move |joined, act, ctx| {
                 let result = joined.unwrap_or_else(|e| {
                     log::error!("in-socket ack task failed connection_id={conn_id}: {e}");
                     Err(ApiError::Internal(format!("acknowledgment task failed: {e}")))
                 });
-                match result {
-                    Ok(Acked::Recorded(outcome)) => ctx.text(json!({"type": "ack_result", "alert_id": alert_id, "ok": true, "alert": outcome.alert}).to_string()),
+                let answer = match result {
+                    Ok(Acked::Recorded(outcome)) => json!({"type": "ack_result", "alert_id": alert_id, "ok": true, "alert": outcome.alert}).to_string(),
                     // Not sent without a key (the in-socket ack has none); said all the same.
                     Ok(Acked::Replayed(answer)) => {
                         let alert = serde_json::from_str::<Value>(&answer)
                             .ok()
                             .and_then(|mut answer| answer.get_mut("alert").map(Value::take))
                             .unwrap_or(Value::Null);
-                        ctx.text(json!({"type": "ack_result", "alert_id": alert_id, "ok": true, "alert": alert}).to_string());
+                        json!({"type": "ack_result", "alert_id": alert_id, "ok": true, "alert": alert}).to_string()
                     }
-                    Err(e) => ctx.text(ack_failure(&alert_id, &e)),
-                }
+                    Err(e) => ack_failure(&alert_id, &e),
+                };
+                act.answer_ack(ticket, answer, ctx);
             }),
         );
+    }
+
+    /// Sends `ticket`'s answer once every earlier ack of the session has had its own.
+    fn answer_ack(
+        &mut self,
+        ticket: super::ack_order::Ticket,
+        answer: String,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        for frame in self.acks.answer(ticket, answer) {
+            ctx.text(frame);
+        }
     }
 }
