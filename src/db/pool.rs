@@ -99,15 +99,21 @@ pub fn sqlite_file(conn: &mut AnyConnection) -> QueryResult<Option<PathBuf>> {
         .map(|main| main.file.into()))
 }
 
-/// libpq's refusal, without its trailing line break, and where the cause may be TLS this
-/// build leaves out, how to get a build that has it: libpq's own words ("SSL support is
-/// not compiled in", a server's "no encryption") do not say.
-fn with_tls_hint(error: diesel::ConnectionError) -> diesel::ConnectionError {
+/// libpq's refusal, without its trailing line break, and what libpq's own words do not
+/// say: that a "timeout expired" is Vigil's default bound, and where the cause may be TLS
+/// this build leaves out ("SSL support is not compiled in", a server's "no encryption"),
+/// how to get a build that has it.
+fn with_hint(error: diesel::ConnectionError) -> diesel::ConnectionError {
     let diesel::ConnectionError::BadConnection(message) = error else {
         return error;
     };
     let message = message.trim_end();
-    let hint = if cfg!(feature = "tls") {
+    let hint = if message.contains("timeout expired") {
+        Some(format!(
+            "no answer within the connect timeout, {PG_CONNECT_TIMEOUT_SECS} s unless the URL's \
+             `connect_timeout` or PGCONNECT_TIMEOUT sets another"
+        ))
+    } else if cfg!(feature = "tls") {
         None
     } else if message.contains("SSL support is not compiled in") {
         Some(format!("this setting {}", crate::config::NO_TLS))
@@ -160,11 +166,28 @@ pub struct AnyManager {
     wal_limit_bytes: u64,
 }
 
+/// How long a PostgreSQL connection may take to open when neither the URL's
+/// `connect_timeout` nor `PGCONNECT_TIMEOUT` says: libpq's own default is to wait for ever,
+/// and a server that accepts the connection and never answers (a frozen host, a stuck
+/// proxy) held `vigil serve` and `vigil migrate` silent at start, and a pool's
+/// connecting thread for good. The same bound as a request's ([`crate::db::DEADLINE`]).
+pub const PG_CONNECT_TIMEOUT_SECS: u64 = 10;
+
+/// `url` with [`PG_CONNECT_TIMEOUT_SECS`] as its `connect_timeout` when it is PostgreSQL's
+/// and neither the URL nor the environment sets one.
+fn with_connect_timeout(url: &str) -> String {
+    if !is_postgres(url) || libpq_setting(url, "connect_timeout", "PGCONNECT_TIMEOUT").is_some() {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connect_timeout={PG_CONNECT_TIMEOUT_SECS}")
+}
+
 impl AnyManager {
     /// A manager for the configured database.
     pub fn new(config: &DatabaseConfig) -> Self {
         Self {
-            url: config.url.clone(),
+            url: with_connect_timeout(&config.url),
             sqlite_sync: config.sqlite_sync,
             wal_limit_bytes: config.wal_limit_bytes,
         }
@@ -178,7 +201,7 @@ impl ManageConnection for AnyManager {
     fn connect(&self) -> Result<AnyConnection, Self::Error> {
         if is_postgres(&self.url) {
             let mut conn = PgConnection::establish(&self.url)
-                .map_err(|e| diesel::r2d2::Error::ConnectionError(with_tls_hint(e)))?;
+                .map_err(|e| diesel::r2d2::Error::ConnectionError(with_hint(e)))?;
             // A 201 means committed: a server (or role) set to `synchronous_commit = off`
             // answers a commit before it is on disk, and a crash then loses alerts
             // already announced. Only `off` is raised; `local`, `on`, `remote_write` and
@@ -271,7 +294,7 @@ mod tests {
 
     use diesel::r2d2::ManageConnection;
 
-    use super::{AnyManager, sqlite_wal_path};
+    use super::{AnyManager, sqlite_wal_path, with_connect_timeout};
     use crate::config::Config;
 
     fn wal_of(url: &str) -> Option<PathBuf> {
@@ -320,5 +343,22 @@ mod tests {
         ] {
             assert_eq!(wal_of(url), None, "{url}");
         }
+    }
+
+    /// libpq waits for ever to connect unless told: the URL's own `connect_timeout` is
+    /// kept, otherwise 10 s is added, after the query the URL has or as its first.
+    #[test]
+    fn a_postgresql_url_gets_a_connect_timeout_unless_it_sets_one() {
+        assert_eq!(
+            with_connect_timeout("postgres://v@db/v"),
+            "postgres://v@db/v?connect_timeout=10"
+        );
+        assert_eq!(
+            with_connect_timeout("postgresql://v@db/v?sslmode=require"),
+            "postgresql://v@db/v?sslmode=require&connect_timeout=10"
+        );
+        let own = "postgres://v@db/v?connect_timeout=3";
+        assert_eq!(with_connect_timeout(own), own);
+        assert_eq!(with_connect_timeout("sqlite://v.db"), "sqlite://v.db");
     }
 }

@@ -419,6 +419,41 @@ fn a_database_that_cannot_be_opened_stops_serve_and_migrate_naming_database_url(
     }
 }
 
+/// A PostgreSQL that accepts the connection and never answers (a frozen host, a stuck
+/// proxy) held `vigil serve` and `vigil migrate` silent for ever: libpq waits without
+/// limit unless told. They stop naming the timeout, after the default bound or the
+/// URL's own `connect_timeout`.
+#[test]
+fn a_postgresql_that_never_answers_stops_serve_and_migrate_naming_the_timeout() {
+    // The kernel completes the handshake for the backlog; nothing ever reads or answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("address").port();
+    let by_default = format!("postgres://vigil@127.0.0.1:{port}/vigil");
+    let by_url = format!("{by_default}?connect_timeout=2");
+    let runs = [("serve", by_default), ("migrate", by_url)].map(|(command, url)| {
+        std::thread::spawn(move || {
+            let (status, stderr) = vigil_exit(
+                &[command],
+                &exit_env(&url),
+                Duration::from_secs(60),
+                "vigil against a PostgreSQL that never answers",
+            );
+            (command, url, status, stderr)
+        })
+    });
+    for run in runs {
+        let (command, url, status, stderr) = run.join().expect("the run");
+        assert!(!status.success(), "{command} {url}: {stderr}");
+        assert!(
+            stderr.contains("DATABASE_URL")
+                && stderr.contains("timeout expired")
+                && stderr.contains("connect_timeout"),
+            "{command} {url}: the message names the timeout and how to set it: {stderr}"
+        );
+    }
+    drop(silent);
+}
+
 /// A rollback onto a database a newer Vigil migrated: this binary does not know its
 /// schema, so it refuses to migrate or serve it, naming the unknown migration.
 #[test]
