@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::binary::Served;
 use crate::helpers::*;
 use crate::servers::free_port;
 
@@ -304,6 +305,85 @@ async fn a_lost_connection_is_named_as_such_and_resumed() {
         .await;
     assert!(!complaint.contains("Transport error"), "{complaint}");
     watch.says(&short(&during)).await;
+}
+
+/// A server that takes the connection and never answers (a stopped process, a stuck
+/// proxy) held `watch` silent for ever at start: its list request had no time limit.
+/// It says so, and keeps trying.
+#[actix_web::test]
+async fn a_server_that_never_answers_is_named_and_tried_again() {
+    // The kernel completes the handshake for the backlog; nothing ever reads or answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", silent.local_addr().expect("address"));
+    let mut watch = Watcher::start(&url, &admin());
+    let complaint = watch.complains("did not answer within").await;
+    assert!(complaint.contains("retrying"), "{complaint}");
+    assert!(watch.running(), "it keeps trying");
+    drop(silent);
+}
+
+/// With the server frozen (SIGSTOP: connections are accepted, nothing answers), a typed
+/// acknowledgment printed nothing and the reconnect after the silent stream hung without
+/// a word. Both now fail in time and say so; once the server is back, the same line
+/// typed again is recorded once and the stream resumes.
+#[actix_web::test]
+async fn a_frozen_server_fails_a_typed_ack_and_a_reconnect_in_time_then_both_recover() {
+    use std::io::Write;
+
+    let served = Served::start_with(
+        "warn,vigil::commands::serve=info",
+        &[("VIGIL_HEARTBEAT_SECS", "1")],
+    );
+    let alert = served.raise("p-frozen", "high").await;
+    let id = short(&alert);
+    let mut child = Watcher::command(&served.url, &admin())
+        .arg("--ack")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start vigil watch --ack");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let watch = Watcher {
+        stdout: collect(child.stdout.take().expect("stdout")),
+        stderr: collect(child.stderr.take().expect("stderr")),
+        child,
+    };
+    watch.says(&id).await;
+
+    served.signal("-STOP");
+    writeln!(stdin, "{id} escalated").expect("type the line");
+    let failed = watch.says(&format!("ack failed {id}")).await;
+    assert!(
+        failed.contains("did not answer within") && failed.contains("typing the same line again"),
+        "{failed}"
+    );
+    watch.complains("nothing heard").await;
+    let reconnect = watch.complains("did not answer within").await;
+    assert!(reconnect.contains("retrying"), "{reconnect}");
+
+    served.signal("-CONT");
+    writeln!(stdin, "{id} escalated").expect("type the line again");
+    watch.says(&format!("ack ok {id} escalated")).await;
+    let later = served.raise("p-frozen", "critical").await;
+    watch.says(&short(&later)).await;
+    let stored: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/alerts/{}",
+            served.url,
+            alert["id"].as_str().expect("id")
+        ))
+        .bearer_auth(admin())
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        stored["acknowledgments"].as_array().map(Vec::len),
+        Some(1),
+        "the line typed twice is recorded once: {stored}"
+    );
 }
 
 /// The per-user stream limit was taken for a final refusal: `watch` exited 1 while the

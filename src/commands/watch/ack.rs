@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 
-use super::Known;
 use super::lines::printable;
+use super::{ANSWER_WITHIN, Known, no_answer, with_cause};
 
 /// One line typed under `--ack`: `<id> [status] [note …]`.
 #[derive(Debug, PartialEq, Eq)]
@@ -120,6 +120,7 @@ pub(super) async fn ack_loop(
             .bearer_auth(&token)
             .header("Idempotency-Key", &key)
             .json(&body)
+            .timeout(ANSWER_WITHIN)
             .send()
             .await;
         if answer.is_err() {
@@ -136,9 +137,16 @@ pub(super) async fn ack_loop(
                 );
             }
             // The request may have reached the server before the connection failed.
-            Err(e) => out!(
-                "ack failed {short}: {e} (it may have been recorded; typing the same line again is safe: it is recorded once)"
-            ),
+            Err(e) => {
+                let why = if e.is_timeout() && !e.is_connect() {
+                    no_answer()
+                } else {
+                    with_cause(&e)
+                };
+                out!(
+                    "ack failed {short}: {why} (it may have been recorded; typing the same line again is safe: it is recorded once)"
+                );
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::lines::{Shown, print_alert};
-use super::{Failure, Known, answered};
+use super::{ANSWER_WITHIN, Failure, Known, answered, no_answer};
 
 /// The alerts still waiting for someone when watching starts, and the event-log head
 /// they were read at.
@@ -42,12 +42,19 @@ pub(super) async fn unresolved_backlog(
                 .query(patients)
                 .query(&[("status", status), ("limit", &PAGE.to_string())])
                 .query(&[("after", after)])
-                .bearer_auth(token);
+                .bearer_auth(token)
+                .timeout(ANSWER_WITHIN);
             let page: Value = answered(request.send().await)
                 .await?
                 .json()
                 .await
-                .map_err(|e| Failure::Retry(format!("unreadable alert list ({e})")))?;
+                .map_err(|e| {
+                    Failure::Retry(if e.is_timeout() {
+                        no_answer()
+                    } else {
+                        format!("unreadable alert list ({e})")
+                    })
+                })?;
             let page_head = page.get("last_seq").and_then(Value::as_u64).unwrap_or(0);
             let head = *head.get_or_insert(page_head);
             let rows = page

@@ -143,7 +143,11 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
             if let Some(id) = &last_id {
                 request = request.header("Last-Event-ID", id);
             }
-            let resp = answered(request.send().await).await?;
+            // Not the client's timeout: that would also end the stream's body.
+            let sent = tokio::time::timeout(ANSWER_WITHIN, request.send())
+                .await
+                .map_err(|_| Failure::Retry(no_answer()))?;
+            let resp = answered(sent).await?;
             delay = Duration::from_secs(1);
             let mut events = resp.bytes_stream().eventsource();
             // Until `connected` says otherwise, the server's default heartbeat.
@@ -221,6 +225,20 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
     }
 }
 
+/// How long a list page, an acknowledgment or a stream's response head may take. The
+/// server gives up on its database after 10 s, so one silent for longer is frozen or
+/// unreachable (a stopped process, a stuck proxy): `watch` said nothing and waited for
+/// ever, at start, at a reconnect and for a typed acknowledgment.
+const ANSWER_WITHIN: Duration = Duration::from_secs(15);
+
+/// What a request that got no answer in time is told, with what to do about it.
+fn no_answer() -> String {
+    format!(
+        "the server did not answer within {}s (stopped, overloaded, or a proxy in between stuck)",
+        ANSWER_WITHIN.as_secs()
+    )
+}
+
 /// The SSE heartbeat period the server uses unless configured otherwise.
 const DEFAULT_HEARTBEAT_SECS: u64 = 30;
 
@@ -242,7 +260,13 @@ enum Failure {
 async fn answered(
     sent: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<reqwest::Response, Failure> {
-    let resp = sent.map_err(|e| Failure::Retry(format!("cannot connect ({})", with_cause(&e))))?;
+    let resp = sent.map_err(|e| {
+        Failure::Retry(if e.is_timeout() && !e.is_connect() {
+            no_answer()
+        } else {
+            format!("cannot connect ({})", with_cause(&e))
+        })
+    })?;
     let status = resp.status();
     if status.is_success() {
         Ok(resp)
@@ -284,7 +308,7 @@ fn broken(error: &eventsource_stream::EventStreamError<reqwest::Error>) -> Strin
     }
 }
 
-fn with_cause(error: &reqwest::Error) -> String {
+pub(super) fn with_cause(error: &reqwest::Error) -> String {
     let mut cause: &dyn std::error::Error = error;
     while let Some(inner) = cause.source() {
         cause = inner;
