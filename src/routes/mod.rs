@@ -129,9 +129,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Parses a JSON body: 415 unless `application/json`, 400 if malformed or its type is
-/// given twice. An empty body
-/// is `empty` (callers decide whether that is allowed), but only when it claims no other
-/// media type: a form post or `text/plain` is refused whatever it carries.
+/// given twice. An empty body is `empty` (callers decide whether that is allowed), but
+/// only when it claims no other media type: a form post or `text/plain` is refused
+/// whatever it carries.
 pub fn json_body(req: &HttpRequest, body: &[u8], empty: Option<Value>) -> Result<Value, ApiError> {
     // RFC 9110 §8.4: an encoding the server does not decode is 415 (`identity` is none).
     let encodings: Vec<&str> = req
