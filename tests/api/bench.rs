@@ -350,6 +350,39 @@ async fn a_stream_cut_after_connected_is_counted_once_and_publishing_waits_for_e
     assert_eq!(report["total"]["expected"], 40, "{report:#}");
     assert_eq!(report["total"]["received"], 20, "{report:#}");
     assert_eq!(report["total"]["lost"], 20, "{report:#}");
+    // Over the time until the last delivery received: the lost ones stretched it to the
+    // 10 s drain deadline (2/s), where 20 deliveries of 5 alerts at 50/s took well under 5 s.
+    let rate = report["deliveries_per_second"].as_f64().expect("a rate");
+    assert!(rate > 4.0, "{report:#}");
+}
+
+/// B5 holds its streams with no alert at all, and is "all held" only if none ended: a
+/// stream cut without missing an alert was not counted, so a server (or a proxy) that
+/// dropped every other stream during the hold passed with "0 failed" and exit 0.
+#[actix_web::test]
+async fn a_stream_ended_during_a_hold_without_alerts_fails_the_run() {
+    let app = spawn_app().await;
+    let proxy = CutAfterConnected::to(app.port).await;
+    let (output, report) = run_bench_at(
+        &proxy.address,
+        SECRET,
+        &["--subscribers", "8", "--alerts", "0", "--hold-secs", "1"],
+    )
+    .await;
+    assert!(!output.status.success(), "{report:#}");
+    assert_eq!(
+        (
+            &report["connections_established"],
+            &report["subscribers_cut_off"]
+        ),
+        (&json!(8), &json!(4)),
+        "{report:#}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("4 streams ended before the bench closed them"),
+        "{stderr}"
+    );
 }
 
 /// A URL where something else answers (a web server, a path under the base) ended as N

@@ -115,9 +115,10 @@ pub struct Report {
     pub connections_failed: usize,
     /// Why they failed, with how many failed that way.
     pub connection_failures: BTreeMap<String, usize>,
-    /// Connected subscribers whose stream the server ended before their last alert came
-    /// (a full queue, `VIGIL_CLIENT_QUEUE`, or a shutdown). The bench does not resume, so
-    /// what they missed is counted as lost.
+    /// Connected subscribers whose stream ended before the bench closed it (a full
+    /// queue, `VIGIL_CLIENT_QUEUE`, a shutdown, a proxy dropping it), with or without an
+    /// alert missed: every stream is to be held. The bench does not resume, so what they
+    /// missed is counted as lost.
     pub subscribers_cut_off: usize,
     /// Time from request to `connected`, ms (`null` when nothing connected).
     pub connect_ms: Option<Percentiles>,
@@ -166,6 +167,10 @@ impl Report {
             "misrouted to another patient's subscribers",
         );
         note(self.connections_failed, "connections failed");
+        note(
+            self.subscribers_cut_off,
+            "streams ended before the bench closed them",
+        );
         if self.alert_failures.contains_key("HTTP 429") {
             // Each producer is one user, and a user's writes are limited by default: a
             // run at the B6 rate against a default server is refused, not slow.
@@ -222,6 +227,17 @@ impl Report {
         for (why, n) in &self.alert_failures {
             out.push(format!("  failed: {n} × {why}"));
         }
+        // Each producer waits for its POST's answer before the next: a rate past what
+        // one round trip allows is not reached, and the figures are for a lower one.
+        if self.alerts_failed == 0
+            && self.alerts_raised > 1
+            && self.alerts_per_second < 0.9 * s.rate
+        {
+            out.push(format!(
+                "  below the {}/s asked for: each producer waits for an answer before its next POST; add --producers",
+                s.rate
+            ));
+        }
         for (name, d) in [("total", &self.total), ("sse", &self.sse), ("ws", &self.ws)] {
             if d.expected > 0 || d.received > 0 || d.misrouted > 0 {
                 out.push(format!(
@@ -233,7 +249,7 @@ impl Report {
         }
         if self.subscribers_cut_off > 0 {
             out.push(format!(
-                "cut off             {} subscribers' streams ended before their last alert (a full queue, VIGIL_CLIENT_QUEUE, or a shutdown); the bench does not resume, so what they missed counts as lost",
+                "cut off             {} subscribers' streams ended before the bench closed them (a full queue, VIGIL_CLIENT_QUEUE, a shutdown, a proxy); the bench does not resume, so what they missed counts as lost",
                 self.subscribers_cut_off
             ));
         }

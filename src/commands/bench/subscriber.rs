@@ -105,8 +105,13 @@ pub struct Tally {
     prefix: Arc<str>,
     /// This subscriber's patient.
     patient: String,
-    /// Receipts so far, read by the drain loop to know when to stop waiting.
+    /// How many alerts the run raises: a title numbered past them is not one of its own.
+    alerts: usize,
+    /// Distinct alerts received so far, read by the drain loop to know when to stop
+    /// waiting: a duplicate must not stand in for an alert still on its way.
     progress: Arc<AtomicUsize>,
+    /// Which of this run's alerts arrived, one bit each (`k / 64`, `k % 64`).
+    distinct: Vec<u64>,
     /// Set when the server's `connected` arrives: only connected subscribers expect alerts.
     connected: Arc<AtomicBool>,
     /// Where the receipts go when the task ends or is cancelled.
@@ -116,7 +121,7 @@ pub struct Tally {
 /// What the bench keeps of a subscriber while its task runs.
 #[derive(Clone, Default)]
 pub struct Handle {
-    /// Receipts so far.
+    /// Distinct alerts received so far.
     pub progress: Arc<AtomicUsize>,
     /// It saw `connected`.
     pub connected: Arc<AtomicBool>,
@@ -130,6 +135,7 @@ impl Tally {
         handle: &Handle,
         prefix: Arc<str>,
         patient: String,
+        alerts: usize,
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
         ready: mpsc::UnboundedSender<Result<Duration, String>>,
     ) -> Self {
@@ -138,8 +144,10 @@ impl Tally {
             permit,
             ready,
             received: Receipts::default(),
+            distinct: Vec::new(),
             prefix,
             patient,
+            alerts,
             progress: Arc::clone(&handle.progress),
             connected: Arc::clone(&handle.connected),
             sink: Arc::clone(&handle.sink),
@@ -157,7 +165,8 @@ impl Tally {
         let Some(k) = alert
             .title
             .strip_prefix(&*self.prefix)
-            .and_then(|n| n.parse().ok())
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&k| k < self.alerts)
         else {
             return; // not this run's alert
         };
@@ -166,8 +175,14 @@ impl Tally {
             return;
         }
         self.received.own.push((k, Instant::now()));
-        self.progress
-            .store(self.received.own.len(), Ordering::Release);
+        let (word, bit) = (k / 64, 1u64 << (k % 64));
+        if self.distinct.len() <= word {
+            self.distinct.resize(word + 1, 0);
+        }
+        if self.distinct[word] & bit == 0 {
+            self.distinct[word] |= bit;
+            self.progress.fetch_add(1, Ordering::Release);
+        }
     }
 }
 
@@ -280,6 +295,8 @@ mod tests {
 
     use tokio::sync::mpsc;
 
+    use std::sync::atomic::Ordering;
+
     use super::{Alert, Handle, Tally};
 
     fn alert<'a>(title: &'a str, patient_id: &'a str) -> Option<Alert<'a>> {
@@ -300,6 +317,7 @@ mod tests {
                 &handle,
                 Arc::from("bench-r1-"),
                 "bench-r1-p0".into(),
+                3,
                 None,
                 ready,
             );
@@ -307,9 +325,34 @@ mod tests {
             tally.received(alert("bench-r1-1", "bench-r1-p1"));
             tally.received(alert("bench-r2-2", "bench-r1-p0"));
             tally.received(alert("HR 148", "bench-r1-p0"));
+            // Numbered past the run's alerts: someone else's, however it is titled.
+            tally.received(alert("bench-r1-99999999999999", "bench-r1-p0"));
         }
         let got = handle.sink.lock().map(|r| r.clone()).unwrap_or_default();
         let own: Vec<usize> = got.own.iter().map(|(k, _)| *k).collect();
         assert_eq!((own, got.misrouted), (vec![0], 1));
+    }
+
+    /// The drain loop stopped waiting once a subscriber's receipts reached what it
+    /// expected, duplicates included: one duplicate stood in for an alert still on its
+    /// way, which was then reported lost instead of late. Progress counts distinct alerts.
+    #[test]
+    fn a_duplicate_does_not_count_as_progress() {
+        let handle = Handle::default();
+        let (ready, _rx) = mpsc::unbounded_channel();
+        let mut tally = Tally::new(
+            &handle,
+            Arc::from("bench-r1-"),
+            "bench-r1-p0".into(),
+            200,
+            None,
+            ready,
+        );
+        for title in ["bench-r1-0", "bench-r1-0", "bench-r1-130", "bench-r1-130"] {
+            tally.received(alert(title, "bench-r1-p0"));
+        }
+        assert_eq!(handle.progress.load(Ordering::Acquire), 2);
+        tally.received(alert("bench-r1-199", "bench-r1-p0"));
+        assert_eq!(handle.progress.load(Ordering::Acquire), 3);
     }
 }
