@@ -1,0 +1,326 @@
+// The outside audit: a double- or triple-click acts once (both pages); the audit trail's user
+// id is legible; a critical alert already escalated when it first reaches a page is announced
+// (both pages); a refused `#token=` link ends the session open here; the signed-out screen
+// offers no notifications.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  Vigil, launchBrowser, newPage, signInConsole, connectLegacy, screenshot, rowSel, rowCount, waitUntil,
+} from './harness.mjs';
+
+let vigil;
+let browser;
+
+before(async () => {
+  vigil = await Vigil.start('outside-audit');
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await vigil?.dispose();
+});
+
+const admin = () => vigil.token('harness-admin', 'admin');
+
+/** The actions (status) recorded on an alert, oldest first. */
+async function recorded(id) {
+  return (await vigil.getAlert(await admin(), id)).acknowledgments.map((k) => k.status);
+}
+
+/** Counts every action a page sends (POST …/acknowledge), per alert id. */
+function countActions(page) {
+  const sent = new Map();
+  page.on('request', (r) => {
+    const m = /\/alerts\/([^/]+)\/acknowledge$/.exec(new URL(r.url()).pathname);
+    if (r.method() === 'POST' && m) sent.set(m[1], (sent.get(m[1]) || 0) + 1);
+  });
+  return sent;
+}
+
+/** Collects every text the assertive live region is given. */
+async function recordSpoken(page) {
+  await page.evaluate(() => {
+    window.__spoken = [];
+    new MutationObserver(() => {
+      const t = document.getElementById('announcer').textContent;
+      if (t) window.__spoken.push(t);
+    }).observe(document.getElementById('announcer'), { childList: true, characterData: true, subtree: true });
+  });
+}
+
+/** Relative luminance contrast of two `rgb(…)` colours. */
+function contrast(a, b) {
+  const lum = (c) => {
+    const [r, g, bl] = c.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number).map((v) => {
+      const s = v / 255;
+      return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}
+
+// ---- 1. A double-click acts once ------------------------------------------------------------
+
+test('console: two clicks 150 ms apart, a double-click or a triple-click record one action; focus still returns', async () => {
+  await vigil.assignCareTeam('p-oa1', 'olive');
+  const a = await vigil.raiseAlert({ patient_id: 'p-oa1', severity: 'high', title: 'Clicked twice' });
+  const b = await vigil.raiseAlert({ patient_id: 'p-oa1', severity: 'high', title: 'Double-clicked' });
+  const c = await vigil.raiseAlert({ patient_id: 'p-oa1', severity: 'high', title: 'Triple-clicked' });
+  const k = await vigil.raiseAlert({ patient_id: 'p-oa1', severity: 'high', title: 'By keyboard' });
+  const page = await newPage(browser);
+  const sent = countActions(page);
+  await signInConsole(page, vigil, await vigil.token('olive', 'nurse'));
+  await page.waitForSelector(rowSel(k.id));
+
+  // Two clicks 150 ms apart: the first one's answer is in long before the second.
+  const ackA = page.locator(`${rowSel(a.id)} button[data-action="acknowledged"]`);
+  await ackA.click();
+  await page.waitForSelector(`${rowSel(a.id)}[data-status="acknowledged"]`);
+  await sleep(150);
+  await ackA.click();
+  // A mouse double-click on Escalate, a triple-click on Resolve.
+  await page.locator(`${rowSel(b.id)} button[data-action="escalated"]`).dblclick();
+  await page.locator(`${rowSel(c.id)} button[data-action="resolved"]`).click({ clickCount: 3 });
+  await page.waitForSelector(`${rowSel(b.id)}[data-status="escalated"]`);
+  await page.waitForSelector(`${rowSel(c.id)}[data-status="resolved"]`);
+  await sleep(1500);   // past the guard: anything still to be sent has been
+  assert.deepEqual(await recorded(a.id), ['acknowledged']);
+  assert.deepEqual(await recorded(b.id), ['escalated']);
+  assert.deepEqual(await recorded(c.id), ['resolved']);
+  assert.deepEqual([sent.get(a.id), sent.get(b.id), sent.get(c.id)], [1, 1, 1], 'one request per row');
+  assert.doesNotMatch(await page.textContent(`${rowSel(b.id)} details.trail summary`), /actions/);
+  assert.equal(await page.textContent(`${rowSel(c.id)} .row-error`), '', 'no "already resolved" for her own resolve');
+
+  // Later, a click is a new action again …
+  await page.locator(`${rowSel(a.id)} button[data-action="escalated"]`).click();
+  await page.waitForSelector(`${rowSel(a.id)}[data-status="escalated"]`);
+  assert.deepEqual(await recorded(a.id), ['acknowledged', 'escalated']);
+  // … and Resolve on an alert she resolved herself says so, not "Conflict" as if a colleague took it.
+  await page.locator(`${rowSel(c.id)} button[data-action="resolved"]`).click();
+  await page.waitForFunction((sel) => document.querySelector(sel).textContent !== '', `${rowSel(c.id)} .row-error`);
+  const said = await page.textContent(`${rowSel(c.id)} .row-error`);
+  assert.match(said, /You have already resolved this alert: nothing more was recorded/);
+  assert.doesNotMatch(said, /Conflict/);
+  assert.deepEqual(await recorded(c.id), ['resolved']);
+
+  // The keyboard: Enter acts once, the focus comes back to the button, and Enter held down
+  // (repeated at once) is not a second action.
+  const escK = page.locator(`${rowSel(k.id)} button[data-action="escalated"]`);
+  await escK.focus();
+  await page.keyboard.press('Enter');
+  await page.waitForSelector(`${rowSel(k.id)}[data-status="escalated"]`);
+  await waitUntil(() => page.evaluate((id) => {
+    const f = document.activeElement;
+    return f && f.dataset.action === 'escalated' && f.closest('.alert-row')?.dataset.alertId === id;
+  }, k.id), { timeout: 5000, message: 'focus back on the row\'s escalate button' });
+  await page.keyboard.press('Enter');
+  await sleep(1200);
+  assert.deepEqual(await recorded(k.id), ['escalated']);
+  assert.deepEqual(page.problems, []);
+});
+
+test('legacy: two clicks on Escalate 150–300 ms apart, or a double-click, record one action', async () => {
+  await vigil.assignCareTeam('p-oa2', 'lena');
+  const a = await vigil.raiseAlert({ patient_id: 'p-oa2', severity: 'high', title: 'Legacy clicked twice' });
+  const b = await vigil.raiseAlert({ patient_id: 'p-oa2', severity: 'high', title: 'Legacy double-clicked' });
+  const c = await vigil.raiseAlert({ patient_id: 'p-oa2', severity: 'high', title: 'Legacy triple-clicked' });
+  const legacy = await newPage(browser);
+  await connectLegacy(legacy, vigil, await vigil.token('lena', 'nurse'));
+  await legacy.waitForSelector(rowSel(c.id));
+  const escA = legacy.locator(`${rowSel(a.id)} button[data-action="escalated"]`);
+  await escA.click();
+  await legacy.waitForSelector(`${rowSel(a.id)}[data-status="escalated"]`);
+  await sleep(200);
+  await escA.click();
+  await legacy.locator(`${rowSel(b.id)} button[data-action="acknowledged"]`).dblclick();
+  await legacy.locator(`${rowSel(c.id)} button[data-action="resolved"]`).click({ clickCount: 3 });
+  await legacy.waitForSelector(`${rowSel(b.id)}[data-status="acknowledged"]`);
+  await legacy.waitForSelector(`${rowSel(c.id)}[data-status="resolved"]`);
+  await sleep(1500);
+  assert.deepEqual(await recorded(a.id), ['escalated']);
+  assert.deepEqual(await recorded(b.id), ['acknowledged']);
+  assert.deepEqual(await recorded(c.id), ['resolved']);
+  assert.equal(await legacy.textContent(`${rowSel(c.id)} .row-error`), '');
+  // Later, Resolve again on her own resolve: said as hers, not as a conflict.
+  await legacy.locator(`${rowSel(c.id)} button[data-action="resolved"]`).click();
+  await legacy.waitForFunction((sel) => document.querySelector(sel).textContent !== '', `${rowSel(c.id)} .row-error`);
+  assert.match(await legacy.textContent(`${rowSel(c.id)} .row-error`), /You have already resolved this alert/);
+  assert.deepEqual(legacy.problems, []);
+});
+
+// ---- 2. The audit trail's user id ------------------------------------------------------------
+
+test('console: the user id in the expanded audit trail is legible; the header\'s user label stays light on the dark bar', async () => {
+  await vigil.assignCareTeam('p-oa3', 'trudy');
+  const a = await vigil.raiseAlert({ patient_id: 'p-oa3', severity: 'high', title: 'Trail to read' });
+  const r = await vigil.api('POST', `/api/v1/alerts/${a.id}/acknowledge`, {
+    token: await vigil.token('trudy', 'nurse'), body: { status: 'acknowledged', note: 'on my way' },
+  });
+  assert.equal(r.status, 200);
+  const page = await newPage(browser);
+  await signInConsole(page, vigil, await vigil.token('trudy', 'nurse'));
+  await page.locator(`${rowSel(a.id)} details.trail summary`).click();
+  const colours = await page.evaluate((sel) => {
+    const who = document.querySelector(`${sel} details.trail li .who`);
+    const header = document.getElementById('who');
+    return {
+      trail: getComputedStyle(who).color, trailText: who.textContent,
+      header: getComputedStyle(header).color, bar: getComputedStyle(document.querySelector('header.bar')).backgroundColor,
+    };
+  }, rowSel(a.id));
+  assert.equal(colours.trailText, 'trudy');
+  const onRow = contrast(colours.trail, 'rgb(255, 255, 255)');
+  assert.ok(onRow >= 4.5, `trail user id ${colours.trail} on white: ${onRow.toFixed(2)}:1`);
+  const onBar = contrast(colours.header, colours.bar);
+  assert.ok(onBar >= 4.5, `header user ${colours.header} on ${colours.bar}: ${onBar.toFixed(2)}:1`);
+  await screenshot(page, 'outside-audit-trail-user');
+  assert.deepEqual(page.problems, []);
+});
+
+// ---- 3. A critical alert already escalated when it first arrives ----------------------------
+
+test('console: a critical alert raised and escalated during an outage is announced on reconnect; an announced one is not again', async () => {
+  await vigil.assignCareTeam('p-oa4', 'esme');
+  const page = await newPage(browser);
+  await page.clock.install();   // time flows as usual; runFor below fires what is gathered
+  const streams = [];
+  page.on('request', (r) => { if (r.url().includes('/api/v1/alerts/stream')) streams.push(r.url()); });
+  await signInConsole(page, vigil, await vigil.token('esme', 'nurse'));
+  await recordSpoken(page);
+  // Announced once while open; escalated live afterwards, it is not announced again.
+  const live = await vigil.raiseAlert({ patient_id: 'p-oa4', severity: 'critical', title: 'Announced while open' });
+  await page.waitForSelector(rowSel(live.id));
+  const esc = await vigil.api('POST', `/api/v1/alerts/${live.id}/acknowledge`, { token: await admin(), body: { status: 'escalated' } });
+  assert.equal(esc.status, 200);
+  await page.waitForSelector(`${rowSel(live.id)}[data-status="escalated"]`);
+
+  // The reconnect is held back until the alert below is raised and escalated.
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  await page.route('**/api/v1/alerts/stream**', async (route) => { await gate; await route.continue(); });
+  const before = streams.length;
+  await vigil.restart();
+  await waitUntil(() => streams.length > before, { timeout: 10000, message: 'the page to try the stream again' });
+  const away = await vigil.raiseAlert({ patient_id: 'p-oa4', severity: 'critical', title: 'Escalated while the page was away' });
+  const r = await vigil.api('POST', `/api/v1/alerts/${away.id}/acknowledge`, { token: await admin(), body: { status: 'escalated', note: 'need a doctor' } });
+  assert.equal(r.status, 200);
+  release();
+
+  await page.waitForSelector('#connection-status[data-state="live"]', { timeout: 15000 });
+  await page.waitForSelector(`${rowSel(away.id)}[data-status="escalated"]`);
+  await waitUntil(async () => (await page.evaluate(() => window.__spoken)).join(' ').includes('while the page was away'),
+    { timeout: 5000, message: 'the escalated critical alert to be announced' });
+  await page.clock.runFor(1000);
+  const spoken = await page.evaluate(() => window.__spoken);
+  assert.equal(spoken.filter((t) => t.includes('while the page was away')).length, 1, `announced: ${spoken.join(' | ')}`);
+  assert.equal(spoken.filter((t) => t.includes('Announced while open')).length, 1, `announced: ${spoken.join(' | ')}`);
+  const toasts = await page.locator('#toasts .toast p').allTextContents();
+  assert.ok(toasts.some((t) => t.includes('while the page was away')), JSON.stringify(toasts));
+  assert.deepEqual(page.problems, []);
+});
+
+test('legacy: a critical alert raised and escalated while the socket was down is announced by the catch-up', async () => {
+  await vigil.assignCareTeam('p-oa5', 'finn');
+  const legacy = await newPage(browser);
+  await legacy.clock.install();   // time flows as usual until paused below
+  await connectLegacy(legacy, vigil, await vigil.token('finn', 'nurse'));
+  await recordSpoken(legacy);
+  // The page's timers stand still: its reconnect waits until the alert is raised and escalated.
+  await legacy.clock.pauseAt(Date.now() + 200);
+  await vigil.restart();
+  await legacy.waitForSelector('#connection-status[data-state="offline"]', { timeout: 10000 });
+  const away = await vigil.raiseAlert({ patient_id: 'p-oa5', severity: 'critical', title: 'Escalated while the socket was down' });
+  const r = await vigil.api('POST', `/api/v1/alerts/${away.id}/acknowledge`, { token: await admin(), body: { status: 'escalated' } });
+  assert.equal(r.status, 200);
+  await legacy.clock.resume();
+  await legacy.waitForSelector('#connection-status[data-state="live"]', { timeout: 15000 });
+  await legacy.waitForSelector(`${rowSel(away.id)}[data-status="escalated"]`, { timeout: 10000 });
+  await waitUntil(async () => (await legacy.evaluate(() => window.__spoken)).join(' ').includes('while the socket was down'),
+    { timeout: 5000, message: 'the escalated critical alert to be announced' });
+  assert.equal(await rowCount(legacy, away.id), 1);
+  assert.deepEqual(legacy.problems, []);
+});
+
+// ---- 4. A refused #token= link -----------------------------------------------------------------
+
+test('console: a refused #token= link ends the session open here (header, cookie and all)', async () => {
+  await vigil.assignCareTeam('p-oa6', 'dan');
+  const a = await vigil.raiseAlert({ patient_id: 'p-oa6', severity: 'high', title: 'Dan\'s patient' });
+  const dan = await vigil.token('dan', 'dispatcher');
+  const page = await newPage(browser);
+  const deletes = [];
+  page.on('request', (r) => { if (r.method() === 'DELETE' && r.url().endsWith('/api/v1/session')) deletes.push(r.url()); });
+
+  // A link opened on the page already showing dan's console (garbage, not even a token).
+  await signInConsole(page, vigil, dan);
+  await page.waitForSelector(rowSel(a.id));
+  await page.evaluate(() => { location.hash = '#token=garbage'; });
+  await page.waitForSelector('#signin-view', { state: 'visible' });
+  await page.waitForFunction(() => document.getElementById('who').textContent === '', null, { timeout: 5000 });
+  assert.match(await page.textContent('#signin-message'), /sign-in link did not work: This is not a valid token.*dan is signed out here/);
+  assert.equal(await rowCount(page, a.id), 0, 'dan\'s list is gone');
+  assert.equal(await page.isVisible('#notify-btn'), false);
+  assert.equal(await page.isVisible('#connection-status'), false);
+  assert.equal(deletes.length, 1, 'the cookie was cleared');
+  await screenshot(page, 'outside-audit-link-refused');
+  await page.reload();
+  await page.waitForSelector('#signin-view', { state: 'visible' });
+  assert.equal(await page.isVisible('#console-view'), false, 'a reload does not open dan\'s console');
+
+  // A page loaded with a token link shaped right but refused (another server's key), on dan's cookie.
+  await signInConsole(page, vigil, dan);
+  await page.goto('about:blank');
+  await page.goto(`${vigil.baseUrl}/#token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl`);
+  await page.waitForFunction(() => /sign-in link did not work/.test(document.getElementById('signin-message').textContent));
+  assert.match(await page.textContent('#signin-message'), /dan is signed out here/);
+  assert.equal(await page.textContent('#who'), '');
+  assert.equal(deletes.length, 2);
+  await page.reload();
+  await page.waitForSelector('#signin-view', { state: 'visible' });
+  await sleep(500);
+  assert.equal(await page.isVisible('#console-view'), false, 'a reload does not open dan\'s console');
+  // The server agrees: the browser holds no session any more.
+  const r = await page.evaluate(() => fetch('/api/v1/alerts?limit=1', { credentials: 'same-origin' }).then((x) => x.status));
+  assert.equal(r, 401);
+  assert.deepEqual(page.problems, []);
+});
+
+// ---- 5. A first visit ---------------------------------------------------------------------------
+
+test('console: a first visit offers no notifications; a cookie session opens by itself, with or without the page\'s hint', async () => {
+  await vigil.assignCareTeam('p-oa7', 'gus');
+  const page = await newPage(browser);
+  await page.goto(`${vigil.baseUrl}/`);
+  await page.waitForSelector('#signin-view', { state: 'visible' });
+  assert.equal(await page.isVisible('#notify-btn'), false);
+
+  // A cookie set through the API alone (no sign-in on the page, so no hint in its storage)
+  // opens the console.
+  const kiosk = await newPage(browser);
+  const set = await kiosk.request.post(`${vigil.baseUrl}/api/v1/session`, {
+    headers: { Authorization: `Bearer ${await vigil.token('gus', 'nurse')}` },
+  });
+  assert.equal(set.status(), 200);
+  await kiosk.goto(`${vigil.baseUrl}/`);
+  await kiosk.waitForSelector('#connection-status[data-state="live"]', { timeout: 10000 });
+  await kiosk.context().close();
+
+  // Signed in, a second tab of the browser opens the console from the cookie, as before.
+  await page.fill('#token-input', await vigil.token('gus', 'nurse'));
+  await page.click('#sign-in');
+  await page.waitForSelector('#connection-status[data-state="live"]');
+  const tab = await page.context().newPage();
+  await tab.goto(`${vigil.baseUrl}/`);
+  await tab.waitForSelector('#connection-status[data-state="live"]', { timeout: 10000 });
+  assert.match(await tab.textContent('#who'), /^gus \(nurse\)/);
+  // Signed out, the form offers no notifications.
+  await tab.click('#sign-out');
+  await tab.waitForSelector('#signin-view', { state: 'visible' });
+  assert.equal(await tab.isVisible('#notify-btn'), false);
+  assert.deepEqual(page.problems, []);
+});
