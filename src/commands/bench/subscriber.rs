@@ -306,21 +306,26 @@ mod tests {
         })
     }
 
+    /// A subscriber of run r1's patient p0, in a run of `alerts` alerts.
+    fn tally_of_p0(handle: &Handle, alerts: usize) -> Tally {
+        let (ready, _rx) = mpsc::unbounded_channel();
+        Tally::new(
+            handle,
+            Arc::from("bench-r1-"),
+            "bench-r1-p0".into(),
+            alerts,
+            None,
+            ready,
+        )
+    }
+
     /// The bench must see a scope leak: a server that handed patient p1's alert to p0's
     /// subscriber would otherwise look lossless (the alert numbers still add up).
     #[test]
     fn another_patients_alert_is_misrouted_and_another_runs_is_ignored() {
         let handle = Handle::default();
-        let (ready, _rx) = mpsc::unbounded_channel();
         {
-            let mut tally = Tally::new(
-                &handle,
-                Arc::from("bench-r1-"),
-                "bench-r1-p0".into(),
-                3,
-                None,
-                ready,
-            );
+            let mut tally = tally_of_p0(&handle, 3);
             tally.received(alert("bench-r1-0", "bench-r1-p0"));
             tally.received(alert("bench-r1-1", "bench-r1-p1"));
             tally.received(alert("bench-r2-2", "bench-r1-p0"));
@@ -339,15 +344,7 @@ mod tests {
     #[test]
     fn a_duplicate_does_not_count_as_progress() {
         let handle = Handle::default();
-        let (ready, _rx) = mpsc::unbounded_channel();
-        let mut tally = Tally::new(
-            &handle,
-            Arc::from("bench-r1-"),
-            "bench-r1-p0".into(),
-            200,
-            None,
-            ready,
-        );
+        let mut tally = tally_of_p0(&handle, 200);
         for title in ["bench-r1-0", "bench-r1-0", "bench-r1-130", "bench-r1-130"] {
             tally.received(alert(title, "bench-r1-p0"));
         }
