@@ -92,24 +92,8 @@ fn check_log_filter(flag: Option<&str>) -> Result<(), String> {
 
 async fn migrate(args: vigil::cli::MigrateArgs) -> Result<(), String> {
     let config = vigil::config::database_config(&args.database).map_err(|e| e.to_string())?;
-    // The restore step: a damaged restore is said here, before migrations write to it
-    // and while the backup can still be copied again, not by the first read of a
-    // damaged page.
-    if args.skip_ids.is_some() {
-        let url = config.url.clone();
-        actix_web::web::block(move || vigil::db::integrity::check_before_use(&url))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|findings| {
-                format!(
-                    "the database is damaged (SQLite's quick_check: {findings}); nothing was \
-                     changed. After restoring a backup, remove the -wal and -shm files beside \
-                     the database (a crashed server's log is replayed onto the backup) and \
-                     copy the backup again, or restore with sqlite3's .restore \
-                     (docs/deployment.md)"
-                )
-            })?;
-    }
+    // A damaged file (the restore step's concern above all) is refused by `open_database`,
+    // before migrations write to it and while a backup can still be copied again.
     let (pool, applied) = vigil::startup::open_database(&config)
         .await
         .map_err(|e| e.to_string())?;

@@ -49,6 +49,14 @@ pub enum StartupError {
     /// Migrations failed.
     #[error("DATABASE_URL: cannot migrate the database: {0}")]
     Migrations(String),
+    /// SQLite's `quick_check` found the file damaged.
+    #[error(
+        "DATABASE_URL: the database is damaged (SQLite's quick_check: {0}); nothing was \
+         changed. Restore it from a backup; after restoring, remove the -wal and -shm files \
+         beside the database (a crashed server's log is replayed onto the backup) and copy \
+         the backup again, or restore with sqlite3's .restore (docs/deployment.md)"
+    )]
+    Damaged(String),
     /// The JWT key did not load.
     #[error("JWT key: {0}")]
     Key(String),
@@ -105,6 +113,11 @@ pub async fn open_database(
         if !pool::is_postgres(&config.url) {
             migrate::refuse_foreign_sqlite_file(pool::sqlite_path(&config.url))
                 .map_err(|e| StartupError::Migrations(e.to_string()))?;
+            // A damaged file (a live copy taken without its log, a backup under a crashed
+            // server's log) opened, answered readiness and took its test write, while
+            // every alert's write failed and the list answered 500 (an outside audit).
+            // Said at the start, before migrations write to it: one read of the file.
+            crate::db::integrity::check_before_use(&config.url).map_err(StartupError::Damaged)?;
         }
         // One connection first, so a database that cannot be opened (a missing directory,
         // a server that is down) is reported at once with its cause and the variable to

@@ -602,9 +602,10 @@ fn vigil_migrate(database_url: &str, args: &[&str]) -> std::process::Output {
 /// opened, answered readiness and took writes, and failed only at a read of a damaged
 /// page (an outside audit: a 500 on the alert list, a replay cut off). The restore step,
 /// `vigil migrate --skip-ids`, checks the file first and refuses a damaged one, saying
-/// how to restore, while the backup can still be copied again.
+/// how to restore, while the backup can still be copied again; so do `vigil migrate` and
+/// `vigil serve` at every start.
 #[test]
-fn migrate_skip_ids_refuses_a_damaged_database_and_says_how_to_restore() {
+fn a_damaged_database_is_refused_by_migrate_and_serve_saying_how_to_restore() {
     use diesel::{Connection, RunQueryDsl};
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("restored.db");
@@ -637,6 +638,30 @@ fn migrate_skip_ids_refuses_a_damaged_database_and_says_how_to_restore() {
     assert!(
         !String::from_utf8_lossy(&output.stdout).contains("head moved"),
         "nothing was skipped"
+    );
+    // Nor is it migrated or served: a damaged file (a live copy taken without its log, an
+    // outside audit found) opened, answered readiness and took its test write, while every
+    // alert's write failed. Both stop at once, naming the variable and the way out.
+    let output = vigil_migrate(&url, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("the database is damaged"), "{stderr}");
+    let (status, stderr) = vigil_exit(
+        &["serve"],
+        &[
+            ("VIGIL_BIND", "127.0.0.1:0"),
+            ("DATABASE_URL", &url),
+            ("VIGIL_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("RUST_LOG", "warn"),
+        ],
+        std::time::Duration::from_secs(60),
+        "vigil serve on a damaged database",
+    );
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("DATABASE_URL: the database is damaged")
+            && stderr.contains("Restore it from a backup"),
+        "{stderr}"
     );
 }
 
