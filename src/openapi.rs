@@ -650,7 +650,7 @@ pub enum AckResponses {
     /// The body did not arrive within VIGIL_REQUEST_TIMEOUT_SECS of the request head; nothing was recorded
     #[response(status = 408, content_type = "application/problem+json")]
     TimedOut(Problem),
-    /// The alert is resolved (`resolved` is final); or, short of `resolved`, its trail already has 200 acknowledgments or this note would take its notes past 32 KiB
+    /// The alert is resolved (`resolved` is final); or, short of `resolved`, its trail already has 200 acknowledgments (20 from this user) or this note would take its notes past 32 KiB (8 KiB of this user's)
     #[response(status = 409, content_type = "application/problem+json")]
     Resolved(Problem),
     /// Body over 64 KiB

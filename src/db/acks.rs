@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use super::models::{AckRow, NewAckRow};
 use super::pool::AnyConnection;
 use super::schema::{ack_idempotency_keys, acknowledgments};
+use crate::domain::alert::TrailSize;
 
 /// Appends an acknowledgment.
 pub fn insert(conn: &mut AnyConnection, row: &NewAckRow<'_>) -> QueryResult<()> {
@@ -26,19 +27,37 @@ pub fn for_alerts(conn: &mut AnyConnection, alert_ids: &[String]) -> QueryResult
         .load(conn)
 }
 
-/// How many acknowledgments an alert has, and the bytes of their notes together, for
-/// the bound on its trail ([`crate::domain::alert::check_trail_room`]); counted by the
-/// database rather than loaded (an old trail may be long).
-pub fn trail_size(conn: &mut AnyConnection, alert_id: &str) -> QueryResult<(i64, i64)> {
+/// How many acknowledgments an alert has and the bytes of their notes together, and
+/// the same for those `user_id` added, for the bounds on its trail
+/// ([`crate::domain::alert::check_trail_room`]); counted by the database rather than
+/// loaded (an old trail may be long).
+pub fn trail_size(
+    conn: &mut AnyConnection,
+    alert_id: &str,
+    user_id: &str,
+) -> QueryResult<(TrailSize, TrailSize)> {
     use diesel::dsl::sql;
     use diesel::sql_types::BigInt;
-    acknowledgments::table
-        .filter(acknowledgments::alert_id.eq(alert_id))
-        .select((
+    let size = |(entries, note_bytes): (i64, i64)| TrailSize {
+        entries,
+        note_bytes,
+    };
+    let totals = || {
+        (
             diesel::dsl::count_star(),
             sql::<BigInt>("CAST(COALESCE(SUM(octet_length(note)), 0) AS BIGINT)"),
-        ))
-        .first(conn)
+        )
+    };
+    let all = acknowledgments::table
+        .filter(acknowledgments::alert_id.eq(alert_id))
+        .select(totals())
+        .first(conn)?;
+    let mine = acknowledgments::table
+        .filter(acknowledgments::alert_id.eq(alert_id))
+        .filter(acknowledgments::user_id.eq(user_id))
+        .select(totals())
+        .first(conn)?;
+    Ok((size(all), size(mine)))
 }
 
 /// The acknowledgment an idempotency key already recorded, if any.

@@ -28,6 +28,23 @@ pub const MAX_ACKNOWLEDGMENTS: i64 = 200;
 /// as `data` is bounded: the trail is part of every event for the alert. An
 /// acknowledgment without a note is never refused by it.
 pub const MAX_TRAIL_NOTE_BYTES: i64 = 32 * 1024;
+/// Most acknowledgments one user adds to an alert's trail before `resolved`, and most
+/// bytes of notes: a tenth of the trail and a quarter of its notes. With the trail's
+/// bounds alone, one user — a caregiver, the least trusted role that may act — filled a
+/// critical alert's trail in 3 s (an outside audit), after which nobody could escalate
+/// it and a dispatcher could do nothing with it at all.
+pub const MAX_ACKNOWLEDGMENTS_PER_USER: i64 = 20;
+/// See [`MAX_ACKNOWLEDGMENTS_PER_USER`]: four notes of the longest kind.
+pub const MAX_NOTE_BYTES_PER_USER: i64 = 8 * 1024;
+
+/// How much of an alert's trail there is: entries and the bytes of their notes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrailSize {
+    /// Acknowledgments recorded.
+    pub entries: i64,
+    /// Bytes of their notes together.
+    pub note_bytes: i64,
+}
 
 /// One acknowledgment in an alert's audit trail.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -261,31 +278,47 @@ pub fn check_transition(current: AlertStatus) -> Result<(), ApiError> {
     }
 }
 
-/// Whether an alert's trail has room for one more acknowledgment, given its `entries`
-/// and the bytes of their notes (see [`MAX_ACKNOWLEDGMENTS`]). `resolved` always has: an
+/// Whether an alert's trail has room for one more acknowledgment, given its size in
+/// `all` and the share of it added by the acknowledging user in `mine` (see
+/// [`MAX_ACKNOWLEDGMENTS`], [`MAX_ACKNOWLEDGMENTS_PER_USER`]). `resolved` always has: an
 /// alert must never be left impossible to close, and after it the trail is final.
 pub fn check_trail_room(
     status: AckStatus,
-    entries: i64,
-    note_bytes: i64,
+    all: TrailSize,
+    mine: TrailSize,
     note: Option<&str>,
 ) -> Result<(), ApiError> {
     if status == AckStatus::Resolved {
         return Ok(());
     }
-    if entries >= MAX_ACKNOWLEDGMENTS {
+    if all.entries >= MAX_ACKNOWLEDGMENTS {
         return Err(ApiError::Conflict(format!(
             "the alert already has {MAX_ACKNOWLEDGMENTS} acknowledgments, the most it keeps \
              before it is resolved: it can only be resolved now (by a role that may \
              resolve), and a new alert raised if the condition goes on"
         )));
     }
+    if mine.entries >= MAX_ACKNOWLEDGMENTS_PER_USER {
+        return Err(ApiError::Conflict(format!(
+            "you have added {MAX_ACKNOWLEDGMENTS_PER_USER} acknowledgments to this alert, the \
+             most one user adds before it is resolved: the rest of the care team can still \
+             act on it"
+        )));
+    }
     let adding = note.map_or(0, |n| i64::try_from(n.len()).unwrap_or(i64::MAX));
-    if adding > 0 && note_bytes.saturating_add(adding) > MAX_TRAIL_NOTE_BYTES {
+    if adding > 0 && all.note_bytes.saturating_add(adding) > MAX_TRAIL_NOTE_BYTES {
         return Err(ApiError::Conflict(format!(
             "the notes of the alert's acknowledgments would pass {MAX_TRAIL_NOTE_BYTES} bytes \
-             together ({note_bytes} so far, this note {adding}): send it with a shorter note \
-             or none"
+             together ({} so far, this note {adding}): send it with a shorter note or none",
+            all.note_bytes
+        )));
+    }
+    if adding > 0 && mine.note_bytes.saturating_add(adding) > MAX_NOTE_BYTES_PER_USER {
+        return Err(ApiError::Conflict(format!(
+            "your notes on this alert would pass {MAX_NOTE_BYTES_PER_USER} bytes together ({} \
+             so far, this note {adding}), the most one user adds before it is resolved: send \
+             it with a shorter note or none",
+            mine.note_bytes
         )));
     }
     Ok(())

@@ -105,8 +105,8 @@ pub async fn acknowledge(
                 check_ack_permission(who.role, req.status)?;
                 let current: AlertStatus = row.status.parse().map_err(ApiError::Internal)?;
                 check_transition(current)?;
-                let (entries, note_bytes) = acks::trail_size(c, &row.id)?;
-                check_trail_room(req.status, entries, note_bytes, req.note.as_deref())?;
+                let (all, mine) = acks::trail_size(c, &row.id, &who.user_id)?;
+                check_trail_room(req.status, all, mine, req.note.as_deref())?;
                 let now = now_millis();
                 if let Some(key) = &req.idempotency_key {
                     acks::remember_idempotent(c, &who.user_id, key, seq, now)?;

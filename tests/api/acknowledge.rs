@@ -304,7 +304,8 @@ async fn the_seed_era_alias_acknowledges_and_checks_the_patient_id_query() {
 /// acknowledgments with 8 KB notes made one event 2.4 MB, and one screen was sent
 /// 654 MB). Before it is resolved an alert keeps 200 acknowledgments and 32 KiB of
 /// notes; past either, 409, and nothing is recorded or streamed. An acknowledgment
-/// without a note never meets the notes' bound, and resolving is always possible.
+/// without a note never meets the notes' bound, and resolving is always possible. (Many
+/// users fill it here: one user adds at most 20, see the next test.)
 #[actix_web::test]
 async fn an_alert_s_trail_is_bounded_yet_the_alert_can_always_be_resolved() {
     let app = spawn_app().await;
@@ -313,9 +314,11 @@ async fn an_alert_s_trail_is_bounded_yet_the_alert_can_always_be_resolved() {
     let alert = app.raise("123", "critical").await;
     let id = id_of(&alert);
     let long = "n".repeat(2000);
-    for _ in 0..16 {
+    let admin_no = |n: usize| token(&format!("admin-{n}"), "admin", None);
+    for k in 0..16 {
         ok_json(
-            app.ack(&admin(), &id, "acknowledged", Some(&long)).await,
+            app.ack(&admin_no(k / 4), &id, "acknowledged", Some(&long))
+                .await,
             "ack",
         )
         .await;
@@ -335,8 +338,13 @@ async fn an_alert_s_trail_is_bounded_yet_the_alert_can_always_be_resolved() {
         "a note that fits",
     )
     .await;
-    for _ in 17..200 {
-        ok_json(app.ack(&admin(), &id, "escalated", None).await, "no note").await;
+    for k in 17..200 {
+        ok_json(
+            app.ack(&admin_no(10 + k / 10), &id, "escalated", None)
+                .await,
+            "no note",
+        )
+        .await;
     }
     let resp = app.ack(&admin(), &id, "escalated", None).await;
     let problem = expect_problem(resp, 409, "the 201st acknowledgment").await;
@@ -370,6 +378,71 @@ async fn an_alert_s_trail_is_bounded_yet_the_alert_can_always_be_resolved() {
         }
     }
     assert_eq!(updates, 201, "refused acknowledgments were not streamed");
+}
+
+/// With the trail's bounds alone, one caregiver filled a critical alert's trail in 3 s
+/// (an outside audit): nobody could escalate it after that, and a dispatcher could do
+/// nothing with it at all. One user adds at most 20 acknowledgments and 8 KiB of notes
+/// to an alert before it is resolved; the rest of the care team can still act on it.
+#[actix_web::test]
+async fn one_user_cannot_fill_an_alert_s_trail_for_the_rest_of_the_team() {
+    let app = spawn_app().await;
+    team(&app, "123", &["carer".to_owned(), "dispatch".to_owned()]).await;
+    let alert = app.raise("123", "critical").await;
+    let id = id_of(&alert);
+    let caregiver = token("carer", "caregiver", None);
+    for _ in 0..20 {
+        ok_json(app.ack(&caregiver, &id, "acknowledged", None).await, "ack").await;
+    }
+    let resp = app.ack(&caregiver, &id, "escalated", None).await;
+    let problem = expect_problem(resp, 409, "the caregiver's 21st").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("you have added 20 acknowledgments")),
+        "{problem}"
+    );
+    let dispatcher = token("dispatch", "dispatcher", None);
+    let escalated = ok_json(
+        app.ack(&dispatcher, &id, "escalated", Some(&"d".repeat(2000)))
+            .await,
+        "the dispatcher escalates all the same",
+    )
+    .await;
+    assert_eq!(escalated["alert"]["status"], "escalated");
+    assert_eq!(
+        trail(&escalated["alert"]).len(),
+        21,
+        "the refused left no row"
+    );
+
+    // Notes: four of the longest kind, and no fifth, from one user; others still write.
+    let long = "n".repeat(2000);
+    for _ in 0..3 {
+        ok_json(
+            app.ack(&dispatcher, &id, "escalated", Some(&long)).await,
+            "note",
+        )
+        .await;
+    }
+    let resp = app.ack(&dispatcher, &id, "escalated", Some(&long)).await;
+    let problem = expect_problem(resp, 409, "the dispatcher's fifth long note").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("your notes on this alert would pass 8192 bytes")),
+        "{problem}"
+    );
+    ok_json(
+        app.ack(&dispatcher, &id, "escalated", None).await,
+        "the same user without a note",
+    )
+    .await;
+    ok_json(
+        app.ack(&admin(), &id, "acknowledged", Some(&long)).await,
+        "another user's note",
+    )
+    .await;
 }
 
 #[actix_web::test]
