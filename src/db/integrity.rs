@@ -20,25 +20,36 @@ struct Finding {
 }
 
 /// [`quick_check`] of the SQLite database at `url`, before anything (migrations
-/// included) writes to it; `Ok` for PostgreSQL and for a file that does not exist yet.
+/// included) writes to it; `Ok` for PostgreSQL, for a path that is no file (yet), and for
+/// a file SQLite cannot open or read as a database at all: the open that follows names
+/// those precisely (a directory, another application's file), not as damage.
 pub fn check_before_use(url: &str) -> Result<(), String> {
     use diesel::Connection;
     if super::pool::is_postgres(url) {
         return Ok(());
     }
     let path = super::pool::sqlite_path(url);
-    if !std::path::Path::new(path).exists() {
+    if !std::path::Path::new(path).is_file() {
         return Ok(());
     }
-    let mut conn = SqliteConnection::establish(path).map_err(|e| e.to_string())?;
-    quick_check(&mut conn)
+    let Ok(mut conn) = SqliteConnection::establish(path) else {
+        return Ok(());
+    };
+    match quick_check(&mut conn) {
+        // SQLite reports some damage as an error of the check itself ("malformed").
+        Err(failed) if failed.starts_with(CHECK_FAILED) && !failed.contains("malformed") => Ok(()),
+        checked => checked,
+    }
 }
+
+/// How [`quick_check`] says the check itself failed.
+const CHECK_FAILED: &str = "PRAGMA quick_check failed";
 
 /// `Err` with SQLite's first findings when `PRAGMA quick_check` finds the file damaged.
 pub fn quick_check(conn: &mut SqliteConnection) -> Result<(), String> {
     let findings: Vec<Finding> = diesel::sql_query("PRAGMA quick_check")
         .load(conn)
-        .map_err(|e| format!("PRAGMA quick_check failed: {e}"))?;
+        .map_err(|e| format!("{CHECK_FAILED}: {e}"))?;
     match findings.as_slice() {
         [only] if only.quick_check == "ok" => Ok(()),
         // A row may hold many findings, one per line.
