@@ -311,9 +311,16 @@ impl Application {
                         }),
                 )
                 .wrap(from_fn(crate::request_id::middleware))
+                // Never framed, never sniffed, whatever answers: the console pages set
+                // their own policy (kept, as these only fill what is missing), and the
+                // Swagger UI under /api/docs/, whose "Try it out" sends the session cookie,
+                // and the migration guide had none (an outside audit).
                 .wrap(
                     DefaultHeaders::new()
-                        .add(("Keep-Alive", format!("timeout={KEEP_ALIVE_PROMISED_SECS}"))),
+                        .add(("Keep-Alive", format!("timeout={KEEP_ALIVE_PROMISED_SECS}")))
+                        .add(("X-Frame-Options", "DENY"))
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Content-Security-Policy", "frame-ancestors 'none'")),
                 )
                 .configure(routes::configure)
         })

@@ -560,6 +560,40 @@ async fn the_pages_answer_head_like_get_without_a_body_and_refuse_to_be_framed()
     }
 }
 
+/// The Swagger UI (whose "Try it out" sends the session cookie) and the migration guide
+/// had no security headers, so another site could frame them (an outside audit). Every
+/// answer now refuses framing and sniffing; the console pages keep their own policy.
+#[actix_web::test]
+async fn documents_and_api_answers_refuse_to_be_framed_or_sniffed() {
+    let app = spawn_app().await;
+    for path in [
+        "/api/docs/",
+        "/api/docs/index.html",
+        "/api/v1/openapi.json",
+        "/docs/migration",
+        "/healthz",
+    ] {
+        let resp = app.client.get(app.url(path)).send().await.expect("GET");
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.headers()["x-frame-options"], "DENY", "{path}");
+        assert_eq!(
+            resp.headers()["x-content-type-options"],
+            "nosniff",
+            "{path}"
+        );
+        assert!(
+            header_text(resp.headers(), "content-security-policy")
+                .contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+    }
+    let console = app.client.get(app.url("/")).send().await.expect("GET /");
+    assert!(
+        header_text(console.headers(), "content-security-policy").contains("default-src 'self'"),
+        "the console keeps its own policy"
+    );
+}
+
 /// Probes and documents answer HEAD as GET does, minus the body (RFC 9110 §9.1: uptime
 /// checks and load balancers probe with it).
 #[actix_web::test]
