@@ -29,35 +29,39 @@ pub fn for_alerts(conn: &mut AnyConnection, alert_ids: &[String]) -> QueryResult
 
 /// How many acknowledgments an alert has and the bytes of their notes together, and
 /// the same for those `user_id` added, for the bounds on its trail
-/// ([`crate::domain::alert::check_trail_room`]); counted by the database rather than
-/// loaded (an old trail may be long).
+/// ([`crate::domain::alert::check_trail_room`]); counted by the database in one statement
+/// rather than loaded (an old trail may be long; on PostgreSQL the log's head lock is
+/// held meanwhile).
 pub fn trail_size(
     conn: &mut AnyConnection,
     alert_id: &str,
     user_id: &str,
 ) -> QueryResult<(TrailSize, TrailSize)> {
     use diesel::dsl::sql;
-    use diesel::sql_types::BigInt;
-    let size = |(entries, note_bytes): (i64, i64)| TrailSize {
-        entries,
-        note_bytes,
-    };
-    let totals = || {
-        (
+    use diesel::sql_types::{BigInt, Text};
+    let (entries, note_bytes, my_entries, my_note_bytes) = acknowledgments::table
+        .filter(acknowledgments::alert_id.eq(alert_id))
+        .select((
             diesel::dsl::count_star(),
             sql::<BigInt>("CAST(COALESCE(SUM(octet_length(note)), 0) AS BIGINT)"),
-        )
-    };
-    let all = acknowledgments::table
-        .filter(acknowledgments::alert_id.eq(alert_id))
-        .select(totals())
-        .first(conn)?;
-    let mine = acknowledgments::table
-        .filter(acknowledgments::alert_id.eq(alert_id))
-        .filter(acknowledgments::user_id.eq(user_id))
-        .select(totals())
-        .first(conn)?;
-    Ok((size(all), size(mine)))
+            sql::<BigInt>("CAST(COALESCE(SUM(CASE WHEN user_id = ")
+                .bind::<Text, _>(user_id)
+                .sql(" THEN 1 ELSE 0 END), 0) AS BIGINT)"),
+            sql::<BigInt>("CAST(COALESCE(SUM(CASE WHEN user_id = ")
+                .bind::<Text, _>(user_id)
+                .sql(" THEN octet_length(note) END), 0) AS BIGINT)"),
+        ))
+        .first::<(i64, i64, i64, i64)>(conn)?;
+    Ok((
+        TrailSize {
+            entries,
+            note_bytes,
+        },
+        TrailSize {
+            entries: my_entries,
+            note_bytes: my_note_bytes,
+        },
+    ))
 }
 
 /// The acknowledgment an idempotency key already recorded, if any.
