@@ -41,15 +41,13 @@ pub async fn migration_guide() -> HttpResponse {
         .body(MIGRATION)
 }
 
-/// A page with its security headers. Never framed (`frame-ancestors 'none'`, and
-/// `X-Frame-Options` for older browsers): a signed-in console inside another site's frame
-/// could be clicked into acknowledging alerts.
+/// A page with its security headers. Never framed (`frame-ancestors 'none'`; the app's
+/// default headers add `X-Frame-Options` for older browsers, and `nosniff`): a signed-in
+/// console inside another site's frame could be clicked into acknowledging alerts.
 fn page(html: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header(("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"))
-        .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
         .insert_header(("Referrer-Policy", "no-referrer"))
         .body(html)
 }
