@@ -138,7 +138,7 @@ pub(super) async fn ack_loop(
             }
             // The request may have reached the server before the connection failed.
             Err(e) => {
-                let why = if e.is_timeout() && !e.is_connect() {
+                let why = if super::unanswered(&e) {
                     no_answer()
                 } else {
                     with_cause(&e)

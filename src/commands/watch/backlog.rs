@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::lines::{Shown, print_alert};
-use super::{ANSWER_WITHIN, Failure, Known, answered, no_answer};
+use super::{ANSWER_WITHIN, Failure, Known, answered, no_answer, unanswered};
 
 /// The alerts still waiting for someone when watching starts, and the event-log head
 /// they were read at.
@@ -49,7 +49,7 @@ pub(super) async fn unresolved_backlog(
                 .json()
                 .await
                 .map_err(|e| {
-                    Failure::Retry(if e.is_timeout() {
+                    Failure::Retry(if unanswered(&e) {
                         no_answer()
                     } else {
                         format!("unreadable alert list ({e})")

@@ -231,6 +231,11 @@ pub async fn run(args: WatchArgs) -> Result<(), WatchError> {
 /// ever, at start, at a reconnect and for a typed acknowledgment.
 const ANSWER_WITHIN: Duration = Duration::from_secs(15);
 
+/// Whether a request failed for want of an answer in time, not of a connection.
+fn unanswered(error: &reqwest::Error) -> bool {
+    error.is_timeout() && !error.is_connect()
+}
+
 /// What a request that got no answer in time is told, with what to do about it.
 fn no_answer() -> String {
     format!(
@@ -261,7 +266,7 @@ async fn answered(
     sent: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<reqwest::Response, Failure> {
     let resp = sent.map_err(|e| {
-        Failure::Retry(if e.is_timeout() && !e.is_connect() {
+        Failure::Retry(if unanswered(&e) {
             no_answer()
         } else {
             format!("cannot connect ({})", with_cause(&e))
