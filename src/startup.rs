@@ -164,9 +164,10 @@ impl Application {
         }
         let head_pool = pool.clone();
         let database_url = config.database.url.clone();
-        let (head, deployment_id, sqlite_wal) = web::block(move || {
+        let (head, care_team_version, deployment_id, sqlite_wal) = web::block(move || {
             let mut c = head_pool.get().map_err(|e| e.to_string())?;
             let head = events::head(&mut c).map_err(|e| e.to_string())?;
+            let care_team_version = events::care_team_version(&mut c).map_err(|e| e.to_string())?;
             let deployment = db::deployment::get_or_create(&mut c).map_err(|e| e.to_string())?;
             let file = db::pool::sqlite_file(&mut c).map_err(|e| e.to_string())?;
             if let Some(file) = &file {
@@ -181,7 +182,7 @@ impl Application {
                 }
             }
             let wal = file.map(|f| std::path::PathBuf::from(format!("{}-wal", f.display())));
-            Ok::<_, String>((head, deployment, wal))
+            Ok::<_, String>((head, care_team_version, deployment, wal))
         })
         .await
         .map_err(|e| StartupError::Database(e.to_string()))?
@@ -348,6 +349,7 @@ impl Application {
             manager_metrics,
             settings,
             issued,
+            care_team_version,
         ));
         let port = server.addrs().first().map_or(0, |addr| addr.port());
         let server = server

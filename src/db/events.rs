@@ -50,11 +50,11 @@ impl IssuedIds {
 /// events silently. So the ids from there to [`REWIND_SKIP`] past the highest seen are
 /// retired in the same transaction, as `vigil migrate --skip-ids` does: the event gets
 /// a number above every old one, and a screen resuming from a lost id is told to reload.
-pub fn next_seq(conn: &mut AnyConnection, issued: &IssuedIds) -> QueryResult<i64> {
-    let seq = bump_head(conn)?;
-    let highest = issued.highest();
+pub fn next_seq(conn: &mut AnyConnection, issued: &IssuedIds) -> QueryResult<NextEvent> {
+    let next = bump_head(conn)?;
+    let (seq, highest) = (next.seq, issued.highest());
     if seq > highest {
-        return Ok(seq);
+        return Ok(next);
     }
     let upto = highest.saturating_add(REWIND_SKIP);
     log::error!(
@@ -96,8 +96,37 @@ pub fn lock_head(conn: &mut AnyConnection) -> QueryResult<()> {
         .map(|_| ())
 }
 
-fn bump_head(conn: &mut AnyConnection) -> QueryResult<i64> {
-    super::fixed::BumpHead.get_result(conn)
+fn bump_head(conn: &mut AnyConnection) -> QueryResult<NextEvent> {
+    let (seq, care_team_version) = super::fixed::BumpHead.get_result(conn)?;
+    Ok(NextEvent {
+        seq,
+        care_team_version,
+    })
+}
+
+/// What an event write is handed by [`next_seq`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextEvent {
+    /// The event's sequence number.
+    pub seq: i64,
+    /// The care teams' version when it was handed out, under the head's lock: every
+    /// care-team change committed before this event counts in it, none after. An
+    /// instance matches the event to streams only once it has applied that many changes
+    /// (`hub::manager`), so an alert raised on one instance moments after a change made on
+    /// another is matched under the new team, not the old.
+    pub care_team_version: i64,
+}
+
+/// Moves the care teams' version on for one change (see [`NextEvent`]) and returns the
+/// log's head and the change's version. Takes the head's row lock, so that the change
+/// falls between two events on every instance.
+pub fn bump_care_team_version(conn: &mut AnyConnection) -> QueryResult<(i64, i64)> {
+    super::fixed::BumpCareTeamVersion.get_result(conn)
+}
+
+/// The care teams' version (see [`NextEvent`]).
+pub fn care_team_version(conn: &mut AnyConnection) -> QueryResult<i64> {
+    super::fixed::CareTeamVersion.get_result(conn)
 }
 
 /// Moves the log's head `count` ids on without events, so that none of those ids is ever

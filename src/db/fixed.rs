@@ -37,7 +37,22 @@ macro_rules! fixed_statement {
 fixed_statement!(
     /// Moves the log's head one id on and returns it: one statement where an `UPDATE`
     /// and a `SELECT … LIMIT ?` were, neither of which diesel kept prepared.
-    BumpHead = "UPDATE event_head SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+    BumpHead = "UPDATE event_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, care_team_version",
+    returns (BigInt, BigInt)
+);
+
+fixed_statement!(
+    /// Moves the care teams' version one on and returns the log's head and the new
+    /// version: one per care-team change, under the head's lock, so that every event
+    /// written after the change sees it (see [`super::events::next_seq`]).
+    BumpCareTeamVersion = "UPDATE event_head SET care_team_version = care_team_version + 1 \
+                           WHERE id = 1 RETURNING seq, care_team_version",
+    returns (BigInt, BigInt)
+);
+
+fixed_statement!(
+    /// The care teams' version (0 before any change).
+    CareTeamVersion = "SELECT care_team_version FROM event_head WHERE id = 1",
     returns BigInt
 );
 

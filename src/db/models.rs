@@ -20,6 +20,8 @@ pub struct EventRow {
     pub payload: String,
     /// Epoch ms.
     pub created_at: i64,
+    /// The care-team version its write saw (see [`super::events::next_seq`]).
+    pub care_team_version: i64,
 }
 
 /// An event to append.
@@ -40,6 +42,9 @@ pub struct NewEventRow<'a> {
     pub payload: &'a str,
     /// Epoch ms.
     pub created_at: i64,
+    /// The care teams' version as the write saw it: an instance that has not applied
+    /// that version yet holds the event back until it has.
+    pub care_team_version: i64,
 }
 
 /// One alert row.

@@ -5,6 +5,7 @@ diesel::table! {
     event_head (id) {
         id -> Integer,
         seq -> BigInt,
+        care_team_version -> BigInt,
     }
 }
 
@@ -23,6 +24,7 @@ diesel::table! {
         patient_id -> Text,
         payload -> Text,
         created_at -> BigInt,
+        care_team_version -> BigInt,
     }
 }
 

@@ -67,6 +67,7 @@ mod tests {
     fn change(user: &str, patient: &str, assigned: bool) -> CareTeamChange {
         CareTeamChange {
             after_seq: 0,
+            version: 0,
             user_id: user.to_owned(),
             patient_id: patient.to_owned(),
             assigned,

@@ -47,6 +47,10 @@ pub struct StoredEvent {
     pub patient_id: String,
     /// The `data:` JSON, frozen at commit.
     pub payload: String,
+    /// The care teams' version its write saw: the manager matches it to streams only
+    /// once it has applied that version (`db::events::NextEvent`).
+    #[serde(default)]
+    pub care_team_version: i64,
 }
 
 impl StoredEvent {
@@ -58,6 +62,7 @@ impl StoredEvent {
             alert_id: row.alert_id,
             patient_id: row.patient_id,
             payload: row.payload,
+            care_team_version: row.care_team_version,
         })
     }
 }
@@ -76,4 +81,9 @@ pub struct CareTeamChange {
     /// change to its streams between the two. 0 from an instance older than the field.
     #[serde(default)]
     pub after_seq: i64,
+    /// The care teams' version this change moved them to (`db::events::NextEvent`):
+    /// an instance counts the changes it has applied by it. 0 from an instance older
+    /// than the field.
+    #[serde(default)]
+    pub version: i64,
 }

@@ -540,6 +540,7 @@ mod tests {
             patient_id: "p1".to_owned(),
             assigned: true,
             after_seq: 7,
+            version: 3,
         };
         let text = serde_json::to_string(&WireMessage::CareTeam {
             change,
@@ -550,7 +551,8 @@ mod tests {
         assert_eq!(
             value,
             serde_json::json!({"type": "care_team", "user_id": "alice", "patient_id": "p1",
-                               "assigned": true, "after_seq": 7, "origin": "instance-a"})
+                               "assigned": true, "after_seq": 7, "version": 3,
+                               "origin": "instance-a"})
         );
         // What instances before the origin field publish.
         let older = r#"{"type":"care_team","user_id":"alice","patient_id":"p1","assigned":false}"#;
@@ -558,6 +560,7 @@ mod tests {
             Ok(WireMessage::CareTeam { change, origin }) => {
                 assert_eq!((change.patient_id.as_str(), change.assigned), ("p1", false));
                 assert_eq!(change.after_seq, 0, "no place in the log known");
+                assert_eq!(change.version, 0, "no care-team version known");
                 assert_eq!(origin, None);
             }
             other => panic!("an older care-team message: {other:?}"),

@@ -80,7 +80,8 @@ pub async fn acknowledge(
         .writer
         .write_event(&state.broker, move |conn| {
             let result = conn.transaction::<_, KeyedWriteStop<String>, _>(|c| {
-                let seq = events::next_seq(c, &issued)?;
+                let next = events::next_seq(c, &issued)?;
+                let seq = next.seq;
                 let allowed = allowed_in(c, &who)?;
                 let not_found = || super::alerts::no_alert(&req.alert_id);
                 let row = alerts::get(c, &req.alert_id)?.ok_or_else(not_found)?;
@@ -147,6 +148,7 @@ pub async fn acknowledge(
                         patient_id: &row.patient_id,
                         payload: &payload,
                         created_at: now,
+                        care_team_version: next.care_team_version,
                     },
                 )?;
                 let event = StoredEvent {
@@ -155,6 +157,7 @@ pub async fn acknowledge(
                     alert_id: row.id.clone(),
                     patient_id: row.patient_id.clone(),
                     payload,
+                    care_team_version: next.care_team_version,
                 };
                 Ok((outcome, event))
             });

@@ -71,7 +71,8 @@ pub async fn raise_alert(
         .writer
         .write_event(&state.broker, move |conn| {
             let result = conn.transaction::<_, KeyedWriteStop<String>, _>(|c| {
-                let seq = events::next_seq(c, &issued)?;
+                let next = events::next_seq(c, &issued)?;
+                let seq = next.seq;
                 if let Some(key) = &idempotency_key
                     && let Some(existing) = alerts::find_idempotent(c, &creator, key)?
                 {
@@ -112,6 +113,7 @@ pub async fn raise_alert(
                         patient_id: new.patient_id.as_str(),
                         payload: &payload,
                         created_at: now,
+                        care_team_version: next.care_team_version,
                     },
                 )?;
                 let event = StoredEvent {
@@ -120,6 +122,7 @@ pub async fn raise_alert(
                     alert_id: id.clone(),
                     patient_id: alert.patient_id.clone(),
                     payload,
+                    care_team_version: next.care_team_version,
                 };
                 Ok((alert, event))
             });

@@ -192,6 +192,7 @@ fn change(user_id: &str, patient_id: &str, assigned: bool) -> CareTeamChange {
         assigned,
         // Set by the writer once the write has run (`Writer::write_care_team`).
         after_seq: 0,
+        version: 0,
     }
 }
 

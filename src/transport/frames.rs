@@ -147,6 +147,7 @@ mod tests {
             alert_id: "a".into(),
             patient_id: "p".into(),
             payload: r#"{"alert":{"id":"a"},"acknowledgment":{"status":"acknowledged"}}"#.into(),
+            care_team_version: 0,
         };
         let v: serde_json::Value = serde_json::from_str(EncodedEvent::new(ev).ws()).expect("json");
         assert_eq!(v["type"], "alert_updated");

@@ -457,6 +457,7 @@ pub(crate) mod test_support {
             patient_id: "a",
             payload: "{}",
             created_at,
+            care_team_version: 0,
         };
         events::insert(conn, &row).expect("event");
     }
@@ -509,6 +510,7 @@ mod tests {
                 patient_id: patient,
                 payload: "{}",
                 created_at: 0,
+                care_team_version: 0,
             };
             events::insert(&mut conn, &row).expect("event");
         }
@@ -570,6 +572,7 @@ mod tests {
                 patient_id: patient,
                 payload: "{}",
                 created_at: 0,
+                care_team_version: 0,
             };
             events::insert(&mut conn, &event).expect("event");
             let alert = NewAlertRow {
@@ -643,6 +646,7 @@ mod tests {
                 patient_id: "a",
                 payload,
                 created_at: 0,
+                care_team_version: 0,
             };
             events::insert(&mut conn, &row).expect("event");
         }

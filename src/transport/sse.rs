@@ -283,6 +283,7 @@ mod tests {
             Arc::clone(&metrics),
             settings,
             crate::db::events::IssuedIds::default(),
+            0,
         )
         .start();
         StreamState {
@@ -365,6 +366,7 @@ mod tests {
                 patient_id: "a",
                 payload: "{}",
                 created_at: 0,
+                care_team_version: 0,
             };
             crate::db::events::insert(&mut conn, &row).expect("event");
         }

@@ -561,6 +561,69 @@ async fn a_care_team_change_made_on_another_instance_reaches_streams_without_any
     );
 }
 
+/// Threat: an alert raised on instance B moments after a care-team change was answered on
+/// instance A was matched on B under the old team. B's own writer hands the alert to B's
+/// streams at once, while the change reaches B over Redis a little later (or, without
+/// Redis, at B's next read-back of the care teams): a nurse just taken off the patient got
+/// the alert, one just put on it missed it. Every event now carries the care teams'
+/// version its write saw, and B holds it back until its streams follow that version.
+/// Here there is no Redis at all and B's read-back is an hour apart, so only that can
+/// put the changes before the alerts.
+#[actix_web::test]
+async fn an_alert_raised_on_one_instance_right_after_a_care_team_change_on_another_follows_it() {
+    let a = spawn_app().await;
+    let b = spawn_app_on(&a.database_url, |c| c.tail_poll = HOUR).await;
+    a.assign("anchor", "gil").await;
+    a.assign("p-off", "gil").await;
+    let mut sse = b.sse(&token("gil", "nurse", None), "").await;
+    sse.connected().await;
+
+    a.unassign("p-off", "gil").await;
+    let removed_alert = b.raise("p-off", "critical").await;
+    a.assign("p-on", "gil").await;
+    let added_alert = b.raise("p-on", "critical").await;
+    let anchor = b.raise("anchor", "low").await;
+    let anchor_id = anchor["id"].as_str().expect("id");
+    let mut seen = Vec::new();
+    loop {
+        let event = sse
+            .until(WAIT, |e| e.event == "alert" || e.event == "scope_changed")
+            .await;
+        let data: Value = serde_json::from_str(&event.data).expect("json");
+        if event.event == "scope_changed" {
+            seen.push(format!(
+                "scope_changed +{} -{}",
+                data["added"], data["removed"]
+            ));
+            continue;
+        }
+        let id = data["id"].as_str().expect("alert id");
+        let name = if id == anchor_id {
+            "anchor"
+        } else if id == added_alert["id"] {
+            "p-on"
+        } else if id == removed_alert["id"] {
+            "p-off"
+        } else {
+            "another"
+        };
+        seen.push(format!("alert {name}"));
+        if id == anchor_id {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            r#"scope_changed +[] -["p-off"]"#,
+            r#"scope_changed +["p-on"] -[]"#,
+            "alert p-on",
+            "alert anchor"
+        ],
+        "each change before the alert raised after it, on the instance that did not make it"
+    );
+}
+
 /// `vigil migrate --skip-ids` run beside a live instance (not the documented way, which
 /// stops them first): the instance hears of an event past the skipped ids from the log
 /// while one of its own is already waiting. It must skip only the ids that were never

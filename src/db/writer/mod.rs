@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use diesel::RunQueryDsl;
+use diesel::{Connection, RunQueryDsl};
 use prometheus::IntCounterVec;
 use tokio::sync::oneshot;
 
@@ -304,18 +304,24 @@ impl Writer {
             + 'static,
         T: Send + 'static,
     {
-        // Each change carries the event log's head as the write saw it: another instance
-        // delivers the events up to it before applying the change, and the later ones
-        // after (`hub::manager::care_teams`).
+        // Each change moves the care teams' version on, in the write's own transaction
+        // and under the event log's head lock, and carries it with the head as the write
+        // saw it: another instance delivers the events up to the head before applying
+        // the change, and the later ones after; and an event stamped with a version it
+        // has not applied yet waits until it has (`hub::manager::care_teams`). In one
+        // transaction with the change (on PostgreSQL a membership's insert or delete is
+        // otherwise a transaction of its own), so that an event sees the version only
+        // with the change, and the change is handed over only once both committed.
         let work = move |conn: &mut AnyConnection| {
-            let (value, mut changes) = work(conn)?;
-            if !changes.is_empty() {
-                let head = super::events::head(conn)?;
+            conn.transaction::<_, ApiError, _>(|c| {
+                let (value, mut changes) = work(c)?;
                 for change in &mut changes {
+                    let (head, version) = super::events::bump_care_team_version(c)?;
                     change.after_seq = head;
+                    change.version = version;
                 }
-            }
-            Ok((value, changes))
+                Ok((value, changes))
+            })
         };
         let broker = Arc::clone(broker);
         let publish: AfterCommit<(T, Vec<CareTeamChange>)> = Box::new(move |(_, changes)| {

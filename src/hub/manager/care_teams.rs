@@ -1,6 +1,7 @@
 //! Care-team changes applied to open streams: this instance's at once, other
 //! instances' once the database confirms them, and all of them read back periodically.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -15,7 +16,13 @@ use crate::scope::Allowed;
 impl AlertConnectionManager {
     /// Applies a care-team change to the open streams (telling each altered one) and
     /// remembers it, from `received`, for registrations whose scope was read before it.
+    /// A change the streams already follow (a read of the database at or past its
+    /// version came first, or it was applied) is not applied again: applied after a read
+    /// that saw a later change undo it, it would put the undone state back.
     pub(super) fn apply_care_team_change(&mut self, change: CareTeamChange, received: Instant) {
+        if !self.care_team_versions.apply(change.version) {
+            return;
+        }
         let altered = self.subscriptions.care_team_changed(
             &change.user_id,
             &change.patient_id,
@@ -132,6 +139,8 @@ impl AlertConnectionManager {
                                 .any(|c| c.patient_id == claim.patient_id);
                             if holds != claim.assigned && !since_read {
                                 claim.assigned = holds;
+                                // The database's state, not a change of its own.
+                                claim.version = 0;
                                 act.apply_care_team_change(claim, Instant::now());
                             }
                         } else if holds == claim.assigned {
@@ -152,13 +161,31 @@ impl AlertConnectionManager {
             }
             // The events these claims held back (see `drain`), now matched under them.
             act.drain();
+            act.read_wanted_care_teams(ctx);
             act.confirm_care_team_claims(ctx);
         }));
+    }
+
+    /// Reads the care teams back now if an event waits for a care-team version this
+    /// manager has not applied (see [`CareTeamVersions`]). With no care-team-scoped stream
+    /// open there is nothing to read: no stream's matching depends on them.
+    pub(super) fn read_wanted_care_teams(&mut self, ctx: &mut Context<Self>) {
+        let Some(wanted) = self.care_team_versions.wanted() else {
+            return;
+        };
+        if self.subscriptions.care_team_users().is_empty() {
+            self.care_team_versions.read_at(wanted);
+            self.drain();
+            return;
+        }
+        self.read_back_care_teams(ctx);
     }
 
     /// Reads back the care teams of every user with a care-team-scoped stream and puts the
     /// streams right where they differ (changes received since the read began are applied
     /// on top, as for a registration), telling each altered stream (`scope_changed`).
+    /// The care teams' version is read first, so the streams then follow at least every
+    /// change up to it, and the events waiting for it go out.
     pub(super) fn read_back_care_teams(&mut self, ctx: &mut Context<Self>) {
         if self.reading_care_teams {
             return;
@@ -172,13 +199,18 @@ impl AlertConnectionManager {
         let pool = self.pool.clone();
         let names: Vec<String> = users.iter().map(|(user, _)| user.clone()).collect();
         let read = async move {
-            db::run(&pool, move |c| Ok(care_team::patients_of_users(c, &names)?)).await
+            db::run(&pool, move |c| {
+                let version = events::care_team_version(c)?;
+                Ok((version, care_team::patients_of_users(c, &names)?))
+            })
+            .await
         };
-        ctx.spawn(read.into_actor(self).map(move |result, act, _| {
+        ctx.spawn(read.into_actor(self).map(move |result, act, ctx| {
             act.reading_care_teams = false;
-            let mut teams = match result {
-                Ok(teams) => teams,
+            let (version, mut teams) = match result {
+                Ok(read) => read,
                 Err(e) => {
+                    // The next tick of the event-log poll asks again for a waiting event.
                     log::warn!("reading care teams back failed: {e}");
                     return;
                 }
@@ -200,6 +232,9 @@ impl AlertConnectionManager {
                 }
             }
             act.tell_scope_changes(altered);
+            act.care_team_versions.read_at(version);
+            act.drain();
+            act.read_wanted_care_teams(ctx);
         }));
     }
 
@@ -273,5 +308,111 @@ impl Unsettled {
     pub(super) fn holds_back(&self, seq: i64, accepted: Instant) -> bool {
         self.after_seq.is_some_and(|after| after < seq)
             || self.since.is_some_and(|since| accepted >= since)
+    }
+}
+
+/// How far this manager's streams follow the care teams, counted in changes: every
+/// care-team change moves the database's version on by one, and every event carries the
+/// version its write saw (`db::events::NextEvent`). An event stamped with a version past
+/// what the streams follow waits until they do: an alert raised on instance B moments
+/// after a nurse's removal was answered on instance A had reached her on B, where the
+/// change was still on its way over Redis (and an added nurse had missed one).
+#[derive(Debug, Default)]
+pub(super) struct CareTeamVersions {
+    /// Every change up to this version is applied, or covered by a read of the database.
+    through: i64,
+    /// Changes applied past `through`, with a gap before them.
+    ahead: BTreeSet<i64>,
+    /// The highest version a waiting event was stamped with.
+    wanted: i64,
+}
+
+impl CareTeamVersions {
+    /// Streams that follow every change up to `version` (the database's at startup).
+    pub(super) fn starting_at(version: i64) -> Self {
+        Self {
+            through: version,
+            ..Self::default()
+        }
+    }
+
+    /// Records change `version` as applied; `false` when the streams already follow it.
+    /// Version 0 (a correction from a read, or a change from an instance older than the
+    /// version) is always applied.
+    fn apply(&mut self, version: i64) -> bool {
+        if version <= 0 {
+            return true;
+        }
+        if version <= self.through || !self.ahead.insert(version) {
+            return false;
+        }
+        self.advance();
+        true
+    }
+
+    /// A read of the care teams that read the database's version, `version`, first: the
+    /// streams follow every change up to it.
+    pub(super) fn read_at(&mut self, version: i64) {
+        if version > self.through {
+            self.through = version;
+            self.ahead = self.ahead.split_off(&(version + 1));
+        }
+        self.advance();
+    }
+
+    fn advance(&mut self) {
+        while self.ahead.remove(&(self.through + 1)) {
+            self.through += 1;
+        }
+    }
+
+    /// Whether an event stamped `version` must wait for the care teams (remembered as
+    /// wanted if so).
+    pub(super) fn holds_back(&mut self, version: i64) -> bool {
+        if version <= self.through {
+            return false;
+        }
+        self.wanted = self.wanted.max(version);
+        true
+    }
+
+    /// The version a waiting event wants, if the streams do not follow it yet.
+    pub(super) fn wanted(&self) -> Option<i64> {
+        (self.wanted > self.through).then_some(self.wanted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CareTeamVersions;
+
+    #[test]
+    fn changes_count_once_and_in_order() {
+        let mut versions = CareTeamVersions::starting_at(4);
+        assert!(!versions.apply(4), "already followed at startup");
+        assert!(versions.apply(6), "past a gap");
+        assert!(versions.holds_back(6), "5 is not applied yet");
+        assert_eq!(versions.wanted(), Some(6));
+        assert!(versions.apply(5));
+        assert!(!versions.holds_back(6), "5 and 6 both applied");
+        assert_eq!(versions.wanted(), None);
+        assert!(!versions.apply(6), "twice");
+        assert!(versions.apply(0), "a correction always applies");
+    }
+
+    #[test]
+    fn a_read_covers_every_change_up_to_its_version() {
+        let mut versions = CareTeamVersions::starting_at(0);
+        assert!(versions.apply(3));
+        assert!(versions.holds_back(2));
+        versions.read_at(2);
+        assert!(!versions.holds_back(3), "2 read, 3 applied");
+        assert!(
+            !versions.apply(1),
+            "a change the read saw, arriving late, is stale"
+        );
+        versions.read_at(1);
+        assert!(!versions.holds_back(3), "an older read moves nothing back");
+        assert!(versions.holds_back(4));
     }
 }

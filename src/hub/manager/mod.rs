@@ -5,7 +5,7 @@
 
 mod care_teams;
 
-use care_teams::Unsettled;
+use care_teams::{CareTeamVersions, Unsettled};
 mod sequence;
 mod ticks;
 
@@ -44,6 +44,11 @@ const CATCH_UP_POLL: Duration = Duration::from_millis(50);
 const CARE_TEAM_POLLS: u32 = 5;
 /// How often token expiry is checked.
 const EXPIRY_TICK: Duration = Duration::from_secs(1);
+/// At most this long an event waits for the care teams to reach the version it was
+/// stamped with (one read of the database, normally milliseconds); past it, with the
+/// database not answering, it goes out under the care teams as the streams have them:
+/// an alert held back indefinitely would be worse than one matched under the old team.
+const CARE_TEAM_WAIT: Duration = Duration::from_secs(2);
 /// At most this many announced care-team changes wait for their confirming read; past
 /// it the oldest are dropped and the care teams are read back whole instead.
 const MAX_CLAIMS_WAITING: usize = 10_000;
@@ -109,6 +114,8 @@ pub struct AlertConnectionManager {
     confirmed_claims: VecDeque<(Instant, CareTeamChange)>,
     /// A care-team read-back is in flight.
     reading_care_teams: bool,
+    /// How far the streams follow the care teams; events stamped past it wait.
+    care_team_versions: CareTeamVersions,
     shutting_down: bool,
     /// The group of streams the next heartbeat tick serves.
     heartbeat_group: u64,
@@ -131,12 +138,14 @@ pub struct AlertConnectionManager {
 
 impl AlertConnectionManager {
     /// A manager that starts delivering after the highest id `issued` holds (the log's
-    /// head at startup), and raises it with every event it delivers.
+    /// head at startup), and raises it with every event it delivers; its streams follow
+    /// the care teams at `care_team_version` (the database's at startup).
     pub fn new(
         pool: DbPool,
         metrics: Arc<Metrics>,
         settings: ManagerSettings,
         issued: IssuedIds,
+        care_team_version: i64,
     ) -> Self {
         Self {
             head: issued.highest(),
@@ -156,6 +165,7 @@ impl AlertConnectionManager {
             confirming: Unsettled::default(),
             confirmed_claims: VecDeque::new(),
             reading_care_teams: false,
+            care_team_versions: CareTeamVersions::starting_at(care_team_version),
             shutting_down: false,
             heartbeat_group: 0,
             ws_tick_group: 0,
@@ -353,6 +363,9 @@ impl Handler<CareTeamChanged> for AlertConnectionManager {
         // over in commit order, but two PostgreSQL transactions publish from two threads.
         let received = Instant::now();
         self.apply_care_team_change(msg.0.clone(), received);
+        // Events of this instance's that committed after it and reached the manager first
+        // (PostgreSQL: a concurrent request) waited for it.
+        self.drain();
         self.claim_care_team(msg.0, received, true, ctx);
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::{AlertConnectionManager, GAP_WAIT, LOG_BATCH, enqueue};
+use super::{AlertConnectionManager, CARE_TEAM_WAIT, GAP_WAIT, LOG_BATCH, enqueue};
 use crate::db::{self, events};
 use crate::hub::event::StoredEvent;
 use crate::hub::messages::Outbound;
@@ -21,6 +21,7 @@ impl AlertConnectionManager {
         }
         self.pending.insert(event.seq, (event, Instant::now()));
         self.drain();
+        self.read_wanted_care_teams(ctx);
         if !self.pending.is_empty() {
             ctx.run_later(GAP_WAIT, |act, ctx| act.fill_gap(ctx));
         }
@@ -32,9 +33,11 @@ impl AlertConnectionManager {
     /// instance announced that no database read has settled yet (see [`Unsettled`]): an
     /// alert raised on another instance right after a nurse's removal had its 204
     /// reached her when the log read finished before the change's confirmation, and an
-    /// added nurse missed one.
+    /// added nurse missed one. Nor one stamped with a care-team version the streams do
+    /// not follow yet (see [`CareTeamVersions`]), for up to [`CARE_TEAM_WAIT`].
     ///
     /// [`Unsettled`]: super::care_teams::Unsettled
+    /// [`CareTeamVersions`]: super::care_teams::CareTeamVersions
     pub(super) fn drain(&mut self) {
         let unsettled = self.unsettled_claims();
         while let Some(entry) = self.pending.first_entry() {
@@ -44,8 +47,21 @@ impl AlertConnectionManager {
                 entry.remove();
                 continue;
             }
-            if seq != self.head + 1 || unsettled.holds_back(seq, entry.get().1) {
+            let (event, accepted) = entry.get();
+            if seq != self.head + 1 || unsettled.holds_back(seq, *accepted) {
                 break;
+            }
+            if self.care_team_versions.holds_back(event.care_team_version) {
+                let waited = accepted.elapsed();
+                if waited < CARE_TEAM_WAIT {
+                    break;
+                }
+                log::warn!(
+                    "event {seq} waited {} ms for the care teams to be read at version {}; \
+                     delivered under the care teams the streams have",
+                    waited.as_millis(),
+                    event.care_team_version
+                );
             }
             let (event, received) = entry.remove();
             self.apply_claims_before(seq);
@@ -228,6 +244,12 @@ impl AlertConnectionManager {
         if link_down || self.catching_up || self.last_tail_poll.elapsed() >= self.settings.tail_poll
         {
             self.poll_log(ctx);
+        }
+        // An event waiting for the care teams: read them again if the last read failed,
+        // and let it go once it has waited too long.
+        if self.care_team_versions.wanted().is_some() {
+            self.drain();
+            self.read_wanted_care_teams(ctx);
         }
     }
 
