@@ -87,6 +87,11 @@ pub struct Connect {
     /// When the transport started reading `allowed`: care-team changes the manager
     /// received since then are applied on top, so one racing the registration is not lost.
     pub allowed_at: Instant,
+    /// The care teams' version read just before `allowed`, when it came from the care
+    /// team: one older than the streams follow may lack a change the manager covered with
+    /// a read rather than applied (and so does not remember), and has the care teams read
+    /// back.
+    pub allowed_version: Option<i64>,
     /// Decides what the manager's shared timers send the stream (SSE heartbeat frames or
     /// WebSocket ticks), and labels the connection gauge.
     pub transport: Transport,
@@ -169,6 +174,8 @@ pub struct Resubscribe {
     pub allowed: Allowed,
     /// When the session started reading `allowed` (see [`Connect::allowed_at`]).
     pub allowed_at: Instant,
+    /// See [`Connect::allowed_version`].
+    pub allowed_version: Option<i64>,
 }
 
 /// Sent by the stats endpoint.

@@ -26,6 +26,20 @@ pub fn allowed_by_token(principal: &Principal) -> Option<Allowed> {
     }
 }
 
+/// [`allowed_in`] for a stream's registration, with the care teams' version read just
+/// before when the scope comes from the care team (`hub::messages::Connect`).
+pub fn allowed_with_version(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+) -> QueryResult<(Allowed, Option<i64>)> {
+    let version = if principal.role.uses_care_team() {
+        Some(crate::db::events::care_team_version(conn)?)
+    } else {
+        None
+    };
+    Ok((allowed_in(conn, principal)?, version))
+}
+
 /// The patients a caller may see, read inside an existing connection/transaction.
 pub fn allowed_in(conn: &mut AnyConnection, principal: &Principal) -> QueryResult<Allowed> {
     if let Some(allowed) = allowed_by_token(principal) {

@@ -16,7 +16,7 @@ use crate::hub::event::StoredEvent;
 use crate::hub::messages::{Connect, ConnectRefused, Connected, Outbound, Transport};
 use crate::metrics::Metrics;
 use crate::scope::{Allowed, Requested};
-use crate::service::scope::{allowed_by_token, allowed_in};
+use crate::service::scope::allowed_by_token;
 use crate::state::AppState;
 
 /// Stream query parameters shared by `/api/v1/alerts/stream` and `/ws`.
@@ -282,19 +282,19 @@ pub async fn open_subscription(
     let allowed_at = std::time::Instant::now();
     // The log's bounds matter only to a resume; the scope needs the database only for
     // care-team roles. Everyone else opens without a database round trip.
-    let (allowed, log): (Allowed, replay::LogBounds) =
+    let (allowed, allowed_version, log): (Allowed, Option<i64>, replay::LogBounds) =
         match (resuming, allowed_by_token(&principal)) {
-            (false, Some(allowed)) => (allowed, replay::LogBounds::default()),
+            (false, Some(allowed)) => (allowed, None, replay::LogBounds::default()),
             _ => {
                 let who = principal.clone();
                 db::run(&state.pool, move |c| {
-                    let allowed = allowed_in(c, &who)?;
+                    let (allowed, version) = crate::service::scope::allowed_with_version(c, &who)?;
                     let log = if resuming {
                         replay::LogBounds::read(c)?
                     } else {
                         replay::LogBounds::default()
                     };
-                    Ok((allowed, log))
+                    Ok((allowed, version, log))
                 })
                 .await?
             }
@@ -315,6 +315,7 @@ pub async fn open_subscription(
             requested: params.requested.clone(),
             allowed,
             allowed_at,
+            allowed_version,
             transport,
             expires_at: principal.expires_at,
             tx,

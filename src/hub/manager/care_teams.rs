@@ -166,6 +166,21 @@ impl AlertConnectionManager {
         }));
     }
 
+    /// A stream registered (or resubscribed) with its care team read at `version`: older
+    /// than the versions the streams follow, it may lack a change the manager covered with
+    /// a read instead of applying it (such a change is not remembered for registrations),
+    /// so the care teams are read back, again if a read is already under way.
+    pub(super) fn check_registration_version(
+        &mut self,
+        version: Option<i64>,
+        ctx: &mut Context<Self>,
+    ) {
+        if version.is_some_and(|v| v < self.care_team_versions.through) {
+            self.read_back_again = true;
+            self.read_back_care_teams(ctx);
+        }
+    }
+
     /// Reads the care teams back now if an event waits for a care-team version this
     /// manager has not applied (see [`CareTeamVersions`]). With no care-team-scoped stream
     /// open there is nothing to read: no stream's matching depends on them.
@@ -190,6 +205,7 @@ impl AlertConnectionManager {
         if self.reading_care_teams {
             return;
         }
+        self.read_back_again = false;
         let users = self.subscriptions.care_team_users();
         if users.is_empty() {
             return;
@@ -234,6 +250,9 @@ impl AlertConnectionManager {
             act.tell_scope_changes(altered);
             act.care_team_versions.read_at(version);
             act.drain();
+            if act.read_back_again {
+                act.read_back_care_teams(ctx);
+            }
             act.read_wanted_care_teams(ctx);
         }));
     }

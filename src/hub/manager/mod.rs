@@ -7,6 +7,8 @@ mod care_teams;
 
 use care_teams::{CareTeamVersions, Unsettled};
 mod sequence;
+#[cfg(test)]
+mod tests;
 mod ticks;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -116,6 +118,9 @@ pub struct AlertConnectionManager {
     reading_care_teams: bool,
     /// How far the streams follow the care teams; events stamped past it wait.
     care_team_versions: CareTeamVersions,
+    /// A stream registered while a read-back was under way, with a care team older than
+    /// the streams follow: read them back once more when it ends.
+    read_back_again: bool,
     shutting_down: bool,
     /// The group of streams the next heartbeat tick serves.
     heartbeat_group: u64,
@@ -166,6 +171,7 @@ impl AlertConnectionManager {
             confirmed_claims: VecDeque::new(),
             reading_care_teams: false,
             care_team_versions: CareTeamVersions::starting_at(care_team_version),
+            read_back_again: false,
             shutting_down: false,
             heartbeat_group: 0,
             ws_tick_group: 0,
@@ -176,7 +182,11 @@ impl AlertConnectionManager {
         }
     }
 
-    fn connect(&mut self, msg: Connect) -> Result<Connected, ConnectRefused> {
+    fn connect(
+        &mut self,
+        msg: Connect,
+        ctx: &mut Context<Self>,
+    ) -> Result<Connected, ConnectRefused> {
         if self.shutting_down {
             return Err(ConnectRefused::ShuttingDown);
         }
@@ -225,6 +235,7 @@ impl AlertConnectionManager {
             },
         );
         self.closed_streams.opened(self.clients.len());
+        self.check_registration_version(msg.allowed_version, ctx);
         Ok(Connected {
             conn_id,
             head: self.head,
@@ -329,8 +340,8 @@ impl Actor for AlertConnectionManager {
 
 impl Handler<Connect> for AlertConnectionManager {
     type Result = Result<Connected, ConnectRefused>;
-    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
-        self.connect(msg)
+    fn handle(&mut self, msg: Connect, ctx: &mut Context<Self>) -> Self::Result {
+        self.connect(msg, ctx)
     }
 }
 
@@ -379,7 +390,7 @@ impl Handler<CareTeamAnnounced> for AlertConnectionManager {
 
 impl Handler<Resubscribe> for AlertConnectionManager {
     type Result = Option<Vec<String>>;
-    fn handle(&mut self, msg: Resubscribe, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Resubscribe, ctx: &mut Context<Self>) -> Self::Result {
         let mut allowed = msg.allowed;
         if let Some(entry) = self.subscriptions.get(msg.conn_id) {
             let (user_id, role) = (entry.user_id.clone(), entry.role);
@@ -387,6 +398,7 @@ impl Handler<Resubscribe> for AlertConnectionManager {
         }
         self.subscriptions
             .resubscribe(msg.conn_id, msg.requested, allowed);
+        self.check_registration_version(msg.allowed_version, ctx);
         self.subscriptions
             .get(msg.conn_id)
             .and_then(|e| e.effective())

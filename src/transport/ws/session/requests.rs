@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::hub::messages::Resubscribe;
 use crate::scope::Requested;
 use crate::service::acks::{AckRequest, Acked, acknowledge};
-use crate::service::scope::allowed_in;
+use crate::service::scope::allowed_with_version;
 use crate::transport::ws::server_frame::{ack_failure, error_frame};
 
 impl WsSession {
@@ -96,7 +96,8 @@ impl WsSession {
         let work = async move {
             let who = principal.clone();
             let allowed_at = Instant::now();
-            let allowed = db::run(&state.pool, move |c| Ok(allowed_in(c, &who)?)).await?;
+            let (allowed, allowed_version) =
+                db::run(&state.pool, move |c| Ok(allowed_with_version(c, &who)?)).await?;
             requested.authorize(principal.role, &allowed)?;
             state
                 .manager
@@ -105,6 +106,7 @@ impl WsSession {
                     requested,
                     allowed,
                     allowed_at,
+                    allowed_version,
                 })
                 .await
                 .map_err(|_| ApiError::ManagerUnavailable)
