@@ -579,41 +579,13 @@ async fn an_alert_raised_on_one_instance_right_after_a_care_team_change_on_anoth
     sse.connected().await;
 
     a.unassign("p-off", "gil").await;
-    let removed_alert = b.raise("p-off", "critical").await;
+    let off = b.raise("p-off", "critical").await;
     a.assign("p-on", "gil").await;
-    let added_alert = b.raise("p-on", "critical").await;
+    let on = b.raise("p-on", "critical").await;
     let anchor = b.raise("anchor", "low").await;
-    let anchor_id = anchor["id"].as_str().expect("id");
-    let mut seen = Vec::new();
-    loop {
-        let event = sse
-            .until(WAIT, |e| e.event == "alert" || e.event == "scope_changed")
-            .await;
-        let data: Value = serde_json::from_str(&event.data).expect("json");
-        if event.event == "scope_changed" {
-            seen.push(format!(
-                "scope_changed +{} -{}",
-                data["added"], data["removed"]
-            ));
-            continue;
-        }
-        let id = data["id"].as_str().expect("alert id");
-        let name = if id == anchor_id {
-            "anchor"
-        } else if id == added_alert["id"] {
-            "p-on"
-        } else if id == removed_alert["id"] {
-            "p-off"
-        } else {
-            "another"
-        };
-        seen.push(format!("alert {name}"));
-        if id == anchor_id {
-            break;
-        }
-    }
+    let names = [("p-off", &off), ("p-on", &on), ("anchor", &anchor)];
     assert_eq!(
-        seen,
+        told_until(&mut sse, &anchor, &names).await,
         [
             r#"scope_changed +[] -["p-off"]"#,
             r#"scope_changed +["p-on"] -[]"#,
@@ -622,6 +594,73 @@ async fn an_alert_raised_on_one_instance_right_after_a_care_team_change_on_anoth
         ],
         "each change before the alert raised after it, on the instance that did not make it"
     );
+}
+
+/// The same with Redis lagging (frozen while the changes are made): the instance that
+/// raises the alerts puts the changes before them through its read of the care teams,
+/// and when the changes' own messages arrive later they change nothing and tell the
+/// stream nothing a second time.
+#[actix_web::test]
+async fn care_team_changes_heard_late_over_redis_come_before_the_alerts_after_them_and_once() {
+    let redis = OwnRedis::start();
+    let (a, b) = two_instances_connected(&redis.url()).await;
+    a.assign("anchor", "hal").await;
+    a.assign("p-off", "hal").await;
+    let mut sse = b.sse(&token("hal", "nurse", None), "").await;
+    sse.connected().await;
+
+    redis.freeze();
+    a.unassign("p-off", "hal").await;
+    let off = b.raise("p-off", "critical").await;
+    a.assign("p-on", "hal").await;
+    let on = b.raise("p-on", "critical").await;
+    let anchor = b.raise("anchor", "low").await;
+    let names = [("p-off", &off), ("p-on", &on), ("anchor", &anchor)];
+    let mut told = told_until(&mut sse, &anchor, &names).await;
+    redis.thaw();
+    // Published after A's two changes, so heard after them.
+    a.assign("sentinel", "hal").await;
+    let last = b.raise("sentinel", "low").await;
+    let names = [("p-off", &off), ("p-on", &on), ("sentinel", &last)];
+    told.extend(told_until(&mut sse, &last, &names).await);
+    assert_eq!(
+        told,
+        [
+            r#"scope_changed +[] -["p-off"]"#,
+            r#"scope_changed +["p-on"] -[]"#,
+            "alert p-on",
+            "alert anchor",
+            r#"scope_changed +["sentinel"] -[]"#,
+            "alert sentinel"
+        ],
+    );
+}
+
+/// What a stream says until the alert `last` (included): each `scope_changed` with what it
+/// added and removed, and each alert by its name in `names` ("another" if none).
+async fn told_until(sse: &mut SseClient, last: &Value, names: &[(&str, &Value)]) -> Vec<String> {
+    let mut told = Vec::new();
+    loop {
+        let event = sse
+            .until(WAIT, |e| e.event == "alert" || e.event == "scope_changed")
+            .await;
+        let data: Value = serde_json::from_str(&event.data).expect("json");
+        if event.event == "scope_changed" {
+            told.push(format!(
+                "scope_changed +{} -{}",
+                data["added"], data["removed"]
+            ));
+            continue;
+        }
+        let name = names
+            .iter()
+            .find(|(_, alert)| alert["id"] == data["id"])
+            .map_or("another", |(name, _)| name);
+        told.push(format!("alert {name}"));
+        if data["id"] == last["id"] {
+            return told;
+        }
+    }
 }
 
 /// `vigil migrate --skip-ids` run beside a live instance (not the documented way, which
