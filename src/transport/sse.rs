@@ -241,7 +241,6 @@ mod tests {
 
     use std::collections::VecDeque;
     use std::sync::Arc;
-    use std::time::Duration;
 
     use actix::Actor;
     use tokio::sync::mpsc;
@@ -270,18 +269,10 @@ mod tests {
         expires_at: i64,
     ) -> StreamState {
         let metrics = Arc::new(Metrics::new().expect("metrics"));
-        let settings = ManagerSettings {
-            heartbeat: Duration::from_secs(3600),
-            tail_poll: Duration::from_secs(3600),
-            max_streams_per_user: 10,
-            max_connections: None,
-            ws_tick: Duration::from_secs(3600),
-            broker_link: None,
-        };
         let manager = AlertConnectionManager::new(
             pool.clone(),
             Arc::clone(&metrics),
-            settings,
+            ManagerSettings::quiet(),
             crate::db::events::IssuedIds::default(),
             0,
         )

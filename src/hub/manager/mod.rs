@@ -88,6 +88,22 @@ pub struct ManagerSettings {
     pub broker_link: Option<crate::hub::redis::RedisLink>,
 }
 
+#[cfg(test)]
+impl ManagerSettings {
+    /// For a unit test: timers an hour apart, so that nothing the test awaits comes from
+    /// a tick (a heartbeat, a poll, a read-back) rather than from what it checks.
+    pub(crate) fn quiet() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(3600),
+            tail_poll: Duration::from_secs(3600),
+            max_streams_per_user: 10,
+            max_connections: None,
+            ws_tick: Duration::from_secs(3600),
+            broker_link: None,
+        }
+    }
+}
+
 /// The fan-out actor.
 pub struct AlertConnectionManager {
     subscriptions: Subscriptions,

@@ -8,7 +8,6 @@ use actix::Actor;
 use tokio::sync::mpsc;
 
 use super::{AlertConnectionManager, ManagerSettings};
-use crate::config::Config;
 use crate::db::models::CareTeamRow;
 use crate::db::{care_team, events};
 use crate::domain::Role;
@@ -24,12 +23,9 @@ use crate::scope::{Allowed, Requested};
 #[actix_web::test]
 async fn a_stream_registered_with_an_older_care_team_version_is_read_back_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("v.db").display());
-    let config = Config::new(&url, "0123456789abcdef0123456789abcdef");
-    let pool = crate::db::pool::build_pool(&config.database).expect("pool");
+    let pool = crate::transport::test_support::migrated_pool(&dir);
     {
         let mut conn = pool.get().expect("connection");
-        crate::db::migrate::run_pending(&mut conn).expect("migrations");
         for patient in ["p1", "p2"] {
             let row = CareTeamRow {
                 patient_id: patient.to_owned(),
@@ -40,19 +36,11 @@ async fn a_stream_registered_with_an_older_care_team_version_is_read_back_at_onc
             events::bump_care_team_version(&mut conn).expect("version");
         }
     }
-    let settings = ManagerSettings {
-        heartbeat: Duration::from_secs(3600),
-        tail_poll: Duration::from_secs(3600),
-        max_streams_per_user: 10,
-        max_connections: None,
-        ws_tick: Duration::from_secs(3600),
-        broker_link: None,
-    };
     let metrics = Arc::new(Metrics::new().expect("metrics"));
     let manager = AlertConnectionManager::new(
         pool,
         metrics,
-        settings,
+        ManagerSettings::quiet(),
         crate::db::events::IssuedIds::default(),
         2,
     )
