@@ -268,6 +268,7 @@ impl Application {
             None => log::info!("event log: events kept for ever (VIGIL_EVENT_RETENTION_DAYS=0)"),
         }
         let issued = events::IssuedIds::starting_at(head);
+        let care_teams_seen = events::CareTeamVersionsSeen::starting_at(care_team_version);
         let last_writer = writer.clone();
         let state = web::Data::new(AppState {
             config: Arc::new(config),
@@ -280,6 +281,7 @@ impl Application {
             write_limiter,
             conn_ids: crate::state::ConnIds::default(),
             issued: issued.clone(),
+            care_teams_seen: care_teams_seen.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -349,7 +351,7 @@ impl Application {
             manager_metrics,
             settings,
             issued,
-            care_team_version,
+            care_teams_seen,
         ));
         let port = server.addrs().first().map_or(0, |addr| addr.port());
         let server = server

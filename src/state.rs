@@ -39,6 +39,10 @@ pub struct AppState {
     /// The highest event id seen committed, which every event write checks the log
     /// against (see [`crate::db::events::next_seq`]).
     pub issued: crate::db::events::IssuedIds,
+    /// The highest care-team version this instance counts, shared by the manager (what
+    /// its streams follow) and care-team writes, which check the version they are handed
+    /// against it (see [`crate::db::events::bump_care_team_version`]).
+    pub care_teams_seen: crate::db::events::CareTeamVersionsSeen,
 }
 
 /// This instance's stream ids (from 1). The transport takes one *before* it asks the

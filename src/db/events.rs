@@ -117,11 +117,42 @@ pub struct NextEvent {
     pub care_team_version: i64,
 }
 
+/// The highest care-team version this instance counts: its streams follow every change
+/// up to it, so it was committed (see [`bump_care_team_version`]). The same bookkeeping
+/// as [`IssuedIds`], for the care teams' version instead of event ids.
+pub type CareTeamVersionsSeen = IssuedIds;
+
 /// Moves the care teams' version on for one change (see [`NextEvent`]) and returns the
 /// log's head and the change's version. Takes the head's row lock, so that the change
 /// falls between two events on every instance.
-pub fn bump_care_team_version(conn: &mut AnyConnection) -> QueryResult<(i64, i64)> {
-    super::fixed::BumpCareTeamVersion.get_result(conn)
+///
+/// A version at or below one this instance already counts (`seen`) means the database
+/// lost committed changes while the server ran (a failover to an asynchronous standby,
+/// as for [`next_seq`]). Handed out again, it would be taken for a change already
+/// applied, and the streams would not follow the new one: the version moves
+/// [`REWIND_SKIP`] past the highest counted, and every instance, meeting an event
+/// stamped past what its streams follow, reads the care teams back.
+pub fn bump_care_team_version(
+    conn: &mut AnyConnection,
+    seen: &CareTeamVersionsSeen,
+) -> QueryResult<(i64, i64)> {
+    let (head, version) = super::fixed::BumpCareTeamVersion.get_result(conn)?;
+    let highest = seen.highest();
+    if version > highest {
+        return Ok((head, version));
+    }
+    let moved = highest.saturating_add(REWIND_SKIP);
+    log::error!(
+        "the care teams' version went back: the database hands out {version}, but this \
+         instance counts changes up to {highest}; it has lost committed changes (a failover \
+         to an asynchronous standby, a restored backup?). The version moves to {moved}, and \
+         every instance reads its streams' care teams back"
+    );
+    // The head's row is locked since the bump: setting it outright is safe.
+    diesel::update(event_head::table.filter(event_head::id.eq(1)))
+        .set(event_head::care_team_version.eq(moved))
+        .execute(conn)?;
+    Ok((head, moved))
 }
 
 /// The care teams' version (see [`NextEvent`]).

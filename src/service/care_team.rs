@@ -85,7 +85,7 @@ pub async fn assign(
     let (p, u) = (patient.clone(), user_id.clone());
     let (row, created) = state
         .writer
-        .write_care_team(&state.broker, move |conn| {
+        .write_care_team(&state.broker, &state.care_teams_seen, move |conn| {
             let row = CareTeamRow {
                 patient_id: p.as_str().to_owned(),
                 user_id: u,
@@ -123,7 +123,7 @@ pub async fn unassign(
     let (p, u) = (patient.clone(), user_id.clone());
     let removed = state
         .writer
-        .write_care_team(&state.broker, move |conn| {
+        .write_care_team(&state.broker, &state.care_teams_seen, move |conn| {
             let removed = care_team::unassign(conn, p.as_str(), &u)?;
             let changes = removed
                 .then(|| change(&u, p.as_str(), false))
@@ -151,7 +151,7 @@ pub async fn replace(
     let p = patient.clone();
     state
         .writer
-        .write_care_team(&state.broker, move |conn| {
+        .write_care_team(&state.broker, &state.care_teams_seen, move |conn| {
             conn.transaction::<_, ApiError, _>(|c| {
                 // Read, then changed: two replacements at once on two instances both read
                 // the old team and each added its own list.

@@ -274,7 +274,7 @@ mod tests {
             Arc::clone(&metrics),
             ManagerSettings::quiet(),
             crate::db::events::IssuedIds::default(),
-            0,
+            crate::db::events::CareTeamVersionsSeen::default(),
         )
         .start();
         StreamState {

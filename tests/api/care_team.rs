@@ -497,3 +497,31 @@ async fn two_replacements_of_one_team_at_once_end_as_one_of_them() {
         );
     }
 }
+
+/// Threat: the database loses committed care-team changes while the server runs (a
+/// failover to an asynchronous standby). The next change was handed a version the
+/// server had already counted, was taken for one its streams already followed, and was
+/// never applied: a nurse put on a patient did not get its alerts. The version now moves
+/// past every one counted, as event ids do.
+#[actix_web::test]
+async fn after_the_database_lost_care_team_changes_the_next_one_still_reaches_the_streams() {
+    let app = spawn_app_with(|c| c.tail_poll = std::time::Duration::from_secs(3600)).await;
+    app.assign("anchor", "ida").await;
+    let mut sse = app.sse(&token("ida", "nurse", None), "").await;
+    sse.connected().await;
+    app.assign("p-before", "ida").await;
+    let told = sse.until(WAIT, |e| e.event == "scope_changed").await;
+    assert!(told.data.contains("p-before"), "{told:?}");
+
+    run_sql(
+        &app.database_url,
+        &["UPDATE event_head SET care_team_version = 0 WHERE id = 1"],
+    );
+    app.assign("p-after", "ida").await;
+    let told = sse.until(WAIT, |e| e.event == "scope_changed").await;
+    let data: Value = serde_json::from_str(&told.data).expect("json");
+    assert_eq!(data["added"], json!(["p-after"]), "{data}");
+    let alert = app.raise("p-after", "critical").await;
+    let event = sse.until(WAIT, |e| e.event == "alert").await;
+    assert_eq!(event.id, alert["seq"].to_string(), "and its alerts follow");
+}

@@ -296,6 +296,7 @@ impl Writer {
     pub async fn write_care_team<F, T>(
         &self,
         broker: &Arc<dyn Broker>,
+        seen: &super::events::CareTeamVersionsSeen,
         work: F,
     ) -> Result<T, ApiError>
     where
@@ -312,11 +313,12 @@ impl Writer {
         // transaction with the change (on PostgreSQL a membership's insert or delete is
         // otherwise a transaction of its own), so that an event sees the version only
         // with the change, and the change is handed over only once both committed.
+        let seen = seen.clone();
         let work = move |conn: &mut AnyConnection| {
             conn.transaction::<_, ApiError, _>(|c| {
                 let (value, mut changes) = work(c)?;
                 for change in &mut changes {
-                    let (head, version) = super::events::bump_care_team_version(c)?;
+                    let (head, version) = super::events::bump_care_team_version(c, &seen)?;
                     change.after_seq = head;
                     change.version = version;
                 }

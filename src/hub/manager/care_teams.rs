@@ -7,6 +7,7 @@ use std::time::Instant;
 use actix::prelude::*;
 
 use super::{AlertConnectionManager, MAX_CLAIMS_WAITING, enqueue};
+use crate::db::events::CareTeamVersionsSeen;
 use crate::db::{self, care_team, events};
 use crate::hub::event::CareTeamChange;
 use crate::hub::messages::Outbound;
@@ -340,6 +341,9 @@ impl Unsettled {
 pub(super) struct CareTeamVersions {
     /// Every change up to this version is applied, or covered by a read of the database.
     through: i64,
+    /// `through`, shared with care-team writes, which check the version they are handed
+    /// against it (`db::events::bump_care_team_version`).
+    seen: CareTeamVersionsSeen,
     /// Changes applied past `through`, with a gap before them.
     ahead: BTreeSet<i64>,
     /// The highest version a waiting event was stamped with.
@@ -347,10 +351,12 @@ pub(super) struct CareTeamVersions {
 }
 
 impl CareTeamVersions {
-    /// Streams that follow every change up to `version` (the database's at startup).
-    pub(super) fn starting_at(version: i64) -> Self {
+    /// Streams that follow every change up to the version `seen` holds (the database's
+    /// at startup), raising it as they follow later ones.
+    pub(super) fn following(seen: CareTeamVersionsSeen) -> Self {
         Self {
-            through: version,
+            through: seen.highest(),
+            seen,
             ..Self::default()
         }
     }
@@ -383,6 +389,7 @@ impl CareTeamVersions {
         while self.ahead.remove(&(self.through + 1)) {
             self.through += 1;
         }
+        self.seen.saw(self.through);
     }
 
     /// Whether an event stamped `version` must wait for the care teams (remembered as
@@ -403,11 +410,11 @@ impl CareTeamVersions {
 
 #[cfg(test)]
 mod tests {
-    use super::CareTeamVersions;
+    use super::{CareTeamVersions, CareTeamVersionsSeen};
 
     #[test]
     fn changes_count_once_and_in_order() {
-        let mut versions = CareTeamVersions::starting_at(4);
+        let mut versions = CareTeamVersions::following(CareTeamVersionsSeen::starting_at(4));
         assert!(!versions.apply(4), "already followed at startup");
         assert!(versions.apply(6), "past a gap");
         assert!(versions.holds_back(6), "5 is not applied yet");
@@ -421,7 +428,7 @@ mod tests {
 
     #[test]
     fn a_read_covers_every_change_up_to_its_version() {
-        let mut versions = CareTeamVersions::starting_at(0);
+        let mut versions = CareTeamVersions::following(CareTeamVersionsSeen::default());
         assert!(versions.apply(3));
         assert!(versions.holds_back(2));
         versions.read_at(2);

@@ -23,7 +23,7 @@ use super::event::{CareTeamChange, StoredEvent};
 use super::messages::*;
 use super::subscriptions::{ConnId, Entry, Subscriptions};
 use crate::db::DbPool;
-use crate::db::events::IssuedIds;
+use crate::db::events::{CareTeamVersionsSeen, IssuedIds};
 use crate::domain::Role;
 use crate::memory::ClosedStreams;
 use crate::metrics::Metrics;
@@ -160,13 +160,14 @@ pub struct AlertConnectionManager {
 impl AlertConnectionManager {
     /// A manager that starts delivering after the highest id `issued` holds (the log's
     /// head at startup), and raises it with every event it delivers; its streams follow
-    /// the care teams at `care_team_version` (the database's at startup).
+    /// the care teams at the version `care_teams_seen` holds (the database's at startup),
+    /// and it raises that as they follow later ones.
     pub fn new(
         pool: DbPool,
         metrics: Arc<Metrics>,
         settings: ManagerSettings,
         issued: IssuedIds,
-        care_team_version: i64,
+        care_teams_seen: CareTeamVersionsSeen,
     ) -> Self {
         Self {
             head: issued.highest(),
@@ -186,7 +187,7 @@ impl AlertConnectionManager {
             confirming: Unsettled::default(),
             confirmed_claims: VecDeque::new(),
             reading_care_teams: false,
-            care_team_versions: CareTeamVersions::starting_at(care_team_version),
+            care_team_versions: CareTeamVersions::following(care_teams_seen),
             read_back_again: false,
             shutting_down: false,
             heartbeat_group: 0,

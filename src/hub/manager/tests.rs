@@ -33,7 +33,7 @@ async fn a_stream_registered_with_an_older_care_team_version_is_read_back_at_onc
                 created_at: 0,
             };
             care_team::assign(&mut conn, &row).expect("assigned");
-            events::bump_care_team_version(&mut conn).expect("version");
+            events::bump_care_team_version(&mut conn, &Default::default()).expect("version");
         }
     }
     let metrics = Arc::new(Metrics::new().expect("metrics"));
@@ -42,7 +42,7 @@ async fn a_stream_registered_with_an_older_care_team_version_is_read_back_at_onc
         metrics,
         ManagerSettings::quiet(),
         crate::db::events::IssuedIds::default(),
-        2,
+        crate::db::events::CareTeamVersionsSeen::starting_at(2),
     )
     .start();
     let (tx, mut rx) = mpsc::channel(8);
