@@ -1,6 +1,7 @@
 // The outside audit: a double- or triple-click acts once (both pages); the audit trail's user
 // id is legible; a critical alert already escalated when it first reaches a page is announced
-// (both pages); a refused `#token=` link leaves the session as it was and says so; the signed-out screen
+// (both pages); a refused `#token=` link leaves the session as it was and says so; a valid link for
+// another user than the one signed in is asked about first (both pages); the signed-out screen
 // offers no notifications.
 
 import { test, before, after } from 'node:test';
@@ -290,6 +291,220 @@ test('console: a refused #token= link leaves the session open here as it was, an
   assert.equal(await fresh.isVisible('#notify-btn'), false);
   assert.deepEqual(page.problems, []);
   assert.deepEqual(fresh.problems, []);
+});
+
+// A valid link for another user than the one signed in here is asked about, not followed:
+// on a shared ward screen, a link opened from an e-mail, a chat message or another site had
+// switched the ward's console to that user without a word (another patient scope, and
+// acknowledgments recorded under that user).
+
+/** Who this page's session cookie is for, asked of the server (GET /api/v1/session). */
+async function cookieUser(page) {
+  const r = await page.request.get(`${vigil.baseUrl}/api/v1/session`);
+  return r.status() === 200 ? (await r.json()).user_id : `HTTP ${r.status()}`;
+}
+
+/** Follows a `#token=` link on the page already showing. */
+const openLink = (page, token) => page.evaluate((t) => { location.hash = `#token=${t}`; }, token);
+
+/** Waits for the question, or (the defect) for `user` signed in without one; then the
+ *  header must still name `me`. */
+async function askedNotSwitched(page, user, me) {
+  await page.waitForFunction((u) => {
+    const box = document.getElementById('link-ask');
+    return (box && !box.hidden) || document.getElementById('who').textContent.startsWith(u);
+  }, user);
+  assert.ok((await page.textContent('#who')).startsWith(me), `the link switched the page to ${user} unasked`);
+  await page.waitForSelector('#link-ask', { state: 'visible' });
+}
+
+/** The question's text, or null while it is not shown. */
+const question = (page) => page.evaluate(() => {
+  const box = document.getElementById('link-ask');
+  return box && !box.hidden ? box.textContent.replace(/\s+/g, ' ').trim() : null;
+});
+
+test('console: a valid #token= link for another user asks first; Stay keeps the session, Switch signs the link\'s user in', async () => {
+  await vigil.assignCareTeam('p-oa8', 'dan');
+  await vigil.assignCareTeam('p-oa8b', 'bob');
+  const his = await vigil.raiseAlert({ patient_id: 'p-oa8', severity: 'high', title: 'Dan\'s patient, ward 8' });
+  const bobs = await vigil.raiseAlert({ patient_id: 'p-oa8b', severity: 'high', title: 'Bob\'s patient only' });
+  const page = await newPage(browser);
+  await signInConsole(page, vigil, await vigil.token('dan', 'dispatcher'));
+  await page.waitForSelector(rowSel(his.id));
+  const bob = await vigil.token('bob', 'nurse');
+
+  await openLink(page, bob);
+  // A question, or (the defect) bob signed in without one.
+  await page.waitForFunction(() => {
+    const box = document.getElementById('link-ask');
+    return (box && !box.hidden) || /^bob/.test(document.getElementById('who').textContent);
+  });
+  // Dan's console runs on, whole: his name, his cookie, his list, live.
+  assert.match(await page.textContent('#who'), /^dan \(dispatcher\)/, 'the link switched the console unasked');
+  assert.equal(await cookieUser(page), 'dan');
+  await page.waitForSelector('#link-ask', { state: 'visible' });
+  assert.equal(await page.textContent('#link-ask-text'), 'This link signs in as bob (nurse). You are signed in as dan.');
+  assert.equal(await page.textContent('#link-switch'), 'Switch to bob');
+  assert.equal(await page.textContent('#link-stay'), 'Stay signed in as dan');
+  assert.equal(await page.getAttribute('#link-live', 'role'), 'alert');
+  await page.evaluate(() => new Promise((r) => setTimeout(r, 500)));
+  assert.match(await page.textContent('#who'), /^dan \(dispatcher\)/);
+  assert.equal(await rowCount(page, his.id), 1);
+  assert.equal(await rowCount(page, bobs.id), 0);
+  assert.equal(await page.isVisible('#sign-out'), true);
+  await page.waitForSelector('#connection-status[data-state="live"]');
+  assert.equal(await cookieUser(page), 'dan');
+  await screenshot(page, 'outside-audit-link-question');
+  // On a phone, the question and both answers fit the screen's width.
+  await page.setViewportSize({ width: 360, height: 780 });
+  const overflow = await page.evaluate(() => ['link-ask', 'link-switch', 'link-stay']
+    .filter((id) => document.getElementById(id).getBoundingClientRect().right > window.innerWidth));
+  assert.deepEqual(overflow, [], 'wider than a 360 px screen');
+  await screenshot(page, 'outside-audit-link-question-360');
+  await page.setViewportSize({ width: 1100, height: 900 });
+
+  // Stay: the question goes, nothing else changes.
+  await page.click('#link-stay');
+  assert.equal(await question(page), null);
+  assert.match(await page.textContent('#who'), /^dan \(dispatcher\)/);
+  assert.equal(await rowCount(page, his.id), 1);
+  assert.equal(await cookieUser(page), 'dan');
+
+  // A link for another user that the server refuses (another server's key) is not asked
+  // about: the refused link's note, at once.
+  await openLink(page, 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl');
+  await page.waitForFunction(() => /sign-in link did not work/.test(document.getElementById('scope-note').textContent));
+  assert.equal(await question(page), null);
+
+  // A second link replaces the question showing (the latest link wins); Switch signs in
+  // with it, as a link did before.
+  await openLink(page, await vigil.token('eve', 'nurse'));
+  await waitUntil(async () => /signs in as eve/.test(await question(page) || ''), { message: 'the question for eve' });
+  await openLink(page, bob);
+  await waitUntil(async () => /signs in as bob/.test(await question(page) || ''), { message: 'the question for bob' });
+  assert.doesNotMatch(await question(page), /eve/);
+  assert.equal(await cookieUser(page), 'dan');
+  await page.click('#link-switch');
+  await page.waitForFunction(() => document.getElementById('who').textContent.startsWith('bob'));
+  await page.waitForSelector(rowSel(bobs.id));
+  await page.waitForSelector('#connection-status[data-state="live"]');
+  assert.equal(await rowCount(page, his.id), 0, 'dan\'s patient in bob\'s list');
+  assert.equal(await question(page), null);
+  assert.equal(await cookieUser(page), 'bob');
+  assert.deepEqual(page.problems, []);
+});
+
+test('console: a page loaded with a link for another user opens the session held here, and asks; with none held, the link signs in', async () => {
+  await vigil.assignCareTeam('p-oa9', 'dan');
+  const his = await vigil.raiseAlert({ patient_id: 'p-oa9', severity: 'high', title: 'Dan\'s patient, ward 9' });
+  const dan = await vigil.token('dan', 'dispatcher');
+  const bob = await vigil.token('bob', 'nurse');
+  const page = await newPage(browser);
+  // Every sign-in the page sends with a token (the form's, a link's).
+  const posted = [];
+  page.on('request', async (r) => {
+    if (r.method() !== 'POST' || !r.url().endsWith('/api/v1/session')) return;
+    const auth = (await r.allHeaders()).authorization;
+    if (auth) posted.push(auth);
+  });
+  await signInConsole(page, vigil, dan);
+  await page.goto('about:blank');
+  posted.length = 0;
+
+  // Dan's session is held here: the link's token is not sent; dan's console opens, asking.
+  await page.goto(`${vigil.baseUrl}/#token=${bob}`);
+  await page.waitForSelector('#connection-status[data-state="live"]');
+  assert.match(await page.textContent('#who'), /^dan \(dispatcher\)/, 'the link switched the console unasked');
+  assert.deepEqual(posted, [], 'the link\'s token was signed in with before anyone answered');
+  assert.equal(await cookieUser(page), 'dan');
+  await page.waitForSelector('#link-ask', { state: 'visible' });
+  assert.equal(await page.textContent('#link-ask-text'), 'This link signs in as bob (nurse). You are signed in as dan.');
+  await page.waitForSelector(rowSel(his.id));
+  assert.equal(page.url(), `${vigil.baseUrl}/`, 'the token left the address bar');
+  await screenshot(page, 'outside-audit-link-question-at-load');
+
+  // Signing out dismisses the question; the next sign-in does not bring it back.
+  await page.click('#sign-out');
+  await page.waitForSelector('#signin-view', { state: 'visible' });
+  assert.equal(await question(page), null);
+  assert.equal(await page.getAttribute('#link-ask', 'hidden'), '');
+  await page.fill('#token-input', dan);
+  await page.click('#sign-in');
+  await page.waitForSelector('#connection-status[data-state="live"]');
+  assert.equal(await question(page), null);
+  await page.click('#sign-out');
+  await page.waitForSelector('#signin-view', { state: 'visible' });
+
+  // The hint names dan but his cookie is gone (signed out): no session to keep, so the link
+  // signs bob in at once, as before.
+  await page.evaluate(() => localStorage.setItem('vigil.session', JSON.stringify({ user_id: 'dan', role: 'dispatcher' })));
+  await page.goto('about:blank');
+  await page.goto(`${vigil.baseUrl}/#token=${bob}`);
+  await page.waitForSelector('#connection-status[data-state="live"]');
+  assert.match(await page.textContent('#who'), /^bob \(nurse\)/);
+  assert.equal(await question(page), null);
+  assert.equal(await cookieUser(page), 'bob');
+  assert.deepEqual(page.problems, []);
+});
+
+test('console: a link for the user signed in here renews the session without a question, and replaces one showing', async () => {
+  const page = await newPage(browser);
+  const renewals = [];
+  page.on('response', async (r) => {
+    if (r.request().method() !== 'POST' || !r.url().endsWith('/api/v1/session')) return;
+    if ((await r.request().allHeaders()).authorization) renewals.push(r.status());
+  });
+  await signInConsole(page, vigil, await vigil.token('dan', 'dispatcher'));
+  renewals.length = 0;
+  // A question showing (a link for bob) …
+  await openLink(page, await vigil.token('bob', 'nurse'));
+  await askedNotSwitched(page, 'bob', 'dan');
+  // … is replaced by dan's own link (another token of his, a longer one): no question, the
+  // session renewed with it.
+  await openLink(page, await vigil.token('dan', 'dispatcher', { ttl: '3h' }));
+  await waitUntil(() => renewals.length === 1, { message: 'the link\'s sign-in' });
+  assert.deepEqual(renewals, [200]);
+  await page.waitForSelector('#connection-status[data-state="live"]');
+  assert.equal(await question(page), null);
+  assert.match(await page.textContent('#who'), /^dan \(dispatcher\)/);
+  // And once more with no question showing: no question either.
+  await openLink(page, await vigil.token('dan', 'dispatcher', { ttl: '2h' }));
+  await waitUntil(() => renewals.length === 2, { message: 'the second link\'s sign-in' });
+  await page.waitForSelector('#connection-status[data-state="live"]');
+  assert.equal(await question(page), null);
+  assert.equal(await cookieUser(page), 'dan');
+  assert.deepEqual(page.problems, []);
+});
+
+test('legacy: a #token= link for another user asks first; Stay keeps the connection, Switch connects the link\'s user', async () => {
+  await vigil.assignCareTeam('p-oa10', 'dan');
+  const his = await vigil.raiseAlert({ patient_id: 'p-oa10', severity: 'high', title: 'Dan\'s patient, legacy' });
+  const page = await newPage(browser);
+  await connectLegacy(page, vigil, await vigil.token('dan', 'dispatcher'));
+  await page.waitForSelector(rowSel(his.id));
+  await openLink(page, await vigil.token('bob', 'nurse'));
+  await askedNotSwitched(page, 'bob', 'dan');
+  assert.equal(await page.textContent('#link-ask-text'), 'This link signs in as bob (nurse). You are connected as dan.');
+  assert.equal(await page.textContent('#link-stay'), 'Stay connected as dan');
+  await page.evaluate(() => new Promise((r) => setTimeout(r, 500)));
+  assert.match(await page.textContent('#who'), /^dan/);
+  assert.equal(await rowCount(page, his.id), 1);
+  await page.waitForSelector('#connection-status[data-state="live"]');
+  await screenshot(page, 'outside-audit-legacy-link-question');
+  await page.click('#link-stay');
+  assert.equal(await question(page), null);
+  assert.match(await page.textContent('#who'), /^dan/);
+  assert.equal(await rowCount(page, his.id), 1);
+  // Switch.
+  await openLink(page, await vigil.token('bob', 'nurse'));
+  await page.waitForSelector('#link-ask', { state: 'visible' });
+  await page.click('#link-switch');
+  await page.waitForFunction(() => document.getElementById('who').textContent.startsWith('bob'));
+  await page.waitForSelector('#connection-status[data-state="live"]');
+  assert.equal(await rowCount(page, his.id), 0, 'dan\'s patient in bob\'s list');
+  assert.equal(await question(page), null);
+  assert.deepEqual(page.problems, []);
 });
 
 // ---- 5. A first visit ---------------------------------------------------------------------------

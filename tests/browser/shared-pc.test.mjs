@@ -129,6 +129,8 @@ test('audit N4: signing in through a #token= link clears the previous user\'s to
     await page.waitForSelector('#scope-note', { state: 'visible' });
     const gil = await vigil.token('gil', 'nurse');
     await page.evaluate((t) => { location.hash = `token=${t}`; }, gil);
+    // A link for another user than fox is asked about first (outside-audit.test.mjs): Switch.
+    await page.click('#link-switch');
     await page.waitForFunction(() => /gil/.test(document.getElementById('who')?.textContent || document.body.textContent));
     await page.waitForSelector('#connection-status[data-state="live"]');
     assert.equal(await page.locator('.toast').count(), 0, 'fox\'s toast still shown');

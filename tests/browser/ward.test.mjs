@@ -107,6 +107,8 @@ test('another user signing in in one tab ends the previous user\'s session in th
     // Tab A follows a one-click link for bob: the browser's cookie is bob's from now on.
     const bob = await vigil.token('bob', 'nurse');
     await tabA.evaluate((t) => { location.hash = `#token=${t}`; }, bob);
+    // The link names another user than alice: the page asks first (outside-audit.test.mjs).
+    await tabA.click('#link-switch');
     await tabA.waitForFunction(() => document.getElementById('who').textContent.startsWith('bob'));
     await tabB.waitForSelector('#signin-view', { state: 'visible', timeout: 3000 });
     assert.match(await tabB.textContent('#signin-message'), /bob signed in in another tab.*alice's session ended here/);
