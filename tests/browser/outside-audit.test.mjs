@@ -1,12 +1,14 @@
 // The outside audit: a double- or triple-click acts once (both pages); the audit trail's user
 // id is legible; a critical alert already escalated when it first reaches a page is announced
-// (both pages); a refused `#token=` link leaves the session as it was and says so; a valid link for
+// (both pages); a refused `#token=` link (both pages), or a refused token typed into the legacy
+// page's form while connected, leaves the session as it was and says so; a valid link for
 // another user than the one signed in is asked about first (both pages); the signed-out screen
 // offers no notifications.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createHmac, randomBytes } from 'node:crypto';
 import {
   Vigil, launchBrowser, newPage, signInConsole, connectLegacy, screenshot, rowSel, rowCount, waitUntil,
 } from './harness.mjs';
@@ -505,6 +507,135 @@ test('legacy: a #token= link for another user asks first; Stay keeps the connect
   assert.equal(await rowCount(page, his.id), 0, 'dan\'s patient in bob\'s list');
   assert.equal(await question(page), null);
   assert.deepEqual(page.problems, []);
+});
+
+// A token the server refuses (expired, signed with another key, unreadable) must not end the
+// legacy dashboard's running connection: a ward dashboard gone blank because of a bad link or
+// paste shows no alerts. The page asks the server first (GET /api/v1/session) and gives the
+// session up only for a token it accepts.
+
+/** A well-formed HS256 token for `claims`, in date, signed with another key than the server's. */
+function forged(claims) {
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const signed = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ iat: now, exp: now + 3600, ...claims })}`;
+  return `${signed}.${createHmac('sha256', randomBytes(32)).update(signed).digest('base64url')}`;
+}
+
+/** Counts the WebSockets a page opens. */
+function countSockets(page) {
+  const opened = { n: 0 };
+  page.on('websocket', () => { opened.n += 1; });
+  return opened;
+}
+
+/** Waits until the legacy page's notice says what became of a new token (or, the defect,
+ *  that the session it replaced stopped); returns the notice. */
+async function tokenNotice(page) {
+  await page.waitForFunction(
+    () => /did not work|could not be checked|Paste a new token|Paste another token|Close one|retrying/
+      .test(document.getElementById('notice').textContent),
+    null, { timeout: 15000 },
+  );
+  return page.textContent('#notice');
+}
+
+/** Dan's legacy connection runs on: his name, the list, live, on the one socket it opened,
+ *  and an alert raised now reaches it. */
+async function stillDan(page, sockets, patient, kept) {
+  assert.match(await page.textContent('#who'), /^dan \(dispatcher\)/);
+  assert.equal(await rowCount(page, kept.id), 1, 'dan\'s list was cleared');
+  assert.equal(await page.getAttribute('#connection-status', 'data-state'), 'live');
+  assert.equal(await page.isEnabled('#disconnect'), true);
+  const fresh = await vigil.raiseAlert({ patient_id: patient, severity: 'high', title: `Raised after the refusal ${Date.now()}` });
+  await page.waitForSelector(rowSel(fresh.id));
+  assert.equal(sockets.n, 1, 'the socket was closed and another opened');
+}
+
+test('legacy: a refused #token= link for the same user leaves the connection running, and says so', async () => {
+  await vigil.assignCareTeam('p-oa11', 'dan');
+  const kept = await vigil.raiseAlert({ patient_id: 'p-oa11', severity: 'high', title: 'Dan\'s patient, legacy link' });
+  const expired = await vigil.token('dan', 'dispatcher', { ttl: '1s' });
+  const page = await newPage(browser);
+  const sockets = countSockets(page);
+  await connectLegacy(page, vigil, await vigil.token('dan', 'dispatcher'));
+  await page.waitForSelector(rowSel(kept.id));
+  await sleep(Math.max(0, JSON.parse(Buffer.from(expired.split('.')[1], 'base64url')).exp * 1000 - Date.now()) + 100);
+
+  // Dan's own token, expired: the same user, so no question; the server refuses it.
+  await openLink(page, expired);
+  assert.equal(await tokenNotice(page), 'The sign-in link did not work: token expired. Still connected as dan.');
+  await stillDan(page, sockets, 'p-oa11', kept);
+  await screenshot(page, 'outside-audit-legacy-link-refused');
+
+  // A link shaped like a token whose payload cannot be read (no name to ask about).
+  await openLink(page, 'abc.def.ghi');
+  assert.match(await tokenNotice(page), /^The sign-in link did not work: token malformed.*\. Still connected as dan\.$/);
+  await stillDan(page, sockets, 'p-oa11', kept);
+
+  // One that is not a token at all.
+  await openLink(page, 'garbage');
+  assert.match(await tokenNotice(page), /^The sign-in link did not work: it is not a valid token .*Still connected as dan\.$/);
+  await stillDan(page, sockets, 'p-oa11', kept);
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test('legacy: "Switch to …" for a link the server refuses keeps the connection running, and says so', async () => {
+  await vigil.assignCareTeam('p-oa12', 'dan');
+  const kept = await vigil.raiseAlert({ patient_id: 'p-oa12', severity: 'high', title: 'Dan\'s patient, legacy switch' });
+  const page = await newPage(browser);
+  const sockets = countSockets(page);
+  await connectLegacy(page, vigil, await vigil.token('dan', 'dispatcher'));
+  await page.waitForSelector(rowSel(kept.id));
+
+  await openLink(page, forged({ sub: 'bob', role: 'nurse' }));
+  await askedNotSwitched(page, 'bob', 'dan');
+  assert.equal(await page.textContent('#link-ask-text'), 'This link signs in as bob (nurse). You are connected as dan.');
+  await page.click('#link-switch');
+  assert.equal(await tokenNotice(page), 'The sign-in link did not work: token signature invalid. Still connected as dan.');
+  assert.equal(await question(page), null);
+  await stillDan(page, sockets, 'p-oa12', kept);
+  await screenshot(page, 'outside-audit-legacy-switch-refused');
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
+});
+
+test('legacy: a refused token typed in while connected leaves the connection running; one not checked is not used', async () => {
+  await vigil.assignCareTeam('p-oa13', 'dan');
+  await vigil.assignCareTeam('p-oa13b', 'bob');
+  const kept = await vigil.raiseAlert({ patient_id: 'p-oa13', severity: 'high', title: 'Dan\'s patient, legacy form' });
+  const bobs = await vigil.raiseAlert({ patient_id: 'p-oa13b', severity: 'high', title: 'Bob\'s patient, legacy form' });
+  const page = await newPage(browser);
+  const sockets = countSockets(page);
+  await connectLegacy(page, vigil, await vigil.token('dan', 'dispatcher'));
+  await page.waitForSelector(rowSel(kept.id));
+
+  await page.fill('#token-input', forged({ sub: 'carol', role: 'nurse' }));
+  await page.click('#sign-in');
+  assert.equal(await tokenNotice(page), 'That token did not work: token signature invalid. Still connected as dan.');
+  assert.equal(await page.inputValue('#token-input'), '', 'the refused token left on screen');
+  await stillDan(page, sockets, 'p-oa13', kept);
+  await screenshot(page, 'outside-audit-legacy-typed-refused');
+
+  // The check cannot reach the server: the token is not used, the connection runs on.
+  const bob = await vigil.token('bob', 'nurse');
+  await page.route('**/api/v1/session', (r) => r.abort('connectionrefused'));
+  await page.fill('#token-input', bob);
+  await page.click('#sign-in');
+  assert.equal(await tokenNotice(page), 'That token could not be checked: the server cannot be reached. It was not used. Still connected as dan.');
+  await stillDan(page, sockets, 'p-oa13', kept);
+  await page.unroute('**/api/v1/session');
+
+  // A token the server accepts still switches, as before.
+  await page.fill('#token-input', bob);
+  await page.click('#sign-in');
+  await page.waitForFunction(() => document.getElementById('who').textContent.startsWith('bob'));
+  await page.waitForSelector('#connection-status[data-state="live"]');
+  await page.waitForSelector(rowSel(bobs.id));
+  assert.equal(await rowCount(page, kept.id), 0, 'dan\'s patient in bob\'s list');
+  assert.deepEqual(page.problems, []);
+  await page.context().close();
 });
 
 // ---- 5. A first visit ---------------------------------------------------------------------------
